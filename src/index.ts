@@ -1,0 +1,27 @@
+/**
+ * effect-cluster: durable workflows for effect 4.
+ *
+ * @example
+ * ```ts
+ * import { Activity, DurableExecutionJournal, MemoryJournal, Workflow, WorkflowEngine } from "effect-cluster"
+ * ```
+ */
+
+/** In-memory journal, for tests. */
+export * as MemoryJournal from "./storage/memory/MemoryJournal.ts"
+/** Side-effecting steps of a workflow, recorded once and retried until they are. */
+export * as Activity from "./workflow/Activity.ts"
+/** What an activity attempt knows about itself (persistence id, attempt number). */
+export * as ActivityContext from "./workflow/ActivityContext.ts"
+/** The storage port of executions and activity outcomes. */
+export * as DurableExecutionJournal from "./workflow/DurableExecutionJournal.ts"
+/** Retry policies of activities. */
+export * as RetryPolicy from "./workflow/RetryPolicy.ts"
+/** Deterministic coordinators of activities. */
+export * as Workflow from "./workflow/Workflow.ts"
+/** The context of a running execution (graceful shutdown flag, execution id). */
+export * as WorkflowContext from "./workflow/WorkflowContext.ts"
+/** Starts, resumes, inspects and interrupts executions. */
+export * as WorkflowEngine from "./workflow/WorkflowEngine.ts"
+/** The errors of the workflow subsystem. */
+export * as WorkflowErrors from "./workflow/WorkflowErrors.ts"

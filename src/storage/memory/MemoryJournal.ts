@@ -1,0 +1,112 @@
+/**
+ * In-memory `DurableExecutionJournal`, for tests and examples.
+ *
+ * Same semantics as the durable backends (first-writer-wins outcomes, final statuses never
+ * change), but nothing survives the process. To simulate an engine restart in a test, build one
+ * journal with `make` and provide it to two engines in turn.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { MemoryJournal, WorkflowEngine } from "effect-cluster"
+ *
+ * const program = Effect.scoped(WorkflowEngine.makeScoped(workflows)).pipe(
+ *   Effect.provide(MemoryJournal.layer)
+ * )
+ * ```
+ */
+import { Effect, Layer, Option } from "effect"
+import {
+  applyStatusChange,
+  DurableExecutionJournal,
+  type ExecutionRecord,
+  type StepRecord
+} from "../../workflow/DurableExecutionJournal.ts"
+
+/** Builds a fresh, empty in-memory journal. */
+export const make: Effect.Effect<DurableExecutionJournal["Service"]> = Effect.sync(() => {
+  const executions = new Map<string, ExecutionRecord>()
+  const steps = new Map<string, Map<string, StepRecord>>()
+  const stepsOf = (executionId: string) => {
+    let map = steps.get(executionId)
+    if (map === undefined) {
+      map = new Map()
+      steps.set(executionId, map)
+    }
+    return map
+  }
+  return DurableExecutionJournal.of({
+    start: (execution) =>
+      Effect.sync(() => {
+        const existing = executions.get(execution.executionId)
+        if (existing !== undefined) return { created: false, execution: existing }
+        const row: ExecutionRecord = {
+          executionId: execution.executionId,
+          workflow: execution.workflow,
+          request: execution.request,
+          status: "running",
+          result: null,
+          reason: null,
+          interruptRequested: false,
+          createdAt: execution.now,
+          updatedAt: execution.now
+        }
+        executions.set(row.executionId, row)
+        return { created: true, execution: row }
+      }),
+    get: (executionId) => Effect.sync(() => Option.fromNullishOr(executions.get(executionId))),
+    steps: (executionId) =>
+      Effect.sync(() => [...stepsOf(executionId).values()].sort((a, b) => a.seq - b.seq)),
+    recordAttempt: (attempt) =>
+      Effect.sync(() => {
+        const map = stepsOf(attempt.executionId)
+        const existing = map.get(attempt.stepKey)
+        if (existing?.outcome != null) return
+        map.set(attempt.stepKey, {
+          executionId: attempt.executionId,
+          stepKey: attempt.stepKey,
+          activityId: attempt.activityId,
+          seq: attempt.seq,
+          after: attempt.after,
+          attempt: attempt.attempt,
+          outcome: null,
+          startedAt: existing?.startedAt ?? attempt.now,
+          completedAt: null
+        })
+      }),
+    recordOutcome: (outcome) =>
+      Effect.sync(() => {
+        const map = stepsOf(outcome.executionId)
+        const existing = map.get(outcome.stepKey)
+        if (existing?.outcome != null) return existing.outcome
+        map.set(outcome.stepKey, {
+          executionId: outcome.executionId,
+          stepKey: outcome.stepKey,
+          activityId: outcome.activityId,
+          seq: outcome.seq,
+          after: outcome.after,
+          attempt: outcome.attempt,
+          outcome: outcome.outcome,
+          startedAt: existing?.startedAt ?? outcome.now,
+          completedAt: outcome.now
+        })
+        return outcome.outcome
+      }),
+    changeStatus: (executionId, change, now) =>
+      Effect.sync(() => {
+        const row = executions.get(executionId)
+        if (row === undefined) return Option.none()
+        const next = applyStatusChange(row, change, now)
+        executions.set(executionId, next)
+        return Option.some(next)
+      }),
+    listRunning: Effect.sync(() =>
+      [...executions.values()]
+        .filter((row) => row.status === "running")
+        .sort((a, b) => a.createdAt - b.createdAt)
+    )
+  })
+})
+
+/** A fresh in-memory journal per layer build. */
+export const layer: Layer.Layer<DurableExecutionJournal> = Layer.effect(DurableExecutionJournal, make)

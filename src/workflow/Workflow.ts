@@ -1,0 +1,99 @@
+/**
+ * Workflows: deterministic coordinators of activities with durable execution.
+ *
+ * A workflow is started by a request (see `TaggedRequest`), identified by a function from the
+ * request to a globally unique execution id, and implemented by an ordinary effect that calls
+ * activities. The body is re-run (replayed) after every restart, with recorded activity outcomes
+ * returned instead of re-running the activities, so it must be deterministic: anything that reads
+ * the outside world (time, randomness, I/O) belongs in an activity. All Effect semantics work
+ * durably in the body — `catchTag` for compensation, `Effect.retry` around a group of activities,
+ * `Effect.forEach` with concurrency, `Effect.race` — because they only combine activity outcomes.
+ *
+ * @example
+ * ```ts
+ * const processPayment = Workflow.make(
+ *   ProcessPaymentRequest,
+ *   (request) => `ProcessPayment@${request.orderId}`,
+ *   ({ cardNumber, orderId }) =>
+ *     Effect.gen(function* () {
+ *       const total = yield* getTotalAmount(orderId)
+ *       yield* chargeCreditCard(cardNumber, total)
+ *       return true
+ *     })
+ * )
+ * ```
+ */
+import type { Effect } from "effect"
+import { WorkflowContext } from "./WorkflowContext.ts"
+import type { AnyRequestClass, FailureOf, RequestOf, SuccessOf } from "./WorkflowRequest.ts"
+
+export { TaggedRequest } from "./WorkflowRequest.ts"
+
+/** A workflow definition for the request class `C`, whose body needs services `R`. */
+export interface Workflow<C extends AnyRequestClass, R> {
+  readonly tag: C["tag"]
+  readonly request: C
+  readonly executionId: (request: RequestOf<C>) => string
+  readonly body: (request: RequestOf<C>) => Effect.Effect<SuccessOf<C>, FailureOf<C>, R>
+}
+
+/** Any workflow. */
+export type Any = Workflow<any, any>
+
+/** Defines a workflow. */
+export const make = <C extends AnyRequestClass, R>(
+  request: C,
+  executionId: (request: RequestOf<C>) => string,
+  body: (request: RequestOf<C>) => Effect.Effect<SuccessOf<C>, FailureOf<C>, R>
+): Workflow<C, R> => ({ tag: request.tag, request, executionId, body })
+
+/** A set of workflows an engine runs, by request tag. */
+export interface WorkflowUnion<W extends Any> {
+  readonly workflows: ReadonlyMap<string, W>
+}
+
+/** Combines workflows for one engine. Tags must be distinct. */
+export const union = <const Ws extends ReadonlyArray<Any>>(...workflows: Ws): WorkflowUnion<Ws[number]> => {
+  const map = new Map<string, Ws[number]>()
+  for (const workflow of workflows) {
+    if (map.has(workflow.tag))
+      throw new Error(`Workflow.union: two workflows handle the tag "${workflow.tag}"`)
+    map.set(workflow.tag, workflow)
+  }
+  return { workflows: map }
+}
+
+/** The services a workflow body needs besides the `WorkflowContext` the engine provides. */
+export type Requirements<W extends Any> =
+  W extends Workflow<any, infer R> ? Exclude<R, WorkflowContext> : never
+
+/** The requests an engine for `W` accepts. */
+export type Requests<W extends Any> = W extends Workflow<infer C, any> ? RequestOf<C> : never
+
+/** The success type of the workflow of `W` that handles `Tag`. */
+export type SuccessFor<W extends Any, Tag> =
+  W extends Workflow<infer C, any> ? (C["tag"] extends Tag ? SuccessOf<C> : never) : never
+
+/** The failure type of the workflow of `W` that handles `Tag`. */
+export type FailureFor<W extends Any, Tag> =
+  W extends Workflow<infer C, any> ? (C["tag"] extends Tag ? FailureOf<C> : never) : never
+
+/**
+ * Suspends the running execution durably: it stays suspended across restarts until
+ * `WorkflowEngine.resume` is called. Usable in the workflow body and inside an activity (the
+ * activity records nothing and re-runs, with the next attempt number, after the resume).
+ *
+ * @example
+ * ```ts
+ * Effect.catchCause(() =>
+ *   Effect.logError("OrderAPI is down").pipe(Effect.andThen(Workflow.yieldExecution))
+ * )
+ * ```
+ */
+export const yieldExecution: Effect.Effect<never, never, WorkflowContext> = WorkflowContext.use((ctx) =>
+  ctx.runtime.yieldExecution("yielded by the workflow")
+)
+
+/** Like `yieldExecution`, with a message stored with the suspension (shown by `status`). */
+export const yieldExecutionWith = (message: string): Effect.Effect<never, never, WorkflowContext> =>
+  WorkflowContext.use((ctx) => ctx.runtime.yieldExecution(message))

@@ -1,0 +1,319 @@
+/**
+ * The workflow engine: starts executions, resumes unfinished ones, and shuts down gracefully.
+ *
+ * `makeScoped(workflows)` resumes every execution the journal has as `running` (I2), then accepts
+ * requests. Starting a request whose execution id exists attaches to that execution (I4). When the
+ * scope closes, running activities are interrupted without recording anything and the executions
+ * stay `running`, so the next engine resumes them (I8).
+ *
+ * @example
+ * ```ts
+ * const main = Effect.gen(function* () {
+ *   const engine = yield* WorkflowEngine.makeScoped(Workflow.union(processPayment))
+ *   const shipped = yield* engine.send(new ProcessPaymentRequest({ orderId: "order-1", ... }))
+ * }).pipe(Effect.scoped, Effect.provide(SqliteJournal.layer({ filename: "journal.db" })))
+ * ```
+ */
+import { Clock, Deferred, Effect, type Exit, Option, type Scope } from "effect"
+import {
+  DurableExecutionJournal,
+  type ExecutionRecord,
+  type ExecutionStatus,
+  isFinal
+} from "./DurableExecutionJournal.ts"
+import { decodeJson, encodeJson, exitSchema } from "./internal/codec.ts"
+import { makeHandle, type RunHandle, type RunnerEnvironment, run } from "./internal/ExecutionRunner.ts"
+import { reliable } from "./internal/ReliableJournal.ts"
+import { defaults, type RetryPolicy, resolve } from "./RetryPolicy.ts"
+import type { Any, FailureFor, Requests, Requirements, SuccessFor, WorkflowUnion } from "./Workflow.ts"
+import {
+  ExecutionIdConflictError,
+  ExecutionNotFoundError,
+  ExecutionSuspendedError,
+  InvalidRequestError,
+  JournalDecodeError,
+  type JournalError,
+  SuspendReason,
+  UnknownWorkflowError,
+  type WorkflowEngineError
+} from "./WorkflowErrors.ts"
+
+/** What `status` reports about an execution. */
+export interface ExecutionInfo {
+  readonly executionId: string
+  readonly workflow: string
+  readonly status: ExecutionStatus
+  /** Why it is suspended, when it is. */
+  readonly suspendedBecause: Option.Option<SuspendReason>
+  readonly interruptRequested: boolean
+  readonly createdAt: number
+  readonly updatedAt: number
+}
+
+/** A running engine for the workflows `W`. */
+export interface WorkflowEngine<W extends Any> {
+  /** Starts (or attaches to) the execution of `request` and waits for its result. */
+  readonly send: <Req extends Requests<W>>(
+    request: Req
+  ) => Effect.Effect<SuccessFor<W, Req["_tag"]>, FailureFor<W, Req["_tag"]> | WorkflowEngineError>
+  /** Starts (or attaches to) the execution; returns its id once the start is durably stored (I5). */
+  readonly sendDiscard: <Req extends Requests<W>>(
+    request: Req
+  ) => Effect.Effect<
+    string,
+    InvalidRequestError | UnknownWorkflowError | ExecutionIdConflictError | JournalError
+  >
+  /** The stored state of an execution. */
+  readonly status: (executionId: string) => Effect.Effect<Option.Option<ExecutionInfo>, JournalError>
+  /** Resumes a suspended execution (no-op for running or final ones). */
+  readonly resume: (executionId: string) => Effect.Effect<void, ExecutionNotFoundError | JournalError>
+  /**
+   * Interrupts an execution: its finalizers and compensations run (activities included), then it
+   * is recorded as `interrupted`. Durable: a crash in between continues the interruption on restart.
+   * Returns once the execution is final (or suspended).
+   */
+  readonly interrupt: (executionId: string) => Effect.Effect<void, ExecutionNotFoundError | JournalError>
+}
+
+/** Options of `makeScoped`. */
+export interface EngineOptions {
+  /** The default retry policy of activities (each activity can override fields). */
+  readonly retry?: RetryPolicy | undefined
+}
+
+/** Builds an engine for `workflows`, resumes unfinished executions, and stops it with the scope. */
+export const makeScoped = <W extends Any>(
+  workflows: WorkflowUnion<W> | W,
+  options?: EngineOptions
+): Effect.Effect<WorkflowEngine<W>, JournalError, Scope.Scope | DurableExecutionJournal | Requirements<W>> =>
+  Effect.gen(function* () {
+    const byTag: ReadonlyMap<string, Any> =
+      "workflows" in workflows ? workflows.workflows : new Map([[workflows.tag, workflows]])
+    const journal = reliable(yield* DurableExecutionJournal)
+    const services = yield* Effect.context<Requirements<W>>()
+    const running = new Map<string, RunHandle>()
+    let shuttingDown = false
+    const env: RunnerEnvironment = {
+      journal,
+      retryPolicy: resolve(options?.retry, defaults),
+      isGracefulShutdown: () => shuttingDown
+    }
+
+    /** The run of `row`, started if none is in progress. Registration is synchronous: one run per id. */
+    const ensureRunning = (workflow: Any, row: ExecutionRecord): Effect.Effect<RunHandle> =>
+      Effect.suspend(() => {
+        const existing = running.get(row.executionId)
+        if (existing !== undefined) return Effect.succeed(existing)
+        const handle = makeHandle(row)
+        running.set(row.executionId, handle)
+        return run(env, workflow, row, handle).pipe(
+          Effect.ensuring(Effect.sync(() => running.delete(row.executionId))),
+          Effect.provideContext(services),
+          Effect.forkDetach,
+          Effect.as(handle)
+        )
+      })
+
+    const unknownWorkflow = (row: ExecutionRecord) =>
+      new UnknownWorkflowError({
+        workflow: row.workflow,
+        executionId: row.executionId,
+        message: `no workflow handles "${row.workflow}" in this engine (execution ${row.executionId})`
+      })
+
+    const suspendUnknown = (row: ExecutionRecord) =>
+      Effect.gen(function* () {
+        const error = unknownWorkflow(row)
+        yield* Effect.logWarning(error.message)
+        const reason = yield* encodeJson(SuspendReason, error).pipe(Effect.orDie)
+        yield* journal.changeStatus(
+          row.executionId,
+          { _tag: "Suspend", reason },
+          yield* Clock.currentTimeMillis
+        )
+      })
+
+    /** Starts a run for a `running` row whose workflow may be unknown. */
+    const startRow = (row: ExecutionRecord) => {
+      const workflow = byTag.get(row.workflow)
+      return workflow === undefined ? suspendUnknown(row) : Effect.asVoid(ensureRunning(workflow, row))
+    }
+
+    const decodeReason = (row: ExecutionRecord): Effect.Effect<SuspendReason, JournalDecodeError> =>
+      decodeJson(SuspendReason, row.reason ?? "null").pipe(
+        Effect.mapError(
+          (failure) =>
+            new JournalDecodeError({
+              executionId: row.executionId,
+              workflow: row.workflow,
+              record: "result",
+              activity: null,
+              path: failure.path,
+              message: `stored suspension reason no longer decodes: ${failure.message}`
+            })
+        )
+      )
+
+    const suspended = (row: ExecutionRecord, reason: SuspendReason) =>
+      new ExecutionSuspendedError({ executionId: row.executionId, workflow: row.workflow, reason })
+
+    /** Waits for `row` to be final and returns its result, decoded with the workflow's schemas. */
+    const awaitResult = (workflow: Any, row: ExecutionRecord): Effect.Effect<unknown, unknown> =>
+      Effect.gen(function* () {
+        if (isFinal(row.status)) {
+          const exit = yield* decodeJson(
+            exitSchema(workflow.request.success, workflow.request.failure),
+            row.result ?? "null"
+          ).pipe(
+            Effect.mapError(
+              (failure) =>
+                new JournalDecodeError({
+                  executionId: row.executionId,
+                  workflow: row.workflow,
+                  record: "result",
+                  activity: null,
+                  path: failure.path,
+                  message: `stored result of workflow "${row.workflow}" no longer decodes: ${failure.message}`
+                })
+            )
+          )
+          // Decoded with Exit(success, failure) of this workflow.
+          return yield* exit as Exit.Exit<unknown, unknown>
+        }
+        if (row.status === "suspended") return yield* suspended(row, yield* decodeReason(row))
+        const handle = yield* ensureRunning(workflow, row)
+        const outcome = yield* Deferred.await(handle.outcome)
+        switch (outcome._tag) {
+          case "Completed":
+            return yield* outcome.exit
+          case "Suspended":
+            return yield* suspended(row, outcome.reason)
+          case "Stopped":
+            return yield* Effect.interrupt
+        }
+      })
+
+    /** Validates and durably stores the start of `request`; returns its workflow and stored row. */
+    const start = (request: { readonly _tag: string }) =>
+      Effect.gen(function* () {
+        const workflow = byTag.get(request._tag)
+        if (workflow === undefined) {
+          return yield* new UnknownWorkflowError({
+            workflow: request._tag,
+            executionId: "",
+            message: `no workflow handles requests tagged "${request._tag}"`
+          })
+        }
+        const encoded = yield* encodeJson(workflow.request, request).pipe(
+          Effect.mapError(
+            (failure) =>
+              new InvalidRequestError({
+                workflow: workflow.tag,
+                path: failure.path,
+                message: `request for workflow "${workflow.tag}" is invalid at ${failure.path}: ${failure.message}`
+              })
+          )
+        )
+        const executionId = workflow.executionId(request)
+        const { execution } = yield* journal.start({
+          executionId,
+          workflow: workflow.tag,
+          request: encoded,
+          now: yield* Clock.currentTimeMillis
+        })
+        if (execution.workflow !== workflow.tag) {
+          return yield* new ExecutionIdConflictError({
+            executionId,
+            workflow: workflow.tag,
+            existingWorkflow: execution.workflow
+          })
+        }
+        return { workflow, execution }
+      })
+
+    const getRow = (executionId: string) =>
+      Effect.flatMap(journal.get(executionId), (row) =>
+        Option.match(row, {
+          onNone: () => Effect.fail(new ExecutionNotFoundError({ executionId })),
+          onSome: Effect.succeed
+        })
+      )
+
+    const resumeRow = (row: ExecutionRecord) =>
+      Effect.gen(function* () {
+        if (isFinal(row.status)) return Option.none<RunHandle>()
+        if (row.status === "suspended") {
+          const resumed = yield* journal.changeStatus(
+            row.executionId,
+            { _tag: "Resume" },
+            yield* Clock.currentTimeMillis
+          )
+          if (Option.isSome(resumed)) row = resumed.value
+        }
+        const workflow = byTag.get(row.workflow)
+        if (workflow === undefined) {
+          yield* suspendUnknown(row)
+          return Option.none<RunHandle>()
+        }
+        return Option.some(yield* ensureRunning(workflow, row))
+      })
+
+    const engine: WorkflowEngine<W> = {
+      send: (request) =>
+        // The result was produced (or decoded) by the workflow that handles this request's tag.
+        Effect.flatMap(start(request), ({ workflow, execution }) =>
+          awaitResult(workflow, execution)
+        ) as Effect.Effect<never, never>,
+      sendDiscard: (request) =>
+        Effect.gen(function* () {
+          const { workflow, execution } = yield* start(request)
+          if (execution.status === "running") yield* ensureRunning(workflow, execution)
+          return execution.executionId
+        }),
+      status: (executionId) =>
+        Effect.map(journal.get(executionId), (row) =>
+          Option.map(row, (row) => ({
+            executionId: row.executionId,
+            workflow: row.workflow,
+            status: row.status,
+            suspendedBecause:
+              row.status === "suspended" ? Effect.runSync(Effect.option(decodeReason(row))) : Option.none(),
+            interruptRequested: row.interruptRequested,
+            createdAt: row.createdAt,
+            updatedAt: row.updatedAt
+          }))
+        ),
+      resume: (executionId) => Effect.asVoid(Effect.flatMap(getRow(executionId), resumeRow)),
+      interrupt: (executionId) =>
+        Effect.gen(function* () {
+          const row = yield* getRow(executionId)
+          if (isFinal(row.status)) return
+          const marked = yield* journal.changeStatus(
+            executionId,
+            { _tag: "RequestInterrupt" },
+            yield* Clock.currentTimeMillis
+          )
+          const current = running.get(executionId)
+          if (current !== undefined) {
+            current.state.interruptRequested = true
+            yield* current.state.deliverInterrupt()
+            yield* Deferred.await(current.outcome)
+            return
+          }
+          const handle = yield* resumeRow(Option.getOrElse(marked, () => row))
+          if (Option.isSome(handle)) yield* Deferred.await(handle.value.outcome)
+        })
+    }
+
+    yield* Effect.addFinalizer(() =>
+      Effect.gen(function* () {
+        shuttingDown = true
+        const handles = [...running.values()]
+        for (const handle of handles) yield* Deferred.succeed(handle.state.stop, { _tag: "Shutdown" })
+        for (const handle of handles) yield* Deferred.await(handle.outcome)
+      })
+    )
+
+    for (const row of yield* journal.listRunning) yield* startRow(row)
+    return engine
+  })

@@ -1,0 +1,196 @@
+/**
+ * Runs one activity step of an execution: replays its recorded outcome (I1), or runs attempts
+ * until an outcome is recorded (I2), checking on the way that replay follows the journal (I7) and
+ * that outcomes round-trip through their schemas (I6).
+ */
+import { Cause, Clock, Effect, Exit, Option } from "effect"
+import type { ActivityDefinition } from "../Activity.ts"
+import { ActivityContext } from "../ActivityContext.ts"
+import type { DurableExecutionJournal, StepRecord } from "../DurableExecutionJournal.ts"
+import { delayAfter, type ResolvedRetryPolicy, resolve } from "../RetryPolicy.ts"
+import { ActivityResultError, JournalDecodeError, NonDeterminismError } from "../WorkflowErrors.ts"
+import { decodeJson, encodeJson, exitSchema } from "./codec.ts"
+import type { ExecutionState } from "./ExecutionState.ts"
+import { describe } from "./Replay.ts"
+
+/**
+ * What a step needs from its engine. The journal given here already retries storage faults;
+ * an error that still escapes it is a defect of the run.
+ */
+export interface StepEnvironment {
+  readonly journal: DurableExecutionJournal["Service"]
+  readonly retryPolicy: ResolvedRetryPolicy
+}
+
+/** How many times a new step yields to sibling fibers before declaring a recorded step skipped. */
+const OVERDUE_YIELDS = 8
+
+export const runActivity = <A, E, R>(
+  env: StepEnvironment,
+  state: ExecutionState,
+  definition: ActivityDefinition<A, E>,
+  body: Effect.Effect<A, E, R>
+): Effect.Effect<A, E, R> =>
+  Effect.suspend(() => {
+    if (state.stopping) return Effect.interrupt
+    const stepKey = state.replay.nextStepKey(definition.id)
+    const recorded = state.replay.recordedStep(stepKey)
+    if (recorded !== undefined) {
+      const divergence = state.replay.checkRecorded(recorded)
+      if (divergence !== undefined) return diverge(state, divergence.expected, divergence.actual)
+      state.replay.markAsked(stepKey)
+      if (recorded.outcome !== null) return replayOutcome(state, definition, recorded, recorded.outcome)
+      return fresh(env, state, definition, body, stepKey, recorded)
+    }
+    return checkNotSkipping(state, stepKey).pipe(
+      Effect.andThen(() => {
+        state.replay.markAsked(stepKey)
+        return fresh(env, state, definition, body, stepKey, undefined)
+      })
+    )
+  })
+
+const diverge = (state: ExecutionState, expected: string, actual: string): Effect.Effect<never> =>
+  state.suspend(
+    new NonDeterminismError({
+      executionId: state.executionId,
+      workflow: state.workflow,
+      expected,
+      actual,
+      message: `workflow "${state.workflow}" diverged from its journal: expected ${expected}, but it asked for ${actual}`
+    })
+  )
+
+/** A new step must not be asked while a recorded step the workflow should have reached is un-asked. */
+const checkNotSkipping = (state: ExecutionState, stepKey: string): Effect.Effect<void> =>
+  Effect.gen(function* () {
+    for (let i = 0; i <= OVERDUE_YIELDS; i++) {
+      if (state.replay.overdueStep() === undefined) return
+      // Sibling fibers (forEach, race) may not have been scheduled yet: let them ask first.
+      yield* Effect.yieldNow
+    }
+    const overdue = state.replay.overdueStep()
+    if (overdue !== undefined) yield* diverge(state, describe(overdue), `the new step "${stepKey}"`)
+  })
+
+/** Returns a recorded outcome, decoded with the activity's current schemas. */
+const replayOutcome = <A, E>(
+  state: ExecutionState,
+  definition: ActivityDefinition<A, E>,
+  step: StepRecord,
+  outcome: string
+): Effect.Effect<A, E> =>
+  decodeJson(exitSchema(definition.success, definition.failure), outcome).pipe(
+    Effect.matchEffect({
+      onFailure: (failure) =>
+        state.suspend(
+          new JournalDecodeError({
+            executionId: state.executionId,
+            workflow: state.workflow,
+            record: "activity",
+            activity: step.stepKey,
+            path: failure.path,
+            message: `recorded outcome of activity "${step.stepKey}" of workflow "${state.workflow}" no longer decodes: ${failure.message}`
+          })
+        ),
+      onSuccess: (exit) => {
+        state.replay.delivered++
+        // Decoded with Exit(success, failure): its value and error have the activity's types.
+        return exit as Exit.Exit<A, E>
+      }
+    })
+  )
+
+/** Runs attempts of a step that has no recorded outcome. */
+const fresh = <A, E, R>(
+  env: StepEnvironment,
+  state: ExecutionState,
+  definition: ActivityDefinition<A, E>,
+  body: Effect.Effect<A, E, R>,
+  stepKey: string,
+  recorded: StepRecord | undefined
+): Effect.Effect<A, E, R> =>
+  Effect.gen(function* () {
+    if (state.interruptRequested && !state.interruptDelivered) {
+      // Replay has caught up with the interrupted execution: interrupt it here.
+      yield* state.deliverInterrupt()
+      return yield* Effect.never
+    }
+    const policy = resolve(definition.retry, env.retryPolicy)
+    const seq = recorded?.seq ?? state.replay.allocateSeq()
+    const after = recorded?.after ?? state.replay.delivered
+    const persistenceId = `${state.executionId}/${stepKey}`
+    const schema = exitSchema(definition.success, definition.failure)
+    let attempt = recorded?.attempt ?? 0
+    while (true) {
+      attempt++
+      const start = {
+        executionId: state.executionId,
+        stepKey,
+        activityId: definition.id,
+        seq,
+        after,
+        attempt
+      }
+      const exit = yield* Effect.uninterruptibleMask((restore) =>
+        Effect.gen(function* () {
+          if (state.stopping) return yield* Effect.interrupt
+          yield* restore(
+            Effect.orDie(env.journal.recordAttempt({ ...start, now: yield* Clock.currentTimeMillis }))
+          )
+          const exit = yield* Effect.exit(
+            restore(
+              Effect.provideService(body, ActivityContext, {
+                activityId: definition.id,
+                persistenceId,
+                attempt
+              })
+            )
+          )
+          // If this fiber was interrupted (shutdown, race lost), stop here: nothing is recorded.
+          yield* restore(Effect.void)
+          return exit
+        })
+      )
+      if (!Exit.isSuccess(exit) && shouldRetry(policy, exit.cause, attempt)) {
+        yield* Effect.sleep(delayAfter(policy, attempt))
+        continue
+      }
+      const encoded = yield* encodeJson(schema, exit).pipe(
+        Effect.catch((failure) =>
+          state.suspend(
+            new ActivityResultError({
+              executionId: state.executionId,
+              workflow: state.workflow,
+              activity: stepKey,
+              path: failure.path,
+              message: `activity "${stepKey}" of workflow "${state.workflow}" produced an outcome its schema cannot encode: ${failure.message}`
+            })
+          )
+        )
+      )
+      const stored = yield* Effect.uninterruptibleMask((restore) =>
+        Effect.gen(function* () {
+          yield* restore(Effect.void)
+          return yield* env.journal.recordOutcome({
+            ...start,
+            outcome: encoded,
+            now: yield* Clock.currentTimeMillis
+          })
+        })
+      ).pipe(Effect.orDie)
+      if (stored === encoded) {
+        state.replay.delivered++
+        return yield* exit
+      }
+      // Another writer recorded this step first: its outcome is the one that counts.
+      const winner = recorded ?? { ...start, outcome: stored, startedAt: 0, completedAt: null }
+      return yield* replayOutcome(state, definition, winner, stored)
+    }
+  })
+
+const shouldRetry = (policy: ResolvedRetryPolicy, cause: Cause.Cause<unknown>, attempt: number): boolean => {
+  if (attempt >= policy.maxAttempts) return false
+  const error = Cause.findErrorOption(cause)
+  return Option.isNone(error) || policy.retryWhile(error.value)
+}
