@@ -8,12 +8,18 @@
  */
 import { Schema } from "effect"
 
-/** The journal could not be read or written (a storage fault). Retryable. */
+/**
+ * The journal could not be read or written. `transient` faults (connection lost, database busy)
+ * are retryable; others (a row that does not decode, a failed migration) are not.
+ */
 export class JournalError extends Schema.TaggedError<JournalError>()("JournalError", {
   operation: Schema.String,
-  message: Schema.String
+  message: Schema.String,
+  transient: Schema.Boolean
 }) {
-  readonly retryable = true
+  get retryable(): boolean {
+    return this.transient
+  }
 }
 
 /**

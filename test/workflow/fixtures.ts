@@ -1,6 +1,6 @@
 /** Small workflows shared by the engine tests. */
 import { Effect, Schema } from "effect"
-import { Activity, Workflow } from "../../src/index.ts"
+import { Activity, DurableExecutionJournal, Workflow, WorkflowEngine } from "../../src/index.ts"
 
 /** Counts how many times each activity body ran (attempts), by activity id. */
 export class Calls {
@@ -53,3 +53,34 @@ export const threeSteps = (calls: Calls) =>
         return a + b + c
       })
   )
+
+/** Runs `f` with an engine for `workflows` on `journal`, then shuts the engine down gracefully. */
+export const withEngine = <W extends Workflow.Any, A, E>(
+  journal: DurableExecutionJournal.DurableExecutionJournal["Service"],
+  workflows: Workflow.WorkflowUnion<W> | W,
+  f: (engine: WorkflowEngine.WorkflowEngine<W>) => Effect.Effect<A, E>,
+  options?: WorkflowEngine.EngineOptions
+) =>
+  Effect.scoped(Effect.flatMap(WorkflowEngine.makeScoped(workflows, options), f)).pipe(
+    Effect.provideService(DurableExecutionJournal.DurableExecutionJournal, journal)
+  )
+
+/** Fast retries for tests. */
+export const fastRetry: WorkflowEngine.EngineOptions = {
+  retry: { initialDelay: "1 millis", maxDelay: "5 millis", maxAttempts: 5 }
+}
+
+/** Polls `status` until the execution has `expected` status. */
+export const awaitStatus = <W extends Workflow.Any>(
+  engine: WorkflowEngine.WorkflowEngine<W>,
+  executionId: string,
+  expected: DurableExecutionJournal.ExecutionStatus
+) =>
+  Effect.gen(function* () {
+    for (let i = 0; i < 2000; i++) {
+      const info = yield* engine.status(executionId)
+      if (info._tag === "Some" && info.value.status === expected) return info.value
+      yield* Effect.sleep("5 millis")
+    }
+    return yield* Effect.die(new Error(`execution ${executionId} never reached status ${expected}`))
+  })

@@ -1,0 +1,74 @@
+/**
+ * Versioned, append-only migrations of the SQL journal. Never edit a released migration: add a
+ * new one. Each runs in its own transaction and is recorded in `<prefix>migrations`, so running
+ * them again against a migrated database does nothing.
+ */
+import { Clock, Effect } from "effect"
+import type { SqlClient } from "effect/sql/SqlClient"
+import type { SqlError } from "effect/sql/SqlError"
+
+/** One migration: statements with `{prefix}` standing for the table prefix. */
+export interface Migration {
+  readonly version: number
+  readonly name: string
+  readonly statements: ReadonlyArray<string>
+}
+
+export const migrations: ReadonlyArray<Migration> = [
+  {
+    version: 1,
+    name: "executions and steps",
+    statements: [
+      `CREATE TABLE IF NOT EXISTS {prefix}executions (
+        execution_id TEXT PRIMARY KEY,
+        workflow TEXT NOT NULL,
+        request TEXT NOT NULL,
+        status TEXT NOT NULL,
+        result TEXT,
+        reason TEXT,
+        interrupt_requested INTEGER NOT NULL DEFAULT 0,
+        created_at BIGINT NOT NULL,
+        updated_at BIGINT NOT NULL
+      )`,
+      `CREATE INDEX IF NOT EXISTS {prefix}executions_by_status ON {prefix}executions (status, created_at)`,
+      `CREATE TABLE IF NOT EXISTS {prefix}steps (
+        execution_id TEXT NOT NULL,
+        step_key TEXT NOT NULL,
+        activity_id TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        after_count INTEGER NOT NULL,
+        attempt INTEGER NOT NULL,
+        outcome TEXT,
+        started_at BIGINT NOT NULL,
+        completed_at BIGINT,
+        PRIMARY KEY (execution_id, step_key)
+      )`
+    ]
+  }
+]
+
+/** Applies the migrations not yet recorded. Returns the versions it applied. */
+export const migrate = (sql: SqlClient, prefix: string): Effect.Effect<ReadonlyArray<number>, SqlError> =>
+  Effect.gen(function* () {
+    const table = `${prefix}migrations`
+    yield* sql.unsafe(
+      `CREATE TABLE IF NOT EXISTS ${table} (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)`
+    )
+    const applied: Array<number> = []
+    for (const migration of migrations) {
+      const done = yield* sql.withTransaction(
+        Effect.gen(function* () {
+          const rows = yield* sql`SELECT version FROM ${sql(table)} WHERE version = ${migration.version}`
+          if (rows.length > 0) return false
+          for (const statement of migration.statements) {
+            yield* sql.unsafe(statement.replaceAll("{prefix}", prefix))
+          }
+          const now = yield* Clock.currentTimeMillis
+          yield* sql`INSERT INTO ${sql(table)} (version, name, applied_at) VALUES (${migration.version}, ${migration.name}, ${now})`
+          return true
+        })
+      )
+      if (done) applied.push(migration.version)
+    }
+    return applied
+  })

@@ -1,0 +1,169 @@
+import { describe, expect, it } from "@effect/vitest"
+import { Deferred, Effect, Exit, Option, Schema } from "effect"
+import { Activity, MemoryJournal, Workflow, WorkflowContext } from "../../src/index.ts"
+import { awaitStatus, Calls, fastRetry, withEngine } from "./fixtures.ts"
+
+class Job extends Workflow.TaggedRequest<Job>()("Job", {
+  payload: { id: Schema.String },
+  success: Schema.String,
+  failure: Schema.Never
+}) {}
+
+describe("execution lifecycle", () => {
+  it.live("yieldExecution inside an activity suspends durably until resume, then re-runs it", () =>
+    Effect.gen(function* () {
+      const journal = yield* MemoryJournal.make
+      const calls = new Calls()
+      let apiUp = false
+      const workflow = Workflow.make(
+        Job,
+        (r) => `job@${r.id}`,
+        () =>
+          Effect.gen(function* () {
+            yield* calls.activity("before", Schema.Number, 1)
+            return yield* calls
+              .tracked(
+                "get-amount",
+                Effect.suspend(() =>
+                  apiUp
+                    ? Effect.succeed("42")
+                    : Effect.logError("OrderAPI is down").pipe(Effect.andThen(Workflow.yieldExecution))
+                )
+              )
+              .pipe(Activity.make("get-amount", Schema.String, Schema.Never))
+          })
+      )
+      const first = yield* Effect.exit(withEngine(journal, workflow, (e) => e.send(new Job({ id: "1" }))))
+      expect(Exit.isFailure(first)).toBe(true)
+      expect(JSON.stringify(first)).toContain("ExecutionSuspendedError")
+      // A new engine does not resume a suspended execution on its own.
+      const info = yield* withEngine(journal, workflow, (e) =>
+        Effect.andThen(Effect.sleep("20 millis"), e.status("job@1"))
+      )
+      expect(Option.map(info, (i) => [i.status, Option.map(i.suspendedBecause, (r) => r._tag)])).toEqual(
+        Option.some(["suspended", Option.some("ExecutionYielded")])
+      )
+      expect(calls.count("get-amount")).toBe(1)
+      apiUp = true
+      const result = yield* withEngine(journal, workflow, (e) =>
+        Effect.andThen(e.resume("job@1"), e.send(new Job({ id: "1" })))
+      )
+      expect(result).toBe("42")
+      expect(calls.attempts.get("get-amount")).toEqual([1, 2])
+      expect(calls.count("before")).toBe(1)
+    })
+  )
+
+  it.live(
+    "interrupt runs the workflow's compensations (activities included) and records it interrupted",
+    () =>
+      Effect.gen(function* () {
+        const journal = yield* MemoryJournal.make
+        const calls = new Calls()
+        const started = yield* Deferred.make<void>()
+        const workflow = Workflow.make(
+          Job,
+          (r) => `cancel@${r.id}`,
+          () =>
+            Effect.gen(function* () {
+              yield* calls.activity("charge", Schema.Number, 10)
+              return yield* calls
+                .tracked("ship", Deferred.succeed(started, undefined).pipe(Effect.andThen(Effect.never)))
+                .pipe(Activity.make("ship", Schema.String, Schema.Never))
+            }).pipe(Effect.onInterrupt(() => calls.activity("refund", Schema.Number, 10)))
+        )
+        yield* withEngine(journal, workflow, (e) =>
+          Effect.gen(function* () {
+            yield* e.sendDiscard(new Job({ id: "1" }))
+            yield* Deferred.await(started)
+            yield* e.interrupt("cancel@1")
+            const info = yield* e.status("cancel@1")
+            expect(Option.map(info, (i) => i.status)).toEqual(Option.some("interrupted"))
+          })
+        )
+        expect(calls.count("refund")).toBe(1)
+        const steps = yield* journal.steps("cancel@1")
+        expect(steps.map((s) => [s.stepKey, s.outcome !== null])).toEqual([
+          ["charge", true],
+          ["ship", false],
+          ["refund", true]
+        ])
+      })
+  )
+
+  it.live("interrupting a suspended execution replays it, then runs its compensations", () =>
+    Effect.gen(function* () {
+      const journal = yield* MemoryJournal.make
+      const calls = new Calls()
+      const workflow = Workflow.make(
+        Job,
+        (r) => `cancel-suspended@${r.id}`,
+        () =>
+          Effect.gen(function* () {
+            yield* calls.activity("charge", Schema.Number, 10)
+            yield* Workflow.yieldExecution
+            return "unreachable"
+          }).pipe(Effect.onInterrupt(() => calls.activity("refund", Schema.Number, 10)))
+      )
+      yield* Effect.exit(withEngine(journal, workflow, (e) => e.send(new Job({ id: "1" }))))
+      yield* withEngine(journal, workflow, (e) => e.interrupt("cancel-suspended@1"))
+      const row = yield* journal.get("cancel-suspended@1")
+      expect(Option.map(row, (r) => r.status)).toEqual(Option.some("interrupted"))
+      expect([calls.count("charge"), calls.count("refund")]).toEqual([1, 1])
+    })
+  )
+
+  it.live("I8: a graceful shutdown mid-activity records nothing; the next engine resumes the execution", () =>
+    Effect.gen(function* () {
+      const journal = yield* MemoryJournal.make
+      const calls = new Calls()
+      const started = yield* Deferred.make<void>()
+      const sawGraceful: Array<boolean> = []
+      let block = true
+      const workflow = Workflow.make(
+        Job,
+        (r) => `graceful@${r.id}`,
+        () =>
+          Effect.gen(function* () {
+            yield* calls.activity("first", Schema.Number, 1)
+            return yield* calls
+              .tracked(
+                "upload",
+                Effect.suspend(() =>
+                  block
+                    ? Deferred.succeed(started, undefined).pipe(
+                        Effect.andThen(Effect.never),
+                        Effect.onInterrupt(() =>
+                          Effect.map(WorkflowContext.isGracefulShutdown, (graceful) =>
+                            sawGraceful.push(graceful)
+                          )
+                        )
+                      )
+                    : Effect.succeed("uploaded")
+                )
+              )
+              .pipe(Activity.make("upload", Schema.String, Schema.Never))
+          })
+      )
+      yield* withEngine(journal, workflow, (e) =>
+        Effect.andThen(e.sendDiscard(new Job({ id: "1" })), Deferred.await(started))
+      )
+      expect(sawGraceful).toEqual([true])
+      const afterShutdown = yield* journal.get("graceful@1")
+      expect(Option.map(afterShutdown, (r) => r.status)).toEqual(Option.some("running"))
+      const steps = yield* journal.steps("graceful@1")
+      expect(steps.find((s) => s.stepKey === "upload")?.outcome).toBeNull()
+      block = false
+      // The next engine resumes it on start, without a send.
+      const info = yield* withEngine(
+        journal,
+        workflow,
+        (e) => awaitStatus(e, "graceful@1", "succeeded"),
+        fastRetry
+      )
+      expect(info.status).toBe("succeeded")
+      expect(calls.attempts.get("upload")).toEqual([1, 2])
+      expect(calls.count("first")).toBe(1)
+    })
+  )
+})
