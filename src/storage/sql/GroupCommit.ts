@@ -55,9 +55,9 @@ export const make = (
         stats.transactions++
         if (durable) stats.durableTransactions++
         stats.writes += batch.length
-        batch.forEach((write, index) =>
+        batch.forEach((write, index) => {
           Deferred.doneUnsafe(write.done, Exit.isSuccess(exit) ? Exit.succeed(results[index]) : exit)
-        )
+        })
       })
 
     yield* Effect.gen(function* () {
