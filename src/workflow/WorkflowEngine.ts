@@ -21,7 +21,7 @@ import {
   type ExecutionStatus,
   isFinal
 } from "./DurableExecutionJournal.ts"
-import { decodeJson, encodeJson, exitSchema } from "./internal/codec.ts"
+import { decodeJson, encodeJson, exitSchema, withoutExitEnvelope } from "./internal/codec.ts"
 import { makeHandle, type RunHandle, type RunnerEnvironment, run } from "./internal/ExecutionRunner.ts"
 import { reliable } from "./internal/ReliableJournal.ts"
 import { defaults, type RetryPolicy, resolve } from "./RetryPolicy.ts"
@@ -165,6 +165,7 @@ export const makeScoped = <W extends Any>(
             exitSchema(workflow.request.success, workflow.request.failure),
             row.result ?? "null"
           ).pipe(
+            Effect.mapError(withoutExitEnvelope),
             Effect.mapError(
               (failure) =>
                 new JournalDecodeError({

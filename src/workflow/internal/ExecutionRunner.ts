@@ -14,7 +14,7 @@ import {
   NonDeterminismError,
   SuspendReason
 } from "../WorkflowErrors.ts"
-import { decodeJson, encodeJson, exitSchema } from "./codec.ts"
+import { decodeJson, encodeJson, exitSchema, withoutExitEnvelope } from "./codec.ts"
 import { ExecutionState } from "./ExecutionState.ts"
 import { describe, Replay } from "./Replay.ts"
 import { runActivity, type StepEnvironment } from "./StepRunner.ts"
@@ -116,7 +116,9 @@ export const run = (env: RunnerEnvironment, workflow: Any, row: ExecutionRecord,
       }
     }
     const encoded = yield* Effect.result(
-      encodeJson(exitSchema(workflow.request.success, workflow.request.failure), exit)
+      encodeJson(exitSchema(workflow.request.success, workflow.request.failure), exit).pipe(
+        Effect.mapError(withoutExitEnvelope)
+      )
     )
     if (Result.isFailure(encoded)) {
       const failure = encoded.failure

@@ -9,7 +9,7 @@ import { ActivityContext } from "../ActivityContext.ts"
 import type { DurableExecutionJournal, StepRecord } from "../DurableExecutionJournal.ts"
 import { delayAfter, type ResolvedRetryPolicy, resolve } from "../RetryPolicy.ts"
 import { ActivityResultError, JournalDecodeError, NonDeterminismError } from "../WorkflowErrors.ts"
-import { decodeJson, encodeJson, exitSchema } from "./codec.ts"
+import { decodeJson, encodeJson, exitSchema, withoutExitEnvelope } from "./codec.ts"
 import type { ExecutionState } from "./ExecutionState.ts"
 import { describe } from "./Replay.ts"
 
@@ -81,6 +81,7 @@ const replayOutcome = <A, E>(
   outcome: string
 ): Effect.Effect<A, E> =>
   decodeJson(exitSchema(definition.success, definition.failure), outcome).pipe(
+    Effect.mapError(withoutExitEnvelope),
     Effect.matchEffect({
       onFailure: (failure) =>
         state.suspend(
@@ -157,6 +158,7 @@ const fresh = <A, E, R>(
         continue
       }
       const encoded = yield* encodeJson(schema, exit).pipe(
+        Effect.mapError(withoutExitEnvelope),
         Effect.catch((failure) =>
           state.suspend(
             new ActivityResultError({

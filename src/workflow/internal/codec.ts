@@ -9,17 +9,36 @@ export type AnyCodec = Schema.Codec<any, any, never, never>
 
 /** Why a value did not encode or decode: the field path and a readable message. */
 export interface CodecFailure {
+  /** The path of the first bad field as JSON, e.g. `["order","amount"]`, or `<root>`. */
   readonly path: string
+  readonly segments: ReadonlyArray<string>
   readonly message: string
 }
 
 const formatter = SchemaIssue.makeFormatterStandardSchemaV1()
 
+const failureAt = (segments: ReadonlyArray<string>, message: string): CodecFailure => ({
+  path: segments.length === 0 ? "<root>" : JSON.stringify(segments),
+  segments,
+  message
+})
+
 const toFailure = (error: Schema.SchemaError): CodecFailure => {
   const first = formatter(error.issue).issues[0]
-  const segments = first?.path ?? []
-  const path = segments.length === 0 ? "<root>" : JSON.stringify(segments.map(String))
-  return { path, message: error.message }
+  return failureAt((first?.path ?? []).map(String), error.message)
+}
+
+/**
+ * Drops the `Exit` envelope from a failure's path (`value`, or `cause, n, error`), so that errors
+ * name the field of the user's value.
+ */
+export const withoutExitEnvelope = (failure: CodecFailure): CodecFailure => {
+  const [head, , kind] = failure.segments
+  if (head === "value") return failureAt(failure.segments.slice(1), failure.message)
+  if (head === "cause" && (kind === "error" || kind === "defect")) {
+    return failureAt(failure.segments.slice(3), failure.message)
+  }
+  return failure
 }
 
 /** A JSON codec for `schema`, cached per schema object. */
@@ -50,7 +69,7 @@ export const decodeJson = <A>(
     try {
       parsed = JSON.parse(text)
     } catch (cause) {
-      return Effect.fail({ path: "<root>", message: `malformed JSON: ${String(cause)}` })
+      return Effect.fail(failureAt([], `malformed JSON: ${String(cause)}`))
     }
     return Schema.decodeUnknownEffect(jsonCodec(schema))(parsed).pipe(Effect.mapError(toFailure))
   })
