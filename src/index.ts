@@ -9,6 +9,8 @@
 
 /** In-memory journal, for tests. */
 export * as MemoryJournal from "./storage/memory/MemoryJournal.ts"
+/** The embedded durable store: one SQLite file, no server. */
+export * as SqliteJournal from "./storage/sqlite/SqliteJournal.ts"
 /** Side-effecting steps of a workflow, recorded once and retried until they are. */
 export * as Activity from "./workflow/Activity.ts"
 /** What an activity attempt knows about itself (persistence id, attempt number). */

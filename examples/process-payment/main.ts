@@ -1,0 +1,74 @@
+/**
+ * `npm start`: the talk's ProcessPayment workflow, killed with SIGKILL in the middle and resumed.
+ *
+ * The supervisor (this process) hosts fake services and runs the worker as a child process. When
+ * the payment gateway has charged the card for order-1 — before it answers — the supervisor kills
+ * the worker: the classic double-payment trap. A new worker resumes from the journal file; the
+ * charge activity runs again with the same persistenceId and the gateway deduplicates it.
+ */
+import { spawn } from "node:child_process"
+import { rmSync } from "node:fs"
+import { join, resolve } from "node:path"
+import { startFakeServices } from "./fake-services.ts"
+
+const journalFile = resolve(".data", "process-payment.db")
+const workerScript = join(import.meta.dirname, "worker.ts")
+const say = (line: string) => console.log(line)
+
+for (const suffix of ["", "-wal", "-shm"]) rmSync(journalFile + suffix, { force: true })
+
+let current: ReturnType<typeof spawn> | undefined
+let killed = false
+const services = await startFakeServices({
+  outOfStock: new Set(["order-2"]),
+  afterCharge: (key) => {
+    if (killed || !key.includes("order-1") || current === undefined) return
+    killed = true
+    say(`\n💥 the gateway charged the card (key ${key}); SIGKILL the worker before it hears back`)
+    current.kill("SIGKILL")
+  }
+})
+
+const runWorker = (run: number) =>
+  new Promise<number | null>((done) => {
+    say(`\n▶ starting worker #${run}`)
+    const child = spawn(
+      process.execPath,
+      ["--no-warnings", workerScript, services.baseUrl, journalFile, String(run)],
+      {
+        stdio: ["ignore", "inherit", "inherit"]
+      }
+    )
+    current = child
+    child.on("exit", (code, signal) => {
+      say(
+        signal === null
+          ? `■ worker #${run} exited with code ${code}`
+          : `■ worker #${run} was killed by ${signal}`
+      )
+      done(code)
+    })
+  })
+
+say(
+  "effect-cluster demo: ProcessPayment (order-2 is out of stock and gets refunded; order-1 crashes mid-charge)"
+)
+say(`journal: ${journalFile}`)
+const first = await runWorker(1)
+const second = first === 0 ? first : await runWorker(2)
+await services.close()
+
+const { charges, refunds, chargeRequests } = services.ledger
+const key = "ProcessPayment@order-1/charge-credit-card"
+const order1Charges = charges.filter((charge) => charge.key === key).length
+say("\nPayment gateway ledger:")
+for (const charge of charges) say(`  charge ${charge.amount} on card ${charge.card} (key ${charge.key})`)
+for (const refund of refunds) say(`  refund ${refund.amount} on card ${refund.card} (key ${refund.key})`)
+const ok = killed && second === 0 && order1Charges === 1 && refunds.length === 1
+say(
+  ok
+    ? `\n✔ card 4242-4242 was charged exactly once for order-1 (${chargeRequests.get(key)} charge requests with key ${key}, 1 charge); order-2 was charged once and refunded once.`
+    : `\n✘ unexpected outcome: killed=${killed} worker exit=${second} charges for order-1=${order1Charges} refunds=${refunds.length}`
+)
+say(`The journal is kept at ${journalFile}`)
+process.exit(ok ? 0 : 1)

@@ -1,0 +1,72 @@
+/**
+ * I1/I2 with real processes: a child runs a workflow on the embedded store and is SIGKILLed in the
+ * middle of an activity; a new process resumes it from the journal file.
+ */
+import { spawn } from "node:child_process"
+import { mkdtempSync, readFileSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { describe, expect, it } from "vitest"
+
+const worker = join(import.meta.dirname, "crash", "worker.ts")
+
+/** Runs the worker; with `killOn`, SIGKILLs it as soon as it prints that line. */
+const runWorker = (args: ReadonlyArray<string>, killOn?: string) =>
+  new Promise<{ stdout: string; code: number | null; signal: NodeJS.Signals | null }>((resolve, reject) => {
+    const child = spawn(process.execPath, ["--no-warnings", worker, ...args], {
+      stdio: ["ignore", "pipe", "pipe"]
+    })
+    let stdout = ""
+    let stderr = ""
+    child.stdout.on("data", (chunk) => {
+      stdout += chunk
+      if (killOn !== undefined && stdout.includes(killOn)) child.kill("SIGKILL")
+    })
+    child.stderr.on("data", (chunk) => {
+      stderr += chunk
+    })
+    child.on("error", reject)
+    child.on("exit", (code, signal) => {
+      if (code !== 0 && signal === null) reject(new Error(`worker failed (${code}): ${stderr}`))
+      else resolve({ stdout, code, signal })
+    })
+  })
+
+const sideEffects = (log: string) =>
+  readFileSync(log, "utf8")
+    .trim()
+    .split("\n")
+    .map((line) => line.split(" "))
+
+describe("crash recovery on the embedded store (SIGKILL)", () => {
+  for (const mode of ["block-in-b", "block-after-b"] as const) {
+    it(`${mode}: completed activities are not re-run; b re-runs with the same persistenceId and attempt + 1`, async () => {
+      const dir = mkdtempSync(join(tmpdir(), "effect-cluster-crash-"))
+      const journal = join(dir, "journal.db")
+      const log = join(dir, "side-effects.log")
+      const crashed = await runWorker([journal, log, mode], "BLOCKED")
+      expect(crashed.signal).toBe("SIGKILL")
+      const resumed = await runWorker([journal, log, "run"])
+      expect(resumed.stdout).toContain("RESULT ABC")
+      const effects = sideEffects(log)
+      const expected =
+        mode === "block-in-b"
+          ? [
+              ["a", "crashy@1/a", "1"],
+              ["b", "crashy@1/b", "2"],
+              ["c", "crashy@1/c", "1"]
+            ]
+          : [
+              ["a", "crashy@1/a", "1"],
+              ["b", "crashy@1/b", "1"],
+              ["b", "crashy@1/b", "2"],
+              ["c", "crashy@1/c", "1"]
+            ]
+      expect(effects).toEqual(expected)
+      // A third process finds the execution complete: nothing runs again.
+      const again = await runWorker([journal, log, "run"])
+      expect(again.stdout).toContain("RESULT ABC")
+      expect(sideEffects(log)).toEqual(expected)
+    })
+  }
+})
