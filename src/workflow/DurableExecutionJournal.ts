@@ -87,7 +87,6 @@ export interface AttemptStart {
   readonly seq: number
   readonly after: number
   readonly attempt: number
-  readonly now: number
 }
 
 /** A final activity outcome. */
@@ -107,12 +106,32 @@ export type StatusChange =
   | { readonly _tag: "RequestInterrupt" }
 
 /**
- * The journal service. Each operation is atomic.
+ * One atomic write to an execution: step outcomes, then optionally the start of an attempt and a
+ * status change. Outcomes are first-writer-wins: a step that already has an outcome keeps it.
+ */
+export interface JournalWrite {
+  readonly executionId: string
+  readonly outcomes: ReadonlyArray<StepOutcome>
+  readonly attempt?: AttemptStart | undefined
+  readonly status?: StatusChange | undefined
+  readonly now: number
+}
+
+/**
+ * Whether a write must reach the disk before it returns. A write that only marks an attempt as
+ * started is *advisory*: it survives a process crash (kill -9), but a power loss may drop it,
+ * which can only make the next attempt number lower. Everything else is durable.
+ */
+export const isDurable = (write: JournalWrite): boolean =>
+  write.outcomes.length > 0 || write.status !== undefined
+
+/**
+ * The journal service. Each operation is one transaction; `start` and durable `write`s are on
+ * disk when they return.
  *
- * Durability: `start`, `recordOutcome` and `changeStatus` are durable when they return
- * (fsync'd on the embedded store). `recordAttempt` is *advisory*: it survives a process crash
- * (kill -9) but a power loss may lose it, which can only make the next attempt number lower;
- * it is never needed for correctness of outcomes.
+ * The engine commits a step's outcome together with the next thing the execution does (the
+ * next attempt marker, or its result), so a sequential workflow of n activities costs n + 1
+ * durable commits: the start and one per activity, the last one carrying the result.
  */
 export class DurableExecutionJournal extends Context.Service<
   DurableExecutionJournal,
@@ -123,19 +142,8 @@ export class DurableExecutionJournal extends Context.Service<
     readonly get: (executionId: string) => Effect.Effect<Option.Option<ExecutionRecord>, JournalError>
     /** All steps of an execution, ordered by `seq`. */
     readonly steps: (executionId: string) => Effect.Effect<ReadonlyArray<StepRecord>, JournalError>
-    /** Records that an attempt starts (advisory durability). No effect once an outcome exists. */
-    readonly recordAttempt: (attempt: AttemptStart) => Effect.Effect<void, JournalError>
-    /**
-     * Records a step's outcome unless one is already recorded; returns the stored outcome
-     * (first writer wins).
-     */
-    readonly recordOutcome: (outcome: StepOutcome) => Effect.Effect<string, JournalError>
-    /** Applies a status change; returns the row after the change (unchanged if final). */
-    readonly changeStatus: (
-      executionId: string,
-      change: StatusChange,
-      now: number
-    ) => Effect.Effect<Option.Option<ExecutionRecord>, JournalError>
+    /** Applies a write atomically (see `JournalWrite`); a status change of a final execution is ignored. */
+    readonly write: (write: JournalWrite) => Effect.Effect<void, JournalError>
     /** Executions whose status is `running`, oldest first: resumed when an engine starts. */
     readonly listRunning: Effect.Effect<ReadonlyArray<ExecutionRecord>, JournalError>
   }

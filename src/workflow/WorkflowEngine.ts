@@ -19,7 +19,8 @@ import {
   DurableExecutionJournal,
   type ExecutionRecord,
   type ExecutionStatus,
-  isFinal
+  isFinal,
+  type StatusChange
 } from "./DurableExecutionJournal.ts"
 import { decodeJson, encodeJson, exitSchema, withoutExitEnvelope } from "./internal/codec.ts"
 import { makeHandle, type RunHandle, type RunnerEnvironment, run } from "./internal/ExecutionRunner.ts"
@@ -114,6 +115,11 @@ export const makeScoped = <W extends Any>(
         )
       })
 
+    const changeStatus = (executionId: string, status: StatusChange) =>
+      Effect.flatMap(Clock.currentTimeMillis, (now) =>
+        journal.write({ executionId, outcomes: [], status, now })
+      )
+
     const unknownWorkflow = (row: ExecutionRecord) =>
       new UnknownWorkflowError({
         workflow: row.workflow,
@@ -126,11 +132,7 @@ export const makeScoped = <W extends Any>(
         const error = unknownWorkflow(row)
         yield* Effect.logWarning(error.message)
         const reason = yield* encodeJson(SuspendReason, error).pipe(Effect.orDie)
-        yield* journal.changeStatus(
-          row.executionId,
-          { _tag: "Suspend", reason },
-          yield* Clock.currentTimeMillis
-        )
+        yield* changeStatus(row.executionId, { _tag: "Suspend", reason })
       })
 
     /** Starts a run for a `running` row whose workflow may be unknown. */
@@ -244,12 +246,9 @@ export const makeScoped = <W extends Any>(
       Effect.gen(function* () {
         if (isFinal(row.status)) return Option.none<RunHandle>()
         if (row.status === "suspended") {
-          const resumed = yield* journal.changeStatus(
-            row.executionId,
-            { _tag: "Resume" },
-            yield* Clock.currentTimeMillis
-          )
-          if (Option.isSome(resumed)) row = resumed.value
+          yield* changeStatus(row.executionId, { _tag: "Resume" })
+          row = Option.getOrElse(yield* journal.get(row.executionId), () => row)
+          if (row.status !== "running") return Option.none<RunHandle>()
         }
         const workflow = byTag.get(row.workflow)
         if (workflow === undefined) {
@@ -289,11 +288,7 @@ export const makeScoped = <W extends Any>(
         Effect.gen(function* () {
           const row = yield* getRow(executionId)
           if (isFinal(row.status)) return
-          const marked = yield* journal.changeStatus(
-            executionId,
-            { _tag: "RequestInterrupt" },
-            yield* Clock.currentTimeMillis
-          )
+          yield* changeStatus(executionId, { _tag: "RequestInterrupt" })
           const current = running.get(executionId)
           if (current !== undefined) {
             current.state.interruptRequested = true
@@ -301,7 +296,7 @@ export const makeScoped = <W extends Any>(
             yield* Deferred.await(current.outcome)
             return
           }
-          const handle = yield* resumeRow(Option.getOrElse(marked, () => row))
+          const handle = yield* resumeRow({ ...row, interruptRequested: true })
           if (Option.isSome(handle)) yield* Deferred.await(handle.value.outcome)
         })
     }
@@ -310,7 +305,9 @@ export const makeScoped = <W extends Any>(
       Effect.gen(function* () {
         shuttingDown = true
         const handles = [...running.values()]
-        for (const handle of handles) yield* Deferred.succeed(handle.state.stop, { _tag: "Shutdown" })
+        for (const handle of handles) {
+          yield* Deferred.succeed(handle.state.ended, { _tag: "Stop", reason: { _tag: "Shutdown" } })
+        }
         for (const handle of handles) yield* Deferred.await(handle.outcome)
       })
     )

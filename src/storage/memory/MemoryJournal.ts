@@ -57,48 +57,40 @@ export const make: Effect.Effect<DurableExecutionJournal["Service"]> = Effect.sy
     get: (executionId) => Effect.sync(() => Option.fromNullishOr(executions.get(executionId))),
     steps: (executionId) =>
       Effect.sync(() => [...stepsOf(executionId).values()].sort((a, b) => a.seq - b.seq)),
-    recordAttempt: (attempt) =>
+    write: (write) =>
       Effect.sync(() => {
-        const map = stepsOf(attempt.executionId)
-        const existing = map.get(attempt.stepKey)
-        if (existing?.outcome != null) return
-        map.set(attempt.stepKey, {
-          executionId: attempt.executionId,
-          stepKey: attempt.stepKey,
-          activityId: attempt.activityId,
-          seq: attempt.seq,
-          after: attempt.after,
-          attempt: attempt.attempt,
-          outcome: null,
-          startedAt: existing?.startedAt ?? attempt.now,
-          completedAt: null
-        })
-      }),
-    recordOutcome: (outcome) =>
-      Effect.sync(() => {
-        const map = stepsOf(outcome.executionId)
-        const existing = map.get(outcome.stepKey)
-        if (existing?.outcome != null) return existing.outcome
-        map.set(outcome.stepKey, {
-          executionId: outcome.executionId,
-          stepKey: outcome.stepKey,
-          activityId: outcome.activityId,
-          seq: outcome.seq,
-          after: outcome.after,
-          attempt: outcome.attempt,
-          outcome: outcome.outcome,
-          startedAt: existing?.startedAt ?? outcome.now,
-          completedAt: outcome.now
-        })
-        return outcome.outcome
-      }),
-    changeStatus: (executionId, change, now) =>
-      Effect.sync(() => {
-        const row = executions.get(executionId)
-        if (row === undefined) return Option.none()
-        const next = applyStatusChange(row, change, now)
-        executions.set(executionId, next)
-        return Option.some(next)
+        const map = stepsOf(write.executionId)
+        for (const outcome of write.outcomes) {
+          const existing = map.get(outcome.stepKey)
+          if (existing?.outcome != null) continue
+          map.set(outcome.stepKey, {
+            executionId: outcome.executionId,
+            stepKey: outcome.stepKey,
+            activityId: outcome.activityId,
+            seq: outcome.seq,
+            after: outcome.after,
+            attempt: outcome.attempt,
+            outcome: outcome.outcome,
+            startedAt: existing?.startedAt ?? write.now,
+            completedAt: write.now
+          })
+        }
+        const attempt = write.attempt
+        if (attempt !== undefined) {
+          const existing = map.get(attempt.stepKey)
+          if (existing?.outcome == null) {
+            map.set(attempt.stepKey, {
+              ...attempt,
+              outcome: null,
+              startedAt: existing?.startedAt ?? write.now,
+              completedAt: null
+            })
+          }
+        }
+        const row = executions.get(write.executionId)
+        if (row !== undefined && write.status !== undefined) {
+          executions.set(write.executionId, applyStatusChange(row, write.status, write.now))
+        }
       }),
     listRunning: Effect.sync(() =>
       [...executions.values()]

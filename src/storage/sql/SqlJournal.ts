@@ -8,10 +8,11 @@ import { Effect, Option, Schema, type Scope } from "effect"
 import { SqlClient } from "effect/sql/SqlClient"
 import type { SqlError } from "effect/sql/SqlError"
 import {
-  applyStatusChange,
   type DurableExecutionJournal,
   type ExecutionRecord,
   ExecutionStatus,
+  isDurable,
+  type JournalWrite,
   type StepRecord
 } from "../../workflow/DurableExecutionJournal.ts"
 import { JournalError } from "../../workflow/WorkflowErrors.ts"
@@ -113,6 +114,46 @@ export const make = (
         Effect.map((rows) => Option.map(Option.fromNullishOr(rows[0]), toExecution))
       )
 
+    /** The statements of one `JournalWrite`; status changes mirror `applyStatusChange`. */
+    const writeStatements = (write: JournalWrite): Effect.Effect<void, SqlError> =>
+      Effect.gen(function* () {
+        const id = write.executionId
+        for (const o of write.outcomes) {
+          yield* sql`INSERT INTO ${steps} (execution_id, step_key, activity_id, seq, after_count, attempt, outcome, started_at, completed_at)
+            VALUES (${id}, ${o.stepKey}, ${o.activityId}, ${o.seq}, ${o.after}, ${o.attempt}, ${o.outcome}, ${write.now}, ${write.now})
+            ON CONFLICT (execution_id, step_key) DO UPDATE
+            SET outcome = excluded.outcome, attempt = excluded.attempt, completed_at = excluded.completed_at
+            WHERE ${steps}.outcome IS NULL`
+        }
+        const a = write.attempt
+        if (a !== undefined) {
+          yield* sql`INSERT INTO ${steps} (execution_id, step_key, activity_id, seq, after_count, attempt, started_at)
+            VALUES (${id}, ${a.stepKey}, ${a.activityId}, ${a.seq}, ${a.after}, ${a.attempt}, ${write.now})
+            ON CONFLICT (execution_id, step_key) DO UPDATE SET attempt = excluded.attempt
+            WHERE ${steps}.outcome IS NULL`
+        }
+        const change = write.status
+        if (change === undefined) return
+        const unfinished = sql`execution_id = ${id} AND status IN ('running', 'suspended')`
+        switch (change._tag) {
+          case "Complete":
+            yield* sql`UPDATE ${executions} SET status = ${change.status}, result = ${change.result}, reason = NULL,
+              updated_at = ${write.now} WHERE ${unfinished}`
+            return
+          case "Suspend":
+            yield* sql`UPDATE ${executions} SET status = 'suspended', reason = ${change.reason},
+              updated_at = ${write.now} WHERE ${unfinished}`
+            return
+          case "Resume":
+            yield* sql`UPDATE ${executions} SET status = 'running', reason = NULL, updated_at = ${write.now}
+              WHERE ${unfinished}`
+            return
+          case "RequestInterrupt":
+            yield* sql`UPDATE ${executions} SET interrupt_requested = 1, updated_at = ${write.now} WHERE ${unfinished}`
+            return
+        }
+      })
+
     return {
       stats: group.stats,
       start: (execution) =>
@@ -142,51 +183,8 @@ export const make = (
           Effect.map((rows) => rows.map(toStep)),
           Effect.mapError(journalError("steps"))
         ),
-      recordAttempt: (attempt) =>
-        group
-          .submit(
-            sql`INSERT INTO ${steps} (execution_id, step_key, activity_id, seq, after_count, attempt, started_at)
-                VALUES (${attempt.executionId}, ${attempt.stepKey}, ${attempt.activityId}, ${attempt.seq}, ${attempt.after}, ${attempt.attempt}, ${attempt.now})
-                ON CONFLICT (execution_id, step_key) DO UPDATE SET attempt = excluded.attempt
-                WHERE ${steps}.outcome IS NULL`,
-            false
-          )
-          .pipe(Effect.asVoid, Effect.mapError(journalError("recordAttempt"))),
-      recordOutcome: (outcome) =>
-        group
-          .submit(
-            Effect.gen(function* () {
-              yield* sql`INSERT INTO ${steps} (execution_id, step_key, activity_id, seq, after_count, attempt, outcome, started_at, completed_at)
-                VALUES (${outcome.executionId}, ${outcome.stepKey}, ${outcome.activityId}, ${outcome.seq}, ${outcome.after}, ${outcome.attempt}, ${outcome.outcome}, ${outcome.now}, ${outcome.now})
-                ON CONFLICT (execution_id, step_key) DO UPDATE
-                SET outcome = excluded.outcome, attempt = excluded.attempt, completed_at = excluded.completed_at
-                WHERE ${steps}.outcome IS NULL`
-              const rows = yield* sql<{
-                outcome: string | null
-              }>`SELECT outcome FROM ${steps} WHERE execution_id = ${outcome.executionId} AND step_key = ${outcome.stepKey}`
-              return rows[0]?.outcome ?? outcome.outcome
-            }),
-            true
-          )
-          .pipe(Effect.mapError(journalError("recordOutcome"))),
-      changeStatus: (executionId, change, now) =>
-        group
-          .submit(
-            Effect.gen(function* () {
-              const row = yield* selectExecution(executionId).pipe(Effect.orDie)
-              if (Option.isNone(row)) return Option.none<ExecutionRecord>()
-              const next = applyStatusChange(row.value, change, now)
-              if (next !== row.value) {
-                yield* sql`UPDATE ${executions}
-                  SET status = ${next.status}, result = ${next.result}, reason = ${next.reason},
-                      interrupt_requested = ${next.interruptRequested ? 1 : 0}, updated_at = ${next.updatedAt}
-                  WHERE execution_id = ${executionId}`
-              }
-              return Option.some(next)
-            }),
-            true
-          )
-          .pipe(Effect.mapError(journalError("changeStatus"))),
+      write: (write) =>
+        group.submit(writeStatements(write), isDurable(write)).pipe(Effect.mapError(journalError("write"))),
       listRunning: sql`SELECT * FROM ${executions} WHERE status = 'running' ORDER BY created_at`.pipe(
         Effect.flatMap(decodeExecutions),
         Effect.map((rows) => rows.map(toExecution)),

@@ -25,7 +25,7 @@
  */
 import { DatabaseSync, type SQLInputValue, type StatementSync } from "node:sqlite"
 import { Effect, Layer, Option, type Scope, Semaphore, Stream } from "effect"
-import { Reactivity } from "effect/reactivity/Reactivity"
+import * as Reactivity from "effect/reactivity/Reactivity"
 import * as SqlClient from "effect/sql/SqlClient"
 import type { Connection } from "effect/sql/SqlConnection"
 import {
@@ -140,6 +140,13 @@ const bindAll = (params: ReadonlyArray<unknown>): Array<SQLInputValue> => {
   return out
 }
 
+/** `node:sqlite` returns rows with a null prototype; callers get ordinary objects. */
+const plainRows = (rows: ReadonlyArray<object>): Array<Record<string, unknown>> => {
+  const out = new Array<Record<string, unknown>>(rows.length)
+  for (let i = 0; i < rows.length; i++) out[i] = { ...rows[i] }
+  return out
+}
+
 /** The single `Connection` over an open `DatabaseSync`. */
 const makeConnection = (db: DatabaseSync): Connection => {
   const cache = new Map<string, StatementSync>()
@@ -173,9 +180,9 @@ const makeConnection = (db: DatabaseSync): Connection => {
       }
     })
 
-  const rows = (operation: string, fresh: boolean) => (sql: string, params: ReadonlyArray<unknown>, transformRows: TransformRows) =>
-    run(operation, sql, fresh, (statement) => {
-      const result = statement.all(...bindAll(params))
+  const execute = (sql: string, params: ReadonlyArray<unknown>, transformRows: TransformRows) =>
+    run("execute", sql, false, (statement) => {
+      const result = plainRows(statement.all(...bindAll(params)))
       return transformRows === undefined ? result : transformRows(result)
     })
 
@@ -190,13 +197,13 @@ const makeConnection = (db: DatabaseSync): Connection => {
       }
     })
 
-  const execute = rows("execute", false)
-
   return {
     execute,
     executeRaw: (sql, params) =>
       run("executeRaw", sql, false, (statement) =>
-        statement.columns().length > 0 ? statement.all(...bindAll(params)) : statement.run(...bindAll(params))
+        statement.columns().length > 0
+          ? plainRows(statement.all(...bindAll(params)))
+          : statement.run(...bindAll(params))
       ),
     executeValues: values("executeValues", false),
     executeValuesUnprepared: values("executeValuesUnprepared", true),
@@ -208,7 +215,7 @@ const makeConnection = (db: DatabaseSync): Connection => {
           db.exec(sql)
           return []
         }
-        const result = statement.all(...bindAll(params))
+        const result = plainRows(statement.all(...bindAll(params)))
         return transformRows === undefined ? result : transformRows(result)
       }),
     executeStream: (sql, params, transformRows) =>
@@ -258,7 +265,7 @@ export const make = (config: SqliteClientConfig): Effect.Effect<SqlClient.SqlCli
       config.transformResultNames === undefined
         ? undefined
         : Statement.defaultTransforms(config.transformResultNames, false).array
-    const reactivity = Option.getOrElse(yield* Effect.serviceOption(Reactivity), () => undefined)
+    const reactivity = yield* Effect.serviceOption(Reactivity.Reactivity)
     return yield* SqlClient.make({
       acquirer: acquirers.acquirer,
       borrower: acquirers.borrower,
@@ -278,9 +285,9 @@ export const make = (config: SqliteClientConfig): Effect.Effect<SqlClient.SqlCli
       releaseSavepoint: (name) => `RELEASE SAVEPOINT ${name}`,
       transformRows
     }).pipe(
-      reactivity === undefined
-        ? Effect.provideServiceEffect(Reactivity, Reactivity.make)
-        : Effect.provideService(Reactivity, reactivity)
+      Option.isSome(reactivity)
+        ? Effect.provideService(Reactivity.Reactivity, reactivity.value)
+        : Effect.provideServiceEffect(Reactivity.Reactivity, Reactivity.make)
     )
   })
 

@@ -1,7 +1,7 @@
 /**
  * Runs (or resumes) one execution: decodes its request, replays its journal through the workflow
- * body, and records how the run ended — a final result, a suspension, or nothing at all when the
- * engine shuts down gracefully (I8).
+ * body, and records how the run ended — a final result, a suspension, or (graceful shutdown, I8)
+ * only the outcomes already delivered, leaving the execution `running` for the next engine.
  */
 import { Cause, Clock, Deferred, Effect, Exit, Fiber, Result } from "effect"
 import type { ExecutionRecord, StatusChange } from "../DurableExecutionJournal.ts"
@@ -14,7 +14,7 @@ import {
   NonDeterminismError,
   SuspendReason
 } from "../WorkflowErrors.ts"
-import { decodeJson, encodeJson, exitSchema, withoutExitEnvelope } from "./codec.ts"
+import { decodeJsonResult, encodeJsonResult, exitSchema, withoutExitEnvelope } from "./codec.ts"
 import { ExecutionState } from "./ExecutionState.ts"
 import { describe, Replay } from "./Replay.ts"
 import { runActivity, type StepEnvironment } from "./StepRunner.ts"
@@ -41,16 +41,17 @@ export const makeHandle = (row: ExecutionRecord): RunHandle => ({
   outcome: Deferred.makeUnsafe<RunOutcome>()
 })
 
+const stopped: RunOutcome = { _tag: "Stopped" }
+
 export const run = (env: RunnerEnvironment, workflow: Any, row: ExecutionRecord, handle: RunHandle) =>
   Effect.gen(function* () {
-    const journal = env.journal
     const state = handle.state
-    const request = yield* Effect.result(decodeJson(workflow.request, row.request))
+    const request = decodeJsonResult(workflow.request, row.request)
     if (Result.isFailure(request)) {
       const failure = request.failure
       return yield* suspendNow(
         env,
-        row,
+        state,
         new JournalDecodeError({
           executionId: row.executionId,
           workflow: row.workflow,
@@ -61,10 +62,8 @@ export const run = (env: RunnerEnvironment, workflow: Any, row: ExecutionRecord,
         })
       )
     }
-    const steps = yield* Effect.orDie(journal.steps(row.executionId))
-    const replay = new Replay(steps)
     // The handle was registered before the journal was read; give it the loaded history.
-    state.replay = replay
+    state.replay = new Replay(yield* Effect.orDie(env.journal.steps(row.executionId)))
     const context = WorkflowContext.of({
       executionId: row.executionId,
       workflow: row.workflow,
@@ -85,46 +84,42 @@ export const run = (env: RunnerEnvironment, workflow: Any, row: ExecutionRecord,
       WorkflowContext,
       context
     ) as Effect.Effect<unknown, unknown>
-    const fiber = yield* Effect.forkDetach(body, { startImmediately: false })
-    state.bodyFiber = fiber
-    const ended = yield* Effect.race(
-      Effect.map(Fiber.await(fiber), (exit) => ({ _tag: "Done" as const, exit })),
-      Effect.map(Deferred.await(state.stop), (reason) => ({ _tag: "Stop" as const, reason }))
+    state.bodyFiber = yield* Effect.forkDetach(
+      // onExit runs even when the body fiber is interrupted from outside.
+      Effect.onExit(body, (exit) => Deferred.succeed(state.ended, { _tag: "Done", exit }))
     )
-    if (ended._tag === "Stop") {
+    const ending = yield* Deferred.await(state.ended)
+    if (ending._tag === "Stop") {
       state.stopping = true
-      yield* Fiber.interrupt(fiber)
-      if (ended.reason._tag === "Shutdown") return { _tag: "Stopped" } as const
-      return yield* suspendNow(env, row, ended.reason.reason)
-    }
-    const exit = ended.exit
-    const interrupted = Exit.isFailure(exit) && Cause.hasInterruptsOnly(exit.cause)
-    if (!interrupted) {
-      const unasked = replay.unaskedOutcome()
-      if (unasked !== undefined) {
-        return yield* suspendNow(
-          env,
-          row,
-          new NonDeterminismError({
-            executionId: row.executionId,
-            workflow: row.workflow,
-            expected: describe(unasked),
-            actual: "the workflow completed",
-            message: `workflow "${row.workflow}" completed without asking for ${describe(unasked)} that its journal recorded`
-          })
-        )
+      yield* Fiber.interrupt(state.bodyFiber)
+      if (ending.reason._tag === "Shutdown") {
+        yield* write(env, state, undefined)
+        return stopped
       }
+      return yield* suspendNow(env, state, ending.reason.reason)
     }
-    const encoded = yield* Effect.result(
-      encodeJson(exitSchema(workflow.request.success, workflow.request.failure), exit).pipe(
-        Effect.mapError(withoutExitEnvelope)
-      )
-    )
-    if (Result.isFailure(encoded)) {
-      const failure = encoded.failure
+    const exit = ending.exit
+    const interrupted = Exit.isFailure(exit) && Cause.hasInterruptsOnly(exit.cause)
+    const unasked = interrupted ? undefined : state.replay.unaskedOutcome()
+    if (unasked !== undefined) {
       return yield* suspendNow(
         env,
-        row,
+        state,
+        new NonDeterminismError({
+          executionId: row.executionId,
+          workflow: row.workflow,
+          expected: describe(unasked),
+          actual: "the workflow completed",
+          message: `workflow "${row.workflow}" completed without asking for ${describe(unasked)} that its journal recorded`
+        })
+      )
+    }
+    const encoded = encodeJsonResult(exitSchema(workflow.request.success, workflow.request.failure), exit)
+    if (Result.isFailure(encoded)) {
+      const failure = withoutExitEnvelope(encoded.failure)
+      return yield* suspendNow(
+        env,
+        state,
         new ActivityResultError({
           executionId: row.executionId,
           workflow: row.workflow,
@@ -135,7 +130,7 @@ export const run = (env: RunnerEnvironment, workflow: Any, row: ExecutionRecord,
       )
     }
     const status = interrupted ? "interrupted" : Exit.isSuccess(exit) ? "succeeded" : "failed"
-    yield* change(env, row.executionId, { _tag: "Complete", status, result: encoded.success })
+    yield* write(env, state, { _tag: "Complete", status, result: encoded.success })
     return { _tag: "Completed", exit } as const
   }).pipe(
     Effect.exit,
@@ -144,20 +139,25 @@ export const run = (env: RunnerEnvironment, workflow: Any, row: ExecutionRecord,
       // A defect of the run (not of the workflow): the execution stays running in the journal and
       // is resumed by the next engine; callers waiting on it are told the run stopped.
       return Effect.logError(`run of execution ${row.executionId} stopped`, exit.cause).pipe(
-        Effect.andThen(Deferred.succeed(handle.outcome, { _tag: "Stopped" } as const))
+        Effect.andThen(Deferred.succeed(handle.outcome, stopped))
       )
     })
   )
 
-const change = (env: RunnerEnvironment, executionId: string, statusChange: StatusChange) =>
-  Effect.flatMap(Clock.currentTimeMillis, (now) =>
-    env.journal.changeStatus(executionId, statusChange, now)
-  ).pipe(Effect.orDie)
-
-const suspendNow = (env: RunnerEnvironment, row: ExecutionRecord, reason: SuspendReason) =>
+/** Writes the outcomes still pending and, if given, the status change, in one transaction. */
+const write = (env: RunnerEnvironment, state: ExecutionState, status: StatusChange | undefined) =>
   Effect.gen(function* () {
-    const encoded = yield* encodeJson(SuspendReason, reason).pipe(Effect.orDie)
-    yield* Effect.logWarning(`execution ${row.executionId} suspended: ${reason.message}`)
-    yield* change(env, row.executionId, { _tag: "Suspend", reason: encoded })
+    const outcomes = state.takePending()
+    if (outcomes.length === 0 && status === undefined) return
+    const now = yield* Clock.currentTimeMillis
+    yield* Effect.orDie(env.journal.write({ executionId: state.executionId, outcomes, status, now }))
+  })
+
+const suspendNow = (env: RunnerEnvironment, state: ExecutionState, reason: SuspendReason) =>
+  Effect.gen(function* () {
+    const encoded = encodeJsonResult(SuspendReason, reason)
+    if (Result.isFailure(encoded)) return yield* Effect.die(new Error(encoded.failure.message))
+    yield* Effect.logWarning(`execution ${state.executionId} suspended: ${reason.message}`)
+    yield* write(env, state, { _tag: "Suspend", reason: encoded.success })
     return { _tag: "Suspended", reason } as const
   })

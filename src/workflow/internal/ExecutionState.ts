@@ -2,7 +2,8 @@
  * The mutable state of one run of one execution, shared by the execution runner and the step
  * runner. A run ends when the body completes, the execution suspends, or the engine shuts down.
  */
-import { Deferred, Effect, Fiber } from "effect"
+import { Deferred, Effect, type Exit, Fiber } from "effect"
+import type { StepOutcome } from "../DurableExecutionJournal.ts"
 import type { SuspendReason } from "../WorkflowErrors.ts"
 import type { Replay } from "./Replay.ts"
 
@@ -11,15 +12,25 @@ export type StopReason =
   | { readonly _tag: "Suspend"; readonly reason: SuspendReason }
   | { readonly _tag: "Shutdown" }
 
+/** How the body of a run ended: it completed, or the run was stopped first. */
+export type Ending =
+  | { readonly _tag: "Done"; readonly exit: Exit.Exit<unknown, unknown> }
+  | { readonly _tag: "Stop"; readonly reason: StopReason }
+
 export class ExecutionState {
-  /** Completed once, with the first reason to stop. */
-  readonly stop: Deferred.Deferred<StopReason> = Deferred.makeUnsafe<StopReason>()
+  /** Completed once, by the body's completion or the first reason to stop. */
+  readonly ended: Deferred.Deferred<Ending> = Deferred.makeUnsafe<Ending>()
   /** Set once the run is being torn down: no new activity attempt may start. */
   stopping = false
   /** Whether the interruption requested by `WorkflowEngine.interrupt` reached the body fiber. */
   interruptDelivered = false
   bodyFiber: Fiber.Fiber<unknown, unknown> | undefined = undefined
-
+  /**
+   * Outcomes delivered to the workflow but not yet written: they are committed with the next
+   * write of this execution (the next attempt marker or the final status), which always happens
+   * before another activity body starts.
+   */
+  private pending: Array<StepOutcome> = []
   readonly executionId: string
   readonly workflow: string
   /** Replaced by the runner once the journal of the execution is loaded. */
@@ -34,9 +45,21 @@ export class ExecutionState {
     this.interruptRequested = interruptRequested
   }
 
+  /** Queues an outcome for the next write. */
+  addPending(outcome: StepOutcome): void {
+    this.pending.push(outcome)
+  }
+
+  /** Takes the queued outcomes (the caller writes them). */
+  takePending(): ReadonlyArray<StepOutcome> {
+    const taken = this.pending
+    this.pending = []
+    return taken
+  }
+
   /** Stops the run with `reason` (the runner then interrupts the body); never returns. */
   halt(reason: StopReason): Effect.Effect<never> {
-    return Deferred.succeed(this.stop, reason).pipe(Effect.andThen(Effect.never))
+    return Deferred.succeed(this.ended, { _tag: "Stop", reason }).pipe(Effect.andThen(Effect.never))
   }
 
   /** Suspends the execution with `reason`; never returns. */

@@ -31,9 +31,6 @@ export const reliable = (
   start: (execution) => retrying("start", journal.start(execution)),
   get: (executionId) => retrying("get", journal.get(executionId)),
   steps: (executionId) => retrying("steps", journal.steps(executionId)),
-  recordAttempt: (attempt) => retrying("recordAttempt", journal.recordAttempt(attempt)),
-  recordOutcome: (outcome) => retrying("recordOutcome", journal.recordOutcome(outcome)),
-  changeStatus: (executionId, change, now) =>
-    retrying("changeStatus", journal.changeStatus(executionId, change, now)),
+  write: (write) => retrying("write", journal.write(write)),
   listRunning: retrying("listRunning", journal.listRunning)
 })

@@ -2,14 +2,19 @@
  * Runs one activity step of an execution: replays its recorded outcome (I1), or runs attempts
  * until an outcome is recorded (I2), checking on the way that replay follows the journal (I7) and
  * that outcomes round-trip through their schemas (I6).
+ *
+ * Write protocol: before an attempt's body runs, one journal write stores its attempt marker
+ * together with every outcome this execution delivered since its last write. So an outcome is on
+ * disk before anything that could depend on it has a side effect, and a sequential workflow pays
+ * one durable commit per activity.
  */
-import { Cause, Clock, Effect, Exit, Option } from "effect"
+import { Cause, Clock, Effect, Exit, Option, Result } from "effect"
 import type { ActivityDefinition } from "../Activity.ts"
 import { ActivityContext } from "../ActivityContext.ts"
 import type { DurableExecutionJournal, StepRecord } from "../DurableExecutionJournal.ts"
 import { delayAfter, type ResolvedRetryPolicy, resolve } from "../RetryPolicy.ts"
 import { ActivityResultError, JournalDecodeError, NonDeterminismError } from "../WorkflowErrors.ts"
-import { decodeJson, encodeJson, exitSchema, withoutExitEnvelope } from "./codec.ts"
+import { decodeJsonResult, encodeJsonResult, exitSchema, withoutExitEnvelope } from "./codec.ts"
 import type { ExecutionState } from "./ExecutionState.ts"
 import { describe } from "./Replay.ts"
 
@@ -39,15 +44,18 @@ export const runActivity = <A, E, R>(
       const divergence = state.replay.checkRecorded(recorded)
       if (divergence !== undefined) return diverge(state, divergence.expected, divergence.actual)
       state.replay.markAsked(stepKey)
-      if (recorded.outcome !== null) return replayOutcome(state, definition, recorded, recorded.outcome)
+      if (recorded.outcome !== null)
+        return replayOutcome(state, definition, recorded.stepKey, recorded.outcome)
       return fresh(env, state, definition, body, stepKey, recorded)
     }
-    return checkNotSkipping(state, stepKey).pipe(
-      Effect.andThen(() => {
-        state.replay.markAsked(stepKey)
-        return fresh(env, state, definition, body, stepKey, undefined)
-      })
-    )
+    if (state.replay.overdueStep() === undefined) {
+      state.replay.markAsked(stepKey)
+      return fresh(env, state, definition, body, stepKey, undefined)
+    }
+    return Effect.andThen(awaitSiblings(state, stepKey), () => {
+      state.replay.markAsked(stepKey)
+      return fresh(env, state, definition, body, stepKey, undefined)
+    })
   })
 
 const diverge = (state: ExecutionState, expected: string, actual: string): Effect.Effect<never> =>
@@ -61,13 +69,15 @@ const diverge = (state: ExecutionState, expected: string, actual: string): Effec
     })
   )
 
-/** A new step must not be asked while a recorded step the workflow should have reached is un-asked. */
-const checkNotSkipping = (state: ExecutionState, stepKey: string): Effect.Effect<void> =>
+/**
+ * A new step is asked while a recorded step the workflow should already have reached is un-asked.
+ * Sibling fibers (forEach, race) may simply not have been scheduled yet: let them run first.
+ */
+const awaitSiblings = (state: ExecutionState, stepKey: string): Effect.Effect<void> =>
   Effect.gen(function* () {
-    for (let i = 0; i <= OVERDUE_YIELDS; i++) {
-      if (state.replay.overdueStep() === undefined) return
-      // Sibling fibers (forEach, race) may not have been scheduled yet: let them ask first.
+    for (let i = 0; i < OVERDUE_YIELDS; i++) {
       yield* Effect.yieldNow
+      if (state.replay.overdueStep() === undefined) return
     }
     const overdue = state.replay.overdueStep()
     if (overdue !== undefined) yield* diverge(state, describe(overdue), `the new step "${stepKey}"`)
@@ -77,30 +87,27 @@ const checkNotSkipping = (state: ExecutionState, stepKey: string): Effect.Effect
 const replayOutcome = <A, E>(
   state: ExecutionState,
   definition: ActivityDefinition<A, E>,
-  step: StepRecord,
+  stepKey: string,
   outcome: string
-): Effect.Effect<A, E> =>
-  decodeJson(exitSchema(definition.success, definition.failure), outcome).pipe(
-    Effect.mapError(withoutExitEnvelope),
-    Effect.matchEffect({
-      onFailure: (failure) =>
-        state.suspend(
-          new JournalDecodeError({
-            executionId: state.executionId,
-            workflow: state.workflow,
-            record: "activity",
-            activity: step.stepKey,
-            path: failure.path,
-            message: `recorded outcome of activity "${step.stepKey}" of workflow "${state.workflow}" no longer decodes: ${failure.message}`
-          })
-        ),
-      onSuccess: (exit) => {
-        state.replay.delivered++
-        // Decoded with Exit(success, failure): its value and error have the activity's types.
-        return exit as Exit.Exit<A, E>
-      }
-    })
-  )
+): Effect.Effect<A, E> => {
+  const decoded = decodeJsonResult(exitSchema(definition.success, definition.failure), outcome)
+  if (Result.isFailure(decoded)) {
+    const failure = withoutExitEnvelope(decoded.failure)
+    return state.suspend(
+      new JournalDecodeError({
+        executionId: state.executionId,
+        workflow: state.workflow,
+        record: "activity",
+        activity: stepKey,
+        path: failure.path,
+        message: `recorded outcome of activity "${stepKey}" of workflow "${state.workflow}" no longer decodes: ${failure.message}`
+      })
+    )
+  }
+  state.replay.delivered++
+  // Decoded with Exit(success, failure): its value and error have the activity's types.
+  return decoded.success as Exit.Exit<A, E>
+}
 
 /** Runs attempts of a step that has no recorded outcome. */
 const fresh = <A, E, R>(
@@ -121,7 +128,6 @@ const fresh = <A, E, R>(
     const seq = recorded?.seq ?? state.replay.allocateSeq()
     const after = recorded?.after ?? state.replay.delivered
     const persistenceId = `${state.executionId}/${stepKey}`
-    const schema = exitSchema(definition.success, definition.failure)
     let attempt = recorded?.attempt ?? 0
     while (true) {
       attempt++
@@ -133,21 +139,16 @@ const fresh = <A, E, R>(
         after,
         attempt
       }
+      const context = { activityId: definition.id, persistenceId, attempt }
       const exit = yield* Effect.uninterruptibleMask((restore) =>
         Effect.gen(function* () {
           if (state.stopping) return yield* Effect.interrupt
+          const now = yield* Clock.currentTimeMillis
+          const outcomes = state.takePending()
           yield* restore(
-            Effect.orDie(env.journal.recordAttempt({ ...start, now: yield* Clock.currentTimeMillis }))
+            Effect.orDie(env.journal.write({ executionId: state.executionId, outcomes, attempt: start, now }))
           )
-          const exit = yield* Effect.exit(
-            restore(
-              Effect.provideService(body, ActivityContext, {
-                activityId: definition.id,
-                persistenceId,
-                attempt
-              })
-            )
-          )
+          const exit = yield* Effect.exit(restore(Effect.provideService(body, ActivityContext, context)))
           // If this fiber was interrupted (shutdown, race lost), stop here: nothing is recorded.
           yield* restore(Effect.void)
           return exit
@@ -157,37 +158,22 @@ const fresh = <A, E, R>(
         yield* Effect.sleep(delayAfter(policy, attempt))
         continue
       }
-      const encoded = yield* encodeJson(schema, exit).pipe(
-        Effect.mapError(withoutExitEnvelope),
-        Effect.catch((failure) =>
-          state.suspend(
-            new ActivityResultError({
-              executionId: state.executionId,
-              workflow: state.workflow,
-              activity: stepKey,
-              path: failure.path,
-              message: `activity "${stepKey}" of workflow "${state.workflow}" produced an outcome its schema cannot encode: ${failure.message}`
-            })
-          )
-        )
-      )
-      const stored = yield* Effect.uninterruptibleMask((restore) =>
-        Effect.gen(function* () {
-          yield* restore(Effect.void)
-          return yield* env.journal.recordOutcome({
-            ...start,
-            outcome: encoded,
-            now: yield* Clock.currentTimeMillis
+      const encoded = encodeJsonResult(exitSchema(definition.success, definition.failure), exit)
+      if (Result.isFailure(encoded)) {
+        const failure = withoutExitEnvelope(encoded.failure)
+        return yield* state.suspend(
+          new ActivityResultError({
+            executionId: state.executionId,
+            workflow: state.workflow,
+            activity: stepKey,
+            path: failure.path,
+            message: `activity "${stepKey}" of workflow "${state.workflow}" produced an outcome its schema cannot encode: ${failure.message}`
           })
-        })
-      ).pipe(Effect.orDie)
-      if (stored === encoded) {
-        state.replay.delivered++
-        return yield* exit
+        )
       }
-      // Another writer recorded this step first: its outcome is the one that counts.
-      const winner = recorded ?? { ...start, outcome: stored, startedAt: 0, completedAt: null }
-      return yield* replayOutcome(state, definition, winner, stored)
+      state.addPending({ ...start, outcome: encoded.success })
+      state.replay.delivered++
+      return yield* exit
     }
   })
 

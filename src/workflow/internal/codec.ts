@@ -2,7 +2,7 @@
  * JSON encoding and decoding of journal payloads with the user's schemas, reporting the path of
  * the first bad field. Everything the engine stores goes through here.
  */
-import { Effect, Schema, SchemaIssue } from "effect"
+import { Effect, Result, Schema, SchemaIssue } from "effect"
 
 /** A schema whose encoding and decoding need no services: what can be journaled. */
 export type AnyCodec = Schema.Codec<any, any, never, never>
@@ -41,38 +41,61 @@ export const withoutExitEnvelope = (failure: CodecFailure): CodecFailure => {
   return failure
 }
 
-/** A JSON codec for `schema`, cached per schema object. */
-const jsonCodecs = new WeakMap<object, AnyCodec>()
-export const jsonCodec = (schema: AnyCodec): AnyCodec => {
-  let codec = jsonCodecs.get(schema)
-  if (codec === undefined) {
-    codec = Schema.toCodecJson(schema)
-    jsonCodecs.set(schema, codec)
+interface Codecs {
+  readonly encode: (value: unknown) => Result.Result<unknown, Schema.SchemaError>
+  readonly decode: (value: unknown) => Result.Result<unknown, Schema.SchemaError>
+}
+
+/** Synchronous JSON codecs of `schema`, built once per schema object (this is on the hot path). */
+const codecsCache = new WeakMap<object, Codecs>()
+const codecs = (schema: AnyCodec): Codecs => {
+  let cached = codecsCache.get(schema)
+  if (cached === undefined) {
+    const json = Schema.toCodecJson(schema)
+    cached = { encode: Schema.encodeUnknownResult(json), decode: Schema.decodeUnknownResult(json) }
+    codecsCache.set(schema, cached)
   }
-  return codec
+  return cached
 }
 
 /** Encodes `value` to JSON text with `schema`. */
-export const encodeJson = (schema: AnyCodec, value: unknown): Effect.Effect<string, CodecFailure> =>
-  Schema.encodeUnknownEffect(jsonCodec(schema))(value).pipe(
-    Effect.map((encoded) => JSON.stringify(encoded)),
-    Effect.mapError(toFailure)
-  )
+export const encodeJsonResult = (schema: AnyCodec, value: unknown): Result.Result<string, CodecFailure> => {
+  const encoded = codecs(schema).encode(value)
+  return Result.isSuccess(encoded)
+    ? Result.succeed(JSON.stringify(encoded.success))
+    : Result.fail(toFailure(encoded.failure))
+}
 
 /** Decodes JSON text with `schema`. Malformed JSON is reported at the root. */
+export const decodeJsonResult = <A>(
+  schema: Schema.Codec<A, any, never, never>,
+  text: string
+): Result.Result<A, CodecFailure> => {
+  let parsed: unknown
+  try {
+    parsed = JSON.parse(text)
+  } catch (cause) {
+    return Result.fail(failureAt([], `malformed JSON: ${String(cause)}`))
+  }
+  const decoded = codecs(schema).decode(parsed)
+  // The codec decodes with `schema`, whose type is A.
+  return Result.isSuccess(decoded)
+    ? Result.succeed(decoded.success as A)
+    : Result.fail(toFailure(decoded.failure))
+}
+
+const toEffect = <A>(result: Result.Result<A, CodecFailure>): Effect.Effect<A, CodecFailure> =>
+  Result.isSuccess(result) ? Effect.succeed(result.success) : Effect.fail(result.failure)
+
+/** `encodeJsonResult` as an effect. */
+export const encodeJson = (schema: AnyCodec, value: unknown): Effect.Effect<string, CodecFailure> =>
+  Effect.suspend(() => toEffect(encodeJsonResult(schema, value)))
+
+/** `decodeJsonResult` as an effect. */
 export const decodeJson = <A>(
   schema: Schema.Codec<A, any, never, never>,
   text: string
-): Effect.Effect<A, CodecFailure> =>
-  Effect.suspend(() => {
-    let parsed: unknown
-    try {
-      parsed = JSON.parse(text)
-    } catch (cause) {
-      return Effect.fail(failureAt([], `malformed JSON: ${String(cause)}`))
-    }
-    return Schema.decodeUnknownEffect(jsonCodec(schema))(parsed).pipe(Effect.mapError(toFailure))
-  })
+): Effect.Effect<A, CodecFailure> => Effect.suspend(() => toEffect(decodeJsonResult(schema, text)))
 
 const exitSchemas = new WeakMap<object, WeakMap<object, AnyCodec>>()
 /** The schema of an `Exit` with typed failures and structured defects, cached per pair. */

@@ -1,0 +1,132 @@
+/**
+ * `npm run bench`: throughput of a 3-activity workflow on memory and on the embedded store, at
+ * concurrency 1 and 100, next to the raw single-row commit rate of the same SQLite setup measured
+ * in the same run (the physical ceiling). Figures are ratios to that ceiling; machines are noisy.
+ *
+ * Options (decoded from argv): `--quick` runs fewer executions (used by the test suite).
+ */
+import { mkdtempSync, rmSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { Effect, Layer, Schema } from "effect"
+import { SqlClient } from "effect/sql/SqlClient"
+import { Activity, DurableExecutionJournal, MemoryJournal, Workflow, WorkflowEngine } from "effect-cluster"
+import * as SqliteClient from "../src/storage/sqlite/SqliteClient.ts"
+import * as SqliteJournal from "../src/storage/sqlite/SqliteJournal.ts"
+
+const quick =
+  Schema.decodeUnknownSync(Schema.Array(Schema.Literals(["--quick"])))(process.argv.slice(2)).length > 0
+
+class Bench extends Workflow.TaggedRequest<Bench>()("Bench", {
+  payload: { id: Schema.Number },
+  success: Schema.Number,
+  failure: Schema.Never
+}) {}
+
+const step = (id: string, value: number) =>
+  Effect.succeed(value).pipe(Activity.make(id, Schema.Number, Schema.Never))
+const workflow = Workflow.make(
+  Bench,
+  (r) => `bench-${r.id}`,
+  ({ id }) =>
+    Effect.gen(function* () {
+      const a = yield* step("a", id)
+      const b = yield* step("b", a + 1)
+      return yield* step("c", b + 1)
+    })
+)
+
+interface Row {
+  readonly backend: string
+  readonly concurrency: number
+  readonly executions: number
+  readonly seconds: number
+  readonly durableCommits: number | undefined
+  readonly transactions: number | undefined
+}
+
+const runWorkload = (executions: number, concurrency: number, offset: number) =>
+  Effect.gen(function* () {
+    const engine = yield* WorkflowEngine.makeScoped(workflow)
+    const started = performance.now()
+    yield* Effect.forEach(
+      Array.from({ length: executions }, (_, i) => i + offset),
+      (id) => engine.send(new Bench({ id })),
+      { concurrency, discard: true }
+    )
+    return (performance.now() - started) / 1000
+  }).pipe(Effect.scoped)
+
+const dir = mkdtempSync(join(tmpdir(), "effect-cluster-bench-"))
+const sqliteLayer = (name: string) => SqliteClient.layer({ filename: join(dir, `${name}.db`) })
+
+/** Raw single-row autocommit inserts with the store's settings: the commit-rate ceiling. */
+const rawCommitRate = (count: number) =>
+  Effect.gen(function* () {
+    const sql = yield* SqlClient
+    yield* sql`CREATE TABLE raw (id INTEGER PRIMARY KEY, payload TEXT NOT NULL)`
+    const started = performance.now()
+    for (let i = 0; i < count; i++) yield* sql`INSERT INTO raw (id, payload) VALUES (${i}, ${"x"})`
+    return count / ((performance.now() - started) / 1000)
+  }).pipe(Effect.provide(sqliteLayer("raw")))
+
+const onMemory = (executions: number, concurrency: number) =>
+  Effect.map(
+    runWorkload(executions, concurrency, 0).pipe(Effect.provide(MemoryJournal.layer)),
+    (seconds): Row => ({
+      backend: "memory",
+      concurrency,
+      executions,
+      seconds,
+      durableCommits: undefined,
+      transactions: undefined
+    })
+  )
+
+const onSqlite = (executions: number, concurrency: number) =>
+  Effect.gen(function* () {
+    const journal = yield* SqliteJournal.make()
+    const before = { ...journal.stats }
+    const seconds = yield* runWorkload(executions, concurrency, 0).pipe(
+      Effect.provide(Layer.succeed(DurableExecutionJournal.DurableExecutionJournal, journal))
+    )
+    return {
+      backend: "sqlite",
+      concurrency,
+      executions,
+      seconds,
+      durableCommits: journal.stats.durableTransactions - before.durableTransactions,
+      transactions: journal.stats.transactions - before.transactions
+    } satisfies Row
+  }).pipe(Effect.scoped, Effect.provide(sqliteLayer(`engine-${concurrency}`)))
+
+const program = Effect.gen(function* () {
+  const scale = quick ? 0.05 : 1
+  const raw = yield* rawCommitRate(Math.ceil(3000 * scale))
+  const rows: Array<Row> = []
+  rows.push(yield* onMemory(Math.ceil(2000 * scale), 1))
+  rows.push(yield* onMemory(Math.ceil(20000 * scale), 100))
+  rows.push(yield* onSqlite(Math.ceil(600 * scale), 1))
+  rows.push(yield* onSqlite(Math.ceil(10000 * scale), 100))
+  console.log(`raw single-row commit rate (SQLite WAL, synchronous=FULL): ${raw.toFixed(0)} commits/s\n`)
+  console.log(
+    "| backend | concurrency | executions | executions/s | activities/s | durable commits/execution | transactions/execution | exec/s × commits/exec ÷ raw commit rate |"
+  )
+  console.log("|---|---|---|---|---|---|---|---|")
+  for (const row of rows) {
+    const perSecond = row.executions / row.seconds
+    const commits = row.durableCommits === undefined ? undefined : row.durableCommits / row.executions
+    const transactions = row.transactions === undefined ? undefined : row.transactions / row.executions
+    console.log(
+      `| ${row.backend} | ${row.concurrency} | ${row.executions} | ${perSecond.toFixed(0)} | ${(perSecond * 3).toFixed(0)} | ${commits?.toFixed(2) ?? "-"} | ${transactions?.toFixed(2) ?? "-"} | ${commits === undefined ? "-" : ((perSecond * commits) / raw).toFixed(2)} |`
+    )
+  }
+})
+
+Effect.runPromise(program).then(
+  () => rmSync(dir, { recursive: true, force: true }),
+  (error) => {
+    console.error(error)
+    process.exit(1)
+  }
+)
