@@ -147,6 +147,24 @@ const plainRows = (rows: ReadonlyArray<object>): Array<Record<string, unknown>> 
   return out
 }
 
+/**
+ * `DatabaseSync#prepare` compiles the first statement of the text and silently ignores the rest,
+ * so `sql.unsafe("A; B")` would run only `A`. Refuse such text instead; `.unprepared` runs it all.
+ */
+const checkSingleStatement = (sql: string, statement: StatementSync): StatementSync => {
+  const source = statement.sourceSQL
+  if (source.length < sql.length && sql.startsWith(source)) {
+    const rest = sql.slice(source.length).replace(/--[^\n]*|\/\*[\s\S]*?(?:\*\/|$)|[\s;]+/g, "")
+    if (rest.length > 0) {
+      throw new Error(
+        "The SQL text holds more than one statement, and node:sqlite would run only the first; " +
+          "split it, or run it without parameters through `.unprepared`"
+      )
+    }
+  }
+  return statement
+}
+
 /** The single `Connection` over an open `DatabaseSync`. */
 const makeConnection = (db: DatabaseSync): Connection => {
   const cache = new Map<string, StatementSync>()
@@ -154,7 +172,7 @@ const makeConnection = (db: DatabaseSync): Connection => {
   const prepare = (sql: string): StatementSync => {
     const cached = cache.get(sql)
     if (cached !== undefined) return cached
-    const statement = db.prepare(sql)
+    const statement = checkSingleStatement(sql, db.prepare(sql))
     if (cache.size >= statementCacheSize) {
       const oldest = cache.keys().next()
       if (oldest.done !== true) cache.delete(oldest.value)
@@ -163,7 +181,10 @@ const makeConnection = (db: DatabaseSync): Connection => {
     return statement
   }
 
-  /** Runs `f` on the (cached unless `fresh`) statement, honouring `SqlClient.SafeIntegers`. */
+  /**
+   * Runs `f` on the statement for `sql` (cached, or freshly prepared and unchecked when `fresh`),
+   * honouring `SqlClient.SafeIntegers`.
+   */
   const run = <A>(
     operation: string,
     sql: string,
@@ -188,6 +209,7 @@ const makeConnection = (db: DatabaseSync): Connection => {
 
   const values = (operation: string, fresh: boolean) => (sql: string, params: ReadonlyArray<unknown>) =>
     run(operation, sql, fresh, (statement) => {
+      if (fresh) checkSingleStatement(sql, statement)
       statement.setReturnArrays(true)
       try {
         // With setReturnArrays(true) node:sqlite returns each row as an array of column values.
@@ -215,6 +237,7 @@ const makeConnection = (db: DatabaseSync): Connection => {
           db.exec(sql)
           return []
         }
+        checkSingleStatement(sql, statement)
         const result = plainRows(statement.all(...bindAll(params)))
         return transformRows === undefined ? result : transformRows(result)
       }),

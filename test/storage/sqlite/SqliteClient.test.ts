@@ -65,6 +65,20 @@ describe("SqliteClient", () => {
     })
   )
 
+  it.effect("refuses multi-statement text that node:sqlite would cut short; .unprepared runs it all", () =>
+    Effect.gen(function* () {
+      const { sql } = yield* client
+      const refused = yield* Effect.flip(sql.unsafe("CREATE TABLE a (x); CREATE TABLE b (y)"))
+      expect(refused.message).toContain("more than one statement")
+      yield* sql.unsafe("CREATE TABLE a (x); -- trailing comment\n;").pipe(Effect.asVoid)
+      yield* sql.unsafe("CREATE TABLE b (x); CREATE TABLE c (y);").unprepared
+      const tables = yield* sql<{
+        name: string
+      }>`SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name`
+      expect(tables.map((t) => t.name)).toEqual(["a", "b", "c"])
+    })
+  )
+
   it.effect("withTransaction commits", () =>
     Effect.gen(function* () {
       const { sql } = yield* client
