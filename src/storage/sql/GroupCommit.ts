@@ -1,62 +1,68 @@
 /**
  * Group commit: concurrent journal writes share one transaction.
  *
- * Writers submit a unit of SQL work and wait for its commit. One writer fiber takes everything
- * pending, runs it in a single transaction and completes every waiter. A lone writer is never
- * delayed (the commit starts as soon as the writer fiber is scheduled); under load, every write
- * that arrives during a commit rides on the next one, so one fsync serves many executions.
+ * Writers submit an item and wait for its commit. One writer fiber takes everything pending and
+ * hands the batch to `flush`, which turns it into as few statements as it can (multi-row
+ * upserts) and runs them in one transaction. A lone writer is never delayed (the commit starts as
+ * soon as the writer fiber is scheduled); under load, every item that arrives during a commit
+ * rides on the next one, so one fsync and a handful of statements serve many executions.
  *
- * A batch whose writes are all advisory (attempt markers) is committed without waiting for the
- * disk (see `SqlDialect.setDurability`).
+ * A batch whose items are all advisory (attempt markers) is committed without waiting for the
+ * disk (see `setDurability`).
  */
 import { Deferred, Effect, Exit, type Scope } from "effect"
-import type { SqlClient } from "effect/sql/SqlClient"
 import type { SqlError } from "effect/sql/SqlError"
 
-interface PendingWrite {
-  readonly work: Effect.Effect<unknown, SqlError>
-  readonly durable: boolean
-  readonly done: Deferred.Deferred<unknown, SqlError>
+interface Pending<I, A> {
+  readonly item: I
+  readonly done: Deferred.Deferred<A, SqlError>
 }
-
-/** Runs `work` in the next group transaction; resolves once it is committed. */
-export type Submit = <A>(work: Effect.Effect<A, SqlError>, durable: boolean) => Effect.Effect<A, SqlError>
 
 /** Counters exposed for benchmarks and tests. */
 export interface GroupCommitStats {
   transactions: number
   durableTransactions: number
-  writes: number
+  items: number
 }
 
-export const make = (
-  sql: SqlClient,
-  setDurability: (durable: boolean) => Effect.Effect<void, SqlError>
-): Effect.Effect<{ readonly submit: Submit; readonly stats: GroupCommitStats }, never, Scope.Scope> =>
-  Effect.gen(function* () {
-    let pending: Array<PendingWrite> = []
-    let wake: Deferred.Deferred<void> | undefined
-    const stats: GroupCommitStats = { transactions: 0, durableTransactions: 0, writes: 0 }
+export interface GroupCommitOptions<I, A> {
+  /** Commits a batch; returns one result per item, in order. */
+  readonly flush: (items: ReadonlyArray<I>) => Effect.Effect<ReadonlyArray<A>, SqlError>
+  /** Whether an item must be on disk before its submitter continues. */
+  readonly durable: (item: I) => boolean
+  /** Relaxes or restores the durability of the next commit. */
+  readonly setDurability: (durable: boolean) => Effect.Effect<void, SqlError>
+}
 
-    const commit = (batch: ReadonlyArray<PendingWrite>) =>
+export interface GroupCommit<I, A> {
+  /** Queues `item` for the next commit and waits for it. */
+  readonly submit: (item: I) => Effect.Effect<A, SqlError>
+  readonly stats: GroupCommitStats
+}
+
+export const make = <I, A>(
+  options: GroupCommitOptions<I, A>
+): Effect.Effect<GroupCommit<I, A>, never, Scope.Scope> =>
+  Effect.gen(function* () {
+    let pending: Array<Pending<I, A>> = []
+    let wake: Deferred.Deferred<void> | undefined
+    const stats: GroupCommitStats = { transactions: 0, durableTransactions: 0, items: 0 }
+
+    const commit = (batch: ReadonlyArray<Pending<I, A>>) =>
       Effect.gen(function* () {
-        const durable = batch.some((write) => write.durable)
-        const results: Array<unknown> = []
+        const durable = batch.some((entry) => options.durable(entry.item))
         const exit = yield* Effect.exit(
-          Effect.andThen(
-            setDurability(durable),
-            sql.withTransaction(
-              Effect.forEach(batch, (write) => Effect.map(write.work, (value) => results.push(value)), {
-                discard: true
-              })
-            )
-          )
+          Effect.andThen(options.setDurability(durable), options.flush(batch.map((entry) => entry.item)))
         )
         stats.transactions++
         if (durable) stats.durableTransactions++
-        stats.writes += batch.length
-        batch.forEach((write, index) => {
-          Deferred.doneUnsafe(write.done, Exit.isSuccess(exit) ? Exit.succeed(results[index]) : exit)
+        stats.items += batch.length
+        batch.forEach((entry, index) => {
+          // flush returns one result per item, so `index` is in range.
+          Deferred.doneUnsafe(
+            entry.done,
+            Exit.isSuccess(exit) ? Exit.succeed(exit.value[index] as A) : Exit.failCause(exit.cause)
+          )
         })
       })
 
@@ -74,16 +80,15 @@ export const make = (
       }
     }).pipe(Effect.forkScoped)
 
-    const submit: Submit = <A>(work: Effect.Effect<A, SqlError>, durable: boolean) =>
+    const submit = (item: I): Effect.Effect<A, SqlError> =>
       Effect.suspend(() => {
-        const done = Deferred.makeUnsafe<unknown, SqlError>()
-        pending.push({ work, durable, done })
+        const done = Deferred.makeUnsafe<A, SqlError>()
+        pending.push({ item, done })
         if (wake !== undefined) {
           Deferred.doneUnsafe(wake, Exit.void)
           wake = undefined
         }
-        // `done` receives the value produced by `work`.
-        return Deferred.await(done) as Effect.Effect<A, SqlError>
+        return Deferred.await(done)
       })
     return { submit, stats }
   })

@@ -8,11 +8,14 @@ import { Effect, Option, Schema, type Scope } from "effect"
 import { SqlClient } from "effect/sql/SqlClient"
 import type { SqlError } from "effect/sql/SqlError"
 import {
+  type AttemptStart,
   type DurableExecutionJournal,
   type ExecutionRecord,
   ExecutionStatus,
   isDurable,
   type JournalWrite,
+  type NewExecution,
+  type StatusChange,
   type StepRecord
 } from "../../workflow/DurableExecutionJournal.ts"
 import { JournalError } from "../../workflow/WorkflowErrors.ts"
@@ -67,7 +70,61 @@ const toExecution = (row: typeof ExecutionRow.Type): ExecutionRecord => ({
   updatedAt: row.updated_at
 })
 
-const toStep = (row: typeof StepRow.Type): StepRecord => ({
+/** Rows per multi-row statement, well under SQLite's and PostgreSQL's parameter limits. */
+const CHUNK_ROWS = 500
+
+/** Splits rows into non-empty chunks of at most `CHUNK_ROWS`. */
+const chunks = <A>(rows: ReadonlyArray<A>): Array<readonly [A, ...Array<A>]> => {
+  const result: Array<readonly [A, ...Array<A>]> = []
+  for (let i = 0; i < rows.length; i += CHUNK_ROWS) {
+    const [first, ...others] = rows.slice(i, i + CHUNK_ROWS)
+    if (first !== undefined) result.push([first, ...others])
+  }
+  return result
+}
+
+/** An item of a group commit: a new execution, or a write to one. */
+type Item =
+  | { readonly _tag: "Start"; readonly execution: NewExecution }
+  | { readonly _tag: "Write"; readonly write: JournalWrite }
+
+/**
+ * The step rows of a batch, one per step: an outcome wins over an attempt marker of the same step,
+ * a later attempt over an earlier one (a multi-row upsert must not touch a row twice).
+ */
+const mergeStepRows = (items: ReadonlyArray<Item>): Array<StepRow> => {
+  const rows = new Map<string, StepRow>()
+  for (const item of items) {
+    if (item._tag !== "Write") continue
+    const { executionId, now } = item.write
+    const add = (step: AttemptStart, outcome: string | null) => {
+      const key = `${executionId}\u0000${step.stepKey}`
+      const existing = rows.get(key)
+      if (existing !== undefined) {
+        if (existing.outcome !== null) return
+        if (outcome === null && existing.attempt >= step.attempt) return
+      }
+      rows.set(key, {
+        execution_id: executionId,
+        step_key: step.stepKey,
+        activity_id: step.activityId,
+        seq: step.seq,
+        after_count: step.after,
+        attempt: step.attempt,
+        outcome,
+        started_at: now,
+        completed_at: outcome === null ? null : now
+      })
+    }
+    for (const outcome of item.write.outcomes) add(outcome, outcome.outcome)
+    if (item.write.attempt !== undefined) add(item.write.attempt, null)
+  }
+  return [...rows.values()]
+}
+
+type StepRow = typeof StepRow.Type
+
+const toStep = (row: StepRow): StepRecord => ({
   executionId: row.execution_id,
   stepKey: row.step_key,
   activityId: row.activity_id,
@@ -104,7 +161,6 @@ export const make = (
     yield* migrate(sql, prefix)
     const executions = sql(`${prefix}executions`)
     const steps = sql(`${prefix}steps`)
-    const group = yield* GroupCommit.make(sql, options.setDurability)
     const decodeExecutions = Schema.decodeUnknownEffect(Schema.Array(ExecutionRow))
     const decodeSteps = Schema.decodeUnknownEffect(Schema.Array(StepRow))
 
@@ -114,56 +170,91 @@ export const make = (
         Effect.map((rows) => Option.map(Option.fromNullishOr(rows[0]), toExecution))
       )
 
-    /** The statements of one `JournalWrite`; status changes mirror `applyStatusChange`. */
-    const writeStatements = (write: JournalWrite): Effect.Effect<void, SqlError> =>
+    /** Everything a batch writes, merged into as few statements as possible. */
+    const flush = (items: ReadonlyArray<Item>): Effect.Effect<ReadonlyArray<boolean>, SqlError> =>
       Effect.gen(function* () {
-        const id = write.executionId
-        for (const o of write.outcomes) {
-          yield* sql`INSERT INTO ${steps} (execution_id, step_key, activity_id, seq, after_count, attempt, outcome, started_at, completed_at)
-            VALUES (${id}, ${o.stepKey}, ${o.activityId}, ${o.seq}, ${o.after}, ${o.attempt}, ${o.outcome}, ${write.now}, ${write.now})
+        const statements: Array<Effect.Effect<unknown, SqlError>> = []
+        const starts = items.flatMap((item) => (item._tag === "Start" ? [item.execution] : []))
+        const created = new Set<string>()
+        const startRows = starts.map((e) => ({
+          execution_id: e.executionId,
+          workflow: e.workflow,
+          request: e.request,
+          status: "running",
+          interrupt_requested: 0,
+          created_at: e.now,
+          updated_at: e.now
+        }))
+        for (const [first, ...others] of chunks(startRows)) {
+          statements.push(
+            Effect.map(
+              sql<{ execution_id: string }>`INSERT INTO ${executions} ${sql.insert([first, ...others])}
+                ON CONFLICT (execution_id) DO NOTHING RETURNING execution_id`,
+              (inserted) => {
+                for (const row of inserted) created.add(row.execution_id)
+              }
+            )
+          )
+        }
+        for (const [first, ...others] of chunks(mergeStepRows(items))) {
+          statements.push(sql`INSERT INTO ${steps} ${sql.insert([first, ...others])}
             ON CONFLICT (execution_id, step_key) DO UPDATE
             SET outcome = excluded.outcome, attempt = excluded.attempt, completed_at = excluded.completed_at
-            WHERE ${steps}.outcome IS NULL`
+            WHERE ${steps}.outcome IS NULL`)
         }
-        const a = write.attempt
-        if (a !== undefined) {
-          yield* sql`INSERT INTO ${steps} (execution_id, step_key, activity_id, seq, after_count, attempt, started_at)
-            VALUES (${id}, ${a.stepKey}, ${a.activityId}, ${a.seq}, ${a.after}, ${a.attempt}, ${write.now})
-            ON CONFLICT (execution_id, step_key) DO UPDATE SET attempt = excluded.attempt
-            WHERE ${steps}.outcome IS NULL`
+        for (const item of items) {
+          if (item._tag === "Write" && item.write.status !== undefined) {
+            statements.push(statusStatement(item.write.executionId, item.write.status, item.write.now))
+          }
         }
-        const change = write.status
-        if (change === undefined) return
-        const unfinished = sql`execution_id = ${id} AND status IN ('running', 'suspended')`
-        switch (change._tag) {
-          case "Complete":
-            yield* sql`UPDATE ${executions} SET status = ${change.status}, result = ${change.result}, reason = NULL,
-              updated_at = ${write.now} WHERE ${unfinished}`
-            return
-          case "Suspend":
-            yield* sql`UPDATE ${executions} SET status = 'suspended', reason = ${change.reason},
-              updated_at = ${write.now} WHERE ${unfinished}`
-            return
-          case "Resume":
-            yield* sql`UPDATE ${executions} SET status = 'running', reason = NULL, updated_at = ${write.now}
-              WHERE ${unfinished}`
-            return
-          case "RequestInterrupt":
-            yield* sql`UPDATE ${executions} SET interrupt_requested = 1, updated_at = ${write.now} WHERE ${unfinished}`
-            return
-        }
+        const all = Effect.forEach(statements, (statement) => statement, { discard: true })
+        yield* statements.length > 1 ? sql.withTransaction(all) : all
+        // Only the first start of an id in a batch created it.
+        return items.map((item) => item._tag === "Start" && created.delete(item.execution.executionId))
       })
+
+    /** Mirrors `applyStatusChange`: final executions never change. */
+    const statusStatement = (id: string, change: StatusChange, now: number) => {
+      const unfinished = sql`execution_id = ${id} AND status IN ('running', 'suspended')`
+      switch (change._tag) {
+        case "Complete":
+          return sql`UPDATE ${executions} SET status = ${change.status}, result = ${change.result}, reason = NULL,
+            updated_at = ${now} WHERE ${unfinished}`
+        case "Suspend":
+          return sql`UPDATE ${executions} SET status = 'suspended', reason = ${change.reason},
+            updated_at = ${now} WHERE ${unfinished}`
+        case "Resume":
+          return sql`UPDATE ${executions} SET status = 'running', reason = NULL, updated_at = ${now} WHERE ${unfinished}`
+        case "RequestInterrupt":
+          return sql`UPDATE ${executions} SET interrupt_requested = 1, updated_at = ${now} WHERE ${unfinished}`
+      }
+    }
+
+    const group = yield* GroupCommit.make<Item, boolean>({
+      flush,
+      durable: (item) => item._tag === "Start" || isDurable(item.write),
+      setDurability: options.setDurability
+    })
 
     return {
       stats: group.stats,
       start: (execution) =>
         Effect.gen(function* () {
-          const inserted = yield* group.submit(
-            sql`INSERT INTO ${executions} (execution_id, workflow, request, status, interrupt_requested, created_at, updated_at)
-                VALUES (${execution.executionId}, ${execution.workflow}, ${execution.request}, 'running', 0, ${execution.now}, ${execution.now})
-                ON CONFLICT (execution_id) DO NOTHING RETURNING execution_id`,
-            true
-          )
+          const created = yield* group.submit({ _tag: "Start", execution })
+          if (created) {
+            const row: ExecutionRecord = {
+              executionId: execution.executionId,
+              workflow: execution.workflow,
+              request: execution.request,
+              status: "running",
+              result: null,
+              reason: null,
+              interruptRequested: false,
+              createdAt: execution.now,
+              updatedAt: execution.now
+            }
+            return { created, execution: row }
+          }
           const row = yield* selectExecution(execution.executionId)
           if (Option.isNone(row)) {
             return yield* new JournalError({
@@ -172,10 +263,12 @@ export const make = (
               transient: true
             })
           }
-          return { created: inserted.length > 0, execution: row.value }
+          return { created, execution: row.value }
         }).pipe(
           Effect.mapError((error) => (error._tag === "JournalError" ? error : journalError("start")(error)))
         ),
+      write: (write) =>
+        group.submit({ _tag: "Write", write }).pipe(Effect.asVoid, Effect.mapError(journalError("write"))),
       get: (executionId) => selectExecution(executionId).pipe(Effect.mapError(journalError("get"))),
       steps: (executionId) =>
         sql`SELECT * FROM ${steps} WHERE execution_id = ${executionId} ORDER BY seq`.pipe(
@@ -183,8 +276,6 @@ export const make = (
           Effect.map((rows) => rows.map(toStep)),
           Effect.mapError(journalError("steps"))
         ),
-      write: (write) =>
-        group.submit(writeStatements(write), isDurable(write)).pipe(Effect.mapError(journalError("write"))),
       listRunning: sql`SELECT * FROM ${executions} WHERE status = 'running' ORDER BY created_at`.pipe(
         Effect.flatMap(decodeExecutions),
         Effect.map((rows) => rows.map(toExecution)),
