@@ -23,7 +23,7 @@ import {
   type StatusChange
 } from "./DurableExecutionJournal.ts"
 import { decodeJson, encodeJson, exitSchema, withoutExitEnvelope } from "./internal/codec.ts"
-import { makeHandle, type RunHandle, type RunnerEnvironment, run } from "./internal/ExecutionRunner.ts"
+import { type RunHandle, type RunnerEnvironment, start as startRun } from "./internal/ExecutionRunner.ts"
 import { reliable } from "./internal/ReliableJournal.ts"
 import { defaults, type RetryPolicy, resolve } from "./RetryPolicy.ts"
 import type { Any, FailureFor, Requests, Requirements, SuccessFor, WorkflowUnion } from "./Workflow.ts"
@@ -94,30 +94,32 @@ export const makeScoped = <W extends Any>(
     const services = yield* Effect.context<Requirements<W>>()
     const running = new Map<string, RunHandle>()
     let shuttingDown = false
+    const clock = yield* Clock.Clock
     const env: RunnerEnvironment = {
       journal,
       retryPolicy: resolve(options?.retry, defaults),
+      now: () => clock.currentTimeMillisUnsafe(),
       isGracefulShutdown: () => shuttingDown
     }
 
     /** The run of `row`, started if none is in progress. Registration is synchronous: one run per id. */
-    const ensureRunning = (workflow: Any, row: ExecutionRecord): Effect.Effect<RunHandle> =>
+    const ensureRunning = (
+      workflow: Any,
+      row: ExecutionRecord,
+      freshRequest?: unknown
+    ): Effect.Effect<RunHandle> =>
       Effect.suspend(() => {
         const existing = running.get(row.executionId)
         if (existing !== undefined) return Effect.succeed(existing)
-        const handle = makeHandle(row)
-        running.set(row.executionId, handle)
-        return run(env, workflow, row, handle).pipe(
-          Effect.ensuring(Effect.sync(() => running.delete(row.executionId))),
-          Effect.provideContext(services),
-          Effect.forkDetach,
-          Effect.as(handle)
+        const started = startRun(env, workflow, row, freshRequest, services, () =>
+          running.delete(row.executionId)
         )
+        return Effect.tap(started, (handle) => Effect.sync(() => running.set(row.executionId, handle)))
       })
 
     const changeStatus = (executionId: string, status: StatusChange) =>
-      Effect.flatMap(Clock.currentTimeMillis, (now) =>
-        journal.write({ executionId, outcomes: [], status, now })
+      Effect.suspend(() =>
+        journal.write({ executionId, outcomes: [], status, now: clock.currentTimeMillisUnsafe() })
       )
 
     const unknownWorkflow = (row: ExecutionRecord) =>
@@ -160,7 +162,11 @@ export const makeScoped = <W extends Any>(
       new ExecutionSuspendedError({ executionId: row.executionId, workflow: row.workflow, reason })
 
     /** Waits for `row` to be final and returns its result, decoded with the workflow's schemas. */
-    const awaitResult = (workflow: Any, row: ExecutionRecord): Effect.Effect<unknown, unknown> =>
+    const awaitResult = (
+      workflow: Any,
+      row: ExecutionRecord,
+      freshRequest: unknown
+    ): Effect.Effect<unknown, unknown> =>
       Effect.gen(function* () {
         if (isFinal(row.status)) {
           const exit = yield* decodeJson(
@@ -184,7 +190,7 @@ export const makeScoped = <W extends Any>(
           return yield* exit as Exit.Exit<unknown, unknown>
         }
         if (row.status === "suspended") return yield* suspended(row, yield* decodeReason(row))
-        const handle = yield* ensureRunning(workflow, row)
+        const handle = yield* ensureRunning(workflow, row, freshRequest)
         const outcome = yield* Deferred.await(handle.outcome)
         switch (outcome._tag) {
           case "Completed":
@@ -218,11 +224,11 @@ export const makeScoped = <W extends Any>(
           )
         )
         const executionId = workflow.executionId(request)
-        const { execution } = yield* journal.start({
+        const { created, execution } = yield* journal.start({
           executionId,
           workflow: workflow.tag,
           request: encoded,
-          now: yield* Clock.currentTimeMillis
+          now: clock.currentTimeMillisUnsafe()
         })
         if (execution.workflow !== workflow.tag) {
           return yield* new ExecutionIdConflictError({
@@ -231,7 +237,8 @@ export const makeScoped = <W extends Any>(
             existingWorkflow: execution.workflow
           })
         }
-        return { workflow, execution }
+        // A new execution runs with the request object itself: nothing to decode or load.
+        return { workflow, execution, freshRequest: created ? request : undefined }
       })
 
     const getRow = (executionId: string) =>
@@ -261,13 +268,13 @@ export const makeScoped = <W extends Any>(
     const engine: WorkflowEngine<W> = {
       send: (request) =>
         // The result was produced (or decoded) by the workflow that handles this request's tag.
-        Effect.flatMap(start(request), ({ workflow, execution }) =>
-          awaitResult(workflow, execution)
+        Effect.flatMap(start(request), ({ workflow, execution, freshRequest }) =>
+          awaitResult(workflow, execution, freshRequest)
         ) as Effect.Effect<never, never>,
       sendDiscard: (request) =>
         Effect.gen(function* () {
-          const { workflow, execution } = yield* start(request)
-          if (execution.status === "running") yield* ensureRunning(workflow, execution)
+          const { workflow, execution, freshRequest } = yield* start(request)
+          if (execution.status === "running") yield* ensureRunning(workflow, execution, freshRequest)
           return execution.executionId
         }),
       status: (executionId) =>
@@ -306,7 +313,7 @@ export const makeScoped = <W extends Any>(
         shuttingDown = true
         const handles = [...running.values()]
         for (const handle of handles) {
-          yield* Deferred.succeed(handle.state.ended, { _tag: "Stop", reason: { _tag: "Shutdown" } })
+          handle.state.stopNow({ _tag: "Shutdown" })
         }
         for (const handle of handles) yield* Deferred.await(handle.outcome)
       })

@@ -1,9 +1,10 @@
 /**
- * Runs (or resumes) one execution: decodes its request, replays its journal through the workflow
- * body, and records how the run ended — a final result, a suspension, or (graceful shutdown, I8)
- * only the outcomes already delivered, leaving the execution `running` for the next engine.
+ * Runs (or resumes) one execution in one fiber: decodes its request, replays its journal through
+ * the workflow body, and when the fiber ends records how the run ended — a final result, a
+ * suspension, or (graceful shutdown, I8) only the outcomes already delivered, leaving the
+ * execution `running` for the next engine.
  */
-import { Cause, Clock, Deferred, Effect, Exit, Fiber, Result } from "effect"
+import { Cause, type Context, Deferred, Effect, Exit, Result } from "effect"
 import type { ExecutionRecord, StatusChange } from "../DurableExecutionJournal.ts"
 import type { Any } from "../Workflow.ts"
 import { WorkflowContext } from "../WorkflowContext.ts"
@@ -35,35 +36,72 @@ export interface RunnerEnvironment extends StepEnvironment {
   readonly isGracefulShutdown: () => boolean
 }
 
-/** Creates the handle of a run; `run` then drives it. Synchronous so the engine can register it atomically. */
-export const makeHandle = (row: ExecutionRecord): RunHandle => ({
-  state: new ExecutionState(row.executionId, row.workflow, new Replay([]), row.interruptRequested),
-  outcome: Deferred.makeUnsafe<RunOutcome>()
-})
-
 const stopped: RunOutcome = { _tag: "Stopped" }
 
-export const run = (env: RunnerEnvironment, workflow: Any, row: ExecutionRecord, handle: RunHandle) =>
-  Effect.gen(function* () {
-    const state = handle.state
-    const request = decodeJsonResult(workflow.request, row.request)
-    if (Result.isFailure(request)) {
-      const failure = request.failure
-      return yield* suspendNow(
-        env,
-        state,
-        new JournalDecodeError({
-          executionId: row.executionId,
-          workflow: row.workflow,
-          record: "request",
-          activity: null,
-          path: failure.path,
-          message: `stored request of workflow "${row.workflow}" no longer decodes: ${failure.message}`
-        })
+/**
+ * Starts a run of `row` in a new fiber and returns its handle at once. `freshRequest` is the
+ * request object when this engine has just created the execution: nothing to decode or load.
+ */
+export const start = (
+  env: RunnerEnvironment,
+  workflow: Any,
+  row: ExecutionRecord,
+  freshRequest: unknown,
+  services: Context.Context<never>,
+  onEnd: () => void
+): Effect.Effect<RunHandle> =>
+  Effect.suspend(() => {
+    const state = new ExecutionState(row.executionId, row.workflow, new Replay([]), row.interruptRequested)
+    const handle: RunHandle = { state, outcome: Deferred.makeUnsafe<RunOutcome>() }
+    const program = Effect.onExit(runBody(env, workflow, row, state, freshRequest), (exit) =>
+      finish(env, workflow, state, exit).pipe(
+        Effect.catchCause((cause) =>
+          // A defect of the run (not of the workflow): the execution stays running in the journal
+          // and is resumed by the next engine; callers waiting on it are told the run stopped.
+          Effect.as(Effect.logError(`run of execution ${row.executionId} stopped`, cause), stopped)
+        ),
+        Effect.flatMap((outcome) =>
+          Effect.sync(() => {
+            onEnd()
+            Deferred.doneUnsafe(handle.outcome, Exit.succeed(outcome))
+          })
+        )
       )
+    )
+    return Effect.map(Effect.forkDetach(Effect.provideContext(program, services)), (fiber) => {
+      state.bodyFiber = fiber
+      return handle
+    })
+  })
+
+/** Decodes the request, loads the journal and runs the workflow body with its context. */
+const runBody = (
+  env: RunnerEnvironment,
+  workflow: Any,
+  row: ExecutionRecord,
+  state: ExecutionState,
+  freshRequest: unknown
+): Effect.Effect<unknown, unknown> =>
+  Effect.gen(function* () {
+    let request = freshRequest
+    if (request === undefined) {
+      const decoded = decodeJsonResult(workflow.request, row.request)
+      if (Result.isFailure(decoded)) {
+        const failure = decoded.failure
+        return yield* state.suspend(
+          new JournalDecodeError({
+            executionId: row.executionId,
+            workflow: row.workflow,
+            record: "request",
+            activity: null,
+            path: failure.path,
+            message: `stored request of workflow "${row.workflow}" no longer decodes: ${failure.message}`
+          })
+        )
+      }
+      request = decoded.success
+      state.replay = new Replay(yield* Effect.orDie(env.journal.steps(row.executionId)))
     }
-    // The handle was registered before the journal was read; give it the loaded history.
-    state.replay = new Replay(yield* Effect.orDie(env.journal.steps(row.executionId)))
     const context = WorkflowContext.of({
       executionId: row.executionId,
       workflow: row.workflow,
@@ -79,81 +117,78 @@ export const run = (env: RunnerEnvironment, workflow: Any, row: ExecutionRecord,
       }
     })
     // The engine provides the workflow's requirements (captured by `makeScoped`) around the run.
-    const body = Effect.provideService(
-      workflow.body(request.success),
-      WorkflowContext,
-      context
-    ) as Effect.Effect<unknown, unknown>
-    state.bodyFiber = yield* Effect.forkDetach(
-      // onExit runs even when the body fiber is interrupted from outside.
-      Effect.onExit(body, (exit) => Deferred.succeed(state.ended, { _tag: "Done", exit }))
-    )
-    const ending = yield* Deferred.await(state.ended)
-    if (ending._tag === "Stop") {
-      state.stopping = true
-      yield* Fiber.interrupt(state.bodyFiber)
-      if (ending.reason._tag === "Shutdown") {
-        yield* write(env, state, undefined)
-        return stopped
-      }
-      return yield* suspendNow(env, state, ending.reason.reason)
+    return yield* Effect.provideService(workflow.body(request), WorkflowContext, context) as Effect.Effect<
+      unknown,
+      unknown
+    >
+  })
+
+/** Records how the run ended. Runs as the run fiber's finalizer. */
+const finish = (
+  env: RunnerEnvironment,
+  workflow: Any,
+  state: ExecutionState,
+  exit: Exit.Exit<unknown, unknown>
+): Effect.Effect<RunOutcome> =>
+  Effect.suspend(() => {
+    state.stopping = true
+    const stop = state.stopReason
+    if (stop !== undefined) {
+      if (stop._tag === "Shutdown") return Effect.as(write(env, state, undefined), stopped)
+      return suspendNow(env, state, stop.reason)
     }
-    const exit = ending.exit
     const interrupted = Exit.isFailure(exit) && Cause.hasInterruptsOnly(exit.cause)
     const unasked = interrupted ? undefined : state.replay.unaskedOutcome()
     if (unasked !== undefined) {
-      return yield* suspendNow(
+      return suspendNow(
         env,
         state,
         new NonDeterminismError({
-          executionId: row.executionId,
-          workflow: row.workflow,
+          executionId: state.executionId,
+          workflow: state.workflow,
           expected: describe(unasked),
           actual: "the workflow completed",
-          message: `workflow "${row.workflow}" completed without asking for ${describe(unasked)} that its journal recorded`
+          message: `workflow "${state.workflow}" completed without asking for ${describe(unasked)} that its journal recorded`
         })
       )
     }
     const encoded = encodeJsonResult(exitSchema(workflow.request.success, workflow.request.failure), exit)
     if (Result.isFailure(encoded)) {
       const failure = withoutExitEnvelope(encoded.failure)
-      return yield* suspendNow(
+      return suspendNow(
         env,
         state,
         new ActivityResultError({
-          executionId: row.executionId,
-          workflow: row.workflow,
+          executionId: state.executionId,
+          workflow: state.workflow,
           activity: "<workflow result>",
           path: failure.path,
-          message: `workflow "${row.workflow}" returned a result its schemas cannot encode: ${failure.message}`
+          message: `workflow "${state.workflow}" returned a result its schemas cannot encode: ${failure.message}`
         })
       )
     }
     const status = interrupted ? "interrupted" : Exit.isSuccess(exit) ? "succeeded" : "failed"
-    yield* write(env, state, { _tag: "Complete", status, result: encoded.success })
-    return { _tag: "Completed", exit } as const
-  }).pipe(
-    Effect.exit,
-    Effect.flatMap((exit) => {
-      if (Exit.isSuccess(exit)) return Deferred.succeed(handle.outcome, exit.value)
-      // A defect of the run (not of the workflow): the execution stays running in the journal and
-      // is resumed by the next engine; callers waiting on it are told the run stopped.
-      return Effect.logError(`run of execution ${row.executionId} stopped`, exit.cause).pipe(
-        Effect.andThen(Deferred.succeed(handle.outcome, stopped))
-      )
-    })
-  )
+    return Effect.as(write(env, state, { _tag: "Complete", status, result: encoded.success }), {
+      _tag: "Completed",
+      exit
+    } as const)
+  })
 
 /** Writes the outcomes still pending and, if given, the status change, in one transaction. */
 const write = (env: RunnerEnvironment, state: ExecutionState, status: StatusChange | undefined) =>
-  Effect.gen(function* () {
+  Effect.suspend(() => {
     const outcomes = state.takePending()
-    if (outcomes.length === 0 && status === undefined) return
-    const now = yield* Clock.currentTimeMillis
-    yield* Effect.orDie(env.journal.write({ executionId: state.executionId, outcomes, status, now }))
+    if (outcomes.length === 0 && status === undefined) return Effect.void
+    return Effect.orDie(
+      env.journal.write({ executionId: state.executionId, outcomes, status, now: env.now() })
+    )
   })
 
-const suspendNow = (env: RunnerEnvironment, state: ExecutionState, reason: SuspendReason) =>
+const suspendNow = (
+  env: RunnerEnvironment,
+  state: ExecutionState,
+  reason: SuspendReason
+): Effect.Effect<RunOutcome> =>
   Effect.gen(function* () {
     const encoded = encodeJsonResult(SuspendReason, reason)
     if (Result.isFailure(encoded)) return yield* Effect.die(new Error(encoded.failure.message))

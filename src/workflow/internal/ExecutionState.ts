@@ -2,7 +2,7 @@
  * The mutable state of one run of one execution, shared by the execution runner and the step
  * runner. A run ends when the body completes, the execution suspends, or the engine shuts down.
  */
-import { Deferred, Effect, type Exit, Fiber } from "effect"
+import { Effect, Fiber } from "effect"
 import type { StepOutcome } from "../DurableExecutionJournal.ts"
 import type { SuspendReason } from "../WorkflowErrors.ts"
 import type { Replay } from "./Replay.ts"
@@ -12,14 +12,9 @@ export type StopReason =
   | { readonly _tag: "Suspend"; readonly reason: SuspendReason }
   | { readonly _tag: "Shutdown" }
 
-/** How the body of a run ended: it completed, or the run was stopped first. */
-export type Ending =
-  | { readonly _tag: "Done"; readonly exit: Exit.Exit<unknown, unknown> }
-  | { readonly _tag: "Stop"; readonly reason: StopReason }
-
 export class ExecutionState {
-  /** Completed once, by the body's completion or the first reason to stop. */
-  readonly ended: Deferred.Deferred<Ending> = Deferred.makeUnsafe<Ending>()
+  /** The first reason to stop the run early; the run's end records it instead of the body's exit. */
+  stopReason: StopReason | undefined = undefined
   /** Set once the run is being torn down: no new activity attempt may start. */
   stopping = false
   /** Whether the interruption requested by `WorkflowEngine.interrupt` reached the body fiber. */
@@ -57,12 +52,27 @@ export class ExecutionState {
     return taken
   }
 
-  /** Stops the run with `reason` (the runner then interrupts the body); never returns. */
+  /**
+   * Stops the run with `reason`: interrupts the body fiber from outside and interrupts the
+   * caller (which may be a finalizer, where waiting forever would hang the teardown).
+   */
   halt(reason: StopReason): Effect.Effect<never> {
-    return Deferred.succeed(this.ended, { _tag: "Stop", reason }).pipe(Effect.andThen(Effect.never))
+    return Effect.suspend(() => {
+      this.stopNow(reason)
+      return Effect.interrupt
+    })
   }
 
-  /** Suspends the execution with `reason`; never returns. */
+  /** Records the first reason to stop and interrupts the body fiber (asynchronously). */
+  stopNow(reason: StopReason): void {
+    if (this.stopReason !== undefined) return
+    this.stopReason = reason
+    this.stopping = true
+    const fiber = this.bodyFiber
+    if (fiber !== undefined) Effect.runFork(Fiber.interrupt(fiber))
+  }
+
+  /** Suspends the execution with `reason`. */
   suspend(reason: SuspendReason): Effect.Effect<never> {
     return this.halt({ _tag: "Suspend", reason })
   }

@@ -8,7 +8,7 @@
  * disk before anything that could depend on it has a side effect, and a sequential workflow pays
  * one durable commit per activity.
  */
-import { Cause, Clock, Effect, Exit, Option, Result } from "effect"
+import { Cause, Effect, Exit, Option, Result } from "effect"
 import type { ActivityDefinition } from "../Activity.ts"
 import { ActivityContext } from "../ActivityContext.ts"
 import type { DurableExecutionJournal, StepRecord } from "../DurableExecutionJournal.ts"
@@ -25,6 +25,8 @@ import { describe } from "./Replay.ts"
 export interface StepEnvironment {
   readonly journal: DurableExecutionJournal["Service"]
   readonly retryPolicy: ResolvedRetryPolicy
+  /** The engine's clock, read synchronously on the hot path. */
+  readonly now: () => number
 }
 
 /** How many times a new step yields to sibling fibers before declaring a recorded step skipped. */
@@ -143,7 +145,7 @@ const fresh = <A, E, R>(
       const exit = yield* Effect.uninterruptibleMask((restore) =>
         Effect.gen(function* () {
           if (state.stopping) return yield* Effect.interrupt
-          const now = yield* Clock.currentTimeMillis
+          const now = env.now()
           const outcomes = state.takePending()
           yield* restore(
             Effect.orDie(env.journal.write({ executionId: state.executionId, outcomes, attempt: start, now }))
