@@ -46,6 +46,7 @@ export const make = <I, A>(
   Effect.gen(function* () {
     let pending: Array<Pending<I, A>> = []
     let wake: Deferred.Deferred<void> | undefined
+    let lastBatchSize = 0
     const stats: GroupCommitStats = { transactions: 0, durableTransactions: 0, items: 0 }
 
     const commit = (batch: ReadonlyArray<Pending<I, A>>) =>
@@ -72,9 +73,11 @@ export const make = <I, A>(
           wake = Deferred.makeUnsafe<void>()
           yield* Deferred.await(wake)
         }
-        // Let writers that became ready in the same tick join this batch.
-        yield* Effect.yieldNow
+        // Under load, let writers that became ready in the same tick join this batch; a lone
+        // writer (the last batch had one item) is not delayed by a scheduler round.
+        if (lastBatchSize > 1) yield* Effect.yieldNow
         const batch = pending
+        lastBatchSize = batch.length
         pending = []
         yield* commit(batch)
       }
@@ -84,9 +87,11 @@ export const make = <I, A>(
       Effect.suspend(() => {
         const done = Deferred.makeUnsafe<A, SqlError>()
         pending.push({ item, done })
-        if (wake !== undefined) {
-          Deferred.doneUnsafe(wake, Exit.void)
+        const sleeping = wake
+        if (sleeping !== undefined) {
+          // Cleared first: completing it may run the writer inline, which may set a new one.
           wake = undefined
+          Deferred.doneUnsafe(sleeping, Exit.void)
         }
         return Deferred.await(done)
       })

@@ -7,7 +7,10 @@ import { Clock, Effect } from "effect"
 import type { SqlClient } from "effect/sql/SqlClient"
 import type { SqlError } from "effect/sql/SqlError"
 
-/** One migration: statements with `{prefix}` standing for the table prefix. */
+/**
+ * One migration: statements with `{prefix}` standing for the table prefix and `{withoutRowid}` for
+ * SQLite's `WITHOUT ROWID` (one B-tree per table instead of two: fewer pages per commit).
+ */
 export interface Migration {
   readonly version: number
   readonly name: string
@@ -29,7 +32,7 @@ export const migrations: ReadonlyArray<Migration> = [
         interrupt_requested INTEGER NOT NULL DEFAULT 0,
         created_at BIGINT NOT NULL,
         updated_at BIGINT NOT NULL
-      )`,
+      ){withoutRowid}`,
       `CREATE INDEX IF NOT EXISTS {prefix}executions_by_status ON {prefix}executions (status, created_at)`,
       `CREATE TABLE IF NOT EXISTS {prefix}steps (
         execution_id TEXT NOT NULL,
@@ -42,13 +45,17 @@ export const migrations: ReadonlyArray<Migration> = [
         started_at BIGINT NOT NULL,
         completed_at BIGINT,
         PRIMARY KEY (execution_id, step_key)
-      )`
+      ){withoutRowid}`
     ]
   }
 ]
 
 /** Applies the migrations not yet recorded. Returns the versions it applied. */
-export const migrate = (sql: SqlClient, prefix: string): Effect.Effect<ReadonlyArray<number>, SqlError> =>
+export const migrate = (
+  sql: SqlClient,
+  prefix: string,
+  dialect: "sqlite" | "pg"
+): Effect.Effect<ReadonlyArray<number>, SqlError> =>
   Effect.gen(function* () {
     const table = `${prefix}migrations`
     yield* sql.unsafe(
@@ -61,7 +68,11 @@ export const migrate = (sql: SqlClient, prefix: string): Effect.Effect<ReadonlyA
           const rows = yield* sql`SELECT version FROM ${sql(table)} WHERE version = ${migration.version}`
           if (rows.length > 0) return false
           for (const statement of migration.statements) {
-            yield* sql.unsafe(statement.replaceAll("{prefix}", prefix))
+            yield* sql.unsafe(
+              statement
+                .replaceAll("{prefix}", prefix)
+                .replaceAll("{withoutRowid}", dialect === "sqlite" ? " WITHOUT ROWID" : "")
+            )
           }
           const now = yield* Clock.currentTimeMillis
           yield* sql`INSERT INTO ${sql(table)} (version, name, applied_at) VALUES (${migration.version}, ${migration.name}, ${now})`

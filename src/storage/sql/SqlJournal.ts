@@ -26,6 +26,8 @@ import { migrate } from "./Migrations.ts"
 export interface SqlJournalOptions {
   /** Prefix of every table name, so the journal can share a database. Default `effect_cluster_`. */
   readonly tablePrefix?: string | undefined
+  /** The SQL dialect, for the few statements that differ. */
+  readonly dialect: "sqlite" | "pg"
   /** How the backend relaxes durability for advisory writes (see `GroupCommit`). */
   readonly setDurability: (durable: boolean) => Effect.Effect<void, SqlError>
 }
@@ -158,7 +160,7 @@ export const make = (
   Effect.gen(function* () {
     const sql = yield* SqlClient
     const prefix = options.tablePrefix ?? "effect_cluster_"
-    yield* migrate(sql, prefix)
+    yield* migrate(sql, prefix, options.dialect)
     const executions = sql(`${prefix}executions`)
     const steps = sql(`${prefix}steps`)
     const decodeExecutions = Schema.decodeUnknownEffect(Schema.Array(ExecutionRow))

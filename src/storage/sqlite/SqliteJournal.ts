@@ -57,7 +57,11 @@ export const make = (
 > =>
   Effect.gen(function* () {
     const sql = yield* SqlClient
-    return yield* SqlJournal.make({ tablePrefix: options.tablePrefix, setDurability: durabilityToggle(sql) })
+    return yield* SqlJournal.make({
+      tablePrefix: options.tablePrefix,
+      dialect: "sqlite",
+      setDurability: durabilityToggle(sql)
+    })
   })
 
 const toJournalError = (operation: string) => (error: SqlError) =>
