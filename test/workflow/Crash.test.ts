@@ -69,4 +69,23 @@ describe("crash recovery on the embedded store (SIGKILL)", () => {
       expect(sideEffects(log)).toEqual(expected)
     })
   }
+
+  it("compensation: a crash between the charge and the refund resumes the refund, never re-charges", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "effect-cluster-crash-"))
+    const journal = join(dir, "journal.db")
+    const log = join(dir, "side-effects.log")
+    const crashed = await runWorker([journal, log, "block-in-refund"], "BLOCKED")
+    expect(crashed.signal).toBe("SIGKILL")
+    expect(sideEffects(log)).toEqual([
+      ["charge", "compensating@1/charge", "1"],
+      ["ship", "compensating@1/ship", "1"]
+    ])
+    const resumed = await runWorker([journal, log, "compensate"])
+    expect(resumed.stdout).toContain("RESULT refunded")
+    expect(sideEffects(log)).toEqual([
+      ["charge", "compensating@1/charge", "1"],
+      ["ship", "compensating@1/ship", "1"],
+      ["refund", "compensating@1/refund", "2"]
+    ])
+  })
 })

@@ -5,14 +5,22 @@
  * attempt before its side effect; in `block-after-b`, it blocks after its side effect (before the
  * outcome is recorded). The test SIGKILLs the process when it prints `BLOCKED`.
  *
- * Usage: node worker.ts <journalFile> <sideEffectLog> <mode: run|block-in-b|block-after-b>
+ * Modes `compensate` and `block-in-refund` run the talk's compensation instead: charge, then ship
+ * fails with a final OutOfStockError, then refund (which blocks on its first attempt in
+ * `block-in-refund`, so the test can kill the process between the charge and the refund).
+ *
+ * Usage: node worker.ts <journalFile> <sideEffectLog> <mode>
  */
 import { appendFileSync } from "node:fs"
 import { Effect, Schema } from "effect"
 import { Activity, SqliteJournal, Workflow, WorkflowEngine } from "effect-cluster"
 
 const [journalFile, sideEffectLog, mode] = Schema.decodeUnknownSync(
-  Schema.Tuple([Schema.String, Schema.String, Schema.Literals(["run", "block-in-b", "block-after-b"])])
+  Schema.Tuple([
+    Schema.String,
+    Schema.String,
+    Schema.Literals(["run", "block-in-b", "block-after-b", "compensate", "block-in-refund"])
+  ])
 )(process.argv.slice(2))
 
 class Crashy extends Workflow.TaggedRequest<Crashy>()("Crashy", {
@@ -46,10 +54,43 @@ const workflow = Workflow.make(
     })
 )
 
+class OutOfStockError extends Schema.TaggedError<OutOfStockError>()("OutOfStockError", {}) {}
+
+const sideEffect = (id: string) =>
+  Effect.gen(function* () {
+    appendFileSync(sideEffectLog, `${id} ${yield* Activity.persistenceId} ${yield* Activity.attempt}\n`)
+  })
+
+const compensating = Workflow.make(
+  Crashy,
+  (r) => `compensating@${r.id}`,
+  () =>
+    sideEffect("charge").pipe(
+      Activity.make("charge", Schema.Void, Schema.Never),
+      Effect.andThen(
+        Effect.andThen(sideEffect("ship"), Effect.fail(new OutOfStockError())).pipe(
+          Activity.make("ship", Schema.Void, OutOfStockError, { retry: { maxAttempts: 1 } })
+        )
+      ),
+      Effect.as("shipped"),
+      Effect.catchTag("OutOfStockError", () =>
+        Effect.gen(function* () {
+          if (mode === "block-in-refund" && (yield* Activity.attempt) === 1) yield* blocked
+          yield* sideEffect("refund")
+          return "refunded"
+        }).pipe(Activity.make("refund", Schema.String, Schema.Never))
+      )
+    )
+)
+
 const program = Effect.gen(function* () {
-  const engine = yield* WorkflowEngine.makeScoped(workflow)
-  const result = yield* engine.send(new Crashy({ id: "1" }))
-  console.log(`RESULT ${result}`)
+  if (mode === "compensate" || mode === "block-in-refund") {
+    const engine = yield* WorkflowEngine.makeScoped(compensating)
+    console.log(`RESULT ${yield* engine.send(new Crashy({ id: "1" }))}`)
+  } else {
+    const engine = yield* WorkflowEngine.makeScoped(workflow)
+    console.log(`RESULT ${yield* engine.send(new Crashy({ id: "1" }))}`)
+  }
 })
 
 Effect.runPromise(
