@@ -111,7 +111,7 @@ const replayOutcome = <A, E>(
   return decoded.success as Exit.Exit<A, E>
 }
 
-/** Runs attempts of a step that has no recorded outcome. */
+/** Runs attempts of a step that has no recorded outcome. Written without generators: hot path. */
 const fresh = <A, E, R>(
   env: StepEnvironment,
   state: ExecutionState,
@@ -119,65 +119,64 @@ const fresh = <A, E, R>(
   body: Effect.Effect<A, E, R>,
   stepKey: string,
   recorded: StepRecord | undefined
-): Effect.Effect<A, E, R> =>
-  Effect.gen(function* () {
-    if (state.interruptRequested && !state.interruptDelivered) {
-      // Replay has caught up with the interrupted execution: interrupt it here.
-      yield* state.deliverInterrupt()
-      return yield* Effect.never
-    }
-    const policy = resolve(definition.retry, env.retryPolicy)
-    const seq = recorded?.seq ?? state.replay.allocateSeq()
-    const after = recorded?.after ?? state.replay.delivered
-    const persistenceId = `${state.executionId}/${stepKey}`
-    let attempt = recorded?.attempt ?? 0
-    while (true) {
-      attempt++
-      const start = {
+): Effect.Effect<A, E, R> => {
+  if (state.interruptRequested && !state.interruptDelivered) {
+    // Replay has caught up with the interrupted execution: interrupt it here.
+    return Effect.andThen(state.deliverInterrupt(), Effect.never)
+  }
+  const policy = resolve(definition.retry, env.retryPolicy)
+  const seq = recorded?.seq ?? state.replay.allocateSeq()
+  const after = recorded?.after ?? state.replay.delivered
+  const persistenceId = `${state.executionId}/${stepKey}`
+  const schema = exitSchema(definition.success, definition.failure)
+
+  const attemptNumber = (attempt: number): Effect.Effect<A, E, R> => {
+    const start = { executionId: state.executionId, stepKey, activityId: definition.id, seq, after, attempt }
+    const run = Effect.provideService(body, ActivityContext, {
+      activityId: definition.id,
+      persistenceId,
+      attempt
+    })
+    return Effect.uninterruptibleMask((restore) => {
+      if (state.stopping) return Effect.interrupt
+      const write = env.journal.write({
         executionId: state.executionId,
-        stepKey,
-        activityId: definition.id,
-        seq,
-        after,
-        attempt
-      }
-      const context = { activityId: definition.id, persistenceId, attempt }
-      const exit = yield* Effect.uninterruptibleMask((restore) =>
-        Effect.gen(function* () {
-          if (state.stopping) return yield* Effect.interrupt
-          const now = env.now()
-          const outcomes = state.takePending()
-          yield* restore(
-            Effect.orDie(env.journal.write({ executionId: state.executionId, outcomes, attempt: start, now }))
-          )
-          const exit = yield* Effect.exit(restore(Effect.provideService(body, ActivityContext, context)))
+        outcomes: state.takePending(),
+        attempt: start,
+        now: env.now()
+      })
+      return Effect.flatMap(restore(Effect.orDie(write)), () =>
+        Effect.flatMap(Effect.exit(restore(run)), (exit) =>
           // If this fiber was interrupted (shutdown, race lost), stop here: nothing is recorded.
-          yield* restore(Effect.void)
-          return exit
-        })
-      )
-      if (!Exit.isSuccess(exit) && shouldRetry(policy, exit.cause, attempt)) {
-        yield* Effect.sleep(delayAfter(policy, attempt))
-        continue
-      }
-      const encoded = encodeJsonResult(exitSchema(definition.success, definition.failure), exit)
-      if (Result.isFailure(encoded)) {
-        const failure = withoutExitEnvelope(encoded.failure)
-        return yield* state.suspend(
-          new ActivityResultError({
-            executionId: state.executionId,
-            workflow: state.workflow,
-            activity: stepKey,
-            path: failure.path,
-            message: `activity "${stepKey}" of workflow "${state.workflow}" produced an outcome its schema cannot encode: ${failure.message}`
-          })
+          Effect.as(restore(Effect.void), exit)
         )
-      }
-      state.addPending({ ...start, outcome: encoded.success })
-      state.replay.delivered++
-      return yield* exit
-    }
-  })
+      )
+    }).pipe(
+      Effect.flatMap((exit) => {
+        if (!Exit.isSuccess(exit) && shouldRetry(policy, exit.cause, attempt)) {
+          return Effect.andThen(Effect.sleep(delayAfter(policy, attempt)), attemptNumber(attempt + 1))
+        }
+        const encoded = encodeJsonResult(schema, exit)
+        if (Result.isFailure(encoded)) {
+          const failure = withoutExitEnvelope(encoded.failure)
+          return state.suspend(
+            new ActivityResultError({
+              executionId: state.executionId,
+              workflow: state.workflow,
+              activity: stepKey,
+              path: failure.path,
+              message: `activity "${stepKey}" of workflow "${state.workflow}" produced an outcome its schema cannot encode: ${failure.message}`
+            })
+          )
+        }
+        state.addPending({ ...start, outcome: encoded.success })
+        state.replay.delivered++
+        return exit
+      })
+    )
+  }
+  return attemptNumber((recorded?.attempt ?? 0) + 1)
+}
 
 const shouldRetry = (policy: ResolvedRetryPolicy, cause: Cause.Cause<unknown>, attempt: number): boolean => {
   if (attempt >= policy.maxAttempts) return false
