@@ -14,7 +14,7 @@
  * }).pipe(Effect.scoped, Effect.provide(SqliteJournal.layer({ filename: "journal.db" })))
  * ```
  */
-import { Clock, Deferred, Effect, type Exit, Option, type Scope } from "effect"
+import { Clock, Deferred, Effect, type Exit, Option, Result, type Scope } from "effect"
 import {
   DurableExecutionJournal,
   type ExecutionRecord,
@@ -22,7 +22,13 @@ import {
   isFinal,
   type StatusChange
 } from "./DurableExecutionJournal.ts"
-import { decodeJson, encodeJson, exitSchema, withoutExitEnvelope } from "./internal/codec.ts"
+import {
+  decodeJson,
+  encodeJson,
+  encodeJsonResult,
+  exitSchema,
+  withoutExitEnvelope
+} from "./internal/codec.ts"
 import { type RunHandle, type RunnerEnvironment, start as startRun } from "./internal/ExecutionRunner.ts"
 import { reliable } from "./internal/ReliableJournal.ts"
 import { defaults, type RetryPolicy, resolve } from "./RetryPolicy.ts"
@@ -75,6 +81,15 @@ export interface WorkflowEngine<W extends Any> {
    */
   readonly interrupt: (executionId: string) => Effect.Effect<void, ExecutionNotFoundError | JournalError>
 }
+
+/** A stored start: the workflow, its row, and the request object if this call created it. */
+interface Started {
+  readonly workflow: Any
+  readonly execution: ExecutionRecord
+  readonly freshRequest: unknown
+}
+
+type StartError = UnknownWorkflowError | InvalidRequestError | ExecutionIdConflictError | JournalError
 
 /** Options of `makeScoped`. */
 export interface EngineOptions {
@@ -167,6 +182,23 @@ export const makeScoped = <W extends Any>(
       row: ExecutionRecord,
       freshRequest: unknown
     ): Effect.Effect<unknown, unknown> =>
+      row.status === "running"
+        ? Effect.flatMap(ensureRunning(workflow, row, freshRequest), (handle) =>
+            Effect.flatMap(Deferred.await(handle.outcome), (outcome): Effect.Effect<unknown, unknown> => {
+              switch (outcome._tag) {
+                case "Completed":
+                  return outcome.exit
+                case "Suspended":
+                  return Effect.fail(suspended(row, outcome.reason))
+                case "Stopped":
+                  return Effect.interrupt
+              }
+            })
+          )
+        : finalOrSuspended(workflow, row)
+
+    /** The result of a final execution, or the error of a suspended one. */
+    const finalOrSuspended = (workflow: Any, row: ExecutionRecord): Effect.Effect<unknown, unknown> =>
       Effect.gen(function* () {
         if (isFinal(row.status)) {
           const exit = yield* decodeJson(
@@ -189,56 +221,52 @@ export const makeScoped = <W extends Any>(
           // Decoded with Exit(success, failure) of this workflow.
           return yield* exit as Exit.Exit<unknown, unknown>
         }
-        if (row.status === "suspended") return yield* suspended(row, yield* decodeReason(row))
-        const handle = yield* ensureRunning(workflow, row, freshRequest)
-        const outcome = yield* Deferred.await(handle.outcome)
-        switch (outcome._tag) {
-          case "Completed":
-            return yield* outcome.exit
-          case "Suspended":
-            return yield* suspended(row, outcome.reason)
-          case "Stopped":
-            return yield* Effect.interrupt
-        }
+        return yield* suspended(row, yield* decodeReason(row))
       })
 
     /** Validates and durably stores the start of `request`; returns its workflow and stored row. */
-    const start = (request: { readonly _tag: string }) =>
-      Effect.gen(function* () {
+    const start = (request: { readonly _tag: string }): Effect.Effect<Started, StartError> =>
+      Effect.suspend((): Effect.Effect<Started, StartError> => {
         const workflow = byTag.get(request._tag)
         if (workflow === undefined) {
-          return yield* new UnknownWorkflowError({
-            workflow: request._tag,
-            executionId: "",
-            message: `no workflow handles requests tagged "${request._tag}"`
-          })
-        }
-        const encoded = yield* encodeJson(workflow.request, request).pipe(
-          Effect.mapError(
-            (failure) =>
-              new InvalidRequestError({
-                workflow: workflow.tag,
-                path: failure.path,
-                message: `request for workflow "${workflow.tag}" is invalid at ${failure.path}: ${failure.message}`
-              })
+          return Effect.fail(
+            new UnknownWorkflowError({
+              workflow: request._tag,
+              executionId: "",
+              message: `no workflow handles requests tagged "${request._tag}"`
+            })
           )
-        )
+        }
+        const encoded = encodeJsonResult(workflow.request, request)
+        if (Result.isFailure(encoded)) {
+          const { path, message } = encoded.failure
+          return Effect.fail(
+            new InvalidRequestError({
+              workflow: workflow.tag,
+              path,
+              message: `request for workflow "${workflow.tag}" is invalid at ${path}: ${message}`
+            })
+          )
+        }
         const executionId = workflow.executionId(request)
-        const { created, execution } = yield* journal.start({
+        const stored = journal.start({
           executionId,
           workflow: workflow.tag,
-          request: encoded,
+          request: encoded.success,
           now: clock.currentTimeMillisUnsafe()
         })
-        if (execution.workflow !== workflow.tag) {
-          return yield* new ExecutionIdConflictError({
-            executionId,
-            workflow: workflow.tag,
-            existingWorkflow: execution.workflow
-          })
-        }
-        // A new execution runs with the request object itself: nothing to decode or load.
-        return { workflow, execution, freshRequest: created ? request : undefined }
+        return Effect.flatMap(stored, ({ created, execution }) =>
+          execution.workflow === workflow.tag
+            ? // A new execution runs with the request object itself: nothing to decode or load.
+              Effect.succeed({ workflow, execution, freshRequest: created ? request : undefined })
+            : Effect.fail(
+                new ExecutionIdConflictError({
+                  executionId,
+                  workflow: workflow.tag,
+                  existingWorkflow: execution.workflow
+                })
+              )
+        )
       })
 
     const getRow = (executionId: string) =>

@@ -49,23 +49,25 @@ export const make = <I, A>(
     let lastBatchSize = 0
     const stats: GroupCommitStats = { transactions: 0, durableTransactions: 0, items: 0 }
 
-    const commit = (batch: ReadonlyArray<Pending<I, A>>) =>
-      Effect.gen(function* () {
-        const durable = batch.some((entry) => options.durable(entry.item))
-        const exit = yield* Effect.exit(
-          Effect.andThen(options.setDurability(durable), options.flush(batch.map((entry) => entry.item)))
-        )
-        stats.transactions++
-        if (durable) stats.durableTransactions++
-        stats.items += batch.length
-        batch.forEach((entry, index) => {
-          // flush returns one result per item, so `index` is in range.
-          Deferred.doneUnsafe(
-            entry.done,
-            Exit.isSuccess(exit) ? Exit.succeed(exit.value[index] as A) : Exit.failCause(exit.cause)
-          )
+    const commit = (batch: ReadonlyArray<Pending<I, A>>) => {
+      const durable = batch.some((entry) => options.durable(entry.item))
+      const items = batch.map((entry) => entry.item)
+      return Effect.andThen(options.setDurability(durable), options.flush(items)).pipe(
+        Effect.exit,
+        Effect.map((exit) => {
+          stats.transactions++
+          if (durable) stats.durableTransactions++
+          stats.items += batch.length
+          batch.forEach((entry, index) => {
+            // flush returns one result per item, so `index` is in range.
+            Deferred.doneUnsafe(
+              entry.done,
+              Exit.isSuccess(exit) ? Exit.succeed(exit.value[index] as A) : Exit.failCause(exit.cause)
+            )
+          })
         })
-      })
+      )
+    }
 
     yield* Effect.gen(function* () {
       while (true) {

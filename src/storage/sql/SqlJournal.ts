@@ -174,7 +174,7 @@ export const make = (
 
     /** Everything a batch writes, merged into as few statements as possible. */
     const flush = (items: ReadonlyArray<Item>): Effect.Effect<ReadonlyArray<boolean>, SqlError> =>
-      Effect.gen(function* () {
+      Effect.suspend(() => {
         const statements: Array<Effect.Effect<unknown, SqlError>> = []
         const starts = items.flatMap((item) => (item._tag === "Start" ? [item.execution] : []))
         const created = new Set<string>()
@@ -209,10 +209,14 @@ export const make = (
             statements.push(statusStatement(item.write.executionId, item.write.status, item.write.now))
           }
         }
-        const all = Effect.forEach(statements, (statement) => statement, { discard: true })
-        yield* statements.length > 1 ? sql.withTransaction(all) : all
-        // Only the first start of an id in a batch created it.
-        return items.map((item) => item._tag === "Start" && created.delete(item.execution.executionId))
+        const all =
+          statements.length === 1
+            ? statements[0]!
+            : Effect.forEach(statements, (statement) => statement, { discard: true })
+        return Effect.map(statements.length > 1 ? sql.withTransaction(all) : all, () =>
+          // Only the first start of an id in a batch created it.
+          items.map((item) => item._tag === "Start" && created.delete(item.execution.executionId))
+        )
       })
 
     /** Mirrors `applyStatusChange`: final executions never change. */
