@@ -54,18 +54,20 @@ export const make = <I, A>(
       const items = batch.map((entry) => entry.item)
       return Effect.andThen(options.setDurability(durable), options.flush(items)).pipe(
         Effect.exit,
-        Effect.map((exit) => {
-          stats.transactions++
-          if (durable) stats.durableTransactions++
-          stats.items += batch.length
-          batch.forEach((entry, index) => {
-            // flush returns one result per item, so `index` is in range.
-            Deferred.doneUnsafe(
-              entry.done,
-              Exit.isSuccess(exit) ? Exit.succeed(exit.value[index] as A) : Exit.failCause(exit.cause)
-            )
+        Effect.flatMap((exit) =>
+          Effect.sync(() => {
+            stats.transactions++
+            if (durable) stats.durableTransactions++
+            stats.items += batch.length
+            batch.forEach((entry, index) => {
+              // flush returns one result per item, so `index` is in range.
+              Deferred.doneUnsafe(
+                entry.done,
+                Exit.isSuccess(exit) ? Exit.succeed(exit.value[index] as A) : Exit.failCause(exit.cause)
+              )
+            })
           })
-        })
+        )
       )
     }
 
