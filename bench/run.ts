@@ -118,6 +118,40 @@ const onSqlite = (executions: number, concurrency: number) =>
     } satisfies Row
   }).pipe(Effect.scoped, Effect.provide(sqliteLayer(`engine-${concurrency}`)))
 
+/**
+ * The journal alone, at concurrency 1: the same writes the engine makes for one execution (start,
+ * then each attempt marker with the previous outcome, then the last outcome with the result),
+ * without the engine. Separates the cost of the journal's commits from the engine's overhead.
+ */
+const journalOnly = (executions: number) =>
+  Effect.gen(function* () {
+    const journal = yield* SqliteJournal.make()
+    const started = performance.now()
+    for (let id = 0; id < executions; id++) {
+      const executionId = `bench-${id}`
+      yield* journal.start({
+        executionId,
+        workflow: "Bench",
+        request: `{"_tag":"Bench","id":${id}}`,
+        now: id
+      })
+      let previous: Array<DurableExecutionJournal.StepOutcome> = []
+      for (const [seq, stepKey] of ["a", "b", "c"].entries()) {
+        const attempt = { executionId, stepKey, activityId: stepKey, seq: seq + 1, after: seq, attempt: 1 }
+        yield* journal.write({ executionId, outcomes: previous, attempt, now: id })
+        previous = [{ ...attempt, outcome: `{"_tag":"Success","value":${id + seq}}` }]
+      }
+      const result = `{"_tag":"Success","value":${id + 2}}`
+      yield* journal.write({
+        executionId,
+        outcomes: previous,
+        status: { _tag: "Complete", status: "succeeded", result },
+        now: id
+      })
+    }
+    return executions / ((performance.now() - started) / 1000)
+  }).pipe(Effect.scoped, Effect.provide(sqliteLayer("journal-only")))
+
 const program = Effect.gen(function* () {
   const scale = quick ? 0.05 : 1
   // The ceiling is measured three times around the workloads; machines here are noisy.
@@ -127,6 +161,7 @@ const program = Effect.gen(function* () {
   rows.push(yield* onMemory(Math.ceil(2000 * scale), 1))
   rows.push(yield* onMemory(Math.ceil(20000 * scale), 100))
   raws.push(yield* rawCommitRate(Math.ceil(2000 * scale), "raw-2"))
+  const journalRate = yield* journalOnly(Math.ceil(1500 * scale))
   rows.push(yield* onSqlite(Math.ceil(1500 * scale), 1))
   rows.push(yield* onSqlite(Math.ceil(10000 * scale), 100))
   raws.push(yield* rawCommitRate(Math.ceil(2000 * scale), "raw-3"))
@@ -135,11 +170,15 @@ const program = Effect.gen(function* () {
   console.log(
     `raw single-row commit rate through the store's SqlClient (WAL, synchronous=FULL): ${raw.toFixed(0)} commits/s (median of ${raws.map((r) => r.toFixed(0)).join(", ")})`
   )
-  console.log(`same through node:sqlite directly: ${driver.toFixed(0)} commits/s\n`)
+  console.log(`same through node:sqlite directly: ${driver.toFixed(0)} commits/s`)
+  console.log(
+    `the journal's own writes for one execution, without the engine (concurrency 1): ${journalRate.toFixed(0)} executions/s\n`
+  )
   console.log(
     "| backend | concurrency | executions | executions/s | activities/s | durable commits/execution | transactions/execution | exec/s × commits/exec ÷ raw commit rate |"
   )
   console.log("|---|---|---|---|---|---|---|---|")
+  const engineC1 = rows.find((row) => row.backend === "sqlite" && row.concurrency === 1)
   for (const row of rows) {
     const perSecond = row.executions / row.seconds
     const commits = row.durableCommits === undefined ? undefined : row.durableCommits / row.executions

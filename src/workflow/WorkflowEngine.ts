@@ -126,6 +126,8 @@ export const makeScoped = <W extends Any>(
       Effect.suspend(() => {
         const existing = running.get(row.executionId)
         if (existing !== undefined) return Effect.succeed(existing)
+        // A shutting-down engine starts nothing: the next engine resumes the execution.
+        if (shuttingDown) return Effect.interrupt
         const started = startRun(env, workflow, row, freshRequest, services, () =>
           running.delete(row.executionId)
         )

@@ -33,7 +33,7 @@ export const migrations: ReadonlyArray<Migration> = [
         created_at BIGINT NOT NULL,
         updated_at BIGINT NOT NULL
       ){withoutRowid}`,
-      `CREATE INDEX IF NOT EXISTS {prefix}executions_by_status ON {prefix}executions (status, created_at)`,
+      `CREATE INDEX IF NOT EXISTS {prefix}executions_by_status ON {prefix}executions (created_at) WHERE status = 'running'`,
       `CREATE TABLE IF NOT EXISTS {prefix}steps (
         execution_id TEXT NOT NULL,
         step_key TEXT NOT NULL,
