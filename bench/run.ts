@@ -187,6 +187,10 @@ const program = Effect.gen(function* () {
       `| ${row.backend} | ${row.concurrency} | ${row.executions} | ${perSecond.toFixed(0)} | ${(perSecond * 3).toFixed(0)} | ${commits?.toFixed(2) ?? "-"} | ${transactions?.toFixed(2) ?? "-"} | ${commits === undefined ? "-" : ((perSecond * commits) / raw).toFixed(2)} |`
     )
   }
+  if (engineC1 !== undefined) {
+    const ratio = engineC1.executions / engineC1.seconds / journalRate
+    console.log(`\nengine on SQLite at concurrency 1 ÷ the journal's writes alone: ${ratio.toFixed(2)}`)
+  }
 })
 
 Effect.runPromise(program).then(
