@@ -73,6 +73,19 @@ export interface NewExecution {
   readonly now: number
 }
 
+/** The row of an execution that `start` has just created. */
+export const newExecutionRecord = (execution: NewExecution): ExecutionRecord => ({
+  executionId: execution.executionId,
+  workflow: execution.workflow,
+  request: execution.request,
+  status: "running",
+  result: null,
+  reason: null,
+  interruptRequested: false,
+  createdAt: execution.now,
+  updatedAt: execution.now
+})
+
 /** What `start` found or created. */
 export interface StartResult {
   readonly created: boolean

@@ -38,6 +38,15 @@ const runTwoVersions = (
     return { exit, calls, row }
   })
 
+/** The recorded history of the divergence cases: a, b, then a step that blocks. */
+const aThenBThenBlock = (calls: Calls) =>
+  Effect.gen(function* () {
+    yield* calls.activity("a", Schema.Number, 1)
+    yield* calls.activity("b", Schema.Number, 2)
+    yield* gate(false)
+    return "done"
+  })
+
 const reasonOf = (exit: Exit.Exit<unknown, unknown>) => {
   if (Exit.isSuccess(exit)) throw new Error("expected the execution to be suspended")
   const error = Exit.findErrorOption(exit)
@@ -77,21 +86,13 @@ describe("I7 deterministic replay is checked", () => {
 
   it.live("a recorded activity skipped by the new code", () =>
     Effect.gen(function* () {
-      const { exit, calls } = yield* runTwoVersions(
-        (calls) =>
-          Effect.gen(function* () {
-            yield* calls.activity("a", Schema.Number, 1)
-            yield* calls.activity("b", Schema.Number, 2)
-            yield* gate(false)
-            return "done"
-          }),
-        (calls) =>
-          Effect.gen(function* () {
-            yield* calls.activity("a", Schema.Number, 1)
-            yield* calls.activity("c", Schema.Number, 3)
-            yield* gate(true)
-            return "done"
-          })
+      const { exit, calls } = yield* runTwoVersions(aThenBThenBlock, (calls) =>
+        Effect.gen(function* () {
+          yield* calls.activity("a", Schema.Number, 1)
+          yield* calls.activity("c", Schema.Number, 3)
+          yield* gate(true)
+          return "done"
+        })
       )
       const reason = reasonOf(exit)
       expect(reason._tag).toBe("NonDeterminismError")
@@ -103,15 +104,8 @@ describe("I7 deterministic replay is checked", () => {
 
   it.live("the workflow completing without a recorded activity", () =>
     Effect.gen(function* () {
-      const { exit } = yield* runTwoVersions(
-        (calls) =>
-          Effect.gen(function* () {
-            yield* calls.activity("a", Schema.Number, 1)
-            yield* calls.activity("b", Schema.Number, 2)
-            yield* gate(false)
-            return "done"
-          }),
-        (calls) => Effect.as(calls.activity("a", Schema.Number, 1), "done early")
+      const { exit } = yield* runTwoVersions(aThenBThenBlock, (calls) =>
+        Effect.as(calls.activity("a", Schema.Number, 1), "done early")
       )
       const reason = reasonOf(exit)
       expect(reason._tag).toBe("NonDeterminismError")

@@ -20,6 +20,7 @@ import {
   applyStatusChange,
   DurableExecutionJournal,
   type ExecutionRecord,
+  newExecutionRecord,
   type StepRecord
 } from "../../workflow/DurableExecutionJournal.ts"
 
@@ -40,17 +41,7 @@ export const make: Effect.Effect<DurableExecutionJournal["Service"]> = Effect.sy
       Effect.sync(() => {
         const existing = executions.get(execution.executionId)
         if (existing !== undefined) return { created: false, execution: existing }
-        const row: ExecutionRecord = {
-          executionId: execution.executionId,
-          workflow: execution.workflow,
-          request: execution.request,
-          status: "running",
-          result: null,
-          reason: null,
-          interruptRequested: false,
-          createdAt: execution.now,
-          updatedAt: execution.now
-        }
+        const row = newExecutionRecord(execution)
         executions.set(row.executionId, row)
         return { created: true, execution: row }
       }),

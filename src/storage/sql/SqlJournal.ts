@@ -15,6 +15,7 @@ import {
   isDurable,
   type JournalWrite,
   type NewExecution,
+  newExecutionRecord,
   type StatusChange,
   type StepRecord
 } from "../../workflow/DurableExecutionJournal.ts"
@@ -248,18 +249,7 @@ export const make = (
         Effect.gen(function* () {
           const created = yield* group.submit({ _tag: "Start", execution })
           if (created) {
-            const row: ExecutionRecord = {
-              executionId: execution.executionId,
-              workflow: execution.workflow,
-              request: execution.request,
-              status: "running",
-              result: null,
-              reason: null,
-              interruptRequested: false,
-              createdAt: execution.now,
-              updatedAt: execution.now
-            }
-            return { created, execution: row }
+            return { created, execution: newExecutionRecord(execution) }
           }
           const row = yield* selectExecution(execution.executionId)
           if (Option.isNone(row)) {
