@@ -137,7 +137,15 @@ const journalOnly = (executions: number) =>
       })
       let previous: Array<DurableExecutionJournal.StepOutcome> = []
       for (const [seq, stepKey] of ["a", "b", "c"].entries()) {
-        const attempt = { executionId, stepKey, activityId: stepKey, seq: seq + 1, after: seq, attempt: 1 }
+        const before = previous[0]?.stepKey ?? null
+        const attempt = {
+          executionId,
+          stepKey,
+          activityId: stepKey,
+          seq: seq + 1,
+          previous: before,
+          attempt: 1
+        }
         yield* journal.write({ executionId, outcomes: previous, attempt, now: id })
         previous = [{ ...attempt, outcome: `{"_tag":"Success","value":${id + seq}}` }]
       }

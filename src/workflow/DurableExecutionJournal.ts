@@ -52,8 +52,8 @@ export const StepRecord = Schema.Struct({
   activityId: Schema.String,
   /** Order in which steps were first started in this execution. */
   seq: Schema.Number,
-  /** How many step outcomes the workflow had consumed when it asked this step (replay check). */
-  after: Schema.Number,
+  /** The step the same fiber asked just before this one, null for a fiber's first (replay check, I7). */
+  previous: Schema.NullOr(Schema.String),
   /** Latest attempt started (1, 2, ...). */
   attempt: Schema.Number,
   /** The encoded `Exit` of the activity, JSON text; null while not recorded. */
@@ -98,7 +98,7 @@ export interface AttemptStart {
   readonly stepKey: string
   readonly activityId: string
   readonly seq: number
-  readonly after: number
+  readonly previous: string | null
   readonly attempt: number
 }
 

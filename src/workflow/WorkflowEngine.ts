@@ -194,6 +194,13 @@ export const makeScoped = <W extends Any>(
                   return Effect.fail(suspended(row, outcome.reason))
                 case "Stopped":
                   return Effect.interrupt
+                case "Failed":
+                  return Effect.fail(outcome.error)
+                case "Stale":
+                  // The execution finished or was suspended before the run started: read it again.
+                  return Effect.flatMap(getRow(row.executionId), (latest) =>
+                    latest.status === "running" ? Effect.interrupt : finalOrSuspended(workflow, latest)
+                  )
               }
             })
           )
@@ -279,6 +286,15 @@ export const makeScoped = <W extends Any>(
         })
       )
 
+    /** Waits until a run of `executionId` that is already stopping has ended. */
+    const settled = (executionId: string) =>
+      Effect.suspend(() => {
+        const handle = running.get(executionId)
+        return handle !== undefined && handle.state.stopping
+          ? Effect.asVoid(Deferred.await(handle.outcome))
+          : Effect.void
+      })
+
     const resumeRow = (row: ExecutionRecord) =>
       Effect.gen(function* () {
         if (isFinal(row.status)) return Option.none<RunHandle>()
@@ -320,20 +336,29 @@ export const makeScoped = <W extends Any>(
             updatedAt: row.updatedAt
           }))
         ),
-      resume: (executionId) => Effect.asVoid(Effect.flatMap(getRow(executionId), resumeRow)),
+      resume: (executionId) =>
+        settled(executionId).pipe(
+          Effect.andThen(getRow(executionId)),
+          Effect.flatMap(resumeRow),
+          Effect.asVoid
+        ),
       interrupt: (executionId) =>
         Effect.gen(function* () {
           const row = yield* getRow(executionId)
           if (isFinal(row.status)) return
           yield* changeStatus(executionId, { _tag: "RequestInterrupt" })
           const current = running.get(executionId)
-          if (current !== undefined) {
+          if (current !== undefined && !current.state.stopping) {
             current.state.interruptRequested = true
-            yield* current.state.deliverInterrupt()
+            // Before replay has caught up, the body has not rebuilt its compensations yet: the
+            // run delivers the interruption at its first step without a recorded outcome.
+            if (current.state.caughtUp) yield* current.state.deliverInterrupt()
             yield* Deferred.await(current.outcome)
             return
           }
-          const handle = yield* resumeRow({ ...row, interruptRequested: true })
+          yield* settled(executionId)
+          const latest = yield* getRow(executionId)
+          const handle = yield* resumeRow({ ...latest, interruptRequested: true })
           if (Option.isSome(handle)) yield* Deferred.await(handle.value.outcome)
         })
     }

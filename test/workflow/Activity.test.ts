@@ -138,4 +138,26 @@ describe("Activity", () => {
       expect(calls.count("check-trusted-card")).toBe(1)
     })
   )
+
+  it.live("the first run sees an outcome as its schema stores it, exactly as replays will", () =>
+    Effect.gen(function* () {
+      const journal = yield* MemoryJournal.make
+      const Charge = Schema.Struct({ amount: Schema.Number })
+      const seen: Array<string> = []
+      const workflow = Workflow.make(
+        Flaky,
+        (r) => `lossy@${r.id}`,
+        () =>
+          // The API returns an extra field that the schema does not keep.
+          Effect.succeed({ amount: 5, refundable: true } as { amount: number }).pipe(
+            Activity.make("charge", Charge, Schema.Never),
+            Effect.tap((charge) => Effect.sync(() => seen.push(JSON.stringify(charge)))),
+            Effect.map((charge) => ("refundable" in charge ? "refundable" : "final"))
+          )
+      )
+      const first = yield* withEngine(journal, workflow, (e) => e.send(new Flaky({ id: "1", failures: 0 })))
+      expect(first).toBe("final")
+      expect(seen).toEqual(['{"amount":5}'])
+    })
+  )
 })

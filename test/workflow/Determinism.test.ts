@@ -113,4 +113,31 @@ describe("I7 deterministic replay is checked", () => {
       expect(reason.actual).toBe("the workflow completed")
     })
   )
+
+  it.live("one activity id reused by concurrent branches is reported instead of swapping outcomes", () =>
+    Effect.gen(function* () {
+      const branches = (calls: Calls, open: boolean) =>
+        Effect.forEach(
+          ["slow", "fast"],
+          (item) =>
+            calls
+              .tracked("fetch", Effect.as(Effect.sleep(item === "slow" ? "6 millis" : "1 millis"), item))
+              .pipe(
+                Activity.make("fetch", Schema.String, Schema.Never),
+                Effect.andThen((value) => calls.activity("process", Schema.String, `processed ${value}`))
+              ),
+          { concurrency: "unbounded" }
+        ).pipe(
+          Effect.tap(() => gate(open)),
+          Effect.map((values) => values.join(","))
+        )
+      const { exit } = yield* runTwoVersions(
+        (calls) => branches(calls, false),
+        (calls) => branches(calls, true)
+      )
+      const reason = reasonOf(exit)
+      expect(reason._tag).toBe("NonDeterminismError")
+      expect(`${reason.expected} ${reason.actual}`).toContain("process")
+    })
+  )
 })

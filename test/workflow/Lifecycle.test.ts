@@ -1,6 +1,6 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Deferred, Effect, Exit, Option, Schema } from "effect"
-import { Activity, MemoryJournal, Workflow, WorkflowContext } from "../../src/index.ts"
+import { Deferred, Effect, Exit, Fiber, Option, Schema } from "effect"
+import { Activity, MemoryJournal, Workflow, WorkflowContext, WorkflowErrors } from "../../src/index.ts"
 import { awaitStatus, Calls, fastRetry, withEngine } from "./fixtures.ts"
 
 class Job extends Workflow.TaggedRequest<Job>()("Job", {
@@ -164,6 +164,91 @@ describe("execution lifecycle", () => {
       expect(info.status).toBe("succeeded")
       expect(calls.attempts.get("upload")).toEqual([1, 2])
       expect(calls.count("first")).toBe(1)
+    })
+  )
+
+  it.live(
+    "a journal write that fails for good stops the run: no later activity runs, nothing is misreported",
+    () =>
+      Effect.gen(function* () {
+        const base = yield* MemoryJournal.make
+        let failWriteOf: string | undefined = "b"
+        const broken = {
+          ...base,
+          write: (write: Parameters<typeof base.write>[0]) =>
+            Effect.suspend(() => {
+              if (write.attempt?.stepKey !== failWriteOf) return base.write(write)
+              failWriteOf = undefined
+              return Effect.fail(
+                new WorkflowErrors.JournalError({
+                  operation: "write",
+                  message: "disk full",
+                  transient: false
+                })
+              )
+            })
+        }
+        const calls = new Calls()
+        const workflow = Workflow.make(
+          Job,
+          (r) => `broken@${r.id}`,
+          () =>
+            Effect.gen(function* () {
+              yield* calls.activity("a", Schema.Number, 1)
+              const b = yield* calls
+                .activity("b", Schema.String, "b")
+                .pipe(Effect.catchCause(() => Effect.succeed("compensated")))
+              return yield* calls.activity("c", Schema.String, `c after ${b}`)
+            })
+        )
+        const first = yield* Effect.exit(withEngine(broken, workflow, (e) => e.send(new Job({ id: "1" }))))
+        expect(JSON.stringify(first)).toContain("disk full")
+        expect([calls.count("b"), calls.count("c")]).toEqual([0, 0])
+        expect(Option.map(yield* base.get("broken@1"), (row) => row.status)).toEqual(Option.some("running"))
+        const result = yield* withEngine(base, workflow, (e) => e.send(new Job({ id: "1" })))
+        expect(result).toBe("c after b")
+        expect([calls.count("b"), calls.count("c")]).toEqual([1, 1])
+      })
+  )
+
+  it.live("a send that read the row before an interrupt does not restart the interrupted execution", () =>
+    Effect.gen(function* () {
+      const base = yield* MemoryJournal.make
+      const calls = new Calls()
+      let shipBlocks = true
+      const slowStart = {
+        ...base,
+        start: (x: Parameters<typeof base.start>[0]) =>
+          Effect.tap(base.start(x), () => Effect.sleep("40 millis"))
+      }
+      const workflow = Workflow.make(
+        Job,
+        (r) => `stale@${r.id}`,
+        () =>
+          Effect.gen(function* () {
+            yield* calls.activity("charge", Schema.Number, 1)
+            return yield* calls
+              .tracked(
+                "ship",
+                Effect.suspend(() => (shipBlocks ? Effect.never : Effect.succeed("shipped")))
+              )
+              .pipe(Activity.make("ship", Schema.String, Schema.Never))
+          })
+      )
+      yield* withEngine(slowStart, workflow, (e) =>
+        Effect.gen(function* () {
+          yield* e.sendDiscard(new Job({ id: "1" }))
+          yield* Effect.sleep("40 millis")
+          const second = yield* Effect.forkChild(Effect.exit(e.send(new Job({ id: "1" }))))
+          yield* Effect.sleep("10 millis")
+          yield* e.interrupt("stale@1")
+          shipBlocks = false
+          const exit = yield* Fiber.join(second)
+          expect(Exit.isSuccess(exit)).toBe(false)
+        })
+      )
+      expect(Option.map(yield* base.get("stale@1"), (row) => row.status)).toEqual(Option.some("interrupted"))
+      expect(calls.count("ship")).toBe(1)
     })
   )
 })

@@ -136,4 +136,56 @@ describe("durable Effect semantics", () => {
       expect(calls.count("slow")).toBeGreaterThanOrEqual(1)
     })
   )
+
+  it.live("concurrent branches with their own sequences replay in any completion order", () =>
+    Effect.gen(function* () {
+      const { result, calls } = yield* replayAcrossRestart("branches", (calls, gate) =>
+        Effect.all(
+          [
+            Effect.gen(function* () {
+              const a1 = yield* calls
+                .tracked("a1", Effect.as(Effect.sleep("20 millis"), 1))
+                .pipe(Activity.make("a1", Schema.Number, Schema.Never))
+              return yield* calls.activity("a2", Schema.Number, a1 + 1)
+            }),
+            calls
+              .tracked("b", Effect.as(Effect.sleep("2 millis"), 10))
+              .pipe(Activity.make("b", Schema.Number, Schema.Never))
+          ],
+          { concurrency: "unbounded" }
+        ).pipe(
+          Effect.tap(() => gate),
+          Effect.map(([a, b]) => `${a + b}`)
+        )
+      )
+      expect(result).toBe("12")
+      expect([calls.count("a1"), calls.count("a2"), calls.count("b")]).toEqual([1, 1, 1])
+    })
+  )
+
+  it.live("a fail-fast Effect.all whose sibling was cut off replays into its compensation", () =>
+    Effect.gen(function* () {
+      const { result, calls } = yield* replayAcrossRestart("failfast", (calls, gate) =>
+        Effect.all(
+          [
+            calls
+              .tracked(
+                "reserve",
+                Effect.andThen(Effect.sleep("10 millis"), Effect.fail(new OutOfStockError({ sku: "Z" })))
+              )
+              .pipe(Activity.make("reserve", Schema.Number, OutOfStockError, { retry: { maxAttempts: 1 } })),
+            calls.activity("quote", Schema.Number, 2)
+          ],
+          { concurrency: "unbounded" }
+        ).pipe(
+          Effect.as("reserved"),
+          Effect.catchTag("OutOfStockError", () =>
+            Effect.andThen(gate, calls.activity("apologize", Schema.String, "sorry"))
+          )
+        )
+      )
+      expect(result).toBe("sorry")
+      expect([calls.count("reserve"), calls.count("quote"), calls.count("apologize")]).toEqual([1, 1, 1])
+    })
+  )
 })

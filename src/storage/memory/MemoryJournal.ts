@@ -59,7 +59,7 @@ export const make: Effect.Effect<DurableExecutionJournal["Service"]> = Effect.sy
             stepKey: outcome.stepKey,
             activityId: outcome.activityId,
             seq: outcome.seq,
-            after: outcome.after,
+            previous: outcome.previous,
             attempt: outcome.attempt,
             outcome: outcome.outcome,
             startedAt: existing?.startedAt ?? write.now,

@@ -39,7 +39,7 @@ export const migrations: ReadonlyArray<Migration> = [
         step_key TEXT NOT NULL,
         activity_id TEXT NOT NULL,
         seq INTEGER NOT NULL,
-        after_count INTEGER NOT NULL,
+        previous_step TEXT,
         attempt INTEGER NOT NULL,
         outcome TEXT,
         started_at BIGINT NOT NULL,

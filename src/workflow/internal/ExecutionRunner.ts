@@ -12,10 +12,17 @@ import {
   ActivityResultError,
   ExecutionYielded,
   JournalDecodeError,
+  type JournalError,
   NonDeterminismError,
   SuspendReason
 } from "../WorkflowErrors.ts"
-import { decodeJsonResult, encodeJsonResult, exitSchema, withoutExitEnvelope } from "./codec.ts"
+import {
+  decodeJsonResult,
+  encodeJsonResult,
+  encodeJsonRoundTrip,
+  exitSchema,
+  withoutExitEnvelope
+} from "./codec.ts"
 import { ExecutionState } from "./ExecutionState.ts"
 import { describe, Replay } from "./Replay.ts"
 import { runActivity, type StepEnvironment } from "./StepRunner.ts"
@@ -24,7 +31,12 @@ import { runActivity, type StepEnvironment } from "./StepRunner.ts"
 export type RunOutcome =
   | { readonly _tag: "Completed"; readonly exit: Exit.Exit<unknown, unknown> }
   | { readonly _tag: "Suspended"; readonly reason: SuspendReason }
+  /** The engine is shutting down; the execution stays `running` for the next engine. */
   | { readonly _tag: "Stopped" }
+  /** The journal failed for good; the execution stays `running` for the next engine. */
+  | { readonly _tag: "Failed"; readonly error: JournalError }
+  /** The row changed before the run could start (final or suspended meanwhile): read it again. */
+  | { readonly _tag: "Stale" }
 
 /** What the engine keeps of a run in progress. */
 export interface RunHandle {
@@ -100,7 +112,30 @@ const runBody = (
         )
       }
       request = decoded.success
-      state.replay = new Replay(yield* Effect.orDie(env.journal.steps(row.executionId)))
+      const steps = yield* Effect.result(env.journal.steps(row.executionId))
+      if (Result.isFailure(steps)) {
+        return yield* state.suspend(
+          new JournalDecodeError({
+            executionId: row.executionId,
+            workflow: row.workflow,
+            record: "activity",
+            activity: null,
+            path: "<row>",
+            message: `steps of execution ${row.executionId} could not be loaded: ${steps.failure.message}`
+          })
+        )
+      }
+      // The row may have changed since the caller read it (finished, or suspended meanwhile).
+      const current = yield* Effect.orDie(env.journal.get(row.executionId))
+      if (current._tag === "None" || current.value.status !== "running") {
+        state.stale = true
+        return yield* Effect.interrupt
+      }
+      state.replay = new Replay(steps.success)
+      state.interruptRequested ||= current.value.interruptRequested
+      if (steps.success.length === 0) state.caughtUp = true
+    } else {
+      state.caughtUp = true
     }
     const context = WorkflowContext.of({
       executionId: row.executionId,
@@ -132,13 +167,24 @@ const finish = (
 ): Effect.Effect<RunOutcome> =>
   Effect.suspend(() => {
     state.stopping = true
+    if (state.stale) return Effect.succeed({ _tag: "Stale" } as const)
     const stop = state.stopReason
     if (stop !== undefined) {
-      if (stop._tag === "Shutdown") return Effect.as(write(env, state, undefined), stopped)
-      return suspendNow(env, state, stop.reason)
+      switch (stop._tag) {
+        case "Shutdown":
+          return Effect.as(write(env, state, undefined), stopped)
+        case "JournalFailed":
+          return Effect.as(
+            Effect.logError(`execution ${state.executionId} stopped: the journal failed`, stop.error),
+            { _tag: "Failed", error: stop.error } as const
+          )
+        case "Suspend":
+          return suspendNow(env, state, stop.reason)
+      }
     }
     const interrupted = Exit.isFailure(exit) && Cause.hasInterruptsOnly(exit.cause)
-    const unasked = interrupted ? undefined : state.replay.unaskedOutcome()
+    const unasked =
+      interrupted || state.bodyFiber === undefined ? undefined : state.replay.skippedAfter(state.bodyFiber)
     if (unasked !== undefined) {
       return suspendNow(
         env,
@@ -152,7 +198,7 @@ const finish = (
         })
       )
     }
-    const encoded = encodeJsonResult(exitSchema(workflow.request.success, workflow.request.failure), exit)
+    const encoded = encodeJsonRoundTrip(exitSchema(workflow.request.success, workflow.request.failure), exit)
     if (Result.isFailure(encoded)) {
       const failure = withoutExitEnvelope(encoded.failure)
       return suspendNow(
@@ -168,9 +214,11 @@ const finish = (
       )
     }
     const status = interrupted ? "interrupted" : Exit.isSuccess(exit) ? "succeeded" : "failed"
-    return Effect.as(write(env, state, { _tag: "Complete", status, result: encoded.success }), {
+    // Callers get the result as decoded from what was stored, like every later caller.
+    const stored = encoded.success.value as Exit.Exit<unknown, unknown>
+    return Effect.as(write(env, state, { _tag: "Complete", status, result: encoded.success.json }), {
       _tag: "Completed",
-      exit
+      exit: stored
     } as const)
   })
 

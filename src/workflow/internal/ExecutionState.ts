@@ -2,15 +2,16 @@
  * The mutable state of one run of one execution, shared by the execution runner and the step
  * runner. A run ends when the body completes, the execution suspends, or the engine shuts down.
  */
-import { Effect, Fiber } from "effect"
+import { type Deferred, Effect, Fiber } from "effect"
 import type { StepOutcome } from "../DurableExecutionJournal.ts"
-import type { SuspendReason } from "../WorkflowErrors.ts"
+import type { JournalError, SuspendReason } from "../WorkflowErrors.ts"
 import type { Replay } from "./Replay.ts"
 
 /** Why a run must stop before the body completes. */
 export type StopReason =
   | { readonly _tag: "Suspend"; readonly reason: SuspendReason }
   | { readonly _tag: "Shutdown" }
+  | { readonly _tag: "JournalFailed"; readonly error: JournalError }
 
 export class ExecutionState {
   /** The first reason to stop the run early; the run's end records it instead of the body's exit. */
@@ -38,6 +39,26 @@ export class ExecutionState {
     this.workflow = workflow
     this.replay = replay
     this.interruptRequested = interruptRequested
+  }
+
+  /**
+   * Completed when the latest write that carried outcomes, and every such write before it, has
+   * finished: an attempt waits for it before its body runs, so no side effect can happen before an
+   * outcome the workflow already acted on is durable.
+   */
+  outcomesWritten: Deferred.Deferred<void> | undefined = undefined
+  /**
+   * Whether replay has caught up with the journal (the run asked its first step without a recorded
+   * outcome): only then can an interruption be delivered without skipping compensations that the
+   * replay has not rebuilt yet.
+   */
+  caughtUp = false
+  /** The row was no longer `running` when the run loaded it: the run ends without writing. */
+  stale = false
+
+  /** Puts back outcomes whose write failed or was interrupted, ahead of newer ones. */
+  restorePending(outcomes: ReadonlyArray<StepOutcome>): void {
+    if (outcomes.length > 0) this.pending = [...outcomes, ...this.pending]
   }
 
   /** Queues an outcome for the next write. */

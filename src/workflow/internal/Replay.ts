@@ -1,12 +1,13 @@
 /**
- * Replay bookkeeping of one execution run: which recorded steps the workflow has asked for, how
- * many outcomes it has consumed, and the determinism check (I7).
+ * Replay bookkeeping of one execution run: which recorded steps the workflow has asked for, and
+ * the determinism check (I7).
  *
- * The check is causal rather than a strict sequence, so that concurrent activities (forEach,
- * race) replay in whatever order the scheduler asks them: each step records `after`, the number of
- * outcomes the workflow had consumed when it first asked the step. A deterministic workflow can
- * only ask a recorded step once it has consumed at least that many outcomes again, and it asks no
- * new step while a recorded step that it should already have reached is still un-asked.
+ * The check is per fiber, so that concurrent activities (forEach, all, race) replay in whatever
+ * order the scheduler runs them: each step records `previous`, the step that the *same fiber*
+ * asked just before it (null for a fiber's first step). Workflow code is deterministic and effect
+ * forks one fiber per concurrent branch, so on replay every fiber asks the same steps in the same
+ * order. A fiber that asks a recorded step after a different previous step, or asks a new step
+ * where it recorded another one, took another path: that is a divergence.
  */
 import type { StepRecord } from "../DurableExecutionJournal.ts"
 
@@ -18,14 +19,17 @@ export interface Divergence {
 
 export class Replay {
   private readonly recorded: Map<string, StepRecord>
+  /** Recorded steps by the step that preceded them in their fiber. */
+  private readonly byPrevious = new Map<string, StepRecord>()
   private readonly occurrences = new Map<string, number>()
   private readonly asked = new Set<string>()
+  /** The last step each fiber of this run asked. */
+  private readonly lastOfFiber = new WeakMap<object, string>()
   private nextSeq: number
-  /** Outcomes handed to the workflow so far in this run (replayed or fresh). */
-  delivered = 0
 
   constructor(steps: ReadonlyArray<StepRecord>) {
     this.recorded = new Map(steps.map((step) => [step.stepKey, step]))
+    for (const step of steps) if (step.previous !== null) this.byPrevious.set(step.previous, step)
     this.nextSeq = steps.reduce((max, step) => Math.max(max, step.seq), 0) + 1
   }
 
@@ -40,44 +44,52 @@ export class Replay {
     return this.recorded.get(stepKey)
   }
 
-  /** Checks that asking the recorded `step` now is consistent with the journal. */
-  checkRecorded(step: StepRecord): Divergence | undefined {
-    if (this.delivered >= step.after) return undefined
-    const expected = this.firstUnasked((candidate) => candidate.seq < step.seq)
-    return { expected: describe(expected), actual: describe(step) }
+  /** The step `fiber` asked last in this run, null if none. */
+  previousOf(fiber: object): string | null {
+    return this.lastOfFiber.get(fiber) ?? null
   }
 
   /**
-   * A recorded step with an outcome that the workflow should already have asked for, but has not:
-   * asking a new step while it exists means the code skipped it.
+   * Records that `fiber` asks `stepKey` now, and checks it against the journal. `recorded` is the
+   * journal's row for that step, if any.
    */
-  overdueStep(): StepRecord | undefined {
-    return this.firstUnasked((candidate) => candidate.after <= this.delivered)
-  }
-
-  /** A recorded outcome that this run never asked for (checked when the workflow completes). */
-  unaskedOutcome(): StepRecord | undefined {
-    return this.firstUnasked(() => true)
-  }
-
-  markAsked(stepKey: string): void {
+  ask(fiber: object, stepKey: string, recorded: StepRecord | undefined): Divergence | undefined {
+    const previous = this.previousOf(fiber)
+    this.lastOfFiber.set(fiber, stepKey)
     this.asked.add(stepKey)
+    if (recorded !== undefined) {
+      if (recorded.previous === previous) return undefined
+      return { expected: this.describeExpected(previous), actual: describe(recorded) }
+    }
+    const expected = previous === null ? undefined : this.byPrevious.get(previous)
+    if (expected === undefined || this.asked.has(expected.stepKey)) return undefined
+    return { expected: describe(expected), actual: `the new step "${stepKey}"` }
+  }
+
+  /** The recorded step that followed `fiber`'s last step, if the fiber never asked it. */
+  skippedAfter(fiber: object): StepRecord | undefined {
+    const previous = this.previousOf(fiber)
+    const next = previous === null ? undefined : this.byPrevious.get(previous)
+    return next === undefined || this.asked.has(next.stepKey) ? undefined : next
   }
 
   allocateSeq(): number {
     return this.nextSeq++
   }
 
-  private firstUnasked(predicate: (step: StepRecord) => boolean): StepRecord | undefined {
+  private describeExpected(previous: string | null): string {
+    if (previous !== null) {
+      const next = this.byPrevious.get(previous)
+      return next === undefined ? `nothing after "${previous}"` : describe(next)
+    }
     let first: StepRecord | undefined
     for (const step of this.recorded.values()) {
-      if (step.outcome === null || this.asked.has(step.stepKey) || !predicate(step)) continue
+      if (step.previous !== null || this.asked.has(step.stepKey)) continue
       if (first === undefined || step.seq < first.seq) first = step
     }
-    return first
+    return first === undefined ? "no further step" : describe(first)
   }
 }
 
-/** `"charge-card" (step 2)` */
-export const describe = (step: StepRecord | undefined): string =>
-  step === undefined ? "an earlier step" : `"${step.stepKey}" (recorded step ${step.seq})`
+/** `"charge-card" (recorded step 2)` */
+export const describe = (step: StepRecord): string => `"${step.stepKey}" (recorded step ${step.seq})`

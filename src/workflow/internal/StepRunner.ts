@@ -4,23 +4,28 @@
  * that outcomes round-trip through their schemas (I6).
  *
  * Write protocol: before an attempt's body runs, one journal write stores its attempt marker
- * together with every outcome this execution delivered since its last write. So an outcome is on
- * disk before anything that could depend on it has a side effect, and a sequential workflow pays
- * one durable commit per activity.
+ * together with every outcome this execution delivered since its last write, and the attempt waits
+ * until every earlier write that carried outcomes has committed. So an outcome is on disk before
+ * anything that could depend on it has a side effect, and a sequential workflow pays one durable
+ * commit per activity.
  */
-import { Cause, Effect, Exit, Option, Result } from "effect"
+import { Cause, Deferred, Effect, Exit, Option, Result } from "effect"
 import type { ActivityDefinition } from "../Activity.ts"
 import { ActivityContext } from "../ActivityContext.ts"
-import type { DurableExecutionJournal, StepRecord } from "../DurableExecutionJournal.ts"
+import type { AttemptStart, DurableExecutionJournal, StepRecord } from "../DurableExecutionJournal.ts"
 import { delayAfter, type ResolvedRetryPolicy, resolve } from "../RetryPolicy.ts"
-import { ActivityResultError, JournalDecodeError, NonDeterminismError } from "../WorkflowErrors.ts"
-import { decodeJsonResult, encodeJsonResult, exitSchema, withoutExitEnvelope } from "./codec.ts"
+import {
+  ActivityResultError,
+  JournalDecodeError,
+  type JournalError,
+  NonDeterminismError
+} from "../WorkflowErrors.ts"
+import { decodeJsonResult, encodeJsonRoundTrip, exitSchema, withoutExitEnvelope } from "./codec.ts"
 import type { ExecutionState } from "./ExecutionState.ts"
-import { describe } from "./Replay.ts"
 
 /**
- * What a step needs from its engine. The journal given here already retries storage faults;
- * an error that still escapes it is a defect of the run.
+ * What a step needs from its engine. The journal given here already retries transient storage
+ * faults; an error that still escapes it stops the run (the execution stays `running`).
  */
 export interface StepEnvironment {
   readonly journal: DurableExecutionJournal["Service"]
@@ -29,60 +34,31 @@ export interface StepEnvironment {
   readonly now: () => number
 }
 
-/** How many times a new step yields to sibling fibers before declaring a recorded step skipped. */
-const OVERDUE_YIELDS = 8
-
 export const runActivity = <A, E, R>(
   env: StepEnvironment,
   state: ExecutionState,
   definition: ActivityDefinition<A, E>,
   body: Effect.Effect<A, E, R>
 ): Effect.Effect<A, E, R> =>
-  Effect.suspend(() => {
+  Effect.withFiber((fiber) => {
     if (state.stopping) return Effect.interrupt
     const stepKey = state.replay.nextStepKey(definition.id)
     const recorded = state.replay.recordedStep(stepKey)
-    if (recorded !== undefined) {
-      const divergence = state.replay.checkRecorded(recorded)
-      if (divergence !== undefined) return diverge(state, divergence.expected, divergence.actual)
-      state.replay.markAsked(stepKey)
-      if (recorded.outcome !== null)
-        return replayOutcome(state, definition, recorded.stepKey, recorded.outcome)
-      return fresh(env, state, definition, body, stepKey, recorded)
+    const previous = state.replay.previousOf(fiber)
+    const divergence = state.replay.ask(fiber, stepKey, recorded)
+    if (divergence !== undefined) {
+      return state.suspend(
+        new NonDeterminismError({
+          executionId: state.executionId,
+          workflow: state.workflow,
+          expected: divergence.expected,
+          actual: divergence.actual,
+          message: `workflow "${state.workflow}" diverged from its journal: expected ${divergence.expected}, but it asked for ${divergence.actual}`
+        })
+      )
     }
-    if (state.replay.overdueStep() === undefined) {
-      state.replay.markAsked(stepKey)
-      return fresh(env, state, definition, body, stepKey, undefined)
-    }
-    return Effect.andThen(awaitSiblings(state, stepKey), () => {
-      state.replay.markAsked(stepKey)
-      return fresh(env, state, definition, body, stepKey, undefined)
-    })
-  })
-
-const diverge = (state: ExecutionState, expected: string, actual: string): Effect.Effect<never> =>
-  state.suspend(
-    new NonDeterminismError({
-      executionId: state.executionId,
-      workflow: state.workflow,
-      expected,
-      actual,
-      message: `workflow "${state.workflow}" diverged from its journal: expected ${expected}, but it asked for ${actual}`
-    })
-  )
-
-/**
- * A new step is asked while a recorded step the workflow should already have reached is un-asked.
- * Sibling fibers (forEach, race) may simply not have been scheduled yet: let them run first.
- */
-const awaitSiblings = (state: ExecutionState, stepKey: string): Effect.Effect<void> =>
-  Effect.gen(function* () {
-    for (let i = 0; i < OVERDUE_YIELDS; i++) {
-      yield* Effect.yieldNow
-      if (state.replay.overdueStep() === undefined) return
-    }
-    const overdue = state.replay.overdueStep()
-    if (overdue !== undefined) yield* diverge(state, describe(overdue), `the new step "${stepKey}"`)
+    if (recorded?.outcome != null) return replayOutcome(state, definition, stepKey, recorded.outcome)
+    return fresh(env, state, definition, body, stepKey, recorded, previous)
   })
 
 /** Returns a recorded outcome, decoded with the activity's current schemas. */
@@ -106,10 +82,36 @@ const replayOutcome = <A, E>(
       })
     )
   }
-  state.replay.delivered++
   // Decoded with Exit(success, failure): its value and error have the activity's types.
   return decoded.success as Exit.Exit<A, E>
 }
+
+/**
+ * Writes an attempt marker with the pending outcomes, then waits for earlier outcome writes.
+ * Outcomes of a write that fails or is interrupted go back to the queue; a write that fails for
+ * good stops the run.
+ */
+const writeAttempt = (
+  env: StepEnvironment,
+  state: ExecutionState,
+  start: AttemptStart
+): Effect.Effect<void> =>
+  Effect.suspend(() => {
+    const outcomes = state.takePending()
+    const prior = state.outcomesWritten
+    const mine = outcomes.length > 0 ? Deferred.makeUnsafe<void>() : undefined
+    if (mine !== undefined) state.outcomesWritten = mine
+    const written = env.journal
+      .write({ executionId: state.executionId, outcomes, attempt: start, now: env.now() })
+      .pipe(Effect.andThen(prior === undefined ? Effect.void : Deferred.await(prior)))
+    return written.pipe(
+      Effect.onExit((exit) => {
+        if (!Exit.isSuccess(exit)) state.restorePending(outcomes)
+        return mine === undefined ? Effect.void : Deferred.succeed(mine, undefined)
+      }),
+      Effect.catch((error: JournalError) => state.halt({ _tag: "JournalFailed", error }))
+    )
+  })
 
 /** Runs attempts of a step that has no recorded outcome. Written without generators: hot path. */
 const fresh = <A, E, R>(
@@ -118,45 +120,53 @@ const fresh = <A, E, R>(
   definition: ActivityDefinition<A, E>,
   body: Effect.Effect<A, E, R>,
   stepKey: string,
-  recorded: StepRecord | undefined
+  recorded: StepRecord | undefined,
+  previous: string | null
 ): Effect.Effect<A, E, R> => {
+  state.caughtUp = true
   if (state.interruptRequested && !state.interruptDelivered) {
     // Replay has caught up with the interrupted execution: interrupt it here.
     return Effect.andThen(state.deliverInterrupt(), Effect.never)
   }
   const policy = resolve(definition.retry, env.retryPolicy)
   const seq = recorded?.seq ?? state.replay.allocateSeq()
-  const after = recorded?.after ?? state.replay.delivered
   const persistenceId = `${state.executionId}/${stepKey}`
   const schema = exitSchema(definition.success, definition.failure)
 
   const attemptNumber = (attempt: number): Effect.Effect<A, E, R> => {
-    const start = { executionId: state.executionId, stepKey, activityId: definition.id, seq, after, attempt }
+    const start: AttemptStart = {
+      executionId: state.executionId,
+      stepKey,
+      activityId: definition.id,
+      seq,
+      previous: recorded?.previous ?? previous,
+      attempt
+    }
     const run = Effect.provideService(body, ActivityContext, {
       activityId: definition.id,
       persistenceId,
       attempt
     })
-    return Effect.uninterruptibleMask((restore) => {
-      if (state.stopping) return Effect.interrupt
-      const write = env.journal.write({
-        executionId: state.executionId,
-        outcomes: state.takePending(),
-        attempt: start,
-        now: env.now()
-      })
-      return Effect.flatMap(restore(Effect.orDie(write)), () =>
-        Effect.flatMap(Effect.exit(restore(run)), (exit) =>
-          // If this fiber was interrupted (shutdown, race lost), stop here: nothing is recorded.
-          Effect.as(restore(Effect.void), exit)
-        )
-      )
-    }).pipe(
-      Effect.flatMap((exit) => {
-        if (!Exit.isSuccess(exit) && shouldRetry(policy, exit.cause, attempt)) {
-          return Effect.andThen(Effect.sleep(delayAfter(policy, attempt)), attemptNumber(attempt + 1))
+    return Effect.uninterruptibleMask((restore) =>
+      state.stopping
+        ? Effect.interrupt
+        : Effect.flatMap(restore(writeAttempt(env, state, start)), () =>
+            Effect.flatMap(Effect.exit(restore(run)), (exit) =>
+              // If this fiber was interrupted (shutdown, race lost), stop here: nothing is recorded.
+              Effect.as(restore(Effect.void), exit)
+            )
+          )
+    ).pipe(
+      Effect.flatMap((exit): Effect.Effect<A, E, R> => {
+        if (Exit.isFailure(exit)) {
+          // Interrupted without this fiber being interrupted (the run is stopping, or the body
+          // interrupted itself): nothing to record, the step runs again on the next run.
+          if (state.stopping || Cause.hasInterruptsOnly(exit.cause)) return exit
+          if (shouldRetry(policy, exit.cause, attempt)) {
+            return Effect.andThen(Effect.sleep(delayAfter(policy, attempt)), attemptNumber(attempt + 1))
+          }
         }
-        const encoded = encodeJsonResult(schema, exit)
+        const encoded = encodeJsonRoundTrip(schema, exit)
         if (Result.isFailure(encoded)) {
           const failure = withoutExitEnvelope(encoded.failure)
           return state.suspend(
@@ -169,9 +179,9 @@ const fresh = <A, E, R>(
             })
           )
         }
-        state.addPending({ ...start, outcome: encoded.success })
-        state.replay.delivered++
-        return exit
+        state.addPending({ ...start, outcome: encoded.success.json })
+        // The value a replay will see, so that the first run cannot see more than replays do.
+        return encoded.success.value as Exit.Exit<A, E>
       })
     )
   }

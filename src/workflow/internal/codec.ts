@@ -66,6 +66,25 @@ export const encodeJsonResult = (schema: AnyCodec, value: unknown): Result.Resul
     : Result.fail(toFailure(encoded.failure))
 }
 
+/**
+ * Encodes `value` to JSON text and decodes it back: the text to store, and the value a replay will
+ * see. A lossy schema (one that drops fields, say) must not let the first run see more than the
+ * replays do.
+ */
+export const encodeJsonRoundTrip = (
+  schema: AnyCodec,
+  value: unknown
+): Result.Result<{ readonly json: string; readonly value: unknown }, CodecFailure> => {
+  const { encode, decode } = codecs(schema)
+  const encoded = encode(value)
+  if (Result.isFailure(encoded)) return Result.fail(toFailure(encoded.failure))
+  const json = JSON.stringify(encoded.success)
+  const decoded = decode(JSON.parse(json))
+  return Result.isSuccess(decoded)
+    ? Result.succeed({ json, value: decoded.success })
+    : Result.fail(toFailure(decoded.failure))
+}
+
 /** Decodes JSON text with `schema`. Malformed JSON is reported at the root. */
 export const decodeJsonResult = <A>(
   schema: Schema.Codec<A, any, never, never>,
