@@ -290,9 +290,7 @@ export const makeScoped = <W extends Any>(
     const settled = (executionId: string) =>
       Effect.suspend(() => {
         const handle = running.get(executionId)
-        return handle !== undefined && handle.state.stopping
-          ? Effect.asVoid(Deferred.await(handle.outcome))
-          : Effect.void
+        return handle?.state.stopping ? Effect.asVoid(Deferred.await(handle.outcome)) : Effect.void
       })
 
     const resumeRow = (row: ExecutionRecord) =>
