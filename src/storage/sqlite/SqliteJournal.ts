@@ -42,8 +42,12 @@ const durabilityToggle = (sql: SqlClient) => {
   return (durable: boolean): Effect.Effect<void, SqlError> =>
     Effect.suspend(() => {
       if (durable === current) return Effect.void
-      current = durable
-      return Effect.asVoid(sql.unsafe(`PRAGMA synchronous = ${durable ? "FULL" : "NORMAL"}`))
+      // Remember the new mode only once SQLite applied it: a failed switch back to FULL must be
+      // retried before the next durable commit.
+      return sql.unsafe(`PRAGMA synchronous = ${durable ? "FULL" : "NORMAL"}`).pipe(
+        Effect.tap(() => Effect.sync(() => (current = durable))),
+        Effect.asVoid
+      )
     })
 }
 
