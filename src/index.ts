@@ -9,6 +9,8 @@
 
 /** In-memory journal, for tests. */
 export * as MemoryJournal from "./storage/memory/MemoryJournal.ts"
+/** The production store: PostgreSQL through `@effect/sql-pg`. */
+export * as PostgresJournal from "./storage/postgres/PostgresJournal.ts"
 /** The embedded durable store: one SQLite file, no server. */
 export * as SqliteJournal from "./storage/sqlite/SqliteJournal.ts"
 /** Side-effecting steps of a workflow, recorded once and retried until they are. */

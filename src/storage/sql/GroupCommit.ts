@@ -26,12 +26,18 @@ export interface GroupCommitStats {
 }
 
 export interface GroupCommitOptions<I, A> {
-  /** Commits a batch; returns one result per item, in order. */
-  readonly flush: (items: ReadonlyArray<I>) => Effect.Effect<ReadonlyArray<A>, SqlError>
+  /**
+   * Commits a batch; returns one result per item, in order. `durable` is false when every item is
+   * advisory: the backend may then commit without waiting for the disk.
+   */
+  readonly flush: (items: ReadonlyArray<I>, durable: boolean) => Effect.Effect<ReadonlyArray<A>, SqlError>
   /** Whether an item must be on disk before its submitter continues. */
   readonly durable: (item: I) => boolean
-  /** Relaxes or restores the durability of the next commit. */
-  readonly setDurability: (durable: boolean) => Effect.Effect<void, SqlError>
+  /**
+   * false: no batching, every item is flushed alone by its submitter (for comparison in
+   * benchmarks, or when the backend must not hold a connection). Default true.
+   */
+  readonly enabled?: boolean | undefined
 }
 
 export interface GroupCommit<I, A> {
@@ -52,7 +58,7 @@ export const make = <I, A>(
     const commit = (batch: ReadonlyArray<Pending<I, A>>) => {
       const durable = batch.some((entry) => options.durable(entry.item))
       const items = batch.map((entry) => entry.item)
-      return Effect.andThen(options.setDurability(durable), options.flush(items)).pipe(
+      return options.flush(items, durable).pipe(
         Effect.exit,
         Effect.flatMap((exit) =>
           Effect.sync(() => {
@@ -86,6 +92,15 @@ export const make = <I, A>(
         yield* commit(batch)
       }
     }).pipe(Effect.forkScoped)
+
+    if (options.enabled === false) {
+      const submit = (item: I): Effect.Effect<A, SqlError> =>
+        Effect.suspend(() => {
+          const done = Deferred.makeUnsafe<A, SqlError>()
+          return Effect.andThen(commit([{ item, done }]), Deferred.await(done))
+        })
+      return { submit, stats }
+    }
 
     const submit = (item: I): Effect.Effect<A, SqlError> =>
       Effect.suspend(() => {

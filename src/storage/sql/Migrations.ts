@@ -50,36 +50,45 @@ export const migrations: ReadonlyArray<Migration> = [
   }
 ]
 
-/** Applies the migrations not yet recorded. Returns the versions it applied. */
+/**
+ * Applies the migrations not yet recorded, all in one transaction, and returns the versions it
+ * applied. Safe when several processes start at once: on PostgreSQL the transaction first takes
+ * an advisory lock (per table prefix), on SQLite `BEGIN IMMEDIATE` already serializes writers.
+ */
 export const migrate = (
   sql: SqlClient,
   prefix: string,
   dialect: "sqlite" | "pg"
 ): Effect.Effect<ReadonlyArray<number>, SqlError> =>
-  Effect.gen(function* () {
-    const table = `${prefix}migrations`
-    yield* sql.unsafe(
-      `CREATE TABLE IF NOT EXISTS ${table} (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)`
-    )
-    const applied: Array<number> = []
-    for (const migration of migrations) {
-      const done = yield* sql.withTransaction(
-        Effect.gen(function* () {
-          const rows = yield* sql`SELECT version FROM ${sql(table)} WHERE version = ${migration.version}`
-          if (rows.length > 0) return false
-          for (const statement of migration.statements) {
-            yield* sql.unsafe(
-              statement
-                .replaceAll("{prefix}", prefix)
-                .replaceAll("{withoutRowid}", dialect === "sqlite" ? " WITHOUT ROWID" : "")
-            )
-          }
-          const now = yield* Clock.currentTimeMillis
-          yield* sql`INSERT INTO ${sql(table)} (version, name, applied_at) VALUES (${migration.version}, ${migration.name}, ${now})`
-          return true
-        })
+  sql.withTransaction(
+    Effect.gen(function* () {
+      if (dialect === "pg") yield* sql`SELECT pg_advisory_xact_lock(${lockKey(prefix)})`
+      const table = `${prefix}migrations`
+      yield* sql.unsafe(
+        `CREATE TABLE IF NOT EXISTS ${table} (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)`
       )
-      if (done) applied.push(migration.version)
-    }
-    return applied
-  })
+      const applied: Array<number> = []
+      for (const migration of migrations) {
+        const rows = yield* sql`SELECT version FROM ${sql(table)} WHERE version = ${migration.version}`
+        if (rows.length > 0) continue
+        for (const statement of migration.statements) {
+          yield* sql.unsafe(
+            statement
+              .replaceAll("{prefix}", prefix)
+              .replaceAll("{withoutRowid}", dialect === "sqlite" ? " WITHOUT ROWID" : "")
+          )
+        }
+        const now = yield* Clock.currentTimeMillis
+        yield* sql`INSERT INTO ${sql(table)} (version, name, applied_at) VALUES (${migration.version}, ${migration.name}, ${now})`
+        applied.push(migration.version)
+      }
+      return applied
+    })
+  )
+
+/** A stable 31-bit key for the migration lock of one table prefix. */
+const lockKey = (prefix: string): number => {
+  let hash = 0x2a17
+  for (const char of `effect-cluster:${prefix}`) hash = (Math.imul(hash, 31) + char.charCodeAt(0)) | 0
+  return hash & 0x7fffffff
+}

@@ -29,8 +29,13 @@ export interface SqlJournalOptions {
   readonly tablePrefix?: string | undefined
   /** The SQL dialect, for the few statements that differ. */
   readonly dialect: "sqlite" | "pg"
-  /** How the backend relaxes durability for advisory writes (see `GroupCommit`). */
-  readonly setDurability: (durable: boolean) => Effect.Effect<void, SqlError>
+  /**
+   * How the backend relaxes durability for a batch of advisory writes: SQLite switches
+   * `synchronous` before the batch; PostgreSQL sets `synchronous_commit` inside it.
+   */
+  readonly setDurability?: ((durable: boolean) => Effect.Effect<void, SqlError>) | undefined
+  /** Batch concurrent writes into shared transactions (default true). */
+  readonly groupCommit?: boolean | undefined
 }
 
 // Drivers return BIGINT as number (SQLite) or string (PostgreSQL), booleans as 0/1 or true/false.
@@ -174,9 +179,15 @@ export const make = (
       )
 
     /** Everything a batch writes, merged into as few statements as possible. */
-    const flush = (items: ReadonlyArray<Item>): Effect.Effect<ReadonlyArray<boolean>, SqlError> =>
+    const flush = (
+      items: ReadonlyArray<Item>,
+      durable: boolean
+    ): Effect.Effect<ReadonlyArray<boolean>, SqlError> =>
       Effect.suspend(() => {
         const statements: Array<Effect.Effect<unknown, SqlError>> = []
+        // PostgreSQL: an advisory batch commits without waiting for the WAL flush. It survives a
+        // crash of this process; a server crash may lose it, which only lowers an attempt number.
+        if (!durable && options.dialect === "pg") statements.push(sql`SET LOCAL synchronous_commit TO OFF`)
         const starts = items.flatMap((item) => (item._tag === "Start" ? [item.execution] : []))
         const created = new Set<string>()
         const startRows = starts.map((e) => ({
@@ -214,7 +225,12 @@ export const make = (
           statements.length === 1
             ? statements[0]!
             : Effect.forEach(statements, (statement) => statement, { discard: true })
-        return Effect.map(statements.length > 1 ? sql.withTransaction(all) : all, () =>
+        const committed = statements.length > 1 ? sql.withTransaction(all) : all
+        const run =
+          options.setDurability === undefined
+            ? committed
+            : Effect.andThen(options.setDurability(durable), committed)
+        return Effect.map(run, () =>
           // Only the first start of an id in a batch created it.
           items.map((item) => item._tag === "Start" && created.delete(item.execution.executionId))
         )
@@ -240,7 +256,7 @@ export const make = (
     const group = yield* GroupCommit.make<Item, boolean>({
       flush,
       durable: (item) => item._tag === "Start" || isDurable(item.write),
-      setDurability: options.setDurability
+      enabled: options.groupCommit
     })
 
     return {

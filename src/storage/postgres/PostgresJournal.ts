@@ -1,0 +1,93 @@
+/**
+ * `DurableExecutionJournal` on PostgreSQL, through effect's SQL stack (`@effect/sql-pg`).
+ *
+ * The same SQL as the embedded store (`SqlJournal`): versioned migrations run at start (in one
+ * transaction under an advisory lock, so several processes may start at once), concurrent writes
+ * share transactions (group commit), and attempt markers commit with `synchronous_commit = off`.
+ * A table prefix lets the journal share a database. A wrong URL fails the layer at start with one
+ * `JournalError` (after `connectTimeout`), it does not hang.
+ *
+ * @example
+ * ```ts
+ * import { Effect, Redacted } from "effect"
+ * import { PostgresJournal } from "effect-cluster"
+ *
+ * program.pipe(Effect.provide(PostgresJournal.layer({ url: Redacted.make("postgres://app@db/orders") })))
+ * ```
+ */
+import * as PgClient from "@effect/sql-pg/PgClient"
+import { Cause, Config, Duration, Effect, Layer, Redacted, type Scope } from "effect"
+import type { SqlClient } from "effect/sql/SqlClient"
+import type { SqlError } from "effect/sql/SqlError"
+import { DurableExecutionJournal } from "../../workflow/DurableExecutionJournal.ts"
+import { JournalError } from "../../workflow/WorkflowErrors.ts"
+import type { GroupCommitStats } from "../sql/GroupCommit.ts"
+import * as SqlJournal from "../sql/SqlJournal.ts"
+
+/** Where the journal lives and how to reach it. */
+export interface PostgresJournalOptions {
+  /** `postgres://user:password@host:port/database` */
+  readonly url: Redacted.Redacted | string
+  /** Prefix of the table names, so the journal can share a database. Default `effect_cluster_`. */
+  readonly tablePrefix?: string | undefined
+  /** Connections in the pool (the group-commit writer uses one at a time). Default 10. */
+  readonly maxConnections?: number | undefined
+  /** How long to wait for a connection before failing. Default 10 s. */
+  readonly connectTimeout?: Duration.Input | undefined
+  /** Batch concurrent writes into shared transactions. Default true. */
+  readonly groupCommit?: boolean | undefined
+}
+
+/** The journal on the PostgreSQL `SqlClient` in context, migrating first. */
+export const make = (
+  options: Omit<PostgresJournalOptions, "url" | "maxConnections" | "connectTimeout"> = {}
+): Effect.Effect<
+  DurableExecutionJournal["Service"] & { readonly stats: GroupCommitStats },
+  SqlError,
+  SqlClient | Scope.Scope
+> => SqlJournal.make({ tablePrefix: options.tablePrefix, dialect: "pg", groupCommit: options.groupCommit })
+
+/** A `SqlClient` layer for the journal's database. */
+export const clientLayer = (options: PostgresJournalOptions) =>
+  PgClient.layer({
+    url: typeof options.url === "string" ? Redacted.make(options.url) : options.url,
+    maxConnections: options.maxConnections ?? 10,
+    connectTimeout: options.connectTimeout ?? Duration.seconds(10),
+    applicationName: "effect-cluster"
+  })
+
+/** A journal in the PostgreSQL database at `url`, migrated if needed. */
+export const layer = (options: PostgresJournalOptions): Layer.Layer<DurableExecutionJournal, JournalError> =>
+  Layer.effect(DurableExecutionJournal, make(options)).pipe(
+    Layer.provide(clientLayer(options)),
+    Layer.catchCause((cause) =>
+      Layer.effect(
+        DurableExecutionJournal,
+        Effect.failCause(
+          Cause.map(
+            cause,
+            (error) =>
+              new JournalError({
+                operation: "open",
+                message: `cannot open the PostgreSQL journal: ${error.message}`,
+                transient: false
+              })
+          )
+        )
+      )
+    )
+  )
+
+/**
+ * The same, configured from `Config` (by default the `DATABASE_URL` variable).
+ *
+ * @example
+ * ```ts
+ * PostgresJournal.layerConfig(Config.Redacted("ORDERS_DATABASE_URL"))
+ * ```
+ */
+export const layerConfig = (
+  url: Config.Config<Redacted.Redacted> = Config.Redacted("DATABASE_URL"),
+  options: Omit<PostgresJournalOptions, "url"> = {}
+): Layer.Layer<DurableExecutionJournal, JournalError | Config.ConfigError> =>
+  Layer.unwrap(Effect.map(url, (url) => layer({ ...options, url })))
