@@ -4,7 +4,7 @@
  * when the tests run as root (initdb refuses root). Fails loudly with install instructions when the
  * binaries are missing: Postgres tests are never skipped.
  */
-import { execFileSync, spawnSync } from "node:child_process"
+import { execFile, execFileSync, spawnSync } from "node:child_process"
 import { chmodSync, chownSync, existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import { createServer } from "node:net"
 import { tmpdir } from "node:os"
@@ -17,10 +17,13 @@ export interface PostgresServer {
   readonly urlFor: (database: string) => string
   readonly port: number
   /** Creates a fresh database and returns its URL. */
-  readonly createDatabase: (name: string) => string
-  readonly stop: () => void
-  readonly start: () => void
-  readonly dispose: () => void
+  readonly createDatabase: (name: string) => Promise<string>
+  /** Stops the server (`pg_ctl stop -m fast`: open connections are cut). */
+  readonly stop: () => Promise<void>
+  /** Starts it again on the same port and data. */
+  readonly start: () => Promise<void>
+  /** Stops the server and removes its files. */
+  readonly dispose: () => Promise<void>
 }
 
 const INSTALL_HINT =
@@ -73,22 +76,23 @@ export const startPostgres = async (): Promise<PostgresServer> => {
   const log = join(root, "server.log")
   chmodSync(root, 0o755)
   if (user !== undefined) chownSync(root, user.uid, user.gid)
-  const run = (command: string, args: ReadonlyArray<string>) => {
-    const [file, argv] =
-      user === undefined
-        ? [join(bin, command), args]
-        : ["runuser", ["-u", user.name, "--", join(bin, command), ...args]]
-    const result = spawnSync(file, argv, { encoding: "utf8", cwd: root })
-    if (result.status !== 0) {
-      const serverLog = existsSync(log)
-        ? spawnSync("tail", ["-n", "30", log], { encoding: "utf8" }).stdout
-        : ""
-      throw new Error(
-        `${command} ${args.join(" ")} failed (${result.status}): ${result.stderr}${result.stdout}\n${serverLog}`
-      )
-    }
-  }
-  run("initdb", ["-D", data, "-U", "postgres", "-A", "trust", "--no-sync", "-E", "UTF8", "--locale=C"])
+  const run = (command: string, args: ReadonlyArray<string>) =>
+    new Promise<void>((resolve, reject) => {
+      const [file, argv] =
+        user === undefined
+          ? [join(bin, command), args]
+          : ["runuser", ["-u", user.name, "--", join(bin, command), ...args]]
+      execFile(file, argv, { encoding: "utf8", cwd: root }, (error, stdout, stderr) => {
+        if (error === null) return resolve()
+        const serverLog = existsSync(log)
+          ? spawnSync("tail", ["-n", "30", log], { encoding: "utf8" }).stdout
+          : ""
+        reject(
+          new Error(`${command} ${args.join(" ")} failed (${error.code}): ${stderr}${stdout}\n${serverLog}`)
+        )
+      })
+    })
+  await run("initdb", ["-D", data, "-U", "postgres", "-A", "trust", "--no-sync", "-E", "UTF8", "--locale=C"])
   const port = await freePort()
   writeFileSync(
     join(data, "postgresql.auto.conf"),
@@ -105,23 +109,23 @@ export const startPostgres = async (): Promise<PostgresServer> => {
   if (user !== undefined) chownSync(join(data, "postgresql.auto.conf"), user.uid, user.gid)
   const start = () => run("pg_ctl", ["-D", data, "-l", log, "-w", "-t", "60", "start"])
   const stop = () => run("pg_ctl", ["-D", data, "-m", "fast", "-w", "-t", "60", "stop"])
-  start()
+  await start()
   const urlFor = (database: string) => `postgres://postgres@127.0.0.1:${port}/${database}`
   let databases = 0
   return {
     url: urlFor("postgres"),
     urlFor,
     port,
-    createDatabase: (name) => {
+    createDatabase: async (name) => {
       const database = `${name.replace(/[^a-z0-9_]/gi, "_").toLowerCase()}_${++databases}`
-      run("createdb", ["-h", "127.0.0.1", "-p", String(port), "-U", "postgres", database])
+      await run("createdb", ["-h", "127.0.0.1", "-p", String(port), "-U", "postgres", database])
       return urlFor(database)
     },
     start,
     stop,
-    dispose: () => {
+    dispose: async () => {
       try {
-        stop()
+        await stop()
       } finally {
         rmSync(root, { recursive: true, force: true })
       }

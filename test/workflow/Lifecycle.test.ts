@@ -251,4 +251,32 @@ describe("execution lifecycle", () => {
       expect(calls.count("ship")).toBe(1)
     })
   )
+
+  it.live("an engine shut down before its resumed runs began stops cleanly; the next one finishes them", () =>
+    Effect.gen(function* () {
+      const journal = yield* MemoryJournal.make
+      const calls = new Calls()
+      const workflow = Workflow.make(
+        Job,
+        (r) => `quick@${r.id}`,
+        () => calls.activity("only", Schema.String, "done")
+      )
+      for (const id of ["1", "2", "3"]) {
+        yield* journal.start({
+          executionId: `quick@${id}`,
+          workflow: "Job",
+          request: `{"_tag":"Job","id":"${id}"}`,
+          now: 1
+        })
+      }
+      // Resumed at start, then shut down at once: the runs were forked but may not have begun.
+      // Before the fix, shutdown waited forever on the runs that had not begun.
+      yield* withEngine(journal, workflow, () => Effect.void)
+      const results = yield* withEngine(journal, workflow, (e) =>
+        Effect.forEach(["1", "2", "3"], (id) => e.send(new Job({ id })))
+      )
+      expect(results).toEqual(["done", "done", "done"])
+      expect(calls.count("only")).toBe(3)
+    })
+  )
 })

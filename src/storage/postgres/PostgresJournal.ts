@@ -56,7 +56,38 @@ export const clientLayer = (options: PostgresJournalOptions) =>
     applicationName: "effect-cluster"
   })
 
-/** A journal in the PostgreSQL database at `url`, migrated if needed. */
+/** The URL without its password, for messages. */
+const describeUrl = (url: Redacted.Redacted | string): string => {
+  const text = typeof url === "string" ? url : Redacted.value(url)
+  try {
+    const parsed = new URL(text)
+    if (parsed.password !== "") parsed.password = "***"
+    return parsed.toString()
+  } catch {
+    return "<not a URL>"
+  }
+}
+
+/** The driver's message and, if any, the underlying cause's (e.g. `connect ECONNREFUSED ...`). */
+const describeError = (error: unknown): string => {
+  if (!(error instanceof Error)) return String(error)
+  const reason: unknown = (error as { reason?: unknown }).reason
+  const cause: unknown = reason instanceof Error ? reason.cause : error.cause
+  const detail =
+    cause instanceof Error || (typeof cause === "object" && cause !== null && "message" in cause)
+      ? String((cause as { message: unknown }).message)
+      : undefined
+  return detail === undefined || error.message.includes(detail)
+    ? error.message
+    : `${error.message}: ${detail}`
+}
+
+/**
+ * A journal in the PostgreSQL database at `url`, migrated if needed. The layer fails at once with
+ * one `JournalError` naming the URL (without its password) when the server cannot be reached or
+ * refuses the login: a misconfiguration is reported at start, not retried forever. Once running,
+ * lost connections are transient errors that the engine retries with backoff.
+ */
 export const layer = (options: PostgresJournalOptions): Layer.Layer<DurableExecutionJournal, JournalError> =>
   Layer.effect(DurableExecutionJournal, make(options)).pipe(
     Layer.provide(clientLayer(options)),
@@ -69,7 +100,7 @@ export const layer = (options: PostgresJournalOptions): Layer.Layer<DurableExecu
             (error) =>
               new JournalError({
                 operation: "open",
-                message: `cannot open the PostgreSQL journal: ${error.message}`,
+                message: `cannot open the PostgreSQL journal at ${describeUrl(options.url)}: ${describeError(error)}`,
                 transient: false
               })
           )

@@ -8,9 +8,13 @@
  * rides on the next one, so one fsync and a handful of statements serve many executions.
  *
  * A batch whose items are all advisory (attempt markers) is committed without waiting for the
- * disk (see `setDurability`).
+ * disk (`flush` is told whether the batch is durable).
+ *
+ * One bad item cannot fail its neighbours: when a batch of several items fails with an error that
+ * is not retryable (a value the database rejects), each item is committed again on its own, so
+ * only the culprit's writer sees the error.
  */
-import { Deferred, Effect, Exit, type Scope } from "effect"
+import { Cause, Deferred, Effect, Exit, Option, type Scope } from "effect"
 import type { SqlError } from "effect/sql/SqlError"
 
 interface Pending<I, A> {
@@ -46,6 +50,13 @@ export interface GroupCommit<I, A> {
   readonly stats: GroupCommitStats
 }
 
+/** A failure that would fail again: a retryable one (connection lost) is not worth splitting for. */
+const isPermanentFailure = (exit: Exit.Exit<unknown, SqlError>): boolean =>
+  Exit.isFailure(exit) &&
+  !Cause.hasInterrupts(exit.cause) &&
+  Exit.findErrorOption(exit).pipe(Option.match({ onNone: () => true, onSome: (error) => !error.isRetryable }))
+
+/** Starts the writer fiber (in the scope) and returns the submit side. */
 export const make = <I, A>(
   options: GroupCommitOptions<I, A>
 ): Effect.Effect<GroupCommit<I, A>, never, Scope.Scope> =>
@@ -55,15 +66,18 @@ export const make = <I, A>(
     let lastBatchSize = 0
     const stats: GroupCommitStats = { transactions: 0, durableTransactions: 0, items: 0 }
 
-    const commit = (batch: ReadonlyArray<Pending<I, A>>) => {
+    const commit = (batch: ReadonlyArray<Pending<I, A>>): Effect.Effect<void> => {
       const durable = batch.some((entry) => options.durable(entry.item))
       const items = batch.map((entry) => entry.item)
       return options.flush(items, durable).pipe(
         Effect.exit,
-        Effect.flatMap((exit) =>
-          Effect.sync(() => {
-            stats.transactions++
-            if (durable) stats.durableTransactions++
+        Effect.flatMap((exit) => {
+          stats.transactions++
+          if (durable) stats.durableTransactions++
+          if (batch.length > 1 && isPermanentFailure(exit)) {
+            return Effect.forEach(batch, (entry) => commit([entry]), { discard: true })
+          }
+          return Effect.sync(() => {
             stats.items += batch.length
             batch.forEach((entry, index) => {
               // flush returns one result per item, so `index` is in range.
@@ -73,7 +87,7 @@ export const make = <I, A>(
               )
             })
           })
-        )
+        })
       )
     }
 

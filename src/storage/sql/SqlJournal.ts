@@ -4,7 +4,7 @@
  * schemas at this boundary, so a row edited by hand into nonsense gives a `JournalError` naming
  * the table and field instead of reaching the engine.
  */
-import { Effect, Option, Schema, type Scope } from "effect"
+import { Effect, Option, Schema, SchemaTransformation, type Scope } from "effect"
 import { SqlClient } from "effect/sql/SqlClient"
 import type { SqlError } from "effect/sql/SqlError"
 import {
@@ -38,8 +38,15 @@ export interface SqlJournalOptions {
   readonly groupCommit?: boolean | undefined
 }
 
-// Drivers return BIGINT as number (SQLite) or string (PostgreSQL), booleans as 0/1 or true/false.
-const SqlNumber = Schema.Union([Schema.Number, Schema.NumberFromString])
+// Drivers return BIGINT as number (SQLite) or bigint (PostgreSQL), booleans as 0/1 or true/false.
+// Journal numbers are millisecond times and counters: far inside the safe integer range.
+const NumberFromBigInt = Schema.BigInt.pipe(
+  Schema.decodeTo(
+    Schema.Number,
+    SchemaTransformation.transform({ decode: (n: bigint) => Number(n), encode: (n: number) => BigInt(n) })
+  )
+)
+const SqlNumber = Schema.Union([Schema.Number, Schema.NumberFromString, NumberFromBigInt])
 const SqlBoolean = Schema.Union([Schema.Boolean, Schema.Number])
 
 const ExecutionRow = Schema.Struct({
@@ -77,6 +84,12 @@ const toExecution = (row: typeof ExecutionRow.Type): ExecutionRecord => ({
   createdAt: row.created_at,
   updatedAt: row.updated_at
 })
+
+/** The execution id of a raw row, for messages about rows that do not decode. */
+const describeRow = (row: unknown): string =>
+  typeof row === "object" && row !== null && "execution_id" in row
+    ? JSON.stringify(row.execution_id)
+    : "<unknown>"
 
 /** Rows per multi-row statement, well under SQLite's and PostgreSQL's parameter limits. */
 const CHUNK_ROWS = 500
@@ -144,13 +157,17 @@ const toStep = (row: StepRow): StepRecord => ({
   completedAt: row.completed_at
 })
 
+/**
+ * A `JournalError` for `operation`. A row that does not decode is not transient: retrying reads
+ * the same row. `what` names the rows, e.g. `execution "x" in prefix_executions`.
+ */
 const journalError =
-  (operation: string) =>
+  (operation: string, what?: string) =>
   (error: SqlError | Schema.SchemaError): JournalError =>
     Schema.isSchemaError(error)
       ? new JournalError({
           operation,
-          message: `a stored row does not decode: ${error.message}`,
+          message: `stored ${what ?? "row"} does not decode: ${error.message}`,
           transient: false
         })
       : new JournalError({ operation, message: error.message, transient: error.isRetryable })
@@ -171,6 +188,7 @@ export const make = (
     const steps = sql(`${prefix}steps`)
     const decodeExecutions = Schema.decodeUnknownEffect(Schema.Array(ExecutionRow))
     const decodeSteps = Schema.decodeUnknownEffect(Schema.Array(StepRow))
+    const decodeExecution = Schema.decodeUnknownEffect(ExecutionRow)
 
     const selectExecution = (executionId: string) =>
       sql`SELECT * FROM ${executions} WHERE execution_id = ${executionId}`.pipe(
@@ -281,17 +299,40 @@ export const make = (
         ),
       write: (write) =>
         group.submit({ _tag: "Write", write }).pipe(Effect.asVoid, Effect.mapError(journalError("write"))),
-      get: (executionId) => selectExecution(executionId).pipe(Effect.mapError(journalError("get"))),
+      get: (executionId) =>
+        selectExecution(executionId).pipe(
+          Effect.mapError(
+            journalError("get", `execution ${JSON.stringify(executionId)} in ${prefix}executions`)
+          )
+        ),
       steps: (executionId) =>
         sql`SELECT * FROM ${steps} WHERE execution_id = ${executionId} ORDER BY seq`.pipe(
           Effect.flatMap(decodeSteps),
           Effect.map((rows) => rows.map(toStep)),
-          Effect.mapError(journalError("steps"))
+          Effect.mapError(
+            journalError("steps", `steps of execution ${JSON.stringify(executionId)} in ${prefix}steps`)
+          )
         ),
+      // Rows are decoded one by one: a row that no longer decodes is reported and left out, it
+      // does not stop every other execution from resuming (`get` of its id still fails loudly).
       listRunning: sql`SELECT * FROM ${executions} WHERE status = 'running' ORDER BY created_at`.pipe(
-        Effect.flatMap(decodeExecutions),
-        Effect.map((rows) => rows.map(toExecution)),
-        Effect.mapError(journalError("listRunning"))
+        Effect.mapError(journalError("listRunning")),
+        Effect.flatMap((rows) =>
+          Effect.forEach(rows, (row) =>
+            decodeExecution(row).pipe(
+              Effect.map((decoded) => [toExecution(decoded)]),
+              Effect.catch((error) =>
+                Effect.as(
+                  Effect.logError(
+                    `execution ${describeRow(row)} is not resumed: its row in ${prefix}executions does not decode: ${error.message}`
+                  ),
+                  []
+                )
+              )
+            )
+          )
+        ),
+        Effect.map((rows) => rows.flat())
       )
     } satisfies DurableExecutionJournal["Service"] & { readonly stats: GroupCommit.GroupCommitStats }
   })

@@ -82,6 +82,13 @@ export const start = (
     )
     return Effect.map(Effect.forkDetach(Effect.provideContext(program, services)), (fiber) => {
       state.bodyFiber = fiber
+      // A fiber interrupted before it began (an engine shutting down right after it was forked)
+      // never runs `program`, so nothing above completes the outcome: do it here.
+      fiber.addObserver(() => {
+        if (Deferred.isDoneUnsafe(handle.outcome)) return
+        onEnd()
+        Deferred.doneUnsafe(handle.outcome, Exit.succeed(stopped))
+      })
       return handle
     })
   })

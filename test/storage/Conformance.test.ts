@@ -1,0 +1,5 @@
+/** The same journal contract on every backend: memory, the embedded SQLite store and PostgreSQL. */
+import { backends } from "./backends.ts"
+import { conformance } from "./conformance.ts"
+
+for (const backend of backends) conformance(backend)

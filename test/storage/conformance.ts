@@ -1,0 +1,571 @@
+/**
+ * The journal contract, as cases that every backend must pass: each operation, I1 (an outcome is
+ * recorded once and never replaced), I4 (starting an id twice is one execution), I6 (stored data
+ * that no longer decodes suspends only its execution and is kept as is), ordering, large and
+ * unicode payloads, racing writers, migrations, and the engine on top of the backend.
+ */
+import { describe, expect, it } from "@effect/vitest"
+import { Effect, Exit, Option, Schema } from "effect"
+import type { DurableExecutionJournal } from "../../src/index.ts"
+import { Activity, Workflow } from "../../src/index.ts"
+import { Calls, ThreeSteps, threeSteps, withEngine } from "../workflow/fixtures.ts"
+import type { Backend, Journal } from "./backends.ts"
+
+type AttemptStart = DurableExecutionJournal.AttemptStart
+
+const newExecution = (executionId: string, now = 1_000, request = `{"id":"${executionId}"}`) => ({
+  executionId,
+  workflow: "Order",
+  request,
+  now
+})
+
+const step = (
+  executionId: string,
+  stepKey: string,
+  seq: number,
+  attempt = 1,
+  previous: string | null = null
+) =>
+  ({
+    executionId,
+    stepKey,
+    activityId: stepKey.split("#")[0]!,
+    seq,
+    previous,
+    attempt
+  }) satisfies AttemptStart
+
+const success = (value: unknown) => JSON.stringify({ _tag: "Success", value })
+
+/** Writes an attempt marker. */
+const markAttempt = (journal: Journal, attempt: AttemptStart, now = 2_000) =>
+  journal.write({ executionId: attempt.executionId, outcomes: [], attempt, now })
+
+/** Writes one outcome. */
+const record = (journal: Journal, attempt: AttemptStart, outcome: string, now = 3_000) =>
+  journal.write({ executionId: attempt.executionId, outcomes: [{ ...attempt, outcome }], now })
+
+/** Declares the conformance cases for `backend`. */
+export const conformance = (backend: Backend) =>
+  describe(`journal conformance: ${backend.name}`, () => {
+    /** Runs `f` with fresh storage and a journal open on it. */
+    const withJournal = <A, E>(f: (journal: Journal) => Effect.Effect<A, E>) =>
+      Effect.scoped(
+        Effect.gen(function* () {
+          const storage = yield* backend.storage
+          return yield* f(yield* storage.open)
+        })
+      )
+
+    describe("operations", () => {
+      it.live("start creates a running execution that get returns field by field", () =>
+        withJournal((journal) =>
+          Effect.gen(function* () {
+            expect(Option.isNone(yield* journal.get("order@1"))).toBe(true)
+            const started = yield* journal.start(newExecution("order@1", 1_234))
+            const expected = {
+              executionId: "order@1",
+              workflow: "Order",
+              request: '{"id":"order@1"}',
+              status: "running",
+              result: null,
+              reason: null,
+              interruptRequested: false,
+              createdAt: 1_234,
+              updatedAt: 1_234
+            }
+            expect(started).toEqual({ created: true, execution: expected })
+            expect(yield* journal.get("order@1")).toEqual(Option.some(expected))
+            expect(yield* journal.steps("order@1")).toEqual([])
+          })
+        )
+      )
+
+      it.live("I4: starting the same id again creates nothing and returns the first request", () =>
+        withJournal((journal) =>
+          Effect.gen(function* () {
+            yield* journal.start(newExecution("order@1", 1_000, '{"first":true}'))
+            const again = yield* journal.start(newExecution("order@1", 9_000, '{"second":true}'))
+            expect(again.created).toBe(false)
+            expect(again.execution.request).toBe('{"first":true}')
+            expect(again.execution.createdAt).toBe(1_000)
+            expect((yield* journal.listRunning).map((e) => e.executionId)).toEqual(["order@1"])
+          })
+        )
+      )
+
+      it.live("attempt markers raise the attempt; the outcome completes the step", () =>
+        withJournal((journal) =>
+          Effect.gen(function* () {
+            yield* journal.start(newExecution("order@1"))
+            yield* markAttempt(journal, step("order@1", "charge", 1), 2_000)
+            expect(yield* journal.steps("order@1")).toEqual([
+              {
+                executionId: "order@1",
+                stepKey: "charge",
+                activityId: "charge",
+                seq: 1,
+                previous: null,
+                attempt: 1,
+                outcome: null,
+                startedAt: 2_000,
+                completedAt: null
+              }
+            ])
+            yield* markAttempt(journal, step("order@1", "charge", 1, 2), 2_500)
+            yield* record(journal, step("order@1", "charge", 1, 2), success(42), 3_000)
+            const [charge] = yield* journal.steps("order@1")
+            expect(charge).toMatchObject({ attempt: 2, outcome: success(42), completedAt: 3_000 })
+          })
+        )
+      )
+
+      it.live("one write stores outcomes, the next attempt and a status change together", () =>
+        withJournal((journal) =>
+          Effect.gen(function* () {
+            yield* journal.start(newExecution("order@1"))
+            yield* journal.write({
+              executionId: "order@1",
+              outcomes: [
+                { ...step("order@1", "a", 1), outcome: success("A") },
+                { ...step("order@1", "b", 2, 1, "a"), outcome: success("B") }
+              ],
+              attempt: step("order@1", "c", 3, 1, "b"),
+              status: { _tag: "RequestInterrupt" },
+              now: 5_000
+            })
+            const steps = yield* journal.steps("order@1")
+            expect(steps.map((s) => [s.stepKey, s.previous, s.outcome])).toEqual([
+              ["a", null, success("A")],
+              ["b", "a", success("B")],
+              ["c", "b", null]
+            ])
+            const row = yield* journal.get("order@1")
+            expect(Option.getOrThrow(row)).toMatchObject({ interruptRequested: true, updatedAt: 5_000 })
+          })
+        )
+      )
+
+      it.live("status changes: suspend, resume, complete; a final execution never changes", () =>
+        withJournal((journal) =>
+          Effect.gen(function* () {
+            yield* journal.start(newExecution("order@1"))
+            const status = (change: DurableExecutionJournal.StatusChange, now: number) =>
+              journal.write({ executionId: "order@1", outcomes: [], status: change, now })
+            const row = () => Effect.map(journal.get("order@1"), Option.getOrThrow)
+            yield* status({ _tag: "Suspend", reason: '{"why":"x"}' }, 2_000)
+            expect(yield* row()).toMatchObject({
+              status: "suspended",
+              reason: '{"why":"x"}',
+              updatedAt: 2_000
+            })
+            expect(yield* journal.listRunning).toEqual([])
+            yield* status({ _tag: "Resume" }, 3_000)
+            expect(yield* row()).toMatchObject({ status: "running", reason: null })
+            yield* status({ _tag: "Complete", status: "succeeded", result: success("done") }, 4_000)
+            const final = yield* row()
+            expect(final).toMatchObject({ status: "succeeded", result: success("done"), updatedAt: 4_000 })
+            yield* status({ _tag: "Complete", status: "failed", result: '"other"' }, 5_000)
+            yield* status({ _tag: "Suspend", reason: "{}" }, 5_000)
+            yield* status({ _tag: "Resume" }, 5_000)
+            yield* status({ _tag: "RequestInterrupt" }, 5_000)
+            expect(yield* row()).toEqual(final)
+            expect(yield* journal.listRunning).toEqual([])
+          })
+        )
+      )
+
+      it.live("listRunning: only running executions, oldest first", () =>
+        withJournal((journal) =>
+          Effect.gen(function* () {
+            yield* journal.start(newExecution("c", 3_000))
+            yield* journal.start(newExecution("a", 1_000))
+            yield* journal.start(newExecution("done", 500))
+            yield* journal.start(newExecution("parked", 600))
+            yield* journal.start(newExecution("b", 2_000))
+            yield* journal.write({
+              executionId: "done",
+              outcomes: [],
+              status: { _tag: "Complete", status: "succeeded", result: "{}" },
+              now: 700
+            })
+            yield* journal.write({
+              executionId: "parked",
+              outcomes: [],
+              status: { _tag: "Suspend", reason: "{}" },
+              now: 700
+            })
+            expect((yield* journal.listRunning).map((e) => e.executionId)).toEqual(["a", "b", "c"])
+          })
+        )
+      )
+
+      it.live("steps come back ordered by seq, whatever the order they were written in", () =>
+        withJournal((journal) =>
+          Effect.gen(function* () {
+            yield* journal.start(newExecution("order@1"))
+            // Concurrent branches: markers and outcomes arrive out of order, some in one write.
+            yield* markAttempt(journal, step("order@1", "c", 3))
+            yield* record(journal, step("order@1", "a", 1), success(1))
+            yield* journal.write({
+              executionId: "order@1",
+              outcomes: [{ ...step("order@1", "d", 4), outcome: success(4) }],
+              attempt: step("order@1", "b", 2),
+              now: 4_000
+            })
+            for (let seq = 5; seq <= 12; seq++) yield* markAttempt(journal, step("order@1", `a#${seq}`, seq))
+            const keys = (yield* journal.steps("order@1")).map((s) => [s.seq, s.stepKey])
+            expect(keys).toEqual(
+              Array.from({ length: 12 }, (_, i) => [i + 1, ["a", "b", "c", "d"][i] ?? `a#${i + 1}`])
+            )
+          })
+        )
+      )
+
+      it.live("steps of other executions are not mixed in", () =>
+        withJournal((journal) =>
+          Effect.gen(function* () {
+            yield* journal.start(newExecution("x"))
+            yield* journal.start(newExecution("y"))
+            yield* record(journal, step("x", "a", 1), success("x"))
+            yield* record(journal, step("y", "a", 1), success("y"))
+            expect((yield* journal.steps("x")).map((s) => s.outcome)).toEqual([success("x")])
+            expect((yield* journal.steps("y")).map((s) => s.outcome)).toEqual([success("y")])
+            expect(yield* journal.steps("nobody")).toEqual([])
+          })
+        )
+      )
+    })
+
+    describe("I1: an outcome is recorded once", () => {
+      it.live("a second outcome for a step does not replace the first, nor does a later attempt marker", () =>
+        withJournal((journal) =>
+          Effect.gen(function* () {
+            yield* journal.start(newExecution("order@1"))
+            yield* record(journal, step("order@1", "charge", 1), success("first"), 3_000)
+            yield* record(journal, step("order@1", "charge", 1, 2), success("second"), 4_000)
+            yield* markAttempt(journal, step("order@1", "charge", 1, 3), 5_000)
+            const [charge] = yield* journal.steps("order@1")
+            expect(charge).toMatchObject({ attempt: 1, outcome: success("first"), completedAt: 3_000 })
+          })
+        )
+      )
+
+      it.live("concurrent writers racing on one step and one result: one value wins and stays", () =>
+        withJournal((journal) =>
+          Effect.gen(function* () {
+            yield* journal.start(newExecution("order@1"))
+            const writers = Array.from({ length: 40 }, (_, i) => i)
+            yield* Effect.forEach(writers, (i) => record(journal, step("order@1", "charge", 1), success(i)), {
+              concurrency: "unbounded"
+            })
+            yield* Effect.forEach(
+              writers,
+              (i) =>
+                journal.write({
+                  executionId: "order@1",
+                  outcomes: [],
+                  status: { _tag: "Complete", status: "succeeded", result: success(i) },
+                  now: 9_000 + i
+                }),
+              { concurrency: "unbounded" }
+            )
+            const steps = yield* journal.steps("order@1")
+            expect(steps).toHaveLength(1)
+            const winner = JSON.parse(steps[0]!.outcome!).value
+            expect(writers).toContain(winner)
+            const row = Option.getOrThrow(yield* journal.get("order@1"))
+            expect(writers).toContain(JSON.parse(row.result!).value)
+            // Nothing changes afterwards.
+            yield* record(journal, step("order@1", "charge", 1), success("late"))
+            expect((yield* journal.steps("order@1"))[0]!.outcome).toBe(steps[0]!.outcome)
+          })
+        )
+      )
+
+      it.live("I4 under a race: concurrent starts of one id create it exactly once", () =>
+        withJournal((journal) =>
+          Effect.gen(function* () {
+            const results = yield* Effect.forEach(
+              Array.from({ length: 40 }, (_, i) => i),
+              (i) => journal.start(newExecution("order@1", 1_000 + i, `{"n":${i}}`)),
+              { concurrency: "unbounded" }
+            )
+            expect(results.filter((r) => r.created)).toHaveLength(1)
+            const winner = results.find((r) => r.created)!.execution
+            for (const result of results) expect(result.execution).toEqual(winner)
+          })
+        )
+      )
+
+      if (backend.sharedByProcesses) {
+        it.live("two processes racing on the same executions: one start and one outcome each", () =>
+          Effect.scoped(
+            Effect.gen(function* () {
+              const storage = yield* backend.storage
+              const [p1, p2] = [yield* storage.open, yield* storage.open]
+              const ids = Array.from({ length: 30 }, (_, i) => `order@${i}`)
+              const race = <A>(f: (journal: Journal, id: string, who: number) => Effect.Effect<A, unknown>) =>
+                Effect.forEach(
+                  ids.flatMap((id) => [f(p1, id, 1), f(p2, id, 2)]),
+                  (effect) => effect,
+                  { concurrency: "unbounded" }
+                )
+              const starts = yield* race((journal, id, who) =>
+                journal.start(newExecution(id, 1_000, `{"by":${who}}`))
+              )
+              expect(starts.filter((s) => s.created)).toHaveLength(ids.length)
+              yield* race((journal, id, who) => record(journal, step(id, "charge", 1), success(who)))
+              for (const id of ids) {
+                const [a, b] = [yield* p1.steps(id), yield* p2.steps(id)]
+                expect(a).toHaveLength(1)
+                expect(a).toEqual(b)
+                expect([success(1), success(2)]).toContain(a[0]!.outcome)
+              }
+            })
+          )
+        )
+      }
+    })
+
+    describe("payloads", () => {
+      it.live("a 1 MiB result and a 1 MiB outcome round-trip exactly", () =>
+        withJournal((journal) =>
+          Effect.gen(function* () {
+            const big = success("x".repeat(1024 * 1024))
+            const mixed = success(Array.from({ length: 40_000 }, (_, i) => `é${i}🚚`).join(""))
+            yield* journal.start(newExecution("big", 1_000, big))
+            yield* record(journal, step("big", "upload", 1), big)
+            yield* record(journal, step("big", "mixed", 2), mixed)
+            yield* journal.write({
+              executionId: "big",
+              outcomes: [],
+              status: { _tag: "Complete", status: "succeeded", result: big },
+              now: 4_000
+            })
+            const row = Option.getOrThrow(yield* journal.get("big"))
+            expect(row.request.length).toBe(big.length)
+            expect(row.request === big && row.result === big).toBe(true)
+            const [upload, other] = yield* journal.steps("big")
+            expect(upload!.outcome === big).toBe(true)
+            expect(other!.outcome === mixed).toBe(true)
+          })
+        )
+      )
+
+      it.live("unicode in ids, workflow names, step keys and payloads is kept byte for byte", () =>
+        withJournal((journal) =>
+          Effect.gen(function* () {
+            const texts = [
+              "commande-été@Zoë",
+              "注文@東京",
+              "طلب@١",
+              "emoji@🧾🚚💳",
+              "e\u0301-combining", // "é" as e + combining accent: not normalized
+              "line\u2028sep\tand 'quotes' \"double\" \\ back",
+              "supplementary@𝔘𝔫𝔦𝔠𝔬𝔡𝔢"
+            ]
+            for (const id of texts) {
+              const request = JSON.stringify({ id, note: `${id}\u0000 escaped NUL stays JSON` })
+              yield* journal.start({ executionId: id, workflow: `Flow ${id}`, request, now: 1_000 })
+              yield* record(journal, step(id, `${id}#2`, 1), success(id))
+            }
+            for (const id of texts) {
+              const row = Option.getOrThrow(yield* journal.get(id))
+              expect(row.workflow).toBe(`Flow ${id}`)
+              expect(JSON.parse(row.request).id).toBe(id)
+              const [only] = yield* journal.steps(id)
+              expect(only).toMatchObject({ stepKey: `${id}#2`, outcome: success(id) })
+            }
+            expect(new Set((yield* journal.listRunning).map((e) => e.executionId))).toEqual(new Set(texts))
+          })
+        )
+      )
+    })
+
+    describe("I6: stored data that no longer decodes", () => {
+      it.live("a stored outcome that no longer decodes suspends only its execution and stays as stored", () =>
+        withJournal((journal) =>
+          Effect.gen(function* () {
+            const calls = new Calls()
+            // Two executions recorded their first activity; one outcome is not what `a` returns now.
+            for (const id of ["good", "bad"]) {
+              yield* journal.start({
+                executionId: `three@${id}`,
+                workflow: "ThreeSteps",
+                request: `{"_tag":"ThreeSteps","id":"${id}"}`,
+                now: 1_000
+              })
+            }
+            yield* record(journal, step("three@good", "a", 1), success(1))
+            yield* record(journal, step("three@bad", "a", 1), success("not a number"))
+            const run = (id: string) =>
+              withEngine(journal, threeSteps(calls), (engine) =>
+                Effect.exit(engine.send(new ThreeSteps({ id })))
+              )
+            expect(yield* run("good")).toEqual(Exit.succeed(6))
+            const bad = yield* run("bad")
+            const error: any = Exit.isFailure(bad)
+              ? Option.getOrUndefined(Exit.findErrorOption(bad))
+              : undefined
+            expect(error?._tag).toBe("ExecutionSuspendedError")
+            expect(error.reason).toMatchObject({
+              _tag: "JournalDecodeError",
+              record: "activity",
+              activity: "a"
+            })
+            const row = Option.getOrThrow(yield* journal.get("three@bad"))
+            expect(row.status).toBe("suspended")
+            expect(row.reason).toContain("JournalDecodeError")
+            expect((yield* journal.steps("three@bad"))[0]!.outcome).toBe(success("not a number"))
+            expect(calls.count("a")).toBe(0)
+          })
+        )
+      )
+
+      it.live(
+        "an execution row that no longer decodes: a clear, non-transient error; the others resume",
+        () =>
+          Effect.scoped(
+            Effect.gen(function* () {
+              const storage = yield* backend.storage
+              const journal = yield* storage.open
+              const raw = storage.raw
+              if (raw === undefined) {
+                // Memory keeps typed records: no row can stop decoding. Nothing to damage.
+                expect(backend.name).toBe("memory")
+                return
+              }
+              yield* journal.start(newExecution("fine", 1_000))
+              yield* journal.start(newExecution("damaged", 2_000))
+              yield* raw.sql.unsafe(
+                `UPDATE ${raw.prefix}executions SET status = 'exploded' WHERE execution_id = 'damaged'`
+              )
+              const error = yield* Effect.flip(journal.get("damaged"))
+              expect(error._tag).toBe("JournalError")
+              expect(error.transient).toBe(false)
+              expect(error.message).toContain("does not decode")
+              expect(error.message).toContain("damaged")
+              expect(error.message).toContain("status")
+              expect((yield* journal.listRunning).map((e) => e.executionId)).toEqual(["fine"])
+              // The damaged row is left as it was, for a human to repair.
+              const rows = yield* raw.sql.unsafe<{ status: string }>(
+                `SELECT status FROM ${raw.prefix}executions WHERE execution_id = 'damaged'`
+              )
+              expect(rows).toEqual([{ status: "exploded" }])
+            })
+          )
+      )
+    })
+
+    describe("migrations", () => {
+      it.live("reopening migrated storage applies nothing and keeps the data", () =>
+        Effect.scoped(
+          Effect.gen(function* () {
+            const storage = yield* backend.storage
+            yield* Effect.scoped(
+              Effect.flatMap(storage.open, (journal) => journal.start(newExecution("kept")))
+            )
+            const journal = yield* storage.open
+            expect(Option.getOrThrow(yield* journal.get("kept")).status).toBe("running")
+            if (storage.raw !== undefined) {
+              const versions = yield* storage.raw.sql.unsafe<{ version: number }>(
+                `SELECT version FROM ${storage.raw.prefix}migrations ORDER BY version`
+              )
+              expect(versions.map((v) => Number(v.version))).toEqual([1])
+            }
+          })
+        )
+      )
+
+      if (backend.name !== "memory") {
+        it.live("several processes migrating at once: each migration is applied exactly once", () =>
+          Effect.scoped(
+            Effect.gen(function* () {
+              const storage = yield* backend.storage
+              const applied = yield* storage.migrateConcurrently!(4)
+              expect(applied.filter((versions) => versions.length > 0)).toEqual([[1]])
+              expect(applied.flat()).toEqual([1])
+            })
+          )
+        )
+      }
+    })
+
+    describe("the engine on this backend", () => {
+      it.live("runs a workflow, then a restarted engine returns the stored result without re-running", () =>
+        Effect.scoped(
+          Effect.gen(function* () {
+            const storage = yield* backend.storage
+            const calls = new Calls()
+            const first = yield* Effect.scoped(
+              Effect.flatMap(storage.open, (journal) =>
+                withEngine(journal, threeSteps(calls), (engine) => engine.send(new ThreeSteps({ id: "1" })))
+              )
+            )
+            expect(first).toBe(6)
+            const again = yield* Effect.scoped(
+              Effect.flatMap(storage.open, (journal) =>
+                withEngine(journal, threeSteps(calls), (engine) => engine.send(new ThreeSteps({ id: "1" })))
+              )
+            )
+            expect(again).toBe(6)
+            expect([calls.count("a"), calls.count("b"), calls.count("c")]).toEqual([1, 1, 1])
+          })
+        )
+      )
+
+      it.live("200 concurrent executions all complete, each activity recorded once", () =>
+        withJournal((journal) =>
+          Effect.gen(function* () {
+            const calls = new Calls()
+            const ids = Array.from({ length: 200 }, (_, i) => String(i))
+            const results = yield* withEngine(journal, threeSteps(calls), (engine) =>
+              Effect.forEach(ids, (id) => engine.send(new ThreeSteps({ id })), { concurrency: "unbounded" })
+            )
+            expect(results).toEqual(ids.map(() => 6))
+            expect(calls.count("a")).toBe(200)
+            for (const id of ["0", "99", "199"]) {
+              const steps = yield* journal.steps(`three@${id}`)
+              expect(steps.map((s) => [s.stepKey, s.attempt, s.outcome])).toEqual([
+                ["a", 1, success(1)],
+                ["b", 1, success(2)],
+                ["c", 1, success(3)]
+              ])
+            }
+          })
+        )
+      )
+
+      it.live("an activity failure is recorded with its typed error and replayed as such", () =>
+        withJournal((journal) =>
+          Effect.gen(function* () {
+            class Fails extends Schema.TaggedError<Fails>()("Fails", { why: Schema.String }) {}
+            class Job extends Workflow.TaggedRequest<Job>()("Job", {
+              payload: { id: Schema.String },
+              success: Schema.String,
+              failure: Fails
+            }) {}
+            const workflow = Workflow.make(
+              Job,
+              (r) => `job@${r.id}`,
+              () =>
+                Effect.fail(new Fails({ why: "déjà vu 🚫" })).pipe(
+                  Activity.make("boom", Schema.String, Fails, { retry: { maxAttempts: 1 } })
+                )
+            )
+            const first = yield* withEngine(journal, workflow, (engine) =>
+              Effect.exit(engine.send(new Job({ id: "1" })))
+            )
+            const second = yield* withEngine(journal, workflow, (engine) =>
+              Effect.exit(engine.send(new Job({ id: "1" })))
+            )
+            expect(first).toEqual(Exit.fail(new Fails({ why: "déjà vu 🚫" })))
+            expect(second).toEqual(first)
+            expect(Option.getOrThrow(yield* journal.get("job@1")).status).toBe("failed")
+          })
+        )
+      )
+    })
+  })

@@ -1,0 +1,121 @@
+/**
+ * What only the PostgreSQL backend has: connection URLs and `Config`, table prefixes sharing one
+ * database, and values the server rejects. The journal contract itself is in the conformance suite.
+ */
+import { createServer } from "node:net"
+import { describe, expect, it } from "@effect/vitest"
+import { ConfigProvider, Context, Effect, Exit, Layer, Option, Redacted } from "effect"
+import { inject } from "vitest"
+import { DurableExecutionJournal, PostgresJournal } from "../../../src/index.ts"
+
+/** Builds the journal layer; returns the service or the error it failed with. */
+const open = <E>(layer: Layer.Layer<DurableExecutionJournal.DurableExecutionJournal, E>) =>
+  Effect.map(Layer.build(layer), (context) =>
+    Context.get(context, DurableExecutionJournal.DurableExecutionJournal)
+  )
+
+const openError = (options: PostgresJournal.PostgresJournalOptions) =>
+  Effect.scoped(Effect.flip(open(PostgresJournal.layer({ connectTimeout: "5 seconds", ...options }))))
+
+/** A loopback port with nothing listening. */
+const closedPort = Effect.promise(
+  () =>
+    new Promise<number>((resolve) => {
+      const server = createServer().listen(0, "127.0.0.1", () => {
+        const address = server.address()
+        server.close(() => resolve(typeof address === "object" && address !== null ? address.port : 1))
+      })
+    })
+)
+
+const serverUrl = () => new URL(inject("postgresUrl"))
+
+const prefix = (name: string) => `${name}_${Math.random().toString(36).slice(2, 8)}_`
+
+describe("PostgresJournal", () => {
+  it.live("a wrong URL fails at start with one clear error naming what is wrong", () =>
+    Effect.gen(function* () {
+      const port = yield* closedPort
+      const refused = yield* openError({ url: `postgres://app:secret@127.0.0.1:${port}/orders` })
+      expect(refused._tag).toBe("JournalError")
+      expect(refused.message).toContain(`127.0.0.1:${port}/orders`)
+      expect(refused.message).toContain("ECONNREFUSED")
+      expect(refused.message).not.toContain("secret")
+
+      const noDatabase = serverUrl()
+      noDatabase.pathname = "/no_such_database"
+      const missing = yield* openError({ url: Redacted.make(noDatabase.toString()) })
+      expect(missing.message).toContain('database "no_such_database" does not exist')
+
+      const noRole = serverUrl()
+      noRole.username = "nobody"
+      const role = yield* openError({ url: noRole.toString() })
+      expect(role.message).toContain('role "nobody" does not exist')
+
+      const garbage = yield* openError({ url: "postgres//missing-colon" })
+      expect(garbage.message).toContain("<not a URL>")
+      expect(garbage.message).toMatch(/invalid connection url/i)
+    })
+  )
+
+  it.live("layerConfig reads the URL from DATABASE_URL", () =>
+    Effect.gen(function* () {
+      const journal = yield* open(
+        PostgresJournal.layerConfig(undefined, { tablePrefix: prefix("config") })
+      ).pipe(
+        Effect.provideService(
+          ConfigProvider.ConfigProvider,
+          ConfigProvider.fromUnknown({ DATABASE_URL: inject("postgresUrl") })
+        )
+      )
+      yield* journal.start({ executionId: "from-config", workflow: "W", request: "{}", now: 1 })
+      expect(Option.isSome(yield* journal.get("from-config"))).toBe(true)
+      const missing = yield* Effect.flip(
+        open(PostgresJournal.layerConfig()).pipe(
+          Effect.provideService(ConfigProvider.ConfigProvider, ConfigProvider.fromUnknown({}))
+        )
+      )
+      expect(String(missing)).toContain("DATABASE_URL")
+    }).pipe(Effect.scoped)
+  )
+
+  it.live("two table prefixes share one database without seeing each other", () =>
+    Effect.gen(function* () {
+      const url = inject("postgresUrl")
+      const orders = yield* open(PostgresJournal.layer({ url, tablePrefix: prefix("orders") }))
+      const billing = yield* open(PostgresJournal.layer({ url, tablePrefix: prefix("billing") }))
+      yield* orders.start({ executionId: "same-id", workflow: "Orders", request: "{}", now: 1 })
+      const other = yield* billing.start({
+        executionId: "same-id",
+        workflow: "Billing",
+        request: "{}",
+        now: 2
+      })
+      expect(other.created).toBe(true)
+      expect(Option.map(yield* orders.get("same-id"), (e) => e.workflow)).toEqual(Option.some("Orders"))
+      expect((yield* billing.listRunning).map((e) => e.workflow)).toEqual(["Billing"])
+    }).pipe(Effect.scoped)
+  )
+
+  it.live("a value the server rejects fails only its own writer, not the others in its batch", () =>
+    Effect.gen(function* () {
+      const journal = yield* open(
+        PostgresJournal.layer({ url: inject("postgresUrl"), tablePrefix: prefix("nul") })
+      )
+      // PostgreSQL text cannot hold NUL; SQLite and memory can. Concurrent starts share a commit.
+      const ids = [...Array.from({ length: 20 }, (_, i) => `fine-${i}`), "bad\u0000id"]
+      const exits = yield* Effect.forEach(
+        ids,
+        (executionId) => Effect.exit(journal.start({ executionId, workflow: "W", request: "{}", now: 1 })),
+        { concurrency: "unbounded" }
+      )
+      const failed = ids.filter((_, i) => Exit.isFailure(exits[i]!))
+      expect(failed).toEqual(["bad\u0000id"])
+      const error = yield* Effect.flip(
+        journal.start({ executionId: "bad\u0000id", workflow: "W", request: "{}", now: 1 })
+      )
+      expect(error.transient).toBe(false)
+      expect((yield* journal.listRunning).map((e) => e.executionId).sort()).toEqual(ids.slice(0, 20).sort())
+    }).pipe(Effect.scoped)
+  )
+})
