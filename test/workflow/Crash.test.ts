@@ -1,12 +1,13 @@
 /**
- * I1/I2 with real processes: a child runs a workflow on the embedded store and is SIGKILLed in the
- * middle of an activity; a new process resumes it from the journal file.
+ * I1/I2 with real processes: a child runs a workflow on the embedded store or on PostgreSQL and is
+ * SIGKILLed in the middle of an activity; a new process resumes it from the journal.
  */
 import { spawn } from "node:child_process"
 import { mkdtempSync, readFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { describe, expect, it } from "vitest"
+import { freshDatabase } from "../support/freshDatabase.ts"
 
 const worker = join(import.meta.dirname, "crash", "worker.ts")
 
@@ -38,54 +39,62 @@ const sideEffects = (log: string) =>
     .split("\n")
     .map((line) => line.split(" "))
 
-describe("crash recovery on the embedded store (SIGKILL)", () => {
-  for (const mode of ["block-in-b", "block-after-b"] as const) {
-    it(`${mode}: completed activities are not re-run; b re-runs with the same persistenceId and attempt + 1`, async () => {
-      const dir = mkdtempSync(join(tmpdir(), "effect-cluster-crash-"))
-      const journal = join(dir, "journal.db")
-      const log = join(dir, "side-effects.log")
-      const crashed = await runWorker([journal, log, mode], "BLOCKED")
-      expect(crashed.signal).toBe("SIGKILL")
-      const resumed = await runWorker([journal, log, "run"])
-      expect(resumed.stdout).toContain("RESULT ABC")
-      const effects = sideEffects(log)
-      const expected =
-        mode === "block-in-b"
-          ? [
-              ["a", "crashy@1/a", "1"],
-              ["b", "crashy@1/b", "2"],
-              ["c", "crashy@1/c", "1"]
-            ]
-          : [
-              ["a", "crashy@1/a", "1"],
-              ["b", "crashy@1/b", "1"],
-              ["b", "crashy@1/b", "2"],
-              ["c", "crashy@1/c", "1"]
-            ]
-      expect(effects).toEqual(expected)
-      // A third process finds the execution complete: nothing runs again.
-      const again = await runWorker([journal, log, "run"])
-      expect(again.stdout).toContain("RESULT ABC")
-      expect(sideEffects(log)).toEqual(expected)
-    })
-  }
+/** Where each backend's journal lives: a file, or a fresh database of the test server. */
+const stores = {
+  sqlite: async (dir: string) => join(dir, "journal.db"),
+  postgres: (_dir: string) => freshDatabase("crash")
+}
 
-  it("compensation: a crash between the charge and the refund resumes the refund, never re-charges", async () => {
-    const dir = mkdtempSync(join(tmpdir(), "effect-cluster-crash-"))
-    const journal = join(dir, "journal.db")
-    const log = join(dir, "side-effects.log")
-    const crashed = await runWorker([journal, log, "block-in-refund"], "BLOCKED")
-    expect(crashed.signal).toBe("SIGKILL")
-    expect(sideEffects(log)).toEqual([
-      ["charge", "compensating@1/charge", "1"],
-      ["ship", "compensating@1/ship", "1"]
-    ])
-    const resumed = await runWorker([journal, log, "compensate"])
-    expect(resumed.stdout).toContain("RESULT refunded")
-    expect(sideEffects(log)).toEqual([
-      ["charge", "compensating@1/charge", "1"],
-      ["ship", "compensating@1/ship", "1"],
-      ["refund", "compensating@1/refund", "2"]
-    ])
+for (const [backend, makeStore] of Object.entries(stores)) {
+  describe(`crash recovery on ${backend} (SIGKILL)`, () => {
+    for (const mode of ["block-in-b", "block-after-b"] as const) {
+      it(`${mode}: completed activities are not re-run; b re-runs with the same persistenceId and attempt + 1`, async () => {
+        const dir = mkdtempSync(join(tmpdir(), "effect-cluster-crash-"))
+        const journal = await makeStore(dir)
+        const log = join(dir, "side-effects.log")
+        const crashed = await runWorker([journal, log, mode], "BLOCKED")
+        expect(crashed.signal).toBe("SIGKILL")
+        const resumed = await runWorker([journal, log, "run"])
+        expect(resumed.stdout).toContain("RESULT ABC")
+        const effects = sideEffects(log)
+        const expected =
+          mode === "block-in-b"
+            ? [
+                ["a", "crashy@1/a", "1"],
+                ["b", "crashy@1/b", "2"],
+                ["c", "crashy@1/c", "1"]
+              ]
+            : [
+                ["a", "crashy@1/a", "1"],
+                ["b", "crashy@1/b", "1"],
+                ["b", "crashy@1/b", "2"],
+                ["c", "crashy@1/c", "1"]
+              ]
+        expect(effects).toEqual(expected)
+        // A third process finds the execution complete: nothing runs again.
+        const again = await runWorker([journal, log, "run"])
+        expect(again.stdout).toContain("RESULT ABC")
+        expect(sideEffects(log)).toEqual(expected)
+      })
+    }
+
+    it("compensation: a crash between the charge and the refund resumes the refund, never re-charges", async () => {
+      const dir = mkdtempSync(join(tmpdir(), "effect-cluster-crash-"))
+      const journal = await makeStore(dir)
+      const log = join(dir, "side-effects.log")
+      const crashed = await runWorker([journal, log, "block-in-refund"], "BLOCKED")
+      expect(crashed.signal).toBe("SIGKILL")
+      expect(sideEffects(log)).toEqual([
+        ["charge", "compensating@1/charge", "1"],
+        ["ship", "compensating@1/ship", "1"]
+      ])
+      const resumed = await runWorker([journal, log, "compensate"])
+      expect(resumed.stdout).toContain("RESULT refunded")
+      expect(sideEffects(log)).toEqual([
+        ["charge", "compensating@1/charge", "1"],
+        ["ship", "compensating@1/ship", "1"],
+        ["refund", "compensating@1/refund", "2"]
+      ])
+    })
   })
-})
+}

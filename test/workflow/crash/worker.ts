@@ -1,5 +1,6 @@
 /**
- * A child process for the crash tests: runs a 3-activity workflow on the embedded store. Each
+ * A child process for the crash tests: runs a 3-activity workflow on the embedded store (a file
+ * path) or on PostgreSQL (a `postgres://` URL). Each
  * activity appends `activity persistenceId attempt` to a side-effect log before it returns, so the
  * test can see which side effects happened. In mode `block-in-b`, activity b blocks on its first
  * attempt before its side effect; in `block-after-b`, it blocks after its side effect (before the
@@ -9,13 +10,13 @@
  * fails with a final OutOfStockError, then refund (which blocks on its first attempt in
  * `block-in-refund`, so the test can kill the process between the charge and the refund).
  *
- * Usage: node worker.ts <journalFile> <sideEffectLog> <mode>
+ * Usage: node worker.ts <journalFile | postgresUrl> <sideEffectLog> <mode>
  */
 import { appendFileSync } from "node:fs"
 import { Effect, Schema } from "effect"
-import { Activity, SqliteJournal, Workflow, WorkflowEngine } from "effect-cluster"
+import { Activity, PostgresJournal, SqliteJournal, Workflow, WorkflowEngine } from "effect-cluster"
 
-const [journalFile, sideEffectLog, mode] = Schema.decodeUnknownSync(
+const [store, sideEffectLog, mode] = Schema.decodeUnknownSync(
   Schema.Tuple([
     Schema.String,
     Schema.String,
@@ -94,7 +95,13 @@ const program = Effect.gen(function* () {
 })
 
 Effect.runPromise(
-  Effect.scoped(program).pipe(Effect.provide(SqliteJournal.layer({ filename: journalFile })))
+  Effect.scoped(program).pipe(
+    Effect.provide(
+      store.startsWith("postgres://")
+        ? PostgresJournal.layer({ url: store })
+        : SqliteJournal.layer({ filename: store })
+    )
+  )
 ).then(
   () => process.exit(0),
   (error) => {
