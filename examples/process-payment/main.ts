@@ -1,5 +1,6 @@
 /**
  * `npm start`: the talk's ProcessPayment workflow, killed with SIGKILL in the middle and resumed.
+ * `npm start -- --postgres URL` runs it on PostgreSQL instead of the embedded store.
  *
  * The supervisor (this process) hosts fake services and runs the worker as a child process. When
  * the payment gateway has charged the card for order-1 — before it answers — the supervisor kills
@@ -7,15 +8,30 @@
  * charge activity runs again with the same persistenceId and the gateway deduplicates it.
  */
 import { spawn } from "node:child_process"
-import { rmSync } from "node:fs"
-import { join, resolve } from "node:path"
+import { join } from "node:path"
 import { startFakeServices } from "./fake-services.ts"
+import { describeStore, resetStore, storeFromArgs } from "./store.ts"
 
-const journalFile = resolve(".data", "process-payment.db")
-const workerScript = join(import.meta.dirname, "worker.ts")
 const say = (line: string) => console.log(line)
+const fail = (message: string): never => {
+  console.error(`✘ ${message}`)
+  process.exit(2)
+}
 
-for (const suffix of ["", "-wal", "-shm"]) rmSync(journalFile + suffix, { force: true })
+const store = (() => {
+  try {
+    return storeFromArgs(process.argv.slice(2))
+  } catch (error) {
+    return fail(
+      `bad arguments: ${error instanceof Error ? error.message : String(error)}\nusage: npm start [-- --postgres URL]`
+    )
+  }
+})()
+const workerScript = join(import.meta.dirname, "worker.ts")
+
+await resetStore(store).catch((error) =>
+  fail(`cannot reset the journal at ${describeStore(store)}: ${error}`)
+)
 
 let current: ReturnType<typeof spawn> | undefined
 let killed = false
@@ -34,7 +50,7 @@ const runWorker = (run: number) =>
     say(`\n▶ starting worker #${run}`)
     const child = spawn(
       process.execPath,
-      ["--no-warnings", workerScript, services.baseUrl, journalFile, String(run)],
+      ["--no-warnings", workerScript, services.baseUrl, store, String(run)],
       {
         stdio: ["ignore", "inherit", "inherit"]
       }
@@ -53,7 +69,7 @@ const runWorker = (run: number) =>
 say(
   "effect-cluster demo: ProcessPayment (order-2 is out of stock and gets refunded; order-1 crashes mid-charge)"
 )
-say(`journal: ${journalFile}`)
+say(`journal: ${describeStore(store)}`)
 const first = await runWorker(1)
 const second = first === 0 ? first : await runWorker(2)
 await services.close()
@@ -70,5 +86,5 @@ say(
     ? `\n✔ card 4242-4242 was charged exactly once for order-1 (${chargeRequests.get(key)} charge requests with key ${key}, 1 charge); order-2 was charged once and refunded once.`
     : `\n✘ unexpected outcome: killed=${killed} worker exit=${second} charges for order-1=${order1Charges} refunds=${refunds.length}`
 )
-say(`The journal is kept at ${journalFile}`)
+say(`The journal is kept at ${describeStore(store)}`)
 process.exit(ok ? 0 : 1)

@@ -1,15 +1,23 @@
 /**
- * The demo's worker process: runs the workflow engine on the embedded store and processes two
- * orders. The supervisor (main.ts) kills it with SIGKILL in the middle and starts it again.
+ * The demo's worker process: runs the workflow engine on the embedded store (a file path) or on
+ * PostgreSQL (a `postgres://` URL) and processes two orders. The supervisor (main.ts) kills it
+ * with SIGKILL in the middle and starts it again.
  *
- * Usage: node worker.ts <servicesUrl> <journalFile> <run>
+ * Usage: node worker.ts <servicesUrl> <journalFile | postgresUrl> <run>
  */
 import { Effect, Option, Schema } from "effect"
-import { DurableExecutionJournal, SqliteJournal, Workflow, WorkflowEngine } from "effect-cluster"
+import {
+  DurableExecutionJournal,
+  PostgresJournal,
+  SqliteJournal,
+  Workflow,
+  WorkflowEngine
+} from "effect-cluster"
+import { DEMO_TABLE_PREFIX } from "./store.ts"
 import { ProcessPaymentRequest, processPayment } from "./workflow.ts"
 
 const Args = Schema.Tuple([Schema.String, Schema.String, Schema.NumberFromString])
-const [baseUrl, journalFile, run] = Schema.decodeUnknownSync(Args)(process.argv.slice(2))
+const [baseUrl, store, run] = Schema.decodeUnknownSync(Args)(process.argv.slice(2))
 const log = (line: string) => console.log(`    [worker #${run} pid ${process.pid}] ${line}`)
 
 const orders = [
@@ -64,7 +72,13 @@ const program = Effect.gen(function* () {
 })
 
 Effect.runPromise(
-  Effect.scoped(program).pipe(Effect.provide(SqliteJournal.layer({ filename: journalFile })))
+  Effect.scoped(program).pipe(
+    Effect.provide(
+      store.startsWith("postgres")
+        ? PostgresJournal.layer({ url: store, tablePrefix: DEMO_TABLE_PREFIX })
+        : SqliteJournal.layer({ filename: store })
+    )
+  )
 ).then(
   () => process.exit(0),
   (error) => {

@@ -5,7 +5,7 @@
  * binaries are missing: Postgres tests are never skipped.
  */
 import { execFile, execFileSync, spawnSync } from "node:child_process"
-import { chmodSync, chownSync, existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs"
+import { chmodSync, chownSync, existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs"
 import { createServer } from "node:net"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
@@ -27,7 +27,8 @@ export interface PostgresServer {
 }
 
 const INSTALL_HINT =
-  "PostgreSQL server binaries (initdb, pg_ctl, postgres) were not found on the PATH nor in `pg_config --bindir`. " +
+  "PostgreSQL server binaries (initdb, pg_ctl, postgres) were not found on the PATH, in `pg_config --bindir` " +
+  "nor in /usr/lib/postgresql/<version>/bin. " +
   "Install them, e.g. `apt-get install -y postgresql` on Debian/Ubuntu or `brew install postgresql@15` on macOS."
 
 const findBinDir = (): string => {
@@ -38,7 +39,15 @@ const findBinDir = (): string => {
     const dir = execFileSync("pg_config", ["--bindir"], { encoding: "utf8" }).trim()
     if (existsSync(join(dir, "initdb")) && existsSync(join(dir, "pg_ctl"))) return dir
   } catch {
-    // no pg_config: fall through to the error below
+    // no pg_config: try Debian's layout below
+  }
+  // Debian/Ubuntu's postgresql package keeps the server binaries off the PATH.
+  const debian = "/usr/lib/postgresql"
+  if (existsSync(debian)) {
+    const versions = readdirSync(debian)
+      .filter((version) => existsSync(join(debian, version, "bin", "initdb")))
+      .sort((a, b) => Number(b) - Number(a))
+    if (versions[0] !== undefined) return join(debian, versions[0], "bin")
   }
   throw new Error(INSTALL_HINT)
 }

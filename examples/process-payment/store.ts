@@ -1,0 +1,52 @@
+/**
+ * Where the demo keeps its journal: the embedded SQLite file by default, or a PostgreSQL database
+ * given with `--postgres URL`. Each run starts from an empty journal.
+ */
+import { rmSync } from "node:fs"
+import { resolve } from "node:path"
+import { parseArgs } from "node:util"
+import { Effect, Schema } from "effect"
+import { SqlClient } from "effect/sql/SqlClient"
+import { PostgresJournal } from "effect-cluster"
+
+/** The demo's tables in a PostgreSQL database: it resets only these. */
+export const DEMO_TABLE_PREFIX = "process_payment_demo_"
+
+const PostgresUrl = Schema.String.check(
+  Schema.isPattern(/^postgres(ql)?:\/\/\S+$/, {
+    message: "expected a PostgreSQL URL such as postgres://user:password@localhost:5432/database"
+  })
+)
+
+const Options = Schema.Struct({ postgres: Schema.optional(PostgresUrl) })
+
+/** The journal location from the command line: a file path, or a `postgres://` URL. */
+export const storeFromArgs = (args: ReadonlyArray<string>): string => {
+  const { values } = parseArgs({ args: [...args], options: { postgres: { type: "string" } }, strict: true })
+  const options = Schema.decodeUnknownSync(Options)(values)
+  return options.postgres ?? resolve(".data", "process-payment.db")
+}
+
+/** Empties the journal so the demo starts from scratch. */
+export const resetStore = async (store: string): Promise<void> => {
+  if (!store.startsWith("postgres")) {
+    for (const suffix of ["", "-wal", "-shm"]) rmSync(store + suffix, { force: true })
+    return
+  }
+  await Effect.runPromise(
+    Effect.gen(function* () {
+      const sql = yield* SqlClient
+      for (const table of ["steps", "executions", "migrations"]) {
+        yield* sql.unsafe(`DROP TABLE IF EXISTS ${DEMO_TABLE_PREFIX}${table}`)
+      }
+    }).pipe(Effect.provide(PostgresJournal.clientLayer({ url: store, maxConnections: 1 })))
+  )
+}
+
+/** The store for messages: a PostgreSQL URL without its password. */
+export const describeStore = (store: string): string => {
+  if (!store.startsWith("postgres")) return store
+  const url = new URL(store)
+  if (url.password !== "") url.password = "***"
+  return `${url.toString()} (tables ${DEMO_TABLE_PREFIX}*)`
+}
