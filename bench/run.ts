@@ -1,62 +1,37 @@
 /**
  * `npm run bench`: throughput of a 3-activity workflow on memory and on the embedded store, at
  * concurrency 1 and 100, next to the raw single-row commit rate of the same SQLite setup measured
- * in the same run (the physical ceiling). Figures are ratios to that ceiling; machines are noisy.
+ * in the same run (the physical ceiling); then the same on PostgreSQL (`bench/postgres.ts`).
+ * Figures are ratios to the ceilings; machines are noisy.
  *
- * Options (decoded from argv): `--quick` runs fewer executions (used by the test suite).
+ * Options (decoded from argv): `--quick` runs fewer executions; `--postgres URL` uses that server
+ * instead of starting a throwaway one; `--only postgres|sqlite` runs one part.
  */
 import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { DatabaseSync } from "node:sqlite"
+import { parseArgs } from "node:util"
 import { Effect, Layer, Schema } from "effect"
 import { SqlClient } from "effect/sql/SqlClient"
-import { Activity, DurableExecutionJournal, MemoryJournal, Workflow, WorkflowEngine } from "effect-cluster"
+import { DurableExecutionJournal, MemoryJournal } from "effect-cluster"
 import * as SqliteClient from "../src/storage/sqlite/SqliteClient.ts"
 import * as SqliteJournal from "../src/storage/sqlite/SqliteJournal.ts"
+import { postgresBench } from "./postgres.ts"
+import { median, type Row, runWorkload } from "./workload.ts"
 
-const quick =
-  Schema.decodeUnknownSync(Schema.Array(Schema.Literals(["--quick"])))(process.argv.slice(2)).length > 0
-
-class Bench extends Workflow.TaggedRequest<Bench>()("Bench", {
-  payload: { id: Schema.Number },
-  success: Schema.Number,
-  failure: Schema.Never
-}) {}
-
-const step = (id: string, value: number) =>
-  Effect.succeed(value).pipe(Activity.make(id, Schema.Number, Schema.Never))
-const workflow = Workflow.make(
-  Bench,
-  (r) => `bench-${r.id}`,
-  ({ id }) =>
-    Effect.gen(function* () {
-      const a = yield* step("a", id)
-      const b = yield* step("b", a + 1)
-      return yield* step("c", b + 1)
-    })
+const Options = Schema.Struct({
+  quick: Schema.optional(Schema.Boolean),
+  postgres: Schema.optional(Schema.String.check(Schema.isPattern(/^postgres(ql)?:\/\//))),
+  only: Schema.optional(Schema.Literals(["postgres", "sqlite"]))
+})
+const options = Schema.decodeUnknownSync(Options)(
+  parseArgs({
+    args: process.argv.slice(2),
+    options: { quick: { type: "boolean" }, postgres: { type: "string" }, only: { type: "string" } }
+  }).values
 )
-
-interface Row {
-  readonly backend: string
-  readonly concurrency: number
-  readonly executions: number
-  readonly seconds: number
-  readonly durableCommits: number | undefined
-  readonly transactions: number | undefined
-}
-
-const runWorkload = (executions: number, concurrency: number, offset: number) =>
-  Effect.gen(function* () {
-    const engine = yield* WorkflowEngine.makeScoped(workflow)
-    const started = performance.now()
-    yield* Effect.forEach(
-      Array.from({ length: executions }, (_, i) => i + offset),
-      (id) => engine.send(new Bench({ id })),
-      { concurrency, discard: true }
-    )
-    return (performance.now() - started) / 1000
-  }).pipe(Effect.scoped)
+const quick = options.quick === true
 
 const dir = mkdtempSync(join(tmpdir(), "effect-cluster-bench-"))
 const sqliteLayer = (name: string) => SqliteClient.layer({ filename: join(dir, `${name}.db`) })
@@ -84,9 +59,6 @@ const driverCommitRate = (count: number) => {
   db.close()
   return rate
 }
-
-const median = (values: ReadonlyArray<number>) =>
-  [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)] ?? 0
 
 const onMemory = (executions: number, concurrency: number) =>
   Effect.map(
@@ -160,45 +132,51 @@ const journalOnly = (executions: number) =>
     return executions / ((performance.now() - started) / 1000)
   }).pipe(Effect.scoped, Effect.provide(sqliteLayer("journal-only")))
 
+const sqliteBench = (scale: number) =>
+  Effect.gen(function* () {
+    // The ceiling is measured three times around the workloads; machines here are noisy.
+    const raws: Array<number> = []
+    const rows: Array<Row> = []
+    raws.push(yield* rawCommitRate(Math.ceil(2000 * scale), "raw-1"))
+    rows.push(yield* onMemory(Math.ceil(2000 * scale), 1))
+    rows.push(yield* onMemory(Math.ceil(20000 * scale), 100))
+    raws.push(yield* rawCommitRate(Math.ceil(2000 * scale), "raw-2"))
+    const journalRate = yield* journalOnly(Math.ceil(1500 * scale))
+    rows.push(yield* onSqlite(Math.ceil(1500 * scale), 1))
+    rows.push(yield* onSqlite(Math.ceil(10000 * scale), 100))
+    raws.push(yield* rawCommitRate(Math.ceil(2000 * scale), "raw-3"))
+    const driver = driverCommitRate(Math.ceil(2000 * scale))
+    const raw = median(raws)
+    console.log(
+      `raw single-row commit rate through the store's SqlClient (WAL, synchronous=FULL): ${raw.toFixed(0)} commits/s (median of ${raws.map((r) => r.toFixed(0)).join(", ")})`
+    )
+    console.log(`same through node:sqlite directly: ${driver.toFixed(0)} commits/s`)
+    console.log(
+      `the journal's own writes for one execution, without the engine (concurrency 1): ${journalRate.toFixed(0)} executions/s\n`
+    )
+    console.log(
+      "| backend | concurrency | executions | executions/s | activities/s | durable commits/execution | transactions/execution | exec/s × commits/exec ÷ raw commit rate |"
+    )
+    console.log("|---|---|---|---|---|---|---|---|")
+    const engineC1 = rows.find((row) => row.backend === "sqlite" && row.concurrency === 1)
+    for (const row of rows) {
+      const perSecond = row.executions / row.seconds
+      const commits = row.durableCommits === undefined ? undefined : row.durableCommits / row.executions
+      const transactions = row.transactions === undefined ? undefined : row.transactions / row.executions
+      console.log(
+        `| ${row.backend} | ${row.concurrency} | ${row.executions} | ${perSecond.toFixed(0)} | ${(perSecond * 3).toFixed(0)} | ${commits?.toFixed(2) ?? "-"} | ${transactions?.toFixed(2) ?? "-"} | ${commits === undefined ? "-" : ((perSecond * commits) / raw).toFixed(2)} |`
+      )
+    }
+    if (engineC1 !== undefined) {
+      const ratio = engineC1.executions / engineC1.seconds / journalRate
+      console.log(`\nengine on SQLite at concurrency 1 ÷ the journal's writes alone: ${ratio.toFixed(2)}`)
+    }
+  })
+
 const program = Effect.gen(function* () {
   const scale = quick ? 0.05 : 1
-  // The ceiling is measured three times around the workloads; machines here are noisy.
-  const raws: Array<number> = []
-  const rows: Array<Row> = []
-  raws.push(yield* rawCommitRate(Math.ceil(2000 * scale), "raw-1"))
-  rows.push(yield* onMemory(Math.ceil(2000 * scale), 1))
-  rows.push(yield* onMemory(Math.ceil(20000 * scale), 100))
-  raws.push(yield* rawCommitRate(Math.ceil(2000 * scale), "raw-2"))
-  const journalRate = yield* journalOnly(Math.ceil(1500 * scale))
-  rows.push(yield* onSqlite(Math.ceil(1500 * scale), 1))
-  rows.push(yield* onSqlite(Math.ceil(10000 * scale), 100))
-  raws.push(yield* rawCommitRate(Math.ceil(2000 * scale), "raw-3"))
-  const driver = driverCommitRate(Math.ceil(2000 * scale))
-  const raw = median(raws)
-  console.log(
-    `raw single-row commit rate through the store's SqlClient (WAL, synchronous=FULL): ${raw.toFixed(0)} commits/s (median of ${raws.map((r) => r.toFixed(0)).join(", ")})`
-  )
-  console.log(`same through node:sqlite directly: ${driver.toFixed(0)} commits/s`)
-  console.log(
-    `the journal's own writes for one execution, without the engine (concurrency 1): ${journalRate.toFixed(0)} executions/s\n`
-  )
-  console.log(
-    "| backend | concurrency | executions | executions/s | activities/s | durable commits/execution | transactions/execution | exec/s × commits/exec ÷ raw commit rate |"
-  )
-  console.log("|---|---|---|---|---|---|---|---|")
-  const engineC1 = rows.find((row) => row.backend === "sqlite" && row.concurrency === 1)
-  for (const row of rows) {
-    const perSecond = row.executions / row.seconds
-    const commits = row.durableCommits === undefined ? undefined : row.durableCommits / row.executions
-    const transactions = row.transactions === undefined ? undefined : row.transactions / row.executions
-    console.log(
-      `| ${row.backend} | ${row.concurrency} | ${row.executions} | ${perSecond.toFixed(0)} | ${(perSecond * 3).toFixed(0)} | ${commits?.toFixed(2) ?? "-"} | ${transactions?.toFixed(2) ?? "-"} | ${commits === undefined ? "-" : ((perSecond * commits) / raw).toFixed(2)} |`
-    )
-  }
-  if (engineC1 !== undefined) {
-    const ratio = engineC1.executions / engineC1.seconds / journalRate
-    console.log(`\nengine on SQLite at concurrency 1 ÷ the journal's writes alone: ${ratio.toFixed(2)}`)
-  }
+  if (options.only !== "postgres") yield* sqliteBench(scale)
+  if (options.only !== "sqlite") yield* postgresBench(scale, options.postgres)
 })
 
 Effect.runPromise(program).then(

@@ -1,10 +1,11 @@
 /**
  * Group commit: concurrent journal writes share one transaction.
  *
- * Writers submit an item and wait for its commit. One writer fiber takes everything pending and
- * hands the batch to `flush`, which turns it into as few statements as it can (multi-row
- * upserts) and runs them in one transaction. A lone writer is never delayed (the commit starts as
- * soon as the writer fiber is scheduled); under load, every item that arrives during a commit
+ * Writers submit an item and wait for its commit. When no commit is in progress, the writer
+ * commits its item itself, at once: a lone writer is never delayed, not even by a hand-off to
+ * another fiber. Items that arrive while a commit is in progress queue; one writer fiber takes
+ * everything queued and hands the batch to `flush`, which turns it into as few statements as it
+ * can (multi-row upserts, one transaction). Under load, every item that arrives during a commit
  * rides on the next one, so one fsync and a handful of statements serve many executions.
  *
  * A batch whose items are all advisory (attempt markers) is committed without waiting for the
@@ -91,41 +92,64 @@ export const make = <I, A>(
       )
     }
 
+    /** A commit is in progress (inline or by the writer fiber): at most one at a time. */
+    let busy = false
+
+    /** Wakes the writer fiber if work is waiting and no commit is in progress. */
+    const kick = () => {
+      const sleeping = wake
+      if (sleeping === undefined || busy || pending.length === 0) return
+      // Cleared first: completing it may run the writer inline, which may set a new one.
+      wake = undefined
+      Deferred.doneUnsafe(sleeping, Exit.void)
+    }
+
     yield* Effect.gen(function* () {
       while (true) {
-        if (pending.length === 0) {
+        if (pending.length === 0 || busy) {
           wake = Deferred.makeUnsafe<void>()
           yield* Deferred.await(wake)
+          continue
         }
-        // Under load, let writers that became ready in the same tick join this batch; a lone
-        // writer (the last batch had one item) is not delayed by a scheduler round.
+        busy = true
+        // Under load, let writers that became ready in the same tick join this batch.
         if (lastBatchSize > 1) yield* Effect.yieldNow
         const batch = pending
         lastBatchSize = batch.length
         pending = []
         yield* commit(batch)
+        busy = false
       }
     }).pipe(Effect.forkScoped)
 
-    if (options.enabled === false) {
-      const submit = (item: I): Effect.Effect<A, SqlError> =>
-        Effect.suspend(() => {
-          const done = Deferred.makeUnsafe<A, SqlError>()
-          return Effect.andThen(commit([{ item, done }]), Deferred.await(done))
-        })
-      return { submit, stats }
-    }
+    /** Commits one item in the submitter's own fiber: no hand-off to the writer and back. */
+    const commitInline = (item: I): Effect.Effect<A, SqlError> =>
+      Effect.suspend(() => {
+        const done = Deferred.makeUnsafe<A, SqlError>()
+        return Effect.andThen(commit([{ item, done }]), Deferred.await(done))
+      })
+
+    if (options.enabled === false) return { submit: commitInline, stats }
 
     const submit = (item: I): Effect.Effect<A, SqlError> =>
       Effect.suspend(() => {
+        if (!busy && pending.length === 0) {
+          // A lone writer commits at once, itself; writers arriving meanwhile queue for the
+          // writer fiber, which takes them all in the next batch.
+          busy = true
+          lastBatchSize = 1
+          return commitInline(item).pipe(
+            Effect.onExit(() =>
+              Effect.sync(() => {
+                busy = false
+                kick()
+              })
+            )
+          )
+        }
         const done = Deferred.makeUnsafe<A, SqlError>()
         pending.push({ item, done })
-        const sleeping = wake
-        if (sleeping !== undefined) {
-          // Cleared first: completing it may run the writer inline, which may set a new one.
-          wake = undefined
-          Deferred.doneUnsafe(sleeping, Exit.void)
-        }
+        kick()
         return Deferred.await(done)
       })
     return { submit, stats }

@@ -7,6 +7,7 @@
 import { Effect, Option, Schema, SchemaTransformation, type Scope } from "effect"
 import { SqlClient } from "effect/sql/SqlClient"
 import type { SqlError } from "effect/sql/SqlError"
+import type * as Statement from "effect/sql/Statement"
 import {
   type AttemptStart,
   type DurableExecutionJournal,
@@ -172,6 +173,68 @@ const journalError =
         })
       : new JournalError({ operation, message: error.message, transient: error.isRetryable })
 
+/** The rows of a batch, merged: one row per new execution, one per step, the status changes. */
+interface Batch {
+  readonly starts: ReadonlyArray<StartRow>
+  readonly steps: ReadonlyArray<StepRow>
+  readonly statuses: ReadonlyArray<{
+    readonly executionId: string
+    readonly change: StatusChange
+    readonly now: number
+  }>
+}
+
+type StartRow = {
+  readonly execution_id: string
+  readonly workflow: string
+  readonly request: string
+  readonly status: "running"
+  readonly interrupt_requested: number
+  readonly created_at: number
+  readonly updated_at: number
+}
+
+const describeBatch = (items: ReadonlyArray<Item>): Batch => ({
+  starts: items.flatMap((item) =>
+    item._tag === "Start"
+      ? [
+          {
+            execution_id: item.execution.executionId,
+            workflow: item.execution.workflow,
+            request: item.execution.request,
+            status: "running" as const,
+            interrupt_requested: 0,
+            created_at: item.execution.now,
+            updated_at: item.execution.now
+          }
+        ]
+      : []
+  ),
+  steps: mergeStepRows(items),
+  statuses: items.flatMap((item) =>
+    item._tag === "Write" && item.write.status !== undefined
+      ? [{ executionId: item.write.executionId, change: item.write.status, now: item.write.now }]
+      : []
+  )
+})
+
+/** Bind parameters per statement: far below PostgreSQL's 65,535. */
+const MAX_PARAMETERS = 30_000
+
+/**
+ * Whether a batch can be one statement of CTEs. CTEs of one statement must not touch the same row
+ * twice (the server would apply only one change), so two status changes of one execution, or a
+ * start and a status change of one id, go through the sequential path.
+ */
+const fitsOneStatement = (batch: Batch): boolean => {
+  const ids = new Set(batch.starts.map((row) => row.execution_id))
+  for (const { executionId } of batch.statuses) {
+    if (ids.has(executionId)) return false
+    ids.add(executionId)
+  }
+  return batch.starts.length * 7 + batch.steps.length * 9 + batch.statuses.length * 4 <= MAX_PARAMETERS
+}
+
 /** Builds the journal on the `SqlClient` in context, running migrations first. */
 export const make = (
   options: SqlJournalOptions
@@ -202,43 +265,39 @@ export const make = (
       durable: boolean
     ): Effect.Effect<ReadonlyArray<boolean>, SqlError> =>
       Effect.suspend(() => {
+        const batch = describeBatch(items)
+        const created = Effect.map(
+          options.dialect === "pg" && fitsOneStatement(batch)
+            ? pgStatement(batch, durable)
+            : sequential(batch, durable),
+          (ids) => new Set(ids)
+        )
+        return Effect.map(created, (ids) =>
+          // Only the first start of an id in a batch created it.
+          items.map((item) => item._tag === "Start" && ids.delete(item.execution.executionId))
+        )
+      })
+
+    /** The batch as statements in one transaction; returns the ids of the executions it created. */
+    const sequential = (batch: Batch, durable: boolean): Effect.Effect<ReadonlyArray<string>, SqlError> =>
+      Effect.suspend(() => {
         const statements: Array<Effect.Effect<unknown, SqlError>> = []
+        const created: Array<string> = []
         // PostgreSQL: an advisory batch commits without waiting for the WAL flush. It survives a
         // crash of this process; a server crash may lose it, which only lowers an attempt number.
         if (!durable && options.dialect === "pg") statements.push(sql`SET LOCAL synchronous_commit TO OFF`)
-        const starts = items.flatMap((item) => (item._tag === "Start" ? [item.execution] : []))
-        const created = new Set<string>()
-        const startRows = starts.map((e) => ({
-          execution_id: e.executionId,
-          workflow: e.workflow,
-          request: e.request,
-          status: "running",
-          interrupt_requested: 0,
-          created_at: e.now,
-          updated_at: e.now
-        }))
-        for (const [first, ...others] of chunks(startRows)) {
+        for (const rows of chunks(batch.starts)) {
           statements.push(
-            Effect.map(
-              sql<{ execution_id: string }>`INSERT INTO ${executions} ${sql.insert([first, ...others])}
-                ON CONFLICT (execution_id) DO NOTHING RETURNING execution_id`,
-              (inserted) => {
-                for (const row of inserted) created.add(row.execution_id)
-              }
-            )
+            Effect.map(insertStarts(rows), (inserted) => {
+              for (const row of inserted) created.push(row.execution_id)
+            })
           )
         }
-        for (const [first, ...others] of chunks(mergeStepRows(items))) {
-          statements.push(sql`INSERT INTO ${steps} ${sql.insert([first, ...others])}
-            ON CONFLICT (execution_id, step_key) DO UPDATE
-            SET outcome = excluded.outcome, attempt = excluded.attempt, completed_at = excluded.completed_at
-            WHERE ${steps}.outcome IS NULL`)
+        for (const rows of chunks(batch.steps)) statements.push(upsertSteps(rows))
+        for (const { executionId, change, now } of batch.statuses) {
+          statements.push(statusStatement(executionId, change, now))
         }
-        for (const item of items) {
-          if (item._tag === "Write" && item.write.status !== undefined) {
-            statements.push(statusStatement(item.write.executionId, item.write.status, item.write.now))
-          }
-        }
+        if (statements.length === 0) return Effect.succeed(created)
         const all =
           statements.length === 1
             ? statements[0]!
@@ -248,11 +307,60 @@ export const make = (
           options.setDurability === undefined
             ? committed
             : Effect.andThen(options.setDurability(durable), committed)
-        return Effect.map(run, () =>
-          // Only the first start of an id in a batch created it.
-          items.map((item) => item._tag === "Start" && created.delete(item.execution.executionId))
-        )
+        return Effect.as(run, created)
       })
+
+    const insertStarts = (rows: readonly [StartRow, ...Array<StartRow>]) =>
+      sql<{ execution_id: string }>`INSERT INTO ${executions} ${sql.insert(rows)}
+        ON CONFLICT (execution_id) DO NOTHING RETURNING execution_id`
+
+    const upsertSteps = (rows: readonly [StepRow, ...Array<StepRow>]) =>
+      sql`INSERT INTO ${steps} ${sql.insert(rows)}
+        ON CONFLICT (execution_id, step_key) DO UPDATE
+        SET outcome = excluded.outcome, attempt = excluded.attempt, completed_at = excluded.completed_at
+        WHERE ${steps}.outcome IS NULL`
+
+    /**
+     * PostgreSQL: the whole batch as ONE statement of data-modifying CTEs, which the server runs
+     * as one implicit transaction: one round trip instead of BEGIN, n statements and COMMIT. An
+     * advisory batch sets `synchronous_commit` for its own transaction with `set_config`.
+     */
+    const pgStatement = (batch: Batch, durable: boolean): Effect.Effect<ReadonlyArray<string>, SqlError> => {
+      const ctes: Array<Statement.Fragment> = []
+      const startNames: Array<string> = []
+      const cte = (body: Statement.Fragment) => {
+        const name = `w${ctes.length}`
+        ctes.push(sql`${sql.literal(name)} AS (${body})`)
+        return name
+      }
+      for (const rows of chunks(batch.starts)) startNames.push(cte(insertStarts(rows)))
+      for (const rows of chunks(batch.steps)) cte(upsertSteps(rows))
+      const completions = batch.statuses.flatMap(({ executionId, change, now }) =>
+        change._tag === "Complete"
+          ? [{ execution_id: executionId, status: change.status, result: change.result, updated_at: now }]
+          : []
+      )
+      for (const rows of chunks(completions)) {
+        cte(sql`UPDATE ${executions} AS e SET status = v.status, result = v.result, reason = NULL,
+          updated_at = v.updated_at::bigint FROM ${sql.updateValues(rows, "v")}
+          WHERE e.execution_id = v.execution_id AND e.status IN ('running', 'suspended')`)
+      }
+      for (const { executionId, change, now } of batch.statuses) {
+        if (change._tag !== "Complete") cte(statusStatement(executionId, change, now))
+      }
+      if (ctes.length === 0) return Effect.succeed([])
+      const outputs = [
+        ...startNames.map((name) => sql`SELECT execution_id, NULL AS relaxed FROM ${sql.literal(name)}`),
+        ...(durable ? [] : [sql`SELECT NULL, set_config('synchronous_commit', 'off', true)`]),
+        sql`SELECT NULL, NULL WHERE false`
+      ]
+      return Effect.map(
+        sql<{
+          execution_id: string | null
+        }>`WITH ${sql.csv(ctes)} ${sql.join(" UNION ALL ", false)(outputs)}`,
+        (rows) => rows.flatMap((row) => (row.execution_id === null ? [] : [row.execution_id]))
+      )
+    }
 
     /** Mirrors `applyStatusChange`: final executions never change. */
     const statusStatement = (id: string, change: StatusChange, now: number) => {

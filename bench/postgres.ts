@@ -1,0 +1,126 @@
+/**
+ * The PostgreSQL part of `npm run bench`: the workload at concurrency 1, 16 and 256 with group
+ * commit on and off, next to the raw single-row commit rate of the same server measured in the
+ * same run, and the commits per execution counted by the server (`pg_stat_database.xact_commit`).
+ *
+ * The server is the one given with `--postgres URL`, or a throwaway one started from the machine's
+ * binaries like the tests do (fsync on, `synchronous_commit = on`).
+ */
+import { Context, Effect, Layer } from "effect"
+import { SqlClient } from "effect/sql/SqlClient"
+import { DurableExecutionJournal, PostgresJournal } from "effect-cluster"
+import { type PostgresServer, startPostgres } from "../test/support/PostgresServer.ts"
+import { median, type Row, runWorkload } from "./workload.ts"
+
+/** A pool of its own on `url`, closed with the scope. */
+const client = (url: string, maxConnections: number) =>
+  Effect.map(Layer.build(PostgresJournal.clientLayer({ url, maxConnections })), (context) =>
+    Context.get(context, SqlClient)
+  )
+
+/** Autocommit single-row inserts on one connection: one commit (and WAL flush) each. */
+const rawCommitRate = (url: string, count: number, table: string) =>
+  Effect.gen(function* () {
+    const sql = yield* client(url, 1)
+    yield* sql.unsafe(`CREATE TABLE ${table} (id INTEGER PRIMARY KEY, payload TEXT NOT NULL)`)
+    const started = performance.now()
+    for (let i = 0; i < count; i++) yield* sql`INSERT INTO ${sql(table)} (id, payload) VALUES (${i}, ${"x"})`
+    return count / ((performance.now() - started) / 1000)
+  }).pipe(Effect.scoped)
+
+/**
+ * Transactions committed in the database so far. Backends report their counters when they exit,
+ * so this is read after the measured pool has closed.
+ */
+const committed = (sql: SqlClient) =>
+  Effect.gen(function* () {
+    yield* Effect.sleep("300 millis")
+    yield* sql`SELECT pg_stat_clear_snapshot()`
+    const rows = yield* sql<{ xact_commit: unknown }>`
+      SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()`
+    return Number(rows[0]?.xact_commit)
+  })
+
+export interface PostgresRow extends Row {
+  readonly groupCommit: boolean
+  /** Commits the server counted per execution (includes the migrations of the fresh tables). */
+  readonly serverCommits: number
+}
+
+const onPostgres = (
+  url: string,
+  stats: SqlClient,
+  executions: number,
+  concurrency: number,
+  groupCommit: boolean
+) =>
+  Effect.gen(function* () {
+    const before = yield* committed(stats)
+    const measured = yield* Effect.gen(function* () {
+      const sql = yield* client(url, 10)
+      const journal = yield* PostgresJournal.make({
+        tablePrefix: `bench_${concurrency}_${groupCommit ? "gc" : "nogc"}_`,
+        groupCommit
+      }).pipe(Effect.provideService(SqlClient, sql))
+      const seconds = yield* runWorkload(executions, concurrency, 0).pipe(
+        Effect.provideService(DurableExecutionJournal.DurableExecutionJournal, journal)
+      )
+      return { seconds, durable: journal.stats.durableTransactions, transactions: journal.stats.transactions }
+    }).pipe(Effect.scoped)
+    const after = yield* committed(stats)
+    return {
+      backend: "postgres",
+      concurrency,
+      executions,
+      seconds: measured.seconds,
+      durableCommits: measured.durable,
+      transactions: measured.transactions,
+      groupCommit,
+      // The two `committed` reads of the stats connection are counted too.
+      serverCommits: (after - before - 2) / executions
+    } satisfies PostgresRow
+  })
+
+/** Runs the PostgreSQL benchmarks and prints their table. */
+export const postgresBench = (scale: number, givenUrl: string | undefined) =>
+  Effect.gen(function* () {
+    let server: PostgresServer | undefined
+    if (givenUrl === undefined) {
+      server = yield* Effect.acquireRelease(
+        Effect.tryPromise(() => startPostgres()),
+        (started) => Effect.promise(() => started.dispose())
+      )
+    }
+    const url = givenUrl ?? server!.url
+    const stats = yield* client(url, 1)
+    // Fresh tables: drop what an earlier run on the same database left.
+    for (const table of yield* stats<{ tablename: string }>`
+      SELECT tablename FROM pg_tables WHERE tablename LIKE 'bench\\_%' OR tablename LIKE 'raw\\_%'`) {
+      yield* stats.unsafe(`DROP TABLE ${table.tablename}`)
+    }
+    const raws: Array<number> = []
+    const rows: Array<PostgresRow> = []
+    const count = (n: number) => Math.max(20, Math.ceil(n * scale))
+    raws.push(yield* rawCommitRate(url, count(2000), "raw_1"))
+    for (const groupCommit of [true, false]) {
+      rows.push(yield* onPostgres(url, stats, count(600), 1, groupCommit))
+      rows.push(yield* onPostgres(url, stats, count(3000), 16, groupCommit))
+      raws.push(yield* rawCommitRate(url, count(2000), `raw_${raws.length + 1}`))
+      rows.push(yield* onPostgres(url, stats, count(12000), 256, groupCommit))
+    }
+    const raw = median(raws)
+    console.log(
+      `\nPostgreSQL ${server === undefined ? "at the given URL" : "(throwaway server, fsync on)"}: raw single-row commit rate ${raw.toFixed(0)} commits/s (median of ${raws.map((r) => r.toFixed(0)).join(", ")})\n`
+    )
+    console.log(
+      "| group commit | concurrency | executions | executions/s | activities/s | commits/execution (server) | durable commits/execution (journal) | exec/s × commits/exec ÷ raw commit rate |"
+    )
+    console.log("|---|---|---|---|---|---|---|---|")
+    for (const row of rows) {
+      const perSecond = row.executions / row.seconds
+      console.log(
+        `| ${row.groupCommit ? "on" : "off"} | ${row.concurrency} | ${row.executions} | ${perSecond.toFixed(0)} | ${(perSecond * 3).toFixed(0)} | ${row.serverCommits.toFixed(2)} | ${((row.durableCommits ?? 0) / row.executions).toFixed(2)} | ${((perSecond * row.serverCommits) / raw).toFixed(2)} |`
+      )
+    }
+    return { raw, rows }
+  }).pipe(Effect.scoped)

@@ -1,0 +1,51 @@
+/**
+ * The benchmark workload: a workflow of three activities that each return a number at once, so
+ * the engine and the journal are all that is measured.
+ */
+import { Effect, Schema } from "effect"
+import { Activity, Workflow, WorkflowEngine } from "effect-cluster"
+
+export class Bench extends Workflow.TaggedRequest<Bench>()("Bench", {
+  payload: { id: Schema.Number },
+  success: Schema.Number,
+  failure: Schema.Never
+}) {}
+
+const step = (id: string, value: number) =>
+  Effect.succeed(value).pipe(Activity.make(id, Schema.Number, Schema.Never))
+export const workflow = Workflow.make(
+  Bench,
+  (r) => `bench-${r.id}`,
+  ({ id }) =>
+    Effect.gen(function* () {
+      const a = yield* step("a", id)
+      const b = yield* step("b", a + 1)
+      return yield* step("c", b + 1)
+    })
+)
+
+export interface Row {
+  readonly backend: string
+  readonly concurrency: number
+  readonly executions: number
+  readonly seconds: number
+  readonly durableCommits: number | undefined
+  readonly transactions: number | undefined
+}
+
+/** Sends `executions` requests, `concurrency` at a time; returns the wall time in seconds. */
+export const runWorkload = (executions: number, concurrency: number, offset: number) =>
+  Effect.gen(function* () {
+    const engine = yield* WorkflowEngine.makeScoped(workflow)
+    const started = performance.now()
+    yield* Effect.forEach(
+      Array.from({ length: executions }, (_, i) => i + offset),
+      (id) => engine.send(new Bench({ id })),
+      { concurrency, discard: true }
+    )
+    return (performance.now() - started) / 1000
+  }).pipe(Effect.scoped)
+
+/** The median of some measurements. */
+export const median = (values: ReadonlyArray<number>) =>
+  [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)] ?? 0
