@@ -232,7 +232,8 @@ const fitsOneStatement = (batch: Batch): boolean => {
     if (ids.has(executionId)) return false
     ids.add(executionId)
   }
-  return batch.starts.length * 7 + batch.steps.length * 9 + batch.statuses.length * 4 <= MAX_PARAMETERS
+  // Status changes other than completions are one statement each; keep their parameters bounded.
+  return batch.statuses.length * 4 <= MAX_PARAMETERS
 }
 
 /** Builds the journal on the `SqlClient` in context, running migrations first. */
@@ -322,41 +323,60 @@ export const make = (
 
     /**
      * PostgreSQL: the whole batch as ONE statement of data-modifying CTEs, which the server runs
-     * as one implicit transaction: one round trip instead of BEGIN, n statements and COMMIT. An
-     * advisory batch sets `synchronous_commit` for its own transaction with `set_config`.
+     * as one implicit transaction: one round trip instead of BEGIN, n statements and COMMIT. Each
+     * kind of row travels as one JSON parameter (`json_to_recordset`), so the statement text does
+     * not depend on the batch size: the server keeps it prepared, and the client encodes one
+     * string instead of thousands of parameters. An advisory batch sets `synchronous_commit` for
+     * its own transaction with `set_config`.
      */
     const pgStatement = (batch: Batch, durable: boolean): Effect.Effect<ReadonlyArray<string>, SqlError> => {
       const ctes: Array<Statement.Fragment> = []
-      const startNames: Array<string> = []
+      const outputs: Array<Statement.Fragment> = []
       const cte = (body: Statement.Fragment) => {
-        const name = `w${ctes.length}`
-        ctes.push(sql`${sql.literal(name)} AS (${body})`)
+        const name = sql.literal(`w${ctes.length}`)
+        ctes.push(sql`${name} AS (${body})`)
         return name
       }
-      for (const rows of chunks(batch.starts)) startNames.push(cte(insertStarts(rows)))
-      for (const rows of chunks(batch.steps)) cte(upsertSteps(rows))
+      if (batch.starts.length > 0) {
+        const started = cte(sql`INSERT INTO ${executions}
+          (execution_id, workflow, request, status, interrupt_requested, created_at, updated_at)
+          SELECT r.execution_id, r.workflow, r.request, 'running', 0, r.created_at, r.created_at
+          FROM json_to_recordset(${JSON.stringify(batch.starts)}::json)
+            AS r(execution_id text, workflow text, request text, created_at bigint)
+          ON CONFLICT (execution_id) DO NOTHING RETURNING execution_id`)
+        outputs.push(sql`SELECT execution_id, NULL AS relaxed FROM ${started}`)
+      }
+      if (batch.steps.length > 0) {
+        cte(sql`INSERT INTO ${steps}
+          (execution_id, step_key, activity_id, seq, previous_step, attempt, outcome, started_at, completed_at)
+          SELECT * FROM json_to_recordset(${JSON.stringify(batch.steps)}::json)
+            AS r(execution_id text, step_key text, activity_id text, seq integer, previous_step text,
+                 attempt integer, outcome text, started_at bigint, completed_at bigint)
+          ON CONFLICT (execution_id, step_key) DO UPDATE
+          SET outcome = excluded.outcome, attempt = excluded.attempt, completed_at = excluded.completed_at
+          WHERE ${steps}.outcome IS NULL`)
+      }
       const completions = batch.statuses.flatMap(({ executionId, change, now }) =>
         change._tag === "Complete"
           ? [{ execution_id: executionId, status: change.status, result: change.result, updated_at: now }]
           : []
       )
-      for (const rows of chunks(completions)) {
-        cte(sql`UPDATE ${executions} AS e SET status = v.status, result = v.result, reason = NULL,
-          updated_at = v.updated_at::bigint FROM ${sql.updateValues(rows, "v")}
-          WHERE e.execution_id = v.execution_id AND e.status IN ('running', 'suspended')`)
+      if (completions.length > 0) {
+        cte(sql`UPDATE ${executions} AS e SET status = r.status, result = r.result, reason = NULL,
+          updated_at = r.updated_at
+          FROM json_to_recordset(${JSON.stringify(completions)}::json)
+            AS r(execution_id text, status text, result text, updated_at bigint)
+          WHERE e.execution_id = r.execution_id AND e.status IN ('running', 'suspended')`)
       }
       for (const { executionId, change, now } of batch.statuses) {
         if (change._tag !== "Complete") cte(statusStatement(executionId, change, now))
       }
       if (ctes.length === 0) return Effect.succeed([])
-      const outputs = [
-        ...startNames.map((name) => sql`SELECT execution_id, NULL AS relaxed FROM ${sql.literal(name)}`),
-        ...(durable ? [] : [sql`SELECT NULL, set_config('synchronous_commit', 'off', true)`]),
-        sql`SELECT NULL, NULL WHERE false`
-      ]
+      if (!durable) outputs.push(sql`SELECT NULL, set_config('synchronous_commit', 'off', true)`)
+      outputs.push(sql`SELECT NULL, NULL WHERE false`)
       return Effect.map(
         sql<{
-          execution_id: string | null
+          readonly execution_id: string | null
         }>`WITH ${sql.csv(ctes)} ${sql.join(" UNION ALL ", false)(outputs)}`,
         (rows) => rows.flatMap((row) => (row.execution_id === null ? [] : [row.execution_id]))
       )
