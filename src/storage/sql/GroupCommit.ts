@@ -1,9 +1,9 @@
 /**
  * Group commit: concurrent journal writes share one transaction.
  *
- * Writers submit an item and wait for its commit. When no commit is in progress, the writer
- * commits its item itself, at once: a lone writer is never delayed, not even by a hand-off to
- * another fiber. Items that arrive while a commit is in progress queue; one writer fiber takes
+ * Writers submit an item and wait for its commit. With an asynchronous driver, when no commit is
+ * in progress the writer commits its item itself, at once (`inlineWhenIdle`): a lone writer is not
+ * delayed, not even by a hand-off to another fiber. Otherwise items queue; one writer fiber takes
  * everything queued and hands the batch to `flush`, which turns it into as few statements as it
  * can (multi-row upserts, one transaction). Under load, every item that arrives during a commit
  * rides on the next one, so one fsync and a handful of statements serve many executions.
@@ -43,6 +43,13 @@ export interface GroupCommitOptions<I, A> {
    * benchmarks, or when the backend must not hold a connection). Default true.
    */
   readonly enabled?: boolean | undefined
+  /**
+   * When no commit is in progress, the submitter commits its item itself instead of handing it to
+   * the writer fiber (one scheduler hop less each way). Only for an asynchronous driver: with a
+   * synchronous one (SQLite) every commit would finish before the next submitter runs, so nothing
+   * would ever batch. Default false.
+   */
+  readonly inlineWhenIdle?: boolean | undefined
 }
 
 export interface GroupCommit<I, A> {
@@ -133,7 +140,7 @@ export const make = <I, A>(
 
     const submit = (item: I): Effect.Effect<A, SqlError> =>
       Effect.suspend(() => {
-        if (!busy && pending.length === 0) {
+        if (options.inlineWhenIdle === true && !busy && pending.length === 0) {
           // A lone writer commits at once, itself; writers arriving meanwhile queue for the
           // writer fiber, which takes them all in the next batch.
           busy = true

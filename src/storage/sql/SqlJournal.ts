@@ -402,7 +402,8 @@ export const make = (
     const group = yield* GroupCommit.make<Item, boolean>({
       flush,
       durable: (item) => item._tag === "Start" || isDurable(item.write),
-      enabled: options.groupCommit
+      enabled: options.groupCommit,
+      inlineWhenIdle: options.dialect === "pg"
     })
 
     return {
