@@ -9,7 +9,9 @@
  * Payloads (`request`, `outcome`, `result`, `reason`) are JSON text produced by the workflow's
  * schemas: the journal never interprets them, the engine decodes them at the boundary.
  *
- * Backends: `MemoryJournal.layer` (tests), `SqliteJournal.layer` (embedded file store).
+ * Backends: `MemoryJournal.layer` (tests), `SqliteJournal.layer` (embedded file store),
+ * `PostgresJournal.layer` (production). All pass the same conformance suite
+ * (`test/storage/conformance.ts`).
  */
 import { Context, type Effect, type Option, Schema } from "effect"
 import type { JournalError } from "./WorkflowErrors.ts"
