@@ -4,8 +4,8 @@
  * A workflow is started by a request (see `TaggedRequest`), identified by a function from the
  * request to a globally unique execution id, and implemented by an ordinary effect that calls
  * activities. The body is re-run (replayed) after every restart, with recorded activity outcomes
- * returned instead of re-running the activities, so it must be deterministic: anything that reads
- * the outside world (time, randomness, I/O) belongs in an activity. All Effect semantics work
+ * returned instead of re-running the activities, so it must be deterministic: I/O belongs in an
+ * activity, time and randomness come from `Workflow.now` and `Workflow.random` (recorded). All Effect semantics work
  * durably in the body — `catchTag` for compensation, `Effect.retry` around a group of activities,
  * `Effect.forEach` with concurrency, `Effect.race` — because they only combine activity outcomes.
  *
@@ -23,7 +23,8 @@
  * )
  * ```
  */
-import type { Effect } from "effect"
+import { Clock, Effect, Schema } from "effect"
+import { seededRandom } from "./internal/seededRandom.ts"
 import { WorkflowContext } from "./WorkflowContext.ts"
 import type { AnyRequestClass, FailureOf, RequestOf, SuccessOf } from "./WorkflowRequest.ts"
 
@@ -97,3 +98,39 @@ export const yieldExecution: Effect.Effect<never, never, WorkflowContext> = Work
 /** Like `yieldExecution`, with a message stored with the suspension (shown by `status`). */
 export const yieldExecutionWith = (message: string): Effect.Effect<never, never, WorkflowContext> =>
   WorkflowContext.use((ctx) => ctx.runtime.yieldExecution(message))
+
+/**
+ * The current time in milliseconds, read from the `Clock` once and recorded: a replay returns
+ * the time of the first run. Use it instead of `Date.now()` or `Clock` in a workflow body.
+ *
+ * @example
+ * ```ts
+ * const startedAt = yield* Workflow.now
+ * ```
+ */
+export const now: Effect.Effect<number, never, WorkflowContext> = WorkflowContext.use((ctx) =>
+  ctx.runtime.recordLocal("effect-cluster/now", Schema.Number, () => Clock.currentTimeMillis)
+)
+
+/**
+ * A random number in [0, 1), seeded by the execution id and the step (the n-th call in the
+ * execution gets the n-th number of that execution), and recorded: a replay returns the same
+ * numbers. Use it instead of `Math.random()` in a workflow body.
+ *
+ * @example
+ * ```ts
+ * const jitterMillis = Math.floor((yield* Workflow.random) * 1000)
+ * ```
+ */
+export const random: Effect.Effect<number, never, WorkflowContext> = WorkflowContext.use((ctx) =>
+  ctx.runtime.recordLocal("effect-cluster/random", Schema.Number, (persistenceId) =>
+    Effect.sync(() => seededRandom(persistenceId))
+  )
+)
+
+/** A deterministic integer in [min, max], bounds included (see `random`). */
+export const randomInt = (min: number, max: number): Effect.Effect<number, never, WorkflowContext> => {
+  const low = Math.ceil(min)
+  const high = Math.floor(max)
+  return Effect.map(random, (r) => low + Math.floor(r * (high - low + 1)))
+}

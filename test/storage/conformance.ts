@@ -538,6 +538,64 @@ export const conformance = (backend: Backend) =>
         )
       )
 
+      it.live("Workflow.now and Workflow.random are recorded and replayed after a restart", () =>
+        Effect.scoped(
+          Effect.gen(function* () {
+            const storage = yield* backend.storage
+            class Stamp extends Workflow.TaggedRequest<Stamp>()("Stamp", {
+              payload: { id: Schema.String },
+              success: Schema.Array(Schema.Number),
+              failure: Schema.Never
+            }) {}
+            let gateOpen = false
+            const seen: Array<ReadonlyArray<number>> = []
+            const workflow = Workflow.make(
+              Stamp,
+              (r) => `stamp@${r.id}`,
+              () =>
+                Effect.gen(function* () {
+                  const values = [yield* Workflow.now, yield* Workflow.random, yield* Workflow.random]
+                  seen.push(values)
+                  yield* Effect.suspend(() => (gateOpen ? Effect.void : Effect.never)).pipe(
+                    Activity.make("gate", Schema.Void, Schema.Never)
+                  )
+                  return values
+                })
+            )
+            // First engine: records the values, blocks at the gate, shuts down.
+            yield* Effect.scoped(
+              Effect.flatMap(storage.open, (journal) =>
+                withEngine(journal, workflow, (engine) =>
+                  Effect.andThen(engine.sendDiscard(new Stamp({ id: "1" })), Effect.sleep("50 millis"))
+                )
+              )
+            )
+            yield* Effect.sleep("5 millis") // the clock moves on
+            gateOpen = true
+            const result = yield* Effect.scoped(
+              Effect.flatMap(storage.open, (journal) =>
+                withEngine(journal, workflow, (engine) => engine.send(new Stamp({ id: "1" })))
+              )
+            )
+            expect(seen).toHaveLength(2)
+            expect(seen[1]).toEqual(seen[0])
+            expect(result).toEqual(seen[0])
+            const [now, r1, r2] = seen[0]!
+            expect(r1).not.toBe(r2)
+            for (const r of [r1!, r2!]) expect(r >= 0 && r < 1).toBe(true)
+            expect(Math.abs(now! - Date.now())).toBeLessThan(60_000)
+            const journal = yield* storage.open
+            const keys = (yield* journal.steps("stamp@1")).map((s) => [s.stepKey, s.outcome !== null])
+            expect(keys).toEqual([
+              ["effect-cluster/now", true],
+              ["effect-cluster/random", true],
+              ["effect-cluster/random#2", true],
+              ["gate", true]
+            ])
+          })
+        )
+      )
+
       it.live("an activity failure is recorded with its typed error and replayed as such", () =>
         withJournal((journal) =>
           Effect.gen(function* () {

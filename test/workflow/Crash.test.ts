@@ -96,5 +96,19 @@ for (const [backend, makeStore] of Object.entries(stores)) {
         ["refund", "compensating@1/refund", "2"]
       ])
     })
+
+    it("Workflow.now and Workflow.random: a resumed process replays the values recorded before the kill", async () => {
+      const dir = mkdtempSync(join(tmpdir(), "effect-cluster-crash-"))
+      const journal = await makeStore(dir)
+      const log = join(dir, "side-effects.log")
+      const crashed = await runWorker([journal, log, "values"], "BLOCKED")
+      expect(crashed.signal).toBe("SIGKILL")
+      const before = /VALUES (\S+) (\S+)/.exec(crashed.stdout)
+      expect(before).not.toBeNull()
+      await new Promise((resolve) => setTimeout(resolve, 20)) // the clock moves on
+      const resumed = await runWorker([journal, log, "values"])
+      expect(resumed.stdout).toContain(`VALUES ${before![1]} ${before![2]}`)
+      expect(resumed.stdout).toContain(`RESULT ${before![1]} ${before![2]}`)
+    })
   })
 }

@@ -25,7 +25,7 @@ import {
 } from "./codec.ts"
 import { ExecutionState } from "./ExecutionState.ts"
 import { describe, Replay } from "./Replay.ts"
-import { runActivity, type StepEnvironment } from "./StepRunner.ts"
+import { recordLocal, runActivity, type StepEnvironment } from "./StepRunner.ts"
 
 /** How a run of an execution ended. */
 export type RunOutcome =
@@ -150,6 +150,7 @@ const runBody = (
       isGracefulShutdown: env.isGracefulShutdown,
       runtime: {
         runActivity: (definition, body) => runActivity(env, state, definition, body),
+        recordLocal: (id, schema, compute) => recordLocal(state, id, schema, compute),
         yieldExecution: (message) =>
           state.interruptRequested
             ? state.deliverInterrupt().pipe(Effect.andThen(Effect.never))

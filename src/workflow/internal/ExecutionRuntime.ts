@@ -1,6 +1,6 @@
 /** The engine's hooks into one execution, used by `Activity` and `Workflow.yieldExecution`. */
 import type { Effect } from "effect"
-import type { ActivityDefinition } from "../Activity.ts"
+import type { ActivityDefinition, Schema } from "../Activity.ts"
 
 export interface ExecutionRuntime {
   /** Runs (or replays) one activity step of this execution. */
@@ -8,6 +8,16 @@ export interface ExecutionRuntime {
     definition: ActivityDefinition<A, E>,
     body: Effect.Effect<A, E, R>
   ) => Effect.Effect<A, E, R>
+  /**
+   * Runs (or replays) a local step: a value computed in the workflow itself (the time, a random
+   * number), recorded with the execution's next write instead of an attempt of its own. `compute`
+   * gets the step's persistence id (`executionId/stepKey`).
+   */
+  readonly recordLocal: <A>(
+    id: string,
+    schema: Schema<A>,
+    compute: (persistenceId: string) => Effect.Effect<A>
+  ) => Effect.Effect<A>
   /** Suspends the execution durably; never returns. */
   readonly yieldExecution: (message: string) => Effect.Effect<never>
 }

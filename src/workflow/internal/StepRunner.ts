@@ -9,8 +9,8 @@
  * anything that could depend on it has a side effect, and a sequential workflow pays one durable
  * commit per activity.
  */
-import { Cause, Deferred, Effect, Exit, Option, Result } from "effect"
-import type { ActivityDefinition } from "../Activity.ts"
+import { Cause, Deferred, Effect, Exit, Option, Result, Schema } from "effect"
+import type { ActivityDefinition, Schema as ActivitySchema } from "../Activity.ts"
 import { ActivityContext } from "../ActivityContext.ts"
 import type { AttemptStart, DurableExecutionJournal, StepRecord } from "../DurableExecutionJournal.ts"
 import { delayAfter, type ResolvedRetryPolicy, resolve } from "../RetryPolicy.ts"
@@ -34,6 +34,88 @@ export interface StepEnvironment {
   readonly now: () => number
 }
 
+/**
+ * Asks the replay for the next step of `id` in this fiber and checks determinism (I7). Returns the
+ * step key, its recorded row and the fiber's previous step, or the effect that suspends the run.
+ */
+const askStep = (
+  state: ExecutionState,
+  fiber: object,
+  id: string
+):
+  | { readonly stepKey: string; readonly recorded: StepRecord | undefined; readonly previous: string | null }
+  | Effect.Effect<never> => {
+  const stepKey = state.replay.nextStepKey(id)
+  const recorded = state.replay.recordedStep(stepKey)
+  const previous = state.replay.previousOf(fiber)
+  const divergence = state.replay.ask(fiber, stepKey, recorded)
+  if (divergence === undefined) return { stepKey, recorded, previous }
+  return state.suspend(
+    new NonDeterminismError({
+      executionId: state.executionId,
+      workflow: state.workflow,
+      expected: divergence.expected,
+      actual: divergence.actual,
+      message: `workflow "${state.workflow}" diverged from its journal: expected ${divergence.expected}, but it asked for ${divergence.actual}`
+    })
+  )
+}
+
+/**
+ * A local step (`Workflow.now`, `Workflow.random`): replays its recorded value, or computes it and
+ * queues it with the execution's pending outcomes. No attempt marker: nothing outside the
+ * workflow happens, and the value is durable before any later side effect (the next write carries
+ * it, and every attempt's body waits for that write).
+ */
+export const recordLocal = <A>(
+  state: ExecutionState,
+  id: string,
+  schema: ActivitySchema<A>,
+  compute: (persistenceId: string) => Effect.Effect<A>
+): Effect.Effect<A> =>
+  Effect.withFiber((fiber) => {
+    if (state.stopping) return Effect.interrupt
+    const asked = askStep(state, fiber, id)
+    if (Effect.isEffect(asked)) return asked
+    const { stepKey, recorded, previous } = asked
+    const definition: ActivityDefinition<A, never> = {
+      id,
+      success: schema,
+      failure: Schema.Never,
+      retry: undefined
+    }
+    if (recorded?.outcome != null) return replayOutcome(state, definition, stepKey, recorded.outcome)
+    state.caughtUp = true
+    if (state.interruptRequested && !state.interruptDelivered) {
+      return Effect.andThen(state.deliverInterrupt(), Effect.never)
+    }
+    const start: AttemptStart = {
+      executionId: state.executionId,
+      stepKey,
+      activityId: id,
+      seq: recorded?.seq ?? state.replay.allocateSeq(),
+      previous: recorded?.previous ?? previous,
+      attempt: 1
+    }
+    return Effect.flatMap(compute(`${state.executionId}/${stepKey}`), (value) => {
+      const encoded = encodeJsonRoundTrip(exitSchema(schema, Schema.Never), Exit.succeed(value))
+      if (Result.isFailure(encoded)) {
+        const failure = withoutExitEnvelope(encoded.failure)
+        return state.suspend(
+          new ActivityResultError({
+            executionId: state.executionId,
+            workflow: state.workflow,
+            activity: stepKey,
+            path: failure.path,
+            message: `local step "${stepKey}" of workflow "${state.workflow}" produced a value its schema cannot encode: ${failure.message}`
+          })
+        )
+      }
+      state.addPending({ ...start, outcome: encoded.success.json })
+      return encoded.success.value as Exit.Exit<A, never>
+    })
+  })
+
 export const runActivity = <A, E, R>(
   env: StepEnvironment,
   state: ExecutionState,
@@ -42,21 +124,9 @@ export const runActivity = <A, E, R>(
 ): Effect.Effect<A, E, R> =>
   Effect.withFiber((fiber) => {
     if (state.stopping) return Effect.interrupt
-    const stepKey = state.replay.nextStepKey(definition.id)
-    const recorded = state.replay.recordedStep(stepKey)
-    const previous = state.replay.previousOf(fiber)
-    const divergence = state.replay.ask(fiber, stepKey, recorded)
-    if (divergence !== undefined) {
-      return state.suspend(
-        new NonDeterminismError({
-          executionId: state.executionId,
-          workflow: state.workflow,
-          expected: divergence.expected,
-          actual: divergence.actual,
-          message: `workflow "${state.workflow}" diverged from its journal: expected ${divergence.expected}, but it asked for ${divergence.actual}`
-        })
-      )
-    }
+    const asked = askStep(state, fiber, definition.id)
+    if (Effect.isEffect(asked)) return asked
+    const { stepKey, recorded, previous } = asked
     if (recorded?.outcome != null) return replayOutcome(state, definition, stepKey, recorded.outcome)
     return fresh(env, state, definition, body, stepKey, recorded, previous)
   })

@@ -20,7 +20,7 @@ const [store, sideEffectLog, mode] = Schema.decodeUnknownSync(
   Schema.Tuple([
     Schema.String,
     Schema.String,
-    Schema.Literals(["run", "block-in-b", "block-after-b", "compensate", "block-in-refund"])
+    Schema.Literals(["run", "block-in-b", "block-after-b", "compensate", "block-in-refund", "values"])
   ])
 )(process.argv.slice(2))
 
@@ -84,8 +84,27 @@ const compensating = Workflow.make(
     )
 )
 
+/** Mode `values`: records Workflow.now and Workflow.random, then blocks on the first attempt. */
+const values = Workflow.make(
+  Crashy,
+  (r) => `values@${r.id}`,
+  () =>
+    Effect.gen(function* () {
+      const now = yield* Workflow.now
+      const random = yield* Workflow.random
+      yield* Effect.gen(function* () {
+        console.log(`VALUES ${now} ${random}`)
+        if ((yield* Activity.attempt) === 1) yield* blocked
+      }).pipe(Activity.make("after-values", Schema.Void, Schema.Never))
+      return `${now} ${random}`
+    })
+)
+
 const program = Effect.gen(function* () {
-  if (mode === "compensate" || mode === "block-in-refund") {
+  if (mode === "values") {
+    const engine = yield* WorkflowEngine.makeScoped(values)
+    console.log(`RESULT ${yield* engine.send(new Crashy({ id: "1" }))}`)
+  } else if (mode === "compensate" || mode === "block-in-refund") {
     const engine = yield* WorkflowEngine.makeScoped(compensating)
     console.log(`RESULT ${yield* engine.send(new Crashy({ id: "1" }))}`)
   } else {
