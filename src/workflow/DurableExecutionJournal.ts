@@ -16,8 +16,18 @@
 import { Context, type Effect, type Option, Schema } from "effect"
 import type { JournalError } from "./WorkflowErrors.ts"
 
-/** Lifecycle of an execution. `succeeded`, `failed` and `interrupted` are final. */
-export const ExecutionStatus = Schema.Literals(["running", "suspended", "succeeded", "failed", "interrupted"])
+/**
+ * Lifecycle of an execution. `succeeded`, `failed` and `interrupted` are final. `sleeping`: parked
+ * by `Workflow.sleep` until `wakeAt`, with no fiber; the engine's timer wakes it.
+ */
+export const ExecutionStatus = Schema.Literals([
+  "running",
+  "suspended",
+  "sleeping",
+  "succeeded",
+  "failed",
+  "interrupted"
+])
 
 /** @see ExecutionStatus */
 export type ExecutionStatus = typeof ExecutionStatus.Type
@@ -39,6 +49,8 @@ export const ExecutionRecord = Schema.Struct({
   reason: Schema.NullOr(Schema.String),
   /** Set by `WorkflowEngine.interrupt`; survives restarts until the interruption is recorded. */
   interruptRequested: Schema.Boolean,
+  /** While `sleeping`: when the timer wakes it (epoch milliseconds); null otherwise. */
+  wakeAt: Schema.NullOr(Schema.Number),
   createdAt: Schema.Number,
   updatedAt: Schema.Number
 })
@@ -84,9 +96,16 @@ export const newExecutionRecord = (execution: NewExecution): ExecutionRecord => 
   result: null,
   reason: null,
   interruptRequested: false,
+  wakeAt: null,
   createdAt: execution.now,
   updatedAt: execution.now
 })
+
+/** What `listDue` returns. */
+export interface DueExecutions {
+  readonly due: ReadonlyArray<ExecutionRecord>
+  readonly nextWakeAt: number | null
+}
 
 /** What `start` found or created. */
 export interface StartResult {
@@ -117,8 +136,13 @@ export type StatusChange =
       readonly result: string
     }
   | { readonly _tag: "Suspend"; readonly reason: string }
+  /** Back to `running` from `suspended` or `sleeping`. */
   | { readonly _tag: "Resume" }
   | { readonly _tag: "RequestInterrupt" }
+  /** Park the execution until `wakeAt` (status `sleeping`). */
+  | { readonly _tag: "Sleep"; readonly wakeAt: number }
+  /** Back to `running`, only from `sleeping` (the timer's change: it never resumes a suspension). */
+  | { readonly _tag: "Wake" }
 
 /**
  * One atomic write to an execution: step outcomes, then optionally the start of an attempt and a
@@ -134,11 +158,12 @@ export interface JournalWrite {
 
 /**
  * Whether a write must reach the disk before it returns. A write that only marks an attempt as
- * started is *advisory*: it survives a process crash (kill -9), but a power loss may drop it,
- * which can only make the next attempt number lower. Everything else is durable.
+ * started, or only wakes a sleeping execution, is *advisory*: it survives a process crash
+ * (kill -9), but a power loss may drop it, which can only make the next attempt number lower or
+ * leave the execution sleeping past its time (the timer wakes it again). Everything else is durable.
  */
 export const isDurable = (write: JournalWrite): boolean =>
-  write.outcomes.length > 0 || write.status !== undefined
+  write.outcomes.length > 0 || (write.status !== undefined && write.status._tag !== "Wake")
 
 /**
  * The journal service. Each operation is one transaction; `start` and durable `write`s are on
@@ -161,6 +186,11 @@ export class DurableExecutionJournal extends Context.Service<
     readonly write: (write: JournalWrite) => Effect.Effect<void, JournalError>
     /** Executions whose status is `running`, oldest first: resumed when an engine starts. */
     readonly listRunning: Effect.Effect<ReadonlyArray<ExecutionRecord>, JournalError>
+    /**
+     * Sleeping executions whose `wakeAt` is at or before `now`, earliest first, at most `limit`;
+     * and the earliest `wakeAt` of all sleeping executions (null if none): the engine's timer.
+     */
+    readonly listDue: (now: number, limit: number) => Effect.Effect<DueExecutions, JournalError>
   }
 >()("effect-cluster/workflow/DurableExecutionJournal") {}
 
@@ -173,12 +203,23 @@ export const applyStatusChange = (
   if (isFinal(row.status)) return row
   switch (change._tag) {
     case "Complete":
-      return { ...row, status: change.status, result: change.result, reason: null, updatedAt: now }
+      return {
+        ...row,
+        status: change.status,
+        result: change.result,
+        reason: null,
+        wakeAt: null,
+        updatedAt: now
+      }
     case "Suspend":
-      return { ...row, status: "suspended", reason: change.reason, updatedAt: now }
+      return { ...row, status: "suspended", reason: change.reason, wakeAt: null, updatedAt: now }
     case "Resume":
-      return { ...row, status: "running", reason: null, updatedAt: now }
+      return { ...row, status: "running", reason: null, wakeAt: null, updatedAt: now }
     case "RequestInterrupt":
       return { ...row, interruptRequested: true, updatedAt: now }
+    case "Sleep":
+      return { ...row, status: "sleeping", reason: null, wakeAt: change.wakeAt, updatedAt: now }
+    case "Wake":
+      return row.status === "sleeping" ? { ...row, status: "running", wakeAt: null, updatedAt: now } : row
   }
 }

@@ -23,7 +23,7 @@
  * )
  * ```
  */
-import { Clock, Effect, Schema } from "effect"
+import { Clock, Duration, Effect, Schema } from "effect"
 import { seededRandom } from "./internal/seededRandom.ts"
 import { WorkflowContext } from "./WorkflowContext.ts"
 import type { AnyRequestClass, FailureOf, RequestOf, SuccessOf } from "./WorkflowRequest.ts"
@@ -134,3 +134,28 @@ export const randomInt = (min: number, max: number): Effect.Effect<number, never
   const high = Math.floor(max)
   return Effect.map(random, (r) => low + Math.floor(r * (high - low + 1)))
 }
+
+/**
+ * Sleeps durably: the deadline (now + `duration`) is recorded, the execution is parked in the
+ * journal (status `sleeping`, no fiber, no memory beyond its row) and the engine's timer wakes it
+ * at the deadline — the original deadline, even if the process restarted in between. When
+ * activities of the same execution are running in parallel branches (a timeout raced against an
+ * activity), it waits in memory instead, so they are not interrupted.
+ *
+ * @example
+ * ```ts
+ * yield* sendReminder(orderId)
+ * yield* Workflow.sleep("3 days")
+ * yield* cancelIfUnpaid(orderId)
+ * ```
+ */
+export const sleep = (duration: Duration.Input): Effect.Effect<void, never, WorkflowContext> =>
+  WorkflowContext.use((ctx) => {
+    const millis = Duration.toMillis(Duration.fromInputUnsafe(duration))
+    return Effect.flatMap(
+      ctx.runtime.recordLocal("effect-cluster/sleep", Schema.Number, () =>
+        Effect.map(Clock.currentTimeMillis, (now) => now + millis)
+      ),
+      (deadline) => ctx.runtime.sleepUntil(deadline)
+    )
+  })

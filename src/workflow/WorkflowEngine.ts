@@ -14,7 +14,7 @@
  * }).pipe(Effect.scoped, Effect.provide(SqliteJournal.layer({ filename: "journal.db" })))
  * ```
  */
-import { Clock, Deferred, Effect, type Exit, Option, Result, type Scope } from "effect"
+import { Clock, Deferred, Duration, Effect, Exit, Option, Result, type Scope } from "effect"
 import {
   DurableExecutionJournal,
   type ExecutionRecord,
@@ -52,6 +52,8 @@ export interface ExecutionInfo {
   readonly status: ExecutionStatus
   /** Why it is suspended, when it is. */
   readonly suspendedBecause: Option.Option<SuspendReason>
+  /** When a sleeping execution wakes (epoch ms). */
+  readonly wakeAt: Option.Option<number>
   readonly interruptRequested: boolean
   readonly createdAt: number
   readonly updatedAt: number
@@ -95,7 +97,15 @@ type StartError = UnknownWorkflowError | InvalidRequestError | ExecutionIdConfli
 export interface EngineOptions {
   /** The default retry policy of activities (each activity can override fields). */
   readonly retry?: RetryPolicy | undefined
+  /**
+   * How often the durable timer looks for sleeping executions it was not told about (parked by
+   * another engine on the same journal). Its own sleeps wake on time regardless. Default 1 second.
+   */
+  readonly timerPollInterval?: Duration.Input | undefined
 }
+
+/** Due executions the timer wakes per journal query. */
+const TIMER_BATCH = 256
 
 /** Builds an engine for `workflows`, resumes unfinished executions, and stops it with the scope. */
 export const makeScoped = <W extends Any>(
@@ -108,6 +118,8 @@ export const makeScoped = <W extends Any>(
     const journal = reliable(yield* DurableExecutionJournal)
     const services = yield* Effect.context<Requirements<W>>()
     const running = new Map<string, RunHandle>()
+    /** Callers of `send` waiting for a sleeping execution to wake (false: engine stopping). */
+    const wakeWaiters = new Map<string, Deferred.Deferred<boolean>>()
     let shuttingDown = false
     const clock = yield* Clock.Clock
     const env: RunnerEnvironment = {
@@ -128,9 +140,10 @@ export const makeScoped = <W extends Any>(
         if (existing !== undefined) return Effect.succeed(existing)
         // A shutting-down engine starts nothing: the next engine resumes the execution.
         if (shuttingDown) return Effect.interrupt
-        const started = startRun(env, workflow, row, freshRequest, services, () =>
+        const started = startRun(env, workflow, row, freshRequest, services, (outcome) => {
           running.delete(row.executionId)
-        )
+          if (outcome._tag === "Sleeping") pokeTimer(outcome.wakeAt)
+        })
         return Effect.tap(started, (handle) => Effect.sync(() => running.set(row.executionId, handle)))
       })
 
@@ -183,28 +196,55 @@ export const makeScoped = <W extends Any>(
       workflow: Any,
       row: ExecutionRecord,
       freshRequest: unknown
-    ): Effect.Effect<unknown, unknown> =>
-      row.status === "running"
-        ? Effect.flatMap(ensureRunning(workflow, row, freshRequest), (handle) =>
-            Effect.flatMap(Deferred.await(handle.outcome), (outcome): Effect.Effect<unknown, unknown> => {
-              switch (outcome._tag) {
-                case "Completed":
-                  return outcome.exit
-                case "Suspended":
-                  return Effect.fail(suspended(row, outcome.reason))
-                case "Stopped":
-                  return Effect.interrupt
-                case "Failed":
-                  return Effect.fail(outcome.error)
-                case "Stale":
-                  // The execution finished or was suspended before the run started: read it again.
-                  return Effect.flatMap(getRow(row.executionId), (latest) =>
-                    latest.status === "running" ? Effect.interrupt : finalOrSuspended(workflow, latest)
-                  )
-              }
-            })
-          )
-        : finalOrSuspended(workflow, row)
+    ): Effect.Effect<unknown, unknown> => {
+      if (row.status === "sleeping") return afterWake(workflow, row.executionId)
+      if (row.status !== "running") return finalOrSuspended(workflow, row)
+      return Effect.flatMap(ensureRunning(workflow, row, freshRequest), (handle) =>
+        Effect.flatMap(Deferred.await(handle.outcome), (outcome): Effect.Effect<unknown, unknown> => {
+          switch (outcome._tag) {
+            case "Completed":
+              return outcome.exit
+            case "Suspended":
+              return Effect.fail(suspended(row, outcome.reason))
+            case "Stopped":
+              return Effect.interrupt
+            case "Failed":
+              return Effect.fail(outcome.error)
+            case "Sleeping":
+              return afterWake(workflow, row.executionId)
+            case "Stale":
+              // The execution finished or was suspended before the run started: read it again.
+              return Effect.flatMap(getRow(row.executionId), (latest) =>
+                latest.status === "running" ? Effect.interrupt : awaitResult(workflow, latest, undefined)
+              )
+          }
+        })
+      )
+    }
+
+    /** Waits until the timer wakes the sleeping execution `executionId`, then for its result. */
+    const afterWake = (workflow: Any, executionId: string): Effect.Effect<unknown, unknown> =>
+      Effect.suspend(() => {
+        if (shuttingDown) return Effect.interrupt
+        let waiter = wakeWaiters.get(executionId)
+        if (waiter === undefined) {
+          waiter = Deferred.makeUnsafe<boolean>()
+          wakeWaiters.set(executionId, waiter)
+        }
+        return Effect.flatMap(Deferred.await(waiter), (woke) =>
+          woke
+            ? Effect.flatMap(getRow(executionId), (latest) => awaitResult(workflow, latest, undefined))
+            : Effect.interrupt
+        )
+      })
+
+    /** Tells callers waiting in `afterWake` that `executionId` woke (or may have: read it again). */
+    const notifyWake = (executionId: string) => {
+      const waiter = wakeWaiters.get(executionId)
+      if (waiter === undefined) return
+      wakeWaiters.delete(executionId)
+      Deferred.doneUnsafe(waiter, Exit.succeed(true))
+    }
 
     /** The result of a final execution, or the error of a suspended one. */
     const finalOrSuspended = (workflow: Any, row: ExecutionRecord): Effect.Effect<unknown, unknown> =>
@@ -293,21 +333,64 @@ export const makeScoped = <W extends Any>(
         return handle?.state.stopping ? Effect.asVoid(Deferred.await(handle.outcome)) : Effect.void
       })
 
-    const resumeRow = (row: ExecutionRecord) =>
+    /**
+     * Makes sure a non-final execution runs: a suspended one is resumed first; a sleeping one only
+     * with `wakeSleeping` (an interruption), since the timer wakes it otherwise.
+     */
+    const resumeRow = (row: ExecutionRecord, wakeSleeping = false) =>
       Effect.gen(function* () {
         if (isFinal(row.status)) return Option.none<RunHandle>()
-        if (row.status === "suspended") {
+        if (row.status === "suspended" || (row.status === "sleeping" && wakeSleeping)) {
           yield* changeStatus(row.executionId, { _tag: "Resume" })
           row = Option.getOrElse(yield* journal.get(row.executionId), () => row)
           if (row.status !== "running") return Option.none<RunHandle>()
         }
+        if (row.status !== "running") return Option.none<RunHandle>()
         const workflow = byTag.get(row.workflow)
         if (workflow === undefined) {
           yield* suspendUnknown(row)
           return Option.none<RunHandle>()
         }
-        return Option.some(yield* ensureRunning(workflow, row))
+        const handle = yield* ensureRunning(workflow, row)
+        notifyWake(row.executionId)
+        return Option.some(handle)
       })
+
+    /** When the timer loop will look again (epoch ms); an earlier park pokes it. */
+    let timerAt = Number.POSITIVE_INFINITY
+    let timerPoke: Deferred.Deferred<void> | undefined
+    const pokeTimer = (wakeAt: number) => {
+      const poke = timerPoke
+      if (poke === undefined || wakeAt >= timerAt) return
+      timerPoke = undefined
+      Deferred.doneUnsafe(poke, Exit.void)
+    }
+
+    /** Wakes one due execution: `running` again (advisory write), then a run. */
+    const wake = (row: ExecutionRecord) =>
+      Effect.andThen(
+        changeStatus(row.executionId, { _tag: "Wake" }),
+        resumeRow({ ...row, status: "running", wakeAt: null })
+      )
+
+    /**
+     * The durable timer: wakes sleeping executions whose time has come, then waits for the next
+     * `wakeAt` (or `timerPollInterval`, for sleeps parked by other engines on the same journal).
+     */
+    const timerLoop = Effect.gen(function* () {
+      const pollMillis = Duration.toMillis(Duration.fromInputUnsafe(options?.timerPollInterval ?? "1 second"))
+      while (true) {
+        const now = clock.currentTimeMillisUnsafe()
+        const { due, nextWakeAt } = yield* journal.listDue(now, TIMER_BATCH)
+        yield* Effect.forEach(due, wake, { concurrency: "unbounded", discard: true })
+        if (due.length === TIMER_BATCH) continue
+        const wait = Math.max(0, Math.min(pollMillis, (nextWakeAt ?? Number.POSITIVE_INFINITY) - now))
+        timerAt = now + wait
+        timerPoke = Deferred.makeUnsafe<void>()
+        yield* Effect.raceFirst(Effect.sleep(wait), Deferred.await(timerPoke))
+        timerAt = Number.POSITIVE_INFINITY
+      }
+    })
 
     const engine: WorkflowEngine<W> = {
       send: (request) =>
@@ -329,6 +412,7 @@ export const makeScoped = <W extends Any>(
             status: row.status,
             suspendedBecause:
               row.status === "suspended" ? Effect.runSync(Effect.option(decodeReason(row))) : Option.none(),
+            wakeAt: Option.fromNullishOr(row.wakeAt),
             interruptRequested: row.interruptRequested,
             createdAt: row.createdAt,
             updatedAt: row.updatedAt
@@ -356,7 +440,7 @@ export const makeScoped = <W extends Any>(
           }
           yield* settled(executionId)
           const latest = yield* getRow(executionId)
-          const handle = yield* resumeRow({ ...latest, interruptRequested: true })
+          const handle = yield* resumeRow({ ...latest, interruptRequested: true }, true)
           if (Option.isSome(handle)) yield* Deferred.await(handle.value.outcome)
         })
     }
@@ -364,6 +448,8 @@ export const makeScoped = <W extends Any>(
     yield* Effect.addFinalizer(() =>
       Effect.gen(function* () {
         shuttingDown = true
+        for (const waiter of wakeWaiters.values()) Deferred.doneUnsafe(waiter, Exit.succeed(false))
+        wakeWaiters.clear()
         const handles = [...running.values()]
         for (const handle of handles) {
           handle.state.stopNow({ _tag: "Shutdown" })
@@ -373,5 +459,8 @@ export const makeScoped = <W extends Any>(
     )
 
     for (const row of yield* journal.listRunning) yield* startRow(row)
+    yield* Effect.forkScoped(
+      Effect.catchCause(timerLoop, (cause) => Effect.logError("the durable timer stopped", cause))
+    )
     return engine
   })

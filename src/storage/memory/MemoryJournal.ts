@@ -87,7 +87,17 @@ export const make: Effect.Effect<DurableExecutionJournal["Service"]> = Effect.sy
       [...executions.values()]
         .filter((row) => row.status === "running")
         .sort((a, b) => a.createdAt - b.createdAt)
-    )
+    ),
+    listDue: (now, limit) =>
+      Effect.sync(() => {
+        const sleeping = [...executions.values()]
+          .filter((row) => row.status === "sleeping")
+          .sort((a, b) => (a.wakeAt ?? 0) - (b.wakeAt ?? 0))
+        return {
+          due: sleeping.filter((row) => (row.wakeAt ?? 0) <= now).slice(0, limit),
+          nextWakeAt: sleeping[0]?.wakeAt ?? null
+        }
+      })
   })
 })
 

@@ -17,6 +17,7 @@
  */
 import { Cause, Deferred, Effect, Exit, Option, type Scope } from "effect"
 import type { SqlError } from "effect/sql/SqlError"
+import { isTransient } from "./transient.ts"
 
 interface Pending<I, A> {
   readonly item: I
@@ -62,7 +63,7 @@ export interface GroupCommit<I, A> {
 const isPermanentFailure = (exit: Exit.Exit<unknown, SqlError>): boolean =>
   Exit.isFailure(exit) &&
   !Cause.hasInterrupts(exit.cause) &&
-  Exit.findErrorOption(exit).pipe(Option.match({ onNone: () => true, onSome: (error) => !error.isRetryable }))
+  Exit.findErrorOption(exit).pipe(Option.match({ onNone: () => true, onSome: (error) => !isTransient(error) }))
 
 /** Starts the writer fiber (in the scope) and returns the submit side. */
 export const make = <I, A>(

@@ -47,6 +47,14 @@ export const migrations: ReadonlyArray<Migration> = [
         PRIMARY KEY (execution_id, step_key)
       ){withoutRowid}`
     ]
+  },
+  {
+    version: 2,
+    name: "durable timers",
+    statements: [
+      `ALTER TABLE {prefix}executions ADD COLUMN wake_at BIGINT`,
+      `CREATE INDEX IF NOT EXISTS {prefix}executions_by_wake_at ON {prefix}executions (wake_at) WHERE status = 'sleeping'`
+    ]
   }
 ]
 
@@ -58,7 +66,9 @@ export const migrations: ReadonlyArray<Migration> = [
 export const migrate = (
   sql: SqlClient,
   prefix: string,
-  dialect: "sqlite" | "pg"
+  dialect: "sqlite" | "pg",
+  /** The migrations to apply (tests pass a prefix of the list to build an older schema). */
+  toApply: ReadonlyArray<Migration> = migrations
 ): Effect.Effect<ReadonlyArray<number>, SqlError> =>
   sql.withTransaction(
     Effect.gen(function* () {
@@ -68,7 +78,7 @@ export const migrate = (
         `CREATE TABLE IF NOT EXISTS ${table} (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)`
       )
       const applied: Array<number> = []
-      for (const migration of migrations) {
+      for (const migration of toApply) {
         const rows = yield* sql`SELECT version FROM ${sql(table)} WHERE version = ${migration.version}`
         if (rows.length > 0) continue
         for (const statement of migration.statements) {

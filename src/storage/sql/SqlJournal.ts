@@ -23,6 +23,7 @@ import {
 import { JournalError } from "../../workflow/WorkflowErrors.ts"
 import * as GroupCommit from "./GroupCommit.ts"
 import { migrate } from "./Migrations.ts"
+import { isTransient } from "./transient.ts"
 
 /** Options shared by the SQL backends. */
 export interface SqlJournalOptions {
@@ -58,6 +59,7 @@ const ExecutionRow = Schema.Struct({
   result: Schema.NullOr(Schema.String),
   reason: Schema.NullOr(Schema.String),
   interrupt_requested: SqlBoolean,
+  wake_at: Schema.NullOr(SqlNumber),
   created_at: SqlNumber,
   updated_at: SqlNumber
 })
@@ -82,6 +84,7 @@ const toExecution = (row: typeof ExecutionRow.Type): ExecutionRecord => ({
   result: row.result,
   reason: row.reason,
   interruptRequested: row.interrupt_requested === true || row.interrupt_requested === 1,
+  wakeAt: row.wake_at,
   createdAt: row.created_at,
   updatedAt: row.updated_at
 })
@@ -171,7 +174,7 @@ const journalError =
           message: `stored ${what ?? "row"} does not decode: ${error.message}`,
           transient: false
         })
-      : new JournalError({ operation, message: error.message, transient: error.isRetryable })
+      : new JournalError({ operation, message: error.message, transient: isTransient(error) })
 
 /** The rows of a batch, merged: one row per new execution, one per step, the status changes. */
 interface Batch {
@@ -253,6 +256,7 @@ export const make = (
     const decodeExecutions = Schema.decodeUnknownEffect(Schema.Array(ExecutionRow))
     const decodeSteps = Schema.decodeUnknownEffect(Schema.Array(StepRow))
     const decodeExecution = Schema.decodeUnknownEffect(ExecutionRow)
+    const decodeNext = Schema.decodeUnknownEffect(Schema.NullOr(SqlNumber))
 
     const selectExecution = (executionId: string) =>
       sql`SELECT * FROM ${executions} WHERE execution_id = ${executionId}`.pipe(
@@ -366,7 +370,7 @@ export const make = (
           updated_at = r.updated_at
           FROM json_to_recordset(${JSON.stringify(completions)}::json)
             AS r(execution_id text, status text, result text, updated_at bigint)
-          WHERE e.execution_id = r.execution_id AND e.status IN ('running', 'suspended')`)
+          WHERE e.execution_id = r.execution_id AND e.status IN ('running', 'suspended', 'sleeping')`)
       }
       for (const { executionId, change, now } of batch.statuses) {
         if (change._tag !== "Complete") cte(statusStatement(executionId, change, now))
@@ -384,18 +388,25 @@ export const make = (
 
     /** Mirrors `applyStatusChange`: final executions never change. */
     const statusStatement = (id: string, change: StatusChange, now: number) => {
-      const unfinished = sql`execution_id = ${id} AND status IN ('running', 'suspended')`
+      const unfinished = sql`execution_id = ${id} AND status IN ('running', 'suspended', 'sleeping')`
       switch (change._tag) {
         case "Complete":
           return sql`UPDATE ${executions} SET status = ${change.status}, result = ${change.result}, reason = NULL,
-            updated_at = ${now} WHERE ${unfinished}`
+            wake_at = NULL, updated_at = ${now} WHERE ${unfinished}`
         case "Suspend":
-          return sql`UPDATE ${executions} SET status = 'suspended', reason = ${change.reason},
+          return sql`UPDATE ${executions} SET status = 'suspended', reason = ${change.reason}, wake_at = NULL,
             updated_at = ${now} WHERE ${unfinished}`
         case "Resume":
-          return sql`UPDATE ${executions} SET status = 'running', reason = NULL, updated_at = ${now} WHERE ${unfinished}`
+          return sql`UPDATE ${executions} SET status = 'running', reason = NULL, wake_at = NULL, updated_at = ${now}
+            WHERE ${unfinished}`
         case "RequestInterrupt":
           return sql`UPDATE ${executions} SET interrupt_requested = 1, updated_at = ${now} WHERE ${unfinished}`
+        case "Sleep":
+          return sql`UPDATE ${executions} SET status = 'sleeping', reason = NULL, wake_at = ${change.wakeAt},
+            updated_at = ${now} WHERE ${unfinished}`
+        case "Wake":
+          return sql`UPDATE ${executions} SET status = 'running', wake_at = NULL, updated_at = ${now}
+            WHERE execution_id = ${id} AND status = 'sleeping'`
       }
     }
 
@@ -442,6 +453,16 @@ export const make = (
             journalError("steps", `steps of execution ${JSON.stringify(executionId)} in ${prefix}steps`)
           )
         ),
+      listDue: (now, limit) =>
+        Effect.gen(function* () {
+          const rows = yield* sql`SELECT * FROM ${executions}
+            WHERE status = 'sleeping' AND wake_at <= ${now} ORDER BY wake_at LIMIT ${limit}`
+          const next = yield* sql<{ next: unknown }>`SELECT MIN(wake_at) AS next FROM ${executions}
+            WHERE status = 'sleeping'`
+          const due = yield* decodeExecutions(rows)
+          const nextWakeAt = yield* decodeNext(next[0]?.next ?? null)
+          return { due: due.map(toExecution), nextWakeAt }
+        }).pipe(Effect.mapError(journalError("listDue", `sleeping executions in ${prefix}executions`))),
       // Rows are decoded one by one: a row that no longer decodes is reported and left out, it
       // does not stop every other execution from resuming (`get` of its id still fails loudly).
       listRunning: sql`SELECT * FROM ${executions} WHERE status = 'running' ORDER BY created_at`.pipe(

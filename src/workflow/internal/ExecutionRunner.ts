@@ -25,7 +25,7 @@ import {
 } from "./codec.ts"
 import { ExecutionState } from "./ExecutionState.ts"
 import { describe, Replay } from "./Replay.ts"
-import { recordLocal, runActivity, type StepEnvironment } from "./StepRunner.ts"
+import { recordLocal, runActivity, type StepEnvironment, sleepUntil } from "./StepRunner.ts"
 
 /** How a run of an execution ended. */
 export type RunOutcome =
@@ -37,6 +37,8 @@ export type RunOutcome =
   | { readonly _tag: "Failed"; readonly error: JournalError }
   /** The row changed before the run could start (final or suspended meanwhile): read it again. */
   | { readonly _tag: "Stale" }
+  /** Parked by `Workflow.sleep` until `wakeAt`: the engine's timer starts a new run then. */
+  | { readonly _tag: "Sleeping"; readonly wakeAt: number }
 
 /** What the engine keeps of a run in progress. */
 export interface RunHandle {
@@ -60,7 +62,7 @@ export const start = (
   row: ExecutionRecord,
   freshRequest: unknown,
   services: Context.Context<never>,
-  onEnd: () => void
+  onEnd: (outcome: RunOutcome) => void
 ): Effect.Effect<RunHandle> =>
   Effect.suspend(() => {
     const state = new ExecutionState(row.executionId, row.workflow, new Replay([]), row.interruptRequested)
@@ -74,7 +76,7 @@ export const start = (
         ),
         Effect.flatMap((outcome) =>
           Effect.sync(() => {
-            onEnd()
+            onEnd(outcome)
             Deferred.doneUnsafe(handle.outcome, Exit.succeed(outcome))
           })
         )
@@ -86,7 +88,7 @@ export const start = (
       // never runs `program`, so nothing above completes the outcome: do it here.
       fiber.addObserver(() => {
         if (Deferred.isDoneUnsafe(handle.outcome)) return
-        onEnd()
+        onEnd(stopped)
         Deferred.doneUnsafe(handle.outcome, Exit.succeed(stopped))
       })
       return handle
@@ -151,6 +153,7 @@ const runBody = (
       runtime: {
         runActivity: (definition, body) => runActivity(env, state, definition, body),
         recordLocal: (id, schema, compute) => recordLocal(state, id, schema, compute),
+        sleepUntil: (deadline) => sleepUntil(env, state, deadline),
         yieldExecution: (message) =>
           state.interruptRequested
             ? state.deliverInterrupt().pipe(Effect.andThen(Effect.never))
@@ -188,6 +191,11 @@ const finish = (
           )
         case "Suspend":
           return suspendNow(env, state, stop.reason)
+        case "Sleep":
+          return Effect.as(write(env, state, { _tag: "Sleep", wakeAt: stop.wakeAt }), {
+            _tag: "Sleeping",
+            wakeAt: stop.wakeAt
+          } as const)
       }
     }
     const interrupted = Exit.isFailure(exit) && Cause.hasInterruptsOnly(exit.cause)

@@ -18,6 +18,8 @@ export interface ExecutionRuntime {
     schema: Schema<A>,
     compute: (persistenceId: string) => Effect.Effect<A>
   ) => Effect.Effect<A>
+  /** Waits until the recorded `deadline` (epoch ms), parking the execution if it can. */
+  readonly sleepUntil: (deadline: number) => Effect.Effect<void>
   /** Suspends the execution durably; never returns. */
   readonly yieldExecution: (message: string) => Effect.Effect<never>
 }

@@ -12,6 +12,8 @@ export type StopReason =
   | { readonly _tag: "Suspend"; readonly reason: SuspendReason }
   | { readonly _tag: "Shutdown" }
   | { readonly _tag: "JournalFailed"; readonly error: JournalError }
+  /** `Workflow.sleep` parks the execution until `wakeAt`; the run ends, no fiber waits. */
+  | { readonly _tag: "Sleep"; readonly wakeAt: number }
 
 export class ExecutionState {
   /** The first reason to stop the run early; the run's end records it instead of the body's exit. */
@@ -55,6 +57,11 @@ export class ExecutionState {
   caughtUp = false
   /** The row was no longer `running` when the run loaded it: the run ends without writing. */
   stale = false
+  /**
+   * Activity attempts whose body is running now. A durable sleep parks the whole execution only
+   * when none is (otherwise it would interrupt them); it sleeps in memory instead.
+   */
+  activeAttempts = 0
 
   /** Puts back outcomes whose write failed or was interrupted, ahead of newer ones. */
   restorePending(outcomes: ReadonlyArray<StepOutcome>): void {

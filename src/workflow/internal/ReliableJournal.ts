@@ -32,5 +32,6 @@ export const reliable = (
   get: (executionId) => retrying("get", journal.get(executionId)),
   steps: (executionId) => retrying("steps", journal.steps(executionId)),
   write: (write) => retrying("write", journal.write(write)),
-  listRunning: retrying("listRunning", journal.listRunning)
+  listRunning: retrying("listRunning", journal.listRunning),
+  listDue: (now, limit) => retrying("listDue", journal.listDue(now, limit))
 })

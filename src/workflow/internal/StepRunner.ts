@@ -164,10 +164,11 @@ const replayOutcome = <A, E>(
 const writeAttempt = (
   env: StepEnvironment,
   state: ExecutionState,
-  start: AttemptStart
+  start: AttemptStart | undefined
 ): Effect.Effect<void> =>
   Effect.suspend(() => {
     const outcomes = state.takePending()
+    if (start === undefined && outcomes.length === 0) return Effect.void
     const prior = state.outcomesWritten
     const mine = outcomes.length > 0 ? Deferred.makeUnsafe<void>() : undefined
     if (mine !== undefined) state.outcomesWritten = mine
@@ -221,7 +222,7 @@ const fresh = <A, E, R>(
       state.stopping
         ? Effect.interrupt
         : Effect.flatMap(restore(writeAttempt(env, state, start)), () =>
-            Effect.flatMap(Effect.exit(restore(run)), (exit) =>
+            Effect.flatMap(Effect.exit(restore(countedAttempt(state, run))), (exit) =>
               // If this fiber was interrupted (shutdown, race lost), stop here: nothing is recorded.
               Effect.as(restore(Effect.void), exit)
             )
@@ -257,6 +258,44 @@ const fresh = <A, E, R>(
   }
   return attemptNumber((recorded?.attempt ?? 0) + 1)
 }
+
+/** Counts the attempt as active while its body runs (see `ExecutionState.activeAttempts`). */
+const countedAttempt = <A, E, R>(state: ExecutionState, body: Effect.Effect<A, E, R>) =>
+  Effect.suspend(() => {
+    state.activeAttempts++
+    return Effect.ensuring(
+      body,
+      Effect.sync(() => {
+        state.activeAttempts--
+      })
+    )
+  })
+
+/**
+ * Waits until `deadline` (epoch ms, recorded by `Workflow.sleep`). A deadline in the future parks
+ * the execution (status `sleeping`, no fiber) unless activity attempts of the execution are
+ * running: then it sleeps in memory, so that a timeout raced against an activity does not stop it.
+ */
+export const sleepUntil = (
+  env: StepEnvironment,
+  state: ExecutionState,
+  deadline: number
+): Effect.Effect<void> =>
+  Effect.suspend(() => {
+    if (state.stopping) return Effect.interrupt
+    if (state.interruptRequested && !state.interruptDelivered) {
+      return Effect.andThen(state.deliverInterrupt(), Effect.never)
+    }
+    const remaining = deadline - env.now()
+    if (remaining <= 0) return Effect.void
+    // Waiting here: replay has caught up, an interruption can be delivered to the body.
+    state.caughtUp = true
+    // In memory: the recorded deadline is written first, so a crash does not restart the sleep.
+    if (state.activeAttempts > 0) {
+      return Effect.andThen(writeAttempt(env, state, undefined), Effect.sleep(deadline - env.now()))
+    }
+    return state.halt({ _tag: "Sleep", wakeAt: deadline })
+  })
 
 const shouldRetry = (policy: ResolvedRetryPolicy, cause: Cause.Cause<unknown>, attempt: number): boolean => {
   if (attempt >= policy.maxAttempts) return false
