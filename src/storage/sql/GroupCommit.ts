@@ -63,7 +63,9 @@ export interface GroupCommit<I, A> {
 const isPermanentFailure = (exit: Exit.Exit<unknown, SqlError>): boolean =>
   Exit.isFailure(exit) &&
   !Cause.hasInterrupts(exit.cause) &&
-  Exit.findErrorOption(exit).pipe(Option.match({ onNone: () => true, onSome: (error) => !isTransient(error) }))
+  Exit.findErrorOption(exit).pipe(
+    Option.match({ onNone: () => true, onSome: (error) => !isTransient(error) })
+  )
 
 /** Starts the writer fiber (in the scope) and returns the submit side. */
 export const make = <I, A>(
