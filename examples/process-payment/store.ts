@@ -48,5 +48,6 @@ export const describeStore = (store: string): string => {
   if (!store.startsWith("postgres")) return store
   const url = new URL(store)
   if (url.password !== "") url.password = "***"
+  if (url.searchParams.has("password")) url.searchParams.set("password", "***")
   return `${url.toString()} (tables ${DEMO_TABLE_PREFIX}*)`
 }

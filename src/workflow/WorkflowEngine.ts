@@ -82,6 +82,11 @@ export interface WorkflowEngine<W extends Any> {
    * Returns once the execution is final (or suspended).
    */
   readonly interrupt: (executionId: string) => Effect.Effect<void, ExecutionNotFoundError | JournalError>
+  /**
+   * How many executions have a run (a fiber) in this engine now. Sleeping executions have none:
+   * they are rows in the journal until the timer wakes them.
+   */
+  readonly runningCount: () => number
 }
 
 /** A stored start: the workflow, its row, and the request object if this call created it. */
@@ -393,6 +398,7 @@ export const makeScoped = <W extends Any>(
     })
 
     const engine: WorkflowEngine<W> = {
+      runningCount: () => running.size,
       send: (request) =>
         // The result was produced (or decoded) by the workflow that handles this request's tag.
         Effect.flatMap(start(request), ({ workflow, execution, freshRequest }) =>

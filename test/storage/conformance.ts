@@ -9,7 +9,7 @@ import { Effect, Exit, Option, Schema } from "effect"
 import type { DurableExecutionJournal } from "../../src/index.ts"
 import { Activity, Workflow } from "../../src/index.ts"
 import { migrations } from "../../src/storage/sql/Migrations.ts"
-import { Calls, ThreeSteps, threeSteps, withEngine } from "../workflow/fixtures.ts"
+import { awaitStatus, Calls, ThreeSteps, threeSteps, withEngine } from "../workflow/fixtures.ts"
 import type { Backend, Journal } from "./backends.ts"
 
 type AttemptStart = DurableExecutionJournal.AttemptStart
@@ -48,6 +48,25 @@ const markAttempt = (journal: Journal, attempt: AttemptStart, now = 2_000) =>
 /** Writes one outcome. */
 const record = (journal: Journal, attempt: AttemptStart, outcome: string, now = 3_000) =>
   journal.write({ executionId: attempt.executionId, outcomes: [{ ...attempt, outcome }], now })
+
+class Nap extends Workflow.TaggedRequest<Nap>()("Nap", {
+  payload: { id: Schema.String },
+  success: Schema.Struct({ before: Schema.Number, after: Schema.Number }),
+  failure: Schema.Never
+}) {}
+
+/** Reads the time, sleeps `millis` durably, reads the time again. */
+const napper = (millis: number) =>
+  Workflow.make(
+    Nap,
+    (r) => `nap@${r.id}`,
+    () =>
+      Effect.gen(function* () {
+        const before = yield* Workflow.now
+        yield* Workflow.sleep(millis)
+        return { before, after: yield* Workflow.now }
+      })
+  )
 
 /** Declares the conformance cases for `backend`. */
 export const conformance = (backend: Backend) =>
@@ -203,6 +222,56 @@ export const conformance = (backend: Backend) =>
             expect((yield* journal.listRunning).map((e) => e.executionId)).toEqual(["a", "b", "c"])
           })
         )
+      )
+
+      it.live(
+        "durable timers: Sleep parks, listDue finds due ones earliest first, Wake only wakes sleepers",
+        () =>
+          withJournal((journal) =>
+            Effect.gen(function* () {
+              const status = (id: string, change: DurableExecutionJournal.StatusChange, now = 2_000) =>
+                journal.write({ executionId: id, outcomes: [], status: change, now })
+              for (const id of ["late", "early", "middle", "awake", "parked"])
+                yield* journal.start(newExecution(id))
+              yield* status("late", { _tag: "Sleep", wakeAt: 9_000 })
+              yield* status("early", { _tag: "Sleep", wakeAt: 3_000 })
+              yield* status("middle", { _tag: "Sleep", wakeAt: 5_000 })
+              yield* status("parked", { _tag: "Suspend", reason: "{}" })
+              const row = Option.getOrThrow(yield* journal.get("early"))
+              expect(row).toMatchObject({ status: "sleeping", wakeAt: 3_000, updatedAt: 2_000 })
+              expect((yield* journal.listRunning).map((e) => e.executionId)).toEqual(["awake"])
+              const before = yield* journal.listDue(2_999, 10)
+              expect(before).toEqual({ due: [], nextWakeAt: 3_000 })
+              const due = yield* journal.listDue(5_000, 10)
+              expect(due.due.map((e) => e.executionId)).toEqual(["early", "middle"])
+              expect(due.nextWakeAt).toBe(3_000)
+              expect((yield* journal.listDue(10_000, 2)).due.map((e) => e.executionId)).toEqual([
+                "early",
+                "middle"
+              ])
+              // Wake: sleeping → running (wake_at cleared); it never resumes a suspension.
+              yield* status("early", { _tag: "Wake" }, 3_001)
+              yield* status("parked", { _tag: "Wake" }, 3_001)
+              expect(Option.getOrThrow(yield* journal.get("early"))).toMatchObject({
+                status: "running",
+                wakeAt: null
+              })
+              expect(Option.getOrThrow(yield* journal.get("parked")).status).toBe("suspended")
+              // Resume also wakes; a completed execution drops its timer and ignores later ones.
+              yield* status("middle", { _tag: "Resume" })
+              yield* status("late", { _tag: "Complete", status: "succeeded", result: "{}" })
+              yield* status("late", { _tag: "Sleep", wakeAt: 1 })
+              expect(Option.getOrThrow(yield* journal.get("middle"))).toMatchObject({
+                status: "running",
+                wakeAt: null
+              })
+              expect(Option.getOrThrow(yield* journal.get("late"))).toMatchObject({
+                status: "succeeded",
+                wakeAt: null
+              })
+              expect(yield* journal.listDue(99_999, 10)).toEqual({ due: [], nextWakeAt: null })
+            })
+          )
       )
 
       it.live("steps come back ordered by seq, whatever the order they were written in", () =>
@@ -596,6 +665,65 @@ export const conformance = (backend: Backend) =>
               ["effect-cluster/random#2", true],
               ["gate", true]
             ])
+          })
+        )
+      )
+
+      it.live("Workflow.sleep parks the execution without a fiber and wakes it at its deadline", () =>
+        withJournal((journal) =>
+          Effect.gen(function* () {
+            const workflow = napper(300)
+            const result = yield* withEngine(journal, workflow, (engine) =>
+              Effect.gen(function* () {
+                yield* engine.sendDiscard(new Nap({ id: "1" }))
+                const info = yield* awaitStatus(engine, "nap@1", "sleeping")
+                expect(engine.runningCount()).toBe(0)
+                expect(Option.isSome(info.wakeAt)).toBe(true)
+                return yield* engine.send(new Nap({ id: "1" }))
+              })
+            )
+            const steps = yield* journal.steps("nap@1")
+            const deadline = JSON.parse(
+              steps.find((s) => s.stepKey === "effect-cluster/sleep")!.outcome!
+            ).value
+            // The deadline is the time the sleep began plus its duration.
+            expect(deadline - 300).toBeGreaterThanOrEqual(result.before)
+            expect(deadline - 300).toBeLessThan(result.before + 1_000)
+            expect(result.after).toBeGreaterThanOrEqual(deadline)
+            expect(Option.getOrThrow(yield* journal.get("nap@1"))).toMatchObject({
+              status: "succeeded",
+              wakeAt: null
+            })
+          })
+        )
+      )
+
+      it.live("a sleep survives a restart: the next engine wakes it at the original deadline", () =>
+        Effect.scoped(
+          Effect.gen(function* () {
+            const storage = yield* backend.storage
+            const workflow = napper(1_000)
+            yield* Effect.scoped(
+              Effect.flatMap(storage.open, (journal) =>
+                withEngine(journal, workflow, (engine) =>
+                  Effect.andThen(
+                    engine.sendDiscard(new Nap({ id: "r" })),
+                    awaitStatus(engine, "nap@r", "sleeping")
+                  )
+                )
+              )
+            )
+            yield* Effect.sleep("300 millis") // down for a while
+            const restartedAt = Date.now()
+            const result = yield* Effect.scoped(
+              Effect.flatMap(storage.open, (journal) =>
+                withEngine(journal, workflow, (engine) => engine.send(new Nap({ id: "r" })))
+              )
+            )
+            const deadline = result.before + 1_000
+            expect(result.after).toBeGreaterThanOrEqual(deadline)
+            // Not a fresh 1 s sleep from the restart.
+            expect(result.after).toBeLessThan(restartedAt + 1_000)
           })
         )
       )

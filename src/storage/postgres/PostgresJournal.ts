@@ -62,6 +62,8 @@ const describeUrl = (url: Redacted.Redacted | string): string => {
   try {
     const parsed = new URL(text)
     if (parsed.password !== "") parsed.password = "***"
+    // The driver also reads `?password=...`.
+    if (parsed.searchParams.has("password")) parsed.searchParams.set("password", "***")
     return parsed.toString()
   } catch {
     return "<not a URL>"

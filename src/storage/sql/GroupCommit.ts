@@ -142,21 +142,31 @@ export const make = <I, A>(
     if (options.enabled === false) return { submit: commitInline, stats }
 
     const submit = (item: I): Effect.Effect<A, SqlError> =>
-      Effect.suspend(() => {
-        if (options.inlineWhenIdle === true && !busy && pending.length === 0) {
-          // A lone writer commits at once, itself; writers arriving meanwhile queue for the
-          // writer fiber, which takes them all in the next batch.
-          busy = true
-          lastBatchSize = 1
-          return commitInline(item).pipe(
-            Effect.onExit(() =>
-              Effect.sync(() => {
-                busy = false
-                kick()
-              })
+      // Uninterruptible from the check to the release of `busy`: an interruption in between would
+      // leave `busy` set and every later write waiting. A queued item commits whatever happens
+      // to its submitter (who may stop waiting), and so does an inline one.
+      Effect.uninterruptibleMask((restore) =>
+        Effect.suspend(() => {
+          if (options.inlineWhenIdle === true && !busy && pending.length === 0) {
+            // A lone writer commits at once, itself; writers arriving meanwhile queue for the
+            // writer fiber, which takes them all in the next batch.
+            busy = true
+            lastBatchSize = 1
+            return commitInline(item).pipe(
+              Effect.ensuring(
+                Effect.sync(() => {
+                  busy = false
+                  kick()
+                })
+              )
             )
-          )
-        }
+          }
+          return restore(enqueue(item))
+        })
+      )
+
+    const enqueue = (item: I): Effect.Effect<A, SqlError> =>
+      Effect.suspend(() => {
         const done = Deferred.makeUnsafe<A, SqlError>()
         pending.push({ item, done })
         kick()

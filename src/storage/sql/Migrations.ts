@@ -1,7 +1,7 @@
 /**
  * Versioned, append-only migrations of the SQL journal. Never edit a released migration: add a
- * new one. Each runs in its own transaction and is recorded in `<prefix>migrations`, so running
- * them again against a migrated database does nothing.
+ * new one. They run together in one transaction and each is recorded in `<prefix>migrations`, so
+ * running them again against a migrated database does nothing.
  */
 import { Clock, Effect } from "effect"
 import type { SqlClient } from "effect/sql/SqlClient"

@@ -367,7 +367,7 @@ export const make = (
       )
       if (completions.length > 0) {
         cte(sql`UPDATE ${executions} AS e SET status = r.status, result = r.result, reason = NULL,
-          updated_at = r.updated_at
+          wake_at = NULL, updated_at = r.updated_at
           FROM json_to_recordset(${JSON.stringify(completions)}::json)
             AS r(execution_id text, status text, result text, updated_at bigint)
           WHERE e.execution_id = r.execution_id AND e.status IN ('running', 'suspended', 'sleeping')`)
@@ -376,8 +376,12 @@ export const make = (
         if (change._tag !== "Complete") cte(statusStatement(executionId, change, now))
       }
       if (ctes.length === 0) return Effect.succeed([])
-      if (!durable) outputs.push(sql`SELECT NULL, set_config('synchronous_commit', 'off', true)`)
-      outputs.push(sql`SELECT NULL, NULL WHERE false`)
+      if (!durable) {
+        outputs.push(
+          sql`SELECT NULL AS execution_id, set_config('synchronous_commit', 'off', true) AS relaxed`
+        )
+      }
+      outputs.push(sql`SELECT NULL AS execution_id, NULL AS relaxed WHERE false`)
       return Effect.map(
         sql<{
           readonly execution_id: string | null

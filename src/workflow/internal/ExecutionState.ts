@@ -58,8 +58,9 @@ export class ExecutionState {
   /** The row was no longer `running` when the run loaded it: the run ends without writing. */
   stale = false
   /**
-   * Activity attempts whose body is running now. A durable sleep parks the whole execution only
-   * when none is (otherwise it would interrupt them); it sleeps in memory instead.
+   * Activity steps in progress (writing their marker, running, or waiting to retry). A durable
+   * sleep parks the whole execution only when none is (otherwise it would interrupt them); it
+   * sleeps in memory instead.
    */
   activeAttempts = 0
 

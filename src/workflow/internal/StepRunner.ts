@@ -222,7 +222,7 @@ const fresh = <A, E, R>(
       state.stopping
         ? Effect.interrupt
         : Effect.flatMap(restore(writeAttempt(env, state, start)), () =>
-            Effect.flatMap(Effect.exit(restore(countedAttempt(state, run))), (exit) =>
+            Effect.flatMap(Effect.exit(restore(run)), (exit) =>
               // If this fiber was interrupted (shutdown, race lost), stop here: nothing is recorded.
               Effect.as(restore(Effect.void), exit)
             )
@@ -256,15 +256,15 @@ const fresh = <A, E, R>(
       })
     )
   }
-  return attemptNumber((recorded?.attempt ?? 0) + 1)
+  return counted(state, attemptNumber((recorded?.attempt ?? 0) + 1))
 }
 
-/** Counts the attempt as active while its body runs (see `ExecutionState.activeAttempts`). */
-const countedAttempt = <A, E, R>(state: ExecutionState, body: Effect.Effect<A, E, R>) =>
+/** Counts the step as in progress while it runs (see `ExecutionState.activeAttempts`). */
+const counted = <A, E, R>(state: ExecutionState, step: Effect.Effect<A, E, R>) =>
   Effect.suspend(() => {
     state.activeAttempts++
     return Effect.ensuring(
-      body,
+      step,
       Effect.sync(() => {
         state.activeAttempts--
       })
@@ -290,11 +290,17 @@ export const sleepUntil = (
     if (remaining <= 0) return Effect.void
     // Waiting here: replay has caught up, an interruption can be delivered to the body.
     state.caughtUp = true
-    // In memory: the recorded deadline is written first, so a crash does not restart the sleep.
-    if (state.activeAttempts > 0) {
-      return Effect.andThen(writeAttempt(env, state, undefined), Effect.sleep(deadline - env.now()))
-    }
-    return state.halt({ _tag: "Sleep", wakeAt: deadline })
+    // Let sibling fibers started with this one (a race, a forEach) reach their activity first.
+    return Effect.andThen(Effect.yieldNow, () => {
+      // In memory: the recorded deadline is written first, so a crash does not restart the sleep.
+      if (state.activeAttempts > 0) {
+        return Effect.andThen(
+          writeAttempt(env, state, undefined),
+          Effect.sleep(Math.max(0, deadline - env.now()))
+        )
+      }
+      return state.halt({ _tag: "Sleep", wakeAt: deadline })
+    })
   })
 
 const shouldRetry = (policy: ResolvedRetryPolicy, cause: Cause.Cause<unknown>, attempt: number): boolean => {

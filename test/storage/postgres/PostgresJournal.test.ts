@@ -41,6 +41,8 @@ describe("PostgresJournal", () => {
       expect(refused.message).toContain(`127.0.0.1:${port}/orders`)
       expect(refused.message).toContain("ECONNREFUSED")
       expect(refused.message).not.toContain("secret")
+      const inQuery = yield* openError({ url: `postgres://app@127.0.0.1:${port}/orders?password=hunter2` })
+      expect(inQuery.message).not.toContain("hunter2")
 
       const noDatabase = serverUrl()
       noDatabase.pathname = "/no_such_database"
@@ -117,5 +119,76 @@ describe("PostgresJournal", () => {
       expect(error.transient).toBe(false)
       expect((yield* journal.listRunning).map((e) => e.executionId).sort()).toEqual(ids.slice(0, 20).sort())
     }).pipe(Effect.scoped)
+  )
+
+  it.live(
+    "one batch mixing starts, outcomes, completions and several status changes of one execution loses none",
+    () =>
+      Effect.gen(function* () {
+        const journal = yield* open(
+          PostgresJournal.layer({ url: inject("postgresUrl"), tablePrefix: prefix("mixed") })
+        )
+        const ids = Array.from({ length: 20 }, (_, i) => `mixed-${i}`)
+        for (const id of ids) yield* journal.start({ executionId: id, workflow: "W", request: "{}", now: 1 })
+        const write = (
+          executionId: string,
+          status?: DurableExecutionJournal.StatusChange,
+          outcome?: string
+        ) =>
+          journal.write({
+            executionId,
+            outcomes:
+              outcome === undefined
+                ? []
+                : [
+                    {
+                      executionId,
+                      stepKey: "a",
+                      activityId: "a",
+                      seq: 1,
+                      previous: null,
+                      attempt: 1,
+                      outcome
+                    }
+                  ],
+            status,
+            now: 2
+          })
+        // All at once: they share batches, and one execution gets two status changes in one batch.
+        yield* Effect.all(
+          [
+            ...ids
+              .slice(0, 10)
+              .flatMap((id, i) => [
+                write(id, { _tag: "Sleep", wakeAt: 1_000 + i }),
+                write(id, { _tag: "RequestInterrupt" })
+              ]),
+            ...ids
+              .slice(10)
+              .flatMap((id) => [
+                write(id, undefined, "1"),
+                write(id, { _tag: "Complete", status: "succeeded", result: "7" })
+              ]),
+            ...Array.from({ length: 5 }, (_, i) =>
+              journal.start({ executionId: `late-${i}`, workflow: "W", request: "{}", now: 3 })
+            )
+          ],
+          { concurrency: "unbounded" }
+        )
+        for (const [i, id] of ids.slice(0, 10).entries()) {
+          const row = Option.getOrThrow(yield* journal.get(id))
+          expect(row).toMatchObject({ status: "sleeping", wakeAt: 1_000 + i, interruptRequested: true })
+        }
+        for (const id of ids.slice(10)) {
+          expect(Option.getOrThrow(yield* journal.get(id))).toMatchObject({
+            status: "succeeded",
+            result: "7"
+          })
+          expect((yield* journal.steps(id)).map((s) => s.outcome)).toEqual(["1"])
+        }
+        expect((yield* journal.listRunning).map((e) => e.executionId).sort()).toEqual(
+          Array.from({ length: 5 }, (_, i) => `late-${i}`)
+        )
+      }).pipe(Effect.scoped)
   )
 })
