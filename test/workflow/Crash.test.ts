@@ -110,5 +110,20 @@ for (const [backend, makeStore] of Object.entries(stores)) {
       expect(resumed.stdout).toContain(`VALUES ${before![1]} ${before![2]}`)
       expect(resumed.stdout).toContain(`RESULT ${before![1]} ${before![2]}`)
     })
+
+    it("Workflow.sleep: killed while sleeping, a new process wakes it at the original deadline", async () => {
+      const dir = mkdtempSync(join(tmpdir(), "effect-cluster-crash-"))
+      const journal = await makeStore(dir)
+      const log = join(dir, "side-effects.log")
+      const crashed = await runWorker([journal, log, "sleep"], "SLEEPING")
+      expect(crashed.signal).toBe("SIGKILL")
+      await new Promise((resolve) => setTimeout(resolve, 500)) // down for a while
+      const restartedAt = Date.now()
+      const resumed = await runWorker([journal, log, "sleep"])
+      const [before, after] = /RESULT (\d+) (\d+)/.exec(resumed.stdout)!.slice(1).map(Number)
+      expect(after).toBeGreaterThanOrEqual(before! + 2_500)
+      // The deadline was kept: not a fresh 2.5 s from the restart.
+      expect(after).toBeLessThan(restartedAt + 2_500)
+    })
   })
 }

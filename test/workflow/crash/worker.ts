@@ -20,7 +20,15 @@ const [store, sideEffectLog, mode] = Schema.decodeUnknownSync(
   Schema.Tuple([
     Schema.String,
     Schema.String,
-    Schema.Literals(["run", "block-in-b", "block-after-b", "compensate", "block-in-refund", "values"])
+    Schema.Literals([
+      "run",
+      "block-in-b",
+      "block-after-b",
+      "compensate",
+      "block-in-refund",
+      "values",
+      "sleep"
+    ])
   ])
 )(process.argv.slice(2))
 
@@ -100,8 +108,36 @@ const values = Workflow.make(
     })
 )
 
+/** Mode `sleep`: sleeps 2.5 s durably; prints SLEEPING once the execution is parked. */
+const sleeper = Workflow.make(
+  Crashy,
+  (r) => `sleeper@${r.id}`,
+  () =>
+    Effect.gen(function* () {
+      const before = yield* Workflow.now
+      yield* Workflow.sleep("2500 millis")
+      return `${before} ${yield* Workflow.now}`
+    })
+)
+
 const program = Effect.gen(function* () {
-  if (mode === "values") {
+  if (mode === "sleep") {
+    const engine = yield* WorkflowEngine.makeScoped(sleeper)
+    yield* engine.sendDiscard(new Crashy({ id: "1" }))
+    const parked = yield* engine.status("sleeper@1")
+    if (parked._tag === "Some" && parked.value.status !== "sleeping") {
+      // Wait until parked (a fresh start) or go straight to the result (a resumed one).
+      for (let i = 0; i < 200; i++) {
+        const info = yield* engine.status("sleeper@1")
+        if (info._tag === "Some" && info.value.status === "sleeping") {
+          console.log("SLEEPING")
+          break
+        }
+        yield* Effect.sleep("10 millis")
+      }
+    }
+    console.log(`RESULT ${yield* engine.send(new Crashy({ id: "1" }))}`)
+  } else if (mode === "values") {
     const engine = yield* WorkflowEngine.makeScoped(values)
     console.log(`RESULT ${yield* engine.send(new Crashy({ id: "1" }))}`)
   } else if (mode === "compensate" || mode === "block-in-refund") {
