@@ -10,6 +10,7 @@ import { Context, Effect, Layer } from "effect"
 import { SqlClient } from "effect/sql/SqlClient"
 import { DurableExecutionJournal, PostgresJournal } from "effect-cluster"
 import { type PostgresServer, startPostgres } from "../test/support/PostgresServer.ts"
+import { sleepBench } from "./sleep.ts"
 import { median, type Row, runWorkload } from "./workload.ts"
 
 /** A pool of its own on `url`, closed with the scope. */
@@ -81,6 +82,30 @@ const onPostgres = (
       serverCommits: (after - before - 2) / executions
     } satisfies PostgresRow
   })
+
+/** A PostgreSQL server for a benchmark: the given URL, or a throwaway one closed with the scope. */
+const serverUrl = (givenUrl: string | undefined) =>
+  givenUrl === undefined
+    ? Effect.map(
+        Effect.acquireRelease(
+          Effect.tryPromise(() => startPostgres()),
+          (started) => Effect.promise(() => started.dispose())
+        ),
+        (server) => server.url
+      )
+    : Effect.succeed(givenUrl)
+
+/** The durable-sleep benchmark (`bench/sleep.ts`) on PostgreSQL, fresh tables per phase. */
+export const postgresSleepBench = (executions: number, givenUrl: string | undefined) =>
+  Effect.gen(function* () {
+    const url = yield* serverUrl(givenUrl)
+    let phase = 0
+    return yield* sleepBench(
+      "postgres",
+      () => PostgresJournal.layer({ url, tablePrefix: `bench_sleep_${Date.now()}_${++phase}_` }),
+      executions
+    )
+  }).pipe(Effect.scoped)
 
 /** Runs the PostgreSQL benchmarks and prints their table. */
 export const postgresBench = (scale: number, givenUrl: string | undefined) =>

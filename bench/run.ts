@@ -5,7 +5,8 @@
  * Figures are ratios to the ceilings; machines are noisy.
  *
  * Options (decoded from argv): `--quick` runs fewer executions; `--postgres URL` uses that server
- * instead of starting a throwaway one; `--only postgres|sqlite` runs one part.
+ * instead of starting a throwaway one; `--only postgres|sqlite|sleep` runs one part. The sleep
+ * part (`bench/sleep.ts`) drains 10,000 executions that each sleep 1 s, on every backend.
  */
 import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
@@ -17,13 +18,14 @@ import { SqlClient } from "effect/sql/SqlClient"
 import { DurableExecutionJournal, MemoryJournal } from "effect-cluster"
 import * as SqliteClient from "../src/storage/sqlite/SqliteClient.ts"
 import * as SqliteJournal from "../src/storage/sqlite/SqliteJournal.ts"
-import { postgresBench } from "./postgres.ts"
+import { postgresBench, postgresSleepBench } from "./postgres.ts"
+import { printSleep, sleepBench } from "./sleep.ts"
 import { median, type Row, runWorkload } from "./workload.ts"
 
 const Options = Schema.Struct({
   quick: Schema.optional(Schema.Boolean),
   postgres: Schema.optional(Schema.String.check(Schema.isPattern(/^postgres(ql)?:\/\//))),
-  only: Schema.optional(Schema.Literals(["postgres", "sqlite"]))
+  only: Schema.optional(Schema.Literals(["postgres", "sqlite", "sleep"]))
 })
 const options = Schema.decodeUnknownSync(Options)(
   parseArgs({
@@ -175,8 +177,22 @@ const sqliteBench = (scale: number) =>
 
 const program = Effect.gen(function* () {
   const scale = quick ? 0.05 : 1
-  if (options.only !== "postgres") yield* sqliteBench(scale)
-  if (options.only !== "sqlite") yield* postgresBench(scale, options.postgres)
+  if (options.only === undefined || options.only === "sqlite") yield* sqliteBench(scale)
+  if (options.only === undefined || options.only === "postgres") yield* postgresBench(scale, options.postgres)
+  if (options.only === undefined || options.only === "sleep") {
+    const executions = Math.ceil(10_000 * scale)
+    let file = 0
+    const rows = [
+      yield* sleepBench("memory", () => MemoryJournal.layer, executions),
+      yield* sleepBench(
+        "sqlite",
+        () => SqliteJournal.layer({ filename: join(dir, `sleep-${++file}.db`) }),
+        executions
+      ),
+      yield* postgresSleepBench(executions, options.postgres)
+    ]
+    printSleep(rows)
+  }
 })
 
 Effect.runPromise(program).then(
