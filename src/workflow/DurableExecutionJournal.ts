@@ -49,7 +49,7 @@ export const ExecutionRecord = Schema.Struct({
   reason: Schema.NullOr(Schema.String),
   /** Set by `WorkflowEngine.interrupt`; survives restarts until the interruption is recorded. */
   interruptRequested: Schema.Boolean,
-  /** While `sleeping`: when the timer wakes it (epoch milliseconds); null otherwise. */
+  /** While `sleeping`: when the timer wakes it (epoch ms); null otherwise, or until a signal. */
   wakeAt: Schema.NullOr(Schema.Number),
   createdAt: Schema.Number,
   updatedAt: Schema.Number
@@ -101,6 +101,15 @@ export const newExecutionRecord = (execution: NewExecution): ExecutionRecord => 
   updatedAt: execution.now
 })
 
+/** A signal sent to an execution (see `Signal`): stored once, the first completion wins. */
+export interface NewSignal {
+  readonly executionId: string
+  readonly name: string
+  /** The encoded value, JSON text. */
+  readonly payload: string
+  readonly now: number
+}
+
 /** What `listDue` returns. */
 export interface DueExecutions {
   readonly due: ReadonlyArray<ExecutionRecord>
@@ -139,10 +148,12 @@ export type StatusChange =
   /** Back to `running` from `suspended` or `sleeping`. */
   | { readonly _tag: "Resume" }
   | { readonly _tag: "RequestInterrupt" }
-  /** Park the execution until `wakeAt` (status `sleeping`). */
-  | { readonly _tag: "Sleep"; readonly wakeAt: number }
+  /** Park the execution until `wakeAt` (status `sleeping`); null: until a signal wakes it. */
+  | { readonly _tag: "Sleep"; readonly wakeAt: number | null }
   /** Back to `running`, only from `sleeping` (the timer's change: it never resumes a suspension). */
   | { readonly _tag: "Wake" }
+  /** A sleeping execution becomes due no later than `wakeAt`; other statuses are left alone. */
+  | { readonly _tag: "WakeBy"; readonly wakeAt: number }
 
 /**
  * One atomic write to an execution: step outcomes, then optionally the start of an attempt and a
@@ -191,6 +202,17 @@ export class DurableExecutionJournal extends Context.Service<
      * and the earliest `wakeAt` of all sleeping executions (null if none): the engine's timer.
      */
     readonly listDue: (now: number, limit: number) => Effect.Effect<DueExecutions, JournalError>
+    /**
+     * Stores a signal unless one with that name was already stored for the execution (returns
+     * whether this call stored it), and in the same transaction makes a sleeping execution due
+     * now (`wakeAt = now`), so that a timer wakes it to receive the signal.
+     */
+    readonly signal: (signal: NewSignal) => Effect.Effect<boolean, JournalError>
+    /** The stored payload of a signal, if it arrived. */
+    readonly getSignal: (
+      executionId: string,
+      name: string
+    ) => Effect.Effect<Option.Option<string>, JournalError>
   }
 >()("effect-cluster/workflow/DurableExecutionJournal") {}
 
@@ -221,5 +243,9 @@ export const applyStatusChange = (
       return { ...row, status: "sleeping", reason: null, wakeAt: change.wakeAt, updatedAt: now }
     case "Wake":
       return row.status === "sleeping" ? { ...row, status: "running", wakeAt: null, updatedAt: now } : row
+    case "WakeBy":
+      return row.status === "sleeping" && (row.wakeAt === null || row.wakeAt > change.wakeAt)
+        ? { ...row, wakeAt: change.wakeAt, updatedAt: now }
+        : row
   }
 }

@@ -32,12 +32,14 @@ import {
 import { type RunHandle, type RunnerEnvironment, start as startRun } from "./internal/ExecutionRunner.ts"
 import { reliable } from "./internal/ReliableJournal.ts"
 import { defaults, type RetryPolicy, resolve } from "./RetryPolicy.ts"
+import type { Signal } from "./Signal.ts"
 import type { Any, FailureFor, Requests, Requirements, SuccessFor, WorkflowUnion } from "./Workflow.ts"
 import {
   ExecutionIdConflictError,
   ExecutionNotFoundError,
   ExecutionSuspendedError,
   InvalidRequestError,
+  InvalidSignalError,
   JournalDecodeError,
   type JournalError,
   SuspendReason,
@@ -82,6 +84,16 @@ export interface WorkflowEngine<W extends Any> {
    * Returns once the execution is final (or suspended).
    */
   readonly interrupt: (executionId: string) => Effect.Effect<void, ExecutionNotFoundError | JournalError>
+  /**
+   * Completes the signal `signal` of an execution with `value` (encoded with its schema). Returns
+   * true if this call completed it, false if it had been completed before (the first value stays).
+   * A sleeping execution waiting for it wakes at once.
+   */
+  readonly signal: <A>(
+    executionId: string,
+    signal: Signal<A>,
+    value: A
+  ) => Effect.Effect<boolean, ExecutionNotFoundError | InvalidSignalError | JournalError>
   /**
    * How many executions have a run (a fiber) in this engine now. Sleeping executions have none:
    * they are rows in the journal until the timer wakes them.
@@ -147,7 +159,7 @@ export const makeScoped = <W extends Any>(
         if (shuttingDown) return Effect.interrupt
         const started = startRun(env, workflow, row, freshRequest, services, (outcome) => {
           running.delete(row.executionId)
-          if (outcome._tag === "Sleeping") pokeTimer(outcome.wakeAt)
+          if (outcome._tag === "Sleeping" && outcome.wakeAt !== null) pokeTimer(outcome.wakeAt)
         })
         return Effect.tap(started, (handle) => Effect.sync(() => running.set(row.executionId, handle)))
       })
@@ -399,6 +411,29 @@ export const makeScoped = <W extends Any>(
 
     const engine: WorkflowEngine<W> = {
       runningCount: () => running.size,
+      signal: (executionId, signal, value) =>
+        Effect.gen(function* () {
+          const encoded = encodeJsonResult(signal.schema, value)
+          if (Result.isFailure(encoded)) {
+            const { path, message } = encoded.failure
+            return yield* new InvalidSignalError({
+              signal: signal.name,
+              executionId,
+              path,
+              message: `signal "${signal.name}" for ${executionId} is invalid at ${path}: ${message}`
+            })
+          }
+          yield* getRow(executionId)
+          const now = clock.currentTimeMillisUnsafe()
+          const stored = yield* journal.signal({
+            executionId,
+            name: signal.name,
+            payload: encoded.success,
+            now
+          })
+          pokeTimer(now)
+          return stored
+        }),
       send: (request) =>
         // The result was produced (or decoded) by the workflow that handles this request's tag.
         Effect.flatMap(start(request), ({ workflow, execution, freshRequest }) =>

@@ -34,6 +34,16 @@ export class InvalidRequestError extends Schema.TaggedError<InvalidRequestError>
   readonly retryable = false
 }
 
+/** A signal value that does not match its schema: nothing was stored. */
+export class InvalidSignalError extends Schema.TaggedError<InvalidSignalError>()("InvalidSignalError", {
+  signal: Schema.String,
+  executionId: Schema.String,
+  path: Schema.String,
+  message: Schema.String
+}) {
+  readonly retryable = false
+}
+
 /** No registered workflow handles this request tag. Terminal until the workflow is deployed. */
 export class UnknownWorkflowError extends Schema.TaggedError<UnknownWorkflowError>()("UnknownWorkflowError", {
   workflow: Schema.String,

@@ -7,7 +7,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Exit, Option, Schema } from "effect"
 import type { DurableExecutionJournal } from "../../src/index.ts"
-import { Activity, Workflow } from "../../src/index.ts"
+import { Activity, Signal, Workflow } from "../../src/index.ts"
 import { migrations } from "../../src/storage/sql/Migrations.ts"
 import { awaitStatus, Calls, ThreeSteps, threeSteps, withEngine } from "../workflow/fixtures.ts"
 import type { Backend, Journal } from "./backends.ts"
@@ -67,6 +67,26 @@ const napper = (millis: number) =>
         return { before, after: yield* Workflow.now }
       })
   )
+
+const approval = Signal.make("approval", Schema.Struct({ by: Schema.String }))
+
+class Approve extends Workflow.TaggedRequest<Approve>()("Approve", {
+  payload: { id: Schema.String, timeoutMillis: Schema.Number },
+  success: Schema.String,
+  failure: Schema.Never
+}) {}
+
+/** Waits for the approval signal, with a timeout when `timeoutMillis` > 0. */
+const approvals = Workflow.make(
+  Approve,
+  (r) => `approve@${r.id}`,
+  ({ timeoutMillis }) =>
+    timeoutMillis > 0
+      ? Effect.map(Signal.receive(approval, { timeout: timeoutMillis }), (value) =>
+          Option.match(value, { onNone: () => "timed out", onSome: ({ by }) => `approved by ${by}` })
+        )
+      : Effect.map(Signal.receive(approval), ({ by }) => `approved by ${by}`)
+)
 
 /** Declares the conformance cases for `backend`. */
 export const conformance = (backend: Backend) =>
@@ -272,6 +292,47 @@ export const conformance = (backend: Backend) =>
               expect(yield* journal.listDue(99_999, 10)).toEqual({ due: [], nextWakeAt: null })
             })
           )
+      )
+
+      it.live("signals: stored once, first value wins, and a sleeping execution becomes due", () =>
+        withJournal((journal) =>
+          Effect.gen(function* () {
+            const status = (id: string, change: DurableExecutionJournal.StatusChange, now = 2_000) =>
+              journal.write({ executionId: id, outcomes: [], status: change, now })
+            for (const id of ["waiting", "napping", "busy"]) yield* journal.start(newExecution(id))
+            yield* status("waiting", { _tag: "Sleep", wakeAt: null })
+            yield* status("napping", { _tag: "Sleep", wakeAt: 9_000 })
+            expect(yield* journal.listDue(99_999, 10)).toEqual({
+              due: [Option.getOrThrow(yield* journal.get("napping"))],
+              nextWakeAt: 9_000
+            })
+            const signal = (executionId: string, payload: string, now: number) =>
+              journal.signal({ executionId, name: "approval", payload, now })
+            expect(yield* journal.getSignal("waiting", "approval")).toEqual(Option.none())
+            expect(yield* signal("waiting", '{"by":"ada"}', 3_000)).toBe(true)
+            expect(yield* signal("waiting", '{"by":"eve"}', 3_500)).toBe(false)
+            expect(yield* journal.getSignal("waiting", "approval")).toEqual(Option.some('{"by":"ada"}'))
+            expect(Option.getOrThrow(yield* journal.get("waiting"))).toMatchObject({
+              status: "sleeping",
+              wakeAt: 3_000
+            })
+            // A later deadline is brought forward; an earlier one is kept; a running row is untouched.
+            yield* signal("napping", "1", 4_000)
+            yield* signal("busy", "1", 4_000)
+            expect(Option.getOrThrow(yield* journal.get("napping")).wakeAt).toBe(4_000)
+            expect(Option.getOrThrow(yield* journal.get("busy"))).toMatchObject({
+              status: "running",
+              wakeAt: null
+            })
+            yield* status("napping", { _tag: "WakeBy", wakeAt: 5_000 })
+            expect(Option.getOrThrow(yield* journal.get("napping")).wakeAt).toBe(4_000)
+            yield* status("waiting", { _tag: "WakeBy", wakeAt: 2_500 })
+            expect(Option.getOrThrow(yield* journal.get("waiting")).wakeAt).toBe(2_500)
+            // Signals are per execution and per name.
+            expect(yield* journal.getSignal("napping", "other")).toEqual(Option.none())
+            expect(yield* journal.getSignal("busy", "approval")).toEqual(Option.some("1"))
+          })
+        )
       )
 
       it.live("steps come back ordered by seq, whatever the order they were written in", () =>
@@ -724,6 +785,72 @@ export const conformance = (backend: Backend) =>
             expect(result.after).toBeGreaterThanOrEqual(deadline)
             // Not a fresh 1 s sleep from the restart.
             expect(result.after).toBeLessThan(restartedAt + 1_000)
+          })
+        )
+      )
+
+      it.live("Signal.receive parks until engine.signal; exactly once; a signal sent early is kept", () =>
+        withJournal((journal) =>
+          Effect.gen(function* () {
+            const results = yield* withEngine(journal, approvals, (engine) =>
+              Effect.gen(function* () {
+                // Sent before the workflow waits: kept.
+                yield* engine.sendDiscard(new Approve({ id: "early", timeoutMillis: 0 }))
+                const early = yield* engine.signal("approve@early", approval, { by: "ada" })
+                const earlyResult = yield* engine.send(new Approve({ id: "early", timeoutMillis: 0 }))
+                yield* engine.sendDiscard(new Approve({ id: "late", timeoutMillis: 0 }))
+                const info = yield* awaitStatus(engine, "approve@late", "sleeping")
+                expect(info.wakeAt).toEqual(Option.none())
+                expect(engine.runningCount()).toBe(0)
+                const first = yield* engine.signal("approve@late", approval, { by: "grace" })
+                const second = yield* engine.signal("approve@late", approval, { by: "mallory" })
+                expect([early, first, second]).toEqual([true, true, false])
+                const bad = yield* Effect.flip(engine.signal("approve@late", approval, { by: 7 } as never))
+                expect(bad._tag).toBe("InvalidSignalError")
+                const missing = yield* Effect.flip(engine.signal("approve@nobody", approval, { by: "x" }))
+                expect(missing._tag).toBe("ExecutionNotFoundError")
+                return [earlyResult, yield* engine.send(new Approve({ id: "late", timeoutMillis: 0 }))]
+              })
+            )
+            expect(results).toEqual(["approved by ada", "approved by grace"])
+          })
+        )
+      )
+
+      it.live("Signal.receive with a timeout: none when it expires; a wait survives a restart", () =>
+        Effect.scoped(
+          Effect.gen(function* () {
+            const storage = yield* backend.storage
+            const timedOut = yield* Effect.scoped(
+              Effect.flatMap(storage.open, (journal) =>
+                withEngine(journal, approvals, (engine) =>
+                  Effect.gen(function* () {
+                    const result = yield* engine.send(new Approve({ id: "t", timeoutMillis: 300 }))
+                    // Too late: stored, but the workflow already recorded its timeout.
+                    yield* engine.signal("approve@t", approval, { by: "late" })
+                    yield* engine.sendDiscard(new Approve({ id: "r", timeoutMillis: 0 }))
+                    yield* awaitStatus(engine, "approve@r", "sleeping")
+                    return result
+                  })
+                )
+              )
+            )
+            expect(timedOut).toBe("timed out")
+            // A new engine: the waiting execution is still parked; a signal wakes it.
+            const resumed = yield* Effect.scoped(
+              Effect.flatMap(storage.open, (journal) =>
+                withEngine(journal, approvals, (engine) =>
+                  Effect.gen(function* () {
+                    yield* engine.signal("approve@r", approval, { by: "restarted" })
+                    return [
+                      yield* engine.send(new Approve({ id: "r", timeoutMillis: 0 })),
+                      yield* engine.send(new Approve({ id: "t", timeoutMillis: 300 }))
+                    ]
+                  })
+                )
+              )
+            )
+            expect(resumed).toEqual(["approved by restarted", "timed out"])
           })
         )
       )

@@ -28,6 +28,7 @@ import {
 export const make: Effect.Effect<DurableExecutionJournal["Service"]> = Effect.sync(() => {
   const executions = new Map<string, ExecutionRecord>()
   const steps = new Map<string, Map<string, StepRecord>>()
+  const signals = new Map<string, string>()
   const stepsOf = (executionId: string) => {
     let map = steps.get(executionId)
     if (map === undefined) {
@@ -88,10 +89,27 @@ export const make: Effect.Effect<DurableExecutionJournal["Service"]> = Effect.sy
         .filter((row) => row.status === "running")
         .sort((a, b) => a.createdAt - b.createdAt)
     ),
+    signal: (signal) =>
+      Effect.sync(() => {
+        const key = `${signal.executionId}\u0000${signal.name}`
+        const row = executions.get(signal.executionId)
+        if (
+          row !== undefined &&
+          row.status === "sleeping" &&
+          (row.wakeAt === null || row.wakeAt > signal.now)
+        ) {
+          executions.set(signal.executionId, { ...row, wakeAt: signal.now, updatedAt: signal.now })
+        }
+        if (signals.has(key)) return false
+        signals.set(key, signal.payload)
+        return true
+      }),
+    getSignal: (executionId, name) =>
+      Effect.sync(() => Option.fromNullishOr(signals.get(`${executionId}\u0000${name}`))),
     listDue: (now, limit) =>
       Effect.sync(() => {
         const sleeping = [...executions.values()]
-          .filter((row) => row.status === "sleeping")
+          .filter((row) => row.status === "sleeping" && row.wakeAt !== null)
           .sort((a, b) => (a.wakeAt ?? 0) - (b.wakeAt ?? 0))
         return {
           due: sleeping.filter((row) => (row.wakeAt ?? 0) <= now).slice(0, limit),

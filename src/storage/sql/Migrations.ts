@@ -55,6 +55,19 @@ export const migrations: ReadonlyArray<Migration> = [
       `ALTER TABLE {prefix}executions ADD COLUMN wake_at BIGINT`,
       `CREATE INDEX IF NOT EXISTS {prefix}executions_by_wake_at ON {prefix}executions (wake_at) WHERE status = 'sleeping'`
     ]
+  },
+  {
+    version: 3,
+    name: "signals",
+    statements: [
+      `CREATE TABLE IF NOT EXISTS {prefix}signals (
+        execution_id TEXT NOT NULL,
+        name TEXT NOT NULL,
+        payload TEXT NOT NULL,
+        created_at BIGINT NOT NULL,
+        PRIMARY KEY (execution_id, name)
+      ){withoutRowid}`
+    ]
   }
 ]
 

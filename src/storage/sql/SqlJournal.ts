@@ -252,11 +252,13 @@ export const make = (
     const prefix = options.tablePrefix ?? "effect_cluster_"
     yield* migrate(sql, prefix, options.dialect)
     const executions = sql(`${prefix}executions`)
+    const signals = sql(`${prefix}signals`)
     const steps = sql(`${prefix}steps`)
     const decodeExecutions = Schema.decodeUnknownEffect(Schema.Array(ExecutionRow))
     const decodeSteps = Schema.decodeUnknownEffect(Schema.Array(StepRow))
     const decodeExecution = Schema.decodeUnknownEffect(ExecutionRow)
     const decodeNext = Schema.decodeUnknownEffect(Schema.NullOr(SqlNumber))
+    const decodeSignal = Schema.decodeUnknownEffect(Schema.NullOr(Schema.String))
 
     const selectExecution = (executionId: string) =>
       sql`SELECT * FROM ${executions} WHERE execution_id = ${executionId}`.pipe(
@@ -411,6 +413,9 @@ export const make = (
         case "Wake":
           return sql`UPDATE ${executions} SET status = 'running', wake_at = NULL, updated_at = ${now}
             WHERE execution_id = ${id} AND status = 'sleeping'`
+        case "WakeBy":
+          return sql`UPDATE ${executions} SET wake_at = ${change.wakeAt}, updated_at = ${now}
+            WHERE execution_id = ${id} AND status = 'sleeping' AND (wake_at IS NULL OR wake_at > ${change.wakeAt})`
       }
     }
 
@@ -455,6 +460,36 @@ export const make = (
           Effect.map((rows) => rows.map(toStep)),
           Effect.mapError(
             journalError("steps", `steps of execution ${JSON.stringify(executionId)} in ${prefix}steps`)
+          )
+        ),
+      signal: (signal) =>
+        sql
+          .withTransaction(
+            Effect.gen(function* () {
+              const stored = yield* sql<{ name: string }>`INSERT INTO ${signals} ${sql.insert({
+                execution_id: signal.executionId,
+                name: signal.name,
+                payload: signal.payload,
+                created_at: signal.now
+              })} ON CONFLICT (execution_id, name) DO NOTHING RETURNING name`
+              yield* sql`UPDATE ${executions} SET wake_at = ${signal.now}, updated_at = ${signal.now}
+                WHERE execution_id = ${signal.executionId} AND status = 'sleeping'
+                AND (wake_at IS NULL OR wake_at > ${signal.now})`
+              return stored.length > 0
+            })
+          )
+          .pipe(Effect.mapError(journalError("signal"))),
+      getSignal: (executionId, name) =>
+        sql<{
+          payload: unknown
+        }>`SELECT payload FROM ${signals} WHERE execution_id = ${executionId} AND name = ${name}`.pipe(
+          Effect.flatMap((rows) => decodeSignal(rows[0]?.payload ?? null)),
+          Effect.map(Option.fromNullishOr),
+          Effect.mapError(
+            journalError(
+              "getSignal",
+              `signal ${JSON.stringify(name)} of ${JSON.stringify(executionId)} in ${prefix}signals`
+            )
           )
         ),
       listDue: (now, limit) =>

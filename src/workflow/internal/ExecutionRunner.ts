@@ -25,7 +25,7 @@ import {
 } from "./codec.ts"
 import { ExecutionState } from "./ExecutionState.ts"
 import { describe, Replay } from "./Replay.ts"
-import { recordLocal, runActivity, type StepEnvironment, sleepUntil } from "./StepRunner.ts"
+import { awaitSignal, recordLocal, runActivity, type StepEnvironment, sleepUntil } from "./StepRunner.ts"
 
 /** How a run of an execution ended. */
 export type RunOutcome =
@@ -37,8 +37,8 @@ export type RunOutcome =
   | { readonly _tag: "Failed"; readonly error: JournalError }
   /** The row changed before the run could start (final or suspended meanwhile): read it again. */
   | { readonly _tag: "Stale" }
-  /** Parked by `Workflow.sleep` until `wakeAt`: the engine's timer starts a new run then. */
-  | { readonly _tag: "Sleeping"; readonly wakeAt: number }
+  /** Parked until `wakeAt` (null: until a signal): the engine's timer starts a new run then. */
+  | { readonly _tag: "Sleeping"; readonly wakeAt: number | null }
 
 /** What the engine keeps of a run in progress. */
 export interface RunHandle {
@@ -154,6 +154,7 @@ const runBody = (
         runActivity: (definition, body) => runActivity(env, state, definition, body),
         recordLocal: (id, schema, compute) => recordLocal(state, id, schema, compute),
         sleepUntil: (deadline) => sleepUntil(env, state, deadline),
+        awaitSignal: (name, schema, deadline) => awaitSignal(env, state, name, schema, deadline),
         yieldExecution: (message) =>
           state.interruptRequested
             ? state.deliverInterrupt().pipe(Effect.andThen(Effect.never))
@@ -192,10 +193,11 @@ const finish = (
         case "Suspend":
           return suspendNow(env, state, stop.reason)
         case "Sleep":
-          return Effect.as(write(env, state, { _tag: "Sleep", wakeAt: stop.wakeAt }), {
-            _tag: "Sleeping",
-            wakeAt: stop.wakeAt
-          } as const)
+          return Effect.andThen(write(env, state, { _tag: "Sleep", wakeAt: stop.wakeAt }), () =>
+            stop.signal === undefined
+              ? sleeping(stop.wakeAt)
+              : parkedForSignal(env, state, stop.signal, stop.wakeAt)
+          )
       }
     }
     const interrupted = Exit.isFailure(exit) && Cause.hasInterruptsOnly(exit.cause)
@@ -236,6 +238,35 @@ const finish = (
       _tag: "Completed",
       exit: stored
     } as const)
+  })
+
+const sleeping = (wakeAt: number | null): Effect.Effect<RunOutcome> =>
+  Effect.succeed({ _tag: "Sleeping", wakeAt })
+
+/**
+ * Parked waiting for `signal`: a signal sent between the run's last look and the park found the
+ * execution running and could not wake it, so look once more and make it due now if it arrived.
+ */
+const parkedForSignal = (
+  env: RunnerEnvironment,
+  state: ExecutionState,
+  signal: string,
+  wakeAt: number | null
+): Effect.Effect<RunOutcome> =>
+  Effect.flatMap(Effect.orDie(env.journal.getSignal(state.executionId, signal)), (payload) => {
+    if (payload._tag === "None") return sleeping(wakeAt)
+    const now = env.now()
+    return Effect.as(
+      Effect.orDie(
+        env.journal.write({
+          executionId: state.executionId,
+          outcomes: [],
+          status: { _tag: "WakeBy", wakeAt: now },
+          now
+        })
+      ),
+      { _tag: "Sleeping", wakeAt: now } as const
+    )
   })
 
 /** Writes the outcomes still pending and, if given, the status change, in one transaction. */

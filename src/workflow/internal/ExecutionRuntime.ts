@@ -1,5 +1,5 @@
 /** The engine's hooks into one execution, used by `Activity` and `Workflow.yieldExecution`. */
-import type { Effect } from "effect"
+import type { Effect, Option } from "effect"
 import type { ActivityDefinition, Schema } from "../Activity.ts"
 
 export interface ExecutionRuntime {
@@ -20,6 +20,12 @@ export interface ExecutionRuntime {
   ) => Effect.Effect<A>
   /** Waits until the recorded `deadline` (epoch ms), parking the execution if it can. */
   readonly sleepUntil: (deadline: number) => Effect.Effect<void>
+  /** Waits for the signal `name` until `deadline` (epoch ms, recorded), if any; none: timed out. */
+  readonly awaitSignal: <A>(
+    name: string,
+    schema: Schema<A>,
+    deadline: number | undefined
+  ) => Effect.Effect<Option.Option<A>>
   /** Suspends the execution durably; never returns. */
   readonly yieldExecution: (message: string) => Effect.Effect<never>
 }

@@ -12,8 +12,11 @@ export type StopReason =
   | { readonly _tag: "Suspend"; readonly reason: SuspendReason }
   | { readonly _tag: "Shutdown" }
   | { readonly _tag: "JournalFailed"; readonly error: JournalError }
-  /** `Workflow.sleep` parks the execution until `wakeAt`; the run ends, no fiber waits. */
-  | { readonly _tag: "Sleep"; readonly wakeAt: number }
+  /**
+   * `Workflow.sleep` or `Signal.receive` parks the execution until `wakeAt` (null: until a signal);
+   * the run ends, no fiber waits. `signal`: the signal awaited, checked again once parked.
+   */
+  | { readonly _tag: "Sleep"; readonly wakeAt: number | null; readonly signal?: string | undefined }
 
 export class ExecutionState {
   /** The first reason to stop the run early; the run's end records it instead of the body's exit. */

@@ -33,5 +33,7 @@ export const reliable = (
   steps: (executionId) => retrying("steps", journal.steps(executionId)),
   write: (write) => retrying("write", journal.write(write)),
   listRunning: retrying("listRunning", journal.listRunning),
-  listDue: (now, limit) => retrying("listDue", journal.listDue(now, limit))
+  listDue: (now, limit) => retrying("listDue", journal.listDue(now, limit)),
+  signal: (signal) => retrying("signal", journal.signal(signal)),
+  getSignal: (executionId, name) => retrying("getSignal", journal.getSignal(executionId, name))
 })

@@ -303,6 +303,108 @@ export const sleepUntil = (
     })
   })
 
+/** How a signal wait ended, as recorded. */
+const signalOutcome = <A>(schema: ActivitySchema<A>) =>
+  Schema.Union([
+    Schema.Struct({ _tag: Schema.Literal("Received"), value: schema }),
+    Schema.Struct({ _tag: Schema.Literal("TimedOut") })
+  ])
+
+type SignalOutcome<A> = { readonly _tag: "Received"; readonly value: A } | { readonly _tag: "TimedOut" }
+
+const toOption = <A>(outcome: SignalOutcome<A>): Option.Option<A> =>
+  outcome._tag === "Received" ? Option.some(outcome.value) : Option.none()
+
+/** How often a signal wait that cannot park (activities running beside it) looks again. */
+const SIGNAL_POLL_MILLIS = 100
+
+/**
+ * Waits for the signal `name` (see `Signal.receive`): replays how a recorded wait ended, or looks
+ * for the signal in the journal; until it arrives (or `deadline` passes) the execution is parked
+ * with no fiber, and the engine wakes it when the signal is sent. The result is recorded.
+ */
+export const awaitSignal = <A>(
+  env: StepEnvironment,
+  state: ExecutionState,
+  name: string,
+  schema: ActivitySchema<A>,
+  deadline: number | undefined
+): Effect.Effect<Option.Option<A>> =>
+  Effect.withFiber((fiber) => {
+    if (state.stopping) return Effect.interrupt
+    const asked = askStep(state, fiber, `effect-cluster/signal/${name}`)
+    if (Effect.isEffect(asked)) return asked
+    const { stepKey, recorded, previous } = asked
+    const outcomeSchema = signalOutcome(schema)
+    const definition: ActivityDefinition<SignalOutcome<A>, never> = {
+      id: stepKey,
+      success: outcomeSchema as unknown as ActivitySchema<SignalOutcome<A>>,
+      failure: Schema.Never,
+      retry: undefined
+    }
+    if (recorded?.outcome != null) {
+      return Effect.map(replayOutcome(state, definition, stepKey, recorded.outcome), toOption)
+    }
+    state.caughtUp = true
+    const start: AttemptStart = {
+      executionId: state.executionId,
+      stepKey,
+      activityId: stepKey,
+      seq: recorded?.seq ?? state.replay.allocateSeq(),
+      previous: recorded?.previous ?? previous,
+      attempt: 1
+    }
+    const record = (outcome: SignalOutcome<A>): Effect.Effect<Option.Option<A>> => {
+      const encoded = encodeJsonRoundTrip(exitSchema(outcomeSchema, Schema.Never), Exit.succeed(outcome))
+      if (Result.isFailure(encoded)) return Effect.die(new Error(encoded.failure.message))
+      state.addPending({ ...start, outcome: encoded.success.json })
+      // The value a replay will see (decoded back from what is stored).
+      return Effect.map(encoded.success.value as Exit.Exit<SignalOutcome<A>, never>, toOption)
+    }
+    const look: Effect.Effect<Option.Option<A>> = Effect.suspend(() => {
+      if (state.interruptRequested && !state.interruptDelivered) {
+        return Effect.andThen(state.deliverInterrupt(), Effect.never)
+      }
+      return env.journal.getSignal(state.executionId, name).pipe(
+        Effect.catch((error: JournalError) => state.halt({ _tag: "JournalFailed", error })),
+        Effect.flatMap((payload) => {
+          if (Option.isSome(payload)) {
+            const decoded = decodeJsonResult(schema, payload.value)
+            if (Result.isFailure(decoded)) {
+              return state.suspend(
+                new JournalDecodeError({
+                  executionId: state.executionId,
+                  workflow: state.workflow,
+                  record: "activity",
+                  activity: stepKey,
+                  path: decoded.failure.path,
+                  message: `signal "${name}" of workflow "${state.workflow}" no longer decodes: ${decoded.failure.message}`
+                })
+              )
+            }
+            return record({ _tag: "Received", value: decoded.success })
+          }
+          if (deadline !== undefined && env.now() >= deadline) return record({ _tag: "TimedOut" })
+          return Effect.andThen(Effect.yieldNow, () => {
+            if (state.activeAttempts === 0) {
+              return state.halt({ _tag: "Sleep", wakeAt: deadline ?? null, signal: name })
+            }
+            // Activities run beside the wait: keep the fiber and look again shortly.
+            const pause = Math.min(
+              SIGNAL_POLL_MILLIS,
+              Math.max(1, (deadline ?? Number.POSITIVE_INFINITY) - env.now())
+            )
+            return Effect.andThen(
+              Effect.andThen(writeAttempt(env, state, undefined), Effect.sleep(pause)),
+              look
+            )
+          })
+        })
+      )
+    })
+    return look
+  })
+
 const shouldRetry = (policy: ResolvedRetryPolicy, cause: Cause.Cause<unknown>, attempt: number): boolean => {
   if (attempt >= policy.maxAttempts) return false
   const error = Cause.findErrorOption(cause)
