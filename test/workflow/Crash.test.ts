@@ -125,5 +125,16 @@ for (const [backend, makeStore] of Object.entries(stores)) {
       // The deadline was kept: not a fresh 2.5 s from the restart.
       expect(after).toBeLessThan(restartedAt + 2_500)
     })
+
+    it("Signal.receive: killed while waiting, another process sends the signal and gets the result once", async () => {
+      const dir = mkdtempSync(join(tmpdir(), "effect-cluster-crash-"))
+      const journal = await makeStore(dir)
+      const log = join(dir, "side-effects.log")
+      const crashed = await runWorker([journal, log, "signal-wait"], "WAITING")
+      expect(crashed.signal).toBe("SIGKILL")
+      const sender = await runWorker([journal, log, "signal-send"])
+      expect(sender.stdout).toContain("SIGNALED true false")
+      expect(sender.stdout).toContain("RESULT got now")
+    })
   })
 }

@@ -14,7 +14,7 @@
  */
 import { appendFileSync } from "node:fs"
 import { Effect, Schema } from "effect"
-import { Activity, PostgresJournal, SqliteJournal, Workflow, WorkflowEngine } from "effect-cluster"
+import { Activity, PostgresJournal, Signal, SqliteJournal, Workflow, WorkflowEngine } from "effect-cluster"
 
 const [store, sideEffectLog, mode] = Schema.decodeUnknownSync(
   Schema.Tuple([
@@ -27,7 +27,9 @@ const [store, sideEffectLog, mode] = Schema.decodeUnknownSync(
       "compensate",
       "block-in-refund",
       "values",
-      "sleep"
+      "sleep",
+      "signal-wait",
+      "signal-send"
     ])
   ])
 )(process.argv.slice(2))
@@ -120,8 +122,32 @@ const sleeper = Workflow.make(
     })
 )
 
+/** Modes `signal-wait` / `signal-send`: waits for the "go" signal; the second process sends it. */
+const go = Signal.make("go", Schema.String)
+const waiter = Workflow.make(
+  Crashy,
+  (r) => `waiter@${r.id}`,
+  () => Effect.map(Signal.receive(go), (value) => `got ${value}`)
+)
+
 const program = Effect.gen(function* () {
-  if (mode === "sleep") {
+  if (mode === "signal-wait" || mode === "signal-send") {
+    const engine = yield* WorkflowEngine.makeScoped(waiter)
+    yield* engine.sendDiscard(new Crashy({ id: "1" }))
+    if (mode === "signal-wait") {
+      for (let i = 0; i < 500; i++) {
+        const info = yield* engine.status("waiter@1")
+        if (info._tag === "Some" && info.value.status === "sleeping") break
+        yield* Effect.sleep("10 millis")
+      }
+      console.log("WAITING")
+      yield* Effect.never
+    }
+    const first = yield* engine.signal("waiter@1", go, "now")
+    const again = yield* engine.signal("waiter@1", go, "twice")
+    console.log(`SIGNALED ${first} ${again}`)
+    console.log(`RESULT ${yield* engine.send(new Crashy({ id: "1" }))}`)
+  } else if (mode === "sleep") {
     const engine = yield* WorkflowEngine.makeScoped(sleeper)
     yield* engine.sendDiscard(new Crashy({ id: "1" }))
     const parked = yield* engine.status("sleeper@1")
