@@ -6,6 +6,10 @@
  * `defaults`. Defects (unexpected errors) are retried like transient failures; typed failures are
  * retried while `retryWhile` returns true. When the policy gives up, the last outcome is recorded.
  *
+ * `yieldAfter: n` is the talk's attempt-failed signal: after every n failed attempts in a row the
+ * execution is suspended (like `Workflow.yieldExecution`) with the activity and its last error in
+ * the reason, instead of retrying on; `WorkflowEngine.resume` continues with the next attempt.
+ *
  * @example
  * ```ts
  * Activity.make("ship", Schema.String, ShippingError, {
@@ -27,6 +31,11 @@ export interface RetryPolicy<E = unknown> {
   readonly maxDelay?: Duration.Input | undefined
   /** Whether a typed failure is transient (retry) or final (record it now). */
   readonly retryWhile?: ((error: E) => boolean) | undefined
+  /**
+   * After every `yieldAfter` failed attempts, suspend the execution (reason: the activity and its
+   * last error) instead of retrying; `resume` goes on with the next attempt. Off by default.
+   */
+  readonly yieldAfter?: number | undefined
 }
 
 /** A policy with every field set. */
@@ -36,6 +45,7 @@ export interface ResolvedRetryPolicy {
   readonly factor: number
   readonly maxDelayMillis: number
   readonly retryWhile: (error: unknown) => boolean
+  readonly yieldAfter: number | undefined
 }
 
 /** 10 attempts, 100 ms doubling up to 30 s, every typed failure transient. */
@@ -44,7 +54,8 @@ export const defaults: ResolvedRetryPolicy = {
   initialDelayMillis: 100,
   factor: 2,
   maxDelayMillis: 30_000,
-  retryWhile: () => true
+  retryWhile: () => true,
+  yieldAfter: undefined
 }
 
 /** Fills the fields missing from `policy` with those of `fallback`. */
@@ -63,7 +74,8 @@ export const resolve = (
         factor: policy.factor ?? fallback.factor,
         maxDelayMillis:
           policy.maxDelay === undefined ? fallback.maxDelayMillis : Duration.toMillis(policy.maxDelay),
-        retryWhile: policy.retryWhile ?? fallback.retryWhile
+        retryWhile: policy.retryWhile ?? fallback.retryWhile,
+        yieldAfter: policy.yieldAfter ?? fallback.yieldAfter
       }
 
 /** The delay after failed attempt number `attempt` (1-based). */

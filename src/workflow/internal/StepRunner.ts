@@ -16,6 +16,7 @@ import type { AttemptStart, DurableExecutionJournal, StepRecord } from "../Durab
 import { delayAfter, type ResolvedRetryPolicy, resolve } from "../RetryPolicy.ts"
 import {
   ActivityResultError,
+  ExecutionYielded,
   JournalDecodeError,
   type JournalError,
   NonDeterminismError
@@ -234,6 +235,16 @@ const fresh = <A, E, R>(
           // interrupted itself): nothing to record, the step runs again on the next run.
           if (state.stopping || Cause.hasInterruptsOnly(exit.cause)) return exit
           if (shouldRetry(policy, exit.cause, attempt)) {
+            if (policy.yieldAfter !== undefined && attempt % policy.yieldAfter === 0) {
+              // The attempt-failed signal: give the execution back instead of retrying on.
+              const message = `activity "${stepKey}" failed ${attempt} attempts; last error: ${Cause.pretty(exit.cause).split("\n")[0]}`
+              return Effect.andThen(
+                Effect.logWarning(`execution ${state.executionId} yields: ${message}`),
+                state.suspend(
+                  new ExecutionYielded({ executionId: state.executionId, workflow: state.workflow, message })
+                )
+              )
+            }
             return Effect.andThen(Effect.sleep(delayAfter(policy, attempt)), attemptNumber(attempt + 1))
           }
         }
