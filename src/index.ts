@@ -21,6 +21,8 @@ export * as ActivityContext from "./workflow/ActivityContext.ts"
 export * as DurableExecutionJournal from "./workflow/DurableExecutionJournal.ts"
 /** Retry policies of activities. */
 export * as RetryPolicy from "./workflow/RetryPolicy.ts"
+/** Activities paired with compensations that run in reverse order when the saga fails. */
+export * as Saga from "./workflow/Saga.ts"
 /** Durable external events a workflow waits for (`Signal.receive`, `engine.signal`). */
 export * as Signal from "./workflow/Signal.ts"
 /** Deterministic coordinators of activities. */

@@ -136,5 +136,22 @@ for (const [backend, makeStore] of Object.entries(stores)) {
       expect(sender.stdout).toContain("SIGNALED true false")
       expect(sender.stdout).toContain("RESULT got now")
     })
+
+    it("Saga: a crash in the middle of compensating resumes the compensation; none is skipped or repeated", async () => {
+      const dir = mkdtempSync(join(tmpdir(), "effect-cluster-crash-"))
+      const journal = await makeStore(dir)
+      const log = join(dir, "side-effects.log")
+      const crashed = await runWorker([journal, log, "saga"], "BLOCKED")
+      expect(crashed.signal).toBe("SIGKILL")
+      const resumed = await runWorker([journal, log, "saga"])
+      expect(resumed.stdout).toContain("RESULT compensated after declined")
+      expect(sideEffects(log)).toEqual([
+        ["reserve-hotel", "trip@1/reserve-hotel", "1"],
+        ["reserve-flight", "trip@1/reserve-flight", "1"],
+        ["charge", "trip@1/charge", "1"],
+        ["cancel-flight", "trip@1/cancel-flight", "2"],
+        ["cancel-hotel", "trip@1/cancel-hotel", "1"]
+      ])
+    })
   })
 }

@@ -14,7 +14,15 @@
  */
 import { appendFileSync } from "node:fs"
 import { Effect, Schema } from "effect"
-import { Activity, PostgresJournal, Signal, SqliteJournal, Workflow, WorkflowEngine } from "effect-cluster"
+import {
+  Activity,
+  PostgresJournal,
+  Saga,
+  Signal,
+  SqliteJournal,
+  Workflow,
+  WorkflowEngine
+} from "effect-cluster"
 
 const [store, sideEffectLog, mode] = Schema.decodeUnknownSync(
   Schema.Tuple([
@@ -29,7 +37,8 @@ const [store, sideEffectLog, mode] = Schema.decodeUnknownSync(
       "values",
       "sleep",
       "signal-wait",
-      "signal-send"
+      "signal-send",
+      "saga"
     ])
   ])
 )(process.argv.slice(2))
@@ -130,8 +139,33 @@ const waiter = Workflow.make(
   () => Effect.map(Signal.receive(go), (value) => `got ${value}`)
 )
 
+/** Mode `saga`: two reservations, a declined charge, compensations; cancel-flight blocks on attempt 1. */
+const sagaStep = (id: string, fail = false) =>
+  Effect.gen(function* () {
+    if (id === "cancel-flight" && (yield* Activity.attempt) === 1) yield* blocked
+    yield* sideEffect(id)
+    if (fail) return yield* Effect.fail("declined")
+  }).pipe(Activity.make(id, Schema.Void, Schema.String, { retry: { maxAttempts: 1 } }))
+
+const trip = Workflow.make(
+  Crashy,
+  (r) => `trip@${r.id}`,
+  () =>
+    Saga.run(
+      Effect.gen(function* () {
+        yield* Saga.step(sagaStep("reserve-hotel"), () => sagaStep("cancel-hotel"))
+        yield* Saga.step(sagaStep("reserve-flight"), () => sagaStep("cancel-flight"))
+        yield* sagaStep("charge", true)
+        return "booked"
+      })
+    ).pipe(Effect.catch((error) => Effect.succeed(`compensated after ${error}`)))
+)
+
 const program = Effect.gen(function* () {
-  if (mode === "signal-wait" || mode === "signal-send") {
+  if (mode === "saga") {
+    const engine = yield* WorkflowEngine.makeScoped(trip)
+    console.log(`RESULT ${yield* engine.send(new Crashy({ id: "1" }))}`)
+  } else if (mode === "signal-wait" || mode === "signal-send") {
     const engine = yield* WorkflowEngine.makeScoped(waiter)
     yield* engine.sendDiscard(new Crashy({ id: "1" }))
     if (mode === "signal-wait") {
