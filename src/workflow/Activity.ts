@@ -19,7 +19,7 @@
  *   )
  * ```
  */
-import type { Effect } from "effect"
+import { type Duration, Effect, Schema as EffectSchema, Option } from "effect"
 import { ActivityContext } from "./ActivityContext.ts"
 import type { AnyCodec } from "./internal/codec.ts"
 import type { RetryPolicy } from "./RetryPolicy.ts"
@@ -29,6 +29,13 @@ import { WorkflowContext } from "./WorkflowContext.ts"
 export interface ActivityOptions<E> {
   /** Retry policy of this activity; missing fields come from the engine's policy. */
   readonly retry?: RetryPolicy<E> | undefined
+  /** An attempt that runs longer fails with `ActivityTimeoutError` and is retried per policy. */
+  readonly startToCloseTimeout?: Duration.Input | undefined
+  /**
+   * An attempt that does not call `Activity.heartbeat` for this long fails with
+   * `ActivityTimeoutError` and is retried per policy (a hung upload, a lost worker).
+   */
+  readonly heartbeatTimeout?: Duration.Input | undefined
 }
 
 /** Everything the engine needs to know about an activity besides its body. */
@@ -37,6 +44,8 @@ export interface ActivityDefinition<A, E> {
   readonly success: Schema<A>
   readonly failure: Schema<E>
   readonly retry: RetryPolicy<E> | undefined
+  readonly startToCloseTimeout?: Duration.Input | undefined
+  readonly heartbeatTimeout?: Duration.Input | undefined
 }
 
 /** A journal-able schema of `A` (no services needed to encode or decode). */
@@ -63,7 +72,9 @@ export const make =
       id,
       success,
       failure,
-      retry: options?.retry
+      retry: options?.retry,
+      startToCloseTimeout: options?.startToCloseTimeout,
+      heartbeatTimeout: options?.heartbeatTimeout
     }
     return WorkflowContext.use((ctx) =>
       // The runtime provides ActivityContext to the body, so it no longer requires it.
@@ -86,3 +97,43 @@ export const persistenceId: Effect.Effect<string, never, ActivityContext> = Acti
 export const attempt: Effect.Effect<number, never, ActivityContext> = ActivityContext.useSync(
   (ctx) => ctx.attempt
 )
+
+/**
+ * Reports the progress of the running attempt: resets its `heartbeatTimeout`, and is stored (as
+ * JSON) so that the next attempt of the step can resume from it with `Activity.lastHeartbeat`.
+ *
+ * @example
+ * ```ts
+ * yield* Activity.heartbeat({ uploadedBytes })
+ * ```
+ */
+export const heartbeat = (details: unknown): Effect.Effect<void, never, ActivityContext> =>
+  ActivityContext.use((ctx) => ctx.heartbeat(JSON.stringify(details ?? null)))
+
+/**
+ * The last progress reported by an earlier attempt of this step (this run or a run before a
+ * crash), decoded with `schema`; none if there is none or it no longer decodes.
+ *
+ * @example
+ * ```ts
+ * const from = Option.match(yield* Activity.lastHeartbeat(Progress), {
+ *   onNone: () => 0,
+ *   onSome: (p) => p.uploadedBytes
+ * })
+ * ```
+ */
+export const lastHeartbeat = <S extends AnyCodec>(
+  schema: S
+): Effect.Effect<Option.Option<S["Type"]>, never, ActivityContext> =>
+  ActivityContext.use((ctx) => {
+    if (ctx.lastHeartbeat === null) return Effect.succeed(Option.none())
+    return EffectSchema.decodeUnknownEffect(EffectSchema.fromJsonString(schema))(ctx.lastHeartbeat).pipe(
+      Effect.map(Option.some),
+      Effect.catch((error) =>
+        Effect.as(
+          Effect.logWarning(`the last heartbeat of ${ctx.persistenceId} no longer decodes: ${error.message}`),
+          Option.none()
+        )
+      )
+    )
+  })

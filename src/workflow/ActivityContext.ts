@@ -4,7 +4,7 @@
  * Provided by the engine around every attempt; read it with `Activity.persistenceId` and
  * `Activity.attempt`.
  */
-import { Context } from "effect"
+import { Context, type Effect } from "effect"
 
 /** The running attempt of an activity. */
 export class ActivityContext extends Context.Service<
@@ -19,5 +19,9 @@ export class ActivityContext extends Context.Service<
     readonly persistenceId: string
     /** 1 for the first attempt, then 2, 3, ... across retries and process restarts. */
     readonly attempt: number
+    /** Reports progress (JSON text): resets the heartbeat timeout, kept for the next attempt. */
+    readonly heartbeat: (details: string) => Effect.Effect<void>
+    /** The last details reported by this step's earlier attempts (JSON text), if any. */
+    readonly lastHeartbeat: string | null
   }
 >()("effect-cluster/workflow/ActivityContext") {}

@@ -72,6 +72,8 @@ export const StepRecord = Schema.Struct({
   attempt: Schema.Number,
   /** The encoded `Exit` of the activity, JSON text; null while not recorded. */
   outcome: Schema.NullOr(Schema.String),
+  /** The last details an attempt reported with `Activity.heartbeat`, JSON text; null if none. */
+  heartbeat: Schema.NullOr(Schema.String),
   startedAt: Schema.Number,
   completedAt: Schema.NullOr(Schema.Number)
 })
@@ -107,6 +109,15 @@ export interface NewSignal {
   readonly name: string
   /** The encoded value, JSON text. */
   readonly payload: string
+  readonly now: number
+}
+
+/** Progress an activity attempt reported (see `Activity.heartbeat`). */
+export interface Heartbeat {
+  readonly executionId: string
+  readonly stepKey: string
+  /** JSON text. */
+  readonly details: string
   readonly now: number
 }
 
@@ -213,6 +224,11 @@ export class DurableExecutionJournal extends Context.Service<
       executionId: string,
       name: string
     ) => Effect.Effect<Option.Option<string>, JournalError>
+    /**
+     * Stores the latest heartbeat details of a step that has no outcome yet. Advisory: a crash
+     * may lose the last one, the next attempt then sees the one before.
+     */
+    readonly heartbeat: (heartbeat: Heartbeat) => Effect.Effect<void, JournalError>
   }
 >()("effect-cluster/workflow/DurableExecutionJournal") {}
 

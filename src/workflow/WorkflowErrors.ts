@@ -34,6 +34,18 @@ export class InvalidRequestError extends Schema.TaggedError<InvalidRequestError>
   readonly retryable = false
 }
 
+/**
+ * An activity attempt ran longer than its `startToCloseTimeout`, or did not call
+ * `Activity.heartbeat` within its `heartbeatTimeout`. The attempt failed (its fiber is
+ * interrupted) and is retried per the activity's policy.
+ */
+export class ActivityTimeoutError extends Schema.TaggedError<ActivityTimeoutError>()("ActivityTimeoutError", {
+  activity: Schema.String,
+  timeout: Schema.Literals(["start-to-close", "heartbeat"]),
+  millis: Schema.Number,
+  message: Schema.String
+}) {}
+
 /** A signal value that does not match its schema: nothing was stored. */
 export class InvalidSignalError extends Schema.TaggedError<InvalidSignalError>()("InvalidSignalError", {
   signal: Schema.String,

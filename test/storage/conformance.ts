@@ -152,14 +152,38 @@ export const conformance = (backend: Backend) =>
                 previous: null,
                 attempt: 1,
                 outcome: null,
+                heartbeat: null,
                 startedAt: 2_000,
                 completedAt: null
               }
             ])
             yield* markAttempt(journal, step("order@1", "charge", 1, 2), 2_500)
-            yield* record(journal, step("order@1", "charge", 1, 2), success(42), 3_000)
+            // Heartbeat details are kept across attempt markers, and frozen once the outcome is in.
+            yield* journal.heartbeat({
+              executionId: "order@1",
+              stepKey: "charge",
+              details: '{"done":40}',
+              now: 2_600
+            })
+            yield* markAttempt(journal, step("order@1", "charge", 1, 3), 2_700)
+            expect((yield* journal.steps("order@1"))[0]).toMatchObject({
+              attempt: 3,
+              heartbeat: '{"done":40}'
+            })
+            yield* record(journal, step("order@1", "charge", 1, 3), success(42), 3_000)
+            yield* journal.heartbeat({
+              executionId: "order@1",
+              stepKey: "charge",
+              details: '{"done":99}',
+              now: 3_100
+            })
             const [charge] = yield* journal.steps("order@1")
-            expect(charge).toMatchObject({ attempt: 2, outcome: success(42), completedAt: 3_000 })
+            expect(charge).toMatchObject({
+              attempt: 3,
+              outcome: success(42),
+              completedAt: 3_000,
+              heartbeat: '{"done":40}'
+            })
           })
         )
       )

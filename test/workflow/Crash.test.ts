@@ -153,5 +153,17 @@ for (const [backend, makeStore] of Object.entries(stores)) {
         ["cancel-hotel", "trip@1/cancel-hotel", "1"]
       ])
     })
+
+    it("Activity.heartbeat: killed mid-upload, the retry in a new process resumes from the last heartbeat", async () => {
+      const dir = mkdtempSync(join(tmpdir(), "effect-cluster-crash-"))
+      const journal = await makeStore(dir)
+      const log = join(dir, "side-effects.log")
+      const crashed = await runWorker([journal, log, "heartbeat"], "BLOCKED")
+      expect(crashed.signal).toBe("SIGKILL")
+      expect(crashed.stdout).toContain("RESUMING FROM 0")
+      const resumed = await runWorker([journal, log, "heartbeat"])
+      expect(resumed.stdout).toContain("RESUMING FROM 3")
+      expect(resumed.stdout).toContain("RESULT uploaded from 3")
+    })
   })
 }

@@ -63,6 +63,7 @@ export const make: Effect.Effect<DurableExecutionJournal["Service"]> = Effect.sy
             previous: outcome.previous,
             attempt: outcome.attempt,
             outcome: outcome.outcome,
+            heartbeat: existing?.heartbeat ?? null,
             startedAt: existing?.startedAt ?? write.now,
             completedAt: write.now
           })
@@ -74,6 +75,7 @@ export const make: Effect.Effect<DurableExecutionJournal["Service"]> = Effect.sy
             map.set(attempt.stepKey, {
               ...attempt,
               outcome: null,
+              heartbeat: existing?.heartbeat ?? null,
               startedAt: existing?.startedAt ?? write.now,
               completedAt: null
             })
@@ -103,6 +105,14 @@ export const make: Effect.Effect<DurableExecutionJournal["Service"]> = Effect.sy
         if (signals.has(key)) return false
         signals.set(key, signal.payload)
         return true
+      }),
+    heartbeat: (heartbeat) =>
+      Effect.sync(() => {
+        const map = stepsOf(heartbeat.executionId)
+        const existing = map.get(heartbeat.stepKey)
+        if (existing !== undefined && existing.outcome === null) {
+          map.set(heartbeat.stepKey, { ...existing, heartbeat: heartbeat.details })
+        }
       }),
     getSignal: (executionId, name) =>
       Effect.sync(() => Option.fromNullishOr(signals.get(`${executionId}\u0000${name}`))),

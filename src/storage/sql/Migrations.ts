@@ -68,6 +68,11 @@ export const migrations: ReadonlyArray<Migration> = [
         PRIMARY KEY (execution_id, name)
       ){withoutRowid}`
     ]
+  },
+  {
+    version: 4,
+    name: "activity heartbeats",
+    statements: [`ALTER TABLE {prefix}steps ADD COLUMN heartbeat TEXT`]
   }
 ]
 

@@ -149,7 +149,10 @@ const mergeStepRows = (items: ReadonlyArray<Item>): Array<StepRow> => {
 
 type StepRow = typeof StepRow.Type
 
-const toStep = (row: StepRow): StepRecord => ({
+/** A step row as read back: the written columns and the heartbeat details. */
+const StoredStepRow = Schema.Struct({ ...StepRow.fields, heartbeat: Schema.NullOr(Schema.String) })
+
+const toStep = (row: typeof StoredStepRow.Type): StepRecord => ({
   executionId: row.execution_id,
   stepKey: row.step_key,
   activityId: row.activity_id,
@@ -157,6 +160,7 @@ const toStep = (row: StepRow): StepRecord => ({
   previous: row.previous_step,
   attempt: row.attempt,
   outcome: row.outcome,
+  heartbeat: row.heartbeat,
   startedAt: row.started_at,
   completedAt: row.completed_at
 })
@@ -255,7 +259,7 @@ export const make = (
     const signals = sql(`${prefix}signals`)
     const steps = sql(`${prefix}steps`)
     const decodeExecutions = Schema.decodeUnknownEffect(Schema.Array(ExecutionRow))
-    const decodeSteps = Schema.decodeUnknownEffect(Schema.Array(StepRow))
+    const decodeSteps = Schema.decodeUnknownEffect(Schema.Array(StoredStepRow))
     const decodeExecution = Schema.decodeUnknownEffect(ExecutionRow)
     const decodeNext = Schema.decodeUnknownEffect(Schema.NullOr(SqlNumber))
     const decodeSignal = Schema.decodeUnknownEffect(Schema.NullOr(Schema.String))
@@ -479,6 +483,12 @@ export const make = (
             })
           )
           .pipe(Effect.mapError(journalError("signal"))),
+      heartbeat: (heartbeat) =>
+        sql`UPDATE ${steps} SET heartbeat = ${heartbeat.details}
+          WHERE execution_id = ${heartbeat.executionId} AND step_key = ${heartbeat.stepKey} AND outcome IS NULL`.pipe(
+          Effect.asVoid,
+          Effect.mapError(journalError("heartbeat"))
+        ),
       getSignal: (executionId, name) =>
         sql<{
           payload: unknown

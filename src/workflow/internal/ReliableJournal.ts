@@ -35,5 +35,6 @@ export const reliable = (
   listRunning: retrying("listRunning", journal.listRunning),
   listDue: (now, limit) => retrying("listDue", journal.listDue(now, limit)),
   signal: (signal) => retrying("signal", journal.signal(signal)),
-  getSignal: (executionId, name) => retrying("getSignal", journal.getSignal(executionId, name))
+  getSignal: (executionId, name) => retrying("getSignal", journal.getSignal(executionId, name)),
+  heartbeat: (heartbeat) => retrying("heartbeat", journal.heartbeat(heartbeat))
 })

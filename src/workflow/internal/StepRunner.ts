@@ -9,13 +9,14 @@
  * anything that could depend on it has a side effect, and a sequential workflow pays one durable
  * commit per activity.
  */
-import { Cause, Deferred, Effect, Exit, Option, Result, Schema } from "effect"
+import { Cause, Deferred, Duration, Effect, Exit, Option, Result, Schema } from "effect"
 import type { ActivityDefinition, Schema as ActivitySchema } from "../Activity.ts"
 import { ActivityContext } from "../ActivityContext.ts"
 import type { AttemptStart, DurableExecutionJournal, StepRecord } from "../DurableExecutionJournal.ts"
 import { delayAfter, type ResolvedRetryPolicy, resolve } from "../RetryPolicy.ts"
 import {
   ActivityResultError,
+  ActivityTimeoutError,
   ExecutionYielded,
   JournalDecodeError,
   type JournalError,
@@ -204,6 +205,9 @@ const fresh = <A, E, R>(
   const seq = recorded?.seq ?? state.replay.allocateSeq()
   const persistenceId = `${state.executionId}/${stepKey}`
   const schema = exitSchema(definition.success, definition.failure)
+  const progress = new Progress(env, state, stepKey, recorded?.heartbeat ?? null)
+  const startToClose = millisOf(definition.startToCloseTimeout)
+  const heartbeatTimeout = millisOf(definition.heartbeatTimeout)
 
   const attemptNumber = (attempt: number): Effect.Effect<A, E, R> => {
     const start: AttemptStart = {
@@ -214,10 +218,22 @@ const fresh = <A, E, R>(
       previous: recorded?.previous ?? previous,
       attempt
     }
-    const run = Effect.provideService(body, ActivityContext, {
-      activityId: definition.id,
-      persistenceId,
-      attempt
+    // The attempt's clocks start when its body does, after its marker is written.
+    const run = Effect.suspend(() => {
+      const lastHeartbeat = progress.startAttempt()
+      return withTimeouts(
+        Effect.provideService(body, ActivityContext, {
+          activityId: definition.id,
+          persistenceId,
+          attempt,
+          heartbeat: progress.beat,
+          lastHeartbeat
+        }),
+        stepKey,
+        startToClose,
+        heartbeatTimeout,
+        progress
+      )
     })
     return Effect.uninterruptibleMask((restore) =>
       state.stopping
@@ -268,6 +284,119 @@ const fresh = <A, E, R>(
     )
   }
   return counted(state, attemptNumber((recorded?.attempt ?? 0) + 1))
+}
+
+const millisOf = (duration: Duration.Input | undefined): number | undefined =>
+  duration === undefined ? undefined : Duration.toMillis(Duration.fromInputUnsafe(duration))
+
+/**
+ * Heartbeats are stored at most this often per step (advisory writes); the latest details are
+ * stored within this delay, so a crash loses at most the last second of progress.
+ */
+const HEARTBEAT_WRITE_MILLIS = 1_000
+
+/**
+ * The heartbeats of one step: the latest details (kept for the next attempt), when the running
+ * attempt last reported, and throttled writes to the journal.
+ */
+class Progress {
+  details: string | null
+  lastBeat = 0
+  private lastWrite = 0
+  private readonly env: StepEnvironment
+  private readonly state: ExecutionState
+  private readonly stepKey: string
+
+  constructor(env: StepEnvironment, state: ExecutionState, stepKey: string, recorded: string | null) {
+    this.env = env
+    this.state = state
+    this.stepKey = stepKey
+    this.details = recorded
+  }
+
+  now(): number {
+    return this.env.now()
+  }
+
+  /** An attempt starts: its heartbeat clock starts now; returns what earlier attempts reported. */
+  startAttempt(): string | null {
+    this.lastBeat = this.env.now()
+    return this.details
+  }
+
+  readonly beat = (details: string): Effect.Effect<void> =>
+    Effect.suspend(() => {
+      const now = this.env.now()
+      this.details = details
+      this.lastBeat = now
+      const wait = this.lastWrite + HEARTBEAT_WRITE_MILLIS - now
+      if (wait <= 0) return this.store()
+      if (this.trailing) return Effect.void
+      // Stored at most once a second, but the latest details are always stored within a second.
+      this.trailing = true
+      return Effect.asVoid(Effect.forkDetach(Effect.andThen(Effect.sleep(wait), this.store())))
+    })
+
+  private trailing = false
+
+  private store(): Effect.Effect<void> {
+    return Effect.suspend(() => {
+      this.trailing = false
+      this.lastWrite = this.env.now()
+      const details = this.details
+      if (details === null) return Effect.void
+      return this.env.journal
+        .heartbeat({
+          executionId: this.state.executionId,
+          stepKey: this.stepKey,
+          details,
+          now: this.lastWrite
+        })
+        .pipe(Effect.catchCause((cause) => Effect.logWarning("a heartbeat could not be stored", cause)))
+    })
+  }
+}
+
+/** Fails the attempt with `ActivityTimeoutError` when it runs too long or stops heartbeating. */
+const withTimeouts = <A, E, R>(
+  run: Effect.Effect<A, E, R>,
+  stepKey: string,
+  startToClose: number | undefined,
+  heartbeatTimeout: number | undefined,
+  progress: Progress
+): Effect.Effect<A, E, R> => {
+  let guarded = run
+  if (heartbeatTimeout !== undefined) {
+    const watchdog: Effect.Effect<never> = Effect.suspend(() => {
+      const left = progress.lastBeat + heartbeatTimeout - progress.now()
+      return left <= 0
+        ? Effect.die(
+            new ActivityTimeoutError({
+              activity: stepKey,
+              timeout: "heartbeat",
+              millis: heartbeatTimeout,
+              message: `activity "${stepKey}" sent no heartbeat for ${heartbeatTimeout} ms`
+            })
+          )
+        : Effect.andThen(Effect.sleep(left), watchdog)
+    })
+    guarded = Effect.raceFirst(guarded, watchdog)
+  }
+  if (startToClose !== undefined) {
+    guarded = Effect.timeoutOrElse(guarded, {
+      duration: startToClose,
+      orElse: () =>
+        Effect.die(
+          new ActivityTimeoutError({
+            activity: stepKey,
+            timeout: "start-to-close",
+            millis: startToClose,
+            message: `activity "${stepKey}" ran longer than ${startToClose} ms`
+          })
+        )
+    })
+  }
+  return guarded
 }
 
 /** Counts the step as in progress while it runs (see `ExecutionState.activeAttempts`). */

@@ -38,7 +38,8 @@ const [store, sideEffectLog, mode] = Schema.decodeUnknownSync(
       "sleep",
       "signal-wait",
       "signal-send",
-      "saga"
+      "saga",
+      "heartbeat"
     ])
   ])
 )(process.argv.slice(2))
@@ -161,8 +162,32 @@ const trip = Workflow.make(
     ).pipe(Effect.catch((error) => Effect.succeed(`compensated after ${error}`)))
 )
 
+/** Mode `heartbeat`: attempt 1 uploads 3 chunks with heartbeats, then blocks; the retry resumes. */
+const Progress = Schema.Struct({ uploaded: Schema.Number })
+const uploader = Workflow.make(
+  Crashy,
+  (r) => `upload@${r.id}`,
+  () =>
+    Effect.gen(function* () {
+      const last = yield* Activity.lastHeartbeat(Progress)
+      const from = last._tag === "Some" ? last.value.uploaded : 0
+      console.log(`RESUMING FROM ${from}`)
+      for (let chunk = from; chunk < 6; chunk++) {
+        if ((yield* Activity.attempt) === 1 && chunk === 3) {
+          yield* Effect.sleep("1200 millis") // the last heartbeat is stored by now
+          yield* blocked
+        }
+        yield* Activity.heartbeat({ uploaded: chunk + 1 })
+      }
+      return `uploaded from ${from}`
+    }).pipe(Activity.make("upload", Schema.String, Schema.Never))
+)
+
 const program = Effect.gen(function* () {
-  if (mode === "saga") {
+  if (mode === "heartbeat") {
+    const engine = yield* WorkflowEngine.makeScoped(uploader)
+    console.log(`RESULT ${yield* engine.send(new Crashy({ id: "1" }))}`)
+  } else if (mode === "saga") {
     const engine = yield* WorkflowEngine.makeScoped(trip)
     console.log(`RESULT ${yield* engine.send(new Crashy({ id: "1" }))}`)
   } else if (mode === "signal-wait" || mode === "signal-send") {
