@@ -159,3 +159,28 @@ export const sleep = (duration: Duration.Input): Effect.Effect<void, never, Work
       (deadline) => ctx.runtime.sleepUntil(deadline)
     )
   })
+
+/**
+ * Runs a child workflow and waits for its result, durably: the child is an execution of its own
+ * (id from `child`'s `executionId(request)`, so a replay attaches to the same child), its result is
+ * recorded in the parent's journal, and its typed failure is the parent's failure. Interrupting the
+ * parent (`WorkflowEngine.interrupt`) interrupts the child and waits for its compensations. The
+ * child's workflow must be registered in the same engine (`Workflow.union`).
+ *
+ * @example
+ * ```ts
+ * const receipt = yield* Workflow.executeChild(shipping, new ShipOrder({ orderId }))
+ * ```
+ */
+export const executeChild = <C extends AnyRequestClass, R>(
+  child: Workflow<C, R>,
+  request: RequestOf<C>
+): Effect.Effect<SuccessOf<C>, FailureOf<C>, WorkflowContext> =>
+  WorkflowContext.use(
+    (ctx) =>
+      // The child's outcome is decoded with `child`'s schemas: its types are the child's.
+      ctx.runtime.runChild(child, request as { readonly _tag: string }) as Effect.Effect<
+        SuccessOf<C>,
+        FailureOf<C>
+      >
+  )

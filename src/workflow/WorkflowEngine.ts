@@ -143,7 +143,18 @@ export const makeScoped = <W extends Any>(
       journal,
       retryPolicy: resolve(options?.retry, defaults),
       now: () => clock.currentTimeMillisUnsafe(),
-      isGracefulShutdown: () => shuttingDown
+      isGracefulShutdown: () => shuttingDown,
+      // Called by runs, after the engine below is built.
+      children: {
+        start: (_workflow, request) =>
+          Effect.flatMap(start(request), ({ workflow, execution, freshRequest }) =>
+            execution.status === "running"
+              ? Effect.as(ensureRunning(workflow, execution, freshRequest), execution.executionId)
+              : Effect.succeed(execution.executionId)
+          ),
+        settled: (executionId) => settledRow(executionId),
+        interrupt: (executionId) => engine.interrupt(executionId)
+      }
     }
 
     /** The run of `row`, started if none is in progress. Registration is synchronous: one run per id. */
@@ -241,6 +252,26 @@ export const makeScoped = <W extends Any>(
 
     /** Waits until the timer wakes the sleeping execution `executionId`, then for its result. */
     const afterWake = (workflow: Any, executionId: string): Effect.Effect<unknown, unknown> =>
+      Effect.andThen(
+        waitForWake(executionId),
+        Effect.flatMap(getRow(executionId), (latest) => awaitResult(workflow, latest, undefined))
+      )
+
+    /** Waits until `executionId` is final or suspended (running it here if needed); its row. */
+    const settledRow = (executionId: string): Effect.Effect<ExecutionRecord, unknown> =>
+      Effect.flatMap(getRow(executionId), (row): Effect.Effect<ExecutionRecord, unknown> => {
+        if (isFinal(row.status) || row.status === "suspended") return Effect.succeed(row)
+        if (row.status === "sleeping")
+          return Effect.andThen(waitForWake(executionId), settledRow(executionId))
+        return Effect.flatMap(resumeRow(row), (handle) =>
+          Option.isSome(handle)
+            ? Effect.andThen(Deferred.await(handle.value.outcome), settledRow(executionId))
+            : settledRow(executionId)
+        )
+      })
+
+    /** Waits until the timer (or a signal) wakes `executionId`; interrupted when the engine stops. */
+    const waitForWake = (executionId: string): Effect.Effect<void> =>
       Effect.suspend(() => {
         if (shuttingDown) return Effect.interrupt
         let waiter = wakeWaiters.get(executionId)
@@ -248,11 +279,7 @@ export const makeScoped = <W extends Any>(
           waiter = Deferred.makeUnsafe<boolean>()
           wakeWaiters.set(executionId, waiter)
         }
-        return Effect.flatMap(Deferred.await(waiter), (woke) =>
-          woke
-            ? Effect.flatMap(getRow(executionId), (latest) => awaitResult(workflow, latest, undefined))
-            : Effect.interrupt
-        )
+        return Effect.flatMap(Deferred.await(waiter), (woke) => (woke ? Effect.void : Effect.interrupt))
       })
 
     /** Tells callers waiting in `afterWake` that `executionId` woke (or may have: read it again). */

@@ -165,5 +165,19 @@ for (const [backend, makeStore] of Object.entries(stores)) {
       expect(resumed.stdout).toContain("RESUMING FROM 3")
       expect(resumed.stdout).toContain("RESULT uploaded from 3")
     })
+
+    it("Workflow.executeChild: killed inside the child, a new process resumes both; one child, nothing repeated", async () => {
+      const dir = mkdtempSync(join(tmpdir(), "effect-cluster-crash-"))
+      const journal = await makeStore(dir)
+      const log = join(dir, "side-effects.log")
+      const crashed = await runWorker([journal, log, "child"], "BLOCKED")
+      expect(crashed.signal).toBe("SIGKILL")
+      const resumed = await runWorker([journal, log, "child"])
+      expect(resumed.stdout).toContain("RESULT delivered")
+      expect(sideEffects(log)).toEqual([
+        ["pay", "parent@1/pay", "1"],
+        ["deliver", "deliver@1/deliver", "2"]
+      ])
+    })
   })
 }

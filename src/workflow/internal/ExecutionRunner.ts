@@ -25,7 +25,14 @@ import {
 } from "./codec.ts"
 import { ExecutionState } from "./ExecutionState.ts"
 import { describe, Replay } from "./Replay.ts"
-import { awaitSignal, recordLocal, runActivity, type StepEnvironment, sleepUntil } from "./StepRunner.ts"
+import {
+  awaitSignal,
+  recordLocal,
+  runActivity,
+  runChild,
+  type StepEnvironment,
+  sleepUntil
+} from "./StepRunner.ts"
 
 /** How a run of an execution ended. */
 export type RunOutcome =
@@ -155,6 +162,7 @@ const runBody = (
         recordLocal: (id, schema, compute) => recordLocal(state, id, schema, compute),
         sleepUntil: (deadline) => sleepUntil(env, state, deadline),
         awaitSignal: (name, schema, deadline) => awaitSignal(env, state, name, schema, deadline),
+        runChild: (workflow, request) => runChild(env, state, workflow, request),
         yieldExecution: (message) =>
           state.interruptRequested
             ? state.deliverInterrupt().pipe(Effect.andThen(Effect.never))

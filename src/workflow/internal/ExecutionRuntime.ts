@@ -1,6 +1,7 @@
 /** The engine's hooks into one execution, used by `Activity` and `Workflow.yieldExecution`. */
 import type { Effect, Option } from "effect"
 import type { ActivityDefinition, Schema } from "../Activity.ts"
+import type { Any } from "../Workflow.ts"
 
 export interface ExecutionRuntime {
   /** Runs (or replays) one activity step of this execution. */
@@ -26,6 +27,8 @@ export interface ExecutionRuntime {
     schema: Schema<A>,
     deadline: number | undefined
   ) => Effect.Effect<Option.Option<A>>
+  /** Runs a child workflow of this execution and returns its result (see `Workflow.executeChild`). */
+  readonly runChild: (workflow: Any, request: { readonly _tag: string }) => Effect.Effect<unknown, unknown>
   /** Suspends the execution durably; never returns. */
   readonly yieldExecution: (message: string) => Effect.Effect<never>
 }

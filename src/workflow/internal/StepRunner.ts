@@ -12,8 +12,14 @@
 import { Cause, Deferred, Duration, Effect, Exit, Option, Result, Schema } from "effect"
 import type { ActivityDefinition, Schema as ActivitySchema } from "../Activity.ts"
 import { ActivityContext } from "../ActivityContext.ts"
-import type { AttemptStart, DurableExecutionJournal, StepRecord } from "../DurableExecutionJournal.ts"
+import type {
+  AttemptStart,
+  DurableExecutionJournal,
+  ExecutionRecord,
+  StepRecord
+} from "../DurableExecutionJournal.ts"
 import { delayAfter, type ResolvedRetryPolicy, resolve } from "../RetryPolicy.ts"
+import type { Any } from "../Workflow.ts"
 import {
   ActivityResultError,
   ActivityTimeoutError,
@@ -34,6 +40,18 @@ export interface StepEnvironment {
   readonly retryPolicy: ResolvedRetryPolicy
   /** The engine's clock, read synchronously on the hot path. */
   readonly now: () => number
+  /** The engine's side of child workflows. */
+  readonly children: ChildHooks
+}
+
+/** What a parent execution needs from its engine to run a child workflow. */
+export interface ChildHooks {
+  /** Starts the child execution of `request` (or attaches to it); returns its id. */
+  readonly start: (workflow: Any, request: { readonly _tag: string }) => Effect.Effect<string, unknown>
+  /** Waits until the execution is final or suspended, and returns its row. */
+  readonly settled: (executionId: string) => Effect.Effect<ExecutionRecord, unknown>
+  /** Interrupts the execution (its compensations run) and waits for it. */
+  readonly interrupt: (executionId: string) => Effect.Effect<void, unknown>
 }
 
 /**
@@ -543,6 +561,70 @@ export const awaitSignal = <A>(
       )
     })
     return look
+  })
+
+/**
+ * Runs a child workflow (see `Workflow.executeChild`) as a step of the parent: the step's marker is
+ * written, the child is started (or, on replay, attached to: its id comes from its request), and
+ * the child's final result is recorded as the step's outcome. Interrupting the parent interrupts
+ * the child (and waits for its compensations); an engine shutdown leaves it running.
+ */
+export const runChild = (
+  env: StepEnvironment,
+  state: ExecutionState,
+  workflow: Any,
+  request: { readonly _tag: string }
+): Effect.Effect<unknown, unknown> =>
+  Effect.withFiber((fiber) => {
+    if (state.stopping) return Effect.interrupt
+    const childId = workflow.executionId(request)
+    const asked = askStep(state, fiber, `effect-cluster/child/${childId}`)
+    if (Effect.isEffect(asked)) return asked
+    const { stepKey, recorded, previous } = asked
+    const definition: ActivityDefinition<unknown, unknown> = {
+      id: stepKey,
+      success: workflow.request.success,
+      failure: workflow.request.failure,
+      retry: undefined
+    }
+    if (recorded?.outcome != null) return replayOutcome(state, definition, stepKey, recorded.outcome)
+    state.caughtUp = true
+    if (state.interruptRequested && !state.interruptDelivered) {
+      return Effect.andThen(state.deliverInterrupt(), Effect.never)
+    }
+    const start: AttemptStart = {
+      executionId: state.executionId,
+      stepKey,
+      activityId: stepKey,
+      seq: recorded?.seq ?? state.replay.allocateSeq(),
+      previous: recorded?.previous ?? previous,
+      attempt: (recorded?.attempt ?? 0) + 1
+    }
+    const awaitChild = Effect.gen(function* () {
+      yield* writeAttempt(env, state, start)
+      yield* Effect.orDie(env.children.start(workflow, request))
+      const row = yield* Effect.orDie(env.children.settled(childId))
+      if (row.status === "suspended" || row.result === null) {
+        return yield* state.suspend(
+          new ExecutionYielded({
+            executionId: state.executionId,
+            workflow: state.workflow,
+            message: `child execution ${childId} is suspended: resume it, then resume this one`
+          })
+        )
+      }
+      state.addPending({ ...start, outcome: row.result })
+      return yield* replayOutcome(state, definition, stepKey, row.result)
+    })
+    return counted(
+      state,
+      awaitChild.pipe(
+        Effect.onInterrupt(() =>
+          // WorkflowEngine.interrupt of the parent: the child is cancelled too. Not on a shutdown.
+          state.interruptRequested ? Effect.ignore(env.children.interrupt(childId)) : Effect.void
+        )
+      )
+    )
   })
 
 const shouldRetry = (policy: ResolvedRetryPolicy, cause: Cause.Cause<unknown>, attempt: number): boolean => {

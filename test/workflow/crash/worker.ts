@@ -39,7 +39,8 @@ const [store, sideEffectLog, mode] = Schema.decodeUnknownSync(
       "signal-wait",
       "signal-send",
       "saga",
-      "heartbeat"
+      "heartbeat",
+      "child"
     ])
   ])
 )(process.argv.slice(2))
@@ -183,8 +184,39 @@ const uploader = Workflow.make(
     }).pipe(Activity.make("upload", Schema.String, Schema.Never))
 )
 
+/** Mode `child`: the parent pays, then runs a child whose `deliver` blocks on its first attempt. */
+class Deliver extends Workflow.TaggedRequest<Deliver>()("Deliver", {
+  payload: { orderId: Schema.String },
+  success: Schema.String,
+  failure: Schema.Never
+}) {}
+
+const delivery = Workflow.make(
+  Deliver,
+  (r) => `deliver@${r.orderId}`,
+  () =>
+    Effect.gen(function* () {
+      if ((yield* Activity.attempt) === 1) yield* blocked
+      yield* sideEffect("deliver")
+      return "delivered"
+    }).pipe(Activity.make("deliver", Schema.String, Schema.Never))
+)
+
+const parent = Workflow.make(
+  Crashy,
+  (r) => `parent@${r.id}`,
+  ({ id }) =>
+    Effect.gen(function* () {
+      yield* sideEffect("pay").pipe(Activity.make("pay", Schema.Void, Schema.Never))
+      return yield* Workflow.executeChild(delivery, new Deliver({ orderId: id }))
+    })
+)
+
 const program = Effect.gen(function* () {
-  if (mode === "heartbeat") {
+  if (mode === "child") {
+    const engine = yield* WorkflowEngine.makeScoped(Workflow.union(parent, delivery))
+    console.log(`RESULT ${yield* engine.send(new Crashy({ id: "1" }))}`)
+  } else if (mode === "heartbeat") {
     const engine = yield* WorkflowEngine.makeScoped(uploader)
     console.log(`RESULT ${yield* engine.send(new Crashy({ id: "1" }))}`)
   } else if (mode === "saga") {
