@@ -7,9 +7,16 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Exit, Option, Schema } from "effect"
 import type { DurableExecutionJournal } from "../../src/index.ts"
-import { Activity, Signal, Workflow } from "../../src/index.ts"
+import { Activity, Saga, Signal, Workflow } from "../../src/index.ts"
 import { migrations } from "../../src/storage/sql/Migrations.ts"
-import { awaitStatus, Calls, ThreeSteps, threeSteps, withEngine } from "../workflow/fixtures.ts"
+import {
+  awaitStatus,
+  Calls,
+  OutOfStockError,
+  ThreeSteps,
+  threeSteps,
+  withEngine
+} from "../workflow/fixtures.ts"
 import type { Backend, Journal } from "./backends.ts"
 
 type AttemptStart = DurableExecutionJournal.AttemptStart
@@ -48,6 +55,12 @@ const markAttempt = (journal: Journal, attempt: AttemptStart, now = 2_000) =>
 /** Writes one outcome. */
 const record = (journal: Journal, attempt: AttemptStart, outcome: string, now = 3_000) =>
   journal.write({ executionId: attempt.executionId, outcomes: [{ ...attempt, outcome }], now })
+
+class Errand extends Workflow.TaggedRequest<Errand>()("Errand", {
+  payload: { id: Schema.String },
+  success: Schema.String,
+  failure: Schema.String
+}) {}
 
 class Nap extends Workflow.TaggedRequest<Nap>()("Nap", {
   payload: { id: Schema.String },
@@ -875,6 +888,51 @@ export const conformance = (backend: Backend) =>
               )
             )
             expect(resumed).toEqual(["approved by restarted", "timed out"])
+          })
+        )
+      )
+
+      it.live("child workflows, sagas and heartbeats on this backend", () =>
+        withJournal((journal) =>
+          Effect.gen(function* () {
+            const log: Array<string> = []
+            const act = (id: string, fail = false) =>
+              Effect.gen(function* () {
+                yield* Activity.heartbeat({ at: id })
+                log.push(id)
+                if (fail) return yield* Effect.fail(`${id} failed`)
+              }).pipe(Activity.make(id, Schema.Void, Schema.String, { retry: { maxAttempts: 1 } }))
+            const child = Workflow.make(
+              Errand,
+              (r) => `child@${r.id}`,
+              () => Effect.as(act("child-work", true), "done")
+            )
+            const parent = Workflow.make(
+              ThreeSteps,
+              (r) => `parent@${r.id}`,
+              ({ id }) =>
+                Saga.run(
+                  Effect.gen(function* () {
+                    yield* Saga.step(act("reserve"), () => act("release"))
+                    yield* Workflow.executeChild(child, new Errand({ id }))
+                    return 1
+                  })
+                ).pipe(Effect.mapError((sku) => new OutOfStockError({ sku })))
+            )
+            const exit = yield* withEngine(journal, Workflow.union(parent, child), (engine) =>
+              Effect.exit(engine.send(new ThreeSteps({ id: "1" })))
+            )
+            expect(exit).toEqual(Exit.fail(new OutOfStockError({ sku: "child-work failed" })))
+            expect(log).toEqual(["reserve", "child-work", "release"])
+            const status = (id: string) =>
+              Effect.map(
+                journal.get(id),
+                Option.map((row) => row.status)
+              )
+            expect(yield* status("parent@1")).toEqual(Option.some("failed"))
+            expect(yield* status("child@1")).toEqual(Option.some("failed"))
+            const [childWork] = yield* journal.steps("child@1")
+            expect(childWork?.heartbeat).toBe('{"at":"child-work"}')
           })
         )
       )
