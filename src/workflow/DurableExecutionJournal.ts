@@ -121,6 +121,18 @@ export interface Heartbeat {
   readonly now: number
 }
 
+/** A page query of `list`. */
+export interface ListQuery {
+  /** Only executions of this workflow (request tag). */
+  readonly workflow?: string | undefined
+  /** Only executions in this status. */
+  readonly status?: ExecutionStatus | undefined
+  /** Only executions whose id sorts after this one: the cursor of the next page. */
+  readonly after?: string | undefined
+  /** At most this many. */
+  readonly limit: number
+}
+
 /** What `listDue` returns. */
 export interface DueExecutions {
   readonly due: ReadonlyArray<ExecutionRecord>
@@ -224,6 +236,8 @@ export class DurableExecutionJournal extends Context.Service<
       executionId: string,
       name: string
     ) => Effect.Effect<Option.Option<string>, JournalError>
+    /** Executions matching `query`, by execution id. */
+    readonly list: (query: ListQuery) => Effect.Effect<ReadonlyArray<ExecutionRecord>, JournalError>
     /**
      * Stores the latest heartbeat details of a step that has no outcome yet. Advisory: a crash
      * may lose the last one, the next attempt then sees the one before.

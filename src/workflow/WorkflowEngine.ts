@@ -20,7 +20,8 @@ import {
   type ExecutionRecord,
   type ExecutionStatus,
   isFinal,
-  type StatusChange
+  type StatusChange,
+  type StepRecord
 } from "./DurableExecutionJournal.ts"
 import {
   decodeJson,
@@ -61,6 +62,54 @@ export interface ExecutionInfo {
   readonly updatedAt: number
 }
 
+/** One step of an execution, as `history` shows it. */
+export interface StepInfo {
+  readonly stepKey: string
+  readonly activityId: string
+  readonly seq: number
+  /** The latest attempt started (1, 2, ...). */
+  readonly attempts: number
+  readonly startedAt: number
+  readonly completedAt: Option.Option<number>
+  /** `running` until an outcome is recorded; then whether it succeeded or failed. */
+  readonly state: "running" | "succeeded" | "failed"
+  /** The recorded outcome (the encoded `Exit`, JSON): the value, or the error / defect. */
+  readonly outcome: Option.Option<unknown>
+  /** The last heartbeat details (JSON), if the activity reported progress. */
+  readonly heartbeat: Option.Option<unknown>
+}
+
+/** An execution and its steps. */
+export interface ExecutionHistory {
+  readonly execution: ExecutionInfo
+  readonly steps: ReadonlyArray<StepInfo>
+}
+
+const parseJson = (text: string | null): Option.Option<unknown> => {
+  if (text === null) return Option.none()
+  try {
+    return Option.some(JSON.parse(text))
+  } catch {
+    return Option.some(text)
+  }
+}
+
+const toStepInfo = (step: StepRecord): StepInfo => {
+  const outcome = parseJson(step.outcome)
+  const failed = Option.isSome(outcome) && (outcome.value as { _tag?: unknown })?._tag === "Failure"
+  return {
+    stepKey: step.stepKey,
+    activityId: step.activityId,
+    seq: step.seq,
+    attempts: step.attempt,
+    startedAt: step.startedAt,
+    completedAt: Option.fromNullishOr(step.completedAt),
+    state: step.outcome === null ? "running" : failed ? "failed" : "succeeded",
+    outcome,
+    heartbeat: parseJson(step.heartbeat)
+  }
+}
+
 /** A running engine for the workflows `W`. */
 export interface WorkflowEngine<W extends Any> {
   /** Starts (or attaches to) the execution of `request` and waits for its result. */
@@ -76,6 +125,28 @@ export interface WorkflowEngine<W extends Any> {
   >
   /** The stored state of an execution. */
   readonly status: (executionId: string) => Effect.Effect<Option.Option<ExecutionInfo>, JournalError>
+  /**
+   * A page of executions, optionally of one workflow and one status, by execution id. Pass the
+   * returned `next` as `after` for the next page (none: this was the last).
+   *
+   * @example
+   * ```ts
+   * const page = yield* engine.list({ workflow: "ProcessPayment", status: "suspended", limit: 50 })
+   * ```
+   */
+  readonly list: (query: {
+    readonly workflow?: string | undefined
+    readonly status?: ExecutionStatus | undefined
+    readonly after?: string | undefined
+    readonly limit?: number | undefined
+  }) => Effect.Effect<
+    { readonly executions: ReadonlyArray<ExecutionInfo>; readonly next: Option.Option<string> },
+    JournalError
+  >
+  /** An execution and its steps in order, with attempts, timing and recorded outcomes. */
+  readonly history: (
+    executionId: string
+  ) => Effect.Effect<ExecutionHistory, ExecutionNotFoundError | JournalError>
   /** Resumes a suspended execution (no-op for running or final ones). */
   readonly resume: (executionId: string) => Effect.Effect<void, ExecutionNotFoundError | JournalError>
   /**
@@ -436,6 +507,18 @@ export const makeScoped = <W extends Any>(
       }
     })
 
+    const toInfo = (row: ExecutionRecord): ExecutionInfo => ({
+      executionId: row.executionId,
+      workflow: row.workflow,
+      status: row.status,
+      suspendedBecause:
+        row.status === "suspended" ? Effect.runSync(Effect.option(decodeReason(row))) : Option.none(),
+      wakeAt: Option.fromNullishOr(row.wakeAt),
+      interruptRequested: row.interruptRequested,
+      createdAt: row.createdAt,
+      updatedAt: row.updatedAt
+    })
+
     const engine: WorkflowEngine<W> = {
       runningCount: () => running.size,
       signal: (executionId, signal, value) =>
@@ -472,20 +555,21 @@ export const makeScoped = <W extends Any>(
           if (execution.status === "running") yield* ensureRunning(workflow, execution, freshRequest)
           return execution.executionId
         }),
-      status: (executionId) =>
-        Effect.map(journal.get(executionId), (row) =>
-          Option.map(row, (row) => ({
-            executionId: row.executionId,
-            workflow: row.workflow,
-            status: row.status,
-            suspendedBecause:
-              row.status === "suspended" ? Effect.runSync(Effect.option(decodeReason(row))) : Option.none(),
-            wakeAt: Option.fromNullishOr(row.wakeAt),
-            interruptRequested: row.interruptRequested,
-            createdAt: row.createdAt,
-            updatedAt: row.updatedAt
-          }))
-        ),
+      status: (executionId) => Effect.map(journal.get(executionId), Option.map(toInfo)),
+      list: (query) =>
+        Effect.map(journal.list({ ...query, limit: query.limit ?? 100 }), (rows) => ({
+          executions: rows.map(toInfo),
+          next:
+            rows.length === (query.limit ?? 100) && rows.length > 0
+              ? Option.some(rows[rows.length - 1]!.executionId)
+              : Option.none()
+        })),
+      history: (executionId) =>
+        Effect.gen(function* () {
+          const row = yield* getRow(executionId)
+          const steps = yield* journal.steps(executionId)
+          return { execution: toInfo(row), steps: steps.map(toStepInfo) }
+        }),
       resume: (executionId) =>
         settled(executionId).pipe(
           Effect.andThen(getRow(executionId)),

@@ -372,6 +372,34 @@ export const conformance = (backend: Backend) =>
         )
       )
 
+      it.live("list: by workflow and status, by execution id, in pages", () =>
+        withJournal((journal) =>
+          Effect.gen(function* () {
+            const ids = Array.from({ length: 12 }, (_, i) => `pay-${String(i).padStart(2, "0")}`)
+            for (const id of ids) yield* journal.start({ ...newExecution(id), workflow: "Pay" })
+            yield* journal.start({ ...newExecution("ship-1"), workflow: "Ship" })
+            for (const id of ["pay-03", "pay-07"]) {
+              yield* journal.write({
+                executionId: id,
+                outcomes: [],
+                status: { _tag: "Suspend", reason: "{}" },
+                now: 2
+              })
+            }
+            const page = (after?: string) => journal.list({ workflow: "Pay", after, limit: 5 })
+            const first = yield* page()
+            const second = yield* page(first[4]!.executionId)
+            const third = yield* page(second[4]!.executionId)
+            expect([...first, ...second, ...third].map((e) => e.executionId)).toEqual(ids)
+            expect(third).toHaveLength(2)
+            const suspended = yield* journal.list({ workflow: "Pay", status: "suspended", limit: 10 })
+            expect(suspended.map((e) => e.executionId)).toEqual(["pay-03", "pay-07"])
+            expect((yield* journal.list({ status: "running", limit: 100 })).length).toBe(11)
+            expect((yield* journal.list({ limit: 100 })).length).toBe(13)
+          })
+        )
+      )
+
       it.live("steps come back ordered by seq, whatever the order they were written in", () =>
         withJournal((journal) =>
           Effect.gen(function* () {
@@ -933,6 +961,42 @@ export const conformance = (backend: Backend) =>
             expect(yield* status("child@1")).toEqual(Option.some("failed"))
             const [childWork] = yield* journal.steps("child@1")
             expect(childWork?.heartbeat).toBe('{"at":"child-work"}')
+          })
+        )
+      )
+
+      it.live("inspection: engine.list pages, engine.history shows steps with attempts and outcomes", () =>
+        withJournal((journal) =>
+          Effect.gen(function* () {
+            const calls = new Calls()
+            yield* withEngine(journal, threeSteps(calls), (engine) =>
+              Effect.gen(function* () {
+                yield* Effect.forEach(["1", "2", "3"], (id) => engine.send(new ThreeSteps({ id })))
+                const first = yield* engine.list({ workflow: "ThreeSteps", limit: 2 })
+                expect(first.executions.map((e) => e.executionId)).toEqual(["three@1", "three@2"])
+                const second = yield* engine.list({
+                  workflow: "ThreeSteps",
+                  limit: 2,
+                  after: Option.getOrThrow(first.next)
+                })
+                expect(second.executions.map((e) => [e.executionId, e.status])).toEqual([
+                  ["three@3", "succeeded"]
+                ])
+                expect(second.next).toEqual(Option.none())
+                const history = yield* engine.history("three@2")
+                expect(history.execution.status).toBe("succeeded")
+                expect(history.steps.map((s) => [s.stepKey, s.attempts, s.state, s.outcome])).toEqual([
+                  ["a", 1, "succeeded", Option.some({ _tag: "Success", value: 1 })],
+                  ["b", 1, "succeeded", Option.some({ _tag: "Success", value: 2 })],
+                  ["c", 1, "succeeded", Option.some({ _tag: "Success", value: 3 })]
+                ])
+                for (const step of history.steps) {
+                  expect(Option.getOrThrow(step.completedAt)).toBeGreaterThanOrEqual(step.startedAt)
+                }
+                const missing = yield* Effect.flip(engine.history("three@404"))
+                expect(missing._tag).toBe("ExecutionNotFoundError")
+              })
+            )
           })
         )
       )

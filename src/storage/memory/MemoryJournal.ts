@@ -106,6 +106,18 @@ export const make: Effect.Effect<DurableExecutionJournal["Service"]> = Effect.sy
         signals.set(key, signal.payload)
         return true
       }),
+    list: (query) =>
+      Effect.sync(() =>
+        [...executions.values()]
+          .filter(
+            (row) =>
+              (query.workflow === undefined || row.workflow === query.workflow) &&
+              (query.status === undefined || row.status === query.status) &&
+              (query.after === undefined || row.executionId > query.after)
+          )
+          .sort((a, b) => (a.executionId < b.executionId ? -1 : a.executionId > b.executionId ? 1 : 0))
+          .slice(0, query.limit)
+      ),
     heartbeat: (heartbeat) =>
       Effect.sync(() => {
         const map = stepsOf(heartbeat.executionId)

@@ -73,6 +73,13 @@ export const migrations: ReadonlyArray<Migration> = [
     version: 4,
     name: "activity heartbeats",
     statements: [`ALTER TABLE {prefix}steps ADD COLUMN heartbeat TEXT`]
+  },
+  {
+    version: 5,
+    name: "inspection",
+    statements: [
+      `CREATE INDEX IF NOT EXISTS {prefix}executions_by_workflow ON {prefix}executions (workflow, status, execution_id)`
+    ]
   }
 ]
 

@@ -483,6 +483,28 @@ export const make = (
             })
           )
           .pipe(Effect.mapError(journalError("signal"))),
+      list: (query) => {
+        const conditions = [
+          ...(query.workflow === undefined ? [] : [sql`workflow = ${query.workflow}`]),
+          ...(query.status === undefined ? [] : [sql`status = ${query.status}`]),
+          ...(query.after === undefined
+            ? []
+            : [
+                options.dialect === "pg"
+                  ? sql`execution_id COLLATE "C" > ${query.after}`
+                  : sql`execution_id > ${query.after}`
+              ])
+        ]
+        const where = conditions.length === 0 ? sql`` : sql`WHERE ${sql.and(conditions)}`
+        // Ids compare byte-wise on both backends (PostgreSQL: COLLATE "C"), as in memory.
+        const order =
+          options.dialect === "pg" ? sql`ORDER BY execution_id COLLATE "C"` : sql`ORDER BY execution_id`
+        return sql`SELECT * FROM ${executions} ${where} ${order} LIMIT ${query.limit}`.pipe(
+          Effect.flatMap(decodeExecutions),
+          Effect.map((rows) => rows.map(toExecution)),
+          Effect.mapError(journalError("list", `executions in ${prefix}executions`))
+        )
+      },
       heartbeat: (heartbeat) =>
         sql`UPDATE ${steps} SET heartbeat = ${heartbeat.details}
           WHERE execution_id = ${heartbeat.executionId} AND step_key = ${heartbeat.stepKey} AND outcome IS NULL`.pipe(

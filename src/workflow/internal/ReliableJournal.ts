@@ -36,5 +36,6 @@ export const reliable = (
   listDue: (now, limit) => retrying("listDue", journal.listDue(now, limit)),
   signal: (signal) => retrying("signal", journal.signal(signal)),
   getSignal: (executionId, name) => retrying("getSignal", journal.getSignal(executionId, name)),
-  heartbeat: (heartbeat) => retrying("heartbeat", journal.heartbeat(heartbeat))
+  heartbeat: (heartbeat) => retrying("heartbeat", journal.heartbeat(heartbeat)),
+  list: (query) => retrying("list", journal.list(query))
 })
