@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Option, Schema } from "effect"
-import { Activity, MemoryJournal, Workflow } from "../../src/index.ts"
+import { Activity, MemoryJournal, Signal, Workflow } from "../../src/index.ts"
 import { awaitStatus, Calls, withEngine } from "./fixtures.ts"
 
 class Job extends Workflow.TaggedRequest<Job>()("Job", {
@@ -92,6 +92,36 @@ describe("Workflow.sleep", () => {
       const result = yield* withEngine(journal, workflow, (engine) => engine.send(new Job({ id: "1" })))
       expect(result).toBe("fetched")
       expect(calls.count("fetch")).toBe(1)
+    })
+  )
+
+  it.live("interrupting an execution that waits for a signal runs its compensations", () =>
+    Effect.gen(function* () {
+      const journal = yield* MemoryJournal.make
+      const calls = new Calls()
+      const approval = Signal.make("approval", Schema.String)
+      const workflow = Workflow.make(
+        Job,
+        (r) => `approval@${r.id}`,
+        () =>
+          Effect.gen(function* () {
+            yield* calls.activity("hold", Schema.String, "held")
+            return yield* Signal.receive(approval)
+          }).pipe(Effect.onInterrupt(() => Effect.asVoid(calls.activity("unhold", Schema.String, "unheld"))))
+      )
+      yield* withEngine(journal, workflow, (engine) =>
+        Effect.gen(function* () {
+          yield* engine.sendDiscard(new Job({ id: "1" }))
+          yield* awaitStatus(engine, "approval@1", "sleeping")
+          yield* engine.interrupt("approval@1")
+          // A signal after the interruption changes nothing.
+          yield* engine.signal("approval@1", approval, "too late")
+        })
+      )
+      expect(Option.map(yield* journal.get("approval@1"), (row) => row.status)).toEqual(
+        Option.some("interrupted")
+      )
+      expect([calls.count("hold"), calls.count("unhold")]).toEqual([1, 1])
     })
   )
 })
