@@ -187,8 +187,24 @@ export interface JournalWrite {
   readonly outcomes: ReadonlyArray<StepOutcome>
   readonly attempt?: AttemptStart | undefined
   readonly status?: StatusChange | undefined
+  /** Attempts that failed and were retried, for the execution's history. */
+  readonly failedAttempts?: ReadonlyArray<AttemptRecord> | undefined
   readonly now: number
 }
+
+/** An attempt that ended without recording the step's outcome (it failed and was retried). */
+export const AttemptRecord = Schema.Struct({
+  executionId: Schema.String,
+  stepKey: Schema.String,
+  attempt: Schema.Number,
+  startedAt: Schema.Number,
+  endedAt: Schema.Number,
+  /** The encoded `Exit` of the attempt (its failure), JSON text. */
+  outcome: Schema.String
+})
+
+/** @see AttemptRecord */
+export type AttemptRecord = typeof AttemptRecord.Type
 
 /**
  * Whether a write must reach the disk before it returns. A write that only marks an attempt as
@@ -236,6 +252,8 @@ export class DurableExecutionJournal extends Context.Service<
       executionId: string,
       name: string
     ) => Effect.Effect<Option.Option<string>, JournalError>
+    /** The failed (retried) attempts of an execution's steps, by step and attempt. */
+    readonly attempts: (executionId: string) => Effect.Effect<ReadonlyArray<AttemptRecord>, JournalError>
     /** Executions matching `query`, by execution id. */
     readonly list: (query: ListQuery) => Effect.Effect<ReadonlyArray<ExecutionRecord>, JournalError>
     /**

@@ -16,6 +16,7 @@
  */
 import { Clock, Deferred, Duration, Effect, Exit, Option, Result, type Scope } from "effect"
 import {
+  type AttemptRecord,
   DurableExecutionJournal,
   type ExecutionRecord,
   type ExecutionStatus,
@@ -77,6 +78,16 @@ export interface StepInfo {
   readonly outcome: Option.Option<unknown>
   /** The last heartbeat details (JSON), if the activity reported progress. */
   readonly heartbeat: Option.Option<unknown>
+  /**
+   * The attempts that failed and were retried, with their timing and failure (the encoded `Exit`).
+   * Attempts cut short by a crash or a shutdown are not here: `attempts` counts them.
+   */
+  readonly failedAttempts: ReadonlyArray<{
+    readonly attempt: number
+    readonly startedAt: number
+    readonly endedAt: number
+    readonly failure: unknown
+  }>
 }
 
 /** An execution and its steps. */
@@ -94,7 +105,7 @@ const parseJson = (text: string | null): Option.Option<unknown> => {
   }
 }
 
-const toStepInfo = (step: StepRecord): StepInfo => {
+const toStepInfo = (step: StepRecord, retried: ReadonlyArray<AttemptRecord>): StepInfo => {
   const outcome = parseJson(step.outcome)
   const failed = Option.isSome(outcome) && (outcome.value as { _tag?: unknown })?._tag === "Failure"
   return {
@@ -106,7 +117,13 @@ const toStepInfo = (step: StepRecord): StepInfo => {
     completedAt: Option.fromNullishOr(step.completedAt),
     state: step.outcome === null ? "running" : failed ? "failed" : "succeeded",
     outcome,
-    heartbeat: parseJson(step.heartbeat)
+    heartbeat: parseJson(step.heartbeat),
+    failedAttempts: retried.map((a) => ({
+      attempt: a.attempt,
+      startedAt: a.startedAt,
+      endedAt: a.endedAt,
+      failure: Option.getOrUndefined(parseJson(a.outcome))
+    }))
   }
 }
 
@@ -143,7 +160,7 @@ export interface WorkflowEngine<W extends Any> {
     { readonly executions: ReadonlyArray<ExecutionInfo>; readonly next: Option.Option<string> },
     JournalError
   >
-  /** An execution and its steps in order, with attempts, timing and recorded outcomes. */
+  /** An execution and its steps in order: every failed attempt, timing, recorded outcomes. */
   readonly history: (
     executionId: string
   ) => Effect.Effect<ExecutionHistory, ExecutionNotFoundError | JournalError>
@@ -342,7 +359,7 @@ export const makeScoped = <W extends Any>(
       })
 
     /** Waits until the timer (or a signal) wakes `executionId`; interrupted when the engine stops. */
-    const waitForWake = (executionId: string): Effect.Effect<void> =>
+    const waitForWake = (executionId: string): Effect.Effect<void, JournalError> =>
       Effect.suspend(() => {
         if (shuttingDown) return Effect.interrupt
         let waiter = wakeWaiters.get(executionId)
@@ -350,7 +367,14 @@ export const makeScoped = <W extends Any>(
           waiter = Deferred.makeUnsafe<boolean>()
           wakeWaiters.set(executionId, waiter)
         }
-        return Effect.flatMap(Deferred.await(waiter), (woke) => (woke ? Effect.void : Effect.interrupt))
+        const registered = waiter
+        // Registered first, then read: a wake between the caller's read and the registration is
+        // not missed (the row is no longer sleeping, or the wake completes the waiter).
+        return Effect.flatMap(journal.get(executionId), (row) =>
+          Option.isSome(row) && row.value.status === "sleeping"
+            ? Effect.flatMap(Deferred.await(registered), (woke) => (woke ? Effect.void : Effect.interrupt))
+            : Effect.void
+        )
       })
 
     /** Tells callers waiting in `afterWake` that `executionId` woke (or may have: read it again). */
@@ -568,7 +592,16 @@ export const makeScoped = <W extends Any>(
         Effect.gen(function* () {
           const row = yield* getRow(executionId)
           const steps = yield* journal.steps(executionId)
-          return { execution: toInfo(row), steps: steps.map(toStepInfo) }
+          const attempts = yield* journal.attempts(executionId)
+          return {
+            execution: toInfo(row),
+            steps: steps.map((step) =>
+              toStepInfo(
+                step,
+                attempts.filter((a) => a.stepKey === step.stepKey)
+              )
+            )
+          }
         }),
       resume: (executionId) =>
         settled(executionId).pipe(

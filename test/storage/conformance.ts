@@ -1001,6 +1001,58 @@ export const conformance = (backend: Backend) =>
         )
       )
 
+      it.live("history keeps every failed attempt with its timing and error", () =>
+        withJournal((journal) =>
+          Effect.gen(function* () {
+            class Flaky extends Schema.TaggedError<Flaky>()("Flaky", { n: Schema.Number }) {}
+            let calls = 0
+            const workflow = Workflow.make(
+              Errand,
+              (r) => `flaky@${r.id}`,
+              () =>
+                Effect.suspend(() => {
+                  calls++
+                  return calls < 3 ? Effect.fail(new Flaky({ n: calls })) : Effect.succeed("third time")
+                }).pipe(
+                  Activity.make("call-api", Schema.String, Flaky, { retry: { initialDelay: "1 millis" } }),
+                  Effect.mapError((e) => `flaky ${e.n}`)
+                )
+            )
+            const history = yield* withEngine(journal, workflow, (engine) =>
+              Effect.andThen(engine.send(new Errand({ id: "1" })), engine.history("flaky@1"))
+            )
+            const [step] = history.steps
+            expect(step).toMatchObject({ stepKey: "call-api", attempts: 3, state: "succeeded" })
+            expect(step!.failedAttempts.map((a) => [a.attempt, a.failure])).toEqual([
+              [1, { _tag: "Failure", cause: [{ _tag: "Fail", error: { _tag: "Flaky", n: 1 } }] }],
+              [2, { _tag: "Failure", cause: [{ _tag: "Fail", error: { _tag: "Flaky", n: 2 } }] }]
+            ])
+            for (const attempt of step!.failedAttempts)
+              expect(attempt.endedAt).toBeGreaterThanOrEqual(attempt.startedAt)
+            // Stored once: writing the same failed attempt again changes nothing.
+            yield* journal.write({
+              executionId: "flaky@1",
+              outcomes: [],
+              failedAttempts: [
+                {
+                  executionId: "flaky@1",
+                  stepKey: "call-api",
+                  attempt: 1,
+                  startedAt: 0,
+                  endedAt: 0,
+                  outcome: "{}"
+                }
+              ],
+              now: 1
+            })
+            expect((yield* journal.attempts("flaky@1")).map((a) => [a.attempt, a.startedAt === 0])).toEqual([
+              [1, false],
+              [2, false]
+            ])
+          })
+        )
+      )
+
       it.live("an activity failure is recorded with its typed error and replayed as such", () =>
         withJournal((journal) =>
           Effect.gen(function* () {

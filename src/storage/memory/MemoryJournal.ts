@@ -17,6 +17,7 @@
  */
 import { Effect, Layer, Option } from "effect"
 import {
+  type AttemptRecord,
   applyStatusChange,
   DurableExecutionJournal,
   type ExecutionRecord,
@@ -29,6 +30,7 @@ export const make: Effect.Effect<DurableExecutionJournal["Service"]> = Effect.sy
   const executions = new Map<string, ExecutionRecord>()
   const steps = new Map<string, Map<string, StepRecord>>()
   const signals = new Map<string, string>()
+  const attempts = new Map<string, AttemptRecord>()
   const stepsOf = (executionId: string) => {
     let map = steps.get(executionId)
     if (map === undefined) {
@@ -81,6 +83,10 @@ export const make: Effect.Effect<DurableExecutionJournal["Service"]> = Effect.sy
             })
           }
         }
+        for (const failed of write.failedAttempts ?? []) {
+          const key = `${failed.executionId}\u0000${failed.stepKey}\u0000${failed.attempt}`
+          if (!attempts.has(key)) attempts.set(key, failed)
+        }
         const row = executions.get(write.executionId)
         if (row !== undefined && write.status !== undefined) {
           executions.set(write.executionId, applyStatusChange(row, write.status, write.now))
@@ -106,6 +112,12 @@ export const make: Effect.Effect<DurableExecutionJournal["Service"]> = Effect.sy
         signals.set(key, signal.payload)
         return true
       }),
+    attempts: (executionId) =>
+      Effect.sync(() =>
+        [...attempts.values()]
+          .filter((a) => a.executionId === executionId)
+          .sort((a, b) => (a.stepKey < b.stepKey ? -1 : a.stepKey > b.stepKey ? 1 : a.attempt - b.attempt))
+      ),
     list: (query) =>
       Effect.sync(() =>
         [...executions.values()]

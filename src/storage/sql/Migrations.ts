@@ -80,6 +80,21 @@ export const migrations: ReadonlyArray<Migration> = [
     statements: [
       `CREATE INDEX IF NOT EXISTS {prefix}executions_by_workflow ON {prefix}executions (workflow, status, execution_id)`
     ]
+  },
+  {
+    version: 6,
+    name: "attempt history",
+    statements: [
+      `CREATE TABLE IF NOT EXISTS {prefix}attempts (
+        execution_id TEXT NOT NULL,
+        step_key TEXT NOT NULL,
+        attempt INTEGER NOT NULL,
+        started_at BIGINT NOT NULL,
+        ended_at BIGINT NOT NULL,
+        outcome TEXT NOT NULL,
+        PRIMARY KEY (execution_id, step_key, attempt)
+      ){withoutRowid}`
+    ]
   }
 ]
 

@@ -184,12 +184,31 @@ const journalError =
 interface Batch {
   readonly starts: ReadonlyArray<StartRow>
   readonly steps: ReadonlyArray<StepRow>
+  readonly attempts: ReadonlyArray<AttemptRow>
   readonly statuses: ReadonlyArray<{
     readonly executionId: string
     readonly change: StatusChange
     readonly now: number
   }>
 }
+
+type AttemptRow = {
+  readonly execution_id: string
+  readonly step_key: string
+  readonly attempt: number
+  readonly started_at: number
+  readonly ended_at: number
+  readonly outcome: string
+}
+
+const AttemptRowSchema = Schema.Struct({
+  execution_id: Schema.String,
+  step_key: Schema.String,
+  attempt: SqlNumber,
+  started_at: SqlNumber,
+  ended_at: SqlNumber,
+  outcome: Schema.String
+})
 
 type StartRow = {
   readonly execution_id: string
@@ -218,6 +237,18 @@ const describeBatch = (items: ReadonlyArray<Item>): Batch => ({
       : []
   ),
   steps: mergeStepRows(items),
+  attempts: items.flatMap((item) =>
+    item._tag === "Write"
+      ? (item.write.failedAttempts ?? []).map((a) => ({
+          execution_id: a.executionId,
+          step_key: a.stepKey,
+          attempt: a.attempt,
+          started_at: a.startedAt,
+          ended_at: a.endedAt,
+          outcome: a.outcome
+        }))
+      : []
+  ),
   statuses: items.flatMap((item) =>
     item._tag === "Write" && item.write.status !== undefined
       ? [{ executionId: item.write.executionId, change: item.write.status, now: item.write.now }]
@@ -257,6 +288,8 @@ export const make = (
     yield* migrate(sql, prefix, options.dialect)
     const executions = sql(`${prefix}executions`)
     const signals = sql(`${prefix}signals`)
+    const attemptsTable = sql(`${prefix}attempts`)
+    const decodeAttempts = Schema.decodeUnknownEffect(Schema.Array(AttemptRowSchema))
     const steps = sql(`${prefix}steps`)
     const decodeExecutions = Schema.decodeUnknownEffect(Schema.Array(ExecutionRow))
     const decodeSteps = Schema.decodeUnknownEffect(Schema.Array(StoredStepRow))
@@ -305,6 +338,7 @@ export const make = (
           )
         }
         for (const rows of chunks(batch.steps)) statements.push(upsertSteps(rows))
+        for (const rows of chunks(batch.attempts)) statements.push(insertAttempts(rows))
         for (const { executionId, change, now } of batch.statuses) {
           statements.push(statusStatement(executionId, change, now))
         }
@@ -324,6 +358,10 @@ export const make = (
     const insertStarts = (rows: readonly [StartRow, ...Array<StartRow>]) =>
       sql<{ execution_id: string }>`INSERT INTO ${executions} ${sql.insert(rows)}
         ON CONFLICT (execution_id) DO NOTHING RETURNING execution_id`
+
+    const insertAttempts = (rows: readonly [AttemptRow, ...Array<AttemptRow>]) =>
+      sql`INSERT INTO ${attemptsTable} ${sql.insert(rows)}
+        ON CONFLICT (execution_id, step_key, attempt) DO NOTHING`
 
     const upsertSteps = (rows: readonly [StepRow, ...Array<StepRow>]) =>
       sql`INSERT INTO ${steps} ${sql.insert(rows)}
@@ -365,6 +403,12 @@ export const make = (
           ON CONFLICT (execution_id, step_key) DO UPDATE
           SET outcome = excluded.outcome, attempt = excluded.attempt, completed_at = excluded.completed_at
           WHERE ${steps}.outcome IS NULL`)
+      }
+      if (batch.attempts.length > 0) {
+        cte(sql`INSERT INTO ${attemptsTable} (execution_id, step_key, attempt, started_at, ended_at, outcome)
+          SELECT * FROM json_to_recordset(${JSON.stringify(batch.attempts)}::json)
+            AS r(execution_id text, step_key text, attempt integer, started_at bigint, ended_at bigint, outcome text)
+          ON CONFLICT (execution_id, step_key, attempt) DO NOTHING`)
       }
       const completions = batch.statuses.flatMap(({ executionId, change, now }) =>
         change._tag === "Complete"
@@ -483,6 +527,23 @@ export const make = (
             })
           )
           .pipe(Effect.mapError(journalError("signal"))),
+      attempts: (executionId) =>
+        sql`SELECT * FROM ${attemptsTable} WHERE execution_id = ${executionId} ORDER BY step_key, attempt`.pipe(
+          Effect.flatMap(decodeAttempts),
+          Effect.map((rows) =>
+            rows.map((row) => ({
+              executionId: row.execution_id,
+              stepKey: row.step_key,
+              attempt: row.attempt,
+              startedAt: row.started_at,
+              endedAt: row.ended_at,
+              outcome: row.outcome
+            }))
+          ),
+          Effect.mapError(
+            journalError("attempts", `attempts of ${JSON.stringify(executionId)} in ${prefix}attempts`)
+          )
+        ),
       list: (query) => {
         const conditions = [
           ...(query.workflow === undefined ? [] : [sql`workflow = ${query.workflow}`]),

@@ -281,9 +281,10 @@ const parkedForSignal = (
 const write = (env: RunnerEnvironment, state: ExecutionState, status: StatusChange | undefined) =>
   Effect.suspend(() => {
     const outcomes = state.takePending()
-    if (outcomes.length === 0 && status === undefined) return Effect.void
+    const failedAttempts = state.takeFailedAttempts()
+    if (outcomes.length === 0 && status === undefined && failedAttempts.length === 0) return Effect.void
     return Effect.orDie(
-      env.journal.write({ executionId: state.executionId, outcomes, status, now: env.now() })
+      env.journal.write({ executionId: state.executionId, outcomes, status, failedAttempts, now: env.now() })
     )
   })
 

@@ -3,7 +3,7 @@
  * runner. A run ends when the body completes, the execution suspends, or the engine shuts down.
  */
 import { type Deferred, Effect, Fiber } from "effect"
-import type { StepOutcome } from "../DurableExecutionJournal.ts"
+import type { AttemptRecord, StepOutcome } from "../DurableExecutionJournal.ts"
 import type { JournalError, SuspendReason } from "../WorkflowErrors.ts"
 import type { Replay } from "./Replay.ts"
 
@@ -70,6 +70,24 @@ export class ExecutionState {
   /** Puts back outcomes whose write failed or was interrupted, ahead of newer ones. */
   restorePending(outcomes: ReadonlyArray<StepOutcome>): void {
     if (outcomes.length > 0) this.pending = [...outcomes, ...this.pending]
+  }
+
+  private failedAttempts: Array<AttemptRecord> = []
+
+  /** Queues a failed (retried) attempt for the next write, for the history. */
+  addFailedAttempt(attempt: AttemptRecord): void {
+    this.failedAttempts.push(attempt)
+  }
+
+  /** Takes the queued failed attempts (the caller writes them; gives them back if it fails). */
+  takeFailedAttempts(): ReadonlyArray<AttemptRecord> {
+    const taken = this.failedAttempts
+    this.failedAttempts = []
+    return taken
+  }
+
+  restoreFailedAttempts(attempts: ReadonlyArray<AttemptRecord>): void {
+    if (attempts.length > 0) this.failedAttempts = [...attempts, ...this.failedAttempts]
   }
 
   /** Queues an outcome for the next write. */

@@ -37,5 +37,6 @@ export const reliable = (
   signal: (signal) => retrying("signal", journal.signal(signal)),
   getSignal: (executionId, name) => retrying("getSignal", journal.getSignal(executionId, name)),
   heartbeat: (heartbeat) => retrying("heartbeat", journal.heartbeat(heartbeat)),
-  list: (query) => retrying("list", journal.list(query))
+  list: (query) => retrying("list", journal.list(query)),
+  attempts: (executionId) => retrying("attempts", journal.attempts(executionId))
 })

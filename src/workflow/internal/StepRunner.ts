@@ -189,15 +189,19 @@ const writeAttempt = (
   Effect.suspend(() => {
     const outcomes = state.takePending()
     if (start === undefined && outcomes.length === 0) return Effect.void
+    const failedAttempts = state.takeFailedAttempts()
     const prior = state.outcomesWritten
     const mine = outcomes.length > 0 ? Deferred.makeUnsafe<void>() : undefined
     if (mine !== undefined) state.outcomesWritten = mine
     const written = env.journal
-      .write({ executionId: state.executionId, outcomes, attempt: start, now: env.now() })
+      .write({ executionId: state.executionId, outcomes, attempt: start, failedAttempts, now: env.now() })
       .pipe(Effect.andThen(prior === undefined ? Effect.void : Deferred.await(prior)))
     return written.pipe(
       Effect.onExit((exit) => {
-        if (!Exit.isSuccess(exit)) state.restorePending(outcomes)
+        if (!Exit.isSuccess(exit)) {
+          state.restorePending(outcomes)
+          state.restoreFailedAttempts(failedAttempts)
+        }
         return mine === undefined ? Effect.void : Deferred.succeed(mine, undefined)
       }),
       Effect.catch((error: JournalError) => state.halt({ _tag: "JournalFailed", error }))
@@ -236,8 +240,10 @@ const fresh = <A, E, R>(
       previous: recorded?.previous ?? previous,
       attempt
     }
+    let startedAt = 0
     // The attempt's clocks start when its body does, after its marker is written.
     const run = Effect.suspend(() => {
+      startedAt = env.now()
       const lastHeartbeat = progress.startAttempt()
       return withTimeouts(
         Effect.provideService(body, ActivityContext, {
@@ -269,6 +275,18 @@ const fresh = <A, E, R>(
           // interrupted itself): nothing to record, the step runs again on the next run.
           if (state.stopping || Cause.hasInterruptsOnly(exit.cause)) return exit
           if (shouldRetry(policy, exit.cause, attempt)) {
+            // Kept for the history, written with the next attempt's marker.
+            const failure = encodeJsonRoundTrip(schema, exit)
+            state.addFailedAttempt({
+              executionId: state.executionId,
+              stepKey,
+              attempt,
+              startedAt,
+              endedAt: env.now(),
+              outcome: Result.isSuccess(failure)
+                ? failure.success.json
+                : JSON.stringify({ _tag: "Failure", cause: Cause.pretty(exit.cause) })
+            })
             if (policy.yieldAfter !== undefined && attempt % policy.yieldAfter === 0) {
               // The attempt-failed signal: give the execution back instead of retrying on.
               const message = `activity "${stepKey}" failed ${attempt} attempts; last error: ${Cause.pretty(exit.cause).split("\n")[0]}`
