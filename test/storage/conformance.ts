@@ -1053,6 +1053,52 @@ export const conformance = (backend: Backend) =>
         )
       )
 
+      it.live("retry.yieldAfter and heartbeat timeouts on this backend", () =>
+        withJournal((journal) =>
+          Effect.gen(function* () {
+            let up = false
+            let stalls = 0
+            const workflow = Workflow.make(
+              Errand,
+              (r) => `hooks@${r.id}`,
+              () =>
+                Effect.gen(function* () {
+                  // The first attempt hangs without heartbeats: the heartbeat timeout fails it.
+                  yield* Effect.suspend(() => (stalls++ === 0 ? Effect.never : Effect.void)).pipe(
+                    Activity.make("stall", Schema.Void, Schema.Never, {
+                      heartbeatTimeout: "100 millis",
+                      retry: { initialDelay: "1 millis" }
+                    })
+                  )
+                  return yield* Effect.suspend(() => (up ? Effect.succeed("up") : Effect.fail("down"))).pipe(
+                    Activity.make("probe", Schema.String, Schema.String, {
+                      retry: { yieldAfter: 2, maxAttempts: 100, initialDelay: "1 millis" }
+                    })
+                  )
+                })
+            )
+            yield* withEngine(journal, workflow, (engine) =>
+              Effect.gen(function* () {
+                yield* Effect.exit(engine.send(new Errand({ id: "1" })))
+                const info = yield* awaitStatus(engine, "hooks@1", "suspended")
+                expect(Option.getOrThrow(info.suspendedBecause)).toMatchObject({ _tag: "ExecutionYielded" })
+                up = true
+                yield* engine.resume("hooks@1")
+                expect(yield* engine.send(new Errand({ id: "1" }))).toBe("up")
+                const history = yield* engine.history("hooks@1")
+                expect(history.steps.map((s) => [s.stepKey, s.attempts, s.failedAttempts.length])).toEqual([
+                  ["stall", 2, 1],
+                  ["probe", 3, 2]
+                ])
+                expect(JSON.stringify(history.steps[0]!.failedAttempts[0]!.failure)).toContain(
+                  "ActivityTimeoutError"
+                )
+              })
+            )
+          })
+        )
+      )
+
       it.live("an activity failure is recorded with its typed error and replayed as such", () =>
         withJournal((journal) =>
           Effect.gen(function* () {
