@@ -14,7 +14,7 @@
  * }).pipe(Effect.scoped, Effect.provide(SqliteJournal.layer({ filename: "journal.db" })))
  * ```
  */
-import { Clock, Deferred, Duration, Effect, Exit, Option, Result, type Scope } from "effect"
+import { Cause, Clock, Deferred, Duration, Effect, Exit, Option, Result, type Scope } from "effect"
 import {
   type AttemptRecord,
   DurableExecutionJournal,
@@ -520,8 +520,29 @@ export const makeScoped = <W extends Any>(
       const pollMillis = Duration.toMillis(Duration.fromInputUnsafe(options?.timerPollInterval ?? "1 second"))
       while (true) {
         const now = clock.currentTimeMillisUnsafe()
-        const { due, nextWakeAt } = yield* journal.listDue(now, TIMER_BATCH)
-        yield* Effect.forEach(due, wake, { concurrency: "unbounded", discard: true })
+        // A failure (a row that no longer decodes, the journal down for good) is logged and the
+        // timer looks again after a poll interval: it never stops for good.
+        const found = yield* journal.listDue(now, TIMER_BATCH).pipe(
+          Effect.catchCause((cause) =>
+            Effect.as(Effect.logError("the durable timer could not list due executions", cause), {
+              due: [],
+              nextWakeAt: now + pollMillis
+            })
+          )
+        )
+        const { due, nextWakeAt } = found
+        yield* Effect.forEach(
+          due,
+          (row) =>
+            wake(row).pipe(
+              Effect.catchCause((cause) =>
+                Cause.hasInterruptsOnly(cause)
+                  ? Effect.interrupt
+                  : Effect.logError(`the durable timer could not wake ${row.executionId}`, cause)
+              )
+            ),
+          { concurrency: "unbounded", discard: true }
+        )
         if (due.length === TIMER_BATCH) continue
         const wait = Math.max(0, Math.min(pollMillis, (nextWakeAt ?? Number.POSITIVE_INFINITY) - now))
         timerAt = now + wait
