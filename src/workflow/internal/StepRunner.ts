@@ -82,6 +82,34 @@ const askStep = (
 }
 
 /**
+ * A step with no recorded outcome begins: replay has caught up. Delivers a pending interruption
+ * (`WorkflowEngine.interrupt` before a restart) instead, or returns the step's attempt start.
+ */
+const beginStep = (
+  state: ExecutionState,
+  asked: {
+    readonly stepKey: string
+    readonly recorded: StepRecord | undefined
+    readonly previous: string | null
+  },
+  activityId: string,
+  attempt: number
+): AttemptStart | Effect.Effect<never> => {
+  state.caughtUp = true
+  if (state.interruptRequested && !state.interruptDelivered) {
+    return Effect.andThen(state.deliverInterrupt(), Effect.never)
+  }
+  return {
+    executionId: state.executionId,
+    stepKey: asked.stepKey,
+    activityId,
+    seq: asked.recorded?.seq ?? state.replay.allocateSeq(),
+    previous: asked.recorded?.previous ?? asked.previous,
+    attempt
+  }
+}
+
+/**
  * A local step (`Workflow.now`, `Workflow.random`): replays its recorded value, or computes it and
  * queues it with the execution's pending outcomes. No attempt marker: nothing outside the
  * workflow happens, and the value is durable before any later side effect (the next write carries
@@ -97,7 +125,7 @@ export const recordLocal = <A>(
     if (state.stopping) return Effect.interrupt
     const asked = askStep(state, fiber, id)
     if (Effect.isEffect(asked)) return asked
-    const { stepKey, recorded, previous } = asked
+    const { stepKey, recorded } = asked
     const definition: ActivityDefinition<A, never> = {
       id,
       success: schema,
@@ -105,18 +133,8 @@ export const recordLocal = <A>(
       retry: undefined
     }
     if (recorded?.outcome != null) return replayOutcome(state, definition, stepKey, recorded.outcome)
-    state.caughtUp = true
-    if (state.interruptRequested && !state.interruptDelivered) {
-      return Effect.andThen(state.deliverInterrupt(), Effect.never)
-    }
-    const start: AttemptStart = {
-      executionId: state.executionId,
-      stepKey,
-      activityId: id,
-      seq: recorded?.seq ?? state.replay.allocateSeq(),
-      previous: recorded?.previous ?? previous,
-      attempt: 1
-    }
+    const start = beginStep(state, asked, id, 1)
+    if (Effect.isEffect(start)) return start
     return Effect.flatMap(compute(`${state.executionId}/${stepKey}`), (value) => {
       const encoded = encodeJsonRoundTrip(exitSchema(schema, Schema.Never), Exit.succeed(value))
       if (Result.isFailure(encoded)) {
@@ -510,7 +528,7 @@ export const awaitSignal = <A>(
     if (state.stopping) return Effect.interrupt
     const asked = askStep(state, fiber, `effect-cluster/signal/${name}`)
     if (Effect.isEffect(asked)) return asked
-    const { stepKey, recorded, previous } = asked
+    const { stepKey, recorded } = asked
     const outcomeSchema = signalOutcome(schema)
     const definition: ActivityDefinition<SignalOutcome<A>, never> = {
       id: stepKey,
@@ -521,15 +539,8 @@ export const awaitSignal = <A>(
     if (recorded?.outcome != null) {
       return Effect.map(replayOutcome(state, definition, stepKey, recorded.outcome), toOption)
     }
-    state.caughtUp = true
-    const start: AttemptStart = {
-      executionId: state.executionId,
-      stepKey,
-      activityId: stepKey,
-      seq: recorded?.seq ?? state.replay.allocateSeq(),
-      previous: recorded?.previous ?? previous,
-      attempt: 1
-    }
+    const start = beginStep(state, asked, stepKey, 1)
+    if (Effect.isEffect(start)) return start
     const record = (outcome: SignalOutcome<A>): Effect.Effect<Option.Option<A>> => {
       const encoded = encodeJsonRoundTrip(exitSchema(outcomeSchema, Schema.Never), Exit.succeed(outcome))
       if (Result.isFailure(encoded)) return Effect.die(new Error(encoded.failure.message))
@@ -598,7 +609,7 @@ export const runChild = (
     const childId = workflow.executionId(request)
     const asked = askStep(state, fiber, `effect-cluster/child/${childId}`)
     if (Effect.isEffect(asked)) return asked
-    const { stepKey, recorded, previous } = asked
+    const { stepKey, recorded } = asked
     const definition: ActivityDefinition<unknown, unknown> = {
       id: stepKey,
       success: workflow.request.success,
@@ -606,18 +617,8 @@ export const runChild = (
       retry: undefined
     }
     if (recorded?.outcome != null) return replayOutcome(state, definition, stepKey, recorded.outcome)
-    state.caughtUp = true
-    if (state.interruptRequested && !state.interruptDelivered) {
-      return Effect.andThen(state.deliverInterrupt(), Effect.never)
-    }
-    const start: AttemptStart = {
-      executionId: state.executionId,
-      stepKey,
-      activityId: stepKey,
-      seq: recorded?.seq ?? state.replay.allocateSeq(),
-      previous: recorded?.previous ?? previous,
-      attempt: (recorded?.attempt ?? 0) + 1
-    }
+    const start = beginStep(state, asked, stepKey, (recorded?.attempt ?? 0) + 1)
+    if (Effect.isEffect(start)) return start
     const awaitChild = Effect.gen(function* () {
       yield* writeAttempt(env, state, start)
       yield* Effect.orDie(env.children.start(workflow, request))
