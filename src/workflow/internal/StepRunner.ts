@@ -9,7 +9,7 @@
  * anything that could depend on it has a side effect, and a sequential workflow pays one durable
  * commit per activity.
  */
-import { Cause, Deferred, Duration, Effect, Exit, Option, Result, Schema } from "effect"
+import { Cause, Deferred, Duration, Effect, Exit, Fiber, Option, Result, Schema } from "effect"
 import type { ActivityDefinition, Schema as ActivitySchema } from "../Activity.ts"
 import { ActivityContext } from "../ActivityContext.ts"
 import type {
@@ -388,10 +388,24 @@ class Progress {
       if (this.trailing) return Effect.void
       // Stored at most once a second, but the latest details are always stored within a second.
       this.trailing = true
-      return Effect.asVoid(Effect.forkDetach(Effect.andThen(Effect.sleep(wait), this.store())))
+      return Effect.map(Effect.forkDetach(Effect.andThen(Effect.sleep(wait), this.store())), (fiber) => {
+        this.trailingFiber = fiber
+      })
     })
 
   private trailing = false
+  private trailingFiber: Fiber.Fiber<void> | undefined = undefined
+
+  /**
+   * The attempt ended: a trailing write still waiting is dropped (the step's outcome, or the next
+   * attempt, follows; after a shutdown the journal may be closed).
+   */
+  readonly stop: Effect.Effect<void> = Effect.suspend(() => {
+    const fiber = this.trailingFiber
+    this.trailingFiber = undefined
+    this.trailing = false
+    return fiber === undefined ? Effect.void : Fiber.interrupt(fiber)
+  })
 
   private store(): Effect.Effect<void> {
     return Effect.suspend(() => {
@@ -419,7 +433,7 @@ const withTimeouts = <A, E, R>(
   heartbeatTimeout: number | undefined,
   progress: Progress
 ): Effect.Effect<A, E, R> => {
-  let guarded = run
+  let guarded = Effect.ensuring(run, progress.stop)
   if (heartbeatTimeout !== undefined) {
     const watchdog: Effect.Effect<never> = Effect.suspend(() => {
       const left = progress.lastBeat + heartbeatTimeout - progress.now()
