@@ -23,7 +23,11 @@ import type { Schema as ActivitySchema } from "./Activity.ts"
 import type { AnyCodec } from "./internal/codec.ts"
 import { WorkflowContext } from "./WorkflowContext.ts"
 
-/** A signal: a name unique within a workflow, and the schema of its value. */
+/**
+ * A signal: a name, and the schema of its value. A name is completed once per execution: receiving
+ * the same name again (in a loop) returns the same value; use a name per occurrence (`approval-1`,
+ * `approval-2`, ...) for repeated events.
+ */
 export interface Signal<A> {
   readonly name: string
   readonly schema: ActivitySchema<A>

@@ -498,9 +498,15 @@ export const makeScoped = <W extends Any>(
     /** When the timer loop will look again (epoch ms); an earlier park pokes it. */
     let timerAt = Number.POSITIVE_INFINITY
     let timerPoke: Deferred.Deferred<void> | undefined
+    /** A poke arrived while the loop was listing or waking: it lists again before waiting. */
+    let pokedWhileBusy = false
     const pokeTimer = (wakeAt: number) => {
       const poke = timerPoke
-      if (poke === undefined || wakeAt >= timerAt) return
+      if (poke === undefined) {
+        pokedWhileBusy = true
+        return
+      }
+      if (wakeAt >= timerAt) return
       timerPoke = undefined
       Deferred.doneUnsafe(poke, Exit.void)
     }
@@ -519,6 +525,7 @@ export const makeScoped = <W extends Any>(
     const timerLoop = Effect.gen(function* () {
       const pollMillis = Duration.toMillis(Duration.fromInputUnsafe(options?.timerPollInterval ?? "1 second"))
       while (true) {
+        pokedWhileBusy = false
         const now = clock.currentTimeMillisUnsafe()
         // A failure (a row that no longer decodes, the journal down for good) is logged and the
         // timer looks again after a poll interval: it never stops for good.
@@ -543,11 +550,12 @@ export const makeScoped = <W extends Any>(
             ),
           { concurrency: "unbounded", discard: true }
         )
-        if (due.length === TIMER_BATCH) continue
+        if (due.length === TIMER_BATCH || pokedWhileBusy) continue
         const wait = Math.max(0, Math.min(pollMillis, (nextWakeAt ?? Number.POSITIVE_INFINITY) - now))
         timerAt = now + wait
         timerPoke = Deferred.makeUnsafe<void>()
         yield* Effect.raceFirst(Effect.sleep(wait), Deferred.await(timerPoke))
+        timerPoke = undefined
         timerAt = Number.POSITIVE_INFINITY
       }
     })
@@ -641,8 +649,9 @@ export const makeScoped = <W extends Any>(
             // Before replay has caught up, the body has not rebuilt its compensations yet: the
             // run delivers the interruption at its first step without a recorded outcome.
             if (current.state.caughtUp) yield* current.state.deliverInterrupt()
-            yield* Deferred.await(current.outcome)
-            return
+            const outcome = yield* Deferred.await(current.outcome)
+            // Parked at the same moment (a wait won the race): wake it to deliver the interruption.
+            if (outcome._tag !== "Sleeping") return
           }
           yield* settled(executionId)
           const latest = yield* getRow(executionId)

@@ -294,6 +294,28 @@ export const make = (
     const decodeExecutions = Schema.decodeUnknownEffect(Schema.Array(ExecutionRow))
     const decodeSteps = Schema.decodeUnknownEffect(Schema.Array(StoredStepRow))
     const decodeExecution = Schema.decodeUnknownEffect(ExecutionRow)
+    /**
+     * Rows decoded one by one: a row that no longer decodes is reported and left out, so it does
+     * not stop the engine from resuming or waking every other execution (`get` of its id still
+     * fails loudly).
+     */
+    const decodeEach = (rows: ReadonlyArray<unknown>): Effect.Effect<Array<ExecutionRecord>> =>
+      Effect.map(
+        Effect.forEach(rows, (row) =>
+          decodeExecution(row).pipe(
+            Effect.map((decoded) => [toExecution(decoded)]),
+            Effect.catch((error) =>
+              Effect.as(
+                Effect.logError(
+                  `execution ${describeRow(row)} is left out: its row in ${prefix}executions does not decode: ${error.message}`
+                ),
+                []
+              )
+            )
+          )
+        ),
+        (decoded) => decoded.flat()
+      )
     const decodeNext = Schema.decodeUnknownEffect(Schema.NullOr(SqlNumber))
     const decodeSignal = Schema.decodeUnknownEffect(Schema.NullOr(Schema.String))
 
@@ -514,6 +536,11 @@ export const make = (
         sql
           .withTransaction(
             Effect.gen(function* () {
+              // PostgreSQL (READ COMMITTED): lock the execution first, so that a run parking it
+              // concurrently either sees this signal after parking or is woken by it.
+              if (options.dialect === "pg") {
+                yield* sql`SELECT 1 FROM ${executions} WHERE execution_id = ${signal.executionId} FOR UPDATE`
+              }
               const stored = yield* sql<{ name: string }>`INSERT INTO ${signals} ${sql.insert({
                 execution_id: signal.executionId,
                 name: signal.name,
@@ -591,30 +618,12 @@ export const make = (
             WHERE status = 'sleeping' AND wake_at <= ${now} ORDER BY wake_at LIMIT ${limit}`
           const next = yield* sql<{ next: unknown }>`SELECT MIN(wake_at) AS next FROM ${executions}
             WHERE status = 'sleeping'`
-          const due = yield* decodeExecutions(rows)
           const nextWakeAt = yield* decodeNext(next[0]?.next ?? null)
-          return { due: due.map(toExecution), nextWakeAt }
+          return { due: yield* decodeEach(rows), nextWakeAt }
         }).pipe(Effect.mapError(journalError("listDue", `sleeping executions in ${prefix}executions`))),
-      // Rows are decoded one by one: a row that no longer decodes is reported and left out, it
-      // does not stop every other execution from resuming (`get` of its id still fails loudly).
       listRunning: sql`SELECT * FROM ${executions} WHERE status = 'running' ORDER BY created_at`.pipe(
         Effect.mapError(journalError("listRunning")),
-        Effect.flatMap((rows) =>
-          Effect.forEach(rows, (row) =>
-            decodeExecution(row).pipe(
-              Effect.map((decoded) => [toExecution(decoded)]),
-              Effect.catch((error) =>
-                Effect.as(
-                  Effect.logError(
-                    `execution ${describeRow(row)} is not resumed: its row in ${prefix}executions does not decode: ${error.message}`
-                  ),
-                  []
-                )
-              )
-            )
-          )
-        ),
-        Effect.map((rows) => rows.flat())
+        Effect.flatMap(decodeEach)
       )
     } satisfies DurableExecutionJournal["Service"] & { readonly stats: GroupCommit.GroupCommitStats }
   })

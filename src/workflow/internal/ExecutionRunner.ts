@@ -201,11 +201,7 @@ const finish = (
         case "Suspend":
           return suspendNow(env, state, stop.reason)
         case "Sleep":
-          return Effect.andThen(write(env, state, { _tag: "Sleep", wakeAt: stop.wakeAt }), () =>
-            stop.signal === undefined
-              ? sleeping(stop.wakeAt)
-              : parkedForSignal(env, state, stop.signal, stop.wakeAt)
-          )
+          return park(env, state)
       }
     }
     const interrupted = Exit.isFailure(exit) && Cause.hasInterruptsOnly(exit.cause)
@@ -248,33 +244,37 @@ const finish = (
     } as const)
   })
 
-const sleeping = (wakeAt: number | null): Effect.Effect<RunOutcome> =>
-  Effect.succeed({ _tag: "Sleeping", wakeAt })
-
 /**
  * Parked waiting for `signal`: a signal sent between the run's last look and the park found the
  * execution running and could not wake it, so look once more and make it due now if it arrived.
  */
-const parkedForSignal = (
-  env: RunnerEnvironment,
-  state: ExecutionState,
-  signal: string,
-  wakeAt: number | null
-): Effect.Effect<RunOutcome> =>
-  Effect.flatMap(Effect.orDie(env.journal.getSignal(state.executionId, signal)), (payload) => {
-    if (payload._tag === "None") return sleeping(wakeAt)
-    const now = env.now()
-    return Effect.as(
-      Effect.orDie(
+/**
+ * Parks the execution: it wakes at the earliest deadline of the waits in progress, or when one of
+ * their signals arrives. A signal sent between a wait's last look and the park found the execution
+ * running and could not wake it, so each awaited signal is looked up once more after parking and,
+ * if one arrived, the execution is made due now.
+ */
+const park = (env: RunnerEnvironment, state: ExecutionState): Effect.Effect<RunOutcome> =>
+  Effect.gen(function* () {
+    const waits = [...state.waits]
+    const deadlines = waits.flatMap((wait) => (wait.wakeAt === null ? [] : [wait.wakeAt]))
+    const wakeAt = deadlines.length === 0 ? null : Math.min(...deadlines)
+    yield* write(env, state, { _tag: "Sleep", wakeAt })
+    for (const signal of new Set(waits.flatMap((wait) => (wait.signal === undefined ? [] : [wait.signal])))) {
+      const payload = yield* Effect.orDie(env.journal.getSignal(state.executionId, signal))
+      if (payload._tag === "None") continue
+      const now = env.now()
+      yield* Effect.orDie(
         env.journal.write({
           executionId: state.executionId,
           outcomes: [],
           status: { _tag: "WakeBy", wakeAt: now },
           now
         })
-      ),
-      { _tag: "Sleeping", wakeAt: now } as const
-    )
+      )
+      return { _tag: "Sleeping", wakeAt: now } as const
+    }
+    return { _tag: "Sleeping", wakeAt } as const
   })
 
 /** Writes the outcomes still pending and, if given, the status change, in one transaction. */

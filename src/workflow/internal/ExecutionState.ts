@@ -7,16 +7,22 @@ import type { AttemptRecord, StepOutcome } from "../DurableExecutionJournal.ts"
 import type { JournalError, SuspendReason } from "../WorkflowErrors.ts"
 import type { Replay } from "./Replay.ts"
 
+/** A sleep or a signal wait in progress. */
+export interface Wait {
+  readonly wakeAt: number | null
+  readonly signal: string | undefined
+}
+
 /** Why a run must stop before the body completes. */
 export type StopReason =
   | { readonly _tag: "Suspend"; readonly reason: SuspendReason }
   | { readonly _tag: "Shutdown" }
   | { readonly _tag: "JournalFailed"; readonly error: JournalError }
   /**
-   * `Workflow.sleep` or `Signal.receive` parks the execution until `wakeAt` (null: until a signal);
-   * the run ends, no fiber waits. `signal`: the signal awaited, checked again once parked.
+   * `Workflow.sleep` or `Signal.receive` parks the execution: the run ends, no fiber waits. The
+   * wake-up time and the signals awaited are those of every wait registered in `waits`.
    */
-  | { readonly _tag: "Sleep"; readonly wakeAt: number | null; readonly signal?: string | undefined }
+  | { readonly _tag: "Sleep" }
 
 export class ExecutionState {
   /** The first reason to stop the run early; the run's end records it instead of the body's exit. */
@@ -66,6 +72,12 @@ export class ExecutionState {
    * sleeps in memory instead.
    */
   activeAttempts = 0
+  /**
+   * The waits in progress in this run (sleeps and signal waits, registered when they begin, before
+   * any I/O): when the execution parks, it wakes at the earliest deadline among them, or when any
+   * of their signals arrives, so a sibling's timeout is never lost.
+   */
+  readonly waits = new Set<Wait>()
 
   /** Puts back outcomes whose write failed or was interrupted, ahead of newer ones. */
   restorePending(outcomes: ReadonlyArray<StepOutcome>): void {

@@ -29,7 +29,7 @@ import {
   NonDeterminismError
 } from "../WorkflowErrors.ts"
 import { decodeJsonResult, encodeJsonRoundTrip, exitSchema, withoutExitEnvelope } from "./codec.ts"
-import type { ExecutionState } from "./ExecutionState.ts"
+import type { ExecutionState, Wait } from "./ExecutionState.ts"
 
 /**
  * What a step needs from its engine. The journal given here already retries transient storage
@@ -397,15 +397,21 @@ class Progress {
   private trailingFiber: Fiber.Fiber<void> | undefined = undefined
 
   /**
-   * The attempt ended: a trailing write still waiting is dropped (the step's outcome, or the next
-   * attempt, follows; after a shutdown the journal may be closed).
+   * The attempt ended. A trailing write still waiting is cancelled; if the attempt failed (it will
+   * be retried, maybe after a long backoff or a crash), the latest details are stored now. After a
+   * success (the outcome follows) or an interruption (a shutdown: the journal may be closing) they
+   * are not.
    */
-  readonly stop: Effect.Effect<void> = Effect.suspend(() => {
-    const fiber = this.trailingFiber
-    this.trailingFiber = undefined
-    this.trailing = false
-    return fiber === undefined ? Effect.void : Fiber.interrupt(fiber)
-  })
+  readonly stop = (exit: Exit.Exit<unknown, unknown>): Effect.Effect<void> =>
+    Effect.suspend(() => {
+      const fiber = this.trailingFiber
+      const pending = this.trailing
+      this.trailingFiber = undefined
+      this.trailing = false
+      const cancel = fiber === undefined ? Effect.void : Fiber.interrupt(fiber)
+      const failed = Exit.isFailure(exit) && !Cause.hasInterruptsOnly(exit.cause)
+      return pending && failed ? Effect.andThen(cancel, this.store()) : cancel
+    })
 
   private store(): Effect.Effect<void> {
     return Effect.suspend(() => {
@@ -433,7 +439,7 @@ const withTimeouts = <A, E, R>(
   heartbeatTimeout: number | undefined,
   progress: Progress
 ): Effect.Effect<A, E, R> => {
-  let guarded = Effect.ensuring(run, progress.stop)
+  let guarded = run
   if (heartbeatTimeout !== undefined) {
     const watchdog: Effect.Effect<never> = Effect.suspend(() => {
       const left = progress.lastBeat + heartbeatTimeout - progress.now()
@@ -464,7 +470,8 @@ const withTimeouts = <A, E, R>(
         )
     })
   }
-  return guarded
+  // Outermost: a timeout is a failure too, and its last details are stored.
+  return Effect.onExit(guarded, progress.stop)
 }
 
 /** Counts the step as in progress while it runs (see `ExecutionState.activeAttempts`). */
@@ -491,24 +498,50 @@ export const sleepUntil = (
 ): Effect.Effect<void> =>
   Effect.suspend(() => {
     if (state.stopping) return Effect.interrupt
-    if (state.interruptRequested && !state.interruptDelivered) {
-      return Effect.andThen(state.deliverInterrupt(), Effect.never)
-    }
     const remaining = deadline - env.now()
+    // A sleep that is over is history being replayed: go on to the steps after it.
     if (remaining <= 0) return Effect.void
-    // Waiting here: replay has caught up, an interruption can be delivered to the body.
-    state.caughtUp = true
-    // Let sibling fibers started with this one (a race, a forEach) reach their activity first.
-    return Effect.andThen(Effect.yieldNow, () => {
+    return waiting(state, { wakeAt: deadline, signal: undefined }, () =>
       // In memory: the recorded deadline is written first, so a crash does not restart the sleep.
-      if (state.activeAttempts > 0) {
-        return Effect.andThen(
-          writeAttempt(env, state, undefined),
-          Effect.sleep(Math.max(0, deadline - env.now()))
-        )
-      }
-      return state.halt({ _tag: "Sleep", wakeAt: deadline })
+      Effect.andThen(writeAttempt(env, state, undefined), Effect.sleep(Math.max(0, deadline - env.now())))
+    )
+  })
+
+/**
+ * A wait that has reached the frontier of the execution (sleeping, or waiting for a signal): it is
+ * registered in `state.waits` (so that a park includes it), a pending interruption is delivered
+ * here, and after one `yieldNow` (sibling fibers of a race or forEach reach their own activity or
+ * wait first) the execution parks — or, if activity steps are in progress beside it, `inMemory`
+ * waits without parking. The registration is dropped when the wait ends, unless the run stops.
+ */
+const waiting = (
+  state: ExecutionState,
+  wait: Wait,
+  inMemory: () => Effect.Effect<void>
+): Effect.Effect<void> =>
+  Effect.suspend(() => {
+    state.caughtUp = true
+    const added = !state.waits.has(wait)
+    state.waits.add(wait)
+    const interrupted = (): Effect.Effect<never> | undefined =>
+      state.interruptRequested
+        ? state.interruptDelivered
+          ? Effect.never // delivered: the interruption is on its way to this fiber
+          : Effect.andThen(state.deliverInterrupt(), Effect.never)
+        : undefined
+    const decide = Effect.andThen(Effect.yieldNow, () => {
+      const interruption = interrupted()
+      if (interruption !== undefined) return interruption
+      if (state.activeAttempts > 0) return inMemory()
+      return state.halt({ _tag: "Sleep" })
     })
+    return (interrupted() ?? decide).pipe(
+      Effect.ensuring(
+        Effect.sync(() => {
+          if (added && !state.stopping) state.waits.delete(wait)
+        })
+      )
+    )
   })
 
 /** How a signal wait ended, as recorded. */
@@ -555,6 +588,9 @@ export const awaitSignal = <A>(
     }
     const start = beginStep(state, asked, stepKey, 1)
     if (Effect.isEffect(start)) return start
+    // Registered before the first look (I/O), so a sibling that parks meanwhile includes it.
+    const wait: Wait = { wakeAt: deadline ?? null, signal: name }
+    state.waits.add(wait)
     const record = (outcome: SignalOutcome<A>): Effect.Effect<Option.Option<A>> => {
       const encoded = encodeJsonRoundTrip(exitSchema(outcomeSchema, Schema.Never), Exit.succeed(outcome))
       if (Result.isFailure(encoded)) return Effect.die(new Error(encoded.failure.message))
@@ -586,24 +622,31 @@ export const awaitSignal = <A>(
             return record({ _tag: "Received", value: decoded.success })
           }
           if (deadline !== undefined && env.now() >= deadline) return record({ _tag: "TimedOut" })
-          return Effect.andThen(Effect.yieldNow, () => {
-            if (state.activeAttempts === 0) {
-              return state.halt({ _tag: "Sleep", wakeAt: deadline ?? null, signal: name })
-            }
-            // Activities run beside the wait: keep the fiber and look again shortly.
-            const pause = Math.min(
-              SIGNAL_POLL_MILLIS,
-              Math.max(1, (deadline ?? Number.POSITIVE_INFINITY) - env.now())
-            )
-            return Effect.andThen(
-              Effect.andThen(writeAttempt(env, state, undefined), Effect.sleep(pause)),
-              look
-            )
-          })
+          // With activities running beside it, the wait keeps its fiber and looks again shortly.
+          return Effect.andThen(
+            waiting(state, wait, () =>
+              Effect.andThen(
+                writeAttempt(env, state, undefined),
+                Effect.sleep(
+                  Math.min(
+                    SIGNAL_POLL_MILLIS,
+                    Math.max(1, (deadline ?? Number.POSITIVE_INFINITY) - env.now())
+                  )
+                )
+              )
+            ),
+            look
+          )
         })
       )
     })
-    return look
+    return look.pipe(
+      Effect.ensuring(
+        Effect.sync(() => {
+          if (!state.stopping) state.waits.delete(wait)
+        })
+      )
+    )
   })
 
 /**
@@ -631,6 +674,14 @@ export const runChild = (
       retry: undefined
     }
     if (recorded?.outcome != null) return replayOutcome(state, definition, stepKey, recorded.outcome)
+    if (state.interruptRequested && !state.interruptDelivered) {
+      // The parent is being interrupted here (after a restart, or while it was suspended): the
+      // child is interrupted first (its compensations run), then the parent's are delivered.
+      return Effect.andThen(Effect.ignore(env.children.interrupt(childId)), () => {
+        const begun = beginStep(state, asked, stepKey, 1)
+        return Effect.isEffect(begun) ? begun : Effect.andThen(state.deliverInterrupt(), Effect.never)
+      })
+    }
     const start = beginStep(state, asked, stepKey, (recorded?.attempt ?? 0) + 1)
     if (Effect.isEffect(start)) return start
     const awaitChild = Effect.gen(function* () {
