@@ -110,6 +110,35 @@ const beginStep = (
 }
 
 /**
+ * Queues the outcome of a step for the next write, encoded with `schema` (an `Exit` schema), and
+ * returns the value a replay will see (decoded back from what is stored), so that the first run
+ * cannot see more than replays do. A value the schema cannot encode suspends the run instead.
+ */
+const recordOutcome = <A, E>(
+  state: ExecutionState,
+  start: AttemptStart,
+  schema: Schema.Codec<Exit.Exit<A, E>, any, never, never>,
+  exit: Exit.Exit<A, E>,
+  what: string
+): Effect.Effect<A, E> => {
+  const encoded = encodeJsonRoundTrip(schema, exit)
+  if (Result.isFailure(encoded)) {
+    const failure = withoutExitEnvelope(encoded.failure)
+    return state.suspend(
+      new ActivityResultError({
+        executionId: state.executionId,
+        workflow: state.workflow,
+        activity: start.stepKey,
+        path: failure.path,
+        message: `${what} "${start.stepKey}" of workflow "${state.workflow}" produced an outcome its schema cannot encode: ${failure.message}`
+      })
+    )
+  }
+  state.addPending({ ...start, outcome: encoded.success.json })
+  return encoded.success.value as Exit.Exit<A, E>
+}
+
+/**
  * A local step (`Workflow.now`, `Workflow.random`): replays its recorded value, or computes it and
  * queues it with the execution's pending outcomes. No attempt marker: nothing outside the
  * workflow happens, and the value is durable before any later side effect (the next write carries
@@ -135,23 +164,9 @@ export const recordLocal = <A>(
     if (recorded?.outcome != null) return replayOutcome(state, definition, stepKey, recorded.outcome)
     const start = beginStep(state, asked, id, 1)
     if (Effect.isEffect(start)) return start
-    return Effect.flatMap(compute(`${state.executionId}/${stepKey}`), (value) => {
-      const encoded = encodeJsonRoundTrip(exitSchema(schema, Schema.Never), Exit.succeed(value))
-      if (Result.isFailure(encoded)) {
-        const failure = withoutExitEnvelope(encoded.failure)
-        return state.suspend(
-          new ActivityResultError({
-            executionId: state.executionId,
-            workflow: state.workflow,
-            activity: stepKey,
-            path: failure.path,
-            message: `local step "${stepKey}" of workflow "${state.workflow}" produced a value its schema cannot encode: ${failure.message}`
-          })
-        )
-      }
-      state.addPending({ ...start, outcome: encoded.success.json })
-      return encoded.success.value as Exit.Exit<A, never>
-    })
+    return Effect.flatMap(compute(`${state.executionId}/${stepKey}`), (value) =>
+      recordOutcome(state, start, exitSchema(schema, Schema.Never), Exit.succeed(value), "local step")
+    )
   })
 
 export const runActivity = <A, E, R>(
@@ -318,22 +333,7 @@ const fresh = <A, E, R>(
             return Effect.andThen(Effect.sleep(delayAfter(policy, attempt)), attemptNumber(attempt + 1))
           }
         }
-        const encoded = encodeJsonRoundTrip(schema, exit)
-        if (Result.isFailure(encoded)) {
-          const failure = withoutExitEnvelope(encoded.failure)
-          return state.suspend(
-            new ActivityResultError({
-              executionId: state.executionId,
-              workflow: state.workflow,
-              activity: stepKey,
-              path: failure.path,
-              message: `activity "${stepKey}" of workflow "${state.workflow}" produced an outcome its schema cannot encode: ${failure.message}`
-            })
-          )
-        }
-        state.addPending({ ...start, outcome: encoded.success.json })
-        // The value a replay will see, so that the first run cannot see more than replays do.
-        return encoded.success.value as Exit.Exit<A, E>
+        return recordOutcome(state, start, schema, exit, "activity")
       })
     )
   }
@@ -591,13 +591,11 @@ export const awaitSignal = <A>(
     // Registered before the first look (I/O), so a sibling that parks meanwhile includes it.
     const wait: Wait = { wakeAt: deadline ?? null, signal: name }
     state.waits.add(wait)
-    const record = (outcome: SignalOutcome<A>): Effect.Effect<Option.Option<A>> => {
-      const encoded = encodeJsonRoundTrip(exitSchema(outcomeSchema, Schema.Never), Exit.succeed(outcome))
-      if (Result.isFailure(encoded)) return Effect.die(new Error(encoded.failure.message))
-      state.addPending({ ...start, outcome: encoded.success.json })
-      // The value a replay will see (decoded back from what is stored).
-      return Effect.map(encoded.success.value as Exit.Exit<SignalOutcome<A>, never>, toOption)
-    }
+    const record = (outcome: SignalOutcome<A>): Effect.Effect<Option.Option<A>> =>
+      Effect.map(
+        recordOutcome(state, start, exitSchema(outcomeSchema, Schema.Never), Exit.succeed(outcome), "signal"),
+        toOption
+      )
     const look: Effect.Effect<Option.Option<A>> = Effect.suspend(() => {
       if (state.interruptRequested && !state.interruptDelivered) {
         return Effect.andThen(state.deliverInterrupt(), Effect.never)
