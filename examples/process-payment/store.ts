@@ -46,8 +46,5 @@ export const resetStore = async (store: string): Promise<void> => {
 /** The store for messages: a PostgreSQL URL without its password. */
 export const describeStore = (store: string): string => {
   if (!store.startsWith("postgres")) return store
-  const url = new URL(store)
-  if (url.password !== "") url.password = "***"
-  if (url.searchParams.has("password")) url.searchParams.set("password", "***")
-  return `${url.toString()} (tables ${DEMO_TABLE_PREFIX}*)`
+  return `${PostgresJournal.redactUrl(store)} (tables ${DEMO_TABLE_PREFIX}*)`
 }

@@ -13,11 +13,6 @@ import { join } from "node:path"
 export interface PostgresServer {
   /** Connection URL of the `postgres` database. */
   readonly url: string
-  /** A URL for another database of the same server. */
-  readonly urlFor: (database: string) => string
-  readonly port: number
-  /** Creates a fresh database and returns its URL. */
-  readonly createDatabase: (name: string) => Promise<string>
   /** Stops the server (`pg_ctl stop -m fast`: open connections are cut). */
   readonly stop: () => Promise<void>
   /** Starts it again on the same port and data. */
@@ -119,17 +114,8 @@ export const startPostgres = async (): Promise<PostgresServer> => {
   const start = () => run("pg_ctl", ["-D", data, "-l", log, "-w", "-t", "60", "start"])
   const stop = () => run("pg_ctl", ["-D", data, "-m", "fast", "-w", "-t", "60", "stop"])
   await start()
-  const urlFor = (database: string) => `postgres://postgres@127.0.0.1:${port}/${database}`
-  let databases = 0
   return {
-    url: urlFor("postgres"),
-    urlFor,
-    port,
-    createDatabase: async (name) => {
-      const database = `${name.replace(/[^a-z0-9_]/gi, "_").toLowerCase()}_${++databases}`
-      await run("createdb", ["-h", "127.0.0.1", "-p", String(port), "-U", "postgres", database])
-      return urlFor(database)
-    },
+    url: `postgres://postgres@127.0.0.1:${port}/postgres`,
     start,
     stop,
     dispose: async () => {

@@ -56,8 +56,16 @@ export const clientLayer = (options: PostgresJournalOptions) =>
     applicationName: "effect-cluster"
   })
 
-/** The URL without its password, for messages. */
-const describeUrl = (url: Redacted.Redacted | string): string => {
+/**
+ * A connection URL fit for logs and errors: the password (in the user info or `?password=`) is
+ * replaced by `***`; text that is not a URL becomes `<not a URL>`.
+ *
+ * @example
+ * ```ts
+ * PostgresJournal.redactUrl("postgres://app:secret@db/orders") // "postgres://app:***@db/orders"
+ * ```
+ */
+export const redactUrl = (url: Redacted.Redacted | string): string => {
   const text = typeof url === "string" ? url : Redacted.value(url)
   try {
     const parsed = new URL(text)
@@ -102,7 +110,7 @@ export const layer = (options: PostgresJournalOptions): Layer.Layer<DurableExecu
             (error) =>
               new JournalError({
                 operation: "open",
-                message: `cannot open the PostgreSQL journal at ${describeUrl(options.url)}: ${describeError(error)}`,
+                message: `cannot open the PostgreSQL journal at ${redactUrl(options.url)}: ${describeError(error)}`,
                 transient: false
               })
           )
