@@ -13,6 +13,8 @@ export * as MemoryJournal from "./storage/memory/MemoryJournal.ts"
 export * as PostgresJournal from "./storage/postgres/PostgresJournal.ts"
 /** The embedded durable store: one SQLite file, no server. */
 export * as SqliteJournal from "./storage/sqlite/SqliteJournal.ts"
+/** A test kit for your workflows: an engine on `TestClock` and the memory journal, journal replay. */
+export * as WorkflowTest from "./testing/WorkflowTest.ts"
 /** Side-effecting steps of a workflow, recorded once and retried until they are. */
 export * as Activity from "./workflow/Activity.ts"
 /** What an activity attempt knows about itself (persistence id, attempt number). */

@@ -261,6 +261,14 @@ export class DurableExecutionJournal extends Context.Service<
      * may lose the last one, the next attempt then sees the one before.
      */
     readonly heartbeat: (heartbeat: Heartbeat) => Effect.Effect<void, JournalError>
+    /**
+     * Present when the backend sees every writer of the journal (memory: one process): calls
+     * `listener` with the wake-up time whenever an execution parks with a deadline or becomes due
+     * (a signal, `WakeBy`); returns a function that unsubscribes. An engine on such a journal needs
+     * no timer polling, so a test that skips a month with `TestClock` costs one wake-up, not one
+     * per poll interval. Backends shared by processes leave it out: their engines poll.
+     */
+    readonly wakeups?: ((listener: (wakeAt: number) => void) => () => void) | undefined
   }
 >()("effect-cluster/workflow/DurableExecutionJournal") {}
 

@@ -204,7 +204,9 @@ export interface EngineOptions {
   readonly retry?: RetryPolicy | undefined
   /**
    * How often the durable timer looks for sleeping executions it was not told about (parked by
-   * another engine on the same journal). Its own sleeps wake on time regardless. Default 1 second.
+   * another engine on the same journal). Its own sleeps wake on time regardless. Default 1 second;
+   * on a journal that announces every wake-up (`MemoryJournal`) the timer does not poll at all
+   * unless this is set.
    */
   readonly timerPollInterval?: Duration.Input | undefined
 }
@@ -220,7 +222,8 @@ export const makeScoped = <W extends Any>(
   Effect.gen(function* () {
     const byTag: ReadonlyMap<string, Any> =
       "workflows" in workflows ? workflows.workflows : new Map([[workflows.tag, workflows]])
-    const journal = reliable(yield* DurableExecutionJournal)
+    const store = yield* DurableExecutionJournal
+    const journal = reliable(store)
     const services = yield* Effect.context<Requirements<W>>()
     const running = new Map<string, RunHandle>()
     /** Callers of `send` waiting for a sleeping execution to wake (false: engine stopping). */
@@ -523,7 +526,12 @@ export const makeScoped = <W extends Any>(
      * `wakeAt` (or `timerPollInterval`, for sleeps parked by other engines on the same journal).
      */
     const timerLoop = Effect.gen(function* () {
-      const pollMillis = Duration.toMillis(Duration.fromInputUnsafe(options?.timerPollInterval ?? "1 second"))
+      // A journal that announces every wake-up (memory) needs no polling: the timer then sleeps
+      // until the earliest known deadline, so skipping a month of test time costs one wake-up.
+      const pollMillis =
+        options?.timerPollInterval === undefined && store.wakeups !== undefined
+          ? Number.POSITIVE_INFINITY
+          : Duration.toMillis(Duration.fromInputUnsafe(options?.timerPollInterval ?? "1 second"))
       while (true) {
         pokedWhileBusy = false
         const now = clock.currentTimeMillisUnsafe()
@@ -554,7 +562,9 @@ export const makeScoped = <W extends Any>(
         const wait = Math.max(0, Math.min(pollMillis, (nextWakeAt ?? Number.POSITIVE_INFINITY) - now))
         timerAt = now + wait
         timerPoke = Deferred.makeUnsafe<void>()
-        yield* Effect.raceFirst(Effect.sleep(wait), Deferred.await(timerPoke))
+        yield* Number.isFinite(wait)
+          ? Effect.raceFirst(Effect.sleep(wait), Deferred.await(timerPoke))
+          : Deferred.await(timerPoke)
         timerPoke = undefined
         timerAt = Number.POSITIVE_INFINITY
       }
@@ -673,6 +683,10 @@ export const makeScoped = <W extends Any>(
       })
     )
 
+    if (store.wakeups !== undefined) {
+      const unsubscribe = store.wakeups(pokeTimer)
+      yield* Effect.addFinalizer(() => Effect.sync(unsubscribe))
+    }
     for (const row of yield* journal.listRunning) yield* startRow(row)
     yield* Effect.forkScoped(
       Effect.catchCause(timerLoop, (cause) => Effect.logError("the durable timer stopped", cause))

@@ -31,6 +31,12 @@ export const make: Effect.Effect<DurableExecutionJournal["Service"]> = Effect.sy
   const steps = new Map<string, Map<string, StepRecord>>()
   const signals = new Map<string, string>()
   const attempts = new Map<string, AttemptRecord>()
+  const listeners = new Set<(wakeAt: number) => void>()
+  /** Tells the engines on this journal that an execution will be due at `wakeAt`. */
+  const announce = (row: ExecutionRecord | undefined) => {
+    if (row?.status !== "sleeping" || row.wakeAt === null) return
+    for (const listener of listeners) listener(row.wakeAt)
+  }
   const stepsOf = (executionId: string) => {
     let map = steps.get(executionId)
     if (map === undefined) {
@@ -89,7 +95,9 @@ export const make: Effect.Effect<DurableExecutionJournal["Service"]> = Effect.sy
         }
         const row = executions.get(write.executionId)
         if (row !== undefined && write.status !== undefined) {
-          executions.set(write.executionId, applyStatusChange(row, write.status, write.now))
+          const changed = applyStatusChange(row, write.status, write.now)
+          executions.set(write.executionId, changed)
+          if (changed !== row) announce(changed)
         }
       }),
     listRunning: Effect.sync(() =>
@@ -106,7 +114,9 @@ export const make: Effect.Effect<DurableExecutionJournal["Service"]> = Effect.sy
           row.status === "sleeping" &&
           (row.wakeAt === null || row.wakeAt > signal.now)
         ) {
-          executions.set(signal.executionId, { ...row, wakeAt: signal.now, updatedAt: signal.now })
+          const due = { ...row, wakeAt: signal.now, updatedAt: signal.now }
+          executions.set(signal.executionId, due)
+          announce(due)
         }
         if (signals.has(key)) return false
         signals.set(key, signal.payload)
@@ -138,6 +148,10 @@ export const make: Effect.Effect<DurableExecutionJournal["Service"]> = Effect.sy
           map.set(heartbeat.stepKey, { ...existing, heartbeat: heartbeat.details })
         }
       }),
+    wakeups: (listener) => {
+      listeners.add(listener)
+      return () => listeners.delete(listener)
+    },
     getSignal: (executionId, name) =>
       Effect.sync(() => Option.fromNullishOr(signals.get(`${executionId}\u0000${name}`))),
     listDue: (now, limit) =>
