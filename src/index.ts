@@ -21,6 +21,8 @@ export * as Activity from "./workflow/Activity.ts"
 export * as ActivityContext from "./workflow/ActivityContext.ts"
 /** The storage port of executions and activity outcomes. */
 export * as DurableExecutionJournal from "./workflow/DurableExecutionJournal.ts"
+/** One execution's journal as a JSON document: export it, check it in, replay it in CI. */
+export * as JournalExport from "./workflow/JournalExport.ts"
 /** Retry policies of activities. */
 export * as RetryPolicy from "./workflow/RetryPolicy.ts"
 /** Activities paired with compensations that run in reverse order when the saga fails. */
@@ -35,3 +37,5 @@ export * as WorkflowContext from "./workflow/WorkflowContext.ts"
 export * as WorkflowEngine from "./workflow/WorkflowEngine.ts"
 /** The errors of the workflow subsystem. */
 export * as WorkflowErrors from "./workflow/WorkflowErrors.ts"
+/** Replays a stored execution against the current code without running anything (safe upgrades). */
+export * as WorkflowReplay from "./workflow/WorkflowReplay.ts"

@@ -35,9 +35,11 @@ import { type Duration, Effect, Fiber, type Scope } from "effect"
 import { TestClock } from "effect/testing"
 import * as MemoryJournal from "../storage/memory/MemoryJournal.ts"
 import { DurableExecutionJournal } from "../workflow/DurableExecutionJournal.ts"
+import * as JournalExport from "../workflow/JournalExport.ts"
 import type { Any, Requirements, WorkflowUnion } from "../workflow/Workflow.ts"
 import { type EngineOptions, makeScoped, type WorkflowEngine } from "../workflow/WorkflowEngine.ts"
-import type { JournalError } from "../workflow/WorkflowErrors.ts"
+import type { InvalidJournalExportError, JournalError } from "../workflow/WorkflowErrors.ts"
+import * as WorkflowReplay from "../workflow/WorkflowReplay.ts"
 
 /** An engine for a test, with the journal it writes to (to inspect or export). */
 export interface TestEngine<W extends Any> extends WorkflowEngine<W> {
@@ -102,4 +104,33 @@ export const within = <A, E, R>(
     const fiber = yield* Effect.forkChild(effect)
     yield* advance(duration)
     return yield* Fiber.join(fiber)
+  })
+
+/**
+ * Replays an exported execution journal (a file written with `JournalExport.writeFile`, or the
+ * document itself) against the current code of `workflows`, without running any activity, and
+ * fails with the `NonDeterminismError` (expected and actual step) — or the `JournalDecodeError` of
+ * a changed schema — that the execution would be suspended with after a deploy of this code.
+ *
+ * @example
+ * ```ts
+ * it.effect("executions recorded by v1 still replay", () =>
+ *   WorkflowTest.replay(Workflow.union(processPayment), "test/journals/payment-v1.json")
+ * )
+ * ```
+ */
+export const replay = <W extends Any>(
+  workflows: WorkflowUnion<W> | W,
+  journal: string | JournalExport.ExecutionJournal
+): Effect.Effect<
+  WorkflowReplay.ReplayReport,
+  WorkflowReplay.ReplayError | InvalidJournalExportError,
+  Requirements<W>
+> =>
+  Effect.gen(function* () {
+    const document = typeof journal === "string" ? yield* JournalExport.readFile(journal) : journal
+    const store = yield* MemoryJournal.fromExport(document)
+    return yield* WorkflowReplay.replay(workflows, document.execution.executionId).pipe(
+      Effect.provideService(DurableExecutionJournal, store)
+    )
   })

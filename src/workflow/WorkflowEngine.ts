@@ -33,6 +33,7 @@ import {
 } from "./internal/codec.ts"
 import { type RunHandle, type RunnerEnvironment, start as startRun } from "./internal/ExecutionRunner.ts"
 import { reliable } from "./internal/ReliableJournal.ts"
+import type { ExecutionJournal } from "./JournalExport.ts"
 import { defaults, type RetryPolicy, resolve } from "./RetryPolicy.ts"
 import type { Signal } from "./Signal.ts"
 import type { Any, FailureFor, Requests, Requirements, SuccessFor, WorkflowUnion } from "./Workflow.ts"
@@ -164,6 +165,13 @@ export interface WorkflowEngine<W extends Any> {
   readonly history: (
     executionId: string
   ) => Effect.Effect<ExecutionHistory, ExecutionNotFoundError | JournalError>
+  /**
+   * The journal of an execution as a document (its row, steps and failed attempts): write it to a
+   * file with `JournalExport.writeFile`, replay it against changed code with `WorkflowTest.replay`.
+   */
+  readonly exportJournal: (
+    executionId: string
+  ) => Effect.Effect<ExecutionJournal, ExecutionNotFoundError | JournalError>
   /** Resumes a suspended execution (no-op for running or final ones). */
   readonly resume: (executionId: string) => Effect.Effect<void, ExecutionNotFoundError | JournalError>
   /**
@@ -641,6 +649,19 @@ export const makeScoped = <W extends Any>(
               )
             )
           }
+        }),
+      exportJournal: (executionId) =>
+        Effect.gen(function* () {
+          const execution = yield* getRow(executionId)
+          const steps = yield* journal.steps(executionId)
+          const attempts = yield* journal.attempts(executionId)
+          return {
+            format: "effect-cluster/execution-journal",
+            version: 1,
+            execution,
+            steps,
+            attempts
+          } as const
         }),
       resume: (executionId) =>
         settled(executionId).pipe(

@@ -165,3 +165,15 @@ export type WorkflowEngineError =
   | ExecutionIdConflictError
   | ExecutionSuspendedError
   | JournalDecodeError
+
+/**
+ * An exported execution journal (a file from `engine.exportJournal`, read by `WorkflowTest.replay`)
+ * could not be read or is not one: `source` is the file, `path` the first bad field. Terminal:
+ * export the journal again, or fix the file.
+ */
+export class InvalidJournalExportError extends Schema.TaggedError<InvalidJournalExportError>()(
+  "InvalidJournalExportError",
+  { source: Schema.String, path: Schema.String, message: Schema.String }
+) {
+  readonly retryable = false
+}

@@ -24,13 +24,31 @@ import {
   newExecutionRecord,
   type StepRecord
 } from "../../workflow/DurableExecutionJournal.ts"
+import type { ExecutionJournal } from "../../workflow/JournalExport.ts"
 
 /** Builds a fresh, empty in-memory journal. */
-export const make: Effect.Effect<DurableExecutionJournal["Service"]> = Effect.sync(() => {
+export const make: Effect.Effect<DurableExecutionJournal["Service"]> = Effect.sync(() => build())
+
+/**
+ * A journal holding one exported execution (see `JournalExport`), as it was stored: to replay it
+ * (`WorkflowTest.replay`) or to resume it in a test.
+ */
+export const fromExport = (journal: ExecutionJournal): Effect.Effect<DurableExecutionJournal["Service"]> =>
+  Effect.sync(() => build(journal))
+
+const attemptKey = (attempt: AttemptRecord) =>
+  `${attempt.executionId}\u0000${attempt.stepKey}\u0000${attempt.attempt}`
+
+const build = (initial?: ExecutionJournal): DurableExecutionJournal["Service"] => {
   const executions = new Map<string, ExecutionRecord>()
   const steps = new Map<string, Map<string, StepRecord>>()
   const signals = new Map<string, string>()
   const attempts = new Map<string, AttemptRecord>()
+  if (initial !== undefined) {
+    executions.set(initial.execution.executionId, initial.execution)
+    steps.set(initial.execution.executionId, new Map(initial.steps.map((step) => [step.stepKey, step])))
+    for (const attempt of initial.attempts) attempts.set(attemptKey(attempt), attempt)
+  }
   const listeners = new Set<(wakeAt: number) => void>()
   /** Tells the engines on this journal that an execution will be due at `wakeAt`. */
   const announce = (row: ExecutionRecord | undefined) => {
@@ -90,7 +108,7 @@ export const make: Effect.Effect<DurableExecutionJournal["Service"]> = Effect.sy
           }
         }
         for (const failed of write.failedAttempts ?? []) {
-          const key = `${failed.executionId}\u0000${failed.stepKey}\u0000${failed.attempt}`
+          const key = attemptKey(failed)
           if (!attempts.has(key)) attempts.set(key, failed)
         }
         const row = executions.get(write.executionId)
@@ -165,7 +183,7 @@ export const make: Effect.Effect<DurableExecutionJournal["Service"]> = Effect.sy
         }
       })
   })
-})
+}
 
 /** A fresh in-memory journal per layer build. */
 export const layer: Layer.Layer<DurableExecutionJournal> = Layer.effect(DurableExecutionJournal, make)

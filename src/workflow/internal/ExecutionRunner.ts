@@ -55,6 +55,11 @@ export interface RunHandle {
 
 export interface RunnerEnvironment extends StepEnvironment {
   readonly isGracefulShutdown: () => boolean
+  /**
+   * Replay only (`WorkflowReplay`): recorded steps are replayed and checked, nothing runs past
+   * the journal's frontier, and nothing is written.
+   */
+  readonly replayOnly?: boolean | undefined
 }
 
 const stopped: RunOutcome = { _tag: "Stopped" }
@@ -73,6 +78,7 @@ export const start = (
 ): Effect.Effect<RunHandle> =>
   Effect.suspend(() => {
     const state = new ExecutionState(row.executionId, row.workflow, new Replay([]), row.interruptRequested)
+    state.replayOnly = env.replayOnly === true
     const handle: RunHandle = { state, outcome: Deferred.makeUnsafe<RunOutcome>() }
     const program = Effect.onExit(runBody(env, workflow, row, state, freshRequest), (exit) =>
       finish(env, workflow, state, exit).pipe(
@@ -148,7 +154,9 @@ const runBody = (
         return yield* Effect.interrupt
       }
       state.replay = new Replay(steps.success)
-      state.interruptRequested ||= current.value.interruptRequested
+      // A replay checks the recorded path; it delivers no interruption (that would run compensations).
+      state.interruptRequested =
+        !state.replayOnly && (state.interruptRequested || current.value.interruptRequested)
       if (steps.success.length === 0) state.caughtUp = true
     } else {
       state.caughtUp = true
@@ -202,6 +210,23 @@ const finish = (
           return suspendNow(env, state, stop.reason)
         case "Sleep":
           return park(env, state)
+        case "Replayed": {
+          // Every fiber replayed what it could: a recorded step nobody asked for means the code no
+          // longer reaches it.
+          const unasked = state.replay.firstUnasked()
+          if (unasked === undefined) return Effect.succeed(stopped)
+          return suspendNow(
+            env,
+            state,
+            new NonDeterminismError({
+              executionId: state.executionId,
+              workflow: state.workflow,
+              expected: describe(unasked),
+              actual: "the replay stopped before it",
+              message: `workflow "${state.workflow}" replayed up to its frontier without asking for ${describe(unasked)} that its journal recorded`
+            })
+          )
+        }
       }
     }
     const interrupted = Exit.isFailure(exit) && Cause.hasInterruptsOnly(exit.cause)
@@ -280,6 +305,7 @@ const park = (env: RunnerEnvironment, state: ExecutionState): Effect.Effect<RunO
 /** Writes the outcomes still pending and, if given, the status change, in one transaction. */
 const write = (env: RunnerEnvironment, state: ExecutionState, status: StatusChange | undefined) =>
   Effect.suspend(() => {
+    if (state.replayOnly) return Effect.void
     const outcomes = state.takePending()
     const failedAttempts = state.takeFailedAttempts()
     if (outcomes.length === 0 && status === undefined && failedAttempts.length === 0) return Effect.void
@@ -296,7 +322,8 @@ const suspendNow = (
   Effect.gen(function* () {
     const encoded = encodeJsonResult(SuspendReason, reason)
     if (Result.isFailure(encoded)) return yield* Effect.die(new Error(encoded.failure.message))
-    yield* Effect.logWarning(`execution ${state.executionId} suspended: ${reason.message}`)
+    if (!state.replayOnly)
+      yield* Effect.logWarning(`execution ${state.executionId} suspended: ${reason.message}`)
     yield* write(env, state, { _tag: "Suspend", reason: encoded.success })
     return { _tag: "Suspended", reason } as const
   })

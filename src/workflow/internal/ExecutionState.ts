@@ -23,6 +23,8 @@ export type StopReason =
    * wake-up time and the signals awaited are those of every wait registered in `waits`.
    */
   | { readonly _tag: "Sleep" }
+  /** A replay-only run (`WorkflowReplay`) has replayed everything the journal recorded. */
+  | { readonly _tag: "Replayed" }
 
 export class ExecutionState {
   /** The first reason to stop the run early; the run's end records it instead of the body's exit. */
@@ -79,6 +81,16 @@ export class ExecutionState {
    */
   readonly waits = new Set<Wait>()
 
+  /**
+   * A replay-only run (`WorkflowReplay`): it replays recorded steps and checks determinism, but
+   * every fiber that reaches the frontier (a step or wait with nothing recorded) stops there, and
+   * the run writes nothing. Once no fiber makes progress any more, the run stops with `Replayed`.
+   */
+  replayOnly = false
+  /** Steps asked so far in this run: a replay-only run is over when this stops growing. */
+  asks = 0
+  private frontierWatch = false
+
   /** Puts back outcomes whose write failed or was interrupted, ahead of newer ones. */
   restorePending(outcomes: ReadonlyArray<StepOutcome>): void {
     if (outcomes.length > 0) this.pending = [...outcomes, ...this.pending]
@@ -134,6 +146,26 @@ export class ExecutionState {
     if (fiber !== undefined) Effect.runFork(Fiber.interrupt(fiber))
   }
 
+  /**
+   * In a replay-only run, a fiber that reached the frontier waits here for good; the first one
+   * starts a watcher that stops the run once the other fibers have replayed what they can (no
+   * step asked during `QUIET_TURNS` scheduler turns: replay of recorded steps is synchronous).
+   */
+  atFrontier(): Effect.Effect<never> {
+    if (this.frontierWatch) return Effect.never
+    this.frontierWatch = true
+    const watch = Effect.gen({ self: this }, function* () {
+      let quiet = 0
+      while (quiet < QUIET_TURNS) {
+        const before = this.asks
+        yield* Effect.yieldNow
+        quiet = this.asks === before ? quiet + 1 : 0
+      }
+      this.stopNow({ _tag: "Replayed" })
+    })
+    return Effect.andThen(Effect.forkDetach(watch), Effect.never)
+  }
+
   /** Suspends the execution with `reason`. */
   suspend(reason: SuspendReason): Effect.Effect<never> {
     return this.halt({ _tag: "Suspend", reason })
@@ -152,3 +184,6 @@ export class ExecutionState {
     })
   }
 }
+
+/** Scheduler turns without a new step after which a replay-only run is considered done. */
+const QUIET_TURNS = 64

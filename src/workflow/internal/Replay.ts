@@ -73,6 +73,16 @@ export class Replay {
     return next === undefined || this.asked.has(next.stepKey) ? undefined : next
   }
 
+  /** The earliest recorded step (by seq) that this run has not asked for, if any. */
+  firstUnasked(): StepRecord | undefined {
+    let first: StepRecord | undefined
+    for (const step of this.recorded.values()) {
+      if (this.asked.has(step.stepKey)) continue
+      if (first === undefined || step.seq < first.seq) first = step
+    }
+    return first
+  }
+
   allocateSeq(): number {
     return this.nextSeq++
   }

@@ -65,6 +65,7 @@ const askStep = (
 ):
   | { readonly stepKey: string; readonly recorded: StepRecord | undefined; readonly previous: string | null }
   | Effect.Effect<never> => {
+  state.asks++
   const stepKey = state.replay.nextStepKey(id)
   const recorded = state.replay.recordedStep(stepKey)
   const previous = state.replay.previousOf(fiber)
@@ -96,6 +97,7 @@ const beginStep = (
   attempt: number
 ): AttemptStart | Effect.Effect<never> => {
   state.caughtUp = true
+  if (state.replayOnly) return state.atFrontier()
   if (state.interruptRequested && !state.interruptDelivered) {
     return Effect.andThen(state.deliverInterrupt(), Effect.never)
   }
@@ -252,6 +254,7 @@ const fresh = <A, E, R>(
   previous: string | null
 ): Effect.Effect<A, E, R> => {
   state.caughtUp = true
+  if (state.replayOnly) return state.atFrontier()
   if (state.interruptRequested && !state.interruptDelivered) {
     // Replay has caught up with the interrupted execution: interrupt it here.
     return Effect.andThen(state.deliverInterrupt(), Effect.never)
@@ -521,6 +524,7 @@ const waiting = (
 ): Effect.Effect<void> =>
   Effect.suspend(() => {
     state.caughtUp = true
+    if (state.replayOnly) return state.atFrontier()
     const added = !state.waits.has(wait)
     state.waits.add(wait)
     const interrupted = (): Effect.Effect<never> | undefined =>
