@@ -6,6 +6,8 @@ import { Activity } from "effect-cluster"
 export interface Services {
   readonly baseUrl: string
   readonly log: (line: string) => void
+  /** How to reach them: the global `fetch` unless given (tests pass an in-memory one). */
+  readonly fetch?: ((url: string) => Promise<Response>) | undefined
 }
 
 /** A transient failure of a remote API: retried with backoff. */
@@ -23,7 +25,7 @@ export const call = (services: Services, service: string, path: string) =>
     const key = yield* Activity.persistenceId
     services.log(`▶ ${key.split("/")[1]}  attempt ${attempt}`)
     const response = yield* Effect.tryPromise({
-      try: () => fetch(`${services.baseUrl}/${service}${path}`),
+      try: () => (services.fetch ?? fetch)(`${services.baseUrl}/${service}${path}`),
       catch: () => new ServiceUnavailable({ service, status: 0 })
     })
     if (!response.ok) {

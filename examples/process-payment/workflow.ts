@@ -26,13 +26,15 @@ export class OutOfStockError extends Schema.TaggedError<OutOfStockError>()("OutO
   orderId: Schema.String
 }) {}
 
-const getTotalAmount = (services: Services, orderId: string) =>
+/** An activity of the workflow (exported for the example's tests). */
+export const getTotalAmount = (services: Services, orderId: string) =>
   call(services, "orders", `/total?order=${orderId}`).pipe(
     Effect.map((body) => Number(body.total)),
     Activity.make(`get-amount-due-${orderId}`, Schema.Number, ServiceUnavailable)
   )
 
-const chargeCreditCard = (services: Services, cardNumber: string, amount: number) =>
+/** An activity of the workflow (exported for the example's tests). */
+export const chargeCreditCard = (services: Services, cardNumber: string, amount: number) =>
   Activity.persistenceId.pipe(
     Effect.flatMap((key) =>
       call(services, "payments", `/charge?card=${cardNumber}&amount=${amount}&key=${key}`)
@@ -41,7 +43,8 @@ const chargeCreditCard = (services: Services, cardNumber: string, amount: number
     Activity.make("charge-credit-card", Schema.Void, ServiceUnavailable)
   )
 
-const refundCreditCard = (services: Services, cardNumber: string, amount: number) =>
+/** An activity of the workflow (exported for the example's tests). */
+export const refundCreditCard = (services: Services, cardNumber: string, amount: number) =>
   Activity.persistenceId.pipe(
     Effect.flatMap((key) =>
       call(services, "payments", `/refund?card=${cardNumber}&amount=${amount}&key=${key}`)
@@ -50,13 +53,15 @@ const refundCreditCard = (services: Services, cardNumber: string, amount: number
     Activity.make("refund-credit-card", Schema.Boolean, ServiceUnavailable)
   )
 
-const createShippingTrackingCode = (services: Services, deliveryAddress: string) =>
+/** An activity of the workflow (exported for the example's tests). */
+export const createShippingTrackingCode = (services: Services, deliveryAddress: string) =>
   call(services, "shipping", `/tracking-code?address=${encodeURIComponent(deliveryAddress)}`).pipe(
     Effect.map((body) => String(body.trackingId)),
     Activity.make("create-shipping-tracking-code", Schema.String, ServiceUnavailable)
   )
 
-const sendOrderToShipping = (services: Services, orderId: string, trackingId: string) =>
+/** An activity of the workflow (exported for the example's tests). */
+export const sendOrderToShipping = (services: Services, orderId: string, trackingId: string) =>
   call(services, "warehouse", `/ship?order=${orderId}&tracking=${trackingId}`).pipe(
     Effect.flatMap((body) =>
       body.outOfStock === true ? Effect.fail(new OutOfStockError({ orderId })) : Effect.void
@@ -71,7 +76,13 @@ const sendOrderToShipping = (services: Services, orderId: string, trackingId: st
     )
   )
 
-const sendConfirmationEmail = (services: Services, email: string, orderId: string, trackingId: string) =>
+/** An activity of the workflow (exported for the example's tests). */
+export const sendConfirmationEmail = (
+  services: Services,
+  email: string,
+  orderId: string,
+  trackingId: string
+) =>
   call(services, "email", `/send?to=${email}&order=${orderId}&tracking=${trackingId}`).pipe(
     Effect.asVoid,
     Activity.make("send-confirmation-email", Schema.Void, ServiceUnavailable)
