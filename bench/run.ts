@@ -5,8 +5,9 @@
  * Figures are ratios to the ceilings; machines are noisy.
  *
  * Options (decoded from argv): `--quick` runs fewer executions; `--postgres URL` uses that server
- * instead of starting a throwaway one; `--only postgres|sqlite|sleep` runs one part. The sleep
- * part (`bench/sleep.ts`) drains 10,000 executions that each sleep 1 s, on every backend.
+ * instead of starting a throwaway one; `--only postgres|sqlite|sleep|skip` runs one part. The sleep
+ * part (`bench/sleep.ts`) drains 10,000 executions that each sleep 1 s, on every backend; the skip
+ * part (`bench/timeSkip.ts`) measures the real time of `WorkflowTest` tests that skip days.
  */
 import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
@@ -20,12 +21,13 @@ import * as SqliteClient from "../src/storage/sqlite/SqliteClient.ts"
 import * as SqliteJournal from "../src/storage/sqlite/SqliteJournal.ts"
 import { postgresBench, postgresSleepBench } from "./postgres.ts"
 import { printSleep, sleepBench } from "./sleep.ts"
+import { timeSkipBench } from "./timeSkip.ts"
 import { median, type Row, runWorkload } from "./workload.ts"
 
 const Options = Schema.Struct({
   quick: Schema.optional(Schema.Boolean),
   postgres: Schema.optional(Schema.String.check(Schema.isPattern(/^postgres(ql)?:\/\//))),
-  only: Schema.optional(Schema.Literals(["postgres", "sqlite", "sleep"]))
+  only: Schema.optional(Schema.Literals(["postgres", "sqlite", "sleep", "skip"]))
 })
 const options = Schema.decodeUnknownSync(Options)(
   parseArgs({
@@ -193,6 +195,7 @@ const program = Effect.gen(function* () {
     ]
     printSleep(rows)
   }
+  if (options.only === undefined || options.only === "skip") yield* timeSkipBench(quick ? 3 : 20)
 })
 
 Effect.runPromise(program).then(
