@@ -32,6 +32,7 @@ import {
   withoutExitEnvelope
 } from "./internal/codec.ts"
 import { type RunHandle, type RunnerEnvironment, start as startRun } from "./internal/ExecutionRunner.ts"
+import { identifierProblem, MAX_IDENTIFIER_LENGTH, quoteIdentifier } from "./internal/identifier.ts"
 import { reliable } from "./internal/ReliableJournal.ts"
 import type { ExecutionJournal } from "./JournalExport.ts"
 import { defaults, type RetryPolicy, resolve } from "./RetryPolicy.ts"
@@ -41,6 +42,7 @@ import {
   ExecutionIdConflictError,
   ExecutionNotFoundError,
   ExecutionSuspendedError,
+  InvalidIdentifierError,
   InvalidRequestError,
   InvalidSignalError,
   JournalDecodeError,
@@ -139,10 +141,16 @@ export interface WorkflowEngine<W extends Any> {
     request: Req
   ) => Effect.Effect<
     string,
-    InvalidRequestError | UnknownWorkflowError | ExecutionIdConflictError | JournalError
+    | InvalidRequestError
+    | UnknownWorkflowError
+    | ExecutionIdConflictError
+    | InvalidIdentifierError
+    | JournalError
   >
   /** The stored state of an execution. */
-  readonly status: (executionId: string) => Effect.Effect<Option.Option<ExecutionInfo>, JournalError>
+  readonly status: (
+    executionId: string
+  ) => Effect.Effect<Option.Option<ExecutionInfo>, InvalidIdentifierError | JournalError>
   /**
    * A page of executions, optionally of one workflow and one status, by execution id. Pass the
    * returned `next` as `after` for the next page (none: this was the last).
@@ -164,22 +172,26 @@ export interface WorkflowEngine<W extends Any> {
   /** An execution and its steps in order: every failed attempt, timing, recorded outcomes. */
   readonly history: (
     executionId: string
-  ) => Effect.Effect<ExecutionHistory, ExecutionNotFoundError | JournalError>
+  ) => Effect.Effect<ExecutionHistory, ExecutionNotFoundError | InvalidIdentifierError | JournalError>
   /**
    * The journal of an execution as a document (its row, steps and failed attempts): write it to a
    * file with `JournalExport.writeFile`, replay it against changed code with `WorkflowTest.replay`.
    */
   readonly exportJournal: (
     executionId: string
-  ) => Effect.Effect<ExecutionJournal, ExecutionNotFoundError | JournalError>
+  ) => Effect.Effect<ExecutionJournal, ExecutionNotFoundError | InvalidIdentifierError | JournalError>
   /** Resumes a suspended execution (no-op for running or final ones). */
-  readonly resume: (executionId: string) => Effect.Effect<void, ExecutionNotFoundError | JournalError>
+  readonly resume: (
+    executionId: string
+  ) => Effect.Effect<void, ExecutionNotFoundError | InvalidIdentifierError | JournalError>
   /**
    * Interrupts an execution: its finalizers and compensations run (activities included), then it
    * is recorded as `interrupted`. Durable: a crash in between continues the interruption on restart.
    * Returns once the execution is final (or suspended).
    */
-  readonly interrupt: (executionId: string) => Effect.Effect<void, ExecutionNotFoundError | JournalError>
+  readonly interrupt: (
+    executionId: string
+  ) => Effect.Effect<void, ExecutionNotFoundError | InvalidIdentifierError | JournalError>
   /**
    * Completes the signal `signal` of an execution with `value` (encoded with its schema). Returns
    * true if this call completed it, false if it had been completed before (the first value stays).
@@ -189,7 +201,10 @@ export interface WorkflowEngine<W extends Any> {
     executionId: string,
     signal: Signal<A>,
     value: A
-  ) => Effect.Effect<boolean, ExecutionNotFoundError | InvalidSignalError | JournalError>
+  ) => Effect.Effect<
+    boolean,
+    ExecutionNotFoundError | InvalidSignalError | InvalidIdentifierError | JournalError
+  >
   /**
    * How many executions have a run (a fiber) in this engine now. Sleeping executions have none:
    * they are rows in the journal until the timer wakes them.
@@ -204,7 +219,41 @@ interface Started {
   readonly freshRequest: unknown
 }
 
-type StartError = UnknownWorkflowError | InvalidRequestError | ExecutionIdConflictError | JournalError
+type StartError =
+  | UnknownWorkflowError
+  | InvalidRequestError
+  | ExecutionIdConflictError
+  | InvalidIdentifierError
+  | JournalError
+
+/**
+ * Checks an identifier at the engine's boundary (see `internal/identifier.ts`): the same typed
+ * error on every backend for an id the journal could not store alike.
+ */
+const checkIdentifier = (
+  kind: InvalidIdentifierError["kind"],
+  value: string,
+  workflow: string | null
+): Effect.Effect<void, InvalidIdentifierError> => {
+  const problem = identifierProblem(value)
+  return problem === undefined ? Effect.void : Effect.fail(invalidIdentifier(kind, value, workflow, problem))
+}
+
+const invalidIdentifier = (
+  kind: InvalidIdentifierError["kind"],
+  value: string,
+  workflow: string | null,
+  problem: string
+) => {
+  const quoted = quoteIdentifier(value)
+  const owner = workflow === null ? "" : ` (workflow "${workflow}")`
+  return new InvalidIdentifierError({
+    kind,
+    value: quoted,
+    workflow,
+    message: `${kind} ${quoted}${owner} ${problem}: identifiers must be 1 to ${MAX_IDENTIFIER_LENGTH} characters of well-formed text without NUL`
+  })
+}
 
 /** Options of `makeScoped`. */
 export interface EngineOptions {
@@ -448,6 +497,10 @@ export const makeScoped = <W extends Any>(
           )
         }
         const executionId = workflow.executionId(request)
+        const invalid = identifierProblem(executionId)
+        if (invalid !== undefined) {
+          return Effect.fail(invalidIdentifier("execution id", executionId, workflow.tag, invalid))
+        }
         const stored = journal.start({
           executionId,
           workflow: workflow.tag,
@@ -469,11 +522,13 @@ export const makeScoped = <W extends Any>(
       })
 
     const getRow = (executionId: string) =>
-      Effect.flatMap(journal.get(executionId), (row) =>
-        Option.match(row, {
-          onNone: () => Effect.fail(new ExecutionNotFoundError({ executionId })),
-          onSome: Effect.succeed
-        })
+      Effect.flatMap(
+        Effect.andThen(checkIdentifier("execution id", executionId, null), journal.get(executionId)),
+        (row) =>
+          Option.match(row, {
+            onNone: () => Effect.fail(new ExecutionNotFoundError({ executionId })),
+            onSome: Effect.succeed
+          })
       )
 
     /** Waits until a run of `executionId` that is already stopping has ended. */
@@ -604,6 +659,7 @@ export const makeScoped = <W extends Any>(
               message: `signal "${signal.name}" for ${executionId} is invalid at ${path}: ${message}`
             })
           }
+          yield* checkIdentifier("signal name", signal.name, null)
           yield* getRow(executionId)
           const now = clock.currentTimeMillisUnsafe()
           const stored = yield* journal.signal({
@@ -626,7 +682,11 @@ export const makeScoped = <W extends Any>(
           if (execution.status === "running") yield* ensureRunning(workflow, execution, freshRequest)
           return execution.executionId
         }),
-      status: (executionId) => Effect.map(journal.get(executionId), Option.map(toInfo)),
+      status: (executionId) =>
+        Effect.andThen(
+          checkIdentifier("execution id", executionId, null),
+          Effect.map(journal.get(executionId), Option.map(toInfo))
+        ),
       list: (query) =>
         Effect.map(journal.list({ ...query, limit: query.limit ?? 100 }), (rows) => ({
           executions: rows.map(toInfo),

@@ -134,13 +134,33 @@ export class ExecutionYielded extends Schema.TaggedError<ExecutionYielded>()("Ex
   readonly retryable = false
 }
 
+/**
+ * An execution id, activity id or signal name that the journal cannot store the same way on every
+ * backend: empty, longer than 256 characters, or containing NUL or a lone UTF-16 surrogate.
+ * Terminal: fix the code that builds the identifier. An activity id like that suspends its
+ * execution (nothing is recorded for it).
+ */
+export class InvalidIdentifierError extends Schema.TaggedError<InvalidIdentifierError>()(
+  "InvalidIdentifierError",
+  {
+    kind: Schema.Literals(["execution id", "activity id", "signal name"]),
+    /** The identifier, quoted, with control characters and surrogates escaped. */
+    value: Schema.String,
+    workflow: Schema.NullOr(Schema.String),
+    message: Schema.String
+  }
+) {
+  readonly retryable = false
+}
+
 /** Why an execution is suspended. Stored in the journal with the execution. */
 export const SuspendReason = Schema.Union([
   JournalDecodeError,
   ActivityResultError,
   NonDeterminismError,
   ExecutionYielded,
-  UnknownWorkflowError
+  UnknownWorkflowError,
+  InvalidIdentifierError
 ])
 
 /** @see SuspendReason */
@@ -165,6 +185,7 @@ export type WorkflowEngineError =
   | ExecutionIdConflictError
   | ExecutionSuspendedError
   | JournalDecodeError
+  | InvalidIdentifierError
 
 /**
  * An exported execution journal (a file from `engine.exportJournal`, read by `WorkflowTest.replay`)

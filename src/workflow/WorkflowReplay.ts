@@ -25,6 +25,7 @@ import type { Any, Requirements, WorkflowUnion } from "./Workflow.ts"
 import {
   type ActivityResultError,
   ExecutionNotFoundError,
+  type InvalidIdentifierError,
   type JournalDecodeError,
   type JournalError,
   type NonDeterminismError,
@@ -51,6 +52,7 @@ export type ReplayError =
   | ActivityResultError
   | UnknownWorkflowError
   | ExecutionNotFoundError
+  | InvalidIdentifierError
   | JournalError
 
 /** Replays the execution `executionId` of the journal in context against `workflows`. */

@@ -693,6 +693,56 @@ export const conformance = (backend: Backend) =>
     })
 
     describe("the engine on this backend", () => {
+      it.live("bad identifiers get the same typed error on every backend, and nothing is stored", () =>
+        withJournal((journal) =>
+          Effect.gen(function* () {
+            const badIds = ["", "nul\u0000inside", "lone\ud800surrogate", "low\udc00first", "x".repeat(257)]
+            const errands = (activityId: string) =>
+              Workflow.make(
+                Errand,
+                (r) => r.id,
+                () => Effect.succeed("ran").pipe(Activity.make(activityId, Schema.String, Schema.String))
+              )
+            yield* withEngine(journal, errands("fine"), (engine) =>
+              Effect.gen(function* () {
+                for (const id of badIds) {
+                  const error = yield* Effect.flip(engine.sendDiscard(new Errand({ id })))
+                  expect(error._tag).toBe("InvalidIdentifierError")
+                  if (error._tag !== "InvalidIdentifierError") continue
+                  expect(error.kind).toBe("execution id")
+                  expect(error.message).toContain('workflow "Errand"')
+                  const lookup = yield* Effect.flip(engine.status(id))
+                  expect(lookup._tag).toBe("InvalidIdentifierError")
+                }
+                const nul = yield* Effect.flip(engine.sendDiscard(new Errand({ id: "nul\u0000inside" })))
+                expect(nul.message).toContain("contains NUL (U+0000) at index 3")
+                const lone = yield* Effect.flip(engine.status("lone\ud800surrogate"))
+                expect(lone.message).toContain("lone surrogate (U+D800) at index 4")
+                expect((yield* engine.list({})).executions).toEqual([])
+                // A supplementary character is a valid surrogate pair.
+                expect(yield* engine.send(new Errand({ id: "ok@𝔘" }))).toBe("ran")
+                const badSignal = yield* Effect.flip(
+                  engine.signal("ok@𝔘", Signal.make("nul\u0000", Schema.String), "x")
+                )
+                expect(badSignal._tag).toBe("InvalidIdentifierError")
+              })
+            )
+            // An activity id the journal cannot store suspends only its execution, recording nothing.
+            yield* withEngine(journal, errands("charge\u0000card"), (engine) =>
+              Effect.gen(function* () {
+                const error = yield* Effect.flip(engine.send(new Errand({ id: "bad-activity" })))
+                if (typeof error === "string" || error._tag !== "ExecutionSuspendedError") {
+                  return expect.fail(`expected a suspension, got ${String(error)}`)
+                }
+                expect(error.reason._tag).toBe("InvalidIdentifierError")
+                expect(error.reason.message).toContain('activity id "charge\\u0000card"')
+                expect(yield* journal.steps("bad-activity")).toEqual([])
+              })
+            )
+          })
+        )
+      )
+
       it.live("runs a workflow, then a restarted engine returns the stored result without re-running", () =>
         Effect.scoped(
           Effect.gen(function* () {

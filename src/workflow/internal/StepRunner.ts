@@ -24,12 +24,14 @@ import {
   ActivityResultError,
   ActivityTimeoutError,
   ExecutionYielded,
+  InvalidIdentifierError,
   JournalDecodeError,
   type JournalError,
   NonDeterminismError
 } from "../WorkflowErrors.ts"
 import { decodeJsonResult, encodeJsonRoundTrip, exitSchema, withoutExitEnvelope } from "./codec.ts"
 import type { ExecutionState, Wait } from "./ExecutionState.ts"
+import { identifierProblem, MAX_IDENTIFIER_LENGTH, quoteIdentifier } from "./identifier.ts"
 
 /**
  * What a step needs from its engine. The journal given here already retries transient storage
@@ -61,11 +63,27 @@ export interface ChildHooks {
 const askStep = (
   state: ExecutionState,
   fiber: object,
-  id: string
+  id: string,
+  checked: { readonly kind: InvalidIdentifierError["kind"]; readonly value: string } = {
+    kind: "activity id",
+    value: id
+  }
 ):
   | { readonly stepKey: string; readonly recorded: StepRecord | undefined; readonly previous: string | null }
   | Effect.Effect<never> => {
   state.asks++
+  const problem = identifierProblem(checked.value)
+  if (problem !== undefined) {
+    const value = quoteIdentifier(checked.value)
+    return state.suspend(
+      new InvalidIdentifierError({
+        kind: checked.kind,
+        value,
+        workflow: state.workflow,
+        message: `${checked.kind} ${value} of workflow "${state.workflow}" (execution ${state.executionId}) ${problem}: identifiers must be 1 to ${MAX_IDENTIFIER_LENGTH} characters of well-formed text without NUL; fix the code and resume the execution`
+      })
+    )
+  }
   const stepKey = state.replay.nextStepKey(id)
   const recorded = state.replay.recordedStep(stepKey)
   const previous = state.replay.previousOf(fiber)
@@ -577,7 +595,7 @@ export const awaitSignal = <A>(
 ): Effect.Effect<Option.Option<A>> =>
   Effect.withFiber((fiber) => {
     if (state.stopping) return Effect.interrupt
-    const asked = askStep(state, fiber, `effect-cluster/signal/${name}`)
+    const asked = askStep(state, fiber, `effect-cluster/signal/${name}`, { kind: "signal name", value: name })
     if (Effect.isEffect(asked)) return asked
     const { stepKey, recorded } = asked
     const outcomeSchema = signalOutcome(schema)
@@ -666,7 +684,10 @@ export const runChild = (
   Effect.withFiber((fiber) => {
     if (state.stopping) return Effect.interrupt
     const childId = workflow.executionId(request)
-    const asked = askStep(state, fiber, `effect-cluster/child/${childId}`)
+    const asked = askStep(state, fiber, `effect-cluster/child/${childId}`, {
+      kind: "execution id",
+      value: childId
+    })
     if (Effect.isEffect(asked)) return asked
     const { stepKey, recorded } = asked
     const definition: ActivityDefinition<unknown, unknown> = {
