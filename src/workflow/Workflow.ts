@@ -26,6 +26,7 @@
 import { Clock, Duration, Effect, Schema } from "effect"
 import { seededRandom } from "./internal/seededRandom.ts"
 import { WorkflowContext } from "./WorkflowContext.ts"
+import type { ChildCancelledError } from "./WorkflowErrors.ts"
 import type { AnyRequestClass, FailureOf, RequestOf, SuccessOf } from "./WorkflowRequest.ts"
 
 export { TaggedRequest } from "./WorkflowRequest.ts"
@@ -164,8 +165,10 @@ export const sleep = (duration: Duration.Input): Effect.Effect<void, never, Work
  * Runs a child workflow and waits for its result, durably: the child is an execution of its own
  * (id from `child`'s `executionId(request)`, so a replay attaches to the same child), its result is
  * recorded in the parent's journal, and its typed failure is the parent's failure. Interrupting the
- * parent (`WorkflowEngine.interrupt`) interrupts the child and waits for its compensations. The
- * child's workflow must be registered in the same engine (`Workflow.union`).
+ * parent (`WorkflowEngine.interrupt`) interrupts the child and waits for its compensations. A child
+ * interrupted on its own (`engine.interrupt` of the child) fails the parent with the typed
+ * `ChildCancelledError`: catch it (compensate, carry on) or list it in the parent's failure schema.
+ * The child's workflow must be registered in the same engine (`Workflow.union`).
  *
  * @example
  * ```ts
@@ -175,12 +178,12 @@ export const sleep = (duration: Duration.Input): Effect.Effect<void, never, Work
 export const executeChild = <C extends AnyRequestClass, R>(
   child: Workflow<C, R>,
   request: RequestOf<C>
-): Effect.Effect<SuccessOf<C>, FailureOf<C>, WorkflowContext> =>
+): Effect.Effect<SuccessOf<C>, FailureOf<C> | ChildCancelledError, WorkflowContext> =>
   WorkflowContext.use(
     (ctx) =>
       // The child's outcome is decoded with `child`'s schemas: its types are the child's.
       ctx.runtime.runChild(child, request as { readonly _tag: string }) as Effect.Effect<
         SuccessOf<C>,
-        FailureOf<C>
+        FailureOf<C> | ChildCancelledError
       >
   )

@@ -153,6 +153,22 @@ export class InvalidIdentifierError extends Schema.TaggedError<InvalidIdentifier
   readonly retryable = false
 }
 
+/**
+ * A child workflow (`Workflow.executeChild`) was interrupted by someone other than its parent
+ * (`engine.interrupt` of the child). The parent gets it as a typed failure, recorded with the
+ * child's step: catch it to carry on (e.g. compensate), or list it in the parent's failure schema
+ * to fail the parent with it. Terminal for that child.
+ */
+export class ChildCancelledError extends Schema.TaggedError<ChildCancelledError>()("ChildCancelledError", {
+  executionId: Schema.String,
+  workflow: Schema.String,
+  childExecutionId: Schema.String,
+  childWorkflow: Schema.String,
+  message: Schema.String
+}) {
+  readonly retryable = false
+}
+
 /** Why an execution is suspended. Stored in the journal with the execution. */
 export const SuspendReason = Schema.Union([
   JournalDecodeError,

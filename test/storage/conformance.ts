@@ -995,7 +995,9 @@ export const conformance = (backend: Backend) =>
                     yield* Workflow.executeChild(child, new Errand({ id }))
                     return 1
                   })
-                ).pipe(Effect.mapError((sku) => new OutOfStockError({ sku })))
+                ).pipe(
+                  Effect.mapError((e) => new OutOfStockError({ sku: typeof e === "string" ? e : e.message }))
+                )
             )
             const exit = yield* withEngine(journal, Workflow.union(parent, child), (engine) =>
               Effect.exit(engine.send(new ThreeSteps({ id: "1" })))

@@ -1,6 +1,6 @@
 /** Workflow.executeChild: a durable child execution, attached on replay, cancelled with its parent. */
 import { describe, expect, it } from "@effect/vitest"
-import { Deferred, Effect, Exit, Option, Schema } from "effect"
+import { Deferred, Effect, Exit, Fiber, Option, Schema } from "effect"
 import { Activity, MemoryJournal, Workflow } from "../../src/index.ts"
 import { Calls, withEngine } from "./fixtures.ts"
 
@@ -45,6 +45,13 @@ const make = (
         const label = yield* Workflow.executeChild(
           shipping,
           new Ship({ orderId: id, fail: options.fail ?? false })
+        ).pipe(
+          Effect.catchTag("ChildCancelledError", (cancelled) =>
+            Effect.andThen(
+              calls.activity("refund", Schema.String, "refunded"),
+              Effect.fail(`shipping cancelled: ${cancelled.childExecutionId}`)
+            )
+          )
         )
         return `${paid} ${label}`
       })
@@ -114,5 +121,39 @@ describe("Workflow.executeChild", () => {
       expect(yield* status("ship@4")).toEqual(Option.some("interrupted"))
       expect(calls.count("void-label")).toBe(1)
     })
+  )
+
+  it.live(
+    "a child interrupted on its own fails the parent with ChildCancelledError, which it can catch",
+    () =>
+      Effect.gen(function* () {
+        const journal = yield* MemoryJournal.make
+        const calls = new Calls()
+        const gate = yield* Deferred.make<void>()
+        const exit = yield* withEngine(journal, make(calls, { gate }), (e) =>
+          Effect.gen(function* () {
+            const parent = yield* Effect.forkChild(Effect.exit(e.send(new Order({ id: "5" }))))
+            yield* Deferred.await(gate)
+            yield* e.interrupt("ship@5")
+            return yield* Fiber.join(parent)
+          })
+        )
+        // The parent was not interrupted: it caught the cancellation, compensated and failed typed.
+        expect(exit).toEqual(Exit.fail("shipping cancelled: ship@5"))
+        expect(calls.count("refund")).toBe(1)
+        const status = (id: string) =>
+          Effect.map(
+            journal.get(id),
+            Option.map((row) => row.status)
+          )
+        expect(yield* status("order@5")).toEqual(Option.some("failed"))
+        expect(yield* status("ship@5")).toEqual(Option.some("interrupted"))
+        // A new engine replays the recorded cancellation: the same failure, nothing runs again.
+        const again = yield* withEngine(journal, make(calls), (e) =>
+          Effect.exit(e.send(new Order({ id: "5" })))
+        )
+        expect(again).toEqual(Exit.fail("shipping cancelled: ship@5"))
+        expect(calls.count("refund")).toBe(1)
+      })
   )
 })

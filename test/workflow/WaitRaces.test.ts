@@ -194,7 +194,9 @@ describe("waits and parking under races", () => {
         ({ id }) =>
           Effect.andThen(
             calls.activity("pay", Schema.String, "paid"),
-            Workflow.executeChild(shipping, new Ship({ orderId: id }))
+            Workflow.executeChild(shipping, new Ship({ orderId: id })).pipe(
+              Effect.catchTag("ChildCancelledError", (e) => Effect.fail(e.message))
+            )
           )
       )
       yield* withEngine(journal, Workflow.union(order, shipping), (engine) =>

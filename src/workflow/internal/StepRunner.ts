@@ -23,6 +23,7 @@ import type { Any } from "../Workflow.ts"
 import {
   ActivityResultError,
   ActivityTimeoutError,
+  ChildCancelledError,
   ExecutionYielded,
   InvalidIdentifierError,
   JournalDecodeError,
@@ -696,7 +697,22 @@ export const runChild = (
       failure: workflow.request.failure,
       retry: undefined
     }
-    if (recorded?.outcome != null) return replayOutcome(state, definition, stepKey, recorded.outcome)
+    // The child's exit is recorded as it ended; an interrupted child is the parent's typed failure.
+    const childOutcome = (outcome: string) =>
+      Effect.catchCause(replayOutcome(state, definition, stepKey, outcome), (cause) =>
+        Cause.hasInterruptsOnly(cause) && !state.stopping && !state.interruptRequested
+          ? Effect.fail(
+              new ChildCancelledError({
+                executionId: state.executionId,
+                workflow: state.workflow,
+                childExecutionId: childId,
+                childWorkflow: workflow.tag,
+                message: `child execution ${childId} (workflow "${workflow.tag}") of ${state.executionId} was interrupted before it completed: catch ChildCancelledError in workflow "${state.workflow}" to compensate`
+              })
+            )
+          : Effect.failCause(cause)
+      )
+    if (recorded?.outcome != null) return childOutcome(recorded.outcome)
     if (state.interruptRequested && !state.interruptDelivered) {
       // The parent is being interrupted here (after a restart, or while it was suspended): the
       // child is interrupted first (its compensations run), then the parent's are delivered.
@@ -721,7 +737,7 @@ export const runChild = (
         )
       }
       state.addPending({ ...start, outcome: row.result })
-      return yield* replayOutcome(state, definition, stepKey, row.result)
+      return yield* childOutcome(row.result)
     })
     return counted(
       state,

@@ -208,7 +208,7 @@ const parent = Workflow.make(
   ({ id }) =>
     Effect.gen(function* () {
       yield* sideEffect("pay").pipe(Activity.make("pay", Schema.Void, Schema.Never))
-      return yield* Workflow.executeChild(delivery, new Deliver({ orderId: id }))
+      return yield* Workflow.executeChild(delivery, new Deliver({ orderId: id })).pipe(Effect.orDie)
     })
 )
 
