@@ -114,6 +114,32 @@ export const now: Effect.Effect<number, never, WorkflowContext> = WorkflowContex
 )
 
 /**
+ * Versioning a workflow that has executions running: returns the version of the change
+ * `changeId` that this execution follows. An execution that reaches the call for the first time
+ * records `current` and gets it (new executions, and running ones whose replay is past the point
+ * where the call was added); a replay returns the recorded number; an execution whose recorded
+ * history went through this point before the call existed gets 0, without recording anything, so
+ * it keeps replaying the old path. Branch on it, and keep the old branch until no execution of
+ * the old version is running (check with `WorkflowTest.replay` on their exported journals).
+ *
+ * Call it in the workflow's own fiber (not as the first step of a concurrent branch).
+ *
+ * @example
+ * ```ts
+ * // v1 sent the email, then shipped. v2 ships first.
+ * if ((yield* Workflow.version("ship-before-email", 1)) >= 1) {
+ *   yield* ship(orderId)
+ *   yield* sendEmail(orderId)
+ * } else {
+ *   yield* sendEmail(orderId)
+ *   yield* ship(orderId)
+ * }
+ * ```
+ */
+export const version = (changeId: string, current: number): Effect.Effect<number, never, WorkflowContext> =>
+  WorkflowContext.use((ctx) => ctx.runtime.version(changeId, current))
+
+/**
  * A random number in [0, 1), seeded by the execution id and the step (the n-th call in the
  * execution gets the n-th number of that execution), and recorded: a replay returns the same
  * numbers. Use it instead of `Math.random()` in a workflow body.

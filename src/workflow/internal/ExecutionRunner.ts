@@ -28,6 +28,7 @@ import { describe, Replay } from "./Replay.ts"
 import {
   awaitSignal,
   recordLocal,
+  recordVersion,
   runActivity,
   runChild,
   type StepEnvironment,
@@ -168,6 +169,7 @@ const runBody = (
       runtime: {
         runActivity: (definition, body) => runActivity(env, state, definition, body),
         recordLocal: (id, schema, compute) => recordLocal(state, id, schema, compute),
+        version: (changeId, current) => recordVersion(state, changeId, current),
         sleepUntil: (deadline) => sleepUntil(env, state, deadline),
         awaitSignal: (name, schema, deadline) => awaitSignal(env, state, name, schema, deadline),
         runChild: (workflow, request) => runChild(env, state, workflow, request),

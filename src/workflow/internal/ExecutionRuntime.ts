@@ -19,6 +19,8 @@ export interface ExecutionRuntime {
     schema: Schema<A>,
     compute: (persistenceId: string) => Effect.Effect<A>
   ) => Effect.Effect<A>
+  /** The recorded version of a change (see `Workflow.version`); 0 for histories from before it. */
+  readonly version: (changeId: string, current: number) => Effect.Effect<number>
   /** Waits until the recorded `deadline` (epoch ms), parking the execution if it can. */
   readonly sleepUntil: (deadline: number) => Effect.Effect<void>
   /** Waits for the signal `name` until `deadline` (epoch ms, recorded), if any; none: timed out. */

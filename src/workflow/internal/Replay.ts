@@ -73,6 +73,30 @@ export class Replay {
     return next === undefined || this.asked.has(next.stepKey) ? undefined : next
   }
 
+  /**
+   * Whether `fiber` is replaying history recorded before it: a step it has not asked yet was
+   * recorded right after its last step (or, for a fiber's first step, a recorded first step is
+   * still unasked). A `Workflow.version` check that finds no record of itself there was added to
+   * the code after that history was written.
+   */
+  inRecordedHistory(fiber: object): boolean {
+    const previous = this.previousOf(fiber)
+    if (previous !== null) {
+      const next = this.byPrevious.get(previous)
+      return next !== undefined && !this.asked.has(next.stepKey)
+    }
+    for (const step of this.recorded.values()) {
+      if (step.previous === null && !this.asked.has(step.stepKey)) return true
+    }
+    return false
+  }
+
+  /** Undoes `nextStepKey` for a step that turned out not to be asked (an absent version check). */
+  forgetStepKey(activityId: string): void {
+    const n = this.occurrences.get(activityId) ?? 0
+    if (n > 0) this.occurrences.set(activityId, n - 1)
+  }
+
   /** The earliest recorded step (by seq) that this run has not asked for, if any. */
   firstUnasked(): StepRecord | undefined {
     let first: StepRecord | undefined

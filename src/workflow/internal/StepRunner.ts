@@ -190,6 +190,29 @@ export const recordLocal = <A>(
     )
   })
 
+/**
+ * `Workflow.version(changeId, current)`: a local step recording `current` the first time an
+ * execution reaches it, and replaying the recorded number. An execution whose history was written
+ * by code without this check (the fiber is still replaying recorded steps and none is this check)
+ * gets 0, and nothing is recorded or checked for it: its replay goes on as recorded.
+ */
+export const recordVersion = (
+  state: ExecutionState,
+  changeId: string,
+  current: number
+): Effect.Effect<number> =>
+  Effect.withFiber((fiber) => {
+    if (state.stopping) return Effect.interrupt
+    const id = `effect-cluster/version/${changeId}`
+    const stepKey = state.replay.nextStepKey(id)
+    const recorded = state.replay.recordedStep(stepKey)
+    state.replay.forgetStepKey(id)
+    if (recorded === undefined && !state.caughtUp && state.replay.inRecordedHistory(fiber)) {
+      return Effect.succeed(0)
+    }
+    return recordLocal(state, id, Schema.Number, () => Effect.succeed(current))
+  })
+
 export const runActivity = <A, E, R>(
   env: StepEnvironment,
   state: ExecutionState,
