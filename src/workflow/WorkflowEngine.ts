@@ -271,8 +271,7 @@ export const makeScoped = <W extends Any>(
     const unknownWorkflow = (row: ExecutionRecord) =>
       new UnknownWorkflowError({
         workflow: row.workflow,
-        executionId: row.executionId,
-        message: `no workflow handles "${row.workflow}" in this engine (execution ${row.executionId})`
+        executionId: row.executionId
       })
 
     const suspendUnknown = (row: ExecutionRecord) =>
@@ -299,7 +298,7 @@ export const makeScoped = <W extends Any>(
               record: "result",
               activity: null,
               path: failure.path,
-              message: `stored suspension reason no longer decodes: ${failure.message}`
+              detail: `(the stored suspension reason) ${failure.message}`
             })
         )
       )
@@ -402,7 +401,7 @@ export const makeScoped = <W extends Any>(
                   record: "result",
                   activity: null,
                   path: failure.path,
-                  message: `stored result of workflow "${row.workflow}" no longer decodes: ${failure.message}`
+                  detail: failure.message
                 })
             )
           )
@@ -420,8 +419,7 @@ export const makeScoped = <W extends Any>(
           return Effect.fail(
             new UnknownWorkflowError({
               workflow: request._tag,
-              executionId: "",
-              message: `no workflow handles requests tagged "${request._tag}"`
+              executionId: ""
             })
           )
         }
@@ -432,7 +430,7 @@ export const makeScoped = <W extends Any>(
             new InvalidRequestError({
               workflow: workflow.tag,
               path,
-              message: `request for workflow "${workflow.tag}" is invalid at ${path}: ${message}`
+              detail: message
             })
           )
         }
@@ -583,7 +581,7 @@ export const makeScoped = <W extends Any>(
               signal: signal.name,
               executionId,
               path,
-              message: `signal "${signal.name}" for ${executionId} is invalid at ${path}: ${message}`
+              detail: message
             })
           }
           yield* getRow(executionId)

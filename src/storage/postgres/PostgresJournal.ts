@@ -110,7 +110,7 @@ export const layer = (options: PostgresJournalOptions): Layer.Layer<DurableExecu
             (error) =>
               new JournalError({
                 operation: "open",
-                message: `cannot open the PostgreSQL journal at ${redactUrl(options.url)}: ${describeError(error)}`,
+                message: `cannot open the PostgreSQL journal at ${redactUrl(options.url)}: ${describeError(error)}. Check the URL, that the server runs and accepts connections from this host, and the role and its password.`,
                 transient: false
               })
           )

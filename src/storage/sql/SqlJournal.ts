@@ -175,10 +175,10 @@ const journalError =
     Schema.isSchemaError(error)
       ? new JournalError({
           operation,
-          message: `stored ${what ?? "row"} does not decode: ${error.message}`,
+          detail: `the stored ${what ?? "row"} does not decode: ${error.message}`,
           transient: false
         })
-      : new JournalError({ operation, message: error.message, transient: isTransient(error) })
+      : new JournalError({ operation, detail: error.message, transient: isTransient(error) })
 
 /** The rows of a batch, merged: one row per new execution, one per step, the status changes. */
 interface Batch {
@@ -508,7 +508,7 @@ export const make = (
           if (Option.isNone(row)) {
             return yield* new JournalError({
               operation: "start",
-              message: `execution ${execution.executionId} vanished after insert`,
+              detail: `execution ${execution.executionId} vanished after insert`,
               transient: true
             })
           }

@@ -123,7 +123,7 @@ const runBody = (
             record: "request",
             activity: null,
             path: failure.path,
-            message: `stored request of workflow "${row.workflow}" no longer decodes: ${failure.message}`
+            detail: failure.message
           })
         )
       }
@@ -137,7 +137,7 @@ const runBody = (
             record: "activity",
             activity: null,
             path: "<row>",
-            message: `steps of execution ${row.executionId} could not be loaded: ${steps.failure.message}`
+            detail: `they could not be loaded: ${steps.failure.message}`
           })
         )
       }
@@ -167,7 +167,11 @@ const runBody = (
           state.interruptRequested
             ? state.deliverInterrupt().pipe(Effect.andThen(Effect.never))
             : state.suspend(
-                new ExecutionYielded({ executionId: row.executionId, workflow: row.workflow, message })
+                new ExecutionYielded({
+                  executionId: row.executionId,
+                  workflow: row.workflow,
+                  detail: message
+                })
               )
       }
     })
@@ -215,8 +219,7 @@ const finish = (
           executionId: state.executionId,
           workflow: state.workflow,
           expected: describe(unasked),
-          actual: "the workflow completed",
-          message: `workflow "${state.workflow}" completed without asking for ${describe(unasked)} that its journal recorded`
+          actual: "the workflow completed"
         })
       )
     }
@@ -231,7 +234,7 @@ const finish = (
           workflow: state.workflow,
           activity: "<workflow result>",
           path: failure.path,
-          message: `workflow "${state.workflow}" returned a result its schemas cannot encode: ${failure.message}`
+          detail: failure.message
         })
       )
     }

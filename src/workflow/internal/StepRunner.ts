@@ -75,8 +75,7 @@ const askStep = (
       executionId: state.executionId,
       workflow: state.workflow,
       expected: divergence.expected,
-      actual: divergence.actual,
-      message: `workflow "${state.workflow}" diverged from its journal: expected ${divergence.expected}, but it asked for ${divergence.actual}`
+      actual: divergence.actual
     })
   )
 }
@@ -130,7 +129,7 @@ const recordOutcome = <A, E>(
         workflow: state.workflow,
         activity: start.stepKey,
         path: failure.path,
-        message: `${what} "${start.stepKey}" of workflow "${state.workflow}" produced an outcome its schema cannot encode: ${failure.message}`
+        detail: `(${what}) ${failure.message}`
       })
     )
   }
@@ -201,7 +200,7 @@ const replayOutcome = <A, E>(
         record: "activity",
         activity: stepKey,
         path: failure.path,
-        message: `recorded outcome of activity "${stepKey}" of workflow "${state.workflow}" no longer decodes: ${failure.message}`
+        detail: failure.message
       })
     )
   }
@@ -326,7 +325,11 @@ const fresh = <A, E, R>(
               return Effect.andThen(
                 Effect.logWarning(`execution ${state.executionId} yields: ${message}`),
                 state.suspend(
-                  new ExecutionYielded({ executionId: state.executionId, workflow: state.workflow, message })
+                  new ExecutionYielded({
+                    executionId: state.executionId,
+                    workflow: state.workflow,
+                    detail: message
+                  })
                 )
               )
             }
@@ -448,8 +451,7 @@ const withTimeouts = <A, E, R>(
             new ActivityTimeoutError({
               activity: stepKey,
               timeout: "heartbeat",
-              millis: heartbeatTimeout,
-              message: `activity "${stepKey}" sent no heartbeat for ${heartbeatTimeout} ms`
+              millis: heartbeatTimeout
             })
           )
         : Effect.andThen(Effect.sleep(left), watchdog)
@@ -464,8 +466,7 @@ const withTimeouts = <A, E, R>(
           new ActivityTimeoutError({
             activity: stepKey,
             timeout: "start-to-close",
-            millis: startToClose,
-            message: `activity "${stepKey}" ran longer than ${startToClose} ms`
+            millis: startToClose
           })
         )
     })
@@ -613,7 +614,7 @@ export const awaitSignal = <A>(
                   record: "activity",
                   activity: stepKey,
                   path: decoded.failure.path,
-                  message: `signal "${name}" of workflow "${state.workflow}" no longer decodes: ${decoded.failure.message}`
+                  detail: `(signal "${name}") ${decoded.failure.message}`
                 })
               )
             }
@@ -691,7 +692,7 @@ export const runChild = (
           new ExecutionYielded({
             executionId: state.executionId,
             workflow: state.workflow,
-            message: `child execution ${childId} is suspended: resume it, then resume this one`
+            detail: `its child execution ${childId} is suspended: resume the child first`
           })
         )
       }
