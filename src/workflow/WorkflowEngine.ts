@@ -207,6 +207,13 @@ export interface EngineOptions {
    * another engine on the same journal). Its own sleeps wake on time regardless. Default 1 second.
    */
   readonly timerPollInterval?: Duration.Input | undefined
+  /**
+   * How long shutdown waits for runs to record what they delivered while the journal does not
+   * answer (they retry with backoff meanwhile). After it, retrying stops and the scope closes:
+   * those executions stay `running` with their last recorded outcomes, and the next engine
+   * resumes them (their unrecorded activities run again, as after a crash). Default 10 seconds.
+   */
+  readonly shutdownTimeout?: Duration.Input | undefined
 }
 
 /** Due executions the timer wakes per journal query. */
@@ -220,7 +227,7 @@ export const makeScoped = <W extends Any>(
   Effect.gen(function* () {
     const byTag: ReadonlyMap<string, Any> =
       "workflows" in workflows ? workflows.workflows : new Map([[workflows.tag, workflows]])
-    const journal = reliable(yield* DurableExecutionJournal)
+    const { journal, stopRetrying } = reliable(yield* DurableExecutionJournal)
     const services = yield* Effect.context<Requirements<W>>()
     const running = new Map<string, RunHandle>()
     /** Callers of `send` waiting for a sleeping execution to wake (false: engine stopping). */
@@ -667,7 +674,16 @@ export const makeScoped = <W extends Any>(
         for (const handle of handles) {
           handle.state.stopNow({ _tag: "Shutdown" })
         }
-        for (const handle of handles) yield* Deferred.await(handle.outcome)
+        // Bounded: a journal that stays down must not keep the process from stopping.
+        const ended = Effect.forEach(handles, (handle) => Deferred.await(handle.outcome), { discard: true })
+        const timeout = options?.shutdownTimeout ?? "10 seconds"
+        if (Option.isSome(yield* Effect.timeoutOption(ended, timeout))) return
+        const waiting = handles.filter((handle) => !Deferred.isDoneUnsafe(handle.outcome)).length
+        yield* Effect.logWarning(
+          `shutdown: ${waiting} execution(s) could not record their last outcomes within ${Duration.format(Duration.fromInputUnsafe(timeout))} because the journal does not answer; they stay running and the next engine resumes them`
+        )
+        yield* stopRetrying
+        yield* Effect.timeoutOption(ended, timeout)
       })
     )
 

@@ -79,7 +79,13 @@ export const start = (
         Effect.catchCause((cause) =>
           // A defect of the run (not of the workflow): the execution stays running in the journal
           // and is resumed by the next engine; callers waiting on it are told the run stopped.
-          Effect.as(Effect.logError(`run of execution ${row.executionId} stopped`, cause), stopped)
+          // During shutdown it is the journal given up on, which the engine reports once.
+          Effect.as(
+            env.isGracefulShutdown()
+              ? Effect.logDebug(`run of execution ${row.executionId} stopped during shutdown`, cause)
+              : Effect.logError(`run of execution ${row.executionId} stopped`, cause),
+            stopped
+          )
         ),
         Effect.flatMap((outcome) =>
           Effect.sync(() => {
