@@ -43,77 +43,82 @@ class Outage {
 
 const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? "" : "s"}`
 
+/** The first success after failures ends the outage; logged if it was reported. */
+const endOutage = (outage: Outage): Effect.Effect<void> =>
+  Effect.flatMap(Clock.currentTimeMillis, (now) => {
+    const { since, announced, delayed, recovered } = outage
+    if (since === undefined) return Effect.void
+    outage.since = undefined
+    outage.announced = false
+    outage.delayed = 0
+    outage.recovered = Deferred.makeUnsafe<void>()
+    Deferred.doneUnsafe(recovered, Exit.void)
+    return announced
+      ? Effect.logInfo(
+          `the journal recovered after ${now - since} ms: ${plural(delayed, "operation")} waited for it and carry on`
+        )
+      : Effect.void
+  })
+
+/** Runs `effect`; the common case (it succeeds, no outage) costs one `matchEffect`. */
 const retrying = <A>(
   outage: Outage,
   operation: string,
   effect: Effect.Effect<A, JournalError>
 ): Effect.Effect<A, JournalError> =>
+  Effect.matchEffect(effect, {
+    onSuccess: (value) =>
+      outage.since === undefined ? Effect.succeed(value) : Effect.as(endOutage(outage), value),
+    onFailure: (error) =>
+      error.retryable && !Deferred.isDoneUnsafe(outage.stopped)
+        ? retryAfter(outage, operation, effect, error)
+        : Effect.fail(error)
+  })
+
+/** Retries `effect`, which just failed with the transient `first`, counting it as waiting. */
+const retryAfter = <A>(
+  outage: Outage,
+  operation: string,
+  effect: Effect.Effect<A, JournalError>,
+  first: JournalError
+): Effect.Effect<A, JournalError> =>
   Effect.suspend(() => {
-    /** Whether this run of the operation counts in `outage.waiting`. */
-    let counted = false
-    const leave = () => {
-      if (!counted) return
-      counted = false
+    outage.waiting++
+    outage.delayed++
+    let left = false
+    const leave = Effect.sync(() => {
+      if (left) return
+      left = true
       outage.waiting--
-    }
-    const succeeded = (now: number) =>
-      Effect.suspend(() => {
-        leave()
-        if (outage.since === undefined) return Effect.void
-        // The first success after failures ends the outage.
-        const { since, announced, delayed, recovered } = outage
-        outage.since = undefined
-        outage.announced = false
-        outage.delayed = 0
-        outage.recovered = Deferred.makeUnsafe<void>()
-        Deferred.doneUnsafe(recovered, Exit.void)
-        return announced
-          ? Effect.logInfo(
-              `the journal recovered after ${now - since} ms: ${plural(delayed, "operation")} waited for it and carry on`
-            )
-          : Effect.void
+    })
+    const backoff = (attempt: number, error: JournalError): Effect.Effect<A, JournalError> =>
+      Effect.gen(function* () {
+        outage.since ??= yield* Clock.currentTimeMillis
+        const delay = Math.min(MAX_DELAY_MILLIS, FIRST_DELAY_MILLIS * 2 ** attempt)
+        // Reported when an operation fails twice in a row: a blip that one retry absorbs is not
+        // an outage, and by then the other operations caught by it are counted too.
+        if (attempt >= 1 && !outage.announced) {
+          outage.announced = true
+          yield* Effect.logWarning(
+            `the journal is unavailable (${operation} failed: ${error.message}); ${plural(outage.waiting, "operation")} waiting, retried with backoff up to ${MAX_DELAY_MILLIS} ms until it answers. Executions pause meanwhile; a line follows when it recovers.`
+          )
+        } else {
+          yield* Effect.logDebug(`journal ${operation} failed (${error.message}); retrying in ${delay} ms`)
+        }
+        yield* Effect.raceFirst(
+          Effect.sleep(delay),
+          Effect.raceFirst(Deferred.await(outage.recovered), Deferred.await(outage.stopped))
+        )
+        if (Deferred.isDoneUnsafe(outage.stopped)) return yield* Effect.fail(error)
+        return yield* Effect.matchEffect(effect, {
+          onSuccess: (value) => Effect.as(Effect.andThen(leave, endOutage(outage)), value),
+          onFailure: (next) =>
+            next.retryable && !Deferred.isDoneUnsafe(outage.stopped)
+              ? backoff(attempt + 1, next)
+              : Effect.fail(next)
+        })
       })
-    const loop = (attempt: number): Effect.Effect<A, JournalError> =>
-      Effect.matchEffect(effect, {
-        onSuccess: (value) => Effect.as(Effect.flatMap(Clock.currentTimeMillis, succeeded), value),
-        onFailure: (error) =>
-          Effect.gen(function* () {
-            if (!error.retryable || Deferred.isDoneUnsafe(outage.stopped)) {
-              leave()
-              return yield* Effect.fail(error)
-            }
-            const now = yield* Clock.currentTimeMillis
-            if (!counted) {
-              counted = true
-              outage.waiting++
-              outage.delayed++
-            }
-            outage.since ??= now
-            const delay = Math.min(MAX_DELAY_MILLIS, FIRST_DELAY_MILLIS * 2 ** attempt)
-            // Reported when an operation fails twice in a row: a blip that one retry absorbs is not
-            // an outage, and by then the other operations caught by it are counted too.
-            if (attempt >= 1 && !outage.announced) {
-              outage.announced = true
-              yield* Effect.logWarning(
-                `the journal is unavailable (${operation} failed: ${error.message}); ${plural(outage.waiting, "operation")} waiting, retried with backoff up to ${MAX_DELAY_MILLIS} ms until it answers. Executions pause meanwhile; a line follows when it recovers.`
-              )
-            } else {
-              yield* Effect.logDebug(
-                `journal ${operation} failed (${error.message}); retrying in ${delay} ms`
-              )
-            }
-            yield* Effect.raceFirst(
-              Effect.sleep(delay),
-              Effect.raceFirst(Deferred.await(outage.recovered), Deferred.await(outage.stopped))
-            )
-            if (Deferred.isDoneUnsafe(outage.stopped)) {
-              leave()
-              return yield* Effect.fail(error)
-            }
-            return yield* loop(attempt + 1)
-          })
-      })
-    return Effect.onInterrupt(loop(0), () => Effect.sync(leave))
+    return Effect.ensuring(backoff(0, first), leave)
   })
 
 /** `journal`, retrying transient faults with backoff and reporting outages once. */
