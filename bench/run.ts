@@ -202,6 +202,7 @@ Effect.runPromise(program).then(
   () => rmSync(dir, { recursive: true, force: true }),
   (error) => {
     console.error(error)
+    rmSync(dir, { recursive: true, force: true })
     process.exit(1)
   }
 )

@@ -40,13 +40,7 @@ export const fromJson = (
     const decoded = decodeJsonResult(ExecutionJournal, text)
     if (Result.isSuccess(decoded)) return Effect.succeed(decoded.success)
     const { path, message } = decoded.failure
-    return Effect.fail(
-      new InvalidJournalExportError({
-        source,
-        path,
-        message: `${source} is not an effect-cluster execution journal (at ${path}): ${message}`
-      })
-    )
+    return Effect.fail(new InvalidJournalExportError({ source, path, detail: message }))
   })
 
 /** Reads and decodes a document from a file. */
@@ -57,7 +51,7 @@ export const readFile = (file: string): Effect.Effect<ExecutionJournal, InvalidJ
       new InvalidJournalExportError({
         source: file,
         path: "<file>",
-        message: `cannot read the execution journal ${file}: ${error instanceof Error ? error.message : String(error)}`
+        detail: `cannot read it: ${error instanceof Error ? error.message : String(error)}`
       })
   }).pipe(Effect.flatMap((text) => fromJson(text, file)))
 
@@ -72,6 +66,6 @@ export const writeFile = (
       new InvalidJournalExportError({
         source: file,
         path: "<file>",
-        message: `cannot write the execution journal ${file}: ${error instanceof Error ? error.message : String(error)}`
+        detail: `cannot write it: ${error instanceof Error ? error.message : String(error)}`
       })
   })

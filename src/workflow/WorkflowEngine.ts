@@ -32,7 +32,7 @@ import {
   withoutExitEnvelope
 } from "./internal/codec.ts"
 import { type RunHandle, type RunnerEnvironment, start as startRun } from "./internal/ExecutionRunner.ts"
-import { identifierProblem, MAX_IDENTIFIER_LENGTH, quoteIdentifier } from "./internal/identifier.ts"
+import { identifierProblem, quoteIdentifier } from "./internal/identifier.ts"
 import { reliable } from "./internal/ReliableJournal.ts"
 import type { ExecutionJournal } from "./JournalExport.ts"
 import { defaults, type RetryPolicy, resolve } from "./RetryPolicy.ts"
@@ -244,16 +244,7 @@ const invalidIdentifier = (
   value: string,
   workflow: string | null,
   problem: string
-) => {
-  const quoted = quoteIdentifier(value)
-  const owner = workflow === null ? "" : ` (workflow "${workflow}")`
-  return new InvalidIdentifierError({
-    kind,
-    value: quoted,
-    workflow,
-    message: `${kind} ${quoted}${owner} ${problem}: identifiers must be 1 to ${MAX_IDENTIFIER_LENGTH} characters of well-formed text without NUL`
-  })
-}
+) => new InvalidIdentifierError({ kind, value: quoteIdentifier(value), workflow, detail: problem })
 
 /** Options of `makeScoped`. */
 export interface EngineOptions {
@@ -266,6 +257,13 @@ export interface EngineOptions {
    * unless this is set.
    */
   readonly timerPollInterval?: Duration.Input | undefined
+  /**
+   * How long shutdown waits for runs to record what they delivered while the journal does not
+   * answer (they retry with backoff meanwhile). After it, retrying stops and the scope closes:
+   * those executions stay `running` with their last recorded outcomes, and the next engine
+   * resumes them (their unrecorded activities run again, as after a crash). Default 10 seconds.
+   */
+  readonly shutdownTimeout?: Duration.Input | undefined
 }
 
 /** Due executions the timer wakes per journal query. */
@@ -280,7 +278,7 @@ export const makeScoped = <W extends Any>(
     const byTag: ReadonlyMap<string, Any> =
       "workflows" in workflows ? workflows.workflows : new Map([[workflows.tag, workflows]])
     const store = yield* DurableExecutionJournal
-    const journal = reliable(store)
+    const { journal, stopRetrying } = reliable(store)
     const services = yield* Effect.context<Requirements<W>>()
     const running = new Map<string, RunHandle>()
     /** Callers of `send` waiting for a sleeping execution to wake (false: engine stopping). */
@@ -331,8 +329,7 @@ export const makeScoped = <W extends Any>(
     const unknownWorkflow = (row: ExecutionRecord) =>
       new UnknownWorkflowError({
         workflow: row.workflow,
-        executionId: row.executionId,
-        message: `no workflow handles "${row.workflow}" in this engine (execution ${row.executionId})`
+        executionId: row.executionId
       })
 
     const suspendUnknown = (row: ExecutionRecord) =>
@@ -359,7 +356,7 @@ export const makeScoped = <W extends Any>(
               record: "result",
               activity: null,
               path: failure.path,
-              message: `stored suspension reason no longer decodes: ${failure.message}`
+              detail: `(the stored suspension reason) ${failure.message}`
             })
         )
       )
@@ -462,7 +459,7 @@ export const makeScoped = <W extends Any>(
                   record: "result",
                   activity: null,
                   path: failure.path,
-                  message: `stored result of workflow "${row.workflow}" no longer decodes: ${failure.message}`
+                  detail: failure.message
                 })
             )
           )
@@ -480,8 +477,7 @@ export const makeScoped = <W extends Any>(
           return Effect.fail(
             new UnknownWorkflowError({
               workflow: request._tag,
-              executionId: "",
-              message: `no workflow handles requests tagged "${request._tag}"`
+              executionId: ""
             })
           )
         }
@@ -492,7 +488,7 @@ export const makeScoped = <W extends Any>(
             new InvalidRequestError({
               workflow: workflow.tag,
               path,
-              message: `request for workflow "${workflow.tag}" is invalid at ${path}: ${message}`
+              detail: message
             })
           )
         }
@@ -656,7 +652,7 @@ export const makeScoped = <W extends Any>(
               signal: signal.name,
               executionId,
               path,
-              message: `signal "${signal.name}" for ${executionId} is invalid at ${path}: ${message}`
+              detail: message
             })
           }
           yield* checkIdentifier("signal name", signal.name, null)
@@ -760,7 +756,16 @@ export const makeScoped = <W extends Any>(
         for (const handle of handles) {
           handle.state.stopNow({ _tag: "Shutdown" })
         }
-        for (const handle of handles) yield* Deferred.await(handle.outcome)
+        // Bounded: a journal that stays down must not keep the process from stopping.
+        const ended = Effect.forEach(handles, (handle) => Deferred.await(handle.outcome), { discard: true })
+        const timeout = options?.shutdownTimeout ?? "10 seconds"
+        if (Option.isSome(yield* Effect.timeoutOption(ended, timeout))) return
+        const waiting = handles.filter((handle) => !Deferred.isDoneUnsafe(handle.outcome)).length
+        yield* Effect.logWarning(
+          `shutdown: ${waiting} execution(s) could not record their last outcomes within ${Duration.format(Duration.fromInputUnsafe(timeout))} because the journal does not answer; they stay running and the next engine resumes them`
+        )
+        yield* stopRetrying
+        yield* Effect.timeoutOption(ended, timeout)
       })
     )
 

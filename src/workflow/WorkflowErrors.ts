@@ -5,8 +5,39 @@
  * error that suspended it) and matched with `Effect.catchTag`. Each class says whether retrying
  * the same call can help (`retryable`): storage faults are retryable, bad input and divergent
  * workflow code are terminal until someone changes the data or the code.
+ *
+ * Every error explains itself: its `message` (what `Cause.pretty` and loggers print) says what
+ * happened, to which execution, workflow or activity, and what to do. Errors that store a
+ * `message` compose it in their constructor from their fields and an optional `detail` (the
+ * underlying cause, e.g. a schema's complaint), so every place that raises one says the same
+ * thing; a `message` passed explicitly (or decoded from the journal) is kept as it is.
  */
 import { Schema } from "effect"
+
+/**
+ * What the constructor of an error with a stored `message` takes: its other fields, and either
+ * the `message` itself (kept as is) or a `detail` the class composes its message with.
+ */
+type MessageInput<Fields> = Fields & {
+  readonly message?: string | undefined
+  readonly detail?: string | undefined
+}
+
+/** `: detail`, or nothing when there is none. */
+const suffix = (detail: string | undefined): string =>
+  detail === undefined || detail === "" ? "" : `: ${detail}`
+
+/** ` at path`, or nothing when the whole value is concerned. */
+const at = (path: string): string => (path === "" ? "" : ` at ${path}`)
+
+/** How `engine.resume` of `executionId` is written in messages. */
+const resumeCall = (executionId: string): string => `engine.resume(${JSON.stringify(executionId)})`
+
+/** The fields of `JournalError` besides its message. */
+export interface JournalErrorFields {
+  readonly operation: string
+  readonly transient: boolean
+}
 
 /**
  * The journal could not be read or written. `transient` faults (connection lost, database busy)
@@ -17,9 +48,32 @@ export class JournalError extends Schema.TaggedError<JournalError>()("JournalErr
   message: Schema.String,
   transient: Schema.Boolean
 }) {
+  constructor(props: MessageInput<JournalErrorFields>, options?: Schema.MakeOptions) {
+    super(
+      {
+        operation: props.operation,
+        transient: props.transient,
+        message:
+          props.message ??
+          `the journal operation "${props.operation}" failed${suffix(props.detail)}. ${
+            props.transient
+              ? "This fault is transient: the engine retries it with backoff until the store answers; check that the database is reachable."
+              : "Retrying will not help: check the store's configuration and the row named above."
+          }`
+      },
+      options
+    )
+  }
+
   get retryable(): boolean {
     return this.transient
   }
+}
+
+/** The fields of `InvalidRequestError` besides its message. */
+export interface InvalidRequestErrorFields {
+  readonly workflow: string
+  readonly path: string
 }
 
 /**
@@ -31,7 +85,27 @@ export class InvalidRequestError extends Schema.TaggedError<InvalidRequestError>
   path: Schema.String,
   message: Schema.String
 }) {
+  constructor(props: MessageInput<InvalidRequestErrorFields>, options?: Schema.MakeOptions) {
+    super(
+      {
+        workflow: props.workflow,
+        path: props.path,
+        message:
+          props.message ??
+          `the request for workflow "${props.workflow}" is invalid${at(props.path)}${suffix(props.detail)}. Nothing was stored: fix the request and send it again.`
+      },
+      options
+    )
+  }
+
   readonly retryable = false
+}
+
+/** The fields of `ActivityTimeoutError` besides its message. */
+export interface ActivityTimeoutErrorFields {
+  readonly activity: string
+  readonly timeout: "start-to-close" | "heartbeat"
+  readonly millis: number
 }
 
 /**
@@ -44,7 +118,30 @@ export class ActivityTimeoutError extends Schema.TaggedError<ActivityTimeoutErro
   timeout: Schema.Literals(["start-to-close", "heartbeat"]),
   millis: Schema.Number,
   message: Schema.String
-}) {}
+}) {
+  constructor(props: MessageInput<ActivityTimeoutErrorFields>, options?: Schema.MakeOptions) {
+    super(
+      {
+        activity: props.activity,
+        timeout: props.timeout,
+        millis: props.millis,
+        message:
+          props.message ??
+          (props.timeout === "heartbeat"
+            ? `activity "${props.activity}" sent no heartbeat for ${props.millis} ms (its heartbeatTimeout): the attempt was interrupted and is retried per the activity's retry policy. Call Activity.heartbeat more often, or raise heartbeatTimeout.`
+            : `activity "${props.activity}" ran longer than its startToCloseTimeout of ${props.millis} ms: the attempt was interrupted and is retried per the activity's retry policy. Raise startToCloseTimeout if the work legitimately takes longer.`)
+      },
+      options
+    )
+  }
+}
+
+/** The fields of `InvalidSignalError` besides its message. */
+export interface InvalidSignalErrorFields {
+  readonly signal: string
+  readonly executionId: string
+  readonly path: string
+}
 
 /** A signal value that does not match its schema: nothing was stored. */
 export class InvalidSignalError extends Schema.TaggedError<InvalidSignalError>()("InvalidSignalError", {
@@ -53,7 +150,28 @@ export class InvalidSignalError extends Schema.TaggedError<InvalidSignalError>()
   path: Schema.String,
   message: Schema.String
 }) {
+  constructor(props: MessageInput<InvalidSignalErrorFields>, options?: Schema.MakeOptions) {
+    super(
+      {
+        signal: props.signal,
+        executionId: props.executionId,
+        path: props.path,
+        message:
+          props.message ??
+          `the value of signal "${props.signal}" for execution ${props.executionId} is invalid${at(props.path)}${suffix(props.detail)}. Nothing was stored: send a value that matches the signal's schema.`
+      },
+      options
+    )
+  }
+
   readonly retryable = false
+}
+
+/** The fields of `UnknownWorkflowError` besides its message. */
+export interface UnknownWorkflowErrorFields {
+  readonly workflow: string
+  /** Empty when a request was sent (nothing was stored). */
+  readonly executionId: string
 }
 
 /** No registered workflow handles this request tag. Terminal until the workflow is deployed. */
@@ -62,6 +180,21 @@ export class UnknownWorkflowError extends Schema.TaggedError<UnknownWorkflowErro
   executionId: Schema.String,
   message: Schema.String
 }) {
+  constructor(props: MessageInput<UnknownWorkflowErrorFields>, options?: Schema.MakeOptions) {
+    super(
+      {
+        workflow: props.workflow,
+        executionId: props.executionId,
+        message:
+          props.message ??
+          (props.executionId === ""
+            ? `no workflow handles requests tagged "${props.workflow}" in this engine: nothing was stored. Register the workflow with WorkflowEngine.makeScoped(Workflow.union(...)).`
+            : `execution ${props.executionId} belongs to workflow "${props.workflow}", which this engine does not handle: it is suspended. Register the workflow with WorkflowEngine.makeScoped(Workflow.union(...)), then call ${resumeCall(props.executionId)}.`)
+      },
+      options
+    )
+  }
+
   readonly retryable = false
 }
 
@@ -71,6 +204,10 @@ export class ExecutionIdConflictError extends Schema.TaggedError<ExecutionIdConf
   { executionId: Schema.String, workflow: Schema.String, existingWorkflow: Schema.String }
 ) {
   readonly retryable = false
+
+  override get message(): string {
+    return `the execution id ${this.executionId} of a "${this.workflow}" request is already used by an execution of workflow "${this.existingWorkflow}": nothing was started. Make the workflows' executionId functions return ids that are unique across workflows (for example, prefixed with the workflow name).`
+  }
 }
 
 /** No execution with this id exists in the journal. */
@@ -79,6 +216,19 @@ export class ExecutionNotFoundError extends Schema.TaggedError<ExecutionNotFound
   { executionId: Schema.String }
 ) {
   readonly retryable = false
+
+  override get message(): string {
+    return `no execution ${this.executionId} exists in the journal: check the id (engine.list shows the executions), or send its request to start it.`
+  }
+}
+
+/** The fields of `JournalDecodeError` besides its message. */
+export interface JournalDecodeErrorFields {
+  readonly executionId: string
+  readonly workflow: string
+  readonly record: "request" | "activity" | "result"
+  readonly activity: string | null
+  readonly path: string
 }
 
 /**
@@ -94,7 +244,38 @@ export class JournalDecodeError extends Schema.TaggedError<JournalDecodeError>()
   path: Schema.String,
   message: Schema.String
 }) {
+  constructor(props: MessageInput<JournalDecodeErrorFields>, options?: Schema.MakeOptions) {
+    const what =
+      props.record === "activity"
+        ? props.activity === null
+          ? "steps"
+          : `outcome of step "${props.activity}"`
+        : props.record
+    super(
+      {
+        executionId: props.executionId,
+        workflow: props.workflow,
+        record: props.record,
+        activity: props.activity,
+        path: props.path,
+        message:
+          props.message ??
+          `the stored ${what} of execution ${props.executionId} (workflow "${props.workflow}") no longer decodes${at(props.path)}${suffix(props.detail)}. The execution is suspended and nothing was deleted: make the schema accept the stored data again (or migrate it), then call ${resumeCall(props.executionId)}.`
+      },
+      options
+    )
+  }
+
   readonly retryable = false
+}
+
+/** The fields of `ActivityResultError` besides its message. */
+export interface ActivityResultErrorFields {
+  readonly executionId: string
+  readonly workflow: string
+  /** The step key, or `<workflow result>` for the workflow's own result. */
+  readonly activity: string
+  readonly path: string
 }
 
 /**
@@ -108,7 +289,31 @@ export class ActivityResultError extends Schema.TaggedError<ActivityResultError>
   path: Schema.String,
   message: Schema.String
 }) {
+  constructor(props: MessageInput<ActivityResultErrorFields>, options?: Schema.MakeOptions) {
+    const what = props.activity === "<workflow result>" ? "the workflow's result" : `step "${props.activity}"`
+    super(
+      {
+        executionId: props.executionId,
+        workflow: props.workflow,
+        activity: props.activity,
+        path: props.path,
+        message:
+          props.message ??
+          `${what} of execution ${props.executionId} (workflow "${props.workflow}") produced a value its schema cannot encode${at(props.path)}${suffix(props.detail)}. Nothing was recorded and the execution is suspended: fix the code or the schema, then call ${resumeCall(props.executionId)}.`
+      },
+      options
+    )
+  }
+
   readonly retryable = false
+}
+
+/** The fields of `NonDeterminismError` besides its message. */
+export interface NonDeterminismErrorFields {
+  readonly executionId: string
+  readonly workflow: string
+  readonly expected: string
+  readonly actual: string
 }
 
 /**
@@ -122,7 +327,30 @@ export class NonDeterminismError extends Schema.TaggedError<NonDeterminismError>
   actual: Schema.String,
   message: Schema.String
 }) {
+  constructor(props: MessageInput<NonDeterminismErrorFields>, options?: Schema.MakeOptions) {
+    const actual =
+      props.actual === "the workflow completed" ? "the workflow completed" : `it asked for ${props.actual}`
+    super(
+      {
+        executionId: props.executionId,
+        workflow: props.workflow,
+        expected: props.expected,
+        actual: props.actual,
+        message:
+          props.message ??
+          `execution ${props.executionId} of workflow "${props.workflow}" diverged from its journal: expected ${props.expected}, but ${actual}${suffix(props.detail)}. It is suspended so that it cannot silently take another path: restore the code path that recorded this journal (use Workflow.version to change it for executions that have not reached this point, and check the change with WorkflowTest.replay), then call ${resumeCall(props.executionId)}.`
+      },
+      options
+    )
+  }
+
   readonly retryable = false
+}
+
+/** The fields of `ExecutionYielded` besides its message. */
+export interface ExecutionYieldedFields {
+  readonly executionId: string
+  readonly workflow: string
 }
 
 /** The workflow called `Workflow.yieldExecution`: it waits for `WorkflowEngine.resume`. */
@@ -131,6 +359,20 @@ export class ExecutionYielded extends Schema.TaggedError<ExecutionYielded>()("Ex
   workflow: Schema.String,
   message: Schema.String
 }) {
+  /** `detail` is why it yielded (the text given to `Workflow.yieldExecutionWith`). */
+  constructor(props: MessageInput<ExecutionYieldedFields>, options?: Schema.MakeOptions) {
+    super(
+      {
+        executionId: props.executionId,
+        workflow: props.workflow,
+        message:
+          props.message ??
+          `execution ${props.executionId} of workflow "${props.workflow}" yielded${suffix(props.detail)}. It waits: call ${resumeCall(props.executionId)} to continue it.`
+      },
+      options
+    )
+  }
+
   readonly retryable = false
 }
 
@@ -150,7 +392,38 @@ export class InvalidIdentifierError extends Schema.TaggedError<InvalidIdentifier
     message: Schema.String
   }
 ) {
+  /** `detail` is what is wrong with it ("contains NUL (U+0000) at index 3"). */
+  constructor(props: MessageInput<InvalidIdentifierErrorFields>, options?: Schema.MakeOptions) {
+    const owner = props.workflow === null ? "" : ` (workflow "${props.workflow}")`
+    super(
+      {
+        kind: props.kind,
+        value: props.value,
+        workflow: props.workflow,
+        message:
+          props.message ??
+          `the ${props.kind} ${props.value}${owner} cannot be stored${suffix(props.detail)}. Identifiers must be 1 to 256 characters of well-formed text without NUL: fix the code that builds it${props.kind === "activity id" ? ", then resume the execution" : ""}.`
+      },
+      options
+    )
+  }
+
   readonly retryable = false
+}
+
+/** The fields of `InvalidIdentifierError` besides its message. */
+export interface InvalidIdentifierErrorFields {
+  readonly kind: "execution id" | "activity id" | "signal name"
+  readonly value: string
+  readonly workflow: string | null
+}
+
+/** The fields of `ChildCancelledError` besides its message. */
+export interface ChildCancelledErrorFields {
+  readonly executionId: string
+  readonly workflow: string
+  readonly childExecutionId: string
+  readonly childWorkflow: string
 }
 
 /**
@@ -166,6 +439,21 @@ export class ChildCancelledError extends Schema.TaggedError<ChildCancelledError>
   childWorkflow: Schema.String,
   message: Schema.String
 }) {
+  constructor(props: MessageInput<ChildCancelledErrorFields>, options?: Schema.MakeOptions) {
+    super(
+      {
+        executionId: props.executionId,
+        workflow: props.workflow,
+        childExecutionId: props.childExecutionId,
+        childWorkflow: props.childWorkflow,
+        message:
+          props.message ??
+          `the child execution ${props.childExecutionId} (workflow "${props.childWorkflow}") of execution ${props.executionId} (workflow "${props.workflow}") was interrupted before it completed${suffix(props.detail)}. Catch ChildCancelledError in the parent to compensate, or list it in the parent's failure schema.`
+      },
+      options
+    )
+  }
+
   readonly retryable = false
 }
 
@@ -191,6 +479,10 @@ export class ExecutionSuspendedError extends Schema.TaggedError<ExecutionSuspend
   { executionId: Schema.String, workflow: Schema.String, reason: SuspendReason }
 ) {
   readonly retryable = false
+
+  override get message(): string {
+    return `execution ${this.executionId} of workflow "${this.workflow}" is suspended (${this.reason._tag}): ${this.reason.message} Once resumed, send the request again to wait for its result.`
+  }
 }
 
 /** Every error the engine itself (not the workflow) can return from `send`. */
@@ -212,5 +504,22 @@ export class InvalidJournalExportError extends Schema.TaggedError<InvalidJournal
   "InvalidJournalExportError",
   { source: Schema.String, path: Schema.String, message: Schema.String }
 ) {
+  /** `detail` is what went wrong (the file system's error, or the schema's complaint). */
+  constructor(
+    props: MessageInput<{ readonly source: string; readonly path: string }>,
+    options?: Schema.MakeOptions
+  ) {
+    super(
+      {
+        source: props.source,
+        path: props.path,
+        message:
+          props.message ??
+          `${props.source} is not a readable effect-cluster execution journal${props.path === "<file>" ? "" : at(props.path)}${suffix(props.detail)}. Export it again with engine.exportJournal and JournalExport.writeFile.`
+      },
+      options
+    )
+  }
+
   readonly retryable = false
 }

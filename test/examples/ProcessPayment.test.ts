@@ -3,18 +3,17 @@
  * worker is SIGKILLed mid-charge, a new one resumes, and the card is charged exactly once.
  */
 import { execFile } from "node:child_process"
-import { mkdtempSync } from "node:fs"
-import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { describe, expect, it } from "vitest"
 import { freshDatabase } from "../support/freshDatabase.ts"
+import { testTempDir } from "../support/tempDir.ts"
 
 const main = join(import.meta.dirname, "..", "..", "examples", "process-payment", "main.ts")
 
 const runDemo = (args: ReadonlyArray<string>) =>
   new Promise<{ code: number | null; output: string }>((resolve) => {
     // From a fresh directory: the embedded store goes to its .data folder.
-    const cwd = mkdtempSync(join(tmpdir(), "demo-"))
+    const cwd = testTempDir("demo-")
     execFile(
       process.execPath,
       ["--no-warnings", main, ...args],

@@ -2,8 +2,6 @@
  * Group commit on the SQL backends: concurrent writes from many executions share transactions,
  * and a batch holding one write the database rejects fails only that write.
  */
-import { mkdtempSync } from "node:fs"
-import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { describe, expect, it } from "@effect/vitest"
 import { Effect } from "effect"
@@ -11,12 +9,11 @@ import { SqlClient } from "effect/sql/SqlClient"
 import { PostgresJournal } from "../../src/index.ts"
 import * as SqliteClient from "../../src/storage/sqlite/SqliteClient.ts"
 import * as SqliteJournal from "../../src/storage/sqlite/SqliteJournal.ts"
+import { scopedTempDir } from "../support/tempDir.ts"
 import { pgClient } from "./backends.ts"
 
 const sqlite = Effect.gen(function* () {
-  const sql = yield* SqliteClient.make({
-    filename: join(mkdtempSync(join(tmpdir(), "group-commit-")), "j.db")
-  })
+  const sql = yield* SqliteClient.make({ filename: join(yield* scopedTempDir("group-commit-"), "j.db") })
   return yield* Effect.provideService(SqliteJournal.make(), SqlClient, sql)
 })
 

@@ -76,6 +76,20 @@ export const startPostgres = async (): Promise<PostgresServer> => {
   const bin = findBinDir()
   const user = serverUser()
   const root = mkdtempSync(join(tmpdir(), "effect-cluster-pg-"))
+  try {
+    return await startIn(root, bin, user)
+  } catch (error) {
+    // A server that did not start leaves no folder behind.
+    rmSync(root, { recursive: true, force: true })
+    throw error
+  }
+}
+
+const startIn = async (
+  root: string,
+  bin: string,
+  user: { name: string; uid: number; gid: number } | undefined
+): Promise<PostgresServer> => {
   const data = join(root, "data")
   const log = join(root, "server.log")
   chmodSync(root, 0o755)

@@ -3,8 +3,7 @@
  * must still resume with the current code. A change to the journal format, the step keys, the
  * outcome encoding or the replay rules that breaks running executions fails here.
  */
-import { mkdtempSync, readFileSync } from "node:fs"
-import { tmpdir } from "node:os"
+import { readFileSync } from "node:fs"
 import { join } from "node:path"
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Layer, Schema } from "effect"
@@ -12,6 +11,7 @@ import { SqlClient } from "effect/sql/SqlClient"
 import { DurableExecutionJournal, WorkflowEngine } from "../../src/index.ts"
 import * as SqliteClient from "../../src/storage/sqlite/SqliteClient.ts"
 import * as SqliteJournal from "../../src/storage/sqlite/SqliteJournal.ts"
+import { testTempDir } from "../support/tempDir.ts"
 import { GoldenRequest, goldenWorkflow } from "./golden.ts"
 
 const Row = Schema.Record(Schema.String, Schema.Union([Schema.String, Schema.Number, Schema.Null]))
@@ -42,7 +42,7 @@ describe("golden journals", () => {
       const refund = (yield* journal.steps("golden@o-1")).find((step) => step.stepKey === "refund")
       expect(refund?.attempt).toBe(2)
     }).pipe(
-      Effect.provide(SqliteClient.layer({ filename: join(mkdtempSync(join(tmpdir(), "golden-")), "j.db") })),
+      Effect.provide(SqliteClient.layer({ filename: join(testTempDir("golden-"), "j.db") })),
       Effect.scoped
     )
   )

@@ -76,7 +76,7 @@ describe("Activity heartbeats and timeouts", () => {
       expect(String(exit)).toContain("ActivityTimeoutError")
       const [slow] = yield* journal.steps("slow@1")
       expect(slow?.outcome).toContain("ActivityTimeoutError")
-      expect(slow?.outcome).toContain("ran longer than 50 ms")
+      expect(slow?.outcome).toContain("ran longer than its startToCloseTimeout of 50 ms")
     })
   )
 })

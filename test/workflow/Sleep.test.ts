@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Option, Schema } from "effect"
-import { Activity, MemoryJournal, Signal, Workflow } from "../../src/index.ts"
+import { Activity, MemoryJournal, Signal, Workflow, WorkflowTest } from "../../src/index.ts"
 import { awaitStatus, Calls, withEngine } from "./fixtures.ts"
 
 class Job extends Workflow.TaggedRequest<Job>()("Job", {
@@ -15,32 +15,29 @@ class Job extends Workflow.TaggedRequest<Job>()("Job", {
 }) {}
 
 describe("Workflow.sleep", () => {
-  it.live("500 sleeping executions hold no fiber; all wake and complete", () =>
+  it.effect("500 sleeping executions hold no fiber; all wake and complete", () =>
     Effect.gen(function* () {
-      const journal = yield* MemoryJournal.make
       const calls = new Calls()
       const workflow = Workflow.make(
         Job,
         (r) => `sleepy@${r.id}`,
         ({ id }) =>
-          Effect.andThen(Workflow.sleep("400 millis"), calls.activity("after", Schema.String, `done ${id}`))
+          Effect.andThen(Workflow.sleep("1 hour"), calls.activity("after", Schema.String, `done ${id}`))
       )
       const ids = Array.from({ length: 500 }, (_, i) => String(i))
-      const results = yield* withEngine(journal, workflow, (engine) =>
-        Effect.gen(function* () {
-          yield* Effect.forEach(ids, (id) => engine.sendDiscard(new Job({ id })), { discard: true })
-          yield* awaitStatus(engine, "sleepy@499", "sleeping")
-          yield* awaitStatus(engine, "sleepy@0", "sleeping")
-          expect(engine.runningCount()).toBe(0)
-          expect((yield* journal.listDue(Number.MAX_SAFE_INTEGER, 1_000)).due).toHaveLength(500)
-          return yield* Effect.forEach(ids, (id) => engine.send(new Job({ id })), {
-            concurrency: "unbounded"
-          })
-        })
+      const engine = yield* WorkflowTest.makeEngine(workflow)
+      yield* Effect.forEach(ids, (id) => engine.sendDiscard(new Job({ id })), { discard: true })
+      yield* WorkflowTest.advance("1 minute")
+      expect(engine.runningCount()).toBe(0)
+      expect((yield* engine.journal.listDue(Number.MAX_SAFE_INTEGER, 1_000)).due).toHaveLength(500)
+      expect(calls.count("after")).toBe(0)
+      const results = yield* WorkflowTest.within(
+        "1 hour",
+        Effect.forEach(ids, (id) => engine.send(new Job({ id })), { concurrency: "unbounded" })
       )
       expect(results).toEqual(ids.map((id) => `done ${id}`))
       expect(calls.count("after")).toBe(500)
-    })
+    }).pipe(Effect.scoped)
   )
 
   it.live("interrupting a parked execution wakes it and runs its compensations", () =>

@@ -197,7 +197,7 @@ describe("journal replay", () => {
       expect(error.message).toContain(bad)
       expect(error.message).toContain('["version"]')
       const missing = yield* Effect.flip(WorkflowTest.replay(order([], "v1"), join(dir, "missing.json")))
-      expect(missing.message).toContain("cannot read the execution journal")
+      expect(missing.message).toContain("cannot read it: ENOENT")
     })
   )
 

@@ -5,7 +5,7 @@
  * transaction under an advisory lock, so several processes may start at once), concurrent writes
  * share transactions (group commit), and attempt markers commit with `synchronous_commit = off`.
  * A table prefix lets the journal share a database. A wrong URL fails the layer at start with one
- * `JournalError` (after `connectTimeout`), it does not hang.
+ * `JournalError` (after `connectTimeout`, or the URL's `connect_timeout`), it does not hang.
  *
  * @example
  * ```ts
@@ -32,8 +32,17 @@ export interface PostgresJournalOptions {
   readonly tablePrefix?: string | undefined
   /** Connections in the pool (the group-commit writer uses one at a time). Default 10. */
   readonly maxConnections?: number | undefined
-  /** How long to wait for a connection before failing. Default 10 s. */
+  /**
+   * How long to wait for a connection before failing. Default: the URL's `connect_timeout`
+   * (seconds) if it has one, else 10 s.
+   */
   readonly connectTimeout?: Duration.Input | undefined
+  /**
+   * The server cancels any statement of the journal that runs longer (PostgreSQL's
+   * `statement_timeout`, set on every connection). The operation fails with a transient
+   * `JournalError`, which the engine retries with backoff. Default: the server's setting.
+   */
+  readonly statementTimeout?: Duration.Input | undefined
   /** Batch concurrent writes into shared transactions. Default true. */
   readonly groupCommit?: boolean | undefined
 }
@@ -47,12 +56,45 @@ export const make = (
   SqlClient | Scope.Scope
 > => SqlJournal.make({ tablePrefix: options.tablePrefix, dialect: "pg", groupCommit: options.groupCommit })
 
+const DEFAULT_CONNECT_TIMEOUT = Duration.seconds(10)
+
+/** The `connect_timeout` parameter of the URL (seconds, as libpq reads it), if it has one. */
+const urlConnectTimeout = (url: Redacted.Redacted | string): string | undefined => {
+  try {
+    return (
+      new URL(typeof url === "string" ? url : Redacted.value(url)).searchParams.get("connect_timeout") ??
+      undefined
+    )
+  } catch {
+    return undefined
+  }
+}
+
+/** Which connect timeout applies, as errors name it. */
+const describeConnectTimeout = (options: PostgresJournalOptions): string => {
+  if (options.connectTimeout !== undefined)
+    return `connectTimeout ${Duration.format(Duration.fromInputUnsafe(options.connectTimeout))}`
+  const fromUrl = urlConnectTimeout(options.url)
+  return fromUrl !== undefined
+    ? `connect_timeout=${fromUrl} s in the URL`
+    : `connectTimeout ${Duration.format(DEFAULT_CONNECT_TIMEOUT)} (the default)`
+}
+
 /** A `SqlClient` layer for the journal's database. */
 export const clientLayer = (options: PostgresJournalOptions) =>
   PgClient.layer({
     url: typeof options.url === "string" ? Redacted.make(options.url) : options.url,
     maxConnections: options.maxConnections ?? 10,
-    connectTimeout: options.connectTimeout ?? Duration.seconds(10),
+    // Left undefined when the URL has connect_timeout: the driver reads it from the URL then.
+    connectTimeout:
+      options.connectTimeout ??
+      (urlConnectTimeout(options.url) === undefined ? DEFAULT_CONNECT_TIMEOUT : undefined),
+    startupParameters:
+      options.statementTimeout === undefined
+        ? undefined
+        : {
+            statement_timeout: String(Duration.toMillis(Duration.fromInputUnsafe(options.statementTimeout)))
+          },
     applicationName: "effect-cluster"
   })
 
@@ -92,6 +134,10 @@ const describeError = (error: unknown): string => {
     : `${error.message}: ${detail}`
 }
 
+/** The driver's message, naming the connect timeout that applied when it is a timeout. */
+const timedOut = (message: string, options: PostgresJournalOptions): string =>
+  /timed out/i.test(message) ? `${message} (after ${describeConnectTimeout(options)})` : message
+
 /**
  * A journal in the PostgreSQL database at `url`, migrated if needed. The layer fails at once with
  * one `JournalError` naming the URL (without its password) when the server cannot be reached or
@@ -110,7 +156,7 @@ export const layer = (options: PostgresJournalOptions): Layer.Layer<DurableExecu
             (error) =>
               new JournalError({
                 operation: "open",
-                message: `cannot open the PostgreSQL journal at ${redactUrl(options.url)}: ${describeError(error)}`,
+                message: `cannot open the PostgreSQL journal at ${redactUrl(options.url)}: ${timedOut(describeError(error), options)}. Check the URL, that the server runs and accepts connections from this host, and the role and its password.`,
                 transient: false
               })
           )

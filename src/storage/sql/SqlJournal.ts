@@ -165,6 +165,18 @@ const toStep = (row: typeof StoredStepRow.Type): StepRecord => ({
   completedAt: row.completed_at
 })
 
+/** The driver's message and the server's (e.g. `Query failed: canceling statement due to ...`). */
+const describeSqlError = (error: SqlError): string => {
+  const cause: unknown = (error.reason as { readonly cause?: unknown }).cause
+  const detail =
+    typeof cause === "object" && cause !== null && "message" in cause && typeof cause.message === "string"
+      ? cause.message
+      : undefined
+  return detail === undefined || detail === "" || error.message.includes(detail)
+    ? error.message
+    : `${error.message}: ${detail}`
+}
+
 /**
  * A `JournalError` for `operation`. A row that does not decode is not transient: retrying reads
  * the same row. `what` names the rows, e.g. `execution "x" in prefix_executions`.
@@ -175,10 +187,10 @@ const journalError =
     Schema.isSchemaError(error)
       ? new JournalError({
           operation,
-          message: `stored ${what ?? "row"} does not decode: ${error.message}`,
+          detail: `the stored ${what ?? "row"} does not decode: ${error.message}`,
           transient: false
         })
-      : new JournalError({ operation, message: error.message, transient: isTransient(error) })
+      : new JournalError({ operation, detail: describeSqlError(error), transient: isTransient(error) })
 
 /** The rows of a batch, merged: one row per new execution, one per step, the status changes. */
 interface Batch {
@@ -508,7 +520,7 @@ export const make = (
           if (Option.isNone(row)) {
             return yield* new JournalError({
               operation: "start",
-              message: `execution ${execution.executionId} vanished after insert`,
+              detail: `execution ${execution.executionId} vanished after insert`,
               transient: true
             })
           }

@@ -69,7 +69,7 @@ export const make = (
   })
 
 const toJournalError = (operation: string) => (error: SqlError) =>
-  new JournalError({ operation, message: error.message, transient: false })
+  new JournalError({ operation, detail: error.message, transient: false })
 
 /** A journal in the SQLite file `filename`, created and migrated if needed. */
 export const layer = (options: SqliteJournalOptions): Layer.Layer<DurableExecutionJournal, JournalError> =>

@@ -86,7 +86,13 @@ export const start = (
         Effect.catchCause((cause) =>
           // A defect of the run (not of the workflow): the execution stays running in the journal
           // and is resumed by the next engine; callers waiting on it are told the run stopped.
-          Effect.as(Effect.logError(`run of execution ${row.executionId} stopped`, cause), stopped)
+          // During shutdown it is the journal given up on, which the engine reports once.
+          Effect.as(
+            env.isGracefulShutdown()
+              ? Effect.logDebug(`run of execution ${row.executionId} stopped during shutdown`, cause)
+              : Effect.logError(`run of execution ${row.executionId} stopped`, cause),
+            stopped
+          )
         ),
         Effect.flatMap((outcome) =>
           Effect.sync(() => {
@@ -130,7 +136,7 @@ const runBody = (
             record: "request",
             activity: null,
             path: failure.path,
-            message: `stored request of workflow "${row.workflow}" no longer decodes: ${failure.message}`
+            detail: failure.message
           })
         )
       }
@@ -144,7 +150,7 @@ const runBody = (
             record: "activity",
             activity: null,
             path: "<row>",
-            message: `steps of execution ${row.executionId} could not be loaded: ${steps.failure.message}`
+            detail: `they could not be loaded: ${steps.failure.message}`
           })
         )
       }
@@ -177,7 +183,11 @@ const runBody = (
           state.interruptRequested
             ? state.deliverInterrupt().pipe(Effect.andThen(Effect.never))
             : state.suspend(
-                new ExecutionYielded({ executionId: row.executionId, workflow: row.workflow, message })
+                new ExecutionYielded({
+                  executionId: row.executionId,
+                  workflow: row.workflow,
+                  detail: message
+                })
               )
       }
     })
@@ -242,8 +252,7 @@ const finish = (
           executionId: state.executionId,
           workflow: state.workflow,
           expected: describe(unasked),
-          actual: "the workflow completed",
-          message: `workflow "${state.workflow}" completed without asking for ${describe(unasked)} that its journal recorded`
+          actual: "the workflow completed"
         })
       )
     }
@@ -258,7 +267,7 @@ const finish = (
           workflow: state.workflow,
           activity: "<workflow result>",
           path: failure.path,
-          message: `workflow "${state.workflow}" returned a result its schemas cannot encode: ${failure.message}`
+          detail: failure.message
         })
       )
     }

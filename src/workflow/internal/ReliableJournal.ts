@@ -2,41 +2,146 @@
  * Wraps a journal so that retryable storage faults (a database restarting, a busy file) are
  * retried with capped exponential backoff instead of failing executions. Terminal journal errors
  * pass through.
+ *
+ * An outage is reported once, not once per operation per retry: when an operation fails a second
+ * time in a row, one warning says how many operations are waiting; when an operation succeeds
+ * again, one line says the journal recovered, and every operation still waiting retries at once
+ * instead of finishing its backoff. Each retry is logged at debug level only.
+ *
+ * `stopRetrying` ends retrying for good (the engine's shutdown deadline passed): operations
+ * waiting for a retry, and later ones that fail, fail with their error at once.
  */
-import { Effect } from "effect"
+import { Clock, Deferred, Effect, Exit } from "effect"
 import type { DurableExecutionJournal } from "../DurableExecutionJournal.ts"
 import type { JournalError } from "../WorkflowErrors.ts"
 
 const FIRST_DELAY_MILLIS = 50
 const MAX_DELAY_MILLIS = 5_000
 
-const retrying = <A>(
-  operation: string,
-  effect: Effect.Effect<A, JournalError>
-): Effect.Effect<A, JournalError> => {
-  const loop = (attempt: number): Effect.Effect<A, JournalError> =>
-    Effect.catch(effect, (error) => {
-      if (!error.retryable) return Effect.fail(error)
-      const delay = Math.min(MAX_DELAY_MILLIS, FIRST_DELAY_MILLIS * 2 ** attempt)
-      return Effect.logWarning(
-        `journal ${operation} failed (${error.message}); retrying in ${delay} ms`
-      ).pipe(Effect.andThen(Effect.sleep(delay)), Effect.andThen(loop(attempt + 1)))
-    })
-  return loop(0)
+/** A journal that retries transient faults, and the switch that stops it retrying. */
+export interface Reliable {
+  readonly journal: DurableExecutionJournal["Service"]
+  /** From now on, transient faults fail at once; operations waiting for a retry fail now. */
+  readonly stopRetrying: Effect.Effect<void>
 }
 
-export const reliable = (
-  journal: DurableExecutionJournal["Service"]
-): DurableExecutionJournal["Service"] => ({
-  start: (execution) => retrying("start", journal.start(execution)),
-  get: (executionId) => retrying("get", journal.get(executionId)),
-  steps: (executionId) => retrying("steps", journal.steps(executionId)),
-  write: (write) => retrying("write", journal.write(write)),
-  listRunning: retrying("listRunning", journal.listRunning),
-  listDue: (now, limit) => retrying("listDue", journal.listDue(now, limit)),
-  signal: (signal) => retrying("signal", journal.signal(signal)),
-  getSignal: (executionId, name) => retrying("getSignal", journal.getSignal(executionId, name)),
-  heartbeat: (heartbeat) => retrying("heartbeat", journal.heartbeat(heartbeat)),
-  list: (query) => retrying("list", journal.list(query)),
-  attempts: (executionId) => retrying("attempts", journal.attempts(executionId))
-})
+/** The outage in progress, shared by every operation of one journal. */
+class Outage {
+  /** Operations that failed transiently and wait to be retried. */
+  waiting = 0
+  /** Operations delayed by the current outage (for the recovered line). */
+  delayed = 0
+  /** When the current outage began (epoch ms); undefined when the journal answers. */
+  since: number | undefined = undefined
+  /** Whether the current outage was reported (the recovered line is logged only then). */
+  announced = false
+  /** Completed when the journal answers again: waiting operations retry at once. */
+  recovered = Deferred.makeUnsafe<void>()
+  /** Completed by `stopRetrying`. */
+  readonly stopped = Deferred.makeUnsafe<void>()
+}
+
+const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? "" : "s"}`
+
+/** The first success after failures ends the outage; logged if it was reported. */
+const endOutage = (outage: Outage): Effect.Effect<void> =>
+  Effect.flatMap(Clock.currentTimeMillis, (now) => {
+    const { since, announced, delayed, recovered } = outage
+    if (since === undefined) return Effect.void
+    outage.since = undefined
+    outage.announced = false
+    outage.delayed = 0
+    outage.recovered = Deferred.makeUnsafe<void>()
+    Deferred.doneUnsafe(recovered, Exit.void)
+    return announced
+      ? Effect.logInfo(
+          `the journal recovered after ${now - since} ms: ${plural(delayed, "operation")} waited for it and carry on`
+        )
+      : Effect.void
+  })
+
+/** Runs `effect`; the common case (it succeeds, no outage) costs one `matchEffect`. */
+const retrying = <A>(
+  outage: Outage,
+  operation: string,
+  effect: Effect.Effect<A, JournalError>
+): Effect.Effect<A, JournalError> =>
+  Effect.matchEffect(effect, {
+    onSuccess: (value) =>
+      outage.since === undefined ? Effect.succeed(value) : Effect.as(endOutage(outage), value),
+    onFailure: (error) =>
+      error.retryable && !Deferred.isDoneUnsafe(outage.stopped)
+        ? retryAfter(outage, operation, effect, error)
+        : Effect.fail(error)
+  })
+
+/** Retries `effect`, which just failed with the transient `first`, counting it as waiting. */
+const retryAfter = <A>(
+  outage: Outage,
+  operation: string,
+  effect: Effect.Effect<A, JournalError>,
+  first: JournalError
+): Effect.Effect<A, JournalError> =>
+  Effect.suspend(() => {
+    outage.waiting++
+    outage.delayed++
+    let left = false
+    const leave = Effect.sync(() => {
+      if (left) return
+      left = true
+      outage.waiting--
+    })
+    const backoff = (attempt: number, error: JournalError): Effect.Effect<A, JournalError> =>
+      Effect.gen(function* () {
+        outage.since ??= yield* Clock.currentTimeMillis
+        const delay = Math.min(MAX_DELAY_MILLIS, FIRST_DELAY_MILLIS * 2 ** attempt)
+        // Reported when an operation fails twice in a row: a blip that one retry absorbs is not
+        // an outage, and by then the other operations caught by it are counted too.
+        if (attempt >= 1 && !outage.announced) {
+          outage.announced = true
+          yield* Effect.logWarning(
+            `the journal is unavailable (${operation} failed: ${error.message}); ${plural(outage.waiting, "operation")} waiting, retried with backoff up to ${MAX_DELAY_MILLIS} ms until it answers. Executions pause meanwhile; a line follows when it recovers.`
+          )
+        } else {
+          yield* Effect.logDebug(`journal ${operation} failed (${error.message}); retrying in ${delay} ms`)
+        }
+        yield* Effect.raceFirst(
+          Effect.sleep(delay),
+          Effect.raceFirst(Deferred.await(outage.recovered), Deferred.await(outage.stopped))
+        )
+        if (Deferred.isDoneUnsafe(outage.stopped)) return yield* Effect.fail(error)
+        return yield* Effect.matchEffect(effect, {
+          onSuccess: (value) => Effect.as(Effect.andThen(leave, endOutage(outage)), value),
+          onFailure: (next) =>
+            next.retryable && !Deferred.isDoneUnsafe(outage.stopped)
+              ? backoff(attempt + 1, next)
+              : Effect.fail(next)
+        })
+      })
+    return Effect.ensuring(backoff(0, first), leave)
+  })
+
+/** `journal`, retrying transient faults with backoff and reporting outages once. */
+export const reliable = (journal: DurableExecutionJournal["Service"]): Reliable => {
+  const outage = new Outage()
+  const r = <A>(operation: string, effect: Effect.Effect<A, JournalError>) =>
+    retrying(outage, operation, effect)
+  return {
+    stopRetrying: Effect.sync(() => {
+      Deferred.doneUnsafe(outage.stopped, Exit.void)
+    }),
+    journal: {
+      start: (execution) => r("start", journal.start(execution)),
+      get: (executionId) => r("get", journal.get(executionId)),
+      steps: (executionId) => r("steps", journal.steps(executionId)),
+      write: (write) => r("write", journal.write(write)),
+      listRunning: r("listRunning", journal.listRunning),
+      listDue: (now, limit) => r("listDue", journal.listDue(now, limit)),
+      signal: (signal) => r("signal", journal.signal(signal)),
+      getSignal: (executionId, name) => r("getSignal", journal.getSignal(executionId, name)),
+      heartbeat: (heartbeat) => r("heartbeat", journal.heartbeat(heartbeat)),
+      list: (query) => r("list", journal.list(query)),
+      attempts: (executionId) => r("attempts", journal.attempts(executionId))
+    }
+  }
+}

@@ -32,7 +32,7 @@ import {
 } from "../WorkflowErrors.ts"
 import { decodeJsonResult, encodeJsonRoundTrip, exitSchema, withoutExitEnvelope } from "./codec.ts"
 import type { ExecutionState, Wait } from "./ExecutionState.ts"
-import { identifierProblem, MAX_IDENTIFIER_LENGTH, quoteIdentifier } from "./identifier.ts"
+import { identifierProblem, quoteIdentifier } from "./identifier.ts"
 
 /**
  * What a step needs from its engine. The journal given here already retries transient storage
@@ -77,12 +77,7 @@ const askStep = (
   if (problem !== undefined) {
     const value = quoteIdentifier(checked.value)
     return state.suspend(
-      new InvalidIdentifierError({
-        kind: checked.kind,
-        value,
-        workflow: state.workflow,
-        message: `${checked.kind} ${value} of workflow "${state.workflow}" (execution ${state.executionId}) ${problem}: identifiers must be 1 to ${MAX_IDENTIFIER_LENGTH} characters of well-formed text without NUL; fix the code and resume the execution`
-      })
+      new InvalidIdentifierError({ kind: checked.kind, value, workflow: state.workflow, detail: problem })
     )
   }
   const stepKey = state.replay.nextStepKey(id)
@@ -95,8 +90,7 @@ const askStep = (
       executionId: state.executionId,
       workflow: state.workflow,
       expected: divergence.expected,
-      actual: divergence.actual,
-      message: `workflow "${state.workflow}" diverged from its journal: expected ${divergence.expected}, but it asked for ${divergence.actual}`
+      actual: divergence.actual
     })
   )
 }
@@ -151,7 +145,7 @@ const recordOutcome = <A, E>(
         workflow: state.workflow,
         activity: start.stepKey,
         path: failure.path,
-        message: `${what} "${start.stepKey}" of workflow "${state.workflow}" produced an outcome its schema cannot encode: ${failure.message}`
+        detail: `(${what}) ${failure.message}`
       })
     )
   }
@@ -245,7 +239,7 @@ const replayOutcome = <A, E>(
         record: "activity",
         activity: stepKey,
         path: failure.path,
-        message: `recorded outcome of activity "${stepKey}" of workflow "${state.workflow}" no longer decodes: ${failure.message}`
+        detail: failure.message
       })
     )
   }
@@ -371,7 +365,11 @@ const fresh = <A, E, R>(
               return Effect.andThen(
                 Effect.logWarning(`execution ${state.executionId} yields: ${message}`),
                 state.suspend(
-                  new ExecutionYielded({ executionId: state.executionId, workflow: state.workflow, message })
+                  new ExecutionYielded({
+                    executionId: state.executionId,
+                    workflow: state.workflow,
+                    detail: message
+                  })
                 )
               )
             }
@@ -493,8 +491,7 @@ const withTimeouts = <A, E, R>(
             new ActivityTimeoutError({
               activity: stepKey,
               timeout: "heartbeat",
-              millis: heartbeatTimeout,
-              message: `activity "${stepKey}" sent no heartbeat for ${heartbeatTimeout} ms`
+              millis: heartbeatTimeout
             })
           )
         : Effect.andThen(Effect.sleep(left), watchdog)
@@ -509,8 +506,7 @@ const withTimeouts = <A, E, R>(
           new ActivityTimeoutError({
             activity: stepKey,
             timeout: "start-to-close",
-            millis: startToClose,
-            message: `activity "${stepKey}" ran longer than ${startToClose} ms`
+            millis: startToClose
           })
         )
     })
@@ -659,7 +655,7 @@ export const awaitSignal = <A>(
                   record: "activity",
                   activity: stepKey,
                   path: decoded.failure.path,
-                  message: `signal "${name}" of workflow "${state.workflow}" no longer decodes: ${decoded.failure.message}`
+                  detail: `(signal "${name}") ${decoded.failure.message}`
                 })
               )
             }
@@ -729,8 +725,7 @@ export const runChild = (
                 executionId: state.executionId,
                 workflow: state.workflow,
                 childExecutionId: childId,
-                childWorkflow: workflow.tag,
-                message: `child execution ${childId} (workflow "${workflow.tag}") of ${state.executionId} was interrupted before it completed: catch ChildCancelledError in workflow "${state.workflow}" to compensate`
+                childWorkflow: workflow.tag
               })
             )
           : Effect.failCause(cause)
@@ -755,7 +750,7 @@ export const runChild = (
           new ExecutionYielded({
             executionId: state.executionId,
             workflow: state.workflow,
-            message: `child execution ${childId} is suspended: resume it, then resume this one`
+            detail: `its child execution ${childId} is suspended: resume the child first`
           })
         )
       }

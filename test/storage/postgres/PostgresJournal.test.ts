@@ -2,9 +2,10 @@
  * What only the PostgreSQL backend has: connection URLs and `Config`, table prefixes sharing one
  * database, and values the server rejects. The journal contract itself is in the conformance suite.
  */
-import { createServer } from "node:net"
+import { createServer, type Socket } from "node:net"
 import { describe, expect, it } from "@effect/vitest"
-import { ConfigProvider, Context, Effect, Exit, Layer, Option, Redacted } from "effect"
+import { ConfigProvider, Context, Deferred, Effect, Exit, Fiber, Layer, Option, Redacted } from "effect"
+import { SqlClient } from "effect/sql/SqlClient"
 import { inject } from "vitest"
 import { DurableExecutionJournal, PostgresJournal } from "../../../src/index.ts"
 
@@ -26,6 +27,31 @@ const closedPort = Effect.promise(
         server.close(() => resolve(typeof address === "object" && address !== null ? address.port : 1))
       })
     })
+)
+
+/** A loopback port that accepts connections and never answers (a black-holed server). */
+const silentPort = Effect.acquireRelease(
+  Effect.promise(
+    () =>
+      new Promise<{ readonly port: number; readonly close: () => void }>((resolve) => {
+        const sockets = new Set<Socket>()
+        const server = createServer((socket) => {
+          sockets.add(socket)
+          socket.on("close", () => sockets.delete(socket))
+        })
+        server.listen(0, "127.0.0.1", () => {
+          const address = server.address()
+          resolve({
+            port: typeof address === "object" && address !== null ? address.port : 1,
+            close: () => {
+              for (const socket of sockets) socket.destroy()
+              server.close()
+            }
+          })
+        })
+      })
+  ),
+  (server) => Effect.sync(server.close)
 )
 
 const serverUrl = () => new URL(inject("postgresUrl"))
@@ -189,6 +215,69 @@ describe("PostgresJournal", () => {
         expect((yield* journal.listRunning).map((e) => e.executionId).sort()).toEqual(
           Array.from({ length: 5 }, (_, i) => `late-${i}`)
         )
+      }).pipe(Effect.scoped)
+  )
+
+  it.live("connect_timeout in the URL is honoured when connectTimeout is not given", () =>
+    Effect.gen(function* () {
+      const { port } = yield* silentPort
+      const url = `postgres://app@127.0.0.1:${port}/orders?connect_timeout=1`
+      // Bounded well below the 10 s default: the URL's 1 s applies.
+      const error = yield* Effect.flip(open(PostgresJournal.layer({ url }))).pipe(
+        Effect.timeoutOrElse({
+          duration: "8 seconds",
+          orElse: () => Effect.die(new Error("still connecting"))
+        })
+      )
+      expect(error._tag).toBe("JournalError")
+      expect(error.message).toMatch(/timed out/i)
+      expect(error.message).toContain("connect_timeout=1 s in the URL")
+      // The option, when given, wins over the URL.
+      const explicit = yield* Effect.flip(open(PostgresJournal.layer({ url, connectTimeout: "500 millis" })))
+      expect(explicit.message).toMatch(/timed out \(after connectTimeout 500/)
+    }).pipe(Effect.scoped)
+  )
+
+  it.live(
+    "statementTimeout: the server cancels a longer statement; a journal operation fails with a JournalError",
+    () =>
+      Effect.gen(function* () {
+        const url = inject("postgresUrl")
+        const tablePrefix = prefix("stmt")
+        const options: PostgresJournal.PostgresJournalOptions = {
+          url,
+          tablePrefix,
+          statementTimeout: "300 millis"
+        }
+        const context = yield* Layer.build(
+          Layer.merge(PostgresJournal.layer(options), PostgresJournal.clientLayer(options))
+        )
+        const journal = Context.get(context, DurableExecutionJournal.DurableExecutionJournal)
+        const sql = Context.get(context, SqlClient)
+        const [setting] = yield* sql<{ readonly statement_timeout: string }>`SHOW statement_timeout`
+        expect(setting?.statement_timeout).toBe("300ms")
+        const slept = yield* Effect.flip(sql`SELECT pg_sleep(3)`)
+        expect(slept.reason._tag).toBe("StatementTimeoutError")
+
+        // Another client (no timeout) holds a lock on the journal's table longer than the timeout.
+        const other = Context.get(yield* Layer.build(PostgresJournal.clientLayer({ url })), SqlClient)
+        yield* journal.start({ executionId: "locked", workflow: "W", request: "{}", now: 1 })
+        const locked = yield* Deferred.make<void>()
+        const holder = yield* Effect.forkChild(
+          other.withTransaction(
+            Effect.gen(function* () {
+              yield* other.unsafe(`LOCK TABLE ${tablePrefix}executions IN ACCESS EXCLUSIVE MODE`)
+              yield* Deferred.succeed(locked, undefined)
+              yield* other`SELECT pg_sleep(2)`
+            })
+          )
+        )
+        yield* Deferred.await(locked)
+        const error = yield* Effect.flip(journal.get("locked"))
+        expect(error._tag).toBe("JournalError")
+        expect(error.message).toMatch(/statement timeout/)
+        yield* Fiber.join(holder)
+        expect(Option.isSome(yield* journal.get("locked"))).toBe(true)
       }).pipe(Effect.scoped)
   )
 })

@@ -239,6 +239,8 @@ const program = Effect.gen(function* () {
     console.log(`SIGNALED ${first} ${again}`)
     console.log(`RESULT ${yield* engine.send(new Crashy({ id: "1" }))}`)
   } else if (mode === "sleep") {
+    // When this process is ready to run workflows (its start-up time is not the engine's).
+    console.log(`STARTED ${Date.now()}`)
     const engine = yield* WorkflowEngine.makeScoped(sleeper)
     yield* engine.sendDiscard(new Crashy({ id: "1" }))
     const parked = yield* engine.status("sleeper@1")
