@@ -5,8 +5,10 @@
  * Figures are ratios to the ceilings; machines are noisy.
  *
  * Options (decoded from argv): `--quick` runs fewer executions; `--postgres URL` uses that server
- * instead of starting a throwaway one; `--only postgres|sqlite|sleep` runs one part. The sleep
+ * instead of starting a throwaway one; `--only postgres|sqlite|sleep|peers` runs one part. The sleep
  * part (`bench/sleep.ts`) drains 10,000 executions that each sleep 1 s, on every backend.
+ * `--peers` adds the peer baseline (`bench/baseline.ts`): effect's own workflow engine and DBOS
+ * Transact beside ours on the same PostgreSQL server; `--only peers` runs it alone.
  */
 import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
@@ -18,6 +20,7 @@ import { SqlClient } from "effect/sql/SqlClient"
 import { DurableExecutionJournal, MemoryJournal } from "effect-cluster"
 import * as SqliteClient from "../src/storage/sqlite/SqliteClient.ts"
 import * as SqliteJournal from "../src/storage/sqlite/SqliteJournal.ts"
+import { baselineBench } from "./baseline.ts"
 import { postgresBench, postgresSleepBench } from "./postgres.ts"
 import { printSleep, sleepBench } from "./sleep.ts"
 import { median, type Row, runWorkload } from "./workload.ts"
@@ -25,12 +28,18 @@ import { median, type Row, runWorkload } from "./workload.ts"
 const Options = Schema.Struct({
   quick: Schema.optional(Schema.Boolean),
   postgres: Schema.optional(Schema.String.check(Schema.isPattern(/^postgres(ql)?:\/\//))),
-  only: Schema.optional(Schema.Literals(["postgres", "sqlite", "sleep"]))
+  only: Schema.optional(Schema.Literals(["postgres", "sqlite", "sleep", "peers"])),
+  peers: Schema.optional(Schema.Boolean)
 })
 const options = Schema.decodeUnknownSync(Options)(
   parseArgs({
     args: process.argv.slice(2),
-    options: { quick: { type: "boolean" }, postgres: { type: "string" }, only: { type: "string" } }
+    options: {
+      quick: { type: "boolean" },
+      postgres: { type: "string" },
+      only: { type: "string" },
+      peers: { type: "boolean" }
+    }
   }).values
 )
 const quick = options.quick === true
@@ -193,6 +202,7 @@ const program = Effect.gen(function* () {
     ]
     printSleep(rows)
   }
+  if (options.peers === true || options.only === "peers") yield* baselineBench(scale, options.postgres)
 })
 
 Effect.runPromise(program).then(
