@@ -14,7 +14,7 @@ import { sleepBench } from "./sleep.ts"
 import { median, type Row, runWorkload } from "./workload.ts"
 
 /** A pool of its own on `url`, closed with the scope. */
-const client = (url: string, maxConnections: number) =>
+export const client = (url: string, maxConnections: number) =>
   Effect.map(Layer.build(PostgresJournal.clientLayer({ url, maxConnections })), (context) =>
     Context.get(context, SqlClient)
   )
@@ -30,15 +30,16 @@ const rawCommitRate = (url: string, count: number, table: string) =>
   }).pipe(Effect.scoped)
 
 /**
- * Transactions committed in the database so far. Backends report their counters when they exit,
- * so this is read after the measured pool has closed.
+ * Transactions committed so far in `database` (by default the one `sql` is connected to), read-only
+ * ones included. Backends report their counters when they exit, so this is read after the measured
+ * pool has closed.
  */
-const committed = (sql: SqlClient) =>
+export const committed = (sql: SqlClient, database?: string) =>
   Effect.gen(function* () {
     yield* Effect.sleep("300 millis")
     yield* sql`SELECT pg_stat_clear_snapshot()`
     const rows = yield* sql<{ xact_commit: unknown }>`
-      SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()`
+      SELECT xact_commit FROM pg_stat_database WHERE datname = ${database ?? sql`current_database()`}`
     return Number(rows[0]?.xact_commit)
   })
 
@@ -84,7 +85,7 @@ const onPostgres = (
   })
 
 /** A PostgreSQL server for a benchmark: the given URL, or a throwaway one closed with the scope. */
-const serverUrl = (givenUrl: string | undefined) =>
+export const serverUrl = (givenUrl: string | undefined) =>
   givenUrl === undefined
     ? Effect.map(
         Effect.acquireRelease(

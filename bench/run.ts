@@ -5,9 +5,11 @@
  * Figures are ratios to the ceilings; machines are noisy.
  *
  * Options (decoded from argv): `--quick` runs fewer executions; `--postgres URL` uses that server
- * instead of starting a throwaway one; `--only postgres|sqlite|sleep|skip` runs one part. The sleep
- * part (`bench/sleep.ts`) drains 10,000 executions that each sleep 1 s, on every backend; the skip
- * part (`bench/timeSkip.ts`) measures the real time of `WorkflowTest` tests that skip days.
+ * instead of starting a throwaway one; `--only postgres|sqlite|sleep|skip|peers` runs one part.
+ * The sleep part (`bench/sleep.ts`) drains 10,000 executions that each sleep 1 s, on every
+ * backend; the skip part (`bench/timeSkip.ts`) measures the real time of `WorkflowTest` tests that
+ * skip days. `--peers` adds the peer baseline (`bench/baseline.ts`): effect's own workflow engine
+ * and DBOS Transact beside ours on the same PostgreSQL server; `--only peers` runs it alone.
  */
 import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
@@ -19,6 +21,7 @@ import { SqlClient } from "effect/sql/SqlClient"
 import { DurableExecutionJournal, MemoryJournal } from "effect-cluster"
 import * as SqliteClient from "../src/storage/sqlite/SqliteClient.ts"
 import * as SqliteJournal from "../src/storage/sqlite/SqliteJournal.ts"
+import { baselineBench } from "./baseline.ts"
 import { postgresBench, postgresSleepBench } from "./postgres.ts"
 import { printSleep, sleepBench } from "./sleep.ts"
 import { timeSkipBench } from "./timeSkip.ts"
@@ -27,12 +30,18 @@ import { median, type Row, runWorkload } from "./workload.ts"
 const Options = Schema.Struct({
   quick: Schema.optional(Schema.Boolean),
   postgres: Schema.optional(Schema.String.check(Schema.isPattern(/^postgres(ql)?:\/\//))),
-  only: Schema.optional(Schema.Literals(["postgres", "sqlite", "sleep", "skip"]))
+  only: Schema.optional(Schema.Literals(["postgres", "sqlite", "sleep", "skip", "peers"])),
+  peers: Schema.optional(Schema.Boolean)
 })
 const options = Schema.decodeUnknownSync(Options)(
   parseArgs({
     args: process.argv.slice(2),
-    options: { quick: { type: "boolean" }, postgres: { type: "string" }, only: { type: "string" } }
+    options: {
+      quick: { type: "boolean" },
+      postgres: { type: "string" },
+      only: { type: "string" },
+      peers: { type: "boolean" }
+    }
   }).values
 )
 const quick = options.quick === true
@@ -196,6 +205,7 @@ const program = Effect.gen(function* () {
     printSleep(rows)
   }
   if (options.only === undefined || options.only === "skip") yield* timeSkipBench(quick ? 3 : 20)
+  if (options.peers === true || options.only === "peers") yield* baselineBench(scale, options.postgres)
 })
 
 Effect.runPromise(program).then(
