@@ -5,7 +5,7 @@
  * execution `running` for the next engine.
  */
 import { Cause, type Context, Deferred, Effect, Exit, Result } from "effect"
-import type { ExecutionRecord, StatusChange } from "../DurableExecutionJournal.ts"
+import type { ExecutionRecord, StatusChange, StepRecord } from "../DurableExecutionJournal.ts"
 import type { Any } from "../Workflow.ts"
 import { WorkflowContext } from "../WorkflowContext.ts"
 import {
@@ -227,35 +227,14 @@ const finish = (
           // longer reaches it.
           const unasked = state.replay.firstUnasked()
           if (unasked === undefined) return Effect.succeed(stopped)
-          return suspendNow(
-            env,
-            state,
-            new NonDeterminismError({
-              executionId: state.executionId,
-              workflow: state.workflow,
-              expected: describe(unasked),
-              actual: "the replay stopped before it",
-              message: `workflow "${state.workflow}" replayed up to its frontier without asking for ${describe(unasked)} that its journal recorded`
-            })
-          )
+          return skipped(env, state, unasked, "nothing (every fiber stopped at the frontier before it)")
         }
       }
     }
     const interrupted = Exit.isFailure(exit) && Cause.hasInterruptsOnly(exit.cause)
     const unasked =
       interrupted || state.bodyFiber === undefined ? undefined : state.replay.skippedAfter(state.bodyFiber)
-    if (unasked !== undefined) {
-      return suspendNow(
-        env,
-        state,
-        new NonDeterminismError({
-          executionId: state.executionId,
-          workflow: state.workflow,
-          expected: describe(unasked),
-          actual: "the workflow completed"
-        })
-      )
-    }
+    if (unasked !== undefined) return skipped(env, state, unasked, "the workflow completed")
     const encoded = encodeJsonRoundTrip(exitSchema(workflow.request.success, workflow.request.failure), exit)
     if (Result.isFailure(encoded)) {
       const failure = withoutExitEnvelope(encoded.failure)
@@ -280,10 +259,19 @@ const finish = (
     } as const)
   })
 
-/**
- * Parked waiting for `signal`: a signal sent between the run's last look and the park found the
- * execution running and could not wake it, so look once more and make it due now if it arrived.
- */
+/** Suspends the run: the journal recorded `step`, which the code never asked for. */
+const skipped = (env: RunnerEnvironment, state: ExecutionState, step: StepRecord, actual: string) =>
+  suspendNow(
+    env,
+    state,
+    new NonDeterminismError({
+      executionId: state.executionId,
+      workflow: state.workflow,
+      expected: describe(step),
+      actual
+    })
+  )
+
 /**
  * Parks the execution: it wakes at the earliest deadline of the waits in progress, or when one of
  * their signals arrives. A signal sent between a wait's last look and the park found the execution
