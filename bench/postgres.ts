@@ -8,7 +8,8 @@
  */
 import { Context, Effect, Layer } from "effect"
 import { SqlClient } from "effect/sql/SqlClient"
-import { DurableExecutionJournal, PostgresJournal } from "effect-cluster"
+import { DurableExecutionJournal } from "effect-cluster"
+import { PostgresJournal } from "effect-cluster/postgres"
 import { type PostgresServer, startPostgres } from "../test/support/PostgresServer.ts"
 import { sleepBench } from "./sleep.ts"
 import { median, type Row, runWorkload } from "./workload.ts"

@@ -6,7 +6,8 @@ import { createServer } from "node:net"
 import { describe, expect, it } from "@effect/vitest"
 import { ConfigProvider, Context, Effect, Exit, Layer, Option, Redacted } from "effect"
 import { inject } from "vitest"
-import { DurableExecutionJournal, PostgresJournal } from "../../../src/index.ts"
+import { DurableExecutionJournal } from "../../../src/index.ts"
+import { PostgresJournal } from "../../../src/postgres.ts"
 
 /** Builds the journal layer; returns the service or the error it failed with. */
 const open = <E>(layer: Layer.Layer<DurableExecutionJournal.DurableExecutionJournal, E>) =>
