@@ -1,6 +1,9 @@
+import { defaultServerConditions } from "vite"
 import { defineConfig } from "vitest/config"
 
 export default defineConfig({
+  // `import "effect-cluster"` resolves to the sources in this repository (package.json `exports`).
+  ssr: { resolve: { conditions: ["@effect-cluster/source", ...defaultServerConditions] } },
   test: {
     include: ["test/**/*.test.ts", "examples/**/*.test.ts"],
     // A real PostgreSQL server for the run (test/support/PostgresServer.ts); never skipped.

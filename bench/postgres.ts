@@ -3,12 +3,14 @@
  * commit on and off, next to the raw single-row commit rate of the same server measured in the
  * same run, and the commits per execution counted by the server (`pg_stat_database.xact_commit`).
  *
- * The server is the one given with `--postgres URL`, or a throwaway one started from the machine's
- * binaries like the tests do (fsync on, `synchronous_commit = on`).
+ * The server is the one given with `--postgres URL`, or a throwaway one started like the tests do
+ * (fsync on, `synchronous_commit = on`): from the machine's binaries, else from the npm package's
+ * (`test/support/PostgresBinaries.ts`). The log says which.
  */
 import { Context, Effect, Layer } from "effect"
 import { SqlClient } from "effect/sql/SqlClient"
-import { DurableExecutionJournal, PostgresJournal } from "effect-cluster"
+import { DurableExecutionJournal } from "effect-cluster"
+import { PostgresJournal } from "effect-cluster/postgres"
 import { type PostgresServer, startPostgres } from "../test/support/PostgresServer.ts"
 import { sleepBench } from "./sleep.ts"
 import { median, type Row, runWorkload } from "./workload.ts"
@@ -84,17 +86,15 @@ const onPostgres = (
     } satisfies PostgresRow
   })
 
+/** A throwaway PostgreSQL server, stopped and removed with the scope; the log says which one. */
+const throwawayServer = Effect.acquireRelease(
+  Effect.tryPromise(() => startPostgres()),
+  (started) => Effect.promise(() => started.dispose())
+).pipe(Effect.tap((server) => Effect.sync(() => console.log(`PostgreSQL: ${server.description}`))))
+
 /** A PostgreSQL server for a benchmark: the given URL, or a throwaway one closed with the scope. */
 export const serverUrl = (givenUrl: string | undefined) =>
-  givenUrl === undefined
-    ? Effect.map(
-        Effect.acquireRelease(
-          Effect.tryPromise(() => startPostgres()),
-          (started) => Effect.promise(() => started.dispose())
-        ),
-        (server) => server.url
-      )
-    : Effect.succeed(givenUrl)
+  givenUrl === undefined ? Effect.map(throwawayServer, (server) => server.url) : Effect.succeed(givenUrl)
 
 /** The durable-sleep benchmark (`bench/sleep.ts`) on PostgreSQL, fresh tables per phase. */
 export const postgresSleepBench = (executions: number, givenUrl: string | undefined) =>
@@ -112,12 +112,7 @@ export const postgresSleepBench = (executions: number, givenUrl: string | undefi
 export const postgresBench = (scale: number, givenUrl: string | undefined) =>
   Effect.gen(function* () {
     let server: PostgresServer | undefined
-    if (givenUrl === undefined) {
-      server = yield* Effect.acquireRelease(
-        Effect.tryPromise(() => startPostgres()),
-        (started) => Effect.promise(() => started.dispose())
-      )
-    }
+    if (givenUrl === undefined) server = yield* throwawayServer
     const url = givenUrl ?? server!.url
     const stats = yield* client(url, 1)
     // Fresh tables: drop what an earlier run on the same database left.

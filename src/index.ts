@@ -5,12 +5,13 @@
  * ```ts
  * import { Activity, DurableExecutionJournal, MemoryJournal, Workflow, WorkflowEngine } from "effect-cluster"
  * ```
+ *
+ * The PostgreSQL journal is `effect-cluster/postgres` (it needs `@effect/sql-pg`), so that this
+ * root imports no database driver.
  */
 
 /** In-memory journal, for tests. */
 export * as MemoryJournal from "./storage/memory/MemoryJournal.ts"
-/** The production store: PostgreSQL through `@effect/sql-pg`. */
-export * as PostgresJournal from "./storage/postgres/PostgresJournal.ts"
 /** The embedded durable store: one SQLite file, no server. */
 export * as SqliteJournal from "./storage/sqlite/SqliteJournal.ts"
 /** A test kit for your workflows: an engine on `TestClock` and the memory journal, journal replay. */

@@ -50,7 +50,8 @@ const runWorker = (run: number) =>
     say(`\n▶ starting worker #${run}`)
     const child = spawn(
       process.execPath,
-      ["--no-warnings", workerScript, services.baseUrl, store, String(run)],
+      // The worker runs with this process's Node flags (npm start resolves "effect-cluster" to the sources).
+      [...process.execArgv, workerScript, services.baseUrl, store, String(run)],
       {
         stdio: ["ignore", "inherit", "inherit"]
       }

@@ -3,7 +3,7 @@
  * ProcessPayment stopped in the middle, as a worker killed at that moment leaves them —
  * order-1 while the gateway charges the card (the demo's kill), order-2 (out of stock) while the
  * card is refunded. Run by hand only for a new version of the workflow, keeping the old files:
- * `node --no-warnings examples/process-payment/record-journal.ts` (Node 22: `npx node`).
+ * `npx node --conditions=@effect-cluster/source --no-warnings examples/process-payment/record-journal.ts`.
  */
 import { join } from "node:path"
 import { Effect } from "effect"

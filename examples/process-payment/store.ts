@@ -7,7 +7,7 @@ import { resolve } from "node:path"
 import { parseArgs } from "node:util"
 import { Effect, Schema } from "effect"
 import { SqlClient } from "effect/sql/SqlClient"
-import { PostgresJournal } from "effect-cluster"
+import { PostgresJournal } from "effect-cluster/postgres"
 
 /** The demo's tables in a PostgreSQL database: it resets only these. */
 export const DEMO_TABLE_PREFIX = "process_payment_demo_"

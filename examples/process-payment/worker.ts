@@ -6,13 +6,8 @@
  * Usage: node worker.ts <servicesUrl> <journalFile | postgresUrl> <run>
  */
 import { Effect, Option, Schema } from "effect"
-import {
-  DurableExecutionJournal,
-  PostgresJournal,
-  SqliteJournal,
-  Workflow,
-  WorkflowEngine
-} from "effect-cluster"
+import { DurableExecutionJournal, SqliteJournal, Workflow, WorkflowEngine } from "effect-cluster"
+import { PostgresJournal } from "effect-cluster/postgres"
 import { DEMO_TABLE_PREFIX } from "./store.ts"
 import { ProcessPaymentRequest, processPayment } from "./workflow.ts"
 

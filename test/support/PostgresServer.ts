@@ -1,50 +1,29 @@
 /**
- * Starts a real PostgreSQL server for the tests, from the machine's binaries: a fresh data
- * directory in a temp folder, listening on loopback on a free port, run as an unprivileged user
- * when the tests run as root (initdb refuses root). Fails loudly with install instructions when the
- * binaries are missing: Postgres tests are never skipped.
+ * Starts a real PostgreSQL server for the tests and the benchmark: a fresh data directory in a temp
+ * folder, listening on loopback on a free port, run as an unprivileged user when the tests run as
+ * root (initdb refuses root). The binaries are the machine's, else the ones an npm package ships
+ * (`PostgresBinaries.ts`); without either it fails loudly: Postgres tests are never skipped.
  */
 import { execFile, execFileSync, spawnSync } from "node:child_process"
-import { chmodSync, chownSync, existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs"
+import { chmodSync, chownSync, existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import { createServer } from "node:net"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
+import { describeBinaries, findPostgresBinaries, type PostgresBinaries } from "./PostgresBinaries.ts"
 
 export interface PostgresServer {
   /** Connection URL of the `postgres` database. */
   readonly url: string
+  /** The binaries that run it. */
+  readonly binaries: PostgresBinaries
+  /** Which server runs, from where, for the log. */
+  readonly description: string
   /** Stops the server (`pg_ctl stop -m fast`: open connections are cut). */
   readonly stop: () => Promise<void>
   /** Starts it again on the same port and data. */
   readonly start: () => Promise<void>
   /** Stops the server and removes its files. */
   readonly dispose: () => Promise<void>
-}
-
-const INSTALL_HINT =
-  "PostgreSQL server binaries (initdb, pg_ctl, postgres) were not found on the PATH, in `pg_config --bindir` " +
-  "nor in /usr/lib/postgresql/<version>/bin. " +
-  "Install them, e.g. `apt-get install -y postgresql` on Debian/Ubuntu or `brew install postgresql@15` on macOS."
-
-const findBinDir = (): string => {
-  for (const dir of (process.env.PATH ?? "").split(":")) {
-    if (dir !== "" && existsSync(join(dir, "initdb")) && existsSync(join(dir, "pg_ctl"))) return dir
-  }
-  try {
-    const dir = execFileSync("pg_config", ["--bindir"], { encoding: "utf8" }).trim()
-    if (existsSync(join(dir, "initdb")) && existsSync(join(dir, "pg_ctl"))) return dir
-  } catch {
-    // no pg_config: try Debian's layout below
-  }
-  // Debian/Ubuntu's postgresql package keeps the server binaries off the PATH.
-  const debian = "/usr/lib/postgresql"
-  if (existsSync(debian)) {
-    const versions = readdirSync(debian)
-      .filter((version) => existsSync(join(debian, version, "bin", "initdb")))
-      .sort((a, b) => Number(b) - Number(a))
-    if (versions[0] !== undefined) return join(debian, versions[0], "bin")
-  }
-  throw new Error(INSTALL_HINT)
 }
 
 const freePort = (): Promise<number> =>
@@ -58,8 +37,14 @@ const freePort = (): Promise<number> =>
     })
   })
 
+interface ServerUser {
+  readonly name: string
+  readonly uid: number
+  readonly gid: number
+}
+
 /** The unprivileged user to run the server as when we are root (created if missing). */
-const serverUser = (): { name: string; uid: number; gid: number } | undefined => {
+const serverUser = (): ServerUser | undefined => {
   if (process.getuid?.() !== 0) return undefined
   const name = "postgres"
   if (spawnSync("id", ["-u", name]).status !== 0) {
@@ -72,34 +57,17 @@ const serverUser = (): { name: string; uid: number; gid: number } | undefined =>
   return { name, uid, gid }
 }
 
-export const startPostgres = async (): Promise<PostgresServer> => {
-  const bin = findBinDir()
-  const user = serverUser()
-  const root = mkdtempSync(join(tmpdir(), "effect-cluster-pg-"))
-  try {
-    return await startIn(root, bin, user)
-  } catch (error) {
-    // A server that did not start leaves no folder behind.
-    rmSync(root, { recursive: true, force: true })
-    throw error
-  }
-}
-
-const startIn = async (
-  root: string,
-  bin: string,
-  user: { name: string; uid: number; gid: number } | undefined
-): Promise<PostgresServer> => {
+/** Starts a server whose files all live in `root`. */
+const startIn = async (root: string, user: ServerUser | undefined): Promise<PostgresServer> => {
+  const binaries = findPostgresBinaries(root)
   const data = join(root, "data")
   const log = join(root, "server.log")
-  chmodSync(root, 0o755)
-  if (user !== undefined) chownSync(root, user.uid, user.gid)
   const run = (command: string, args: ReadonlyArray<string>) =>
     new Promise<void>((resolve, reject) => {
       const [file, argv] =
         user === undefined
-          ? [join(bin, command), args]
-          : ["runuser", ["-u", user.name, "--", join(bin, command), ...args]]
+          ? [join(binaries.bin, command), args]
+          : ["runuser", ["-u", user.name, "--", join(binaries.bin, command), ...args]]
       execFile(file, argv, { encoding: "utf8", cwd: root }, (error, stdout, stderr) => {
         if (error === null) return resolve()
         const serverLog = existsSync(log)
@@ -130,6 +98,8 @@ const startIn = async (
   await start()
   return {
     url: `postgres://postgres@127.0.0.1:${port}/postgres`,
+    binaries,
+    description: describeBinaries(binaries),
     start,
     stop,
     dispose: async () => {
@@ -139,5 +109,19 @@ const startIn = async (
         rmSync(root, { recursive: true, force: true })
       }
     }
+  }
+}
+
+/** Starts a server in a new temp folder; the folder is removed if it does not start. */
+export const startPostgres = async (): Promise<PostgresServer> => {
+  const user = serverUser()
+  const root = mkdtempSync(join(tmpdir(), "effect-cluster-pg-"))
+  chmodSync(root, 0o755)
+  if (user !== undefined) chownSync(root, user.uid, user.gid)
+  try {
+    return await startIn(root, user)
+  } catch (error) {
+    rmSync(root, { recursive: true, force: true })
+    throw error
   }
 }

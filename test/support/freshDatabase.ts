@@ -6,7 +6,7 @@ import { randomUUID } from "node:crypto"
 import { Effect } from "effect"
 import { SqlClient } from "effect/sql/SqlClient"
 import { inject } from "vitest"
-import { PostgresJournal } from "../../src/index.ts"
+import { PostgresJournal } from "../../src/postgres.ts"
 
 /** Creates the database and returns its URL. */
 export const freshDatabase = (name: string): Promise<string> => {

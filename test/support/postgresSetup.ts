@@ -10,6 +10,7 @@ declare module "vitest" {
 
 export default async function setup(project: TestProject) {
   const server = await startPostgres()
+  console.log(`PostgreSQL for the tests: ${server.description}`)
   project.provide("postgresUrl", server.url)
   return () => server.dispose()
 }

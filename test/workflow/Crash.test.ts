@@ -14,9 +14,14 @@ const worker = join(import.meta.dirname, "crash", "worker.ts")
 /** Runs the worker; with `killOn`, SIGKILLs it as soon as it prints that line. */
 const runWorker = (args: ReadonlyArray<string>, killOn?: string) =>
   new Promise<{ stdout: string; code: number | null; signal: NodeJS.Signals | null }>((resolve, reject) => {
-    const child = spawn(process.execPath, ["--no-warnings", worker, ...args], {
-      stdio: ["ignore", "pipe", "pipe"]
-    })
+    // The worker imports "effect-cluster": the condition resolves it to this repository's sources.
+    const child = spawn(
+      process.execPath,
+      ["--no-warnings", "--conditions=@effect-cluster/source", worker, ...args],
+      {
+        stdio: ["ignore", "pipe", "pipe"]
+      }
+    )
     let stdout = ""
     let stderr = ""
     child.stdout.on("data", (chunk) => {

@@ -10,7 +10,7 @@
  * @example
  * ```ts
  * import { Effect, Redacted } from "effect"
- * import { PostgresJournal } from "effect-cluster"
+ * import { PostgresJournal } from "effect-cluster/postgres"
  *
  * program.pipe(Effect.provide(PostgresJournal.layer({ url: Redacted.make("postgres://app@db/orders") })))
  * ```

@@ -23,7 +23,7 @@
  * program.pipe(Effect.provide(SqliteClient.layer({ filename: ".data/app.db" })))
  * ```
  */
-import { DatabaseSync, type SQLInputValue, type StatementSync } from "node:sqlite"
+import type { DatabaseSync, SQLInputValue, StatementSync } from "node:sqlite"
 import { Effect, Layer, Option, type Scope, Semaphore, Stream } from "effect"
 import * as Reactivity from "effect/reactivity/Reactivity"
 import * as SqlClient from "effect/sql/SqlClient"
@@ -246,28 +246,41 @@ const makeConnection = (db: DatabaseSync): Connection => {
   }
 }
 
+/**
+ * `node:sqlite` is loaded when a database is opened, not when effect-cluster is imported: on Node 22
+ * loading it prints an ExperimentalWarning, which programs on the memory or PostgreSQL journal
+ * should not see.
+ */
+const loadSqlite = (config: SqliteClientConfig) =>
+  Effect.tryPromise({
+    try: () => import("node:sqlite"),
+    catch: (cause) => toSqlError(cause, `open ${config.filename}`, undefined)
+  })
+
 const open = (config: SqliteClientConfig): Effect.Effect<DatabaseSync, SqlError, Scope.Scope> =>
-  Effect.acquireRelease(
-    Effect.try({
-      try: () => {
-        const db = new DatabaseSync(config.filename)
-        try {
-          db.exec(`PRAGMA busy_timeout = ${Math.max(0, Math.trunc(config.busyTimeoutMillis ?? 5000))}`)
-          db.exec("PRAGMA journal_mode = WAL")
-          db.exec("PRAGMA synchronous = FULL")
-          db.exec("PRAGMA foreign_keys = ON")
-        } catch (error) {
-          db.close()
-          throw error
-        }
-        return db
-      },
-      catch: (cause) => toSqlError(cause, `open ${config.filename}`, undefined)
-    }),
-    (db) =>
-      Effect.sync(() => {
-        if (db.isOpen) db.close()
-      })
+  Effect.flatMap(loadSqlite(config), (sqlite) =>
+    Effect.acquireRelease(
+      Effect.try({
+        try: () => {
+          const db = new sqlite.DatabaseSync(config.filename)
+          try {
+            db.exec(`PRAGMA busy_timeout = ${Math.max(0, Math.trunc(config.busyTimeoutMillis ?? 5000))}`)
+            db.exec("PRAGMA journal_mode = WAL")
+            db.exec("PRAGMA synchronous = FULL")
+            db.exec("PRAGMA foreign_keys = ON")
+          } catch (error) {
+            db.close()
+            throw error
+          }
+          return db
+        },
+        catch: (cause) => toSqlError(cause, `open ${config.filename}`, undefined)
+      }),
+      (db) =>
+        Effect.sync(() => {
+          if (db.isOpen) db.close()
+        })
+    )
   )
 
 /**

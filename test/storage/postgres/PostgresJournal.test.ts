@@ -7,7 +7,8 @@ import { describe, expect, it } from "@effect/vitest"
 import { ConfigProvider, Context, Deferred, Effect, Exit, Fiber, Layer, Option, Redacted } from "effect"
 import { SqlClient } from "effect/sql/SqlClient"
 import { inject } from "vitest"
-import { DurableExecutionJournal, PostgresJournal } from "../../../src/index.ts"
+import { DurableExecutionJournal } from "../../../src/index.ts"
+import { PostgresJournal } from "../../../src/postgres.ts"
 
 /** Builds the journal layer; returns the service or the error it failed with. */
 const open = <E>(layer: Layer.Layer<DurableExecutionJournal.DurableExecutionJournal, E>) =>

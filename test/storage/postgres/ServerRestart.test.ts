@@ -6,7 +6,8 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Context, Effect, Fiber, Layer, Schema } from "effect"
 import { afterAll, beforeAll } from "vitest"
-import { Activity, DurableExecutionJournal, PostgresJournal, Workflow } from "../../../src/index.ts"
+import { Activity, DurableExecutionJournal, Workflow } from "../../../src/index.ts"
+import { PostgresJournal } from "../../../src/postgres.ts"
 import { type PostgresServer, startPostgres } from "../../support/PostgresServer.ts"
 import { Calls, withEngine } from "../../workflow/fixtures.ts"
 

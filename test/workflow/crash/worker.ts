@@ -14,15 +14,8 @@
  */
 import { appendFileSync } from "node:fs"
 import { Effect, Schema } from "effect"
-import {
-  Activity,
-  PostgresJournal,
-  Saga,
-  Signal,
-  SqliteJournal,
-  Workflow,
-  WorkflowEngine
-} from "effect-cluster"
+import { Activity, Saga, Signal, SqliteJournal, Workflow, WorkflowEngine } from "effect-cluster"
+import { PostgresJournal } from "effect-cluster/postgres"
 
 const [store, sideEffectLog, mode] = Schema.decodeUnknownSync(
   Schema.Tuple([

@@ -1,0 +1,46 @@
+/**
+ * A user's TypeScript module, type-checked against the installed package's `.d.ts` files with
+ * `module`/`moduleResolution` `nodenext` and `strict`. The `@ts-expect-error` lines fail the check
+ * if the package's types degrade to `any` (a missing or unresolvable `.d.ts`) or if its internals
+ * become importable.
+ */
+import { Effect, Schema } from "effect"
+import { Activity, MemoryJournal, Workflow, WorkflowEngine, type WorkflowErrors } from "effect-cluster"
+import { PostgresJournal } from "effect-cluster/postgres"
+
+class Greet extends Workflow.TaggedRequest<Greet>()("Greet", {
+  payload: { name: Schema.String },
+  success: Schema.String,
+  failure: Schema.Never
+}) {}
+
+const shout = (name: string) =>
+  Effect.succeed(name.toUpperCase()).pipe(Activity.make("shout", Schema.String, Schema.Never))
+
+const greet = Workflow.make(
+  Greet,
+  (request) => `greet/${request.name}`,
+  ({ name }) => Effect.map(shout(name), (loud) => `hello ${loud}`)
+)
+
+export const onMemory: Effect.Effect<
+  string,
+  WorkflowErrors.WorkflowEngineError | WorkflowErrors.JournalError
+> = Effect.gen(function* () {
+  const engine = yield* WorkflowEngine.makeScoped(Workflow.union(greet))
+  const greeting: string = yield* engine.send(new Greet({ name: "ada" }))
+  // @ts-expect-error the result is a string
+  const wrong: number = yield* engine.send(new Greet({ name: "ada" }))
+  return `${greeting} ${wrong}`
+}).pipe(Effect.scoped, Effect.provide(MemoryJournal.layer))
+
+// @ts-expect-error a request needs its payload
+export const missingName = new Greet({})
+
+export const onPostgres = PostgresJournal.layer({
+  url: "postgres://app@localhost/orders",
+  tablePrefix: "app_"
+})
+
+// @ts-expect-error internals are not part of the package's exports
+export const internal: unknown = await import("effect-cluster/dist/workflow/internal/Replay.js")

@@ -1,0 +1,56 @@
+/**
+ * A user's program in plain JavaScript, run by Node from a project that installed the packed
+ * tarball: a workflow whose activity fails once and is retried, on the journal named by the
+ * arguments. Prints the result and the recorded steps as one JSON line.
+ *
+ * Usage: node workflow.mjs memory | sqlite <file> | postgres <url>
+ */
+import { Effect, Schema } from "effect"
+import { Activity, MemoryJournal, SqliteJournal, Workflow, WorkflowEngine } from "effect-cluster"
+
+const [backend, location = ""] = process.argv.slice(2)
+
+class Greet extends Workflow.TaggedRequest()("Greet", {
+  payload: { name: Schema.String },
+  success: Schema.String,
+  failure: Schema.Never
+}) {}
+
+class Busy extends Schema.TaggedError()("Busy", {}) {}
+
+const shout = (name) =>
+  Activity.attempt.pipe(
+    Effect.flatMap((attempt) => (attempt < 2 ? Effect.fail(new Busy()) : Effect.succeed(name.toUpperCase()))),
+    Activity.make("shout", Schema.String, Busy, { retry: { initialDelay: "1 millis" } })
+  )
+
+const greet = Workflow.make(
+  Greet,
+  (request) => `greet/${request.name}`,
+  ({ name }) => Effect.map(shout(name), (loud) => `hello ${loud}`)
+)
+
+const journal = async () => {
+  switch (backend) {
+    case "memory":
+      return MemoryJournal.layer
+    case "sqlite":
+      return SqliteJournal.layer({ filename: location })
+    case "postgres": {
+      // Only PostgreSQL users load the subpath, and with it @effect/sql-pg.
+      const { PostgresJournal } = await import("effect-cluster/postgres")
+      return PostgresJournal.layer({ url: location })
+    }
+    default:
+      throw new Error(`unknown backend ${backend}`)
+  }
+}
+
+const program = Effect.gen(function* () {
+  const engine = yield* WorkflowEngine.makeScoped(Workflow.union(greet))
+  const result = yield* engine.send(new Greet({ name: "ada" }))
+  const history = yield* engine.history("greet/ada")
+  return { result, steps: history.steps.map((step) => [step.stepKey, step.attempts, step.state]) }
+}).pipe(Effect.scoped, Effect.provide(await journal()))
+
+console.log(JSON.stringify(await Effect.runPromise(program)))
