@@ -16,7 +16,8 @@ const runDemo = (args: ReadonlyArray<string>) =>
     const cwd = testTempDir("demo-")
     execFile(
       process.execPath,
-      ["--no-warnings", main, ...args],
+      // As `npm start` runs it: "effect-cluster" resolves to this repository's sources, not dist/.
+      ["--no-warnings", "--conditions=@effect-cluster/source", main, ...args],
       { cwd, encoding: "utf8" },
       (error, stdout, stderr) =>
         resolve({ code: error === null ? 0 : (error.code as number | null), output: stdout + stderr })
