@@ -140,6 +140,13 @@ describe("the packed package", () => {
     expect(JSON.parse(sqlite.stdout)).toEqual(expectedRun)
   }, 120_000)
 
+  it("the test kit works from the package: a 30-day sleep on TestClock, and the journal replayed", async () => {
+    const testkit = await runWorkflow(["testkit"])
+    const printed = JSON.parse(testkit.stdout)
+    expect(printed).toMatchObject({ result: "hello ADA", replayed: "completed" })
+    console.log(`30 days skipped with the installed WorkflowTest in ${printed.skippedInMs} ms of real time`)
+  }, 120_000)
+
   it("runs the workflow on PostgreSQL through effect-cluster/postgres once @effect/sql-pg is installed", async () => {
     await npm(["install", "--prefer-offline", `@effect/sql-pg@${versionOf("@effect/sql-pg")}`], project)
     const url = await freshDatabase("package")

@@ -3,10 +3,20 @@
  * tarball: a workflow whose activity fails once and is retried, on the journal named by the
  * arguments. Prints the result and the recorded steps as one JSON line.
  *
- * Usage: node workflow.mjs memory | sqlite <file> | postgres <url>
+ * Usage: node workflow.mjs memory | sqlite <file> | postgres <url> | testkit
+ * (`testkit`: the workflow behind a 30-day sleep, on `WorkflowTest` with effect's `TestClock`, and
+ * its exported journal replayed.)
  */
-import { Effect, Schema } from "effect"
-import { Activity, MemoryJournal, SqliteJournal, Workflow, WorkflowEngine } from "effect-cluster"
+import { Effect, Fiber, Layer, Schema } from "effect"
+import { TestClock } from "effect/testing"
+import {
+  Activity,
+  MemoryJournal,
+  SqliteJournal,
+  Workflow,
+  WorkflowEngine,
+  WorkflowTest
+} from "effect-cluster"
 
 const [backend, location = ""] = process.argv.slice(2)
 
@@ -29,6 +39,31 @@ const greet = Workflow.make(
   (request) => `greet/${request.name}`,
   ({ name }) => Effect.map(shout(name), (loud) => `hello ${loud}`)
 )
+
+/** The test kit from the package: a month skipped in no real time, then the journal replayed. */
+const testkit = Effect.gen(function* () {
+  const later = Workflow.make(
+    Greet,
+    (request) => `later/${request.name}`,
+    ({ name }) =>
+      Effect.andThen(
+        Workflow.sleep("30 days"),
+        Effect.map(shout(name), (loud) => `hello ${loud}`)
+      )
+  )
+  const started = performance.now()
+  const engine = yield* WorkflowTest.makeEngine(later)
+  const fiber = yield* Effect.forkChild(engine.send(new Greet({ name: "ada" })))
+  yield* WorkflowTest.advance("31 days")
+  const result = yield* Fiber.join(fiber)
+  const replayed = yield* WorkflowTest.replay(later, yield* engine.exportJournal("later/ada"))
+  return { result, replayed: replayed.ended, skippedInMs: Math.round(performance.now() - started) }
+}).pipe(Effect.scoped, Effect.provide(Layer.fresh(TestClock.layer())))
+
+if (backend === "testkit") {
+  console.log(JSON.stringify(await Effect.runPromise(testkit)))
+  process.exit(0)
+}
 
 const journal = async () => {
   switch (backend) {
