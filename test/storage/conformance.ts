@@ -10,6 +10,7 @@ import type { DurableExecutionJournal } from "../../src/index.ts"
 import { Activity, Saga, Signal, Workflow } from "../../src/index.ts"
 import { migrations } from "../../src/storage/sql/Migrations.ts"
 import {
+  awaitParked,
   awaitStatus,
   Calls,
   OutOfStockError,
@@ -852,7 +853,7 @@ export const conformance = (backend: Backend) =>
             const result = yield* withEngine(journal, workflow, (engine) =>
               Effect.gen(function* () {
                 yield* engine.sendDiscard(new Nap({ id: "1" }))
-                const info = yield* awaitStatus(engine, "nap@1", "sleeping")
+                const info = yield* awaitParked(engine, "nap@1")
                 expect(engine.runningCount()).toBe(0)
                 expect(Option.isSome(info.wakeAt)).toBe(true)
                 return yield* engine.send(new Nap({ id: "1" }))
@@ -914,7 +915,7 @@ export const conformance = (backend: Backend) =>
                 const early = yield* engine.signal("approve@early", approval, { by: "ada" })
                 const earlyResult = yield* engine.send(new Approve({ id: "early", timeoutMillis: 0 }))
                 yield* engine.sendDiscard(new Approve({ id: "late", timeoutMillis: 0 }))
-                const info = yield* awaitStatus(engine, "approve@late", "sleeping")
+                const info = yield* awaitParked(engine, "approve@late")
                 expect(info.wakeAt).toEqual(Option.none())
                 expect(engine.runningCount()).toBe(0)
                 const first = yield* engine.signal("approve@late", approval, { by: "grace" })

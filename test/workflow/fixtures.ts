@@ -84,3 +84,22 @@ export const awaitStatus = <W extends Workflow.Any>(
     }
     return yield* Effect.die(new Error(`execution ${executionId} never reached status ${expected}`))
   })
+
+/**
+ * Polls until the execution is `sleeping` and the engine holds no run (a park writes the status,
+ * then its run ends: the two are not one step). Dies if a parked execution keeps a fiber.
+ */
+export const awaitParked = <W extends Workflow.Any>(
+  engine: WorkflowEngine.WorkflowEngine<W>,
+  executionId: string
+) =>
+  Effect.gen(function* () {
+    for (let i = 0; i < 2000; i++) {
+      const info = yield* engine.status(executionId)
+      if (info._tag === "Some" && info.value.status === "sleeping" && engine.runningCount() === 0) {
+        return info.value
+      }
+      yield* Effect.sleep("5 millis")
+    }
+    return yield* Effect.die(new Error(`execution ${executionId} never parked without a fiber`))
+  })
