@@ -54,6 +54,10 @@ export interface WorkflowUnion<W extends Any> {
   readonly workflows: ReadonlyMap<string, W>
 }
 
+/** The workflows of a union (or a single workflow), by request tag. */
+export const byTag = <W extends Any>(workflows: WorkflowUnion<W> | W): ReadonlyMap<string, W> =>
+  "workflows" in workflows ? workflows.workflows : new Map([[workflows.tag, workflows]])
+
 /** Combines workflows for one engine. Tags must be distinct. */
 export const union = <const Ws extends ReadonlyArray<Any>>(...workflows: Ws): WorkflowUnion<Ws[number]> => {
   const map = new Map<string, Ws[number]>()

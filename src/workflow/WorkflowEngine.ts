@@ -32,17 +32,25 @@ import {
   withoutExitEnvelope
 } from "./internal/codec.ts"
 import { type RunHandle, type RunnerEnvironment, start as startRun } from "./internal/ExecutionRunner.ts"
-import { identifierProblem, quoteIdentifier } from "./internal/identifier.ts"
+import { invalidIdentifier } from "./internal/identifier.ts"
 import { reliable } from "./internal/ReliableJournal.ts"
 import type { ExecutionJournal } from "./JournalExport.ts"
 import { defaults, type RetryPolicy, resolve } from "./RetryPolicy.ts"
 import type { Signal } from "./Signal.ts"
-import type { Any, FailureFor, Requests, Requirements, SuccessFor, WorkflowUnion } from "./Workflow.ts"
+import {
+  type Any,
+  type FailureFor,
+  type Requests,
+  type Requirements,
+  type SuccessFor,
+  type WorkflowUnion,
+  byTag as workflowsByTag
+} from "./Workflow.ts"
 import {
   ExecutionIdConflictError,
   ExecutionNotFoundError,
   ExecutionSuspendedError,
-  InvalidIdentifierError,
+  type InvalidIdentifierError,
   InvalidRequestError,
   InvalidSignalError,
   JournalDecodeError,
@@ -235,16 +243,9 @@ const checkIdentifier = (
   value: string,
   workflow: string | null
 ): Effect.Effect<void, InvalidIdentifierError> => {
-  const problem = identifierProblem(value)
-  return problem === undefined ? Effect.void : Effect.fail(invalidIdentifier(kind, value, workflow, problem))
+  const error = invalidIdentifier(kind, value, workflow)
+  return error === undefined ? Effect.void : Effect.fail(error)
 }
-
-const invalidIdentifier = (
-  kind: InvalidIdentifierError["kind"],
-  value: string,
-  workflow: string | null,
-  problem: string
-) => new InvalidIdentifierError({ kind, value: quoteIdentifier(value), workflow, detail: problem })
 
 /** Options of `makeScoped`. */
 export interface EngineOptions {
@@ -275,8 +276,7 @@ export const makeScoped = <W extends Any>(
   options?: EngineOptions
 ): Effect.Effect<WorkflowEngine<W>, JournalError, Scope.Scope | DurableExecutionJournal | Requirements<W>> =>
   Effect.gen(function* () {
-    const byTag: ReadonlyMap<string, Any> =
-      "workflows" in workflows ? workflows.workflows : new Map([[workflows.tag, workflows]])
+    const byTag: ReadonlyMap<string, Any> = workflowsByTag(workflows)
     const store = yield* DurableExecutionJournal
     const { journal, stopRetrying } = reliable(store)
     const services = yield* Effect.context<Requirements<W>>()
@@ -493,10 +493,8 @@ export const makeScoped = <W extends Any>(
           )
         }
         const executionId = workflow.executionId(request)
-        const invalid = identifierProblem(executionId)
-        if (invalid !== undefined) {
-          return Effect.fail(invalidIdentifier("execution id", executionId, workflow.tag, invalid))
-        }
+        const invalid = invalidIdentifier("execution id", executionId, workflow.tag)
+        if (invalid !== undefined) return Effect.fail(invalid)
         const stored = journal.start({
           executionId,
           workflow: workflow.tag,
@@ -629,6 +627,15 @@ export const makeScoped = <W extends Any>(
       }
     })
 
+    /** An execution's row, steps and failed attempts: the document `exportJournal` returns. */
+    const exportJournal = (executionId: string) =>
+      Effect.gen(function* () {
+        const execution = yield* getRow(executionId)
+        const steps = yield* journal.steps(executionId)
+        const attempts = yield* journal.attempts(executionId)
+        return { format: "effect-cluster/execution-journal", version: 1, execution, steps, attempts } as const
+      })
+
     const toInfo = (row: ExecutionRecord): ExecutionInfo => ({
       executionId: row.executionId,
       workflow: row.workflow,
@@ -692,33 +699,16 @@ export const makeScoped = <W extends Any>(
               : Option.none()
         })),
       history: (executionId) =>
-        Effect.gen(function* () {
-          const row = yield* getRow(executionId)
-          const steps = yield* journal.steps(executionId)
-          const attempts = yield* journal.attempts(executionId)
-          return {
-            execution: toInfo(row),
-            steps: steps.map((step) =>
-              toStepInfo(
-                step,
-                attempts.filter((a) => a.stepKey === step.stepKey)
-              )
+        Effect.map(exportJournal(executionId), ({ execution, steps, attempts }) => ({
+          execution: toInfo(execution),
+          steps: steps.map((step) =>
+            toStepInfo(
+              step,
+              attempts.filter((a) => a.stepKey === step.stepKey)
             )
-          }
-        }),
-      exportJournal: (executionId) =>
-        Effect.gen(function* () {
-          const execution = yield* getRow(executionId)
-          const steps = yield* journal.steps(executionId)
-          const attempts = yield* journal.attempts(executionId)
-          return {
-            format: "effect-cluster/execution-journal",
-            version: 1,
-            execution,
-            steps,
-            attempts
-          } as const
-        }),
+          )
+        })),
+      exportJournal: (executionId) => exportJournal(executionId),
       resume: (executionId) =>
         settled(executionId).pipe(
           Effect.andThen(getRow(executionId)),

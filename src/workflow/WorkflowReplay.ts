@@ -21,7 +21,7 @@ import { Clock, Deferred, Effect, Option } from "effect"
 import { DurableExecutionJournal } from "./DurableExecutionJournal.ts"
 import { start as startRun } from "./internal/ExecutionRunner.ts"
 import { defaults, resolve } from "./RetryPolicy.ts"
-import type { Any, Requirements, WorkflowUnion } from "./Workflow.ts"
+import { type Any, type Requirements, type WorkflowUnion, byTag as workflowsByTag } from "./Workflow.ts"
 import {
   type ActivityResultError,
   ExecutionNotFoundError,
@@ -61,8 +61,7 @@ export const replay = <W extends Any>(
   executionId: string
 ): Effect.Effect<ReplayReport, ReplayError, DurableExecutionJournal | Requirements<W>> =>
   Effect.gen(function* () {
-    const byTag: ReadonlyMap<string, Any> =
-      "workflows" in workflows ? workflows.workflows : new Map([[workflows.tag, workflows]])
+    const byTag: ReadonlyMap<string, Any> = workflowsByTag(workflows)
     const stored = yield* DurableExecutionJournal
     const found = yield* stored.get(executionId)
     if (Option.isNone(found)) return yield* new ExecutionNotFoundError({ executionId })

@@ -60,6 +60,10 @@ const endOutage = (outage: Outage): Effect.Effect<void> =>
       : Effect.void
   })
 
+/** Whether `error` is retried: a transient fault, while retrying has not been stopped. */
+const retries = (outage: Outage, error: JournalError): boolean =>
+  error.retryable && !Deferred.isDoneUnsafe(outage.stopped)
+
 /** Runs `effect`; the common case (it succeeds, no outage) costs one `matchEffect`. */
 const retrying = <A>(
   outage: Outage,
@@ -70,9 +74,7 @@ const retrying = <A>(
     onSuccess: (value) =>
       outage.since === undefined ? Effect.succeed(value) : Effect.as(endOutage(outage), value),
     onFailure: (error) =>
-      error.retryable && !Deferred.isDoneUnsafe(outage.stopped)
-        ? retryAfter(outage, operation, effect, error)
-        : Effect.fail(error)
+      retries(outage, error) ? retryAfter(outage, operation, effect, error) : Effect.fail(error)
   })
 
 /** Retries `effect`, which just failed with the transient `first`, counting it as waiting. */
@@ -112,10 +114,7 @@ const retryAfter = <A>(
         if (Deferred.isDoneUnsafe(outage.stopped)) return yield* Effect.fail(error)
         return yield* Effect.matchEffect(effect, {
           onSuccess: (value) => Effect.as(Effect.andThen(leave, endOutage(outage)), value),
-          onFailure: (next) =>
-            next.retryable && !Deferred.isDoneUnsafe(outage.stopped)
-              ? backoff(attempt + 1, next)
-              : Effect.fail(next)
+          onFailure: (next) => (retries(outage, next) ? backoff(attempt + 1, next) : Effect.fail(next))
         })
       })
     return Effect.ensuring(backoff(0, first), leave)

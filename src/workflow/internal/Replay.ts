@@ -35,8 +35,14 @@ export class Replay {
 
   /** The key of the next occurrence of `activityId` in this run: `id`, then `id#2`, `id#3`, ... */
   nextStepKey(activityId: string): string {
+    const key = this.peekStepKey(activityId)
+    this.occurrences.set(activityId, (this.occurrences.get(activityId) ?? 0) + 1)
+    return key
+  }
+
+  /** The key `nextStepKey` would return, without counting the occurrence. */
+  peekStepKey(activityId: string): string {
     const n = (this.occurrences.get(activityId) ?? 0) + 1
-    this.occurrences.set(activityId, n)
     return n === 1 ? activityId : `${activityId}#${n}`
   }
 
@@ -85,23 +91,17 @@ export class Replay {
       const next = this.byPrevious.get(previous)
       return next !== undefined && !this.asked.has(next.stepKey)
     }
-    for (const step of this.recorded.values()) {
-      if (step.previous === null && !this.asked.has(step.stepKey)) return true
-    }
-    return false
+    return this.firstUnasked(true) !== undefined
   }
 
-  /** Undoes `nextStepKey` for a step that turned out not to be asked (an absent version check). */
-  forgetStepKey(activityId: string): void {
-    const n = this.occurrences.get(activityId) ?? 0
-    if (n > 0) this.occurrences.set(activityId, n - 1)
-  }
-
-  /** The earliest recorded step (by seq) that this run has not asked for, if any. */
-  firstUnasked(): StepRecord | undefined {
+  /**
+   * The earliest recorded step (by seq) that this run has not asked for, if any; with
+   * `fiberFirst`, only among steps that were the first of their fiber.
+   */
+  firstUnasked(fiberFirst = false): StepRecord | undefined {
     let first: StepRecord | undefined
     for (const step of this.recorded.values()) {
-      if (this.asked.has(step.stepKey)) continue
+      if (this.asked.has(step.stepKey) || (fiberFirst && step.previous !== null)) continue
       if (first === undefined || step.seq < first.seq) first = step
     }
     return first
@@ -116,11 +116,7 @@ export class Replay {
       const next = this.byPrevious.get(previous)
       return next === undefined ? `nothing after "${previous}"` : describe(next)
     }
-    let first: StepRecord | undefined
-    for (const step of this.recorded.values()) {
-      if (step.previous !== null || this.asked.has(step.stepKey)) continue
-      if (first === undefined || step.seq < first.seq) first = step
-    }
+    const first = this.firstUnasked(true)
     return first === undefined ? "no further step" : describe(first)
   }
 }

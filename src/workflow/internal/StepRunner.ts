@@ -25,14 +25,14 @@ import {
   ActivityTimeoutError,
   ChildCancelledError,
   ExecutionYielded,
-  InvalidIdentifierError,
+  type InvalidIdentifierError,
   JournalDecodeError,
   type JournalError,
   NonDeterminismError
 } from "../WorkflowErrors.ts"
 import { decodeJsonResult, encodeJsonRoundTrip, exitSchema, withoutExitEnvelope } from "./codec.ts"
 import type { ExecutionState, Wait } from "./ExecutionState.ts"
-import { identifierProblem, quoteIdentifier } from "./identifier.ts"
+import { invalidIdentifier } from "./identifier.ts"
 
 /**
  * What a step needs from its engine. The journal given here already retries transient storage
@@ -73,13 +73,8 @@ const askStep = (
   | { readonly stepKey: string; readonly recorded: StepRecord | undefined; readonly previous: string | null }
   | Effect.Effect<never> => {
   state.asks++
-  const problem = identifierProblem(checked.value)
-  if (problem !== undefined) {
-    const value = quoteIdentifier(checked.value)
-    return state.suspend(
-      new InvalidIdentifierError({ kind: checked.kind, value, workflow: state.workflow, detail: problem })
-    )
-  }
+  const invalid = invalidIdentifier(checked.kind, checked.value, state.workflow)
+  if (invalid !== undefined) return state.suspend(invalid)
   const stepKey = state.replay.nextStepKey(id)
   const recorded = state.replay.recordedStep(stepKey)
   const previous = state.replay.previousOf(fiber)
@@ -198,9 +193,7 @@ export const recordVersion = (
   Effect.withFiber((fiber) => {
     if (state.stopping) return Effect.interrupt
     const id = `effect-cluster/version/${changeId}`
-    const stepKey = state.replay.nextStepKey(id)
-    const recorded = state.replay.recordedStep(stepKey)
-    state.replay.forgetStepKey(id)
+    const recorded = state.replay.recordedStep(state.replay.peekStepKey(id))
     if (recorded === undefined && !state.caughtUp && state.replay.inRecordedHistory(fiber)) {
       return Effect.succeed(0)
     }

@@ -6,17 +6,25 @@
  * limit on PostgreSQL).
  */
 
+import { InvalidIdentifierError } from "../WorkflowErrors.ts"
+
 /** The longest identifier, in UTF-16 code units (at most 3 UTF-8 bytes each: well inside index limits). */
 export const MAX_IDENTIFIER_LENGTH = 256
 
 const hex = (code: number) => `U+${code.toString(16).toUpperCase().padStart(4, "0")}`
 
+/** NUL or any surrogate: the only characters worth a closer look (a pair is fine). */
+// biome-ignore lint/suspicious/noControlCharactersInRegex: NUL is what it looks for
+const SUSPECT = /[\u0000\ud800-\udfff]/
+
 /** What is wrong with `value` as an identifier, or undefined if nothing is. */
-export const identifierProblem = (value: string): string | undefined => {
+const identifierProblem = (value: string): string | undefined => {
   if (value.length === 0) return "is empty"
   if (value.length > MAX_IDENTIFIER_LENGTH) {
     return `is ${value.length} characters long (at most ${MAX_IDENTIFIER_LENGTH})`
   }
+  // Every step asks this: a native scan, and the loop below only for text with surrogates.
+  if (!SUSPECT.test(value)) return undefined
   for (let i = 0; i < value.length; i++) {
     const code = value.charCodeAt(i)
     if (code === 0) return `contains NUL (U+0000) at index ${i}`
@@ -34,5 +42,20 @@ export const identifierProblem = (value: string): string | undefined => {
 }
 
 /** `value` quoted for an error message: JSON escapes control characters and lone surrogates. */
-export const quoteIdentifier = (value: string): string =>
+const quoteIdentifier = (value: string): string =>
   JSON.stringify(value.length > 60 ? `${value.slice(0, 60)}…` : value)
+
+/**
+ * The error for `value` as an identifier of `kind` (of `workflow`, when known), or undefined if it
+ * is a valid one.
+ */
+export const invalidIdentifier = (
+  kind: InvalidIdentifierError["kind"],
+  value: string,
+  workflow: string | null
+): InvalidIdentifierError | undefined => {
+  const problem = identifierProblem(value)
+  return problem === undefined
+    ? undefined
+    : new InvalidIdentifierError({ kind, value: quoteIdentifier(value), workflow, detail: problem })
+}
