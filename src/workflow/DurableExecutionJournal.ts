@@ -13,7 +13,8 @@
  * `PostgresJournal.layer` (production). All pass the same conformance suite
  * (`test/storage/conformance.ts`).
  */
-import { Context, type Effect, type Option, Schema } from "effect"
+import { Context, type Effect, type Option, Schema, type Stream } from "effect"
+import type { StaleEpochError } from "../sharding/ShardingErrors.ts"
 import type { JournalError } from "./WorkflowErrors.ts"
 
 /**
@@ -86,7 +87,29 @@ export interface NewExecution {
   readonly executionId: string
   readonly workflow: string
   readonly request: string
+  /** Its shard (`ShardId.shardOf(executionId, shardCount)`), stored for paging by shard. */
+  readonly shard: number
+  /**
+   * Another pod owns the shard: leave an entry in the shard's inbox, in the same transaction, so
+   * the owner learns of the new execution (see `takeInbox`).
+   */
+  readonly notify?: boolean | undefined
   readonly now: number
+}
+
+/**
+ * A shard's epoch as the pod that owns it knows it (its fencing token). A write that carries one
+ * is refused, in its own transaction, with `StaleEpochError` when the shard's stored epoch differs.
+ */
+export interface Fence {
+  readonly shard: number
+  readonly epoch: number
+}
+
+/** An entry of a shard's inbox: something its owner must look at (a start, a resume, ...). */
+export interface InboxEntry {
+  readonly executionId: string
+  readonly shard: number
 }
 
 /** The row of an execution that `start` has just created. */
@@ -109,6 +132,8 @@ export interface NewSignal {
   readonly name: string
   /** The encoded value, JSON text. */
   readonly payload: string
+  /** Another pod owns the execution's shard: leave an entry in that shard's inbox (`takeInbox`). */
+  readonly notify?: number | undefined
   readonly now: number
 }
 
@@ -118,6 +143,8 @@ export interface Heartbeat {
   readonly stepKey: string
   /** JSON text. */
   readonly details: string
+  /** The owner's epoch: a stale one leaves the heartbeat unrecorded (no error: it is advisory). */
+  readonly fence?: Fence | undefined
   readonly now: number
 }
 
@@ -189,6 +216,14 @@ export interface JournalWrite {
   readonly status?: StatusChange | undefined
   /** Attempts that failed and were retried, for the execution's history. */
   readonly failedAttempts?: ReadonlyArray<AttemptRecord> | undefined
+  /**
+   * The writer owns the execution's shard at this epoch: the store checks it in the same
+   * transaction and refuses the whole write with `StaleEpochError` if it is no longer current.
+   * Absent for requests any pod may make (`RequestInterrupt`, `Resume`).
+   */
+  readonly fence?: Fence | undefined
+  /** Another pod owns the shard: leave an entry in its inbox in the same transaction. */
+  readonly notify?: number | undefined
   readonly now: number
 }
 
@@ -232,15 +267,49 @@ export class DurableExecutionJournal extends Context.Service<
     readonly get: (executionId: string) => Effect.Effect<Option.Option<ExecutionRecord>, JournalError>
     /** All steps of an execution, ordered by `seq`. */
     readonly steps: (executionId: string) => Effect.Effect<ReadonlyArray<StepRecord>, JournalError>
-    /** Applies a write atomically (see `JournalWrite`); a status change of a final execution is ignored. */
-    readonly write: (write: JournalWrite) => Effect.Effect<void, JournalError>
-    /** Executions whose status is `running`, oldest first: resumed when an engine starts. */
+    /**
+     * Applies a write atomically (see `JournalWrite`); a status change of a final execution is
+     * ignored. A write with a stale `fence` changes nothing and fails with `StaleEpochError`.
+     */
+    readonly write: (write: JournalWrite) => Effect.Effect<void, JournalError | StaleEpochError>
+    /** Executions whose status is `running`, oldest first (every shard). */
     readonly listRunning: Effect.Effect<ReadonlyArray<ExecutionRecord>, JournalError>
+    /**
+     * A page of the `running` executions of one shard, by execution id, after the id `after`:
+     * what a pod resumes when it takes the shard over.
+     */
+    readonly listUnfinished: (query: {
+      readonly shard: number
+      readonly after?: string | undefined
+      readonly limit: number
+    }) => Effect.Effect<ReadonlyArray<ExecutionRecord>, JournalError>
     /**
      * Sleeping executions whose `wakeAt` is at or before `now`, earliest first, at most `limit`;
      * and the earliest `wakeAt` of all sleeping executions (null if none): the engine's timer.
+     * With `shards`, only executions of those shards (the ones this pod owns).
      */
-    readonly listDue: (now: number, limit: number) => Effect.Effect<DueExecutions, JournalError>
+    readonly listDue: (
+      now: number,
+      limit: number,
+      shards?: ReadonlyArray<number> | undefined
+    ) => Effect.Effect<DueExecutions, JournalError>
+    /** The rows of these executions (those that exist), in any order: callers waiting for results. */
+    readonly getMany: (
+      executionIds: ReadonlyArray<string>
+    ) => Effect.Effect<ReadonlyArray<ExecutionRecord>, JournalError>
+    /**
+     * Removes and returns up to `limit` inbox entries of `shards`, oldest first: starts, resumes,
+     * interrupts and signals that pods which do not own a shard left for its owner.
+     */
+    readonly takeInbox: (
+      shards: ReadonlyArray<number>,
+      limit: number
+    ) => Effect.Effect<ReadonlyArray<InboxEntry>, JournalError>
+    /**
+     * Present when the backend can push inbox arrivals (PostgreSQL `LISTEN/NOTIFY`): emits the
+     * shard of each new entry. Owners still poll `takeInbox` as a safety net.
+     */
+    readonly inboxArrivals?: Stream.Stream<number, JournalError> | undefined
     /**
      * Stores a signal unless one with that name was already stored for the execution (returns
      * whether this call stored it), and in the same transaction makes a sleeping execution due

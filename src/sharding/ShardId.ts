@@ -1,0 +1,38 @@
+/**
+ * The shard of an execution (or, later, an entity): a stable hash of its id.
+ *
+ * `shardOf(id, shardCount)` is FNV-1a (32 bits) over the id's UTF-8 bytes, reduced modulo
+ * `shardCount`, plus one: shards are numbered `1..shardCount`, like the talk's tables. The
+ * function uses only integer arithmetic on bytes, so every pod, on every platform and Node version,
+ * puts an id in the same shard; `test/sharding/ShardId.test.ts` pins it with test vectors. Changing
+ * it would move every stored execution to another shard: it is part of the storage format.
+ *
+ * @example
+ * ```ts
+ * import { ShardId } from "effect-cluster"
+ *
+ * ShardId.shardOf("order-1", 300) // the same number on every pod
+ * ```
+ */
+
+/** The number of shards a cluster gets when none is configured. */
+export const DEFAULT_SHARD_COUNT = 300
+
+const encoder = new TextEncoder()
+
+/** FNV-1a, 32 bits, of the UTF-8 bytes of `text` (an unsigned integer). */
+export const fnv1a32 = (text: string): number => {
+  let hash = 0x811c9dc5
+  for (const byte of encoder.encode(text)) {
+    hash ^= byte
+    hash = Math.imul(hash, 0x01000193)
+  }
+  return hash >>> 0
+}
+
+/** The shard (`1..shardCount`) of the execution or entity `id`. */
+export const shardOf = (id: string, shardCount: number): number => (fnv1a32(id) % shardCount) + 1
+
+/** Whether `count` is a usable shard count: an integer from 1 to 65,536. */
+export const isValidShardCount = (count: number): boolean =>
+  Number.isInteger(count) && count >= 1 && count <= 65_536

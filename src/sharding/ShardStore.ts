@@ -1,0 +1,135 @@
+/**
+ * The storage port of ownership: the cluster's shard count, the pods and their leases, the shard
+ * manager's lease, and each shard's owner and epoch (its fencing token).
+ *
+ * It lives in the same store as the journal, because the journal refuses, in the same transaction
+ * as the write itself, a write that carries a shard epoch that is no longer current (see
+ * `DurableExecutionJournal.JournalWrite.fence`). Every journal layer provides both services:
+ * `MemoryJournal.layer`, `SqliteJournal.layer`, `PostgresJournal.layer`.
+ *
+ * Time: leases are judged by the store's clock. SQLite and memory use the process clock (every
+ * pod of an embedded file is on one machine); PostgreSQL uses the server's clock, so pods on
+ * machines with skewed clocks agree on when a lease ends. A pod stops its own work by its own
+ * clock, measured from before its last successful renewal was sent (see `Pod`).
+ *
+ * Liveness beyond the lease: a pod's process can be *provably gone* before its lease ends. On
+ * PostgreSQL a pod holds a session open for its lifetime; when the server no longer lists it, the
+ * process (or its connection) is gone. On SQLite a pod holds an OS lock on a file of its own,
+ * which the kernel releases when the process dies. Memory pods are gone only once unregistered.
+ */
+import { Context, type Effect, Schema, type Scope } from "effect"
+import type { JournalError } from "../workflow/WorkflowErrors.ts"
+import type { DuplicatePodError, ShardCountMismatchError } from "./ShardingErrors.ts"
+
+/** Whether a pod may still be running: `live` (lease current), `expired`, or `gone` (provably). */
+export const PodLiveness = Schema.Literals(["live", "expired", "gone"])
+
+/** @see PodLiveness */
+export type PodLiveness = typeof PodLiveness.Type
+
+/** A registered pod as stored, with its liveness as the store judges it now. */
+export const PodRecord = Schema.Struct({
+  podId: Schema.String,
+  /** When its lease ends (epoch ms, store clock). */
+  leaseUntil: Schema.Number,
+  registeredAt: Schema.Number,
+  renewedAt: Schema.Number,
+  liveness: PodLiveness
+})
+
+/** @see PodRecord */
+export type PodRecord = typeof PodRecord.Type
+
+/** A shard as stored: its owner, its epoch, and the pod it is being handed to. */
+export const ShardRecord = Schema.Struct({
+  /** 1..shardCount. */
+  shard: Schema.Number,
+  /** The pod that owns it; null while unassigned (released, or never assigned). */
+  owner: Schema.NullOr(Schema.String),
+  /** Grows by one at every change of owner (assignment, release, handover): the fencing token. */
+  epoch: Schema.Number,
+  /** Set by the manager to ask the owner to hand the shard over to this pod. */
+  nextOwner: Schema.NullOr(Schema.String),
+  updatedAt: Schema.Number
+})
+
+/** @see ShardRecord */
+export type ShardRecord = typeof ShardRecord.Type
+
+/** The manager's lease. */
+export interface ManagerLease {
+  readonly podId: string
+  readonly leaseUntil: number
+}
+
+/** A change the manager makes to a shard's owner, applied only if `from` still owns it. */
+export interface Move {
+  readonly shard: number
+  /** The owner the manager saw (null: unassigned). */
+  readonly from: string | null
+  readonly to: string
+}
+
+/** The ownership store. Every operation is one transaction. */
+export class ShardStore extends Context.Service<
+  ShardStore,
+  {
+    /**
+     * Records the shard count and creates the shard rows (unowned, epoch 0) on first use; on later
+     * uses checks it. A different recorded count fails with `ShardCountMismatchError` and writes
+     * nothing.
+     */
+    readonly init: (shardCount: number) => Effect.Effect<void, ShardCountMismatchError | JournalError>
+    /**
+     * Registers the pod with a lease of `ttlMillis`, and holds its liveness marker (PostgreSQL
+     * session, OS file lock) until the scope closes. A live pod with the same id fails it with
+     * `DuplicatePodError`, writing nothing. An expired or gone pod with that id (an earlier
+     * incarnation) is replaced, and the shards it still owned are released (epoch + 1).
+     */
+    readonly register: (
+      podId: string,
+      ttlMillis: number
+    ) => Effect.Effect<void, DuplicatePodError | JournalError, Scope.Scope>
+    /**
+     * Extends the pod's lease to now + `ttlMillis`. Returns false if the pod is no longer
+     * registered (the manager declared it dead): it must stop all its work.
+     */
+    readonly renew: (podId: string, ttlMillis: number) => Effect.Effect<boolean, JournalError>
+    /**
+     * Graceful exit: hands every shard the pod owns to its `nextOwner` (or leaves it unowned),
+     * epoch + 1, gives up the manager's lease if held, and deletes the pod. Call it only once the
+     * pod's runs have stopped.
+     */
+    readonly unregister: (podId: string) => Effect.Effect<void, JournalError>
+    /** Removes a dead pod (expired or gone) after its shards moved. No-op for a live one. */
+    readonly removePod: (podId: string) => Effect.Effect<void, JournalError>
+    /** Every registered pod with its liveness, by id. */
+    readonly pods: Effect.Effect<ReadonlyArray<PodRecord>, JournalError>
+    /** Every shard, by number. */
+    readonly shards: Effect.Effect<ReadonlyArray<ShardRecord>, JournalError>
+    /** The shards `podId` owns, by number. */
+    readonly shardsOf: (podId: string) => Effect.Effect<ReadonlyArray<ShardRecord>, JournalError>
+    /**
+     * Takes or renews the manager's lease for `podId`: succeeds (true) when the lease is free,
+     * already `podId`'s, expired, or held by a pod that is gone or no longer registered.
+     */
+    readonly acquireManager: (podId: string, ttlMillis: number) => Effect.Effect<boolean, JournalError>
+    /** The current manager's lease, if any pod holds one (expired or not). */
+    readonly manager: Effect.Effect<ManagerLease | undefined, JournalError>
+    /**
+     * Manager: gives each shard to its `to` (epoch + 1, `nextOwner` cleared) where `from` still
+     * owns it. Returns the shards moved. Used for unowned shards and the shards of dead pods.
+     */
+    readonly assign: (moves: ReadonlyArray<Move>) => Effect.Effect<ReadonlyArray<number>, JournalError>
+    /**
+     * Manager: asks `from` to hand each shard over to `to` (sets `nextOwner`) where `from` still
+     * owns it. The owner stops its runs of the shard, then calls `release`.
+     */
+    readonly requestHandover: (moves: ReadonlyArray<Move>) => Effect.Effect<ReadonlyArray<number>, JournalError>
+    /**
+     * Owner: gives the shard to its `nextOwner` (or leaves it unowned), epoch + 1, if `podId`
+     * still owns it at `epoch`. Returns whether it did.
+     */
+    readonly release: (podId: string, shard: number, epoch: number) => Effect.Effect<boolean, JournalError>
+  }
+>()("effect-cluster/sharding/ShardStore") {}
