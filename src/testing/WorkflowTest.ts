@@ -37,7 +37,7 @@ import * as MemoryJournal from "../storage/memory/MemoryJournal.ts"
 import { DurableExecutionJournal } from "../workflow/DurableExecutionJournal.ts"
 import * as JournalExport from "../workflow/JournalExport.ts"
 import type { Any, Requirements, WorkflowUnion } from "../workflow/Workflow.ts"
-import { type EngineOptions, makeScoped, type WorkflowEngine } from "../workflow/WorkflowEngine.ts"
+import { type EngineOptions, type EngineStartError, makeScoped, type WorkflowEngine } from "../workflow/WorkflowEngine.ts"
 import type { InvalidJournalExportError, JournalError } from "../workflow/WorkflowErrors.ts"
 import * as WorkflowReplay from "../workflow/WorkflowReplay.ts"
 
@@ -53,7 +53,7 @@ export interface TestEngine<W extends Any> extends WorkflowEngine<W> {
 export const makeEngine = <W extends Any>(
   workflows: WorkflowUnion<W> | W,
   options?: EngineOptions & { readonly journal?: DurableExecutionJournal["Service"] | undefined }
-): Effect.Effect<TestEngine<W>, JournalError, Scope.Scope | Requirements<W>> =>
+): Effect.Effect<TestEngine<W>, EngineStartError, Scope.Scope | Requirements<W>> =>
   Effect.gen(function* () {
     const journal = options?.journal ?? (yield* MemoryJournal.make)
     const engine = yield* makeScoped(workflows, options).pipe(

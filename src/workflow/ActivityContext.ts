@@ -5,6 +5,7 @@
  * `Activity.attempt`.
  */
 import { Context, type Effect } from "effect"
+import type { Fence } from "./DurableExecutionJournal.ts"
 
 /** The running attempt of an activity. */
 export class ActivityContext extends Context.Service<
@@ -23,5 +24,12 @@ export class ActivityContext extends Context.Service<
     readonly heartbeat: (details: string) => Effect.Effect<void>
     /** The last details reported by this step's earlier attempts (JSON text), if any. */
     readonly lastHeartbeat: string | null
+    /**
+     * The fencing token of this attempt: the execution's shard and the epoch at which this pod
+     * owns it (null when one process runs every shard). The epoch only grows: an external system
+     * that remembers the highest epoch it saw per shard can refuse a write from a pod that lost
+     * the shard but has not noticed yet.
+     */
+    readonly fence: Fence | null
   }
 >()("effect-cluster/workflow/ActivityContext") {}

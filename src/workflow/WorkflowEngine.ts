@@ -14,26 +14,35 @@
  * }).pipe(Effect.scoped, Effect.provide(SqliteJournal.layer({ filename: "journal.db" })))
  * ```
  */
-import { Cause, Clock, Deferred, Duration, Effect, Exit, Option, Result, type Scope } from "effect"
+import { Cause, Clock, Deferred, Duration, Effect, Exit, Option, Result, Scope, Semaphore } from "effect"
+import * as Pod from "../sharding/Pod.ts"
+import type { PodInfo, PodOptions } from "../sharding/Pod.ts"
+import type {
+  DuplicatePodError,
+  InvalidShardingConfigError,
+  ShardCountMismatchError
+} from "../sharding/ShardingErrors.ts"
+import { type ShardRecord, ShardStore } from "../sharding/ShardStore.ts"
 import {
-  type AttemptRecord,
   DurableExecutionJournal,
   type ExecutionRecord,
   type ExecutionStatus,
+  type InboxEntry,
   isFinal,
-  type StatusChange,
-  type StepRecord
+  type StatusChange
 } from "./DurableExecutionJournal.ts"
-import {
-  decodeJson,
-  encodeJson,
-  encodeJsonResult,
-  exitSchema,
-  withoutExitEnvelope
-} from "./internal/codec.ts"
+import { decodeJson, encodeJson, encodeJsonResult, exitSchema, withoutExitEnvelope } from "./internal/codec.ts"
+import * as Deliveries from "./internal/Deliveries.ts"
+import * as DurableTimer from "./internal/DurableTimer.ts"
 import { type RunHandle, type RunnerEnvironment, start as startRun } from "./internal/ExecutionRunner.ts"
+import { fenced, unfenced } from "./internal/FencedJournal.ts"
 import { invalidIdentifier } from "./internal/identifier.ts"
+import { decodeReason, type ExecutionHistory, type ExecutionInfo, toHistory, toInfo } from "./internal/Inspection.ts"
+import { clustered, type Ownership, single } from "./internal/Ownership.ts"
 import { reliable } from "./internal/ReliableJournal.ts"
+import * as RemoteResults from "./internal/RemoteResults.ts"
+import { isSettled } from "./internal/RemoteResults.ts"
+import { resumeShard } from "./internal/Resumption.ts"
 import type { ExecutionJournal } from "./JournalExport.ts"
 import { defaults, type RetryPolicy, resolve } from "./RetryPolicy.ts"
 import type { Signal } from "./Signal.ts"
@@ -60,83 +69,7 @@ import {
   type WorkflowEngineError
 } from "./WorkflowErrors.ts"
 
-/** What `status` reports about an execution. */
-export interface ExecutionInfo {
-  readonly executionId: string
-  readonly workflow: string
-  readonly status: ExecutionStatus
-  /** Why it is suspended, when it is. */
-  readonly suspendedBecause: Option.Option<SuspendReason>
-  /** When a sleeping execution wakes (epoch ms). */
-  readonly wakeAt: Option.Option<number>
-  readonly interruptRequested: boolean
-  readonly createdAt: number
-  readonly updatedAt: number
-}
-
-/** One step of an execution, as `history` shows it. */
-export interface StepInfo {
-  readonly stepKey: string
-  readonly activityId: string
-  readonly seq: number
-  /** The latest attempt started (1, 2, ...). */
-  readonly attempts: number
-  readonly startedAt: number
-  readonly completedAt: Option.Option<number>
-  /** `running` until an outcome is recorded; then whether it succeeded or failed. */
-  readonly state: "running" | "succeeded" | "failed"
-  /** The recorded outcome (the encoded `Exit`, JSON): the value, or the error / defect. */
-  readonly outcome: Option.Option<unknown>
-  /** The last heartbeat details (JSON), if the activity reported progress. */
-  readonly heartbeat: Option.Option<unknown>
-  /**
-   * The attempts that failed and were retried, with their timing and failure (the encoded `Exit`).
-   * Attempts cut short by a crash or a shutdown are not here: `attempts` counts them.
-   */
-  readonly failedAttempts: ReadonlyArray<{
-    readonly attempt: number
-    readonly startedAt: number
-    readonly endedAt: number
-    readonly failure: unknown
-  }>
-}
-
-/** An execution and its steps. */
-export interface ExecutionHistory {
-  readonly execution: ExecutionInfo
-  readonly steps: ReadonlyArray<StepInfo>
-}
-
-const parseJson = (text: string | null): Option.Option<unknown> => {
-  if (text === null) return Option.none()
-  try {
-    return Option.some(JSON.parse(text))
-  } catch {
-    return Option.some(text)
-  }
-}
-
-const toStepInfo = (step: StepRecord, retried: ReadonlyArray<AttemptRecord>): StepInfo => {
-  const outcome = parseJson(step.outcome)
-  const failed = Option.isSome(outcome) && (outcome.value as { _tag?: unknown })?._tag === "Failure"
-  return {
-    stepKey: step.stepKey,
-    activityId: step.activityId,
-    seq: step.seq,
-    attempts: step.attempt,
-    startedAt: step.startedAt,
-    completedAt: Option.fromNullishOr(step.completedAt),
-    state: step.outcome === null ? "running" : failed ? "failed" : "succeeded",
-    outcome,
-    heartbeat: parseJson(step.heartbeat),
-    failedAttempts: retried.map((a) => ({
-      attempt: a.attempt,
-      startedAt: a.startedAt,
-      endedAt: a.endedAt,
-      failure: Option.getOrUndefined(parseJson(a.outcome))
-    }))
-  }
-}
+export type { ExecutionHistory, ExecutionInfo, StepInfo } from "./internal/Inspection.ts"
 
 /** A running engine for the workflows `W`. */
 export interface WorkflowEngine<W extends Any> {
@@ -218,6 +151,12 @@ export interface WorkflowEngine<W extends Any> {
    * they are rows in the journal until the timer wakes them.
    */
   readonly runningCount: () => number
+  /** This engine's pod id in the cluster; undefined when it runs alone on a journal without ownership. */
+  readonly podId: () => string | undefined
+  /** The pods of the cluster: id, lease, liveness, shards, and which one is the shard manager. */
+  readonly pods: () => Effect.Effect<ReadonlyArray<PodInfo>, JournalError>
+  /** The shards of the cluster: owner, epoch, pending handover. Empty without ownership. */
+  readonly shards: () => Effect.Effect<ReadonlyArray<ShardRecord>, JournalError>
 }
 
 /** A stored start: the workflow, its row, and the request object if this call created it. */
@@ -225,6 +164,8 @@ interface Started {
   readonly workflow: Any
   readonly execution: ExecutionRecord
   readonly freshRequest: unknown
+  /** The start left an entry in the inbox of the shard's owner (another pod). */
+  readonly notified: boolean
 }
 
 type StartError =
@@ -247,15 +188,14 @@ const checkIdentifier = (
   return error === undefined ? Effect.void : Effect.fail(error)
 }
 
-/** Options of `makeScoped`. */
-export interface EngineOptions {
+/** Options of `makeScoped`. Ownership options (pod id, shard count, lease TTL) come from `PodOptions`. */
+export interface EngineOptions extends PodOptions {
   /** The default retry policy of activities (each activity can override fields). */
   readonly retry?: RetryPolicy | undefined
   /**
-   * How often the durable timer looks for sleeping executions it was not told about (parked by
-   * another engine on the same journal). Its own sleeps wake on time regardless. Default 1 second;
-   * on a journal that announces every wake-up (`MemoryJournal`) the timer does not poll at all
-   * unless this is set.
+   * How often the durable timer looks for sleeping executions it was not told about. Its own sleeps
+   * wake on time regardless. Default 1 second; on a journal that announces every wake-up
+   * (`MemoryJournal`) the timer does not poll at all unless this is set.
    */
   readonly timerPollInterval?: Duration.Input | undefined
   /**
@@ -265,37 +205,75 @@ export interface EngineOptions {
    * resumes them (their unrecorded activities run again, as after a crash). Default 10 seconds.
    */
   readonly shutdownTimeout?: Duration.Input | undefined
+  /**
+   * In a cluster: how often a pod looks at its shards' inboxes (work stored by other pods) and at
+   * the results of executions it waits for that run elsewhere. Default 100 ms. On PostgreSQL the
+   * owner is also told at once through `LISTEN/NOTIFY`; the polling is the safety net.
+   */
+  readonly deliveryPollInterval?: Duration.Input | undefined
 }
 
-/** Due executions the timer wakes per journal query. */
-const TIMER_BATCH = 256
+/** Errors `makeScoped` fails with: the store, or an ownership setting the store refuses. */
+export type EngineStartError =
+  | JournalError
+  | ShardCountMismatchError
+  | DuplicatePodError
+  | InvalidShardingConfigError
 
-/** Builds an engine for `workflows`, resumes unfinished executions, and stops it with the scope. */
+/** Runs loading their journal at once while shards are taken over. */
+const LOADING_PERMITS = 64
+
+const millis = (input: Duration.Input | undefined, fallback: Duration.Input): number =>
+  Duration.toMillis(Duration.fromInputUnsafe(input ?? fallback))
+
+/**
+ * Builds an engine for `workflows` and stops it with the scope. On a journal whose layer provides
+ * a `ShardStore` (SQLite, PostgreSQL, `MemoryJournal.layerCluster`) the engine is a pod of the
+ * cluster on that store: it runs the shards it owns and resumes their unfinished executions in the
+ * background, without delaying new work.
+ */
 export const makeScoped = <W extends Any>(
   workflows: WorkflowUnion<W> | W,
   options?: EngineOptions
-): Effect.Effect<WorkflowEngine<W>, JournalError, Scope.Scope | DurableExecutionJournal | Requirements<W>> =>
+): Effect.Effect<
+  WorkflowEngine<W>,
+  EngineStartError,
+  Scope.Scope | DurableExecutionJournal | Requirements<W>
+> =>
   Effect.gen(function* () {
     const byTag: ReadonlyMap<string, Any> = workflowsByTag(workflows)
     const store = yield* DurableExecutionJournal
-    const { journal, stopRetrying } = reliable(store)
+    const shardStore = yield* Effect.serviceOption(ShardStore)
+    const podSettings = yield* Pod.settings(options)
+    const reliableStore = reliable(store)
+    const { stopRetrying } = reliableStore
+    const journal = unfenced(reliableStore.journal)
     const services = yield* Effect.context<Requirements<W>>()
+    const scope = yield* Effect.scope
+    // The pod's scope is forked before the engine's finalizer is added, so it closes after it:
+    // the pod leaves the cluster only once every run has stopped.
+    const podScope = yield* Scope.fork(scope)
     const running = new Map<string, RunHandle>()
     /** Callers of `send` waiting for a sleeping execution to wake (false: engine stopping). */
     const wakeWaiters = new Map<string, Deferred.Deferred<boolean>>()
     let shuttingDown = false
+    let ownership: Ownership = single(podSettings.shardCount)
     const clock = yield* Clock.Clock
+    const now = () => clock.currentTimeMillisUnsafe()
+    const deliveryMillis = millis(options?.deliveryPollInterval, "100 millis")
+    const remote = yield* RemoteResults.make(journal, deliveryMillis)
     const env: RunnerEnvironment = {
       journal,
       retryPolicy: resolve(options?.retry, defaults),
-      now: () => clock.currentTimeMillisUnsafe(),
+      now,
       isGracefulShutdown: () => shuttingDown,
+      loading: Semaphore.makeUnsafe(LOADING_PERMITS),
       // Called by runs, after the engine below is built.
       children: {
         start: (_workflow, request) =>
-          Effect.flatMap(start(request), ({ workflow, execution, freshRequest }) =>
+          Effect.flatMap(start(request), ({ workflow, execution, freshRequest, notified }) =>
             execution.status === "running"
-              ? Effect.as(ensureRunning(workflow, execution, freshRequest), execution.executionId)
+              ? Effect.as(runOrTell(workflow, execution, freshRequest, notified), execution.executionId)
               : Effect.succeed(execution.executionId)
           ),
         settled: (executionId) => settledRow(executionId),
@@ -303,63 +281,85 @@ export const makeScoped = <W extends Any>(
       }
     }
 
-    /** The run of `row`, started if none is in progress. Registration is synchronous: one run per id. */
+    /** Whether this engine runs the shard of `executionId` now. */
+    const ownsExecution = (executionId: string) =>
+      ownership.runFence(ownership.shardOf(executionId)) !== undefined
+
+    /**
+     * The run of `row`, started if none is in progress and this engine runs its shard; undefined
+     * when another pod does. Registration is synchronous: one run per id.
+     */
     const ensureRunning = (
       workflow: Any,
       row: ExecutionRecord,
       freshRequest?: unknown
-    ): Effect.Effect<RunHandle> =>
+    ): Effect.Effect<RunHandle | undefined> =>
       Effect.suspend(() => {
         const existing = running.get(row.executionId)
         if (existing !== undefined) return Effect.succeed(existing)
         // A shutting-down engine starts nothing: the next engine resumes the execution.
         if (shuttingDown) return Effect.interrupt
-        const started = startRun(env, workflow, row, freshRequest, services, (outcome) => {
+        const fence = ownership.runFence(ownership.shardOf(row.executionId))
+        if (fence === undefined) return Effect.succeed(undefined)
+        let handle: RunHandle | undefined
+        const runEnv: RunnerEnvironment =
+          fence === null
+            ? env
+            : {
+                ...env,
+                fence,
+                journal: fenced(reliableStore.journal, fence, ownership, () =>
+                  handle?.state.stopNow({ _tag: "Shutdown" })
+                )
+              }
+        const started = startRun(runEnv, workflow, row, freshRequest, services, (outcome) => {
           running.delete(row.executionId)
-          if (outcome._tag === "Sleeping" && outcome.wakeAt !== null) pokeTimer(outcome.wakeAt)
+          if (outcome._tag === "Sleeping" && outcome.wakeAt !== null) timer.poke(outcome.wakeAt)
         })
-        return Effect.tap(started, (handle) => Effect.sync(() => running.set(row.executionId, handle)))
+        return Effect.tap(started, (started) =>
+          Effect.sync(() => {
+            handle = started
+            running.set(row.executionId, started)
+          })
+        )
       })
 
-    const changeStatus = (executionId: string, status: StatusChange) =>
-      Effect.suspend(() =>
-        journal.write({ executionId, outcomes: [], status, now: clock.currentTimeMillisUnsafe() })
+    /**
+     * Runs `row` here if this engine owns its shard; otherwise makes sure the owner hears of it
+     * (unless the start already told it, `notified`).
+     */
+    const runOrTell = (workflow: Any, row: ExecutionRecord, freshRequest: unknown, notified: boolean) =>
+      Effect.flatMap(ensureRunning(workflow, row, freshRequest), (handle) =>
+        handle !== undefined || notified
+          ? Effect.succeed(handle)
+          : Effect.as(tellOwner(row.executionId), undefined)
       )
 
-    const unknownWorkflow = (row: ExecutionRecord) =>
-      new UnknownWorkflowError({
-        workflow: row.workflow,
-        executionId: row.executionId
+    /** Leaves an entry in the inbox of the shard of `executionId`, for its owner. */
+    const tellOwner = (executionId: string) =>
+      journal.write({ executionId, outcomes: [], notify: ownership.shardOf(executionId), now: now() })
+
+    const changeStatus = (executionId: string, status: StatusChange) =>
+      Effect.suspend(() => {
+        const shard = ownership.shardOf(executionId)
+        const notify = ownership.runFence(shard) === undefined ? shard : undefined
+        return journal.write({ executionId, outcomes: [], status, notify, now: now() })
       })
 
     const suspendUnknown = (row: ExecutionRecord) =>
       Effect.gen(function* () {
-        const error = unknownWorkflow(row)
+        const error = new UnknownWorkflowError({ workflow: row.workflow, executionId: row.executionId })
         yield* Effect.logWarning(error.message)
         const reason = yield* encodeJson(SuspendReason, error).pipe(Effect.orDie)
         yield* changeStatus(row.executionId, { _tag: "Suspend", reason })
       })
 
-    /** Starts a run for a `running` row whose workflow may be unknown. */
-    const startRow = (row: ExecutionRecord) => {
+    /** Starts a run for a `running` row of a shard this engine owns, whose workflow may be unknown. */
+    const startRow = (row: ExecutionRecord): Effect.Effect<RunHandle | undefined, JournalError> => {
       const workflow = byTag.get(row.workflow)
-      return workflow === undefined ? suspendUnknown(row) : Effect.asVoid(ensureRunning(workflow, row))
+      if (workflow !== undefined) return ensureRunning(workflow, row)
+      return ownsExecution(row.executionId) ? Effect.as(suspendUnknown(row), undefined) : Effect.succeed(undefined)
     }
-
-    const decodeReason = (row: ExecutionRecord): Effect.Effect<SuspendReason, JournalDecodeError> =>
-      decodeJson(SuspendReason, row.reason ?? "null").pipe(
-        Effect.mapError(
-          (failure) =>
-            new JournalDecodeError({
-              executionId: row.executionId,
-              workflow: row.workflow,
-              record: "result",
-              activity: null,
-              path: failure.path,
-              detail: `(the stored suspension reason) ${failure.message}`
-            })
-        )
-      )
 
     const suspended = (row: ExecutionRecord, reason: SuspendReason) =>
       new ExecutionSuspendedError({ executionId: row.executionId, workflow: row.workflow, reason })
@@ -368,46 +368,56 @@ export const makeScoped = <W extends Any>(
     const awaitResult = (
       workflow: Any,
       row: ExecutionRecord,
-      freshRequest: unknown
+      freshRequest: unknown,
+      notified: boolean
     ): Effect.Effect<unknown, unknown> => {
       if (row.status === "sleeping") return afterWake(workflow, row.executionId)
       if (row.status !== "running") return finalOrSuspended(workflow, row)
-      return Effect.flatMap(ensureRunning(workflow, row, freshRequest), (handle) =>
-        Effect.flatMap(Deferred.await(handle.outcome), (outcome): Effect.Effect<unknown, unknown> => {
-          switch (outcome._tag) {
-            case "Completed":
-              return outcome.exit
-            case "Suspended":
-              return Effect.fail(suspended(row, outcome.reason))
-            case "Stopped":
-              return Effect.interrupt
-            case "Failed":
-              return Effect.fail(outcome.error)
-            case "Sleeping":
-              return afterWake(workflow, row.executionId)
-            case "Stale":
-              // The execution finished or was suspended before the run started: read it again.
-              return Effect.flatMap(getRow(row.executionId), (latest) =>
-                latest.status === "running" ? Effect.interrupt : awaitResult(workflow, latest, undefined)
-              )
-          }
-        })
+      return Effect.flatMap(runOrTell(workflow, row, freshRequest, notified), (handle) =>
+        handle === undefined
+          ? remoteResult(workflow, row.executionId)
+          : Effect.flatMap(Deferred.await(handle.outcome), (outcome): Effect.Effect<unknown, unknown> => {
+              switch (outcome._tag) {
+                case "Completed":
+                  return outcome.exit
+                case "Suspended":
+                  return Effect.fail(suspended(row, outcome.reason))
+                case "Stopped":
+                  // Stopped because the shard moved to another pod: its result arrives from there.
+                  return shuttingDown ? Effect.interrupt : remoteResult(workflow, row.executionId)
+                case "Failed":
+                  return Effect.fail(outcome.error)
+                case "Sleeping":
+                  return afterWake(workflow, row.executionId)
+                case "Stale":
+                  // The execution finished or was suspended before the run started: read it again.
+                  return Effect.flatMap(getRow(row.executionId), (latest) =>
+                    latest.status === "running" ? Effect.interrupt : awaitResult(workflow, latest, undefined, true)
+                  )
+              }
+            })
       )
     }
 
-    /** Waits until the timer wakes the sleeping execution `executionId`, then for its result. */
-    const afterWake = (workflow: Any, executionId: string): Effect.Effect<unknown, unknown> =>
-      Effect.andThen(
-        waitForWake(executionId),
-        Effect.flatMap(getRow(executionId), (latest) => awaitResult(workflow, latest, undefined))
-      )
+    /** The result of an execution another pod runs, once it is final (or suspended). */
+    const remoteResult = (workflow: Any, executionId: string) =>
+      Effect.flatMap(remote.settled(executionId), (row) => finalOrSuspended(workflow, row))
 
-    /** Waits until `executionId` is final or suspended (running it here if needed); its row. */
+    /** Waits until the execution wakes and then for its result (from another pod if it runs there). */
+    const afterWake = (workflow: Any, executionId: string): Effect.Effect<unknown, unknown> =>
+      ownsExecution(executionId)
+        ? Effect.andThen(
+            waitForWake(executionId),
+            Effect.flatMap(getRow(executionId), (latest) => awaitResult(workflow, latest, undefined, true))
+          )
+        : remoteResult(workflow, executionId)
+
+    /** Waits until `executionId` is final or suspended (running it here if this pod owns it); its row. */
     const settledRow = (executionId: string): Effect.Effect<ExecutionRecord, unknown> =>
       Effect.flatMap(getRow(executionId), (row): Effect.Effect<ExecutionRecord, unknown> => {
-        if (isFinal(row.status) || row.status === "suspended") return Effect.succeed(row)
-        if (row.status === "sleeping")
-          return Effect.andThen(waitForWake(executionId), settledRow(executionId))
+        if (isSettled(row)) return Effect.succeed(row)
+        if (!ownsExecution(executionId)) return remote.settled(executionId)
+        if (row.status === "sleeping") return Effect.andThen(waitForWake(executionId), settledRow(executionId))
         return Effect.flatMap(resumeRow(row), (handle) =>
           Option.isSome(handle)
             ? Effect.andThen(Deferred.await(handle.value.outcome), settledRow(executionId))
@@ -474,37 +484,31 @@ export const makeScoped = <W extends Any>(
       Effect.suspend((): Effect.Effect<Started, StartError> => {
         const workflow = byTag.get(request._tag)
         if (workflow === undefined) {
-          return Effect.fail(
-            new UnknownWorkflowError({
-              workflow: request._tag,
-              executionId: ""
-            })
-          )
+          return Effect.fail(new UnknownWorkflowError({ workflow: request._tag, executionId: "" }))
         }
         const encoded = encodeJsonResult(workflow.request, request)
         if (Result.isFailure(encoded)) {
           const { path, message } = encoded.failure
-          return Effect.fail(
-            new InvalidRequestError({
-              workflow: workflow.tag,
-              path,
-              detail: message
-            })
-          )
+          return Effect.fail(new InvalidRequestError({ workflow: workflow.tag, path, detail: message }))
         }
         const executionId = workflow.executionId(request)
         const invalid = invalidIdentifier("execution id", executionId, workflow.tag)
         if (invalid !== undefined) return Effect.fail(invalid)
+        const shard = ownership.shardOf(executionId)
+        // Another pod owns the shard: the start leaves an entry in its inbox in the same transaction.
+        const notified = ownership.runFence(shard) === undefined
         const stored = journal.start({
           executionId,
           workflow: workflow.tag,
           request: encoded.success,
-          now: clock.currentTimeMillisUnsafe()
+          shard,
+          notify: notified,
+          now: now()
         })
         return Effect.flatMap(stored, ({ created, execution }) =>
           execution.workflow === workflow.tag
             ? // A new execution runs with the request object itself: nothing to decode or load.
-              Effect.succeed({ workflow, execution, freshRequest: created ? request : undefined })
+              Effect.succeed({ workflow, execution, freshRequest: created ? request : undefined, notified })
             : Effect.fail(
                 new ExecutionIdConflictError({
                   executionId,
@@ -534,7 +538,8 @@ export const makeScoped = <W extends Any>(
 
     /**
      * Makes sure a non-final execution runs: a suspended one is resumed first; a sleeping one only
-     * with `wakeSleeping` (an interruption), since the timer wakes it otherwise.
+     * with `wakeSleeping` (an interruption), since the timer wakes it otherwise. From a pod that
+     * does not own the shard, the change is stored with an entry in the owner's inbox.
      */
     const resumeRow = (row: ExecutionRecord, wakeSleeping = false) =>
       Effect.gen(function* () {
@@ -542,34 +547,12 @@ export const makeScoped = <W extends Any>(
         if (row.status === "suspended" || (row.status === "sleeping" && wakeSleeping)) {
           yield* changeStatus(row.executionId, { _tag: "Resume" })
           row = Option.getOrElse(yield* journal.get(row.executionId), () => row)
-          if (row.status !== "running") return Option.none<RunHandle>()
         }
         if (row.status !== "running") return Option.none<RunHandle>()
-        const workflow = byTag.get(row.workflow)
-        if (workflow === undefined) {
-          yield* suspendUnknown(row)
-          return Option.none<RunHandle>()
-        }
-        const handle = yield* ensureRunning(workflow, row)
-        notifyWake(row.executionId)
-        return Option.some(handle)
+        const handle = yield* startRow(row)
+        if (handle !== undefined) notifyWake(row.executionId)
+        return Option.fromNullishOr(handle)
       })
-
-    /** When the timer loop will look again (epoch ms); an earlier park pokes it. */
-    let timerAt = Number.POSITIVE_INFINITY
-    let timerPoke: Deferred.Deferred<void> | undefined
-    /** A poke arrived while the loop was listing or waking: it lists again before waiting. */
-    let pokedWhileBusy = false
-    const pokeTimer = (wakeAt: number) => {
-      const poke = timerPoke
-      if (poke === undefined) {
-        pokedWhileBusy = true
-        return
-      }
-      if (wakeAt >= timerAt) return
-      timerPoke = undefined
-      Deferred.doneUnsafe(poke, Exit.void)
-    }
 
     /** Wakes one due execution: `running` again (advisory write), then a run. */
     const wake = (row: ExecutionRecord) =>
@@ -578,53 +561,17 @@ export const makeScoped = <W extends Any>(
         resumeRow({ ...row, status: "running", wakeAt: null })
       )
 
-    /**
-     * The durable timer: wakes sleeping executions whose time has come, then waits for the next
-     * `wakeAt` (or `timerPollInterval`, for sleeps parked by other engines on the same journal).
-     */
-    const timerLoop = Effect.gen(function* () {
-      // A journal that announces every wake-up (memory) needs no polling: the timer then sleeps
-      // until the earliest known deadline, so skipping a month of test time costs one wake-up.
-      const pollMillis =
+    // A journal that announces every wake-up (memory) needs no polling: the timer then sleeps
+    // until the earliest known deadline, so skipping a month of test time costs one wake-up.
+    const timer = DurableTimer.make({
+      journal,
+      now,
+      pollMillis:
         options?.timerPollInterval === undefined && store.wakeups !== undefined
           ? Number.POSITIVE_INFINITY
-          : Duration.toMillis(Duration.fromInputUnsafe(options?.timerPollInterval ?? "1 second"))
-      while (true) {
-        pokedWhileBusy = false
-        const now = clock.currentTimeMillisUnsafe()
-        // A failure (a row that no longer decodes, the journal down for good) is logged and the
-        // timer looks again after a poll interval: it never stops for good.
-        const found = yield* journal.listDue(now, TIMER_BATCH).pipe(
-          Effect.catchCause((cause) =>
-            Effect.as(Effect.logError("the durable timer could not list due executions", cause), {
-              due: [],
-              nextWakeAt: now + pollMillis
-            })
-          )
-        )
-        const { due, nextWakeAt } = found
-        yield* Effect.forEach(
-          due,
-          (row) =>
-            wake(row).pipe(
-              Effect.catchCause((cause) =>
-                Cause.hasInterruptsOnly(cause)
-                  ? Effect.interrupt
-                  : Effect.logError(`the durable timer could not wake ${row.executionId}`, cause)
-              )
-            ),
-          { concurrency: "unbounded", discard: true }
-        )
-        if (due.length === TIMER_BATCH || pokedWhileBusy) continue
-        const wait = Math.max(0, Math.min(pollMillis, (nextWakeAt ?? Number.POSITIVE_INFINITY) - now))
-        timerAt = now + wait
-        timerPoke = Deferred.makeUnsafe<void>()
-        yield* Number.isFinite(wait)
-          ? Effect.raceFirst(Effect.sleep(wait), Deferred.await(timerPoke))
-          : Deferred.await(timerPoke)
-        timerPoke = undefined
-        timerAt = Number.POSITIVE_INFINITY
-      }
+          : millis(options?.timerPollInterval, "1 second"),
+      shards: () => ownership.ownedShards(),
+      wake
     })
 
     /** An execution's row, steps and failed attempts: the document `exportJournal` returns. */
@@ -636,53 +583,86 @@ export const makeScoped = <W extends Any>(
         return { format: "effect-cluster/execution-journal", version: 1, execution, steps, attempts } as const
       })
 
-    const toInfo = (row: ExecutionRecord): ExecutionInfo => ({
-      executionId: row.executionId,
-      workflow: row.workflow,
-      status: row.status,
-      suspendedBecause:
-        row.status === "suspended" ? Effect.runSync(Effect.option(decodeReason(row))) : Option.none(),
-      wakeAt: Option.fromNullishOr(row.wakeAt),
-      interruptRequested: row.interruptRequested,
-      createdAt: row.createdAt,
-      updatedAt: row.updatedAt
-    })
+    /** Resumes the `running` executions of `shard`, in the background. */
+    const acquired = (shard: number) =>
+      Effect.asVoid(
+        Effect.forkIn(
+          resumeShard({
+            journal,
+            shard,
+            stillOwned: () => !shuttingDown && ownership.runFence(shard) !== undefined,
+            start: startRow
+          }).pipe(
+            Effect.tap(() => Effect.sync(() => timer.poke(now()))),
+            Effect.catchCause((cause) =>
+              Cause.hasInterruptsOnly(cause)
+                ? Effect.void
+                : Effect.logError(`the executions of shard ${shard} could not be resumed`, cause)
+            )
+          ),
+          scope
+        )
+      )
+
+    /** Stops the runs of `shard` (it moved, or the pod's lease ran out) and waits for them to end. */
+    const lost = (shard: number) =>
+      Effect.suspend(() => {
+        const handles = [...running].flatMap(([id, handle]) => (ownership.shardOf(id) === shard ? [handle] : []))
+        for (const handle of handles) handle.state.stopNow({ _tag: "Shutdown" })
+        return Effect.forEach(handles, (handle) => Deferred.await(handle.outcome), { discard: true })
+      })
+
+    /** An inbox entry: the owner looks at the execution and does what its row asks. */
+    const deliver = (entry: InboxEntry) =>
+      Effect.gen(function* () {
+        const found = yield* journal.get(entry.executionId)
+        if (Option.isNone(found)) return
+        const row = found.value
+        if (row.status === "sleeping") return timer.poke(row.wakeAt ?? now())
+        if (row.status !== "running") return
+        const current = running.get(row.executionId)
+        if (current === undefined) return yield* Effect.asVoid(startRow(row))
+        if (row.interruptRequested && !current.state.interruptRequested) {
+          yield* Effect.forkIn(Effect.ignore(engine.interrupt(row.executionId)), scope)
+        }
+      })
 
     const engine: WorkflowEngine<W> = {
       runningCount: () => running.size,
+      podId: () => ownership.podId,
+      pods: () => ownership.pods ?? Effect.succeed([]),
+      shards: () => ownership.shards ?? Effect.succeed([]),
       signal: (executionId, signal, value) =>
         Effect.gen(function* () {
           const encoded = encodeJsonResult(signal.schema, value)
           if (Result.isFailure(encoded)) {
             const { path, message } = encoded.failure
-            return yield* new InvalidSignalError({
-              signal: signal.name,
-              executionId,
-              path,
-              detail: message
-            })
+            return yield* new InvalidSignalError({ signal: signal.name, executionId, path, detail: message })
           }
           yield* checkIdentifier("signal name", signal.name, null)
           yield* getRow(executionId)
-          const now = clock.currentTimeMillisUnsafe()
+          const at = now()
+          const shard = ownership.shardOf(executionId)
+          const owned = ownership.runFence(shard) !== undefined
           const stored = yield* journal.signal({
             executionId,
             name: signal.name,
             payload: encoded.success,
-            now
+            notify: owned ? undefined : shard,
+            now: at
           })
-          pokeTimer(now)
+          if (owned) timer.poke(at)
           return stored
         }),
       send: (request) =>
         // The result was produced (or decoded) by the workflow that handles this request's tag.
-        Effect.flatMap(start(request), ({ workflow, execution, freshRequest }) =>
-          awaitResult(workflow, execution, freshRequest)
+        Effect.flatMap(start(request), ({ workflow, execution, freshRequest, notified }) =>
+          awaitResult(workflow, execution, freshRequest, notified)
         ) as Effect.Effect<never, never>,
       sendDiscard: (request) =>
         Effect.gen(function* () {
-          const { workflow, execution, freshRequest } = yield* start(request)
-          if (execution.status === "running") yield* ensureRunning(workflow, execution, freshRequest)
+          const { workflow, execution, freshRequest, notified } = yield* start(request)
+          if (execution.status === "running") yield* runOrTell(workflow, execution, freshRequest, notified)
           return execution.executionId
         }),
       status: (executionId) =>
@@ -699,20 +679,14 @@ export const makeScoped = <W extends Any>(
               : Option.none()
         })),
       history: (executionId) =>
-        Effect.map(exportJournal(executionId), ({ execution, steps, attempts }) => ({
-          execution: toInfo(execution),
-          steps: steps.map((step) =>
-            toStepInfo(
-              step,
-              attempts.filter((a) => a.stepKey === step.stepKey)
-            )
-          )
-        })),
+        Effect.map(exportJournal(executionId), ({ execution, steps, attempts }) =>
+          toHistory(execution, steps, attempts)
+        ),
       exportJournal: (executionId) => exportJournal(executionId),
       resume: (executionId) =>
         settled(executionId).pipe(
           Effect.andThen(getRow(executionId)),
-          Effect.flatMap(resumeRow),
+          Effect.flatMap((row) => resumeRow(row)),
           Effect.asVoid
         ),
       interrupt: (executionId) =>
@@ -720,6 +694,8 @@ export const makeScoped = <W extends Any>(
           const row = yield* getRow(executionId)
           if (isFinal(row.status)) return
           yield* changeStatus(executionId, { _tag: "RequestInterrupt" })
+          // Another pod runs it: the request reached its inbox; wait for the outcome from there.
+          if (!ownsExecution(executionId)) return yield* Effect.asVoid(remote.settled(executionId))
           const current = running.get(executionId)
           if (current !== undefined && !current.state.stopping) {
             current.state.interruptRequested = true
@@ -760,12 +736,24 @@ export const makeScoped = <W extends Any>(
     )
 
     if (store.wakeups !== undefined) {
-      const unsubscribe = store.wakeups(pokeTimer)
+      const unsubscribe = store.wakeups(timer.poke)
       yield* Effect.addFinalizer(() => Effect.sync(unsubscribe))
     }
-    for (const row of yield* journal.listRunning) yield* startRow(row)
+    if (Option.isSome(shardStore)) {
+      const pod = yield* Pod.make(shardStore.value, podSettings, {
+        acquired: (shard) => acquired(shard),
+        lost
+      }).pipe(Scope.provide(podScope))
+      ownership = clustered(pod)
+      yield* pod.start
+      yield* Effect.forkScoped(
+        Deliveries.loop({ journal, intervalMillis: deliveryMillis, shards: ownership.ownedShards, deliver })
+      )
+    } else {
+      for (let shard = 1; shard <= podSettings.shardCount; shard++) yield* acquired(shard)
+    }
     yield* Effect.forkScoped(
-      Effect.catchCause(timerLoop, (cause) => Effect.logError("the durable timer stopped", cause))
+      Effect.catchCause(timer.loop, (cause) => Effect.logError("the durable timer stopped", cause))
     )
     return engine
   })

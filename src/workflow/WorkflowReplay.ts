@@ -20,6 +20,7 @@
 import { Clock, Deferred, Effect, Option } from "effect"
 import { DurableExecutionJournal } from "./DurableExecutionJournal.ts"
 import { start as startRun } from "./internal/ExecutionRunner.ts"
+import type { RunJournal } from "./internal/FencedJournal.ts"
 import { defaults, resolve } from "./RetryPolicy.ts"
 import { type Any, type Requirements, type WorkflowUnion, byTag as workflowsByTag } from "./Workflow.ts"
 import {
@@ -78,7 +79,7 @@ export const replay = <W extends Any>(
     // The run sees the execution as running (whatever its status: a final one replays too), reads
     // the stored steps, and writes nothing.
     const asRunning = { ...row, status: "running" as const, interruptRequested: false }
-    const journal: DurableExecutionJournal["Service"] = {
+    const journal: RunJournal = {
       ...stored,
       get: (id) => Effect.succeed(id === executionId ? Option.some(asRunning) : Option.none()),
       write: () => Effect.void,

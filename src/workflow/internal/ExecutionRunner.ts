@@ -4,7 +4,7 @@
  * suspension, or (graceful shutdown, I8) only the outcomes already delivered, leaving the
  * execution `running` for the next engine.
  */
-import { Cause, type Context, Deferred, Effect, Exit, Result } from "effect"
+import { Cause, type Context, Deferred, Effect, Exit, Result, type Semaphore } from "effect"
 import type { ExecutionRecord, StatusChange, StepRecord } from "../DurableExecutionJournal.ts"
 import type { Any } from "../Workflow.ts"
 import { WorkflowContext } from "../WorkflowContext.ts"
@@ -56,6 +56,8 @@ export interface RunHandle {
 
 export interface RunnerEnvironment extends StepEnvironment {
   readonly isGracefulShutdown: () => boolean
+  /** Bounds how many runs load their journal at once (a shard taken over resumes many). */
+  readonly loading?: Semaphore.Semaphore | undefined
   /**
    * Replay only (`WorkflowReplay`): recorded steps are replayed and checked, nothing runs past
    * the journal's frontier, and nothing is written.
@@ -88,7 +90,7 @@ export const start = (
           // and is resumed by the next engine; callers waiting on it are told the run stopped.
           // During shutdown it is the journal given up on, which the engine reports once.
           Effect.as(
-            env.isGracefulShutdown()
+            env.isGracefulShutdown() || Cause.hasInterruptsOnly(cause)
               ? Effect.logDebug(`run of execution ${row.executionId} stopped during shutdown`, cause)
               : Effect.logError(`run of execution ${row.executionId} stopped`, cause),
             stopped
@@ -96,6 +98,7 @@ export const start = (
         ),
         Effect.flatMap((outcome) =>
           Effect.sync(() => {
+            state.markLoaded()
             onEnd(outcome)
             Deferred.doneUnsafe(handle.outcome, Exit.succeed(outcome))
           })
@@ -108,6 +111,7 @@ export const start = (
       // never runs `program`, so nothing above completes the outcome: do it here.
       fiber.addObserver(() => {
         if (Deferred.isDoneUnsafe(handle.outcome)) return
+        state.markLoaded()
         onEnd(stopped)
         Deferred.doneUnsafe(handle.outcome, Exit.succeed(stopped))
       })
@@ -141,7 +145,9 @@ const runBody = (
         )
       }
       request = decoded.success
-      const steps = yield* Effect.result(env.journal.steps(row.executionId))
+      const load = Effect.all([Effect.result(env.journal.steps(row.executionId)), Effect.orDie(env.journal.get(row.executionId))])
+      const [steps, current] = yield* env.loading === undefined ? load : env.loading.withPermit(load)
+      state.markLoaded()
       if (Result.isFailure(steps)) {
         return yield* state.suspend(
           new JournalDecodeError({
@@ -155,7 +161,6 @@ const runBody = (
         )
       }
       // The row may have changed since the caller read it (finished, or suspended meanwhile).
-      const current = yield* Effect.orDie(env.journal.get(row.executionId))
       if (current._tag === "None" || current.value.status !== "running") {
         state.stale = true
         return yield* Effect.interrupt

@@ -2,7 +2,7 @@
  * The mutable state of one run of one execution, shared by the execution runner and the step
  * runner. A run ends when the body completes, the execution suspends, or the engine shuts down.
  */
-import { type Deferred, Effect, Fiber } from "effect"
+import { Deferred, Effect, Exit, Fiber } from "effect"
 import type { AttemptRecord, StepOutcome } from "../DurableExecutionJournal.ts"
 import type { JournalError, SuspendReason } from "../WorkflowErrors.ts"
 import type { Replay } from "./Replay.ts"
@@ -66,6 +66,17 @@ export class ExecutionState {
    * replay has not rebuilt yet.
    */
   caughtUp = false
+  /**
+   * Completed once the run has loaded its journal (or ended without): resuming a shard waits for
+   * a page of runs to load before it starts the next page.
+   */
+  readonly loaded: Deferred.Deferred<void> = Deferred.makeUnsafe<void>()
+
+  /** Marks the journal as loaded (idempotent). */
+  markLoaded(): void {
+    Deferred.doneUnsafe(this.loaded, Exit.void)
+  }
+
   /** The row was no longer `running` when the run loaded it: the run ends without writing. */
   stale = false
   /**

@@ -13,6 +13,7 @@
  */
 import { Clock, Deferred, Effect, Exit } from "effect"
 import type { DurableExecutionJournal } from "../DurableExecutionJournal.ts"
+import type { StaleEpochError } from "../../sharding/ShardingErrors.ts"
 import type { JournalError } from "../WorkflowErrors.ts"
 
 const FIRST_DELAY_MILLIS = 50
@@ -60,16 +61,19 @@ const endOutage = (outage: Outage): Effect.Effect<void> =>
       : Effect.void
   })
 
+/** What an operation fails with: a journal fault, or (writes) a refused fence, never retried. */
+type Failure = JournalError | StaleEpochError
+
 /** Whether `error` is retried: a transient fault, while retrying has not been stopped. */
-const retries = (outage: Outage, error: JournalError): boolean =>
+const retries = (outage: Outage, error: Failure): boolean =>
   error.retryable && !Deferred.isDoneUnsafe(outage.stopped)
 
 /** Runs `effect`; the common case (it succeeds, no outage) costs one `matchEffect`. */
-const retrying = <A>(
+const retrying = <A, E extends Failure>(
   outage: Outage,
   operation: string,
-  effect: Effect.Effect<A, JournalError>
-): Effect.Effect<A, JournalError> =>
+  effect: Effect.Effect<A, E>
+): Effect.Effect<A, E> =>
   Effect.matchEffect(effect, {
     onSuccess: (value) =>
       outage.since === undefined ? Effect.succeed(value) : Effect.as(endOutage(outage), value),
@@ -78,12 +82,12 @@ const retrying = <A>(
   })
 
 /** Retries `effect`, which just failed with the transient `first`, counting it as waiting. */
-const retryAfter = <A>(
+const retryAfter = <A, E extends Failure>(
   outage: Outage,
   operation: string,
-  effect: Effect.Effect<A, JournalError>,
-  first: JournalError
-): Effect.Effect<A, JournalError> =>
+  effect: Effect.Effect<A, E>,
+  first: E
+): Effect.Effect<A, E> =>
   Effect.suspend(() => {
     outage.waiting++
     outage.delayed++
@@ -93,7 +97,7 @@ const retryAfter = <A>(
       left = true
       outage.waiting--
     })
-    const backoff = (attempt: number, error: JournalError): Effect.Effect<A, JournalError> =>
+    const backoff = (attempt: number, error: E): Effect.Effect<A, E> =>
       Effect.gen(function* () {
         outage.since ??= yield* Clock.currentTimeMillis
         const delay = Math.min(MAX_DELAY_MILLIS, FIRST_DELAY_MILLIS * 2 ** attempt)
@@ -123,7 +127,7 @@ const retryAfter = <A>(
 /** `journal`, retrying transient faults with backoff and reporting outages once. */
 export const reliable = (journal: DurableExecutionJournal["Service"]): Reliable => {
   const outage = new Outage()
-  const r = <A>(operation: string, effect: Effect.Effect<A, JournalError>) =>
+  const r = <A, E extends Failure>(operation: string, effect: Effect.Effect<A, E>) =>
     retrying(outage, operation, effect)
   return {
     stopRetrying: Effect.sync(() => {
@@ -135,7 +139,11 @@ export const reliable = (journal: DurableExecutionJournal["Service"]): Reliable 
       steps: (executionId) => r("steps", journal.steps(executionId)),
       write: (write) => r("write", journal.write(write)),
       listRunning: r("listRunning", journal.listRunning),
-      listDue: (now, limit) => r("listDue", journal.listDue(now, limit)),
+      listUnfinished: (query) => r("listUnfinished", journal.listUnfinished(query)),
+      listDue: (now, limit, shards) => r("listDue", journal.listDue(now, limit, shards)),
+      getMany: (executionIds) => r("getMany", journal.getMany(executionIds)),
+      takeInbox: (shards, limit) => r("takeInbox", journal.takeInbox(shards, limit)),
+      inboxArrivals: journal.inboxArrivals,
       signal: (signal) => r("signal", journal.signal(signal)),
       getSignal: (executionId, name) => r("getSignal", journal.getSignal(executionId, name)),
       heartbeat: (heartbeat) => r("heartbeat", journal.heartbeat(heartbeat)),

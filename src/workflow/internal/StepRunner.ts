@@ -16,6 +16,7 @@ import type {
   AttemptStart,
   DurableExecutionJournal,
   ExecutionRecord,
+  Fence,
   StepRecord
 } from "../DurableExecutionJournal.ts"
 import { delayAfter, type ResolvedRetryPolicy, resolve } from "../RetryPolicy.ts"
@@ -31,6 +32,7 @@ import {
   NonDeterminismError
 } from "../WorkflowErrors.ts"
 import { decodeJsonResult, encodeJsonRoundTrip, exitSchema, withoutExitEnvelope } from "./codec.ts"
+import type { RunJournal } from "./FencedJournal.ts"
 import type { ExecutionState, Wait } from "./ExecutionState.ts"
 import { invalidIdentifier } from "./identifier.ts"
 
@@ -39,7 +41,9 @@ import { invalidIdentifier } from "./identifier.ts"
  * faults; an error that still escapes it stops the run (the execution stays `running`).
  */
 export interface StepEnvironment {
-  readonly journal: DurableExecutionJournal["Service"]
+  readonly journal: RunJournal
+  /** The shard and epoch this run writes with (null: unfenced, one process runs every shard). */
+  readonly fence?: Fence | null | undefined
   readonly retryPolicy: ResolvedRetryPolicy
   /** The engine's clock, read synchronously on the hot path. */
   readonly now: () => number
@@ -316,7 +320,8 @@ const fresh = <A, E, R>(
           persistenceId,
           attempt,
           heartbeat: progress.beat,
-          lastHeartbeat
+          lastHeartbeat,
+          fence: env.fence ?? null
         }),
         stepKey,
         startToClose,

@@ -1,0 +1,370 @@
+/**
+ * A pod: one engine process as a member of the cluster (the talk's waiter).
+ *
+ * `make` registers the pod in the `ShardStore`, then one loop, every `ownershipInterval`:
+ * 1. renews the pod's lease (by the store's clock);
+ * 2. takes or renews the shard manager's lease and, if it holds it, plans and applies one round
+ *    of assignments (`Rebalance.plan`): unowned shards and a dead pod's shards at once, a bounded
+ *    number of handovers between live pods;
+ * 3. reconciles the shards the store says the pod owns with the ones it runs: acquires new ones
+ *    (the listener resumes their executions), stops the ones it lost, and hands over the ones the
+ *    manager asked for (stops their runs, then releases them with epoch + 1).
+ *
+ * A pod stops its runs **by its own clock** when its lease was not renewed in time: a watchdog
+ * fires at `lastRenewalSentAt + TTL - TTL/5`, before any other pod can see the lease as expired,
+ * so a pod whose database connection hangs does not keep running beside the new owner. If it
+ * writes anyway (a process paused and resumed), the store refuses the write with
+ * `StaleEpochError` and `fenced` stops the shard's runs.
+ *
+ * When the scope closes (graceful shutdown, after the engine stopped its runs), the pod hands its
+ * shards back and unregisters, so other pods take them at once instead of after the TTL.
+ */
+import { Clock, Duration, Effect, Exit, Fiber, Random, Scope } from "effect"
+import type { JournalError } from "../workflow/WorkflowErrors.ts"
+import { plan } from "./Rebalance.ts"
+import { DEFAULT_SHARD_COUNT, isValidShardCount, shardOf } from "./ShardId.ts"
+import { type DuplicatePodError, InvalidShardingConfigError, type ShardCountMismatchError } from "./ShardingErrors.ts"
+import type { PodRecord, ShardRecord, ShardStore } from "./ShardStore.ts"
+
+/** Ownership options of an engine (all optional: one process needs none). */
+export interface PodOptions {
+  /** This pod's id, unique among live pods. Default: generated (`host-pid-random`). */
+  readonly podId?: string | undefined
+  /**
+   * The number of shards (default 300). Recorded in the store by the first pod; a pod configured
+   * with another number refuses to start.
+   */
+  readonly shardCount?: number | undefined
+  /**
+   * How long a pod's lease lasts without renewal (default 10 seconds). Only pods that may still be
+   * alive (paused, cut off from the store) make others wait this long: a pod whose process is
+   * provably gone (its PostgreSQL session ended, its file lock released) loses its shards at once.
+   * Shorter means faster failover of a partitioned pod, but a pod that misses renewals for
+   * `TTL × 4/5` (a long GC pause, a slow store) stops its runs.
+   */
+  readonly leaseTtl?: Duration.Input | undefined
+  /** How often the pod renews, reconciles and (as manager) rebalances. Default TTL / 10, at most 1 s. */
+  readonly ownershipInterval?: Duration.Input | undefined
+  /** Live-to-live handovers the manager asks for per round. Default: a tenth of the shards, at least 1. */
+  readonly maxHandoversPerRound?: number | undefined
+}
+
+/** What the pod tells the engine. */
+export interface ShardListener {
+  /** The pod owns `shard` at `epoch` from now on: resume its executions (without blocking). */
+  readonly acquired: (shard: number, epoch: number) => Effect.Effect<void>
+  /** The pod no longer runs `shard`: stop its runs; returns once they ended. */
+  readonly lost: (shard: number) => Effect.Effect<void>
+}
+
+/** A pod as inspection shows it. */
+export interface PodInfo extends PodRecord {
+  /** The shards it owns. */
+  readonly shards: ReadonlyArray<number>
+  /** Whether it holds the shard manager's lease. */
+  readonly manager: boolean
+}
+
+/** A running pod. */
+export interface Pod {
+  readonly podId: string
+  readonly shardCount: number
+  /** The shard of an execution id. */
+  readonly shardOf: (id: string) => number
+  /**
+   * The epoch to start a run of `shard` with, if this pod may start one now: it owns the shard,
+   * is not handing it over, and its lease is valid by its own clock. Undefined otherwise.
+   */
+  readonly epochOf: (shard: number) => number | undefined
+  /**
+   * Whether a run of `shard` may still write with `epoch`: the pod owns the shard at that epoch
+   * (a shard being handed over included: its runs record what they delivered as they stop) and
+   * its lease is valid by its own clock. Checked before every write; the store checks it again.
+   */
+  readonly mayWrite: (shard: number, epoch: number) => boolean
+  /** The shards this pod runs now. */
+  readonly ownedShards: () => ReadonlyArray<number>
+  /** The store refused a write of `shard` at `epoch`: stop the shard's runs now. */
+  readonly fenced: (shard: number, epoch: number) => void
+  /** Every pod with its lease and shards. */
+  readonly pods: Effect.Effect<ReadonlyArray<PodInfo>, JournalError>
+  /** Every shard with its owner and epoch. */
+  readonly shards: Effect.Effect<ReadonlyArray<ShardRecord>, JournalError>
+  /**
+   * Runs the first ownership round (the manager's, if this pod is elected, and taking the shards
+   * assigned to it), then keeps the pod's loops running until the scope of `make` closes, when the
+   * pod hands its shards back and unregisters. Call it once.
+   */
+  readonly start: Effect.Effect<void, JournalError>
+}
+
+/** Resolved options. */
+interface Settings {
+  readonly podId: string
+  readonly shardCount: number
+  readonly ttl: number
+  readonly interval: number
+  readonly maxHandovers: number
+}
+
+const DEFAULT_TTL = "10 seconds"
+
+/** A duration in ms; NaN when the input is not a duration. */
+const toMillis = (input: Duration.Input): number => {
+  const duration = Duration.fromInput(input)
+  return duration._tag === "Some" ? Duration.toMillis(duration.value) : Number.NaN
+}
+
+const invalid = (option: string, value: unknown, detail: string) =>
+  new InvalidShardingConfigError({ option, value: String(value), detail })
+
+/** Validates the options; generates the pod id if none is given. */
+export const settings = (options: PodOptions | undefined): Effect.Effect<Settings, InvalidShardingConfigError> =>
+  Effect.gen(function* () {
+    const shardCount = options?.shardCount ?? DEFAULT_SHARD_COUNT
+    if (!isValidShardCount(shardCount)) {
+      return yield* invalid("shardCount", shardCount, "it must be an integer from 1 to 65536")
+    }
+    const ttl = toMillis(options?.leaseTtl ?? DEFAULT_TTL)
+    if (!(ttl >= 500 && Number.isFinite(ttl))) {
+      return yield* invalid("leaseTtl", options?.leaseTtl, "it must be a finite duration of at least 500 ms")
+    }
+    const interval =
+      options?.ownershipInterval === undefined ? Math.min(1_000, ttl / 10) : toMillis(options.ownershipInterval)
+    if (!(interval >= 10 && interval <= ttl / 3)) {
+      return yield* invalid(
+        "ownershipInterval",
+        options?.ownershipInterval,
+        "it must be at least 10 ms and at most a third of leaseTtl"
+      )
+    }
+    const maxHandovers = options?.maxHandoversPerRound ?? Math.max(1, Math.ceil(shardCount / 10))
+    if (!(Number.isInteger(maxHandovers) && maxHandovers >= 1)) {
+      return yield* invalid("maxHandoversPerRound", maxHandovers, "it must be a positive integer")
+    }
+    const podId = options?.podId ?? (yield* generatedPodId)
+    if (podId.length === 0 || podId.length > 128 || podId.includes("\u0000")) {
+      return yield* invalid("podId", JSON.stringify(podId), "it must be 1 to 128 characters without NUL")
+    }
+    return { podId, shardCount, ttl, interval, maxHandovers }
+  })
+
+const generatedPodId = Effect.gen(function* () {
+  const { hostname } = yield* Effect.promise(() => import("node:os"))
+  const suffix = (yield* Random.nextIntBetween(0, 0xffffff)).toString(16).padStart(6, "0")
+  return `${hostname()}-${process.pid}-${suffix}`
+})
+
+/** Registers the pod, runs its first round, and keeps it running until the scope closes. */
+export const make = (
+  store: ShardStore["Service"],
+  settings: Settings,
+  listener: ShardListener
+): Effect.Effect<Pod, ShardCountMismatchError | DuplicatePodError | JournalError, Scope.Scope> =>
+  Effect.gen(function* () {
+    const { podId, shardCount, ttl, interval, maxHandovers } = settings
+    const clock = yield* Clock.Clock
+    const now = () => clock.currentTimeMillisUnsafe()
+    yield* store.init(shardCount)
+    const scope = yield* Effect.scope
+    let membership = yield* Scope.fork(scope)
+    yield* Scope.provide(store.register(podId, ttl), membership)
+
+    /** The shards this pod runs, with the epoch it runs them at, and whether they are stopping. */
+    const active = new Map<number, { readonly epoch: number; draining: boolean; refused: boolean }>()
+    /** By this pod's clock: when it must stop running, unless a renewal succeeds before. */
+    const margin = ttl / 5
+    let validUntil = now() + ttl - margin
+    let leaving = false
+
+    /**
+     * Stops the runs of `shard` if the pod still runs it at `epoch`: no new run starts from now on,
+     * the runs in progress may write (fenced) while they stop, then the shard is forgotten.
+     */
+    const lose = (shard: number, epoch: number): Effect.Effect<void> =>
+      Effect.suspend(() => {
+        const entry = active.get(shard)
+        if (entry?.epoch !== epoch) return Effect.void
+        entry.draining = true
+        return Effect.ensuring(
+          listener.lost(shard),
+          Effect.sync(() => {
+            if (active.get(shard) === entry) active.delete(shard)
+          })
+        )
+      })
+
+    const loseAll = (why: string) =>
+      Effect.suspend(() => {
+        if (active.size === 0) return Effect.void
+        const entries = [...active]
+        return Effect.andThen(
+          Effect.logWarning(`pod ${podId}: ${why}; stopping the runs of its ${entries.length} shard(s)`),
+          Effect.forEach(entries, ([shard, { epoch }]) => lose(shard, epoch), {
+            concurrency: "unbounded",
+            discard: true
+          })
+        )
+      })
+
+    /** Asks the store for the pod's shards and makes the local view match. */
+    const reconcile = Effect.gen(function* () {
+      const mine = yield* store.shardsOf(podId)
+      const owned = new Set<number>()
+      const handovers: Array<ShardRecord> = []
+      for (const row of mine) {
+        owned.add(row.shard)
+        if (row.nextOwner !== null) {
+          handovers.push(row)
+          continue
+        }
+        const current = active.get(row.shard)
+        if (current?.epoch === row.epoch) continue
+        if (current !== undefined) yield* lose(row.shard, current.epoch)
+        active.set(row.shard, { epoch: row.epoch, draining: false, refused: false })
+        yield* listener.acquired(row.shard, row.epoch)
+      }
+      const gone = [...active].filter(([shard]) => !owned.has(shard))
+      yield* Effect.forEach(gone, ([shard, { epoch }]) => lose(shard, epoch), {
+        concurrency: "unbounded",
+        discard: true
+      })
+      // Handing over: stop the runs first, then give the shard away (epoch + 1): the next owner
+      // starts it only once this pod has stopped.
+      yield* Effect.forEach(
+        handovers,
+        (row) =>
+          Effect.andThen(
+            active.has(row.shard) ? lose(row.shard, active.get(row.shard)!.epoch) : Effect.void,
+            store.release(podId, row.shard, row.epoch)
+          ),
+        { concurrency: "unbounded", discard: true }
+      )
+    })
+
+    const managerRound = Effect.gen(function* () {
+      if (!(yield* store.acquireManager(podId, ttl))) return
+      const [pods, shards] = yield* Effect.all([store.pods, store.shards])
+      const next = plan({ shards, pods, maxHandovers })
+      if (next.assign.length > 0) {
+        const moved = yield* store.assign(next.assign)
+        yield* Effect.logInfo(`shard manager ${podId}: assigned ${moved.length} shard(s) ${describeMoves(next.assign)}`)
+      }
+      if (next.handover.length > 0) {
+        yield* store.requestHandover(next.handover)
+        yield* Effect.logInfo(`shard manager ${podId}: handing over ${describeMoves(next.handover)}`)
+      }
+      yield* Effect.forEach(next.removePods, store.removePod, { discard: true })
+    })
+
+    /** Renews the lease; a renewal that does not answer within an interval counts as failed. */
+    const renew = Effect.gen(function* () {
+      const sentAt = now()
+      const renewed = yield* store.renew(podId, ttl).pipe(Effect.timeoutOption(interval), Effect.option)
+      if (renewed._tag === "None" || renewed.value._tag === "None") return
+      if (renewed.value.value) {
+        validUntil = sentAt + ttl - margin
+        return
+      }
+      // The manager declared this pod dead (it was paused or cut off past its lease): its shards
+      // belong to others now. Stop everything and join again as a new member.
+      yield* loseAll("the store no longer lists this pod (its lease expired)")
+      yield* Scope.close(membership, Exit.void)
+      membership = yield* Scope.fork(scope)
+      yield* Scope.provide(store.register(podId, ttl), membership)
+      validUntil = sentAt + ttl - margin
+    })
+
+    const round = Effect.gen(function* () {
+      if (leaving) return
+      yield* renew
+      if (now() >= validUntil) return yield* loseAll("its lease was not renewed in time")
+      yield* managerRound
+      if (leaving || now() >= validUntil) return
+      yield* reconcile
+    })
+
+    /** Stops the runs by this pod's own clock when renewals stop succeeding. */
+    const watchdog = Effect.gen(function* () {
+      while (true) {
+        const wait = validUntil - now()
+        if (wait > 0) {
+          yield* Effect.sleep(Math.min(wait, interval))
+          continue
+        }
+        yield* loseAll("its lease could not be renewed before it would expire")
+        yield* Effect.sleep(interval)
+      }
+    })
+
+    const logged = <A, E>(what: string, effect: Effect.Effect<A, E>) =>
+      Effect.catchCause(effect, (cause) => Effect.logWarning(`pod ${podId}: ${what} failed`, cause))
+
+    /** The first round, then the loops; the engine calls it once it can take shards. */
+    const start = Effect.gen(function* () {
+      yield* managerRound.pipe(Effect.andThen(reconcile))
+      const loop = yield* Effect.forkIn(
+        Effect.forever(Effect.andThen(Effect.sleep(interval), logged("an ownership round", round))),
+        scope
+      )
+      const dog = yield* Effect.forkIn(watchdog, scope)
+      // Runs after the engine's finalizer stopped every run (the engine forks the pod's scope first).
+      yield* Scope.addFinalizer(
+        scope,
+        Effect.gen(function* () {
+          leaving = true
+          yield* Fiber.interrupt(loop)
+          yield* Fiber.interrupt(dog)
+          active.clear()
+          yield* logged("leaving the cluster", Effect.timeout(store.unregister(podId), ttl))
+        })
+      )
+    })
+
+    const pods = Effect.gen(function* () {
+      const [records, shards, manager] = yield* Effect.all([store.pods, store.shards, store.manager])
+      return records.map((pod) => ({
+        ...pod,
+        shards: shards.filter((shard) => shard.owner === pod.podId).map((shard) => shard.shard),
+        manager: manager?.podId === pod.podId
+      }))
+    })
+
+    return {
+      podId,
+      shardCount,
+      shardOf: (id) => shardOf(id, shardCount),
+      epochOf: (shard) => {
+        const entry = active.get(shard)
+        return entry === undefined || entry.draining || now() >= validUntil ? undefined : entry.epoch
+      },
+      mayWrite: (shard, epoch) => {
+        const entry = active.get(shard)
+        return entry?.epoch === epoch && !entry.refused && now() < validUntil
+      },
+      ownedShards: () =>
+        now() < validUntil ? [...active].flatMap(([shard, entry]) => (entry.draining ? [] : [shard])) : [],
+      fenced: (shard, epoch) => {
+        const entry = active.get(shard)
+        if (entry?.epoch !== epoch || entry.refused) return
+        entry.refused = true
+        Effect.runFork(
+          Effect.andThen(
+            Effect.logWarning(
+              `pod ${podId}: the store refused a write of shard ${shard} at epoch ${epoch} (another pod owns it now); stopping its runs`
+            ),
+            lose(shard, epoch)
+          )
+        )
+      },
+      pods,
+      shards: store.shards,
+      start
+    } satisfies Pod
+  })
+
+const describeMoves = (moves: ReadonlyArray<{ readonly shard: number; readonly to: string }>): string => {
+  const byPod = new Map<string, Array<number>>()
+  for (const move of moves) byPod.set(move.to, [...(byPod.get(move.to) ?? []), move.shard])
+  return [...byPod].map(([pod, shards]) => `${shards.length} to ${pod}`).join(", ")
+}

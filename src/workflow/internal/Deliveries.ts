@@ -1,0 +1,58 @@
+/**
+ * How a pod learns of work other pods stored for its shards: starts, resumes, interruptions and
+ * signals leave an entry in the shard's inbox (in the same transaction). The owner takes the
+ * entries of its shards every `intervalMillis` (the embedded store's polling, 100 ms by default),
+ * and at once when the store pushes an arrival (PostgreSQL `LISTEN/NOTIFY`, with the polling as a
+ * safety net), and hands each execution id to `deliver`.
+ */
+import { Deferred, Effect, Exit, Stream } from "effect"
+import type { InboxEntry } from "../DurableExecutionJournal.ts"
+import type { RunJournal } from "./FencedJournal.ts"
+
+/** Entries taken per query. */
+const BATCH = 256
+
+export const loop = (options: {
+  readonly journal: RunJournal
+  readonly intervalMillis: number
+  readonly shards: () => ReadonlyArray<number> | undefined
+  readonly deliver: (entry: InboxEntry) => Effect.Effect<void, unknown>
+}): Effect.Effect<never> =>
+  Effect.gen(function* () {
+    const { journal } = options
+    let arrived = Deferred.makeUnsafe<void>()
+    if (journal.inboxArrivals !== undefined) {
+      yield* Effect.forkScoped(
+        journal.inboxArrivals.pipe(
+          Stream.runForEach(() => Effect.sync(() => Deferred.doneUnsafe(arrived, Exit.void))),
+          Effect.catchCause((cause) =>
+            Effect.logWarning("inbox notifications stopped; polling only", cause)
+          )
+        )
+      )
+    }
+    const take = Effect.gen(function* () {
+      while (true) {
+        const shards = options.shards()
+        if (shards === undefined || shards.length === 0) return
+        const entries = yield* journal.takeInbox(shards, BATCH)
+        const seen = new Set<string>()
+        yield* Effect.forEach(
+          entries.filter((entry) => !seen.has(entry.executionId) && seen.add(entry.executionId)),
+          (entry) =>
+            options
+              .deliver(entry)
+              .pipe(Effect.catchCause((cause) => Effect.logWarning(`could not deliver to ${entry.executionId}`, cause))),
+          { concurrency: "unbounded", discard: true }
+        )
+        if (entries.length < BATCH) return
+      }
+    })
+    return yield* Effect.forever(
+      Effect.gen(function* () {
+        yield* take.pipe(Effect.catchCause((cause) => Effect.logWarning("the shard inbox could not be read", cause)))
+        yield* Effect.raceFirst(Effect.sleep(options.intervalMillis), Deferred.await(arrived))
+        arrived = Deferred.makeUnsafe<void>()
+      })
+    )
+  }).pipe(Effect.scoped) as Effect.Effect<never>
