@@ -18,7 +18,7 @@ import { DatabaseSync } from "node:sqlite"
 import { parseArgs } from "node:util"
 import { Effect, Layer, Schema } from "effect"
 import { SqlClient } from "effect/sql/SqlClient"
-import { DurableExecutionJournal, MemoryJournal } from "effect-cluster"
+import { DurableExecutionJournal, MemoryJournal, ShardId } from "effect-cluster"
 import * as SqliteClient from "../src/storage/sqlite/SqliteClient.ts"
 import * as SqliteJournal from "../src/storage/sqlite/SqliteJournal.ts"
 import { baselineBench } from "./baseline.ts"
@@ -118,6 +118,7 @@ const journalOnly = (executions: number) =>
         executionId,
         workflow: "Bench",
         request: `{"_tag":"Bench","id":${id}}`,
+        shard: ShardId.shardOf(executionId, ShardId.DEFAULT_SHARD_COUNT),
         now: id
       })
       let previous: Array<DurableExecutionJournal.StepOutcome> = []

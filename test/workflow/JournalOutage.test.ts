@@ -20,8 +20,8 @@ type Journal = DurableExecutionJournal.DurableExecutionJournal["Service"]
 /** `inner`, failing every operation with a transient error while `down` is set. */
 const switchable = (inner: Journal) => {
   const state = { down: false }
-  const guard = <A>(operation: string, effect: Effect.Effect<A, WorkflowErrors.JournalError>) =>
-    Effect.suspend(() =>
+  const guard = <A, E>(operation: string, effect: Effect.Effect<A, E>): Effect.Effect<A, E | WorkflowErrors.JournalError> =>
+    Effect.suspend((): Effect.Effect<A, E | WorkflowErrors.JournalError> =>
       state.down
         ? Effect.fail(
             new WorkflowErrors.JournalError({
@@ -38,7 +38,10 @@ const switchable = (inner: Journal) => {
     steps: (id) => guard("steps", inner.steps(id)),
     write: (write) => guard("write", inner.write(write)),
     listRunning: guard("listRunning", inner.listRunning),
-    listDue: (now, limit) => guard("listDue", inner.listDue(now, limit)),
+    listDue: (now, limit, shards) => guard("listDue", inner.listDue(now, limit, shards)),
+    listUnfinished: (query) => guard("listUnfinished", inner.listUnfinished(query)),
+    getMany: (ids) => guard("getMany", inner.getMany(ids)),
+    takeInbox: (shards, limit) => guard("takeInbox", inner.takeInbox(shards, limit)),
     signal: (signal) => guard("signal", inner.signal(signal)),
     getSignal: (id, name) => guard("getSignal", inner.getSignal(id, name)),
     heartbeat: (heartbeat) => guard("heartbeat", inner.heartbeat(heartbeat)),

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Deferred, Effect, Exit, Fiber, Option, Schema } from "effect"
-import { Activity, MemoryJournal, Workflow, WorkflowContext, WorkflowErrors } from "../../src/index.ts"
+import { Activity, MemoryJournal, ShardId, Workflow, WorkflowContext, WorkflowErrors } from "../../src/index.ts"
 import { awaitStatus, Calls, fastRetry, withEngine } from "./fixtures.ts"
 
 class Job extends Workflow.TaggedRequest<Job>()("Job", {
@@ -266,6 +266,7 @@ describe("execution lifecycle", () => {
           executionId: `quick@${id}`,
           workflow: "Job",
           request: `{"_tag":"Job","id":"${id}"}`,
+          shard: ShardId.shardOf(`quick@${id}`, ShardId.DEFAULT_SHARD_COUNT),
           now: 1
         })
       }

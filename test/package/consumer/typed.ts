@@ -25,7 +25,7 @@ const greet = Workflow.make(
 
 export const onMemory: Effect.Effect<
   string,
-  WorkflowErrors.WorkflowEngineError | WorkflowErrors.JournalError
+  WorkflowErrors.WorkflowEngineError | WorkflowEngine.EngineStartError
 > = Effect.gen(function* () {
   const engine = yield* WorkflowEngine.makeScoped(Workflow.union(greet))
   const greeting: string = yield* engine.send(new Greet({ name: "ada" }))

@@ -1,0 +1,115 @@
+/**
+ * A pod for the multi-process ownership tests: one engine on the embedded file or on PostgreSQL,
+ * running `Order` executions whose two activities record every attempt in an external ledger (a
+ * file shared by every pod, one JSON line per event, appended with O_APPEND):
+ * `{"k":"start"|"end"|"stop", "e": executionId, "s": activity, "a": attempt, "p": podId,
+ *   "sh": shard, "ep": epoch, "t": epoch ms}`.
+ *
+ * It prints JSON lines on stdout: `{"ready": podId}` once the engine runs, `{"submitted": n}` as it
+ * submits (option `submit`), `{"stopped": podId}` after a graceful shutdown (SIGTERM).
+ *
+ * Usage: node --conditions=@effect-cluster/source pod.ts '<json options>'
+ */
+import { appendFileSync } from "node:fs"
+import { Duration, Effect, Fiber, Layer, Schema } from "effect"
+import { Activity, ActivityContext, SqliteJournal, Workflow, WorkflowEngine } from "effect-cluster"
+import { PostgresJournal } from "effect-cluster/postgres"
+
+const Options = Schema.Struct({
+  /** A SQLite file path, or a postgres:// URL. */
+  store: Schema.String,
+  tablePrefix: Schema.optional(Schema.String),
+  ledger: Schema.String,
+  podId: Schema.optional(Schema.String),
+  leaseTtlMillis: Schema.optional(Schema.Number),
+  shardCount: Schema.optional(Schema.Number),
+  /** How long each activity attempt takes. */
+  activityMillis: Schema.Number,
+  /** Submit executions `${prefix}-${i}` for i in [from, from + count), `perSecond` of them. */
+  submit: Schema.optional(
+    Schema.Struct({ prefix: Schema.String, from: Schema.Number, count: Schema.Number, perSecond: Schema.Number })
+  )
+})
+
+const options = Schema.decodeUnknownSync(Schema.fromJsonString(Options))(process.argv[2])
+
+class Order extends Workflow.TaggedRequest<Order>()("Order", {
+  payload: { id: Schema.String },
+  success: Schema.String,
+  failure: Schema.Never
+}) {}
+
+let podId = options.podId ?? "?"
+
+const record = (kind: "start" | "end" | "stop", context: ActivityContext.ActivityContext["Service"]) =>
+  appendFileSync(
+    options.ledger,
+    `${JSON.stringify({
+      k: kind,
+      e: context.persistenceId.split("/")[0],
+      s: context.activityId,
+      a: context.attempt,
+      p: podId,
+      sh: context.fence?.shard ?? null,
+      ep: context.fence?.epoch ?? null,
+      t: Date.now()
+    })}\n`
+  )
+
+const step = (id: string) =>
+  Effect.gen(function* () {
+    const context = yield* ActivityContext.ActivityContext
+    record("start", context)
+    yield* Effect.sleep(Duration.millis(options.activityMillis)).pipe(
+      Effect.onInterrupt(() => Effect.sync(() => record("stop", context)))
+    )
+    record("end", context)
+    return id
+  }).pipe(Activity.make(id, Schema.String, Schema.Never))
+
+const order = Workflow.make(
+  Order,
+  (request) => request.id,
+  (request) =>
+    Effect.gen(function* () {
+      const reserved = yield* step("reserve")
+      const charged = yield* step("charge")
+      return `${request.id}:${reserved}+${charged}`
+    })
+)
+
+const journal = options.store.startsWith("postgres")
+  ? PostgresJournal.layer({ url: options.store, tablePrefix: options.tablePrefix })
+  : SqliteJournal.layer({ filename: options.store, tablePrefix: options.tablePrefix })
+
+const main = Effect.gen(function* () {
+  const engine = yield* WorkflowEngine.makeScoped(Workflow.union(order), {
+    podId: options.podId,
+    shardCount: options.shardCount,
+    leaseTtl: options.leaseTtlMillis === undefined ? undefined : Duration.millis(options.leaseTtlMillis)
+  })
+  podId = engine.podId() ?? podId
+  console.log(JSON.stringify({ ready: podId }))
+  const submit = options.submit
+  if (submit !== undefined) {
+    const gap = Duration.millis(1000 / submit.perSecond)
+    for (let i = submit.from; i < submit.from + submit.count; i++) {
+      yield* engine.sendDiscard(new Order({ id: `${submit.prefix}-${i}` }))
+      if ((i - submit.from + 1) % 50 === 0) console.log(JSON.stringify({ submitted: i - submit.from + 1 }))
+      yield* Effect.sleep(gap)
+    }
+    console.log(JSON.stringify({ submitted: submit.count }))
+  }
+  return yield* Effect.never
+}).pipe(Effect.scoped, Effect.provide(Layer.fresh(journal)))
+
+const fiber = Effect.runFork(main)
+process.once("SIGTERM", () => Effect.runFork(Fiber.interrupt(fiber)))
+fiber.addObserver((exit) => {
+  if (exit._tag === "Failure" && !exit.cause.reasons.every((reason) => reason._tag === "Interrupt")) {
+    console.error(String(exit.cause))
+    process.exit(1)
+  }
+  console.log(JSON.stringify({ stopped: podId }))
+  process.exit(0)
+})

@@ -1,0 +1,268 @@
+/**
+ * Ownership in one process: several engines (pods) on one in-memory store with ownership
+ * (`MemoryJournal.makeCluster`). Fast checks of the protocol — assignment, rebalancing, delivery
+ * between pods, fencing, stopping by the pod's own clock, graceful handover. The same guarantees
+ * with real processes, SIGKILL and real stores are in `test/cluster/`.
+ */
+import { describe, expect, it } from "@effect/vitest"
+import { Deferred, Duration, Effect, Exit, Schema, Scope } from "effect"
+import {
+  Activity,
+  ActivityContext,
+  DurableExecutionJournal,
+  MemoryJournal,
+  ShardStore,
+  Workflow,
+  WorkflowEngine
+} from "../../src/index.ts"
+
+class Job extends Workflow.TaggedRequest<Job>()("Job", {
+  payload: { id: Schema.String },
+  success: Schema.String,
+  failure: Schema.Never
+}) {}
+
+/** What every activity attempt saw: which pod ran it, at which epoch of which shard. */
+interface Attempt {
+  readonly executionId: string
+  readonly attempt: number
+  readonly podId: string
+  readonly shard: number | null
+  readonly epoch: number | null
+}
+
+type Cluster = MemoryJournal.MemoryCluster
+
+const SHARDS = 16
+
+const fastPod = {
+  shardCount: SHARDS,
+  leaseTtl: "2 seconds",
+  ownershipInterval: "40 millis",
+  deliveryPollInterval: "20 millis",
+  timerPollInterval: "50 millis"
+} as const
+
+/** A workflow of one activity that logs its attempts and, for ids starting with "block", waits for `gate`. */
+const jobs = (log: Array<Attempt>, podOf: () => string, gate?: Deferred.Deferred<void>) =>
+  Workflow.make(
+    Job,
+    (request) => request.id,
+    (request) =>
+      Effect.gen(function* () {
+        const done = yield* Effect.gen(function* () {
+          const context = yield* ActivityContext.ActivityContext
+          log.push({
+            executionId: request.id,
+            attempt: context.attempt,
+            podId: podOf(),
+            shard: context.fence?.shard ?? null,
+            epoch: context.fence?.epoch ?? null
+          })
+          if (gate !== undefined && request.id.startsWith("block")) yield* Deferred.await(gate)
+          return "done"
+        }).pipe(Activity.make("work", Schema.String, Schema.Never))
+        return `${request.id}:${done}`
+      })
+  )
+
+/** Starts a pod on `cluster` in its own scope (closing it is a graceful shutdown). */
+const startPod = (
+  cluster: Cluster,
+  podId: string,
+  log: Array<Attempt>,
+  options: WorkflowEngine.EngineOptions = {},
+  gate?: Deferred.Deferred<void>
+) =>
+  Effect.gen(function* () {
+    const scope = yield* Scope.make()
+    const engine = yield* WorkflowEngine.makeScoped(Workflow.union(jobs(log, () => podId, gate)), {
+      ...fastPod,
+      podId,
+      ...options
+    }).pipe(
+      Effect.provideService(DurableExecutionJournal.DurableExecutionJournal, cluster.journal),
+      Effect.provideService(ShardStore.ShardStore, cluster.shards),
+      Scope.provide(scope)
+    )
+    return { engine, scope }
+  })
+
+/** Polls `check` until it holds (every 20 ms, at most `within`). */
+const eventually = <E, R>(check: Effect.Effect<boolean, E, R>, within: Duration.Input = "5 seconds") =>
+  Effect.gen(function* () {
+    const deadline = Date.now() + Duration.toMillis(Duration.fromInputUnsafe(within))
+    while (!(yield* check)) {
+      if (Date.now() > deadline) return yield* Effect.die(new Error("condition not met in time"))
+      yield* Effect.sleep("20 millis")
+    }
+  })
+
+const ownedBy = (cluster: Cluster, podId: string) =>
+  Effect.map(cluster.shards.shards, (shards) => shards.filter((shard) => shard.owner === podId).length)
+
+describe("ownership in one process (memory store)", () => {
+  it.live("a lone pod owns every shard at once, at epoch 1, and is the manager", () =>
+    Effect.gen(function* () {
+      const cluster = yield* MemoryJournal.makeCluster
+      const { engine } = yield* startPod(cluster, "a", [])
+      const shards = yield* engine.shards()
+      expect(shards).toHaveLength(SHARDS)
+      expect(shards.every((shard) => shard.owner === "a" && shard.epoch === 1)).toBe(true)
+      const pods = yield* engine.pods()
+      expect(pods.map((pod) => [pod.podId, pod.manager, pod.liveness, pod.shards.length])).toEqual([
+        ["a", true, "live", SHARDS]
+      ])
+      expect(yield* engine.send(new Job({ id: "first" }))).toBe("first:done")
+    })
+  )
+
+  it.live("a second pod gets half the shards; work sent to either pod runs once, in its shard's owner", () =>
+    Effect.gen(function* () {
+      const cluster = yield* MemoryJournal.makeCluster
+      const log: Array<Attempt> = []
+      const a = yield* startPod(cluster, "a", log, { maxHandoversPerRound: 2 })
+      const b = yield* startPod(cluster, "b", log)
+      // Bounded rounds: never more than 2 shards in flight, yet it converges to 8 / 8.
+      let maxInFlight = 0
+      yield* eventually(
+        Effect.gen(function* () {
+          const shards = yield* cluster.shards.shards
+          maxInFlight = Math.max(maxInFlight, shards.filter((shard) => shard.nextOwner !== null).length)
+          return shards.filter((shard) => shard.owner === "b" && shard.nextOwner === null).length === SHARDS / 2
+        })
+      )
+      expect(maxInFlight).toBeLessThanOrEqual(2)
+      expect(yield* ownedBy(cluster, "a")).toBe(SHARDS / 2)
+      const ids = Array.from({ length: 40 }, (_, i) => `job-${i}`)
+      const results = yield* Effect.forEach(
+        ids,
+        (id, i) => (i % 2 === 0 ? a : b).engine.send(new Job({ id })),
+        { concurrency: "unbounded" }
+      )
+      expect(results).toEqual(ids.map((id) => `${id}:done`))
+      const owners = new Map((yield* cluster.shards.shards).map((shard) => [shard.shard, shard.owner]))
+      for (const id of ids) {
+        const attempts = log.filter((attempt) => attempt.executionId === id)
+        expect(attempts).toHaveLength(1)
+        expect(attempts[0]!.podId).toBe(owners.get(attempts[0]!.shard!))
+      }
+      // Both pods ran work, and some sends were answered by the other pod.
+      expect(new Set(log.map((attempt) => attempt.podId))).toEqual(new Set(["a", "b"]))
+    })
+  )
+
+  it.live("graceful shutdown hands every shard to the other pod without waiting for the TTL", () =>
+    Effect.gen(function* () {
+      const cluster = yield* MemoryJournal.makeCluster
+      const log: Array<Attempt> = []
+      const a = yield* startPod(cluster, "a", log, { leaseTtl: "60 seconds", ownershipInterval: "40 millis" })
+      const b = yield* startPod(cluster, "b", log, { leaseTtl: "60 seconds", ownershipInterval: "40 millis" })
+      yield* eventually(Effect.map(ownedBy(cluster, "b"), (n) => n === SHARDS / 2))
+      const started = Date.now()
+      yield* Scope.close(a.scope, Exit.void)
+      yield* eventually(Effect.map(ownedBy(cluster, "b"), (n) => n === SHARDS))
+      expect(Date.now() - started).toBeLessThan(5_000)
+      expect((yield* cluster.shards.pods).map((pod) => pod.podId)).toEqual(["b"])
+      expect(yield* b.engine.send(new Job({ id: "after" }))).toBe("after:done")
+    })
+  )
+
+  it.live("a write with a stale epoch is refused in the store: the run stops, nothing is recorded, the owner resumes it", () =>
+    Effect.gen(function* () {
+      const cluster = yield* MemoryJournal.makeCluster
+      const log: Array<Attempt> = []
+      const gate = yield* Deferred.make<void>()
+      const a = yield* startPod(cluster, "a", log, {}, gate)
+      const id = "block-1"
+      yield* a.engine.sendDiscard(new Job({ id }))
+      yield* eventually(Effect.sync(() => log.length === 1))
+      const shard = log[0]!.shard!
+      // Behind the pod's back, the shard moves to a pod that does not exist (epoch + 1).
+      expect(yield* cluster.shards.assign([{ shard, from: "a", to: "ghost" }])).toEqual([shard])
+      yield* Deferred.succeed(gate, undefined)
+      // The outcome's write carried the old epoch: refused, and the run stopped without it.
+      yield* eventually(Effect.sync(() => a.engine.runningCount() === 0))
+      const steps = yield* cluster.journal.steps(id)
+      expect(steps.map((step) => step.outcome)).toEqual([null])
+      // "ghost" is not a live pod: the manager gives the shard back to "a", which resumes it.
+      const result = yield* a.engine.send(new Job({ id }))
+      expect(result).toBe(`${id}:done`)
+      expect(log.map((attempt) => [attempt.attempt, attempt.epoch])).toEqual([
+        [1, log[0]!.epoch],
+        [2, log[0]!.epoch! + 2]
+      ])
+    })
+  )
+
+  it.live("a pod whose lease cannot be renewed stops its runs by its own clock, before the lease ends", () =>
+    Effect.gen(function* () {
+      const cluster = yield* MemoryJournal.makeCluster
+      const hang = { on: false, renewedAt: 0 }
+      const shards: ShardStore.ShardStore["Service"] = {
+        ...cluster.shards,
+        renew: (podId, ttl) =>
+          Effect.suspend(() => {
+            if (hang.on) return Effect.never
+            hang.renewedAt = Date.now()
+            return cluster.shards.renew(podId, ttl)
+          })
+      }
+      const stopped = yield* Deferred.make<number>()
+      const log: Array<Attempt> = []
+      const blocking = Workflow.make(
+        Job,
+        (request) => request.id,
+        () =>
+          Effect.gen(function* () {
+            log.push({ executionId: "x", attempt: 1, podId: "a", shard: null, epoch: null })
+            return yield* Effect.never
+          }).pipe(
+            Effect.onInterrupt(() => Deferred.succeed(stopped, Date.now())),
+            Activity.make("forever", Schema.String, Schema.Never)
+          )
+      )
+      hang.renewedAt = Date.now()
+      const engine = yield* WorkflowEngine.makeScoped(Workflow.union(blocking), {
+        ...fastPod,
+        leaseTtl: "1 second",
+        podId: "a"
+      }).pipe(
+        Effect.provideService(DurableExecutionJournal.DurableExecutionJournal, cluster.journal),
+        Effect.provideService(ShardStore.ShardStore, shards)
+      )
+      yield* engine.sendDiscard(new Job({ id: "x" }))
+      yield* eventually(Effect.sync(() => log.length === 1))
+      hang.on = true
+      const lastRenewal = hang.renewedAt
+      const at = yield* Deferred.await(stopped).pipe(Effect.timeout("3 seconds"))
+      // The store would see the lease expire at lastRenewal + 1 s (or later): the run stopped before.
+      expect(at).toBeLessThan(lastRenewal + 1_000)
+      expect(engine.runningCount()).toBe(0)
+      expect((yield* cluster.journal.steps("x")).map((step) => step.outcome)).toEqual([null])
+    })
+  )
+
+  it.live("a second engine on the same store with the same pod id refuses to start", () =>
+    Effect.gen(function* () {
+      const cluster = yield* MemoryJournal.makeCluster
+      yield* startPod(cluster, "a", [])
+      const second = yield* Effect.flip(startPod(cluster, "a", []))
+      expect(second._tag).toBe("DuplicatePodError")
+      expect(second.message).toContain('"a"')
+    })
+  )
+
+  it.live("a pod configured with another shard count refuses to start and writes nothing", () =>
+    Effect.gen(function* () {
+      const cluster = yield* MemoryJournal.makeCluster
+      yield* startPod(cluster, "a", [])
+      const before = yield* cluster.shards.pods
+      const error = yield* Effect.flip(startPod(cluster, "b", [], { shardCount: 32 }))
+      expect(error._tag).toBe("ShardCountMismatchError")
+      expect(error.message).toContain("32")
+      expect(error.message).toContain(String(SHARDS))
+      expect(yield* cluster.shards.pods).toEqual(before)
+    })
+  )
+})
