@@ -4,8 +4,9 @@
  *
  * It lives in the same store as the journal, because the journal refuses, in the same transaction
  * as the write itself, a write that carries a shard epoch that is no longer current (see
- * `DurableExecutionJournal.JournalWrite.fence`). Every journal layer provides both services:
- * `MemoryJournal.layer`, `SqliteJournal.layer`, `PostgresJournal.layer`.
+ * `DurableExecutionJournal.JournalWrite.fence`). `SqliteJournal.layer`, `PostgresJournal.layer` and
+ * `MemoryJournal.layerCluster` provide both services (`MemoryJournal.layer` is a journal without
+ * ownership, for one process).
  *
  * Time: leases are judged by the store's clock. SQLite and memory use the process clock (every
  * pod of an embedded file is on one machine); PostgreSQL uses the server's clock, so pods on
@@ -15,7 +16,8 @@
  * Liveness beyond the lease: a pod's process can be *provably gone* before its lease ends. On
  * PostgreSQL a pod holds a session open for its lifetime; when the server no longer lists it, the
  * process (or its connection) is gone. On SQLite a pod holds an OS lock on a file of its own,
- * which the kernel releases when the process dies. Memory pods are gone only once unregistered.
+ * which the kernel releases when the process dies. A memory pod is gone once the scope given to
+ * `register` closes.
  */
 import { Context, type Effect, Schema, type Scope } from "effect"
 import type { JournalError } from "../workflow/WorkflowErrors.ts"
@@ -125,7 +127,9 @@ export class ShardStore extends Context.Service<
      * Manager: asks `from` to hand each shard over to `to` (sets `nextOwner`) where `from` still
      * owns it. The owner stops its runs of the shard, then calls `release`.
      */
-    readonly requestHandover: (moves: ReadonlyArray<Move>) => Effect.Effect<ReadonlyArray<number>, JournalError>
+    readonly requestHandover: (
+      moves: ReadonlyArray<Move>
+    ) => Effect.Effect<ReadonlyArray<number>, JournalError>
     /**
      * Owner: gives the shard to its `nextOwner` (or leaves it unowned), epoch + 1, if `podId`
      * still owns it at `epoch`. Returns whether it did.

@@ -144,7 +144,8 @@ export class InvalidShardingConfigError extends Schema.TaggedError<InvalidShardi
       {
         option: props.option,
         value: props.value,
-        message: props.message ?? `the option ${props.option} = ${props.value} is invalid${suffix(props.detail)}.`
+        message:
+          props.message ?? `the option ${props.option} = ${props.value} is invalid${suffix(props.detail)}.`
       },
       options
     )

@@ -90,8 +90,8 @@ export interface NewExecution {
   /** Its shard (`ShardId.shardOf(executionId, shardCount)`), stored for paging by shard. */
   readonly shard: number
   /**
-   * Another pod owns the shard: leave an entry in the shard's inbox, in the same transaction, so
-   * the owner learns of the new execution (see `takeInbox`).
+   * Another pod owns the shard: if this call creates the execution, leave an entry in the shard's
+   * inbox, in the same transaction, so the owner learns of it (see `takeInbox`).
    */
   readonly notify?: boolean | undefined
   readonly now: number
@@ -132,7 +132,10 @@ export interface NewSignal {
   readonly name: string
   /** The encoded value, JSON text. */
   readonly payload: string
-  /** Another pod owns the execution's shard: leave an entry in that shard's inbox (`takeInbox`). */
+  /**
+   * Another pod owns the execution's shard (this number): if this call stores the signal, leave an
+   * entry in that shard's inbox, in the same transaction (`takeInbox`).
+   */
   readonly notify?: number | undefined
   readonly now: number
 }
@@ -222,7 +225,10 @@ export interface JournalWrite {
    * Absent for requests any pod may make (`RequestInterrupt`, `Resume`).
    */
   readonly fence?: Fence | undefined
-  /** Another pod owns the shard: leave an entry in its inbox in the same transaction. */
+  /**
+   * Another pod owns the execution's shard (this number): leave an entry in its inbox in the same
+   * transaction (not if the write is refused).
+   */
   readonly notify?: number | undefined
   readonly now: number
 }

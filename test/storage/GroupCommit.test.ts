@@ -34,7 +34,7 @@ describe("group commit", () => {
         const ids = Array.from({ length: 200 }, (_, i) => `exec-${i}`)
         yield* Effect.forEach(
           ids,
-          (executionId) => journal.start({ executionId, workflow: "W", request: "{}", now: 1 }),
+          (executionId) => journal.start({ executionId, workflow: "W", request: "{}", shard: 1, now: 1 }),
           {
             concurrency: "unbounded"
           }

@@ -15,11 +15,18 @@ import { inject } from "vitest"
 import type { DurableExecutionJournal } from "../../src/index.ts"
 import { MemoryJournal } from "../../src/index.ts"
 import { PostgresJournal } from "../../src/postgres.ts"
+import type { ShardStore } from "../../src/sharding/ShardStore.ts"
 import { migrate } from "../../src/storage/sql/Migrations.ts"
 import * as SqliteClient from "../../src/storage/sqlite/SqliteClient.ts"
 import * as SqliteJournal from "../../src/storage/sqlite/SqliteJournal.ts"
 
 export type Journal = DurableExecutionJournal.DurableExecutionJournal["Service"]
+
+/** A journal with ownership: the shard store in the same storage. */
+export interface Cluster {
+  readonly journal: Journal
+  readonly shards: ShardStore["Service"]
+}
 
 /** Fresh storage for one test. */
 export interface Storage {
@@ -28,8 +35,15 @@ export interface Storage {
    * closed is a restart; two opens at once are two processes sharing the store (SQL backends).
    */
   readonly open: Effect.Effect<Journal, unknown, Scope.Scope>
+  /**
+   * Opens the journal and the shard store on this storage (memory: one in-process store with
+   * ownership, shared by every open). Two opens at once are two pods' processes.
+   */
+  readonly openCluster?: Effect.Effect<Cluster, unknown, Scope.Scope> | undefined
   /** Raw SQL on the storage and its table prefix, to damage rows (SQL backends only). */
-  readonly raw?: { readonly sql: SqlClient; readonly prefix: string } | undefined
+  readonly raw?:
+    | { readonly sql: SqlClient; readonly prefix: string; readonly dialect: "sqlite" | "pg" }
+    | undefined
   /**
    * Runs the migrations from `n` processes (or connections) at once on fresh tables; returns the
    * versions each applied (SQL backends only).
@@ -49,7 +63,11 @@ export interface Backend {
 export const memory: Backend = {
   name: "memory",
   sharedByProcesses: false,
-  storage: Effect.map(MemoryJournal.make, (journal) => ({ open: Effect.succeed(journal) }))
+  storage: Effect.gen(function* () {
+    const journal = yield* MemoryJournal.make
+    const cluster = yield* MemoryJournal.makeCluster
+    return { open: Effect.succeed(journal), openCluster: Effect.succeed(cluster) }
+  })
 }
 
 const tempDir = Effect.acquireRelease(
@@ -91,7 +109,7 @@ export const sqlite: Backend = {
     const raw = yield* SqliteClient.make({ filename })
     const storage: Storage = {
       open,
-      raw: { sql: raw, prefix },
+      raw: { sql: raw, prefix, dialect: "sqlite" },
       migrateConcurrently: (n) =>
         Effect.forEach(
           Array.from({ length: n }, () => migrateInChild(filename, `${prefix}m_`)),
@@ -120,7 +138,7 @@ export const postgres: Backend = {
     )
     return {
       open,
-      raw: { sql, prefix },
+      raw: { sql, prefix, dialect: "pg" },
       migrateConcurrently: (n) =>
         Effect.forEach(
           Array.from({ length: n }, () =>

@@ -8,6 +8,7 @@ import { describe, expect, it } from "@effect/vitest"
 import { Effect, Exit, Option, Schema } from "effect"
 import type { DurableExecutionJournal } from "../../src/index.ts"
 import { Activity, Saga, Signal, Workflow } from "../../src/index.ts"
+import { DEFAULT_SHARD_COUNT, shardOf } from "../../src/sharding/ShardId.ts"
 import { migrations } from "../../src/storage/sql/Migrations.ts"
 import {
   awaitParked,
@@ -28,6 +29,7 @@ const newExecution = (executionId: string, now = 1_000, request = `{"id":"${exec
   executionId,
   workflow: "Order",
   request,
+  shard: shardOf(executionId, DEFAULT_SHARD_COUNT),
   now
 })
 
@@ -568,7 +570,7 @@ export const conformance = (backend: Backend) =>
             ]
             for (const id of texts) {
               const request = JSON.stringify({ id, note: `${id}\u0000 escaped NUL stays JSON` })
-              yield* journal.start({ executionId: id, workflow: `Flow ${id}`, request, now: 1_000 })
+              yield* journal.start({ ...newExecution(id, 1_000, request), workflow: `Flow ${id}` })
               yield* record(journal, step(id, `${id}#2`, 1), success(id))
             }
             for (const id of texts) {
@@ -595,6 +597,7 @@ export const conformance = (backend: Backend) =>
                 executionId: `three@${id}`,
                 workflow: "ThreeSteps",
                 request: `{"_tag":"ThreeSteps","id":"${id}"}`,
+                shard: shardOf(`three@${id}`, DEFAULT_SHARD_COUNT),
                 now: 1_000
               })
             }

@@ -20,17 +20,18 @@ type Journal = DurableExecutionJournal.DurableExecutionJournal["Service"]
 /** `inner`, failing every operation with a transient error while `down` is set. */
 const switchable = (inner: Journal) => {
   const state = { down: false }
-  const guard = <A, E>(operation: string, effect: Effect.Effect<A, E>): Effect.Effect<A, E | WorkflowErrors.JournalError> =>
-    Effect.suspend((): Effect.Effect<A, E | WorkflowErrors.JournalError> =>
-      state.down
-        ? Effect.fail(
-            new WorkflowErrors.JournalError({
-              operation,
-              transient: true,
-              detail: "connect ECONNREFUSED 127.0.0.1:5432 (the test's outage)"
-            })
-          )
-        : effect
+  const guard = <A, E>(operation: string, effect: Effect.Effect<A, E>) =>
+    Effect.suspend(
+      (): Effect.Effect<A, E | WorkflowErrors.JournalError> =>
+        state.down
+          ? Effect.fail(
+              new WorkflowErrors.JournalError({
+                operation,
+                transient: true,
+                detail: "connect ECONNREFUSED 127.0.0.1:5432 (the test's outage)"
+              })
+            )
+          : effect
     )
   const journal: Journal = {
     start: (execution) => guard("start", inner.start(execution)),

@@ -264,6 +264,7 @@ describe("execution lifecycle", () => {
       for (const id of ["1", "2", "3"]) {
         yield* journal.start({
           executionId: `quick@${id}`,
+          shard: 0,
           workflow: "Job",
           request: `{"_tag":"Job","id":"${id}"}`,
           shard: ShardId.shardOf(`quick@${id}`, ShardId.DEFAULT_SHARD_COUNT),

@@ -5,6 +5,11 @@
  * change), but nothing survives the process. To simulate an engine restart in a test, build one
  * journal with `make` and provide it to two engines in turn.
  *
+ * `make` and `layer` are a journal without ownership: one process, whose engine runs every shard
+ * unfenced. `makeCluster` and `layerCluster` add a `ShardStore` sharing the journal's state, so that
+ * several engines (pods) in one process can own shards and fence their writes: fast in-process
+ * ownership tests.
+ *
  * @example
  * ```ts
  * import { Effect } from "effect"
@@ -15,19 +20,46 @@
  * )
  * ```
  */
-import { Effect, Layer, Option } from "effect"
+import { Context, Effect, Layer, Option } from "effect"
+import { StaleEpochError } from "../../sharding/ShardingErrors.ts"
+import { ShardStore } from "../../sharding/ShardStore.ts"
 import {
   type AttemptRecord,
   applyStatusChange,
   DurableExecutionJournal,
   type ExecutionRecord,
+  type Fence,
+  type InboxEntry,
   newExecutionRecord,
   type StepRecord
 } from "../../workflow/DurableExecutionJournal.ts"
 import type { ExecutionJournal } from "../../workflow/JournalExport.ts"
+import * as Ownership from "./internal/ownership.ts"
+import * as MemoryShardStore from "./MemoryShardStore.ts"
 
-/** Builds a fresh, empty in-memory journal. */
+/** Builds a fresh, empty in-memory journal (no ownership: see `makeCluster`). */
 export const make: Effect.Effect<DurableExecutionJournal["Service"]> = Effect.sync(() => build())
+
+/** A memory journal and the shard store that shares its state. */
+export interface MemoryCluster {
+  readonly journal: DurableExecutionJournal["Service"]
+  readonly shards: ShardStore["Service"]
+}
+
+/**
+ * A fresh in-memory store with ownership: the journal fences writes against the shard epochs of
+ * `shards`. Give both to several engines of one process to test ownership without a database.
+ *
+ * @example
+ * ```ts
+ * const { journal, shards } = yield* MemoryJournal.makeCluster
+ * yield* shards.init(16)
+ * ```
+ */
+export const makeCluster: Effect.Effect<MemoryCluster> = Effect.sync(() => {
+  const ownership = Ownership.make()
+  return { journal: build(undefined, ownership), shards: MemoryShardStore.make(ownership) }
+})
 
 /**
  * A journal holding one exported execution (see `JournalExport`), as it was stored: to replay it
@@ -39,13 +71,20 @@ export const fromExport = (journal: ExecutionJournal): Effect.Effect<DurableExec
 const attemptKey = (attempt: AttemptRecord) =>
   `${attempt.executionId}\u0000${attempt.stepKey}\u0000${attempt.attempt}`
 
-const build = (initial?: ExecutionJournal): DurableExecutionJournal["Service"] => {
+const byExecutionId = (a: ExecutionRecord, b: ExecutionRecord) =>
+  a.executionId < b.executionId ? -1 : a.executionId > b.executionId ? 1 : 0
+
+const build = (
+  initial?: ExecutionJournal,
+  ownership: Ownership.Ownership = Ownership.make()
+): DurableExecutionJournal["Service"] => {
   const executions = new Map<string, ExecutionRecord>()
   const steps = new Map<string, Map<string, StepRecord>>()
   const signals = new Map<string, string>()
   const attempts = new Map<string, AttemptRecord>()
   if (initial !== undefined) {
     executions.set(initial.execution.executionId, initial.execution)
+    ownership.executionShards.set(initial.execution.executionId, undefined)
     steps.set(initial.execution.executionId, new Map(initial.steps.map((step) => [step.stepKey, step])))
     for (const attempt of initial.attempts) attempts.set(attemptKey(attempt), attempt)
   }
@@ -54,6 +93,20 @@ const build = (initial?: ExecutionJournal): DurableExecutionJournal["Service"] =
   const announce = (row: ExecutionRecord | undefined) => {
     if (row?.status !== "sleeping" || row.wakeAt === null) return
     for (const listener of listeners) listener(row.wakeAt)
+  }
+  /** The fence's shard epoch, when it is not the stored one (null: the shard has no row). */
+  const staleEpoch = (fence: Fence | undefined): { readonly current: number | null } | undefined => {
+    if (fence === undefined) return undefined
+    const current = Ownership.currentEpoch(ownership, fence.shard)
+    return current === fence.epoch ? undefined : { current }
+  }
+  const inShards = (shards: ReadonlyArray<number> | undefined) => {
+    if (shards === undefined) return () => true
+    const set = new Set(shards)
+    return (row: ExecutionRecord) => {
+      const shard = ownership.executionShards.get(row.executionId)
+      return shard !== undefined && set.has(shard)
+    }
   }
   const stepsOf = (executionId: string) => {
     let map = steps.get(executionId)
@@ -70,13 +123,27 @@ const build = (initial?: ExecutionJournal): DurableExecutionJournal["Service"] =
         if (existing !== undefined) return { created: false, execution: existing }
         const row = newExecutionRecord(execution)
         executions.set(row.executionId, row)
+        // `shard` is required by the port; an engine that predates it leaves it out.
+        ownership.executionShards.set(row.executionId, execution.shard as number | undefined)
+        if (execution.notify === true) Ownership.notify(ownership, execution.shard, row.executionId)
         return { created: true, execution: row }
       }),
     get: (executionId) => Effect.sync(() => Option.fromNullishOr(executions.get(executionId))),
     steps: (executionId) =>
       Effect.sync(() => [...stepsOf(executionId).values()].sort((a, b) => a.seq - b.seq)),
     write: (write) =>
-      Effect.sync(() => {
+      Effect.suspend(() => {
+        const stale = staleEpoch(write.fence)
+        if (stale !== undefined && write.fence !== undefined) {
+          return Effect.fail(
+            new StaleEpochError({
+              executionId: write.executionId,
+              shard: write.fence.shard,
+              epoch: write.fence.epoch,
+              currentEpoch: stale.current
+            })
+          )
+        }
         const map = stepsOf(write.executionId)
         for (const outcome of write.outcomes) {
           const existing = map.get(outcome.stepKey)
@@ -117,12 +184,45 @@ const build = (initial?: ExecutionJournal): DurableExecutionJournal["Service"] =
           executions.set(write.executionId, changed)
           if (changed !== row) announce(changed)
         }
+        if (write.notify !== undefined) Ownership.notify(ownership, write.notify, write.executionId)
+        return Effect.void
       }),
     listRunning: Effect.sync(() =>
       [...executions.values()]
         .filter((row) => row.status === "running")
         .sort((a, b) => a.createdAt - b.createdAt)
     ),
+    listUnfinished: ({ shard, after, limit }) =>
+      Effect.sync(() =>
+        [...executions.values()]
+          .filter(
+            (row) =>
+              row.status === "running" &&
+              ownership.executionShards.get(row.executionId) === shard &&
+              (after === undefined || row.executionId > after)
+          )
+          .sort(byExecutionId)
+          .slice(0, limit)
+      ),
+    getMany: (executionIds) =>
+      Effect.sync(() =>
+        [...new Set(executionIds)].flatMap((id) => {
+          const row = executions.get(id)
+          return row === undefined ? [] : [row]
+        })
+      ),
+    takeInbox: (shards, limit) =>
+      Effect.sync(() => {
+        const wanted = new Set(shards)
+        const taken: Array<InboxEntry> = []
+        for (const [id, entry] of ownership.inbox) {
+          if (taken.length >= limit) break
+          if (!wanted.has(entry.shard)) continue
+          ownership.inbox.delete(id)
+          taken.push(entry)
+        }
+        return taken
+      }),
     signal: (signal) =>
       Effect.sync(() => {
         const key = `${signal.executionId}\u0000${signal.name}`
@@ -138,6 +238,7 @@ const build = (initial?: ExecutionJournal): DurableExecutionJournal["Service"] =
         }
         if (signals.has(key)) return false
         signals.set(key, signal.payload)
+        if (signal.notify !== undefined) Ownership.notify(ownership, signal.notify, signal.executionId)
         return true
       }),
     attempts: (executionId) =>
@@ -155,11 +256,13 @@ const build = (initial?: ExecutionJournal): DurableExecutionJournal["Service"] =
               (query.status === undefined || row.status === query.status) &&
               (query.after === undefined || row.executionId > query.after)
           )
-          .sort((a, b) => (a.executionId < b.executionId ? -1 : a.executionId > b.executionId ? 1 : 0))
+          .sort(byExecutionId)
           .slice(0, query.limit)
       ),
     heartbeat: (heartbeat) =>
       Effect.sync(() => {
+        // Advisory: a heartbeat of a pod that no longer owns the shard is dropped silently.
+        if (staleEpoch(heartbeat.fence) !== undefined) return
         const map = stepsOf(heartbeat.executionId)
         const existing = map.get(heartbeat.stepKey)
         if (existing !== undefined && existing.outcome === null) {
@@ -172,10 +275,11 @@ const build = (initial?: ExecutionJournal): DurableExecutionJournal["Service"] =
     },
     getSignal: (executionId, name) =>
       Effect.sync(() => Option.fromNullishOr(signals.get(`${executionId}\u0000${name}`))),
-    listDue: (now, limit) =>
+    listDue: (now, limit, shards) =>
       Effect.sync(() => {
+        const owned = inShards(shards)
         const sleeping = [...executions.values()]
-          .filter((row) => row.status === "sleeping" && row.wakeAt !== null)
+          .filter((row) => row.status === "sleeping" && row.wakeAt !== null && owned(row))
           .sort((a, b) => (a.wakeAt ?? 0) - (b.wakeAt ?? 0))
         return {
           due: sleeping.filter((row) => (row.wakeAt ?? 0) <= now).slice(0, limit),
@@ -185,5 +289,15 @@ const build = (initial?: ExecutionJournal): DurableExecutionJournal["Service"] =
   })
 }
 
-/** A fresh in-memory journal per layer build. */
+/** A fresh in-memory journal per layer build (no ownership: see `layerCluster`). */
 export const layer: Layer.Layer<DurableExecutionJournal> = Layer.effect(DurableExecutionJournal, make)
+
+/**
+ * A fresh in-memory journal and its `ShardStore` per layer build (see `makeCluster`). Build it once
+ * and provide it to every engine that should share the store.
+ */
+export const layerCluster: Layer.Layer<DurableExecutionJournal | ShardStore> = Layer.effectContext(
+  Effect.map(makeCluster, ({ journal, shards }) =>
+    Context.make(DurableExecutionJournal, journal).pipe(Context.add(ShardStore, shards))
+  )
+)

@@ -97,7 +97,7 @@ describe("PostgresJournal", () => {
           ConfigProvider.fromUnknown({ DATABASE_URL: inject("postgresUrl") })
         )
       )
-      yield* journal.start({ executionId: "from-config", workflow: "W", request: "{}", now: 1 })
+      yield* journal.start({ executionId: "from-config", workflow: "W", request: "{}", shard: 1, now: 1 })
       expect(Option.isSome(yield* journal.get("from-config"))).toBe(true)
       const missing = yield* Effect.flip(
         open(PostgresJournal.layerConfig()).pipe(
@@ -113,11 +113,12 @@ describe("PostgresJournal", () => {
       const url = inject("postgresUrl")
       const orders = yield* open(PostgresJournal.layer({ url, tablePrefix: prefix("orders") }))
       const billing = yield* open(PostgresJournal.layer({ url, tablePrefix: prefix("billing") }))
-      yield* orders.start({ executionId: "same-id", workflow: "Orders", request: "{}", now: 1 })
+      yield* orders.start({ executionId: "same-id", workflow: "Orders", request: "{}", shard: 1, now: 1 })
       const other = yield* billing.start({
         executionId: "same-id",
         workflow: "Billing",
         request: "{}",
+        shard: 1,
         now: 2
       })
       expect(other.created).toBe(true)
@@ -135,13 +136,14 @@ describe("PostgresJournal", () => {
       const ids = [...Array.from({ length: 20 }, (_, i) => `fine-${i}`), "bad\u0000id"]
       const exits = yield* Effect.forEach(
         ids,
-        (executionId) => Effect.exit(journal.start({ executionId, workflow: "W", request: "{}", now: 1 })),
+        (executionId) =>
+          Effect.exit(journal.start({ executionId, workflow: "W", request: "{}", shard: 1, now: 1 })),
         { concurrency: "unbounded" }
       )
       const failed = ids.filter((_, i) => Exit.isFailure(exits[i]!))
       expect(failed).toEqual(["bad\u0000id"])
       const error = yield* Effect.flip(
-        journal.start({ executionId: "bad\u0000id", workflow: "W", request: "{}", now: 1 })
+        journal.start({ executionId: "bad\u0000id", workflow: "W", request: "{}", shard: 1, now: 1 })
       )
       expect(error.transient).toBe(false)
       expect((yield* journal.listRunning).map((e) => e.executionId).sort()).toEqual(ids.slice(0, 20).sort())
@@ -156,7 +158,8 @@ describe("PostgresJournal", () => {
           PostgresJournal.layer({ url: inject("postgresUrl"), tablePrefix: prefix("mixed") })
         )
         const ids = Array.from({ length: 20 }, (_, i) => `mixed-${i}`)
-        for (const id of ids) yield* journal.start({ executionId: id, workflow: "W", request: "{}", now: 1 })
+        for (const id of ids)
+          yield* journal.start({ executionId: id, workflow: "W", request: "{}", shard: 1, now: 1 })
         const write = (
           executionId: string,
           status?: DurableExecutionJournal.StatusChange,
@@ -197,7 +200,7 @@ describe("PostgresJournal", () => {
                 write(id, { _tag: "Complete", status: "succeeded", result: "7" })
               ]),
             ...Array.from({ length: 5 }, (_, i) =>
-              journal.start({ executionId: `late-${i}`, workflow: "W", request: "{}", now: 3 })
+              journal.start({ executionId: `late-${i}`, workflow: "W", request: "{}", shard: 1, now: 3 })
             )
           ],
           { concurrency: "unbounded" }
@@ -262,7 +265,7 @@ describe("PostgresJournal", () => {
 
         // Another client (no timeout) holds a lock on the journal's table longer than the timeout.
         const other = Context.get(yield* Layer.build(PostgresJournal.clientLayer({ url })), SqlClient)
-        yield* journal.start({ executionId: "locked", workflow: "W", request: "{}", now: 1 })
+        yield* journal.start({ executionId: "locked", workflow: "W", request: "{}", shard: 1, now: 1 })
         const locked = yield* Deferred.make<void>()
         const holder = yield* Effect.forkChild(
           other.withTransaction(
