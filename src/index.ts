@@ -10,14 +10,14 @@
  * root imports no database driver.
  */
 
-/** The errors of ownership: a stale epoch, a shard count or pod id the store refuses. */
-export * as ShardingErrors from "./sharding/ShardingErrors.ts"
-/** The shard of an execution: a stable hash of its id (FNV-1a), the same on every pod. */
-export * as ShardId from "./sharding/ShardId.ts"
-/** The storage port of ownership: pods, leases, shards and their epochs. */
-export * as ShardStore from "./sharding/ShardStore.ts"
 /** The shard manager's planning step: even spread, bounded handovers, dead pods' shards at once. */
 export * as Rebalance from "./sharding/Rebalance.ts"
+/** The shard of an execution: a stable hash of its id (FNV-1a), the same on every pod. */
+export * as ShardId from "./sharding/ShardId.ts"
+/** The errors of ownership: a stale epoch, a shard count or pod id the store refuses. */
+export * as ShardingErrors from "./sharding/ShardingErrors.ts"
+/** The storage port of ownership: pods, leases, shards and their epochs. */
+export * as ShardStore from "./sharding/ShardStore.ts"
 /** In-memory journal, for tests. */
 export * as MemoryJournal from "./storage/memory/MemoryJournal.ts"
 /** The embedded durable store: one SQLite file, no server. */

@@ -23,7 +23,11 @@ import { Clock, Duration, Effect, Exit, Fiber, Random, Scope } from "effect"
 import type { JournalError } from "../workflow/WorkflowErrors.ts"
 import { plan } from "./Rebalance.ts"
 import { DEFAULT_SHARD_COUNT, isValidShardCount, shardOf } from "./ShardId.ts"
-import { type DuplicatePodError, InvalidShardingConfigError, type ShardCountMismatchError } from "./ShardingErrors.ts"
+import {
+  type DuplicatePodError,
+  InvalidShardingConfigError,
+  type ShardCountMismatchError
+} from "./ShardingErrors.ts"
 import type { PodRecord, ShardRecord, ShardStore } from "./ShardStore.ts"
 
 /** Ownership options of an engine (all optional: one process needs none). */
@@ -120,7 +124,9 @@ const invalid = (option: string, value: unknown, detail: string) =>
   new InvalidShardingConfigError({ option, value: String(value), detail })
 
 /** Validates the options; generates the pod id if none is given. */
-export const settings = (options: PodOptions | undefined): Effect.Effect<Settings, InvalidShardingConfigError> =>
+export const settings = (
+  options: PodOptions | undefined
+): Effect.Effect<Settings, InvalidShardingConfigError> =>
   Effect.gen(function* () {
     const shardCount = options?.shardCount ?? DEFAULT_SHARD_COUNT
     if (!isValidShardCount(shardCount)) {
@@ -131,7 +137,9 @@ export const settings = (options: PodOptions | undefined): Effect.Effect<Setting
       return yield* invalid("leaseTtl", options?.leaseTtl, "it must be a finite duration of at least 500 ms")
     }
     const interval =
-      options?.ownershipInterval === undefined ? Math.min(1_000, ttl / 10) : toMillis(options.ownershipInterval)
+      options?.ownershipInterval === undefined
+        ? Math.min(1_000, ttl / 10)
+        : toMillis(options.ownershipInterval)
     if (!(interval >= 10 && interval <= ttl / 3)) {
       return yield* invalid(
         "ownershipInterval",
@@ -250,7 +258,9 @@ export const make = (
       const next = plan({ shards, pods, maxHandovers })
       if (next.assign.length > 0) {
         const moved = yield* store.assign(next.assign)
-        yield* Effect.logInfo(`shard manager ${podId}: assigned ${moved.length} shard(s) ${describeMoves(next.assign)}`)
+        yield* Effect.logInfo(
+          `shard manager ${podId}: assigned ${moved.length} shard(s) ${describeMoves(next.assign)}`
+        )
       }
       if (next.handover.length > 0) {
         yield* store.requestHandover(next.handover)

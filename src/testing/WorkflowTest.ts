@@ -37,7 +37,12 @@ import * as MemoryJournal from "../storage/memory/MemoryJournal.ts"
 import { DurableExecutionJournal } from "../workflow/DurableExecutionJournal.ts"
 import * as JournalExport from "../workflow/JournalExport.ts"
 import type { Any, Requirements, WorkflowUnion } from "../workflow/Workflow.ts"
-import { type EngineOptions, type EngineStartError, makeScoped, type WorkflowEngine } from "../workflow/WorkflowEngine.ts"
+import {
+  type EngineOptions,
+  type EngineStartError,
+  makeScoped,
+  type WorkflowEngine
+} from "../workflow/WorkflowEngine.ts"
 import type { InvalidJournalExportError, JournalError } from "../workflow/WorkflowErrors.ts"
 import * as WorkflowReplay from "../workflow/WorkflowReplay.ts"
 

@@ -14,9 +14,21 @@
  * }).pipe(Effect.scoped, Effect.provide(SqliteJournal.layer({ filename: "journal.db" })))
  * ```
  */
-import { Cause, Clock, Deferred, Duration, Effect, Exit, Option, Result, Scope, Semaphore } from "effect"
-import * as Pod from "../sharding/Pod.ts"
+import {
+  Cause,
+  Clock,
+  Deferred,
+  Duration,
+  Effect,
+  Exit,
+  Option,
+  Queue,
+  Result,
+  Scope,
+  Semaphore
+} from "effect"
 import type { PodInfo, PodOptions } from "../sharding/Pod.ts"
+import * as Pod from "../sharding/Pod.ts"
 import type {
   DuplicatePodError,
   InvalidShardingConfigError,
@@ -31,13 +43,25 @@ import {
   isFinal,
   type StatusChange
 } from "./DurableExecutionJournal.ts"
-import { decodeJson, encodeJson, encodeJsonResult, exitSchema, withoutExitEnvelope } from "./internal/codec.ts"
+import {
+  decodeJson,
+  encodeJson,
+  encodeJsonResult,
+  exitSchema,
+  withoutExitEnvelope
+} from "./internal/codec.ts"
 import * as Deliveries from "./internal/Deliveries.ts"
 import * as DurableTimer from "./internal/DurableTimer.ts"
 import { type RunHandle, type RunnerEnvironment, start as startRun } from "./internal/ExecutionRunner.ts"
 import { fenced, unfenced } from "./internal/FencedJournal.ts"
+import {
+  decodeReason,
+  type ExecutionHistory,
+  type ExecutionInfo,
+  toHistory,
+  toInfo
+} from "./internal/Inspection.ts"
 import { invalidIdentifier } from "./internal/identifier.ts"
-import { decodeReason, type ExecutionHistory, type ExecutionInfo, toHistory, toInfo } from "./internal/Inspection.ts"
 import { clustered, type Ownership, single } from "./internal/Ownership.ts"
 import { reliable } from "./internal/ReliableJournal.ts"
 import * as RemoteResults from "./internal/RemoteResults.ts"
@@ -223,6 +247,9 @@ export type EngineStartError =
 /** Runs loading their journal at once while shards are taken over. */
 const LOADING_PERMITS = 64
 
+/** Shards resumed at once. */
+const RESUME_WORKERS = 2
+
 const millis = (input: Duration.Input | undefined, fallback: Duration.Input): number =>
   Duration.toMillis(Duration.fromInputUnsafe(input ?? fallback))
 
@@ -358,7 +385,9 @@ export const makeScoped = <W extends Any>(
     const startRow = (row: ExecutionRecord): Effect.Effect<RunHandle | undefined, JournalError> => {
       const workflow = byTag.get(row.workflow)
       if (workflow !== undefined) return ensureRunning(workflow, row)
-      return ownsExecution(row.executionId) ? Effect.as(suspendUnknown(row), undefined) : Effect.succeed(undefined)
+      return ownsExecution(row.executionId)
+        ? Effect.as(suspendUnknown(row), undefined)
+        : Effect.succeed(undefined)
     }
 
     const suspended = (row: ExecutionRecord, reason: SuspendReason) =>
@@ -392,7 +421,9 @@ export const makeScoped = <W extends Any>(
                 case "Stale":
                   // The execution finished or was suspended before the run started: read it again.
                   return Effect.flatMap(getRow(row.executionId), (latest) =>
-                    latest.status === "running" ? Effect.interrupt : awaitResult(workflow, latest, undefined, true)
+                    latest.status === "running"
+                      ? Effect.interrupt
+                      : awaitResult(workflow, latest, undefined, true)
                   )
               }
             })
@@ -417,7 +448,8 @@ export const makeScoped = <W extends Any>(
       Effect.flatMap(getRow(executionId), (row): Effect.Effect<ExecutionRecord, unknown> => {
         if (isSettled(row)) return Effect.succeed(row)
         if (!ownsExecution(executionId)) return remote.settled(executionId)
-        if (row.status === "sleeping") return Effect.andThen(waitForWake(executionId), settledRow(executionId))
+        if (row.status === "sleeping")
+          return Effect.andThen(waitForWake(executionId), settledRow(executionId))
         return Effect.flatMap(resumeRow(row), (handle) =>
           Option.isSome(handle)
             ? Effect.andThen(Deferred.await(handle.value.outcome), settledRow(executionId))
@@ -583,31 +615,36 @@ export const makeScoped = <W extends Any>(
         return { format: "effect-cluster/execution-journal", version: 1, execution, steps, attempts } as const
       })
 
-    /** Resumes the `running` executions of `shard`, in the background. */
-    const acquired = (shard: number) =>
-      Effect.asVoid(
-        Effect.forkIn(
-          resumeShard({
-            journal,
-            shard,
-            stillOwned: () => !shuttingDown && ownership.runFence(shard) !== undefined,
-            start: startRow
-          }).pipe(
-            Effect.tap(() => Effect.sync(() => timer.poke(now()))),
-            Effect.catchCause((cause) =>
-              Cause.hasInterruptsOnly(cause)
-                ? Effect.void
-                : Effect.logError(`the executions of shard ${shard} could not be resumed`, cause)
-            )
-          ),
-          scope
+    /**
+     * Shards whose `running` executions are to be resumed, taken by a few background workers one
+     * shard at a time, so taking 300 shards over does not start 300 readers at once.
+     */
+    const toResume = yield* Queue.unbounded<number>()
+    const acquired = (shard: number) => Effect.sync(() => Queue.offerUnsafe(toResume, shard))
+    const resumeWorker = Effect.forever(
+      Effect.flatMap(Queue.take(toResume), (shard) =>
+        resumeShard({
+          journal,
+          shard,
+          stillOwned: () => !shuttingDown && ownership.runFence(shard) !== undefined,
+          start: startRow
+        }).pipe(
+          Effect.tap(() => Effect.sync(() => timer.poke(now()))),
+          Effect.catchCause((cause) =>
+            Cause.hasInterruptsOnly(cause)
+              ? Effect.void
+              : Effect.logError(`the executions of shard ${shard} could not be resumed`, cause)
+          )
         )
       )
+    )
 
     /** Stops the runs of `shard` (it moved, or the pod's lease ran out) and waits for them to end. */
     const lost = (shard: number) =>
       Effect.suspend(() => {
-        const handles = [...running].flatMap(([id, handle]) => (ownership.shardOf(id) === shard ? [handle] : []))
+        const handles = [...running].flatMap(([id, handle]) =>
+          ownership.shardOf(id) === shard ? [handle] : []
+        )
         for (const handle of handles) handle.state.stopNow({ _tag: "Shutdown" })
         return Effect.forEach(handles, (handle) => Deferred.await(handle.outcome), { discard: true })
       })
@@ -752,6 +789,7 @@ export const makeScoped = <W extends Any>(
     } else {
       for (let shard = 1; shard <= podSettings.shardCount; shard++) yield* acquired(shard)
     }
+    for (let i = 0; i < RESUME_WORKERS; i++) yield* Effect.forkScoped(resumeWorker)
     yield* Effect.forkScoped(
       Effect.catchCause(timer.loop, (cause) => Effect.logError("the durable timer stopped", cause))
     )

@@ -27,7 +27,12 @@ const Options = Schema.Struct({
   activityMillis: Schema.Number,
   /** Submit executions `${prefix}-${i}` for i in [from, from + count), `perSecond` of them. */
   submit: Schema.optional(
-    Schema.Struct({ prefix: Schema.String, from: Schema.Number, count: Schema.Number, perSecond: Schema.Number })
+    Schema.Struct({
+      prefix: Schema.String,
+      from: Schema.Number,
+      count: Schema.Number,
+      perSecond: Schema.Number
+    })
   )
 })
 

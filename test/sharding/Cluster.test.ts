@@ -129,7 +129,9 @@ describe("ownership in one process (memory store)", () => {
         Effect.gen(function* () {
           const shards = yield* cluster.shards.shards
           maxInFlight = Math.max(maxInFlight, shards.filter((shard) => shard.nextOwner !== null).length)
-          return shards.filter((shard) => shard.owner === "b" && shard.nextOwner === null).length === SHARDS / 2
+          return (
+            shards.filter((shard) => shard.owner === "b" && shard.nextOwner === null).length === SHARDS / 2
+          )
         })
       )
       expect(maxInFlight).toBeLessThanOrEqual(2)
@@ -168,31 +170,33 @@ describe("ownership in one process (memory store)", () => {
     })
   )
 
-  it.live("a write with a stale epoch is refused in the store: the run stops, nothing is recorded, the owner resumes it", () =>
-    Effect.gen(function* () {
-      const cluster = yield* MemoryJournal.makeCluster
-      const log: Array<Attempt> = []
-      const gate = yield* Deferred.make<void>()
-      const a = yield* startPod(cluster, "a", log, {}, gate)
-      const id = "block-1"
-      yield* a.engine.sendDiscard(new Job({ id }))
-      yield* eventually(Effect.sync(() => log.length === 1))
-      const shard = log[0]!.shard!
-      // Behind the pod's back, the shard moves to a pod that does not exist (epoch + 1).
-      expect(yield* cluster.shards.assign([{ shard, from: "a", to: "ghost" }])).toEqual([shard])
-      yield* Deferred.succeed(gate, undefined)
-      // The outcome's write carried the old epoch: refused, and the run stopped without it.
-      yield* eventually(Effect.sync(() => a.engine.runningCount() === 0))
-      const steps = yield* cluster.journal.steps(id)
-      expect(steps.map((step) => step.outcome)).toEqual([null])
-      // "ghost" is not a live pod: the manager gives the shard back to "a", which resumes it.
-      const result = yield* a.engine.send(new Job({ id }))
-      expect(result).toBe(`${id}:done`)
-      expect(log.map((attempt) => [attempt.attempt, attempt.epoch])).toEqual([
-        [1, log[0]!.epoch],
-        [2, log[0]!.epoch! + 2]
-      ])
-    })
+  it.live(
+    "a write with a stale epoch is refused in the store: the run stops, nothing is recorded, the owner resumes it",
+    () =>
+      Effect.gen(function* () {
+        const cluster = yield* MemoryJournal.makeCluster
+        const log: Array<Attempt> = []
+        const gate = yield* Deferred.make<void>()
+        const a = yield* startPod(cluster, "a", log, {}, gate)
+        const id = "block-1"
+        yield* a.engine.sendDiscard(new Job({ id }))
+        yield* eventually(Effect.sync(() => log.length === 1))
+        const shard = log[0]!.shard!
+        // Behind the pod's back, the shard moves to a pod that does not exist (epoch + 1).
+        expect(yield* cluster.shards.assign([{ shard, from: "a", to: "ghost" }])).toEqual([shard])
+        yield* Deferred.succeed(gate, undefined)
+        // The outcome's write carried the old epoch: refused, and the run stopped without it.
+        yield* eventually(Effect.sync(() => a.engine.runningCount() === 0))
+        const steps = yield* cluster.journal.steps(id)
+        expect(steps.map((step) => step.outcome)).toEqual([null])
+        // "ghost" is not a live pod: the manager gives the shard back to "a", which resumes it.
+        const result = yield* a.engine.send(new Job({ id }))
+        expect(result).toBe(`${id}:done`)
+        expect(log.map((attempt) => [attempt.attempt, attempt.epoch])).toEqual([
+          [1, log[0]!.epoch],
+          [2, log[0]!.epoch! + 2]
+        ])
+      })
   )
 
   it.live("a pod whose lease cannot be renewed stops its runs by its own clock, before the lease ends", () =>
@@ -238,7 +242,7 @@ describe("ownership in one process (memory store)", () => {
       const at = yield* Deferred.await(stopped).pipe(Effect.timeout("3 seconds"))
       // The store would see the lease expire at lastRenewal + 1 s (or later): the run stopped before.
       expect(at).toBeLessThan(lastRenewal + 1_000)
-      expect(engine.runningCount()).toBe(0)
+      yield* eventually(Effect.sync(() => engine.runningCount() === 0))
       expect((yield* cluster.journal.steps("x")).map((step) => step.outcome)).toEqual([null])
     })
   )

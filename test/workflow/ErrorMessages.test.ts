@@ -37,7 +37,9 @@ const IDENTIFYING = [
   "operation",
   "childExecutionId",
   "value",
-  "source"
+  "source",
+  "podId",
+  "option"
 ]
 
 const decodeDetail = 'Expected string, got 42\n  at ["amount"]'
@@ -133,6 +135,15 @@ const samples: Record<string, ReadonlyArray<Record<string, unknown>>> = {
       childExecutionId: "ship@1",
       childWorkflow: "ShipOrder"
     }
+  ],
+  "ShardingErrors.StaleEpochError": [
+    { executionId: "pay@order-1", shard: 17, epoch: 3, currentEpoch: 4 },
+    { executionId: "pay@order-2", shard: 2, epoch: 1, currentEpoch: null }
+  ],
+  "ShardingErrors.ShardCountMismatchError": [{ configured: 64, recorded: 300 }],
+  "ShardingErrors.DuplicatePodError": [{ podId: "waiter-1", leaseUntil: 1_796_000_000_000 }],
+  "ShardingErrors.InvalidShardingConfigError": [
+    { option: "shardCount", value: "0", detail: "it must be an integer from 1 to 65536" }
   ],
   "WorkflowErrors.InvalidJournalExportError": [
     { source: "test/journals/payment-v1.json", path: '["version"]', detail: "Expected 1, got 2" },

@@ -1,6 +1,13 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Deferred, Effect, Exit, Fiber, Option, Schema } from "effect"
-import { Activity, MemoryJournal, ShardId, Workflow, WorkflowContext, WorkflowErrors } from "../../src/index.ts"
+import {
+  Activity,
+  MemoryJournal,
+  ShardId,
+  Workflow,
+  WorkflowContext,
+  WorkflowErrors
+} from "../../src/index.ts"
 import { awaitStatus, Calls, fastRetry, withEngine } from "./fixtures.ts"
 
 class Job extends Workflow.TaggedRequest<Job>()("Job", {
@@ -264,7 +271,6 @@ describe("execution lifecycle", () => {
       for (const id of ["1", "2", "3"]) {
         yield* journal.start({
           executionId: `quick@${id}`,
-          shard: 0,
           workflow: "Job",
           request: `{"_tag":"Job","id":"${id}"}`,
           shard: ShardId.shardOf(`quick@${id}`, ShardId.DEFAULT_SHARD_COUNT),

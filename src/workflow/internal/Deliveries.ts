@@ -25,9 +25,7 @@ export const loop = (options: {
       yield* Effect.forkScoped(
         journal.inboxArrivals.pipe(
           Stream.runForEach(() => Effect.sync(() => Deferred.doneUnsafe(arrived, Exit.void))),
-          Effect.catchCause((cause) =>
-            Effect.logWarning("inbox notifications stopped; polling only", cause)
-          )
+          Effect.catchCause((cause) => Effect.logWarning("inbox notifications stopped; polling only", cause))
         )
       )
     }
@@ -42,7 +40,11 @@ export const loop = (options: {
           (entry) =>
             options
               .deliver(entry)
-              .pipe(Effect.catchCause((cause) => Effect.logWarning(`could not deliver to ${entry.executionId}`, cause))),
+              .pipe(
+                Effect.catchCause((cause) =>
+                  Effect.logWarning(`could not deliver to ${entry.executionId}`, cause)
+                )
+              ),
           { concurrency: "unbounded", discard: true }
         )
         if (entries.length < BATCH) return
@@ -50,7 +52,9 @@ export const loop = (options: {
     })
     return yield* Effect.forever(
       Effect.gen(function* () {
-        yield* take.pipe(Effect.catchCause((cause) => Effect.logWarning("the shard inbox could not be read", cause)))
+        yield* take.pipe(
+          Effect.catchCause((cause) => Effect.logWarning("the shard inbox could not be read", cause))
+        )
         yield* Effect.raceFirst(Effect.sleep(options.intervalMillis), Deferred.await(arrived))
         arrived = Deferred.makeUnsafe<void>()
       })

@@ -67,20 +67,24 @@ export const make = (options: {
       yield* Effect.forEach(
         due,
         (row) =>
-          options.wake(row).pipe(
-            Effect.catchCause((cause) =>
-              Cause.hasInterruptsOnly(cause)
-                ? Effect.interrupt
-                : Effect.logError(`the durable timer could not wake ${row.executionId}`, cause)
-            )
-          ),
+          options
+            .wake(row)
+            .pipe(
+              Effect.catchCause((cause) =>
+                Cause.hasInterruptsOnly(cause)
+                  ? Effect.interrupt
+                  : Effect.logError(`the durable timer could not wake ${row.executionId}`, cause)
+              )
+            ),
         { concurrency: "unbounded", discard: true }
       )
       if (due.length === BATCH || pokedWhileBusy) continue
       const wait = Math.max(0, Math.min(pollMillis, (nextWakeAt ?? Number.POSITIVE_INFINITY) - at))
       timerAt = at + wait
       poked = Deferred.makeUnsafe<void>()
-      yield* Number.isFinite(wait) ? Effect.raceFirst(Effect.sleep(wait), Deferred.await(poked)) : Deferred.await(poked)
+      yield* Number.isFinite(wait)
+        ? Effect.raceFirst(Effect.sleep(wait), Deferred.await(poked))
+        : Deferred.await(poked)
       poked = undefined
       timerAt = Number.POSITIVE_INFINITY
     }

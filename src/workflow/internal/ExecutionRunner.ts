@@ -145,7 +145,10 @@ const runBody = (
         )
       }
       request = decoded.success
-      const load = Effect.all([Effect.result(env.journal.steps(row.executionId)), Effect.orDie(env.journal.get(row.executionId))])
+      const load = Effect.all([
+        Effect.result(env.journal.steps(row.executionId)),
+        Effect.orDie(env.journal.get(row.executionId))
+      ])
       const [steps, current] = yield* env.loading === undefined ? load : env.loading.withPermit(load)
       state.markLoaded()
       if (Result.isFailure(steps)) {

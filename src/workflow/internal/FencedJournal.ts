@@ -37,15 +37,19 @@ export const fenced = (
     write: (write) =>
       ownership.mayWrite(fence)
         ? journal.write({ ...write, fence }).pipe(
-            Effect.catchTag("StaleEpochError", (): Effect.Effect<never> =>
-              Effect.suspend(() => {
-                ownership.fenced(fence)
-                return refuse
-              })
+            Effect.catchTag(
+              "StaleEpochError",
+              (): Effect.Effect<never> =>
+                Effect.suspend(() => {
+                  ownership.fenced(fence)
+                  return refuse
+                })
             )
           )
         : refuse,
     heartbeat: (heartbeat) =>
-      ownership.mayWrite(fence) ? journal.heartbeat({ ...heartbeat, fence }) : (refuse as Effect.Effect<never, JournalError>)
+      ownership.mayWrite(fence)
+        ? journal.heartbeat({ ...heartbeat, fence })
+        : (refuse as Effect.Effect<never, JournalError>)
   }
 }

@@ -1,6 +1,11 @@
 /** What the engine's inspection operations (`status`, `list`, `history`) report, built from rows. */
 import { Effect, Option } from "effect"
-import type { AttemptRecord, ExecutionRecord, ExecutionStatus, StepRecord } from "../DurableExecutionJournal.ts"
+import type {
+  AttemptRecord,
+  ExecutionRecord,
+  ExecutionStatus,
+  StepRecord
+} from "../DurableExecutionJournal.ts"
 import { JournalDecodeError, SuspendReason } from "../WorkflowErrors.ts"
 import { decodeJson } from "./codec.ts"
 

@@ -12,8 +12,8 @@
  * waiting for a retry, and later ones that fail, fail with their error at once.
  */
 import { Clock, Deferred, Effect, Exit } from "effect"
-import type { DurableExecutionJournal } from "../DurableExecutionJournal.ts"
 import type { StaleEpochError } from "../../sharding/ShardingErrors.ts"
+import type { DurableExecutionJournal } from "../DurableExecutionJournal.ts"
 import type { JournalError } from "../WorkflowErrors.ts"
 
 const FIRST_DELAY_MILLIS = 50

@@ -52,7 +52,9 @@ export const make = (
           }
           yield* Effect.raceFirst(Effect.sleep(intervalMillis), Deferred.await(wake))
           wake = Deferred.makeUnsafe<void>()
-          yield* poll.pipe(Effect.catchCause((cause) => Effect.logWarning("results of other pods could not be read", cause)))
+          yield* poll.pipe(
+            Effect.catchCause((cause) => Effect.logWarning("results of other pods could not be read", cause))
+          )
         })
       )
     )

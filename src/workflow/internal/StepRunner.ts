@@ -32,8 +32,8 @@ import {
   NonDeterminismError
 } from "../WorkflowErrors.ts"
 import { decodeJsonResult, encodeJsonRoundTrip, exitSchema, withoutExitEnvelope } from "./codec.ts"
-import type { RunJournal } from "./FencedJournal.ts"
 import type { ExecutionState, Wait } from "./ExecutionState.ts"
+import type { RunJournal } from "./FencedJournal.ts"
 import { invalidIdentifier } from "./identifier.ts"
 
 /**
