@@ -106,7 +106,7 @@ const expectValidPlan = (world: World, maxHandovers: number, p: Plan) => {
   for (const m of p.handover) {
     const s = byNumber.get(m.shard)!
     expect(m.from).toBe(s.owner)
-    expect(live.has(m.from) && live.has(m.to) && m.from !== m.to).toBe(true)
+    expect(m.from !== null && live.has(m.from) && live.has(m.to) && m.from !== m.to).toBe(true)
     expect(s.nextOwner === null || !live.has(s.nextOwner) || s.nextOwner === s.owner).toBe(true)
   }
   expect(p.handover.length).toBeLessThanOrEqual(Math.max(0, maxHandovers - inFlight.length))
