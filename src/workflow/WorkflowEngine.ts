@@ -52,12 +52,13 @@ import {
 } from "./internal/codec.ts"
 import * as Deliveries from "./internal/Deliveries.ts"
 import * as DurableTimer from "./internal/DurableTimer.ts"
-import { type RunHandle, type RunnerEnvironment, start as startRun } from "./internal/ExecutionRunner.ts"
-import { fenced, unfenced } from "./internal/FencedJournal.ts"
+import type { RunHandle, RunnerEnvironment } from "./internal/ExecutionRunner.ts"
+import { unfenced } from "./internal/FencedJournal.ts"
 import {
-  decodeReason,
   type ExecutionHistory,
   type ExecutionInfo,
+  resultOf,
+  suspendedError,
   toHistory,
   toInfo
 } from "./internal/Inspection.ts"
@@ -67,6 +68,8 @@ import { reliable } from "./internal/ReliableJournal.ts"
 import * as RemoteResults from "./internal/RemoteResults.ts"
 import { isSettled } from "./internal/RemoteResults.ts"
 import { resumeShard } from "./internal/Resumption.ts"
+import { Runs } from "./internal/Runs.ts"
+import { WakeWaiters } from "./internal/WakeWaiters.ts"
 import type { ExecutionJournal } from "./JournalExport.ts"
 import { defaults, type RetryPolicy, resolve } from "./RetryPolicy.ts"
 import type { Signal } from "./Signal.ts"
@@ -280,15 +283,13 @@ export const makeScoped = <W extends Any>(
     // The pod's scope is forked before the engine's finalizer is added, so it closes after it:
     // the pod leaves the cluster only once every run has stopped.
     const podScope = yield* Scope.fork(scope)
-    const running = new Map<string, RunHandle>()
-    /** Callers of `send` waiting for a sleeping execution to wake (false: engine stopping). */
-    const wakeWaiters = new Map<string, Deferred.Deferred<boolean>>()
     let shuttingDown = false
     let ownership: Ownership = single(podSettings.shardCount)
     const clock = yield* Clock.Clock
     const now = () => clock.currentTimeMillisUnsafe()
     const deliveryMillis = millis(options?.deliveryPollInterval, "100 millis")
     const remote = yield* RemoteResults.make(journal, deliveryMillis)
+    const wakes = new WakeWaiters(journal)
     const env: RunnerEnvironment = {
       journal,
       retryPolicy: resolve(options?.retry, defaults),
@@ -312,44 +313,16 @@ export const makeScoped = <W extends Any>(
     const ownsExecution = (executionId: string) =>
       ownership.runFence(ownership.shardOf(executionId)) !== undefined
 
-    /**
-     * The run of `row`, started if none is in progress and this engine runs its shard; undefined
-     * when another pod does. Registration is synchronous: one run per id.
-     */
-    const ensureRunning = (
-      workflow: Any,
-      row: ExecutionRecord,
-      freshRequest?: unknown
-    ): Effect.Effect<RunHandle | undefined> =>
-      Effect.suspend(() => {
-        const existing = running.get(row.executionId)
-        if (existing !== undefined) return Effect.succeed(existing)
-        // A shutting-down engine starts nothing: the next engine resumes the execution.
-        if (shuttingDown) return Effect.interrupt
-        const fence = ownership.runFence(ownership.shardOf(row.executionId))
-        if (fence === undefined) return Effect.succeed(undefined)
-        let handle: RunHandle | undefined
-        const runEnv: RunnerEnvironment =
-          fence === null
-            ? env
-            : {
-                ...env,
-                fence,
-                journal: fenced(reliableStore.journal, fence, ownership, () =>
-                  handle?.state.stopNow({ _tag: "Shutdown" })
-                )
-              }
-        const started = startRun(runEnv, workflow, row, freshRequest, services, (outcome) => {
-          running.delete(row.executionId)
-          if (outcome._tag === "Sleeping" && outcome.wakeAt !== null) timer.poke(outcome.wakeAt)
-        })
-        return Effect.tap(started, (started) =>
-          Effect.sync(() => {
-            handle = started
-            running.set(row.executionId, started)
-          })
-        )
-      })
+    const runs = new Runs({
+      env,
+      store: reliableStore.journal,
+      ownership: () => ownership,
+      services,
+      stopping: () => shuttingDown,
+      parked: (wakeAt) => timer.poke(wakeAt)
+    })
+    const ensureRunning = (workflow: Any, row: ExecutionRecord, freshRequest?: unknown) =>
+      runs.ensure(workflow, row, freshRequest)
 
     /**
      * Runs `row` here if this engine owns its shard; otherwise makes sure the owner hears of it
@@ -390,9 +363,6 @@ export const makeScoped = <W extends Any>(
         : Effect.succeed(undefined)
     }
 
-    const suspended = (row: ExecutionRecord, reason: SuspendReason) =>
-      new ExecutionSuspendedError({ executionId: row.executionId, workflow: row.workflow, reason })
-
     /** Waits for `row` to be final and returns its result, decoded with the workflow's schemas. */
     const awaitResult = (
       workflow: Any,
@@ -401,7 +371,7 @@ export const makeScoped = <W extends Any>(
       notified: boolean
     ): Effect.Effect<unknown, unknown> => {
       if (row.status === "sleeping") return afterWake(workflow, row.executionId)
-      if (row.status !== "running") return finalOrSuspended(workflow, row)
+      if (row.status !== "running") return resultOf(workflow, row)
       return Effect.flatMap(runOrTell(workflow, row, freshRequest, notified), (handle) =>
         handle === undefined
           ? remoteResult(workflow, row.executionId)
@@ -410,7 +380,7 @@ export const makeScoped = <W extends Any>(
                 case "Completed":
                   return outcome.exit
                 case "Suspended":
-                  return Effect.fail(suspended(row, outcome.reason))
+                  return Effect.fail(suspendedError(row, outcome.reason))
                 case "Stopped":
                   // Stopped because the shard moved to another pod: its result arrives from there.
                   return shuttingDown ? Effect.interrupt : remoteResult(workflow, row.executionId)
@@ -432,13 +402,13 @@ export const makeScoped = <W extends Any>(
 
     /** The result of an execution another pod runs, once it is final (or suspended). */
     const remoteResult = (workflow: Any, executionId: string) =>
-      Effect.flatMap(remote.settled(executionId), (row) => finalOrSuspended(workflow, row))
+      Effect.flatMap(remote.settled(executionId), (row) => resultOf(workflow, row))
 
     /** Waits until the execution wakes and then for its result (from another pod if it runs there). */
     const afterWake = (workflow: Any, executionId: string): Effect.Effect<unknown, unknown> =>
       ownsExecution(executionId)
         ? Effect.andThen(
-            waitForWake(executionId),
+            wakes.wait(executionId),
             Effect.flatMap(getRow(executionId), (latest) => awaitResult(workflow, latest, undefined, true))
           )
         : remoteResult(workflow, executionId)
@@ -448,67 +418,12 @@ export const makeScoped = <W extends Any>(
       Effect.flatMap(getRow(executionId), (row): Effect.Effect<ExecutionRecord, unknown> => {
         if (isSettled(row)) return Effect.succeed(row)
         if (!ownsExecution(executionId)) return remote.settled(executionId)
-        if (row.status === "sleeping")
-          return Effect.andThen(waitForWake(executionId), settledRow(executionId))
+        if (row.status === "sleeping") return Effect.andThen(wakes.wait(executionId), settledRow(executionId))
         return Effect.flatMap(resumeRow(row), (handle) =>
           Option.isSome(handle)
             ? Effect.andThen(Deferred.await(handle.value.outcome), settledRow(executionId))
             : settledRow(executionId)
         )
-      })
-
-    /** Waits until the timer (or a signal) wakes `executionId`; interrupted when the engine stops. */
-    const waitForWake = (executionId: string): Effect.Effect<void, JournalError> =>
-      Effect.suspend(() => {
-        if (shuttingDown) return Effect.interrupt
-        let waiter = wakeWaiters.get(executionId)
-        if (waiter === undefined) {
-          waiter = Deferred.makeUnsafe<boolean>()
-          wakeWaiters.set(executionId, waiter)
-        }
-        const registered = waiter
-        // Registered first, then read: a wake between the caller's read and the registration is
-        // not missed (the row is no longer sleeping, or the wake completes the waiter).
-        return Effect.flatMap(journal.get(executionId), (row) =>
-          Option.isSome(row) && row.value.status === "sleeping"
-            ? Effect.flatMap(Deferred.await(registered), (woke) => (woke ? Effect.void : Effect.interrupt))
-            : Effect.void
-        )
-      })
-
-    /** Tells callers waiting in `afterWake` that `executionId` woke (or may have: read it again). */
-    const notifyWake = (executionId: string) => {
-      const waiter = wakeWaiters.get(executionId)
-      if (waiter === undefined) return
-      wakeWaiters.delete(executionId)
-      Deferred.doneUnsafe(waiter, Exit.succeed(true))
-    }
-
-    /** The result of a final execution, or the error of a suspended one. */
-    const finalOrSuspended = (workflow: Any, row: ExecutionRecord): Effect.Effect<unknown, unknown> =>
-      Effect.gen(function* () {
-        if (isFinal(row.status)) {
-          const exit = yield* decodeJson(
-            exitSchema(workflow.request.success, workflow.request.failure),
-            row.result ?? "null"
-          ).pipe(
-            Effect.mapError(withoutExitEnvelope),
-            Effect.mapError(
-              (failure) =>
-                new JournalDecodeError({
-                  executionId: row.executionId,
-                  workflow: row.workflow,
-                  record: "result",
-                  activity: null,
-                  path: failure.path,
-                  detail: failure.message
-                })
-            )
-          )
-          // Decoded with Exit(success, failure) of this workflow.
-          return yield* exit as Exit.Exit<unknown, unknown>
-        }
-        return yield* suspended(row, yield* decodeReason(row))
       })
 
     /** Validates and durably stores the start of `request`; returns its workflow and stored row. */
@@ -561,13 +476,6 @@ export const makeScoped = <W extends Any>(
           })
       )
 
-    /** Waits until a run of `executionId` that is already stopping has ended. */
-    const settled = (executionId: string) =>
-      Effect.suspend(() => {
-        const handle = running.get(executionId)
-        return handle?.state.stopping ? Effect.asVoid(Deferred.await(handle.outcome)) : Effect.void
-      })
-
     /**
      * Makes sure a non-final execution runs: a suspended one is resumed first; a sleeping one only
      * with `wakeSleeping` (an interruption), since the timer wakes it otherwise. From a pod that
@@ -582,7 +490,7 @@ export const makeScoped = <W extends Any>(
         }
         if (row.status !== "running") return Option.none<RunHandle>()
         const handle = yield* startRow(row)
-        if (handle !== undefined) notifyWake(row.executionId)
+        if (handle !== undefined) wakes.woke(row.executionId)
         return Option.fromNullishOr(handle)
       })
 
@@ -639,16 +547,6 @@ export const makeScoped = <W extends Any>(
       )
     )
 
-    /** Stops the runs of `shard` (it moved, or the pod's lease ran out) and waits for them to end. */
-    const lost = (shard: number) =>
-      Effect.suspend(() => {
-        const handles = [...running].flatMap(([id, handle]) =>
-          ownership.shardOf(id) === shard ? [handle] : []
-        )
-        for (const handle of handles) handle.state.stopNow({ _tag: "Shutdown" })
-        return Effect.forEach(handles, (handle) => Deferred.await(handle.outcome), { discard: true })
-      })
-
     /** An inbox entry: the owner looks at the execution and does what its row asks. */
     const deliver = (entry: InboxEntry) =>
       Effect.gen(function* () {
@@ -657,7 +555,7 @@ export const makeScoped = <W extends Any>(
         const row = found.value
         if (row.status === "sleeping") return timer.poke(row.wakeAt ?? now())
         if (row.status !== "running") return
-        const current = running.get(row.executionId)
+        const current = runs.get(row.executionId)
         if (current === undefined) return yield* Effect.asVoid(startRow(row))
         if (row.interruptRequested && !current.state.interruptRequested) {
           yield* Effect.forkIn(Effect.ignore(engine.interrupt(row.executionId)), scope)
@@ -665,7 +563,7 @@ export const makeScoped = <W extends Any>(
       })
 
     const engine: WorkflowEngine<W> = {
-      runningCount: () => running.size,
+      runningCount: () => runs.size,
       podId: () => ownership.podId,
       pods: () => ownership.pods ?? Effect.succeed([]),
       shards: () => ownership.shards ?? Effect.succeed([]),
@@ -721,7 +619,7 @@ export const makeScoped = <W extends Any>(
         ),
       exportJournal: (executionId) => exportJournal(executionId),
       resume: (executionId) =>
-        settled(executionId).pipe(
+        runs.settled(executionId).pipe(
           Effect.andThen(getRow(executionId)),
           Effect.flatMap((row) => resumeRow(row)),
           Effect.asVoid
@@ -733,7 +631,7 @@ export const makeScoped = <W extends Any>(
           yield* changeStatus(executionId, { _tag: "RequestInterrupt" })
           // Another pod runs it: the request reached its inbox; wait for the outcome from there.
           if (!ownsExecution(executionId)) return yield* Effect.asVoid(remote.settled(executionId))
-          const current = running.get(executionId)
+          const current = runs.get(executionId)
           if (current !== undefined && !current.state.stopping) {
             current.state.interruptRequested = true
             // Before replay has caught up, the body has not rebuilt its compensations yet: the
@@ -743,7 +641,7 @@ export const makeScoped = <W extends Any>(
             // Parked at the same moment (a wait won the race): wake it to deliver the interruption.
             if (outcome._tag !== "Sleeping") return
           }
-          yield* settled(executionId)
+          yield* runs.settled(executionId)
           const latest = yield* getRow(executionId)
           const handle = yield* resumeRow({ ...latest, interruptRequested: true }, true)
           if (Option.isSome(handle)) yield* Deferred.await(handle.value.outcome)
@@ -753,12 +651,8 @@ export const makeScoped = <W extends Any>(
     yield* Effect.addFinalizer(() =>
       Effect.gen(function* () {
         shuttingDown = true
-        for (const waiter of wakeWaiters.values()) Deferred.doneUnsafe(waiter, Exit.succeed(false))
-        wakeWaiters.clear()
-        const handles = [...running.values()]
-        for (const handle of handles) {
-          handle.state.stopNow({ _tag: "Shutdown" })
-        }
+        wakes.stop()
+        const handles = runs.stopAll()
         // Bounded: a journal that stays down must not keep the process from stopping.
         const ended = Effect.forEach(handles, (handle) => Deferred.await(handle.outcome), { discard: true })
         const timeout = options?.shutdownTimeout ?? "10 seconds"
@@ -779,7 +673,7 @@ export const makeScoped = <W extends Any>(
     if (Option.isSome(shardStore)) {
       const pod = yield* Pod.make(shardStore.value, podSettings, {
         acquired: (shard) => acquired(shard),
-        lost
+        lost: (shard) => runs.stopShard(shard)
       }).pipe(Scope.provide(podScope))
       ownership = clustered(pod)
       yield* pod.start

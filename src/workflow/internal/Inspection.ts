@@ -1,13 +1,18 @@
-/** What the engine's inspection operations (`status`, `list`, `history`) report, built from rows. */
-import { Effect, Option } from "effect"
-import type {
-  AttemptRecord,
-  ExecutionRecord,
-  ExecutionStatus,
-  StepRecord
+/**
+ * What the engine reports from stored rows: `status`, `list` and `history`, and the result (or
+ * suspension) a caller of `send` gets for a settled execution.
+ */
+import { Effect, type Exit, Option } from "effect"
+import {
+  type AttemptRecord,
+  type ExecutionRecord,
+  type ExecutionStatus,
+  isFinal,
+  type StepRecord
 } from "../DurableExecutionJournal.ts"
-import { JournalDecodeError, SuspendReason } from "../WorkflowErrors.ts"
-import { decodeJson } from "./codec.ts"
+import type { Any } from "../Workflow.ts"
+import { ExecutionSuspendedError, JournalDecodeError, SuspendReason } from "../WorkflowErrors.ts"
+import { decodeJson, exitSchema, withoutExitEnvelope } from "./codec.ts"
 
 /** What `status` reports about an execution. */
 export interface ExecutionInfo {
@@ -130,3 +135,37 @@ export const toHistory = (
     )
   )
 })
+
+/**
+ * What a caller of `send` gets for a settled row: the stored result of a final execution, decoded
+ * with its workflow's schemas, or `ExecutionSuspendedError` with the stored reason.
+ */
+export const resultOf = (workflow: Any, row: ExecutionRecord): Effect.Effect<unknown, unknown> =>
+  Effect.gen(function* () {
+    if (isFinal(row.status)) {
+      const exit = yield* decodeJson(
+        exitSchema(workflow.request.success, workflow.request.failure),
+        row.result ?? "null"
+      ).pipe(
+        Effect.mapError(withoutExitEnvelope),
+        Effect.mapError(
+          (failure) =>
+            new JournalDecodeError({
+              executionId: row.executionId,
+              workflow: row.workflow,
+              record: "result",
+              activity: null,
+              path: failure.path,
+              detail: failure.message
+            })
+        )
+      )
+      // Decoded with Exit(success, failure) of this workflow.
+      return yield* exit as Exit.Exit<unknown, unknown>
+    }
+    return yield* suspendedError(row, yield* decodeReason(row))
+  })
+
+/** The error `send` fails with for a suspended execution. */
+export const suspendedError = (row: ExecutionRecord, reason: SuspendReason) =>
+  new ExecutionSuspendedError({ executionId: row.executionId, workflow: row.workflow, reason })

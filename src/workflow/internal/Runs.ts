@@ -1,0 +1,102 @@
+/**
+ * The runs in progress in one engine: at most one per execution, started only for shards this
+ * engine runs now, each writing with its shard's fence (see `FencedJournal`).
+ */
+import { type Context, Deferred, Effect } from "effect"
+import type { DurableExecutionJournal, ExecutionRecord } from "../DurableExecutionJournal.ts"
+import type { Any } from "../Workflow.ts"
+import { type RunHandle, type RunnerEnvironment, start as startRun } from "./ExecutionRunner.ts"
+import { fenced } from "./FencedJournal.ts"
+import type { Ownership } from "./Ownership.ts"
+
+export class Runs {
+  private readonly running = new Map<string, RunHandle>()
+  private readonly options: {
+    /** The environment of unfenced runs; fenced runs get a copy with their journal. */
+    readonly env: RunnerEnvironment
+    /** The journal fenced runs write to (retrying transient faults). */
+    readonly store: DurableExecutionJournal["Service"]
+    readonly ownership: () => Ownership
+    readonly services: Context.Context<never>
+    readonly stopping: () => boolean
+    /** A run parked its execution until `wakeAt`. */
+    readonly parked: (wakeAt: number) => void
+  }
+
+  constructor(options: Runs["options"]) {
+    this.options = options
+  }
+
+  get size(): number {
+    return this.running.size
+  }
+
+  get(executionId: string): RunHandle | undefined {
+    return this.running.get(executionId)
+  }
+
+  /**
+   * The run of `row`, started if none is in progress and this engine runs its shard; undefined
+   * when another pod does. Registration is synchronous: one run per id. A stopping engine starts
+   * nothing (interrupted): the next engine resumes the execution.
+   */
+  ensure(workflow: Any, row: ExecutionRecord, freshRequest?: unknown): Effect.Effect<RunHandle | undefined> {
+    return Effect.suspend(() => {
+      const existing = this.running.get(row.executionId)
+      if (existing !== undefined) return Effect.succeed(existing)
+      const { env, ownership, services } = this.options
+      if (this.options.stopping()) return Effect.interrupt
+      const owner = ownership()
+      const fence = owner.runFence(owner.shardOf(row.executionId))
+      if (fence === undefined) return Effect.succeed(undefined)
+      let handle: RunHandle | undefined
+      const runEnv: RunnerEnvironment =
+        fence === null
+          ? env
+          : {
+              ...env,
+              fence,
+              journal: fenced(this.options.store, fence, owner, () =>
+                handle?.state.stopNow({ _tag: "Shutdown" })
+              )
+            }
+      const started = startRun(runEnv, workflow, row, freshRequest, services, (outcome) => {
+        this.running.delete(row.executionId)
+        if (outcome._tag === "Sleeping" && outcome.wakeAt !== null) this.options.parked(outcome.wakeAt)
+      })
+      return Effect.tap(started, (started) =>
+        Effect.sync(() => {
+          handle = started
+          this.running.set(row.executionId, started)
+        })
+      )
+    })
+  }
+
+  /** Waits until a run of `executionId` that is already stopping has ended. */
+  settled(executionId: string): Effect.Effect<void> {
+    return Effect.suspend(() => {
+      const handle = this.running.get(executionId)
+      return handle?.state.stopping ? Effect.asVoid(Deferred.await(handle.outcome)) : Effect.void
+    })
+  }
+
+  /** Stops the runs of `shard` (it moved, or the lease ran out) and waits for them to end. */
+  stopShard(shard: number): Effect.Effect<void> {
+    return Effect.suspend(() => {
+      const owner = this.options.ownership()
+      const handles = [...this.running].flatMap(([id, handle]) =>
+        owner.shardOf(id) === shard ? [handle] : []
+      )
+      for (const handle of handles) handle.state.stopNow({ _tag: "Shutdown" })
+      return Effect.forEach(handles, (handle) => Deferred.await(handle.outcome), { discard: true })
+    })
+  }
+
+  /** Stops every run (shutdown); returns their handles to wait for. */
+  stopAll(): ReadonlyArray<RunHandle> {
+    const handles = [...this.running.values()]
+    for (const handle of handles) handle.state.stopNow({ _tag: "Shutdown" })
+    return handles
+  }
+}
