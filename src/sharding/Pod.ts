@@ -174,6 +174,8 @@ export const make = (
     const { shardCount, ttl, interval, maxHandovers } = settings
     const podId = settings.podId ?? (yield* generatedPodId)
     const clock = yield* Clock.Clock
+    /** The caller's services (logger, clock): `fenced` runs outside any fiber of the pod. */
+    const context = yield* Effect.context<never>()
     const now = () => clock.currentTimeMillisUnsafe()
     yield* store.init(shardCount)
     const scope = yield* Effect.scope
@@ -360,7 +362,7 @@ export const make = (
         const entry = active.get(shard)
         if (entry?.epoch !== epoch || entry.refused) return
         entry.refused = true
-        Effect.runFork(
+        Effect.runForkWith(context)(
           Effect.andThen(
             Effect.logWarning(
               `pod ${podId}: the store refused a write of shard ${shard} at epoch ${epoch} (another pod owns it now); stopping its runs`

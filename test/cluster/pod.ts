@@ -6,12 +6,13 @@
  *   "sh": shard, "ep": epoch, "t": epoch ms}`.
  *
  * It prints JSON lines on stdout: `{"ready": podId}` once the engine runs, `{"submitted": n}` as it
- * submits (option `submit`), `{"stopped": podId}` after a graceful shutdown (SIGTERM).
+ * submits (option `submit`), `{"stopped": podId}` after a graceful shutdown (SIGTERM), and its
+ * logs as JSON (`{"level": "WARN", "message": [...]}`), so a test can wait for a refused write.
  *
  * Usage: node --conditions=@effect-cluster/source pod.ts '<json options>'
  */
 import { appendFileSync } from "node:fs"
-import { Duration, Effect, Fiber, Layer, Schema } from "effect"
+import { Duration, Effect, Fiber, Layer, Logger, Schema } from "effect"
 import { Activity, ActivityContext, SqliteJournal, Workflow, WorkflowEngine } from "effect-cluster"
 import { PostgresJournal } from "effect-cluster/postgres"
 
@@ -106,7 +107,10 @@ const main = Effect.gen(function* () {
     console.log(JSON.stringify({ submitted: submit.count }))
   }
   return yield* Effect.never
-}).pipe(Effect.scoped, Effect.provide(Layer.fresh(journal)))
+}).pipe(
+  Effect.scoped,
+  Effect.provide(Layer.mergeAll(Layer.fresh(journal), Logger.layer([Logger.consoleJson])))
+)
 
 const fiber = Effect.runFork(main)
 process.once("SIGTERM", () => Effect.runFork(Fiber.interrupt(fiber)))
