@@ -1,7 +1,9 @@
 /** The same journal contract on every backend: memory, the embedded SQLite store and PostgreSQL. */
-import { backends, memory } from "./backends.ts"
+import { backends } from "./backends.ts"
 import { conformance } from "./conformance.ts"
 import { ownership } from "./ownership.ts"
 
-for (const backend of backends) conformance(backend)
-ownership(memory)
+for (const backend of backends) {
+  conformance(backend)
+  ownership(backend)
+}

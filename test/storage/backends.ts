@@ -39,7 +39,7 @@ export interface Storage {
    * Opens the journal and the shard store on this storage (memory: one in-process store with
    * ownership, shared by every open). Two opens at once are two pods' processes.
    */
-  readonly openCluster?: Effect.Effect<Cluster, unknown, Scope.Scope> | undefined
+  readonly openCluster: Effect.Effect<Cluster, unknown, Scope.Scope>
   /** Raw SQL on the storage and its table prefix, to damage rows (SQL backends only). */
   readonly raw?:
     | { readonly sql: SqlClient; readonly prefix: string; readonly dialect: "sqlite" | "pg" }
@@ -105,10 +105,18 @@ export const sqlite: Backend = {
     const open = Effect.flatMap(SqliteClient.make({ filename }), (sql) =>
       Effect.provideService(SqliteJournal.make(), SqlClient, sql)
     )
+    const openCluster = Effect.flatMap(SqliteClient.make({ filename }), (sql) =>
+      Effect.provideService(
+        Effect.all({ journal: SqliteJournal.make(), shards: SqliteJournal.makeShardStore() }),
+        SqlClient,
+        sql
+      )
+    )
     // A connection of its own, open as long as the storage (SQLite sees the journal's tables).
     const raw = yield* SqliteClient.make({ filename })
     const storage: Storage = {
       open,
+      openCluster,
       raw: { sql: raw, prefix, dialect: "sqlite" },
       migrateConcurrently: (n) =>
         Effect.forEach(
@@ -136,8 +144,19 @@ export const postgres: Backend = {
     const open = Effect.flatMap(pgClient(), (client) =>
       Effect.provideService(PostgresJournal.make({ tablePrefix: prefix }), SqlClient, client)
     )
+    const openCluster = Effect.flatMap(pgClient(), (client) =>
+      Effect.provideService(
+        Effect.all({
+          journal: PostgresJournal.make({ tablePrefix: prefix }),
+          shards: PostgresJournal.makeShardStore({ tablePrefix: prefix })
+        }),
+        SqlClient,
+        client
+      )
+    )
     return {
       open,
+      openCluster,
       raw: { sql, prefix, dialect: "pg" },
       migrateConcurrently: (n) =>
         Effect.forEach(

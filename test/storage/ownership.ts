@@ -84,7 +84,7 @@ export const ownership = (backend: Backend) =>
       Effect.scoped(
         Effect.gen(function* () {
           const storage = yield* backend.storage
-          return yield* f(yield* storage.openCluster!, storage)
+          return yield* f(yield* storage.openCluster, storage)
         })
       )
 
@@ -108,7 +108,7 @@ export const ownership = (backend: Backend) =>
               yield* shards.assign([{ shard: 2, from: null, to: "a" }])
               const before = yield* shards.shards
               // Another process configured with another count.
-              const other = yield* storage.openCluster!
+              const other = yield* storage.openCluster
               const error = yield* Effect.flip(other.shards.init(5))
               expect(error).toBeInstanceOf(ShardCountMismatchError)
               expect(error).toMatchObject({ configured: 5, recorded: 4 })
@@ -129,7 +129,7 @@ export const ownership = (backend: Backend) =>
             expect(a).toMatchObject({ podId: "a", liveness: "live" })
             expect(a!.leaseUntil).toBeGreaterThanOrEqual(a!.registeredAt + LONG)
             expect(a!.renewedAt).toBe(a!.registeredAt)
-            const other = yield* storage.openCluster!
+            const other = yield* storage.openCluster
             const error = yield* Effect.flip(registerPod(other.shards, "a"))
             expect(error).toBeInstanceOf(DuplicatePodError)
             expect(error).toMatchObject({ podId: "a", leaseUntil: a!.leaseUntil })
@@ -278,7 +278,7 @@ export const ownership = (backend: Backend) =>
           Effect.gen(function* () {
             expect(yield* shards.manager).toBeUndefined()
             yield* registerPod(shards, "a")
-            const other = yield* storage.openCluster!
+            const other = yield* storage.openCluster
             yield* registerPod(other.shards, "b")
             expect(yield* shards.acquireManager("a", 60_000)).toBe(true)
             const first = yield* shards.manager
@@ -589,7 +589,7 @@ export const ownership = (backend: Backend) =>
               yield* journal.signal({ executionId: b1!, name: "go", payload: "1", notify: 2, now: 3 })
             ).toBe(true)
             // Another pod takes its own shards' entries, oldest first, and they are gone.
-            const other = yield* storage.openCluster!
+            const other = yield* storage.openCluster
             expect(yield* other.journal.takeInbox([1], 1)).toEqual([{ executionId: a1, shard: 1 }])
             expect(yield* other.journal.takeInbox([1, 3], 10)).toEqual([{ executionId: a2, shard: 1 }])
             expect(yield* journal.takeInbox([1], 10)).toEqual([])
@@ -608,7 +608,7 @@ export const ownership = (backend: Backend) =>
             yield* shards.init(2)
             const ids = idsInShard(1, 2, 60, "i")
             for (const id of ids) yield* journal.start({ ...newExecution(id, 2), notify: true })
-            const other = yield* storage.openCluster!
+            const other = yield* storage.openCluster
             const takeAll = (j: Cluster["journal"]) =>
               Effect.gen(function* () {
                 const taken: Array<string> = []
@@ -726,7 +726,7 @@ export const ownership = (backend: Backend) =>
                 const [first, ...others] = rows.slice(i, i + 500)
                 yield* sql`INSERT INTO ${sql(`${prefix}executions`)} ${sql.insert([first!, ...others])}`
               }
-              const { journal, shards } = yield* storage.openCluster!
+              const { journal, shards } = yield* storage.openCluster
               // Another count is refused before anything is backfilled.
               yield* shards.init(7)
               expect(yield* Effect.flip(shards.init(8))).toBeInstanceOf(ShardCountMismatchError)

@@ -7,6 +7,11 @@
  * A table prefix lets the journal share a database. A wrong URL fails the layer at start with one
  * `JournalError` (after `connectTimeout`, or the URL's `connect_timeout`), it does not hang.
  *
+ * The layer also provides the `ShardStore` in the same database: every process started on it is a
+ * pod of one cluster. Leases are judged by the server's clock; a pod holds a session for its
+ * lifetime (`PodSession`), so a pod whose process died is known to be gone at once. Inbox arrivals
+ * are pushed with `LISTEN/NOTIFY` (`inboxArrivals`).
+ *
  * @example
  * ```ts
  * import { Effect, Redacted } from "effect"
@@ -16,13 +21,16 @@
  * ```
  */
 import * as PgClient from "@effect/sql-pg/PgClient"
-import { Cause, Config, Duration, Effect, Layer, Redacted, type Scope } from "effect"
-import type { SqlClient } from "effect/sql/SqlClient"
+import { Cause, Config, Context, Duration, Effect, Layer, Redacted, type Scope } from "effect"
+import { SqlClient } from "effect/sql/SqlClient"
 import type { SqlError } from "effect/sql/SqlError"
+import { ShardStore } from "../../sharding/ShardStore.ts"
 import { DurableExecutionJournal } from "../../workflow/DurableExecutionJournal.ts"
 import { JournalError } from "../../workflow/WorkflowErrors.ts"
 import type { GroupCommitStats } from "../sql/GroupCommit.ts"
 import * as SqlJournal from "../sql/SqlJournal.ts"
+import * as SqlShardStore from "../sql/SqlShardStore.ts"
+import * as PodSession from "./PodSession.ts"
 
 /** Where the journal lives and how to reach it. */
 export interface PostgresJournalOptions {
@@ -47,14 +55,40 @@ export interface PostgresJournalOptions {
   readonly groupCommit?: boolean | undefined
 }
 
-/** The journal on the PostgreSQL `SqlClient` in context, migrating first. */
+/** Whether the `SqlClient` is `@effect/sql-pg`'s, which can `LISTEN`. */
+const isPgClient = (sql: SqlClient): sql is PgClient.PgClient => PgClient.TypeId in sql
+
+/**
+ * The journal on the PostgreSQL `SqlClient` in context, migrating first. With `@effect/sql-pg`'s
+ * client it has `inboxArrivals` (`LISTEN`).
+ */
 export const make = (
   options: Omit<PostgresJournalOptions, "url" | "maxConnections" | "connectTimeout"> = {}
 ): Effect.Effect<
   DurableExecutionJournal["Service"] & { readonly stats: GroupCommitStats },
   SqlError,
   SqlClient | Scope.Scope
-> => SqlJournal.make({ tablePrefix: options.tablePrefix, dialect: "pg", groupCommit: options.groupCommit })
+> =>
+  Effect.flatMap(SqlClient, (sql) =>
+    SqlJournal.make({
+      tablePrefix: options.tablePrefix,
+      dialect: "pg",
+      groupCommit: options.groupCommit,
+      listen: isPgClient(sql) ? sql.listen : undefined
+    })
+  )
+
+/**
+ * The shard store in the same database, on the `SqlClient` in context (make the journal first: its
+ * migrations create the tables).
+ */
+export const makeShardStore = (
+  options: Pick<PostgresJournalOptions, "tablePrefix"> = {}
+): Effect.Effect<ShardStore["Service"], never, SqlClient> =>
+  Effect.flatMap(SqlClient, (sql) => {
+    const prefix = options.tablePrefix ?? "effect_cluster_"
+    return SqlShardStore.make({ tablePrefix: prefix, dialect: "pg", liveness: PodSession.make(sql, prefix) })
+  })
 
 const DEFAULT_CONNECT_TIMEOUT = Duration.seconds(10)
 
@@ -139,17 +173,25 @@ const timedOut = (message: string, options: PostgresJournalOptions): string =>
   /timed out/i.test(message) ? `${message} (after ${describeConnectTimeout(options)})` : message
 
 /**
- * A journal in the PostgreSQL database at `url`, migrated if needed. The layer fails at once with
- * one `JournalError` naming the URL (without its password) when the server cannot be reached or
- * refuses the login: a misconfiguration is reported at start, not retried forever. Once running,
- * lost connections are transient errors that the engine retries with backoff.
+ * The journal and the shard store in the PostgreSQL database at `url`, migrated if needed. The
+ * layer fails at once with one `JournalError` naming the URL (without its password) when the
+ * server cannot be reached or refuses the login: a misconfiguration is reported at start, not
+ * retried forever. Once running, lost connections are transient errors that the engine retries
+ * with backoff.
  */
-export const layer = (options: PostgresJournalOptions): Layer.Layer<DurableExecutionJournal, JournalError> =>
-  Layer.effect(DurableExecutionJournal, make(options)).pipe(
+export const layer = (
+  options: PostgresJournalOptions
+): Layer.Layer<DurableExecutionJournal | ShardStore, JournalError> =>
+  Layer.effectContext(
+    Effect.gen(function* () {
+      const journal = yield* make(options)
+      const shards = yield* makeShardStore(options)
+      return Context.make(DurableExecutionJournal, journal).pipe(Context.add(ShardStore, shards))
+    })
+  ).pipe(
     Layer.provide(clientLayer(options)),
     Layer.catchCause((cause) =>
-      Layer.effect(
-        DurableExecutionJournal,
+      Layer.effectContext<DurableExecutionJournal | ShardStore, JournalError, never>(
         Effect.failCause(
           Cause.map(
             cause,
@@ -176,5 +218,5 @@ export const layer = (options: PostgresJournalOptions): Layer.Layer<DurableExecu
 export const layerConfig = (
   url: Config.Config<Redacted.Redacted> = Config.Redacted("DATABASE_URL"),
   options: Omit<PostgresJournalOptions, "url"> = {}
-): Layer.Layer<DurableExecutionJournal, JournalError | Config.ConfigError> =>
+): Layer.Layer<DurableExecutionJournal | ShardStore, JournalError | Config.ConfigError> =>
   Layer.unwrap(Effect.map(url, (url) => layer({ ...options, url })))

@@ -8,8 +8,8 @@ import type { SqlClient } from "effect/sql/SqlClient"
 import type { SqlError } from "effect/sql/SqlError"
 
 /**
- * One migration: statements with `{prefix}` standing for the table prefix and `{withoutRowid}` for
- * SQLite's `WITHOUT ROWID` (one B-tree per table instead of two: fewer pages per commit).
+ * One migration: statements with placeholders for the table prefix and for the few words that
+ * differ between the dialects (see `placeholders`).
  */
 export interface Migration {
   readonly version: number
@@ -17,6 +17,34 @@ export interface Migration {
   readonly statements: ReadonlyArray<string>
 }
 
+/**
+ * The text each placeholder stands for, per dialect:
+ * - `{withoutRowid}`: SQLite's `WITHOUT ROWID` (one B-tree per table instead of two: fewer pages
+ *   per commit);
+ * - `{autoincrementKey}`: an integer primary key that the database numbers in insertion order;
+ * - `{collateC}`: PostgreSQL's byte-wise collation, so that ids sort as in memory and SQLite.
+ */
+const placeholders: Record<"sqlite" | "pg", Record<string, string>> = {
+  sqlite: {
+    "{withoutRowid}": " WITHOUT ROWID",
+    "{autoincrementKey}": "INTEGER PRIMARY KEY",
+    "{collateC}": ""
+  },
+  pg: {
+    "{withoutRowid}": "",
+    "{autoincrementKey}": "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY",
+    "{collateC}": ' COLLATE "C"'
+  }
+}
+
+/** `statement` for `dialect` with `prefix`: every placeholder replaced. */
+const render = (statement: string, prefix: string, dialect: "sqlite" | "pg"): string =>
+  Object.entries(placeholders[dialect]).reduce(
+    (text, [placeholder, value]) => text.replaceAll(placeholder, value),
+    statement.replaceAll("{prefix}", prefix)
+  )
+
+/** The append-only list of migrations, oldest first. */
 export const migrations: ReadonlyArray<Migration> = [
   {
     version: 1,
@@ -95,6 +123,52 @@ export const migrations: ReadonlyArray<Migration> = [
         PRIMARY KEY (execution_id, step_key, attempt)
       ){withoutRowid}`
     ]
+  },
+  {
+    version: 7,
+    name: "ownership",
+    statements: [
+      // The cluster's settings: `shard_count`, and `shards_backfilled` once every execution stored
+      // before this migration has its shard.
+      `CREATE TABLE IF NOT EXISTS {prefix}cluster (
+        name TEXT PRIMARY KEY,
+        value BIGINT NOT NULL
+      ){withoutRowid}`,
+      // `session`: the pod's liveness marker (PostgreSQL: backend pid and advisory lock key;
+      // SQLite: the path of its lock file).
+      `CREATE TABLE IF NOT EXISTS {prefix}pods (
+        pod_id TEXT PRIMARY KEY,
+        lease_until BIGINT NOT NULL,
+        registered_at BIGINT NOT NULL,
+        renewed_at BIGINT NOT NULL,
+        session TEXT NOT NULL
+      ){withoutRowid}`,
+      `CREATE TABLE IF NOT EXISTS {prefix}shards (
+        shard_id INTEGER PRIMARY KEY,
+        owner TEXT,
+        epoch BIGINT NOT NULL,
+        next_owner TEXT,
+        updated_at BIGINT NOT NULL
+      )`,
+      // One row, always present, so that taking the lease can lock it.
+      `CREATE TABLE IF NOT EXISTS {prefix}manager (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        pod_id TEXT,
+        lease_until BIGINT NOT NULL
+      )`,
+      `INSERT INTO {prefix}manager (id, pod_id, lease_until) VALUES (1, NULL, 0) ON CONFLICT (id) DO NOTHING`,
+      `CREATE TABLE IF NOT EXISTS {prefix}inbox (
+        id {autoincrementKey},
+        shard INTEGER NOT NULL,
+        execution_id TEXT NOT NULL,
+        created_at BIGINT NOT NULL
+      )`,
+      `CREATE INDEX IF NOT EXISTS {prefix}inbox_by_shard ON {prefix}inbox (shard, id)`,
+      // Null for executions stored before this migration, until `ShardStore.init` fills it in.
+      `ALTER TABLE {prefix}executions ADD COLUMN shard INTEGER`,
+      `CREATE INDEX IF NOT EXISTS {prefix}executions_by_shard
+        ON {prefix}executions (shard, execution_id{collateC}) WHERE status = 'running'`
+    ]
   }
 ]
 
@@ -112,7 +186,7 @@ export const migrate = (
 ): Effect.Effect<ReadonlyArray<number>, SqlError> =>
   sql.withTransaction(
     Effect.gen(function* () {
-      if (dialect === "pg") yield* sql`SELECT pg_advisory_xact_lock(${lockKey(prefix)})`
+      if (dialect === "pg") yield* sql`SELECT pg_advisory_xact_lock(${advisoryLockKey(prefix)})`
       const table = `${prefix}migrations`
       yield* sql.unsafe(
         `CREATE TABLE IF NOT EXISTS ${table} (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)`
@@ -122,11 +196,7 @@ export const migrate = (
         const rows = yield* sql`SELECT version FROM ${sql(table)} WHERE version = ${migration.version}`
         if (rows.length > 0) continue
         for (const statement of migration.statements) {
-          yield* sql.unsafe(
-            statement
-              .replaceAll("{prefix}", prefix)
-              .replaceAll("{withoutRowid}", dialect === "sqlite" ? " WITHOUT ROWID" : "")
-          )
+          yield* sql.unsafe(render(statement, prefix, dialect))
         }
         const now = yield* Clock.currentTimeMillis
         yield* sql`INSERT INTO ${sql(table)} (version, name, applied_at) VALUES (${migration.version}, ${migration.name}, ${now})`
@@ -136,9 +206,12 @@ export const migrate = (
     })
   )
 
-/** A stable 31-bit key for the migration lock of one table prefix. */
-const lockKey = (prefix: string): number => {
+/**
+ * A stable 31-bit key for a PostgreSQL advisory lock named `name`: the migration lock of a table
+ * prefix is `advisoryLockKey(prefix)`.
+ */
+export const advisoryLockKey = (name: string): number => {
   let hash = 0x2a17
-  for (const char of `effect-cluster:${prefix}`) hash = (Math.imul(hash, 31) + char.charCodeAt(0)) | 0
+  for (const char of `effect-cluster:${name}`) hash = (Math.imul(hash, 31) + char.charCodeAt(0)) | 0
   return hash & 0x7fffffff
 }

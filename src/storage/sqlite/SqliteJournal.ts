@@ -1,6 +1,9 @@
 /**
  * The embedded durable store: `DurableExecutionJournal` in one SQLite file (WAL mode,
- * `synchronous=FULL`) on Node's built-in `node:sqlite`. No server, no native build.
+ * `synchronous=FULL`) on Node's built-in `node:sqlite`. No server, no native build. The layer also
+ * provides the `ShardStore` (ownership) in the same file, so several processes on one machine can
+ * share the journal as pods of one cluster; each pod proves it is alive with a lock file of its own
+ * (`PodLockFile`).
  *
  * A journal written by a process that was killed opens cleanly in the next one: SQLite's WAL
  * recovery discards the uncommitted tail, and every outcome the engine acknowledged was committed
@@ -15,14 +18,18 @@
  * ```
  */
 import { mkdirSync } from "node:fs"
-import { dirname } from "node:path"
-import { Cause, Effect, Layer, type Scope } from "effect"
+import { tmpdir } from "node:os"
+import { dirname, join } from "node:path"
+import { Cause, Context, Effect, Layer, type Scope } from "effect"
 import { SqlClient } from "effect/sql/SqlClient"
 import type { SqlError } from "effect/sql/SqlError"
+import { ShardStore } from "../../sharding/ShardStore.ts"
 import { DurableExecutionJournal } from "../../workflow/DurableExecutionJournal.ts"
 import { JournalError } from "../../workflow/WorkflowErrors.ts"
 import type { GroupCommitStats } from "../sql/GroupCommit.ts"
 import * as SqlJournal from "../sql/SqlJournal.ts"
+import * as SqlShardStore from "../sql/SqlShardStore.ts"
+import * as PodLockFile from "./PodLockFile.ts"
 import * as SqliteClient from "./SqliteClient.ts"
 
 /** Where and how to store the journal. */
@@ -68,12 +75,44 @@ export const make = (
     })
   })
 
+/**
+ * The shard store in the same file, on the `SqlClient` in context (make the journal first: its
+ * migrations create the tables). Pods' lock files go in a folder next to the file
+ * (`<file>-pods/`); an in-memory database uses the OS temporary folder.
+ */
+export const makeShardStore = (
+  options: Omit<SqliteJournalOptions, "filename"> = {}
+): Effect.Effect<ShardStore["Service"], SqlError, SqlClient> =>
+  Effect.gen(function* () {
+    const sql = yield* SqlClient
+    const [main] = yield* sql<{
+      readonly file: string | null
+    }>`SELECT file FROM pragma_database_list WHERE name = 'main'`
+    const file = main?.file ?? ""
+    const directory = file === "" ? join(tmpdir(), "effect-cluster-pods") : PodLockFile.directoryOf(file)
+    return yield* SqlShardStore.make({
+      tablePrefix: options.tablePrefix,
+      dialect: "sqlite",
+      liveness: PodLockFile.make(directory)
+    })
+  })
+
 const toJournalError = (operation: string) => (error: SqlError) =>
   new JournalError({ operation, detail: error.message, transient: false })
 
-/** A journal in the SQLite file `filename`, created and migrated if needed. */
-export const layer = (options: SqliteJournalOptions): Layer.Layer<DurableExecutionJournal, JournalError> =>
-  Layer.effect(DurableExecutionJournal, make(options)).pipe(
+/**
+ * The journal and the shard store in the SQLite file `filename`, created and migrated if needed.
+ */
+export const layer = (
+  options: SqliteJournalOptions
+): Layer.Layer<DurableExecutionJournal | ShardStore, JournalError> =>
+  Layer.effectContext(
+    Effect.gen(function* () {
+      const journal = yield* make(options)
+      const shards = yield* makeShardStore(options)
+      return Context.make(DurableExecutionJournal, journal).pipe(Context.add(ShardStore, shards))
+    })
+  ).pipe(
     Layer.provide(
       Layer.unwrap(
         Effect.sync(() => {
@@ -83,8 +122,7 @@ export const layer = (options: SqliteJournalOptions): Layer.Layer<DurableExecuti
       )
     ),
     Layer.catchCause((cause) =>
-      Layer.effect(
-        DurableExecutionJournal,
+      Layer.effectContext<DurableExecutionJournal | ShardStore, JournalError, never>(
         Effect.failCause(Cause.map(cause, toJournalError(`open ${options.filename}`)))
       )
     )

@@ -1,0 +1,62 @@
+/**
+ * The liveness marker of a pod on PostgreSQL: a session the pod holds for its lifetime.
+ *
+ * The pod reserves a connection of its pool and takes a session-level advisory lock on it, keyed
+ * by the table prefix and a random number. The server drops the lock when the session ends — the
+ * process died, or its connection was cut, or `pg_terminate_backend` — so another pod that no
+ * longer sees the lock in `pg_locks` (readable by every role) knows the pod is gone. The marker is
+ * `<backend pid>:<key>`: both must match, so neither a reused pid nor a reused key revives a dead
+ * pod. A stopped process (SIGSTOP) keeps its session: it is judged by its lease instead.
+ */
+import { Effect, Random } from "effect"
+import type { SqlClient } from "effect/sql/SqlClient"
+import { JournalError } from "../../workflow/WorkflowErrors.ts"
+import { advisoryLockKey } from "../sql/Migrations.ts"
+import type { LivenessMarker } from "../sql/SqlShardStore.ts"
+
+/** Tries this many random keys before giving up (each is taken by another live pod). */
+const ATTEMPTS = 8
+
+/** Sessions of the pods of the journal with table prefix `prefix`. */
+export const make = (sql: SqlClient, prefix: string): LivenessMarker => {
+  // The first half of every pod's two-part advisory lock key: one space per table prefix.
+  const space = advisoryLockKey(`${prefix}:pods`)
+  return {
+    hold: (podId) =>
+      Effect.gen(function* () {
+        const connection = yield* sql.reserve
+        for (let attempt = 0; attempt < ATTEMPTS; attempt++) {
+          const key = yield* Random.nextIntBetween(1, 0x7fffffff)
+          const [row] = yield* connection.execute(
+            "SELECT pg_try_advisory_lock($1, $2) AS locked, pg_backend_pid() AS pid",
+            [space, key],
+            undefined
+          )
+          if (row?.locked === true) {
+            yield* Effect.addFinalizer(() =>
+              Effect.ignore(connection.execute("SELECT pg_advisory_unlock($1, $2)", [space, key], undefined))
+            )
+            return `${row.pid}:${key}`
+          }
+        }
+        return yield* new JournalError({
+          operation: "register",
+          detail: `no free session lock for pod ${JSON.stringify(podId)} after ${ATTEMPTS} tries`,
+          transient: true
+        })
+      }),
+    held: (markers) =>
+      markers.length === 0
+        ? Effect.succeed(new Set())
+        : Effect.map(
+            sql<{ readonly pid: unknown; readonly objid: unknown }>`SELECT pid, objid FROM pg_locks
+              WHERE locktype = 'advisory' AND granted AND objsubid = 2 AND classid = ${space}
+              AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`,
+            (rows) => {
+              const live = new Set(rows.map((row) => `${row.pid}:${row.objid}`))
+              return new Set(markers.filter((marker) => live.has(marker)))
+            }
+          ),
+    forget: () => Effect.void
+  }
+}

@@ -1,0 +1,444 @@
+/**
+ * `ShardStore` on effect's `SqlClient`: ownership in the journal's own database (SQLite or
+ * PostgreSQL), so that the journal can check a write's shard epoch in the write's transaction.
+ *
+ * Tables (migration 7): `<prefix>cluster` (the shard count), `<prefix>pods` (leases and each pod's
+ * liveness marker), `<prefix>shards` (owner, epoch, next owner), `<prefix>manager` (one row: the
+ * manager's lease). Every change of a shard's owner raises its epoch by one, in one statement, so
+ * on PostgreSQL it waits for the writes that hold the shard's row share-locked (fencing).
+ *
+ * Time: SQLite uses effect's `Clock` (every pod of a file is on one machine); PostgreSQL the
+ * server's clock, so pods with skewed clocks agree on leases. Liveness beyond the lease comes from
+ * a `LivenessMarker` the backend provides: a PostgreSQL session, an OS lock on a file.
+ */
+import { Clock, Effect, Exit, Schema, Scope } from "effect"
+import { SqlClient } from "effect/sql/SqlClient"
+import type { SqlError } from "effect/sql/SqlError"
+import type * as Statement from "effect/sql/Statement"
+import { isValidShardCount, shardOf } from "../../sharding/ShardId.ts"
+import { DuplicatePodError, ShardCountMismatchError } from "../../sharding/ShardingErrors.ts"
+import {
+  type Move,
+  type PodLiveness,
+  type PodRecord,
+  type ShardRecord,
+  ShardStore
+} from "../../sharding/ShardStore.ts"
+import { JournalError } from "../../workflow/WorkflowErrors.ts"
+import { SqlNumber } from "./internal/columns.ts"
+import { journalError } from "./internal/errors.ts"
+import { advisoryLockKey } from "./Migrations.ts"
+
+/**
+ * How a backend tells a pod's process is provably gone: the pod holds a marker for its lifetime
+ * (a PostgreSQL session, an OS file lock), which the server or the kernel drops when it dies.
+ */
+export interface LivenessMarker {
+  /** Takes a new marker for `podId`, held until the scope closes; returns what its row records. */
+  readonly hold: (podId: string) => Effect.Effect<string, SqlError | JournalError, Scope.Scope>
+  /** The markers among `markers` that are still held. */
+  readonly held: (
+    markers: ReadonlyArray<string>
+  ) => Effect.Effect<ReadonlySet<string>, SqlError | JournalError>
+  /** Cleans up after a removed pod's marker (e.g. deletes its lock file). */
+  readonly forget: (marker: string) => Effect.Effect<void>
+}
+
+/** What the store needs besides the `SqlClient`. */
+export interface SqlShardStoreOptions {
+  /** The journal's table prefix. Default `effect_cluster_`. */
+  readonly tablePrefix?: string | undefined
+  readonly dialect: "sqlite" | "pg"
+  readonly liveness: LivenessMarker
+}
+
+const PodRow = Schema.Struct({
+  pod_id: Schema.String,
+  lease_until: SqlNumber,
+  registered_at: SqlNumber,
+  renewed_at: SqlNumber,
+  session: Schema.String
+})
+
+const ShardRow = Schema.Struct({
+  shard_id: SqlNumber,
+  owner: Schema.NullOr(Schema.String),
+  epoch: SqlNumber,
+  next_owner: Schema.NullOr(Schema.String),
+  updated_at: SqlNumber
+})
+
+const ManagerRow = Schema.Struct({ pod_id: Schema.NullOr(Schema.String), lease_until: SqlNumber })
+
+const toShard = (row: typeof ShardRow.Type): ShardRecord => ({
+  shard: row.shard_id,
+  owner: row.owner,
+  epoch: row.epoch,
+  nextOwner: row.next_owner,
+  updatedAt: row.updated_at
+})
+
+const liveness = (row: typeof PodRow.Type, held: ReadonlySet<string>, now: number): PodLiveness =>
+  !held.has(row.session) ? "gone" : row.lease_until > now ? "live" : "expired"
+
+/** Executions given their shard per statement when `init` backfills old rows. */
+const BACKFILL_PAGE = 1_000
+
+/** Builds the shard store on the `SqlClient` in context. The journal's migrations must have run. */
+export const make = (options: SqlShardStoreOptions): Effect.Effect<ShardStore["Service"], never, SqlClient> =>
+  Effect.gen(function* () {
+    const sql = yield* SqlClient
+    const prefix = options.tablePrefix ?? "effect_cluster_"
+    const pg = options.dialect === "pg"
+    const cluster = sql(`${prefix}cluster`)
+    const pods = sql(`${prefix}pods`)
+    const shards = sql(`${prefix}shards`)
+    const manager = sql(`${prefix}manager`)
+    const executions = sql(`${prefix}executions`)
+    const decodePods = Schema.decodeUnknownEffect(Schema.Array(PodRow))
+    const decodeShards = Schema.decodeUnknownEffect(Schema.Array(ShardRow))
+    const decodeManager = Schema.decodeUnknownEffect(Schema.Array(ManagerRow))
+    const decodeNumbers = Schema.decodeUnknownEffect(Schema.Array(Schema.Struct({ value: SqlNumber })))
+
+    /** The store's time in epoch ms: the server's clock on PostgreSQL, effect's `Clock` on SQLite. */
+    const now: Effect.Effect<number, SqlError | Schema.SchemaError> = pg
+      ? Effect.map(
+          Effect.flatMap(
+            sql`SELECT (extract(epoch from clock_timestamp()) * 1000)::bigint AS value`,
+            decodeNumbers
+          ),
+          (rows) => rows[0]!.value
+        )
+      : Clock.currentTimeMillis
+
+    /**
+     * One transaction. On PostgreSQL the ownership operations that read, decide and write take a
+     * transaction-level advisory lock first (per table prefix): they are rare and short, and
+     * serializing them makes every decision on a stable view (SQLite's `BEGIN IMMEDIATE` already
+     * serializes writers).
+     */
+    const transaction = <A, E>(body: Effect.Effect<A, E>) =>
+      sql.withTransaction(
+        pg
+          ? Effect.andThen(sql`SELECT pg_advisory_xact_lock(${advisoryLockKey(`${prefix}:ownership`)})`, body)
+          : body
+      )
+
+    /**
+     * PostgreSQL: locks the shard rows `where` selects, in shard order, before a statement changes
+     * several: writes share-lock their shards in the same order, so the two never deadlock.
+     */
+    const lockShards = (where: Statement.Fragment) =>
+      pg ? sql`SELECT shard_id FROM ${shards} WHERE ${where} ORDER BY shard_id FOR UPDATE` : Effect.void
+
+    /** Releases every shard a dead pod owns (epoch + 1) and forgets it as a handover target. */
+    const releaseDead = (podId: string, at: number) =>
+      Effect.all(
+        [
+          lockShards(sql`owner = ${podId} OR next_owner = ${podId}`),
+          sql`UPDATE ${shards} SET owner = NULL, next_owner = NULL, epoch = epoch + 1, updated_at = ${at}
+            WHERE owner = ${podId}`,
+          sql`UPDATE ${shards} SET next_owner = NULL, updated_at = ${at} WHERE next_owner = ${podId}`,
+          sql`UPDATE ${manager} SET pod_id = NULL, lease_until = 0 WHERE pod_id = ${podId}`
+        ],
+        { discard: true }
+      )
+
+    const selectPod = (podId: string) =>
+      Effect.map(
+        Effect.flatMap(sql`SELECT * FROM ${pods} WHERE pod_id = ${podId}`, decodePods),
+        (rows) => rows[0]
+      )
+
+    const podLiveness = (row: typeof PodRow.Type, at: number) =>
+      Effect.map(options.liveness.held([row.session]), (held) => liveness(row, held, at))
+
+    /** Gives every execution stored before migration 7 its shard, a page at a time. */
+    const backfill = (shardCount: number) =>
+      Effect.gen(function* () {
+        const done = yield* sql`SELECT value FROM ${cluster} WHERE name = 'shards_backfilled'`
+        if (done.length > 0) return
+        let after: string | undefined
+        while (true) {
+          const page = yield* sql<{
+            readonly execution_id: string
+            readonly shard: unknown
+          }>`SELECT execution_id, shard
+            FROM ${executions}${after === undefined ? sql`` : sql` WHERE execution_id > ${after}`}
+            ORDER BY execution_id LIMIT ${BACKFILL_PAGE}`
+          const missing = page
+            .filter((row) => row.shard === null)
+            .map((row) => ({ i: row.execution_id, s: shardOf(row.execution_id, shardCount) }))
+          if (missing.length > 0) {
+            const json = JSON.stringify(missing)
+            yield* pg
+              ? sql`UPDATE ${executions} AS e SET shard = r.s
+                  FROM json_to_recordset(${json}::json) AS r(i text, s int)
+                  WHERE e.execution_id = r.i AND e.shard IS NULL`
+              : sql`UPDATE ${executions} SET shard = r.s
+                  FROM (SELECT json_extract(value, '$.i') AS i, json_extract(value, '$.s') AS s FROM json_each(${json})) AS r
+                  WHERE ${executions}.execution_id = r.i AND ${executions}.shard IS NULL`
+          }
+          if (page.length < BACKFILL_PAGE) break
+          after = page[page.length - 1]!.execution_id
+        }
+        yield* sql`INSERT INTO ${cluster} (name, value) VALUES ('shards_backfilled', 1) ON CONFLICT (name) DO NOTHING`
+      })
+
+    /** The moves as a relation `r(shard, from_pod, to_pod)`, one JSON parameter; first move of a shard wins. */
+    const movesRelation = (moves: ReadonlyArray<Move>) => {
+      const seen = new Set<number>()
+      const rows = moves.flatMap((move) => {
+        if (seen.has(move.shard)) return []
+        seen.add(move.shard)
+        return [{ shard: move.shard, from_pod: move.from, to_pod: move.to }]
+      })
+      const json = JSON.stringify(rows)
+      return {
+        shards: rows.map((row) => row.shard),
+        relation: pg
+          ? sql`json_to_recordset(${json}::json) AS r(shard int, from_pod text, to_pod text)`
+          : sql`(SELECT json_extract(value, '$.shard') AS shard, json_extract(value, '$.from_pod') AS from_pod,
+              json_extract(value, '$.to_pod') AS to_pod FROM json_each(${json})) AS r`
+      }
+    }
+    const sameOwner = pg ? sql`s.owner IS NOT DISTINCT FROM r.from_pod` : sql`s.owner IS r.from_pod`
+    const shardIds = (rows: ReadonlyArray<{ readonly shard_id: unknown }>) =>
+      rows.map((row) => Number(row.shard_id)).sort((a, b) => a - b)
+
+    const inShards = (ids: ReadonlyArray<number>) =>
+      pg
+        ? sql`shard_id IN (SELECT value::int FROM json_array_elements_text(${JSON.stringify(ids)}::json))`
+        : sql`shard_id IN (SELECT value FROM json_each(${JSON.stringify(ids)}))`
+
+    /** Applies `change` to the shards of `moves` whose owner is still the move's `from`. */
+    const applyMoves = (
+      moves: ReadonlyArray<Move>,
+      change: (at: number) => Statement.Fragment,
+      ownerIs: Statement.Fragment
+    ) =>
+      Effect.gen(function* () {
+        if (moves.length === 0) return []
+        const { shards: ids, relation } = movesRelation(moves)
+        const at = yield* now
+        return yield* transaction(
+          Effect.andThen(
+            lockShards(inShards(ids)),
+            Effect.map(
+              sql<{ readonly shard_id: unknown }>`UPDATE ${shards} AS s SET ${change(at)} FROM ${relation}
+                WHERE s.shard_id = r.shard AND ${ownerIs} RETURNING shard_id`,
+              shardIds
+            )
+          )
+        )
+      })
+
+    const register = (podId: string, ttlMillis: number) =>
+      Effect.gen(function* () {
+        // The marker lives as long as the caller's scope, or ends at once if registering fails.
+        const own = yield* Scope.fork(yield* Effect.scope)
+        const marker = yield* options.liveness.hold(podId).pipe(Scope.provide(own))
+        const replaced = yield* transaction(
+          Effect.gen(function* () {
+            const at = yield* now
+            const existing = yield* selectPod(podId)
+            if (existing !== undefined) {
+              if ((yield* podLiveness(existing, at)) === "live") {
+                return yield* new DuplicatePodError({ podId, leaseUntil: existing.lease_until })
+              }
+              yield* releaseDead(podId, at)
+              yield* sql`DELETE FROM ${pods} WHERE pod_id = ${podId}`
+            }
+            yield* sql`INSERT INTO ${pods} ${sql.insert({
+              pod_id: podId,
+              lease_until: at + ttlMillis,
+              registered_at: at,
+              renewed_at: at,
+              session: marker
+            })}`
+            return existing?.session
+          })
+        ).pipe(Effect.onError(() => Scope.close(own, Exit.void)))
+        if (replaced !== undefined) yield* options.liveness.forget(replaced)
+      })
+
+    const removePod = (podId: string) =>
+      Effect.gen(function* () {
+        const removed = yield* transaction(
+          Effect.gen(function* () {
+            const at = yield* now
+            const row = yield* selectPod(podId)
+            if (row === undefined || (yield* podLiveness(row, at)) === "live") return undefined
+            yield* releaseDead(podId, at)
+            yield* sql`DELETE FROM ${pods} WHERE pod_id = ${podId}`
+            return row.session
+          })
+        )
+        if (removed !== undefined) yield* options.liveness.forget(removed)
+      })
+
+    const byPodId = pg ? sql`ORDER BY pod_id COLLATE "C"` : sql`ORDER BY pod_id`
+
+    const store: ShardStore["Service"] = ShardStore.of({
+      init: (shardCount) =>
+        Effect.gen(function* () {
+          if (!isValidShardCount(shardCount)) {
+            return yield* new JournalError({
+              operation: "init",
+              detail: `${shardCount} is not a shard count (an integer from 1 to 65536)`,
+              transient: false
+            })
+          }
+          yield* transaction(
+            Effect.gen(function* () {
+              const recorded = yield* Effect.flatMap(
+                sql`SELECT value FROM ${cluster} WHERE name = 'shard_count'`,
+                decodeNumbers
+              )
+              const [count] = recorded
+              if (count !== undefined) {
+                if (count.value !== shardCount) {
+                  return yield* new ShardCountMismatchError({ configured: shardCount, recorded: count.value })
+                }
+                return
+              }
+              const at = yield* now
+              yield* sql`INSERT INTO ${cluster} (name, value) VALUES ('shard_count', ${shardCount})`
+              yield* sql`WITH RECURSIVE numbers (n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM numbers WHERE n < ${shardCount})
+                INSERT INTO ${shards} (shard_id, owner, epoch, next_owner, updated_at)
+                SELECT n, NULL, 0, NULL, ${at} FROM numbers`
+            })
+          )
+          yield* backfill(shardCount)
+        }).pipe(
+          Effect.mapError((error) =>
+            error._tag === "SqlError" || error._tag === "SchemaError" ? journalError("init")(error) : error
+          )
+        ),
+      register: (podId, ttlMillis) =>
+        register(podId, ttlMillis).pipe(
+          Effect.mapError((error) =>
+            error._tag === "SqlError" || error._tag === "SchemaError"
+              ? journalError("register", `pod ${JSON.stringify(podId)} in ${prefix}pods`)(error)
+              : error
+          )
+        ),
+      renew: (podId, ttlMillis) =>
+        Effect.flatMap(
+          now,
+          (at) =>
+            sql`UPDATE ${pods} SET lease_until = ${at + ttlMillis}, renewed_at = ${at}
+            WHERE pod_id = ${podId} RETURNING pod_id`
+        ).pipe(
+          Effect.map((rows) => rows.length > 0),
+          Effect.mapError(journalError("renew"))
+        ),
+      unregister: (podId) =>
+        Effect.flatMap(now, (at) =>
+          transaction(
+            Effect.all(
+              [
+                lockShards(sql`owner = ${podId} OR next_owner = ${podId}`),
+                sql`UPDATE ${shards} SET owner = CASE WHEN next_owner = ${podId} THEN NULL ELSE next_owner END,
+                  next_owner = NULL, epoch = epoch + 1, updated_at = ${at} WHERE owner = ${podId}`,
+                sql`UPDATE ${shards} SET next_owner = NULL, updated_at = ${at} WHERE next_owner = ${podId}`,
+                sql`UPDATE ${manager} SET pod_id = NULL, lease_until = 0 WHERE pod_id = ${podId}`,
+                sql`DELETE FROM ${pods} WHERE pod_id = ${podId}`
+              ],
+              { discard: true }
+            )
+          )
+        ).pipe(Effect.mapError(journalError("unregister"))),
+      removePod: (podId) =>
+        removePod(podId).pipe(
+          Effect.mapError((error) =>
+            error._tag === "JournalError" ? error : journalError("removePod")(error)
+          )
+        ),
+      pods: Effect.gen(function* () {
+        const rows = yield* Effect.flatMap(sql`SELECT * FROM ${pods} ${byPodId}`, decodePods)
+        const held = yield* options.liveness.held(rows.map((row) => row.session))
+        const at = yield* now
+        return rows.map(
+          (row): PodRecord => ({
+            podId: row.pod_id,
+            leaseUntil: row.lease_until,
+            registeredAt: row.registered_at,
+            renewedAt: row.renewed_at,
+            liveness: liveness(row, held, at)
+          })
+        )
+      }).pipe(
+        Effect.mapError((error) => (error._tag === "JournalError" ? error : journalError("pods")(error)))
+      ),
+      shards: Effect.flatMap(sql`SELECT * FROM ${shards} ORDER BY shard_id`, decodeShards).pipe(
+        Effect.map((rows) => rows.map(toShard)),
+        Effect.mapError(journalError("shards", `shards in ${prefix}shards`))
+      ),
+      shardsOf: (podId) =>
+        Effect.flatMap(
+          sql`SELECT * FROM ${shards} WHERE owner = ${podId} ORDER BY shard_id`,
+          decodeShards
+        ).pipe(
+          Effect.map((rows) => rows.map(toShard)),
+          Effect.mapError(journalError("shardsOf", `shards in ${prefix}shards`))
+        ),
+      acquireManager: (podId, ttlMillis) =>
+        transaction(
+          Effect.gen(function* () {
+            const at = yield* now
+            const [lease] = yield* Effect.flatMap(
+              sql`SELECT pod_id, lease_until FROM ${manager} WHERE id = 1${pg ? sql` FOR UPDATE` : sql``}`,
+              decodeManager
+            )
+            const holderId = lease?.pod_id ?? null
+            let free = holderId === null || holderId === podId || lease!.lease_until <= at
+            if (!free && holderId !== null) {
+              const holder = yield* selectPod(holderId)
+              free = holder === undefined || (yield* podLiveness(holder, at)) === "gone"
+            }
+            if (free) {
+              yield* sql`UPDATE ${manager} SET pod_id = ${podId}, lease_until = ${at + ttlMillis} WHERE id = 1`
+            }
+            return free
+          })
+        ).pipe(
+          Effect.mapError((error) =>
+            error._tag === "JournalError" ? error : journalError("acquireManager")(error)
+          )
+        ),
+      manager: Effect.flatMap(
+        sql`SELECT pod_id, lease_until FROM ${manager} WHERE pod_id IS NOT NULL`,
+        decodeManager
+      ).pipe(
+        Effect.map((rows) => {
+          const [row] = rows
+          return row?.pod_id == null ? undefined : { podId: row.pod_id, leaseUntil: row.lease_until }
+        }),
+        Effect.mapError(journalError("manager"))
+      ),
+      assign: (moves) =>
+        applyMoves(
+          moves,
+          (at) => sql`owner = r.to_pod, next_owner = NULL, epoch = epoch + 1, updated_at = ${at}`,
+          sameOwner
+        ).pipe(Effect.mapError(journalError("assign"))),
+      requestHandover: (moves) =>
+        applyMoves(
+          moves.filter((move) => move.from !== null),
+          (at) => sql`next_owner = r.to_pod, updated_at = ${at}`,
+          sql`s.owner = r.from_pod`
+        ).pipe(Effect.mapError(journalError("requestHandover"))),
+      release: (podId, shard, epoch) =>
+        Effect.flatMap(
+          now,
+          (at) =>
+            sql`UPDATE ${shards} SET owner = next_owner, next_owner = NULL, epoch = epoch + 1, updated_at = ${at}
+            WHERE shard_id = ${shard} AND owner = ${podId} AND epoch = ${epoch} RETURNING shard_id`
+        ).pipe(
+          Effect.map((rows) => rows.length > 0),
+          Effect.mapError(journalError("release"))
+        )
+    })
+    return store
+  })

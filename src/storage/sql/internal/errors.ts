@@ -1,0 +1,35 @@
+/**
+ * `JournalError`s of the SQL stores: the driver's and the server's messages, whether the fault is
+ * transient, and which stored row did not decode.
+ */
+import { Schema } from "effect"
+import type { SqlError } from "effect/sql/SqlError"
+import { JournalError } from "../../../workflow/WorkflowErrors.ts"
+import { isTransient } from "../transient.ts"
+
+/** The driver's message and the server's (e.g. `Query failed: canceling statement due to ...`). */
+export const describeSqlError = (error: SqlError): string => {
+  const cause: unknown = (error.reason as { readonly cause?: unknown }).cause
+  const detail =
+    typeof cause === "object" && cause !== null && "message" in cause && typeof cause.message === "string"
+      ? cause.message
+      : undefined
+  return detail === undefined || detail === "" || error.message.includes(detail)
+    ? error.message
+    : `${error.message}: ${detail}`
+}
+
+/**
+ * A `JournalError` for `operation`. A row that does not decode is not transient: retrying reads
+ * the same row. `what` names the rows, e.g. `execution "x" in prefix_executions`.
+ */
+export const journalError =
+  (operation: string, what?: string) =>
+  (error: SqlError | Schema.SchemaError): JournalError =>
+    Schema.isSchemaError(error)
+      ? new JournalError({
+          operation,
+          detail: `the stored ${what ?? "row"} does not decode: ${error.message}`,
+          transient: false
+        })
+      : new JournalError({ operation, detail: describeSqlError(error), transient: isTransient(error) })
