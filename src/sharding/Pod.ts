@@ -90,6 +90,11 @@ export interface Pod {
   readonly ownedShards: () => ReadonlyArray<number>
   /** The store refused a write of `shard` at `epoch`: stop the shard's runs now. */
   readonly fenced: (shard: number, epoch: number) => void
+  /**
+   * A run of `shard` did not send a write at `epoch` because `mayWrite` said no (the lease ran out
+   * by this pod's own clock, or the shard is gone): reported once per shard and epoch.
+   */
+  readonly withheld: (shard: number, epoch: number) => void
   /** Every pod with its lease and shards. */
   readonly pods: Effect.Effect<ReadonlyArray<PodInfo>, JournalError>
   /** Every shard with its owner and epoch. */
@@ -188,6 +193,8 @@ export const make = (
     const margin = ttl / 5
     let validUntil = now() + ttl - margin
     let leaving = false
+    /** The (shard, epoch) pairs whose refusal was reported: once each. */
+    const refusals = new Set<string>()
 
     /**
      * Stops the runs of `shard` if the pod still runs it at `epoch`: no new run starts from now on,
@@ -359,15 +366,29 @@ export const make = (
       ownedShards: () =>
         now() < validUntil ? [...active].flatMap(([shard, entry]) => (entry.draining ? [] : [shard])) : [],
       fenced: (shard, epoch) => {
+        const key = `${shard}@${epoch}`
+        if (refusals.has(key)) return
+        refusals.add(key)
         const entry = active.get(shard)
-        if (entry?.epoch !== epoch || entry.refused) return
-        entry.refused = true
+        const running = entry?.epoch === epoch && !entry.refused
+        if (running) entry.refused = true
         Effect.runForkWith(context)(
           Effect.andThen(
             Effect.logWarning(
-              `pod ${podId}: the store refused a write of shard ${shard} at epoch ${epoch} (another pod owns it now); stopping its runs`
+              `pod ${podId}: the store refused a write of shard ${shard} at epoch ${epoch}: another pod owns the shard now${running ? "; stopping its runs" : " (its runs had stopped already)"}`
             ),
-            lose(shard, epoch)
+            running ? lose(shard, epoch) : Effect.void
+          )
+        )
+      },
+      withheld: (shard, epoch) => {
+        const key = `withheld ${shard}@${epoch}`
+        if (refusals.has(key)) return
+        refusals.add(key)
+        const why = now() >= validUntil ? "its lease ran out by its own clock" : "it no longer owns the shard"
+        Effect.runForkWith(context)(
+          Effect.logWarning(
+            `pod ${podId}: a write of shard ${shard} at epoch ${epoch} was refused before it was sent: ${why}; its runs record nothing more`
           )
         )
       },

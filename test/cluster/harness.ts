@@ -45,6 +45,9 @@ export interface PodOptions {
   readonly leaseTtlMillis?: number
   readonly shardCount?: number
   readonly activityMillis?: number
+  /** Every n-th execution's activities take `slowMillis`. */
+  readonly slowEvery?: number
+  readonly slowMillis?: number
   readonly submit?: {
     readonly prefix: string
     readonly from?: number
@@ -75,6 +78,8 @@ export const startPod = (store: Store, options: PodOptions = {}): ChildPod.Child
         leaseTtlMillis: options.leaseTtlMillis,
         shardCount: options.shardCount,
         activityMillis: options.activityMillis ?? 20,
+        slowEvery: options.slowEvery,
+        slowMillis: options.slowMillis,
         submit: options.submit === undefined ? undefined : { from: 0, ...options.submit }
       })
     ]
@@ -220,6 +225,46 @@ export const checkLedger = (
   return starts
 }
 
-/** Whether a pod's stdout shows the store refusing one of its writes. */
+/**
+ * Whether a pod's log shows a write of its refused for a stale epoch: by the store, in the write's
+ * transaction ("the store refused a write"), or by the pod itself before sending it, its lease
+ * having run out by its own clock ("refused before it was sent").
+ */
 export const refusedWrite = (message: PodMessage) =>
-  message.level === "WARN" && JSON.stringify(message.message ?? "").includes("refused a write")
+  message.level === "WARN" &&
+  /refused a write|refused before it was sent/.test(JSON.stringify(message.message ?? ""))
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
+
+/** Whether nobody holds the SQLite file's write lock now (a busy lock fails at once). */
+const writeLockFree = async (file: string): Promise<boolean> => {
+  const { DatabaseSync } = await import("node:sqlite")
+  const db = new DatabaseSync(file)
+  try {
+    db.exec("PRAGMA busy_timeout = 0")
+    db.exec("BEGIN IMMEDIATE")
+    db.exec("ROLLBACK")
+    return true
+  } catch {
+    return false
+  } finally {
+    db.close()
+  }
+}
+
+/**
+ * SIGSTOPs `pod` at a moment it holds no write transaction. SQLite has one writer per file: a pod
+ * frozen inside a write transaction holds the file's write lock, and every other pod waits for it
+ * (their writes retry as transient faults) until it is resumed; that case is not what the test is
+ * about. On PostgreSQL a frozen pod's open transaction only holds its own rows: stop it anywhere.
+ */
+export const freeze = async (store: Store, pod: ChildPod.ChildPod<unknown>) => {
+  for (let attempt = 0; attempt < 100; attempt++) {
+    pod.kill("SIGSTOP")
+    await sleep(30)
+    if (store.kind === "pg" || (await writeLockFree(store.location))) return
+    pod.kill("SIGCONT")
+    await sleep(10 + attempt * 3)
+  }
+  throw new Error("the pod held the SQLite write lock every time it was frozen")
+}

@@ -26,6 +26,9 @@ const Options = Schema.Struct({
   shardCount: Schema.optional(Schema.Number),
   /** How long each activity attempt takes. */
   activityMillis: Schema.Number,
+  /** Every n-th execution (by the number at the end of its id) takes `slowMillis` instead. */
+  slowEvery: Schema.optional(Schema.Number),
+  slowMillis: Schema.optional(Schema.Number),
   /** Submit executions `${prefix}-${i}` for i in [from, from + count), `perSecond` of them. */
   submit: Schema.optional(
     Schema.Struct({
@@ -62,11 +65,19 @@ const record = (kind: "start" | "end" | "stop", context: ActivityContext.Activit
     })}\n`
   )
 
+/** How long the activities of `executionId` take. */
+const durationOf = (executionId: string): number => {
+  const n = Number(executionId.split("-").pop())
+  return options.slowEvery !== undefined && Number.isInteger(n) && n % options.slowEvery === 0
+    ? (options.slowMillis ?? options.activityMillis)
+    : options.activityMillis
+}
+
 const step = (id: string) =>
   Effect.gen(function* () {
     const context = yield* ActivityContext.ActivityContext
     record("start", context)
-    yield* Effect.sleep(Duration.millis(options.activityMillis)).pipe(
+    yield* Effect.sleep(Duration.millis(durationOf(context.persistenceId.split("/")[0]!))).pipe(
       Effect.onInterrupt(() => Effect.sync(() => record("stop", context)))
     )
     record("end", context)

@@ -10,9 +10,13 @@
  */
 import { Effect, Random } from "effect"
 import type { SqlClient } from "effect/sql/SqlClient"
+import type { Connection } from "effect/sql/SqlConnection"
 import { JournalError } from "../../workflow/WorkflowErrors.ts"
 import { advisoryLockKey } from "../sql/Migrations.ts"
 import type { LivenessMarker } from "../sql/SqlShardStore.ts"
+
+/** The server's clock in epoch ms, as the store judges leases. */
+const SERVER_NOW = "(extract(epoch from clock_timestamp()) * 1000)::bigint"
 
 /** Tries this many random keys before giving up (each is taken by another live pod). */
 const ATTEMPTS = 8
@@ -21,7 +25,17 @@ const ATTEMPTS = 8
 export const make = (sql: SqlClient, prefix: string): LivenessMarker => {
   // The first half of every pod's two-part advisory lock key: one space per table prefix.
   const space = advisoryLockKey(`${prefix}:pods`)
+  /** Each pod's session in this process: its lease is renewed over it. */
+  const sessions = new Map<string, Connection>()
+  const renewal = `UPDATE "${prefix.replaceAll('"', '""')}pods" SET lease_until = ${SERVER_NOW} + $1, renewed_at = ${SERVER_NOW}
+    WHERE pod_id = $2 RETURNING pod_id`
   return {
+    renew: (podId, ttlMillis) => {
+      const session = sessions.get(podId)
+      return session === undefined
+        ? Effect.succeed(undefined)
+        : Effect.map(session.execute(renewal, [ttlMillis, podId], undefined), (rows) => rows.length > 0)
+    },
     hold: (podId) =>
       Effect.gen(function* () {
         const connection = yield* sql.reserve
@@ -33,8 +47,16 @@ export const make = (sql: SqlClient, prefix: string): LivenessMarker => {
             undefined
           )
           if (row?.locked === true) {
+            sessions.set(podId, connection)
             yield* Effect.addFinalizer(() =>
-              Effect.ignore(connection.execute("SELECT pg_advisory_unlock($1, $2)", [space, key], undefined))
+              Effect.andThen(
+                Effect.sync(() => {
+                  if (sessions.get(podId) === connection) sessions.delete(podId)
+                }),
+                Effect.ignore(
+                  connection.execute("SELECT pg_advisory_unlock($1, $2)", [space, key], undefined)
+                )
+              )
             )
             return `${row.pid}:${key}`
           }

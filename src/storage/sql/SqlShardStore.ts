@@ -42,6 +42,16 @@ export interface LivenessMarker {
   ) => Effect.Effect<ReadonlySet<string>, SqlError | JournalError>
   /** Cleans up after a removed pod's marker (e.g. deletes its lock file). */
   readonly forget: (marker: string) => Effect.Effect<void>
+  /**
+   * Renews `podId`'s lease over the marker's own connection (PostgreSQL: the pod's session), so
+   * that a pool busy with the pod's work never delays a renewal into a false expiry. Returns
+   * whether the pod is still registered, or undefined when this pod holds no such connection (the
+   * store then renews through its pool).
+   */
+  readonly renew?: (
+    podId: string,
+    ttlMillis: number
+  ) => Effect.Effect<boolean | undefined, SqlError | JournalError>
 }
 
 /** What the store needs besides the `SqlClient`. */
@@ -323,16 +333,22 @@ export const make = (options: SqlShardStoreOptions): Effect.Effect<ShardStore["S
               : error
           )
         ),
-      renew: (podId, ttlMillis) =>
-        Effect.flatMap(
+      renew: (podId, ttlMillis) => {
+        const viaPool = Effect.flatMap(
           now,
           (at) =>
             sql`UPDATE ${pods} SET lease_until = ${at + ttlMillis}, renewed_at = ${at}
             WHERE pod_id = ${podId} RETURNING pod_id`
+        ).pipe(Effect.map((rows) => rows.length > 0))
+        const own = options.liveness.renew?.(podId, ttlMillis)
+        return (
+          own === undefined
+            ? viaPool
+            : Effect.flatMap(own, (renewed) => (renewed === undefined ? viaPool : Effect.succeed(renewed)))
         ).pipe(
-          Effect.map((rows) => rows.length > 0),
-          Effect.mapError(journalError("renew"))
-        ),
+          Effect.mapError((error) => (error._tag === "JournalError" ? error : journalError("renew")(error)))
+        )
+      },
       unregister: (podId) =>
         Effect.flatMap(now, (at) =>
           transaction(

@@ -115,15 +115,27 @@ export const layer = (
   ).pipe(
     Layer.provide(
       Layer.unwrap(
-        Effect.sync(() => {
-          mkdirSync(dirname(options.filename), { recursive: true })
-          return SqliteClient.layer({ filename: options.filename })
+        Effect.try({
+          try: () => {
+            mkdirSync(dirname(options.filename), { recursive: true })
+            return SqliteClient.layer({ filename: options.filename })
+          },
+          catch: (error) =>
+            new JournalError({
+              operation: `open ${options.filename}`,
+              detail: `its directory cannot be created: ${error instanceof Error ? error.message : String(error)}`,
+              transient: false
+            })
         })
       )
     ),
     Layer.catchCause((cause) =>
       Layer.effectContext<DurableExecutionJournal | ShardStore, JournalError, never>(
-        Effect.failCause(Cause.map(cause, toJournalError(`open ${options.filename}`)))
+        Effect.failCause(
+          Cause.map(cause, (error) =>
+            error instanceof JournalError ? error : toJournalError(`open ${options.filename}`)(error)
+          )
+        )
       )
     )
   )

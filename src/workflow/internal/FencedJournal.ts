@@ -32,6 +32,10 @@ export const fenced = (
     stop()
     return Effect.interrupt
   })
+  const withhold = Effect.suspend(() => {
+    ownership.withheld(fence)
+    return refuse
+  })
   return {
     ...journal,
     write: (write) =>
@@ -46,7 +50,7 @@ export const fenced = (
                 })
             )
           )
-        : refuse,
+        : withhold,
     heartbeat: (heartbeat) =>
       ownership.mayWrite(fence)
         ? journal.heartbeat({ ...heartbeat, fence })

@@ -24,6 +24,8 @@ export interface Ownership {
   readonly mayWrite: (fence: Fence) => boolean
   /** The store refused a write with `fence`: stop the shard's runs. */
   readonly fenced: (fence: Fence) => void
+  /** A write with `fence` was not sent because `mayWrite` said no (reported once per fence). */
+  readonly withheld: (fence: Fence) => void
   /** The shards this engine runs; undefined: all of them. */
   readonly ownedShards: () => ReadonlyArray<number> | undefined
   /** Every pod with its lease and shards (a single engine: none). */
@@ -39,6 +41,7 @@ export const single = (shardCount: number): Ownership => ({
   runFence: () => null,
   mayWrite: () => true,
   fenced: () => {},
+  withheld: () => {},
   ownedShards: () => undefined,
   pods: undefined,
   shards: undefined
@@ -54,6 +57,7 @@ export const clustered = (pod: Pod): Ownership => ({
   },
   mayWrite: (fence) => pod.mayWrite(fence.shard, fence.epoch),
   fenced: (fence) => pod.fenced(fence.shard, fence.epoch),
+  withheld: (fence) => pod.withheld(fence.shard, fence.epoch),
   ownedShards: pod.ownedShards,
   pods: pod.pods,
   shards: pod.shards
