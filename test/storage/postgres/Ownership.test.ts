@@ -1,0 +1,190 @@
+/**
+ * What only PostgreSQL's ownership has: inbox arrivals pushed with LISTEN/NOTIFY; pods whose
+ * session ended (process killed, `pg_terminate_backend`) judged gone at once, a stopped process by
+ * its lease; and fencing under concurrency: writes racing an epoch bump.
+ */
+import { describe, expect, it } from "@effect/vitest"
+import { Effect, Exit, Fiber, Option, Stream } from "effect"
+import { inject } from "vitest"
+import { shardOf } from "../../../src/sharding/ShardId.ts"
+import { postgres } from "../backends.ts"
+import { idsInShard } from "../ownership.ts"
+import { spawnPod } from "../support/podProcess.ts"
+
+const LONG = 600_000
+
+const newExecution = (executionId: string, notify = false) => ({
+  executionId,
+  workflow: "W",
+  request: "{}",
+  shard: shardOf(executionId, 4),
+  notify,
+  now: 1
+})
+
+/** Polls `effect` every 50 ms until it returns `expected` (at most 10 s); returns what it last saw. */
+const eventually = <A, E>(effect: Effect.Effect<A, E>, expected: A) =>
+  Effect.gen(function* () {
+    let seen = yield* effect
+    for (let i = 0; i < 200 && seen !== expected; i++) {
+      yield* Effect.sleep("50 millis")
+      seen = yield* effect
+    }
+    return seen
+  })
+
+describe("PostgreSQL ownership", () => {
+  it.live("inboxArrivals announces the shard of each entry when its transaction commits", () =>
+    Effect.gen(function* () {
+      const storage = yield* postgres.storage
+      const owner = yield* storage.openCluster
+      const other = yield* storage.openCluster
+      yield* owner.shards.init(4)
+      const [s1, s2, s3] = [
+        idsInShard(1, 4, 1, "n")[0]!,
+        idsInShard(2, 4, 1, "n")[0]!,
+        idsInShard(3, 4, 1, "n")[0]!
+      ]
+      const arrivals = yield* owner.journal.inboxArrivals!.pipe(
+        Stream.take(3),
+        Stream.runCollect,
+        Effect.forkScoped
+      )
+      // LISTEN is issued when the stream starts: give it a moment before notifying.
+      yield* Effect.sleep("500 millis")
+      yield* other.journal.start(newExecution(s1, true))
+      yield* other.journal.start(newExecution(s2))
+      yield* other.journal.write({
+        executionId: s2,
+        outcomes: [],
+        status: { _tag: "RequestInterrupt" },
+        notify: 2,
+        now: 2
+      })
+      yield* other.journal.start(newExecution(s3))
+      yield* other.journal.signal({ executionId: s3, name: "go", payload: "1", notify: 3, now: 3 })
+      const received = yield* Fiber.join(arrivals).pipe(Effect.timeout("10 seconds"))
+      expect([...received]).toEqual([1, 2, 3])
+      expect((yield* owner.journal.takeInbox([1, 2, 3], 10)).map((entry) => entry.shard)).toEqual([1, 2, 3])
+    }).pipe(Effect.scoped)
+  )
+
+  it.live("a pod whose process is SIGKILLed is gone as soon as the server ends its session", () =>
+    Effect.gen(function* () {
+      const storage = yield* postgres.storage
+      const { shards } = yield* storage.openCluster
+      const child = yield* spawnPod(inject("postgresUrl"), storage.raw!.prefix, "worker", LONG)
+      const liveness = Effect.map(shards.pods, (pods) => pods.find((pod) => pod.podId === "worker")?.liveness)
+      expect(yield* liveness).toBe("live")
+      yield* child.kill
+      expect(yield* eventually(liveness, "gone")).toBe("gone")
+      expect(yield* shards.acquireManager("me", LONG)).toBe(true)
+    }).pipe(Effect.scoped)
+  )
+
+  it.live("a pod whose session is terminated (pg_terminate_backend) is gone", () =>
+    Effect.gen(function* () {
+      const storage = yield* postgres.storage
+      const { sql, prefix } = storage.raw!
+      const pod = yield* storage.openCluster
+      const observer = yield* storage.openCluster
+      yield* pod.shards.register("doomed", LONG)
+      yield* pod.shards.register("bystander", LONG)
+      const liveness = (podId: string) =>
+        Effect.map(observer.shards.pods, (pods) => pods.find((p) => p.podId === podId)?.liveness)
+      expect(yield* liveness("doomed")).toBe("live")
+      const [row] = yield* sql<{ readonly session: string }>`SELECT session FROM ${sql(`${prefix}pods`)}
+        WHERE pod_id = 'doomed'`
+      const pid = Number(row!.session.split(":")[0])
+      yield* sql`SELECT pg_terminate_backend(${pid})`
+      expect(yield* eventually(liveness("doomed"), "gone")).toBe("gone")
+      expect(yield* liveness("bystander")).toBe("live")
+    }).pipe(Effect.scoped)
+  )
+
+  it.live("a SIGSTOPped pod keeps its session: live until its lease ends, then expired", () =>
+    Effect.gen(function* () {
+      const storage = yield* postgres.storage
+      const { shards } = yield* storage.openCluster
+      const child = yield* spawnPod(inject("postgresUrl"), storage.raw!.prefix, "sleeper", 2_000)
+      yield* child.signal("SIGSTOP")
+      const pod = Effect.map(shards.pods, (pods) => pods.find((p) => p.podId === "sleeper"))
+      expect((yield* pod)?.liveness).toBe("live")
+      expect(
+        yield* eventually(
+          Effect.map(pod, (p) => p?.liveness),
+          "expired"
+        )
+      ).toBe("expired")
+      yield* Effect.sleep("300 millis")
+      expect((yield* pod)?.liveness).toBe("expired")
+      yield* child.signal("SIGCONT")
+      yield* child.kill
+      expect(
+        yield* eventually(
+          Effect.map(pod, (p) => p?.liveness),
+          "gone"
+        )
+      ).toBe("gone")
+    }).pipe(Effect.scoped)
+  )
+
+  it.live("writes racing an epoch bump: once the bump has committed, no write with the old epoch lands", () =>
+    Effect.gen(function* () {
+      const storage = yield* postgres.storage
+      const { sql, prefix } = storage.raw!
+      const pods = [yield* storage.openCluster, yield* storage.openCluster]
+      const manager = yield* storage.openCluster
+      yield* manager.shards.init(4)
+      yield* manager.shards.assign([{ shard: 1, from: null, to: "a" }])
+      const ids = idsInShard(1, 4, 8, "race")
+      for (const id of ids) yield* pods[0]!.journal.start(newExecution(id))
+      // Each step row takes 30 ms to insert, so a write's statement lasts long enough to straddle
+      // the bump: without the lock on the shard row, a write that read epoch 1 before the bump
+      // would commit after it.
+      yield* sql.unsafe(`CREATE FUNCTION ${prefix}slow() RETURNS trigger LANGUAGE plpgsql
+        AS $$ BEGIN PERFORM pg_sleep(0.03); RETURN NEW; END $$`)
+      yield* sql.unsafe(`CREATE TRIGGER ${prefix}slow BEFORE INSERT ON ${prefix}steps
+        FOR EACH ROW EXECUTE FUNCTION ${prefix}slow()`)
+      const acknowledged: Array<string> = []
+      const refused: Array<string> = []
+      /** Writes attempt markers with epoch 1 until one is refused. */
+      const writer = (id: string, index: number) =>
+        Effect.gen(function* () {
+          const journal = pods[index % 2]!.journal
+          for (let n = 1; ; n++) {
+            const stepKey = `s${n}`
+            const exit = yield* Effect.exit(
+              journal.write({
+                executionId: id,
+                outcomes: [],
+                attempt: { executionId: id, stepKey, activityId: "s", seq: n, previous: null, attempt: 1 },
+                fence: { shard: 1, epoch: 1 },
+                now: n
+              })
+            )
+            if (Exit.isSuccess(exit)) {
+              acknowledged.push(`${id}/${stepKey}`)
+              continue
+            }
+            refused.push(`${id}/${stepKey}`)
+            return Option.getOrUndefined(Exit.findErrorOption(exit))
+          }
+        })
+      const writers = yield* Effect.forEach(ids, writer, { concurrency: "unbounded" }).pipe(Effect.forkScoped)
+      yield* Effect.sleep("400 millis")
+      yield* manager.shards.assign([{ shard: 1, from: "a", to: "b" }])
+      const landed = sql<{ readonly key: string }>`SELECT execution_id || '/' || step_key AS key
+        FROM ${sql(`${prefix}steps`)} ORDER BY 1`.pipe(Effect.map((rows) => rows.map((row) => row.key)))
+      const atBump = yield* landed
+      const errors = yield* Fiber.join(writers).pipe(Effect.timeout("30 seconds"))
+      for (const error of errors)
+        expect(error).toMatchObject({ _tag: "StaleEpochError", epoch: 1, currentEpoch: 2 })
+      const atEnd = yield* landed
+      expect(atBump.length).toBeGreaterThan(ids.length)
+      expect(atEnd).toEqual(atBump)
+      expect([...acknowledged].sort()).toEqual(atEnd)
+      for (const key of refused) expect(atEnd).not.toContain(key)
+    }).pipe(Effect.scoped)
+  )
+})
