@@ -79,7 +79,8 @@ export class ShardStore extends Context.Service<
     /**
      * Records the shard count and creates the shard rows (unowned, epoch 0) on first use; on later
      * uses checks it. A different recorded count fails with `ShardCountMismatchError` and writes
-     * nothing.
+     * nothing. Executions stored before the store knew shards (an older schema) get their shard
+     * (`ShardId.shardOf`) when the count is first recorded.
      */
     readonly init: (shardCount: number) => Effect.Effect<void, ShardCountMismatchError | JournalError>
     /**

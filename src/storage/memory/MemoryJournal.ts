@@ -37,7 +37,10 @@ import type { ExecutionJournal } from "../../workflow/JournalExport.ts"
 import * as Ownership from "./internal/ownership.ts"
 import * as MemoryShardStore from "./MemoryShardStore.ts"
 
-/** Builds a fresh, empty in-memory journal (no ownership: see `makeCluster`). */
+/**
+ * Builds a fresh, empty in-memory journal without ownership (see `makeCluster`): its engine runs
+ * every shard and writes unfenced. It has no shards, so a write that carries a fence is refused.
+ */
 export const make: Effect.Effect<DurableExecutionJournal["Service"]> = Effect.sync(() => build())
 
 /** A memory journal and the shard store that shares its state. */

@@ -22,6 +22,7 @@ import * as GroupCommit from "./GroupCommit.ts"
 import type { Item, ItemResult } from "./internal/batch.ts"
 import { SqlBoolean, SqlNumber } from "./internal/columns.ts"
 import { journalError } from "./internal/errors.ts"
+import { inIntegers, inTexts } from "./internal/lists.ts"
 import * as Writes from "./internal/writes.ts"
 import { migrate } from "./Migrations.ts"
 
@@ -172,11 +173,6 @@ export const make = (
     const inbox = sql(`${prefix}inbox`)
     const decodeInbox = Schema.decodeUnknownEffect(Schema.Array(InboxRow))
     const pg = options.dialect === "pg"
-    /** `column IN (values)`, the values as one JSON parameter: the statement text stays the same. */
-    const inJson = (column: string, values: ReadonlyArray<number | string>, cast: "int" | "text") =>
-      pg
-        ? sql`${sql(column)} IN (SELECT value::${sql.literal(cast)} FROM json_array_elements_text(${JSON.stringify(values)}::json))`
-        : sql`${sql(column)} IN (SELECT value FROM json_each(${JSON.stringify(values)}))`
     /** Ids compare byte-wise on both backends (PostgreSQL: COLLATE "C"), as in memory. */
     const byteWise = pg ? sql` COLLATE "C"` : sql``
 
@@ -337,7 +333,8 @@ export const make = (
       listDue: (now, limit, shards) =>
         Effect.gen(function* () {
           if (shards !== undefined && shards.length === 0) return { due: [], nextWakeAt: null }
-          const owned = shards === undefined ? sql`` : sql` AND ${inJson("shard", shards, "int")}`
+          const owned =
+            shards === undefined ? sql`` : sql` AND ${inIntegers(sql, options.dialect, "shard", shards)}`
           const rows = yield* sql`SELECT * FROM ${executions}
             WHERE status = 'sleeping' AND wake_at <= ${now}${owned} ORDER BY wake_at LIMIT ${limit}`
           const next = yield* sql<{ next: unknown }>`SELECT MIN(wake_at) AS next FROM ${executions}
@@ -359,7 +356,7 @@ export const make = (
       getMany: (executionIds) =>
         executionIds.length === 0
           ? Effect.succeed([])
-          : sql`SELECT * FROM ${executions} WHERE ${inJson("execution_id", executionIds, "text")}`.pipe(
+          : sql`SELECT * FROM ${executions} WHERE ${inTexts(sql, options.dialect, "execution_id", executionIds)}`.pipe(
               Effect.mapError(journalError("getMany")),
               Effect.flatMap(decodeEach)
             ),
@@ -368,7 +365,7 @@ export const make = (
           ? Effect.succeed([])
           : // PostgreSQL: entries another pod is taking are skipped, never returned twice.
             sql`DELETE FROM ${inbox} WHERE id IN (SELECT id FROM ${inbox}
-              WHERE ${inJson("shard", shards, "int")} ORDER BY id LIMIT ${limit}${pg ? sql` FOR UPDATE SKIP LOCKED` : sql``})
+              WHERE ${inIntegers(sql, options.dialect, "shard", shards)} ORDER BY id LIMIT ${limit}${pg ? sql` FOR UPDATE SKIP LOCKED` : sql``})
               RETURNING id, shard, execution_id`.pipe(
               Effect.flatMap(decodeInbox),
               Effect.map((rows) =>

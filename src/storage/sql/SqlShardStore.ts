@@ -27,6 +27,7 @@ import {
 import { JournalError } from "../../workflow/WorkflowErrors.ts"
 import { SqlNumber } from "./internal/columns.ts"
 import { journalError } from "./internal/errors.ts"
+import { inIntegers } from "./internal/lists.ts"
 import { advisoryLockKey } from "./Migrations.ts"
 
 /**
@@ -216,11 +217,6 @@ export const make = (options: SqlShardStoreOptions): Effect.Effect<ShardStore["S
     const shardIds = (rows: ReadonlyArray<{ readonly shard_id: unknown }>) =>
       rows.map((row) => Number(row.shard_id)).sort((a, b) => a - b)
 
-    const inShards = (ids: ReadonlyArray<number>) =>
-      pg
-        ? sql`shard_id IN (SELECT value::int FROM json_array_elements_text(${JSON.stringify(ids)}::json))`
-        : sql`shard_id IN (SELECT value FROM json_each(${JSON.stringify(ids)}))`
-
     /** Applies `change` to the shards of `moves` whose owner is still the move's `from`. */
     const applyMoves = (
       moves: ReadonlyArray<Move>,
@@ -233,7 +229,7 @@ export const make = (options: SqlShardStoreOptions): Effect.Effect<ShardStore["S
         const at = yield* now
         return yield* transaction(
           Effect.andThen(
-            lockShards(inShards(ids)),
+            lockShards(inIntegers(sql, options.dialect, "shard_id", ids)),
             Effect.map(
               sql<{ readonly shard_id: unknown }>`UPDATE ${shards} AS s SET ${change(at)} FROM ${relation}
                 WHERE s.shard_id = r.shard AND ${ownerIs} RETURNING shard_id`,

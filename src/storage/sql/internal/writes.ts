@@ -28,6 +28,7 @@ import {
   type StartRow,
   type StepRow
 } from "./batch.ts"
+import { inIntegers } from "./lists.ts"
 
 /** What the writer needs to know about the database. */
 export interface WritesOptions {
@@ -81,7 +82,7 @@ export const make = (options: WritesOptions) => {
   const readEpochs = (shardIds: ReadonlyArray<number>) =>
     Effect.map(
       sql<{ readonly shard_id: unknown; readonly epoch: unknown }>`SELECT shard_id, epoch FROM ${shards}
-        WHERE ${sql.in("shard_id", shardIds)} ORDER BY shard_id${dialect === "pg" ? sql` FOR SHARE` : sql``}`,
+        WHERE ${inIntegers(sql, dialect, "shard_id", shardIds)} ORDER BY shard_id${dialect === "pg" ? sql` FOR SHARE` : sql``}`,
       (rows) => new Map(rows.map((row) => [Number(row.shard_id), Number(row.epoch)]))
     )
 
@@ -213,8 +214,7 @@ export const make = (options: WritesOptions) => {
     const fenced = batch.fencedShards.length > 0
     if (fenced) {
       ctes.push(sql`fence AS (SELECT shard_id, epoch FROM ${shards}
-        WHERE shard_id IN (SELECT value::int FROM json_array_elements_text(${JSON.stringify(batch.fencedShards)}::json))
-        ORDER BY shard_id FOR SHARE)`)
+        WHERE ${inIntegers(sql, "pg", "shard_id", batch.fencedShards)} ORDER BY shard_id FOR SHARE)`)
       outputs.push(sql`SELECT 'f' AS kind, NULL::text AS execution_id, shard_id, epoch FROM fence`)
     }
     /** The row `r` belongs to an unfenced write, or its fence's epoch is the stored one. */
