@@ -13,7 +13,6 @@ import { SqlClient } from "effect/sql/SqlClient"
 import { type DurableExecutionJournal, ShardId } from "effect-cluster"
 import { PostgresJournal } from "effect-cluster/postgres"
 import { client, serverUrl } from "./postgres.ts"
-import { median } from "./workload.ts"
 
 const SHARDS = ShardId.DEFAULT_SHARD_COUNT
 
