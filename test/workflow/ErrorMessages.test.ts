@@ -149,15 +149,6 @@ const samples: Record<string, ReadonlyArray<Record<string, unknown>>> = {
     { source: "test/journals/payment-v1.json", path: '["version"]', detail: "Expected 1, got 2" },
     { source: "missing.json", path: "<file>", detail: "cannot read it: ENOENT" }
   ],
-  "ShardingErrors.StaleEpochError": [
-    { executionId: "pay@order-1", shard: 17, epoch: 3, currentEpoch: 4 },
-    { executionId: "pay@order-2", shard: 5, epoch: 0, currentEpoch: null }
-  ],
-  "ShardingErrors.ShardCountMismatchError": [{ configured: 128, recorded: 300 }],
-  "ShardingErrors.DuplicatePodError": [{ podId: "pod-a", leaseUntil: 1_796_000_000_000 }],
-  "ShardingErrors.InvalidShardingConfigError": [
-    { option: "shardCount", value: "0", detail: "an integer from 1 to 65536" }
-  ],
   "WorkflowErrors.ExecutionYielded": [
     {
       executionId: "pay@order-1",
