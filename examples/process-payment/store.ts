@@ -30,15 +30,18 @@ export const storeFromArgs = (args: ReadonlyArray<string>): string => {
 /** Empties the journal so the demo starts from scratch. */
 export const resetStore = async (store: string): Promise<void> => {
   if (!store.startsWith("postgres")) {
-    for (const suffix of ["", "-wal", "-shm"]) rmSync(store + suffix, { force: true })
+    // The journal, its WAL files, and the lock files of its pods.
+    for (const suffix of ["", "-wal", "-shm", "-pods"])
+      rmSync(store + suffix, { force: true, recursive: true })
     return
   }
   await Effect.runPromise(
     Effect.gen(function* () {
       const sql = yield* SqlClient
-      for (const table of ["steps", "executions", "migrations"]) {
-        yield* sql.unsafe(`DROP TABLE IF EXISTS ${DEMO_TABLE_PREFIX}${table}`)
-      }
+      const tables = yield* sql<{ readonly name: string }>`SELECT table_name AS name
+        FROM information_schema.tables WHERE table_schema = current_schema()
+        AND starts_with(table_name, ${DEMO_TABLE_PREFIX})`
+      for (const { name } of tables) yield* sql.unsafe(`DROP TABLE IF EXISTS "${name}"`)
     }).pipe(Effect.provide(PostgresJournal.clientLayer({ url: store, maxConnections: 1 })))
   )
 }

@@ -265,15 +265,20 @@ export const make = (
       if (!(yield* store.acquireManager(podId, ttl))) return
       const [pods, shards] = yield* Effect.all([store.pods, store.shards])
       const next = plan({ shards, pods, maxHandovers })
+      // Moves are cluster news when several pods are alive; a lone pod taking every shard (at its
+      // first start, or after a restart) is not worth a line in the program's output.
+      const log = pods.filter((pod) => pod.liveness === "live").length > 1 ? Effect.logInfo : Effect.logDebug
+      const dead = new Set(pods.filter((pod) => pod.liveness !== "live").map((pod) => pod.podId))
       if (next.assign.length > 0) {
         const moved = yield* store.assign(next.assign)
-        yield* Effect.logInfo(
-          `shard manager ${podId}: assigned ${moved.length} shard(s) ${describeMoves(next.assign)}`
+        const fromDead = next.assign.filter((move) => move.from !== null && dead.has(move.from)).length
+        yield* log(
+          `shard manager ${podId}: assigned ${moved.length} shard(s) ${describeMoves(next.assign)}${fromDead > 0 ? ` (${fromDead} of them from pods that died or stopped renewing: ${[...dead].join(", ")})` : ""}`
         )
       }
       if (next.handover.length > 0) {
         yield* store.requestHandover(next.handover)
-        yield* Effect.logInfo(`shard manager ${podId}: handing over ${describeMoves(next.handover)}`)
+        yield* log(`shard manager ${podId}: handing over ${describeMoves(next.handover)}`)
       }
       yield* Effect.forEach(next.removePods, store.removePod, { discard: true })
     })

@@ -537,7 +537,9 @@ export const makeScoped = <W extends Any>(
           stillOwned: () => !shuttingDown && ownership.runFence(shard) !== undefined,
           start: startRow
         }).pipe(
-          Effect.tap(() => Effect.sync(() => timer.poke(now()))),
+          // The timer looks at the shards taken over (their sleepers may be due) once the burst of
+          // acquisitions is resumed: one look, not one per shard.
+          Effect.tap(() => Effect.sync(() => Queue.sizeUnsafe(toResume) === 0 && timer.poke(now()))),
           Effect.catchCause((cause) =>
             Cause.hasInterruptsOnly(cause)
               ? Effect.void

@@ -13,6 +13,7 @@ import {
   freeze,
   freshStore,
   ledger as ledgerOf,
+  lostShards,
   type PodMessage,
   type Reader,
   reader,
@@ -128,9 +129,13 @@ describe.each(["sqlite", "pg"] as const)("ownership across processes on %s", (ki
       if (earlier.owner === "a") expect(shard.epoch).toBeGreaterThan(earlier.epoch)
     }
     a.pod.kill("SIGCONT")
-    // a's late writes carry its old epochs: refused, by its own clock before they are sent or by
-    // the store in their transaction; it stops its runs.
-    await eventually("a reports a refused write", async () => a.pod.messages.some(refusedWrite), 15_000)
+    // a notices that it lost its shards — by its own clock, by the store no longer listing it, or
+    // by a write of its being refused for its old epoch — and stops its runs.
+    await eventually(
+      "a reports the loss of its shards",
+      async () => a.pod.messages.some((m) => refusedWrite(m) || lostShards(m)),
+      15_000
+    )
     await expectResults(runtime, 30)
     const lines = checkLedger(store, {}, { allowOverlapOf: new Set(inFlightOf(store, "a", stoppedAt)) })
     // Every outcome recorded for work a had in flight is the new owner's.

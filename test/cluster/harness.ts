@@ -268,3 +268,7 @@ export const freeze = async (store: Store, pod: ChildPod.ChildPod<unknown>) => {
   }
   throw new Error("the pod held the SQLite write lock every time it was frozen")
 }
+
+/** Whether a pod's log shows it stopping the runs of shards it lost (lease ran out, or removed). */
+export const lostShards = (message: PodMessage) =>
+  message.level === "WARN" && /stopping the runs of its/.test(JSON.stringify(message.message ?? ""))

@@ -32,9 +32,21 @@ export const make = (sql: SqlClient, prefix: string): LivenessMarker => {
   return {
     renew: (podId, ttlMillis) => {
       const session = sessions.get(podId)
+      // The session is the pod's liveness: once it fails, the others see the pod as gone and take
+      // its shards at once, so the pod must stop at once too. A failed renewal over it reports the
+      // pod as no longer registered (it then stops everything and joins again with a new session);
+      // a renewal that merely hangs is left to the pod's own clock.
       return session === undefined
         ? Effect.succeed(undefined)
-        : Effect.map(session.execute(renewal, [ttlMillis, podId], undefined), (rows) => rows.length > 0)
+        : session.execute(renewal, [ttlMillis, podId], undefined).pipe(
+            Effect.map((rows) => rows.length > 0),
+            Effect.catch(() =>
+              Effect.sync(() => {
+                sessions.delete(podId)
+                return false
+              })
+            )
+          )
     },
     hold: (podId) =>
       Effect.gen(function* () {

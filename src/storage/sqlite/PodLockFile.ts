@@ -14,10 +14,17 @@
  */
 import { mkdirSync, rmSync } from "node:fs"
 import { basename, dirname, join } from "node:path"
-import { DatabaseSync } from "node:sqlite"
+import type { DatabaseSync } from "node:sqlite"
 import { Effect, Random } from "effect"
 import { JournalError } from "../../workflow/WorkflowErrors.ts"
 import type { LivenessMarker } from "../sql/SqlShardStore.ts"
+
+/** `node:sqlite`, loaded when a pod first needs it (importing it warns on Node 22). */
+let sqlite: typeof import("node:sqlite") | undefined
+const loadSqlite = Effect.promise(async () => {
+  sqlite ??= await import("node:sqlite")
+  return sqlite
+})
 
 /** SQLite's primary result codes that mean "another connection holds the lock". */
 const BUSY = 5
@@ -33,7 +40,7 @@ export const directoryOf = (journalFile: string): string =>
   join(dirname(journalFile), `${basename(journalFile)}-pods`)
 
 /** Whether a live process holds the lock of `path`. A missing file is not held. */
-export const isHeld = (path: string): boolean => {
+const isHeld = (path: string, { DatabaseSync }: typeof import("node:sqlite")): boolean => {
   let db: DatabaseSync | undefined
   try {
     // Read-only: a checker never creates the file, nor takes a write lock.
@@ -61,6 +68,7 @@ export const make = (directory: string): LivenessMarker => ({
   hold: (podId) =>
     Effect.acquireRelease(
       Effect.gen(function* () {
+        const { DatabaseSync } = yield* loadSqlite
         const suffix = (yield* Random.nextIntBetween(0, 0x7fffffff)).toString(36)
         const name = `${podId.replace(/[^\w.-]/g, "_").slice(0, 40)}-${suffix}.lock`
         const path = join(directory, name)
@@ -95,6 +103,7 @@ export const make = (directory: string): LivenessMarker => ({
           remove(path)
         })
     ).pipe(Effect.map(({ path }) => path)),
-  held: (markers) => Effect.sync(() => new Set(markers.filter(isHeld))),
+  held: (markers) =>
+    Effect.map(loadSqlite, (module) => new Set(markers.filter((marker) => isHeld(marker, module)))),
   forget: (marker) => Effect.sync(() => remove(marker))
 })
