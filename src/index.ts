@@ -10,6 +10,8 @@
  * root imports no database driver.
  */
 
+/** The port for a faster path between pods than the store (hints only), and its in-process form. */
+export * as PodTransport from "./sharding/PodTransport.ts"
 /** The shard manager's planning step: even spread, bounded handovers, dead pods' shards at once. */
 export * as Rebalance from "./sharding/Rebalance.ts"
 /** The shard of an execution: a stable hash of its id (FNV-1a), the same on every pod. */

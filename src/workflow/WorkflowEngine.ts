@@ -29,6 +29,7 @@ import {
 } from "effect"
 import type { PodInfo, PodOptions } from "../sharding/Pod.ts"
 import * as Pod from "../sharding/Pod.ts"
+import { PodTransport } from "../sharding/PodTransport.ts"
 import type {
   DuplicatePodError,
   InvalidShardingConfigError,
@@ -279,6 +280,7 @@ export const makeScoped = <W extends Any>(
     const { stopRetrying } = reliableStore
     const journal = unfenced(reliableStore.journal)
     const services = yield* Effect.context<Requirements<W>>()
+    const context = yield* Effect.context<never>()
     const scope = yield* Effect.scope
     // The pod's scope is forked before the engine's finalizer is added, so it closes after it:
     // the pod leaves the cluster only once every run has stopped.
@@ -288,7 +290,11 @@ export const makeScoped = <W extends Any>(
     const clock = yield* Clock.Clock
     const now = () => clock.currentTimeMillisUnsafe()
     const deliveryMillis = millis(options?.deliveryPollInterval, "100 millis")
-    const remote = yield* RemoteResults.make(journal, deliveryMillis)
+    const transport = Option.getOrUndefined(yield* Effect.serviceOption(PodTransport))
+    /** After a write that left an inbox entry for `shard` committed: wake its owner now. */
+    const announce = (shard: number | undefined) =>
+      transport === undefined || shard === undefined ? Effect.void : transport.announce(shard)
+    const remote = yield* RemoteResults.make(journal, deliveryMillis, transport?.settlements)
     const wakes = new WakeWaiters(journal)
     const env: RunnerEnvironment = {
       journal,
@@ -319,7 +325,10 @@ export const makeScoped = <W extends Any>(
       ownership: () => ownership,
       services,
       stopping: () => shuttingDown,
-      parked: (wakeAt) => timer.poke(wakeAt)
+      parked: (wakeAt) => timer.poke(wakeAt),
+      settled: (executionId) => {
+        if (transport !== undefined) Effect.runForkWith(context)(transport.settle(executionId))
+      }
     })
     const ensureRunning = (workflow: Any, row: ExecutionRecord, freshRequest?: unknown) =>
       runs.ensure(workflow, row, freshRequest)
@@ -337,13 +346,22 @@ export const makeScoped = <W extends Any>(
 
     /** Leaves an entry in the inbox of the shard of `executionId`, for its owner. */
     const tellOwner = (executionId: string) =>
-      journal.write({ executionId, outcomes: [], notify: ownership.shardOf(executionId), now: now() })
+      Effect.suspend(() => {
+        const shard = ownership.shardOf(executionId)
+        return Effect.andThen(
+          journal.write({ executionId, outcomes: [], notify: shard, now: now() }),
+          announce(shard)
+        )
+      })
 
     const changeStatus = (executionId: string, status: StatusChange) =>
       Effect.suspend(() => {
         const shard = ownership.shardOf(executionId)
         const notify = ownership.runFence(shard) === undefined ? shard : undefined
-        return journal.write({ executionId, outcomes: [], status, notify, now: now() })
+        return Effect.andThen(
+          journal.write({ executionId, outcomes: [], status, notify, now: now() }),
+          announce(notify)
+        )
       })
 
     const suspendUnknown = (row: ExecutionRecord) =>
@@ -453,16 +471,21 @@ export const makeScoped = <W extends Any>(
           now: now()
         })
         return Effect.flatMap(stored, ({ created, execution }) =>
-          execution.workflow === workflow.tag
-            ? // A new execution runs with the request object itself: nothing to decode or load.
-              Effect.succeed({ workflow, execution, freshRequest: created ? request : undefined, notified })
-            : Effect.fail(
+          execution.workflow !== workflow.tag
+            ? Effect.fail(
                 new ExecutionIdConflictError({
                   executionId,
                   workflow: workflow.tag,
                   existingWorkflow: execution.workflow
                 })
               )
+            : // A new execution runs with the request object itself: nothing to decode or load.
+              Effect.as(announce(notified && created ? shard : undefined), {
+                workflow,
+                execution,
+                freshRequest: created ? request : undefined,
+                notified
+              })
         )
       })
 
@@ -589,6 +612,7 @@ export const makeScoped = <W extends Any>(
             now: at
           })
           if (owned) timer.poke(at)
+          else if (stored) yield* announce(shard)
           return stored
         }),
       send: (request) =>
@@ -680,7 +704,13 @@ export const makeScoped = <W extends Any>(
       ownership = clustered(pod)
       yield* pod.start
       yield* Effect.forkScoped(
-        Deliveries.loop({ journal, intervalMillis: deliveryMillis, shards: ownership.ownedShards, deliver })
+        Deliveries.loop({
+          journal,
+          arrivals: transport?.arrivals,
+          intervalMillis: deliveryMillis,
+          shards: ownership.ownedShards,
+          deliver
+        })
       )
     } else {
       for (let shard = 1; shard <= podSettings.shardCount; shard++) yield* acquired(shard)

@@ -11,6 +11,8 @@ import {
   ActivityContext,
   DurableExecutionJournal,
   MemoryJournal,
+  PodTransport,
+  ShardId,
   ShardStore,
   Workflow,
   WorkflowEngine
@@ -72,11 +74,12 @@ const startPod = (
   podId: string,
   log: Array<Attempt>,
   options: WorkflowEngine.EngineOptions = {},
-  gate?: Deferred.Deferred<void>
+  gate?: Deferred.Deferred<void>,
+  transport?: PodTransport.PodTransport["Service"]
 ) =>
   Effect.gen(function* () {
     const scope = yield* Scope.make()
-    const engine = yield* WorkflowEngine.makeScoped(Workflow.union(jobs(log, () => podId, gate)), {
+    const make = WorkflowEngine.makeScoped(Workflow.union(jobs(log, () => podId, gate)), {
       ...fastPod,
       podId,
       ...options
@@ -85,6 +88,9 @@ const startPod = (
       Effect.provideService(ShardStore.ShardStore, cluster.shards),
       Scope.provide(scope)
     )
+    const engine = yield* transport === undefined
+      ? make
+      : Effect.provideService(make, PodTransport.PodTransport, transport)
     return { engine, scope }
   })
 
@@ -245,6 +251,38 @@ describe("ownership in one process (memory store)", () => {
       yield* eventually(Effect.sync(() => engine.runningCount() === 0))
       expect((yield* cluster.journal.steps("x")).map((step) => step.outcome)).toEqual([null])
     })
+  )
+
+  it.live(
+    "with a PodTransport, work sent from a pod that does not own the shard is delivered and answered without waiting for the polls",
+    () =>
+      Effect.gen(function* () {
+        const cluster = yield* MemoryJournal.makeCluster
+        const transport = yield* PodTransport.inProcess
+        const log: Array<Attempt> = []
+        // Polls every minute: only the transport's announcements can deliver within the test.
+        const slow = { deliveryPollInterval: "60 seconds" } as const
+        const a = yield* startPod(cluster, "a", log, slow, undefined, transport)
+        const b = yield* startPod(cluster, "b", log, slow, undefined, transport)
+        yield* eventually(Effect.map(ownedBy(cluster, "b"), (n) => n === SHARDS / 2))
+        const owners = new Map((yield* cluster.shards.shards).map((shard) => [shard.shard, shard.owner]))
+        const ids = Array.from({ length: 20 }, (_, i) => `remote-${i}`)
+        // Each id is sent from the pod that does NOT own its shard.
+        const results = yield* Effect.forEach(
+          ids,
+          (id) => {
+            const owner = owners.get(ShardId.shardOf(id, SHARDS))
+            return (owner === "a" ? b : a).engine.send(new Job({ id }))
+          },
+          { concurrency: "unbounded" }
+        ).pipe(Effect.timeout("10 seconds"))
+        expect(results).toEqual(ids.map((id) => `${id}:done`))
+        for (const id of ids) {
+          expect(log.find((attempt) => attempt.executionId === id)?.podId).toBe(
+            owners.get(ShardId.shardOf(id, SHARDS))
+          )
+        }
+      })
   )
 
   it.live("a second engine on the same store with the same pod id refuses to start", () =>

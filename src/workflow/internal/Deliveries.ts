@@ -14,6 +14,8 @@ const BATCH = 256
 
 export const loop = (options: {
   readonly journal: RunJournal
+  /** Other announcements of arrivals (a `PodTransport`), besides the journal's own. */
+  readonly arrivals?: Stream.Stream<unknown> | undefined
   readonly intervalMillis: number
   readonly shards: () => ReadonlyArray<number> | undefined
   readonly deliver: (entry: InboxEntry) => Effect.Effect<void, unknown>
@@ -21,9 +23,10 @@ export const loop = (options: {
   Effect.gen(function* () {
     const { journal } = options
     let arrived = Deferred.makeUnsafe<void>()
-    if (journal.inboxArrivals !== undefined) {
+    const pushed = [journal.inboxArrivals, options.arrivals].filter((stream) => stream !== undefined)
+    for (const arrivals of pushed) {
       yield* Effect.forkScoped(
-        journal.inboxArrivals.pipe(
+        (arrivals as Stream.Stream<unknown, unknown>).pipe(
           Stream.runForEach(() => Effect.sync(() => Deferred.doneUnsafe(arrived, Exit.void))),
           Effect.catchCause((cause) => Effect.logWarning("inbox notifications stopped; polling only", cause))
         )

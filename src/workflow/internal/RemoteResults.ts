@@ -4,7 +4,7 @@
  * through the store. One fiber polls the rows of every execution waited for, in one query per
  * interval, and releases the waiters of each execution that is final or suspended.
  */
-import { Deferred, Effect, Exit, type Scope } from "effect"
+import { Deferred, Effect, Exit, type Scope, Stream } from "effect"
 import { type ExecutionRecord, isFinal } from "../DurableExecutionJournal.ts"
 import type { JournalError } from "../WorkflowErrors.ts"
 import type { RunJournal } from "./FencedJournal.ts"
@@ -24,7 +24,9 @@ export const isSettled = (row: ExecutionRecord): boolean => isFinal(row.status) 
 
 export const make = (
   journal: RunJournal,
-  intervalMillis: number
+  intervalMillis: number,
+  /** Executions announced as settled (a `PodTransport`): look at once instead of at the interval. */
+  settlements?: Stream.Stream<string> | undefined
 ): Effect.Effect<RemoteResults, never, Scope.Scope> =>
   Effect.gen(function* () {
     const waiters = new Map<string, Deferred.Deferred<ExecutionRecord, JournalError>>()
@@ -58,6 +60,16 @@ export const make = (
         })
       )
     )
+
+    if (settlements !== undefined) {
+      yield* Effect.forkScoped(
+        Stream.runForEach(settlements, (executionId) =>
+          Effect.sync(() => {
+            if (waiters.has(executionId)) Deferred.doneUnsafe(wake, Exit.void)
+          })
+        )
+      )
+    }
 
     return {
       poke: () => Deferred.doneUnsafe(wake, Exit.void),

@@ -21,6 +21,8 @@ export class Runs {
     readonly stopping: () => boolean
     /** A run parked its execution until `wakeAt`. */
     readonly parked: (wakeAt: number) => void
+    /** A run recorded its execution as final or suspended. */
+    readonly settled: (executionId: string) => void
   }
 
   constructor(options: Runs["options"]) {
@@ -63,6 +65,8 @@ export class Runs {
       const started = startRun(runEnv, workflow, row, freshRequest, services, (outcome) => {
         this.running.delete(row.executionId)
         if (outcome._tag === "Sleeping" && outcome.wakeAt !== null) this.options.parked(outcome.wakeAt)
+        if (outcome._tag === "Completed" || outcome._tag === "Suspended")
+          this.options.settled(row.executionId)
       })
       return Effect.tap(started, (started) =>
         Effect.sync(() => {
