@@ -363,10 +363,17 @@ export const make = (
       takeInbox: (shards, limit) =>
         shards.length === 0
           ? Effect.succeed([])
-          : // PostgreSQL: entries another pod is taking are skipped, never returned twice.
-            sql`DELETE FROM ${inbox} WHERE id IN (SELECT id FROM ${inbox}
-              WHERE ${inIntegers(sql, options.dialect, "shard", shards)} ORDER BY id LIMIT ${limit}${pg ? sql` FOR UPDATE SKIP LOCKED` : sql``})
-              RETURNING id, shard, execution_id`.pipe(
+          : // A read first: an empty inbox (the common case, polled every 100 ms by every pod)
+            // costs no write transaction, which on SQLite would take the file's writer lock.
+            // PostgreSQL: entries another pod is taking are skipped, never returned twice.
+            sql`SELECT 1 AS found FROM ${inbox} WHERE ${inIntegers(sql, options.dialect, "shard", shards)} LIMIT 1`.pipe(
+              Effect.flatMap((found) =>
+                found.length === 0
+                  ? Effect.succeed([])
+                  : sql`DELETE FROM ${inbox} WHERE id IN (SELECT id FROM ${inbox}
+                      WHERE ${inIntegers(sql, options.dialect, "shard", shards)} ORDER BY id LIMIT ${limit}${pg ? sql` FOR UPDATE SKIP LOCKED` : sql``})
+                      RETURNING id, shard, execution_id`
+              ),
               Effect.flatMap(decodeInbox),
               Effect.map((rows) =>
                 [...rows]

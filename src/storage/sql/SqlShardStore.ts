@@ -395,30 +395,41 @@ export const make = (options: SqlShardStoreOptions): Effect.Effect<ShardStore["S
           Effect.map((rows) => rows.map(toShard)),
           Effect.mapError(journalError("shardsOf", `shards in ${prefix}shards`))
         ),
-      acquireManager: (podId, ttlMillis) =>
-        transaction(
+      acquireManager: (podId, ttlMillis) => {
+        /** Whether `podId` may take the lease: free, its own, expired, or its holder is gone. */
+        const free = (locking: boolean) =>
           Effect.gen(function* () {
             const at = yield* now
             const [lease] = yield* Effect.flatMap(
-              sql`SELECT pod_id, lease_until FROM ${manager} WHERE id = 1${pg ? sql` FOR UPDATE` : sql``}`,
+              sql`SELECT pod_id, lease_until FROM ${manager} WHERE id = 1${pg && locking ? sql` FOR UPDATE` : sql``}`,
               decodeManager
             )
             const holderId = lease?.pod_id ?? null
-            let free = holderId === null || holderId === podId || lease!.lease_until <= at
-            if (!free && holderId !== null) {
-              const holder = yield* selectPod(holderId)
-              free = holder === undefined || (yield* podLiveness(holder, at)) === "gone"
-            }
-            if (free) {
-              yield* sql`UPDATE ${manager} SET pod_id = ${podId}, lease_until = ${at + ttlMillis} WHERE id = 1`
-            }
-            return free
+            if (holderId === null || holderId === podId || lease!.lease_until <= at) return { at, free: true }
+            const holder = yield* selectPod(holderId)
+            return { at, free: holder === undefined || (yield* podLiveness(holder, at)) === "gone" }
           })
-        ).pipe(
+        // Most rounds of most pods find the lease held by a live manager: a read answers them, with
+        // no write transaction (on SQLite, none of the file's writer lock).
+        return free(false).pipe(
+          Effect.flatMap(({ free: maybe }) =>
+            !maybe
+              ? Effect.succeed(false)
+              : transaction(
+                  Effect.gen(function* () {
+                    const { at, free: taken } = yield* free(true)
+                    if (taken) {
+                      yield* sql`UPDATE ${manager} SET pod_id = ${podId}, lease_until = ${at + ttlMillis} WHERE id = 1`
+                    }
+                    return taken
+                  })
+                )
+          ),
           Effect.mapError((error) =>
             error._tag === "JournalError" ? error : journalError("acquireManager")(error)
           )
-        ),
+        )
+      },
       manager: Effect.flatMap(
         sql`SELECT pod_id, lease_until FROM ${manager} WHERE pod_id IS NOT NULL`,
         decodeManager
