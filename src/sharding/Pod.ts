@@ -20,13 +20,13 @@
  * shards back and unregisters, so other pods take them at once instead of after the TTL.
  */
 import { Clock, Duration, Effect, Exit, Fiber, Random, Scope } from "effect"
-import type { JournalError } from "../workflow/WorkflowErrors.ts"
 import { plan } from "./Rebalance.ts"
 import { DEFAULT_SHARD_COUNT, isValidShardCount, shardOf } from "./ShardId.ts"
 import {
   type DuplicatePodError,
   InvalidShardingConfigError,
-  type ShardCountMismatchError
+  type ShardCountMismatchError,
+  type ShardStoreError
 } from "./ShardingErrors.ts"
 import type { PodRecord, ShardRecord, ShardStore } from "./ShardStore.ts"
 
@@ -96,15 +96,15 @@ export interface Pod {
    */
   readonly withheld: (shard: number, epoch: number) => void
   /** Every pod with its lease and shards. */
-  readonly pods: Effect.Effect<ReadonlyArray<PodInfo>, JournalError>
+  readonly pods: Effect.Effect<ReadonlyArray<PodInfo>, ShardStoreError>
   /** Every shard with its owner and epoch. */
-  readonly shards: Effect.Effect<ReadonlyArray<ShardRecord>, JournalError>
+  readonly shards: Effect.Effect<ReadonlyArray<ShardRecord>, ShardStoreError>
   /**
    * Runs the first ownership round (the manager's, if this pod is elected, and taking the shards
    * assigned to it), then keeps the pod's loops running until the scope of `make` closes, when the
    * pod hands its shards back and unregisters. Call it once.
    */
-  readonly start: Effect.Effect<void, JournalError>
+  readonly start: Effect.Effect<void, ShardStoreError>
 }
 
 /** Resolved options. */
@@ -174,7 +174,7 @@ export const make = (
   store: ShardStore["Service"],
   settings: Settings,
   listener: ShardListener
-): Effect.Effect<Pod, ShardCountMismatchError | DuplicatePodError | JournalError, Scope.Scope> =>
+): Effect.Effect<Pod, ShardCountMismatchError | DuplicatePodError | ShardStoreError, Scope.Scope> =>
   Effect.gen(function* () {
     const { shardCount, ttl, interval, maxHandovers } = settings
     const podId = settings.podId ?? (yield* generatedPodId)

@@ -20,8 +20,7 @@
  * `register` closes.
  */
 import { Context, type Effect, Schema, type Scope } from "effect"
-import type { JournalError } from "../workflow/WorkflowErrors.ts"
-import type { DuplicatePodError, ShardCountMismatchError } from "./ShardingErrors.ts"
+import type { DuplicatePodError, ShardCountMismatchError, ShardStoreError } from "./ShardingErrors.ts"
 
 /** Whether a pod may still be running: `live` (lease current), `expired`, or `gone` (provably). */
 export const PodLiveness = Schema.Literals(["live", "expired", "gone"])
@@ -82,7 +81,7 @@ export class ShardStore extends Context.Service<
      * nothing. Executions stored before the store knew shards (an older schema) get their shard
      * (`ShardId.shardOf`) when the count is first recorded.
      */
-    readonly init: (shardCount: number) => Effect.Effect<void, ShardCountMismatchError | JournalError>
+    readonly init: (shardCount: number) => Effect.Effect<void, ShardCountMismatchError | ShardStoreError>
     /**
      * Registers the pod with a lease of `ttlMillis`, and holds its liveness marker (PostgreSQL
      * session, OS file lock) until the scope closes. A live pod with the same id fails it with
@@ -92,49 +91,49 @@ export class ShardStore extends Context.Service<
     readonly register: (
       podId: string,
       ttlMillis: number
-    ) => Effect.Effect<void, DuplicatePodError | JournalError, Scope.Scope>
+    ) => Effect.Effect<void, DuplicatePodError | ShardStoreError, Scope.Scope>
     /**
      * Extends the pod's lease to now + `ttlMillis`. Returns false if the pod is no longer
      * registered (the manager declared it dead): it must stop all its work.
      */
-    readonly renew: (podId: string, ttlMillis: number) => Effect.Effect<boolean, JournalError>
+    readonly renew: (podId: string, ttlMillis: number) => Effect.Effect<boolean, ShardStoreError>
     /**
      * Graceful exit: hands every shard the pod owns to its `nextOwner` (or leaves it unowned),
      * epoch + 1, gives up the manager's lease if held, and deletes the pod. Call it only once the
      * pod's runs have stopped.
      */
-    readonly unregister: (podId: string) => Effect.Effect<void, JournalError>
+    readonly unregister: (podId: string) => Effect.Effect<void, ShardStoreError>
     /** Removes a dead pod (expired or gone) after its shards moved. No-op for a live one. */
-    readonly removePod: (podId: string) => Effect.Effect<void, JournalError>
+    readonly removePod: (podId: string) => Effect.Effect<void, ShardStoreError>
     /** Every registered pod with its liveness, by id. */
-    readonly pods: Effect.Effect<ReadonlyArray<PodRecord>, JournalError>
+    readonly pods: Effect.Effect<ReadonlyArray<PodRecord>, ShardStoreError>
     /** Every shard, by number. */
-    readonly shards: Effect.Effect<ReadonlyArray<ShardRecord>, JournalError>
+    readonly shards: Effect.Effect<ReadonlyArray<ShardRecord>, ShardStoreError>
     /** The shards `podId` owns, by number. */
-    readonly shardsOf: (podId: string) => Effect.Effect<ReadonlyArray<ShardRecord>, JournalError>
+    readonly shardsOf: (podId: string) => Effect.Effect<ReadonlyArray<ShardRecord>, ShardStoreError>
     /**
      * Takes or renews the manager's lease for `podId`: succeeds (true) when the lease is free,
      * already `podId`'s, expired, or held by a pod that is gone or no longer registered.
      */
-    readonly acquireManager: (podId: string, ttlMillis: number) => Effect.Effect<boolean, JournalError>
+    readonly acquireManager: (podId: string, ttlMillis: number) => Effect.Effect<boolean, ShardStoreError>
     /** The current manager's lease, if any pod holds one (expired or not). */
-    readonly manager: Effect.Effect<ManagerLease | undefined, JournalError>
+    readonly manager: Effect.Effect<ManagerLease | undefined, ShardStoreError>
     /**
      * Manager: gives each shard to its `to` (epoch + 1, `nextOwner` cleared) where `from` still
      * owns it. Returns the shards moved. Used for unowned shards and the shards of dead pods.
      */
-    readonly assign: (moves: ReadonlyArray<Move>) => Effect.Effect<ReadonlyArray<number>, JournalError>
+    readonly assign: (moves: ReadonlyArray<Move>) => Effect.Effect<ReadonlyArray<number>, ShardStoreError>
     /**
      * Manager: asks `from` to hand each shard over to `to` (sets `nextOwner`) where `from` still
      * owns it. The owner stops its runs of the shard, then calls `release`.
      */
     readonly requestHandover: (
       moves: ReadonlyArray<Move>
-    ) => Effect.Effect<ReadonlyArray<number>, JournalError>
+    ) => Effect.Effect<ReadonlyArray<number>, ShardStoreError>
     /**
      * Owner: gives the shard to its `nextOwner` (or leaves it unowned), epoch + 1, if `podId`
      * still owns it at `epoch`. Returns whether it did.
      */
-    readonly release: (podId: string, shard: number, epoch: number) => Effect.Effect<boolean, JournalError>
+    readonly release: (podId: string, shard: number, epoch: number) => Effect.Effect<boolean, ShardStoreError>
   }
 >()("effect-cluster/sharding/ShardStore") {}

@@ -153,3 +153,42 @@ export class InvalidShardingConfigError extends Schema.TaggedError<InvalidShardi
 
   readonly retryable = false
 }
+
+/** The fields of `ShardStoreError` besides its message. */
+export interface ShardStoreErrorFields {
+  /** The `ShardStore` operation, e.g. `renew`. */
+  readonly operation: string
+  readonly transient: boolean
+}
+
+/**
+ * The ownership tables of the store could not be read or written. `transient` faults (connection
+ * lost, database busy) are retried by the pod at its next round; others (a row that does not
+ * decode) need someone to look at the store.
+ */
+export class ShardStoreError extends Schema.TaggedError<ShardStoreError>()("ShardStoreError", {
+  operation: Schema.String,
+  transient: Schema.Boolean,
+  message: Schema.String
+}) {
+  constructor(props: MessageInput<ShardStoreErrorFields>, options?: Schema.MakeOptions) {
+    super(
+      {
+        operation: props.operation,
+        transient: props.transient,
+        message:
+          props.message ??
+          `the ownership operation "${props.operation}" failed${suffix(props.detail)}. ${
+            props.transient
+              ? "This fault is transient: the pod tries again at its next round; check that the store is reachable."
+              : "Retrying will not help: check the store's configuration and the row named above."
+          }`
+      },
+      options
+    )
+  }
+
+  get retryable(): boolean {
+    return this.transient
+  }
+}

@@ -33,7 +33,8 @@ import { PodTransport } from "../sharding/PodTransport.ts"
 import type {
   DuplicatePodError,
   InvalidShardingConfigError,
-  ShardCountMismatchError
+  ShardCountMismatchError,
+  ShardStoreError
 } from "../sharding/ShardingErrors.ts"
 import { type ShardRecord, ShardStore } from "../sharding/ShardStore.ts"
 import {
@@ -182,9 +183,9 @@ export interface WorkflowEngine<W extends Any> {
   /** This engine's pod id in the cluster; undefined when it runs alone on a journal without ownership. */
   readonly podId: () => string | undefined
   /** The pods of the cluster: id, lease, liveness, shards, and which one is the shard manager. */
-  readonly pods: () => Effect.Effect<ReadonlyArray<PodInfo>, JournalError>
+  readonly pods: () => Effect.Effect<ReadonlyArray<PodInfo>, ShardStoreError>
   /** The shards of the cluster: owner, epoch, pending handover. Empty without ownership. */
-  readonly shards: () => Effect.Effect<ReadonlyArray<ShardRecord>, JournalError>
+  readonly shards: () => Effect.Effect<ReadonlyArray<ShardRecord>, ShardStoreError>
 }
 
 /** A stored start: the workflow, its row, and the request object if this call created it. */
@@ -244,6 +245,7 @@ export interface EngineOptions extends PodOptions {
 /** Errors `makeScoped` fails with: the store, or an ownership setting the store refuses. */
 export type EngineStartError =
   | JournalError
+  | ShardStoreError
   | ShardCountMismatchError
   | DuplicatePodError
   | InvalidShardingConfigError

@@ -140,6 +140,14 @@ const samples: Record<string, ReadonlyArray<Record<string, unknown>>> = {
     { executionId: "pay@order-1", shard: 17, epoch: 3, currentEpoch: 4 },
     { executionId: "pay@order-2", shard: 2, epoch: 1, currentEpoch: null }
   ],
+  "ShardingErrors.ShardStoreError": [
+    { operation: "renew", transient: true, detail: "Connection terminated unexpectedly" },
+    {
+      operation: "pods",
+      transient: false,
+      detail: 'the stored pod "a" in effect_cluster_pods does not decode'
+    }
+  ],
   "ShardingErrors.ShardCountMismatchError": [{ configured: 64, recorded: 300 }],
   "ShardingErrors.DuplicatePodError": [{ podId: "waiter-1", leaseUntil: 1_796_000_000_000 }],
   "ShardingErrors.InvalidShardingConfigError": [

@@ -9,9 +9,8 @@
  */
 import { Clock, Effect } from "effect"
 import { isValidShardCount, shardOf } from "../../sharding/ShardId.ts"
-import { DuplicatePodError, ShardCountMismatchError } from "../../sharding/ShardingErrors.ts"
+import { DuplicatePodError, ShardCountMismatchError, ShardStoreError } from "../../sharding/ShardingErrors.ts"
 import { type PodLiveness, type PodRecord, type ShardRecord, ShardStore } from "../../sharding/ShardStore.ts"
-import { JournalError } from "../../workflow/WorkflowErrors.ts"
 import type { Ownership, PodEntry } from "./internal/ownership.ts"
 
 const liveness = (pod: PodEntry, now: number): PodLiveness =>
@@ -64,10 +63,10 @@ export const make = (state: Ownership): ShardStore["Service"] => {
 
   return ShardStore.of({
     init: (shardCount) =>
-      Effect.flatMap(now, (at): Effect.Effect<void, JournalError | ShardCountMismatchError> => {
+      Effect.flatMap(now, (at): Effect.Effect<void, ShardStoreError | ShardCountMismatchError> => {
         if (!isValidShardCount(shardCount)) {
           return Effect.fail(
-            new JournalError({
+            new ShardStoreError({
               operation: "init",
               detail: `${shardCount} is not a shard count (an integer from 1 to 65536)`,
               transient: false

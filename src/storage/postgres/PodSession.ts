@@ -11,7 +11,7 @@
 import { Effect, Random } from "effect"
 import type { SqlClient } from "effect/sql/SqlClient"
 import type { Connection } from "effect/sql/SqlConnection"
-import { JournalError } from "../../workflow/WorkflowErrors.ts"
+import { ShardStoreError } from "../../sharding/ShardingErrors.ts"
 import { advisoryLockKey } from "../sql/Migrations.ts"
 import type { LivenessMarker } from "../sql/SqlShardStore.ts"
 
@@ -73,7 +73,7 @@ export const make = (sql: SqlClient, prefix: string): LivenessMarker => {
             return `${row.pid}:${key}`
           }
         }
-        return yield* new JournalError({
+        return yield* new ShardStoreError({
           operation: "register",
           detail: `no free session lock for pod ${JSON.stringify(podId)} after ${ATTEMPTS} tries`,
           transient: true

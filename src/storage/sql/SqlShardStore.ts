@@ -16,7 +16,7 @@ import { SqlClient } from "effect/sql/SqlClient"
 import type { SqlError } from "effect/sql/SqlError"
 import type * as Statement from "effect/sql/Statement"
 import { isValidShardCount, shardOf } from "../../sharding/ShardId.ts"
-import { DuplicatePodError, ShardCountMismatchError } from "../../sharding/ShardingErrors.ts"
+import { DuplicatePodError, ShardCountMismatchError, ShardStoreError } from "../../sharding/ShardingErrors.ts"
 import {
   type Move,
   type PodLiveness,
@@ -24,9 +24,8 @@ import {
   type ShardRecord,
   ShardStore
 } from "../../sharding/ShardStore.ts"
-import { JournalError } from "../../workflow/WorkflowErrors.ts"
 import { SqlNumber } from "./internal/columns.ts"
-import { journalError } from "./internal/errors.ts"
+import { shardStoreError } from "./internal/errors.ts"
 import { inIntegers } from "./internal/lists.ts"
 import { advisoryLockKey } from "./Migrations.ts"
 
@@ -36,11 +35,11 @@ import { advisoryLockKey } from "./Migrations.ts"
  */
 export interface LivenessMarker {
   /** Takes a new marker for `podId`, held until the scope closes; returns what its row records. */
-  readonly hold: (podId: string) => Effect.Effect<string, SqlError | JournalError, Scope.Scope>
+  readonly hold: (podId: string) => Effect.Effect<string, SqlError | ShardStoreError, Scope.Scope>
   /** The markers among `markers` that are still held. */
   readonly held: (
     markers: ReadonlyArray<string>
-  ) => Effect.Effect<ReadonlySet<string>, SqlError | JournalError>
+  ) => Effect.Effect<ReadonlySet<string>, SqlError | ShardStoreError>
   /** Cleans up after a removed pod's marker (e.g. deletes its lock file). */
   readonly forget: (marker: string) => Effect.Effect<void>
   /**
@@ -52,7 +51,7 @@ export interface LivenessMarker {
   readonly renew?: (
     podId: string,
     ttlMillis: number
-  ) => Effect.Effect<boolean | undefined, SqlError | JournalError>
+  ) => Effect.Effect<boolean | undefined, SqlError | ShardStoreError>
 }
 
 /** What the store needs besides the `SqlClient`. */
@@ -289,7 +288,7 @@ export const make = (options: SqlShardStoreOptions): Effect.Effect<ShardStore["S
       init: (shardCount) =>
         Effect.gen(function* () {
           if (!isValidShardCount(shardCount)) {
-            return yield* new JournalError({
+            return yield* new ShardStoreError({
               operation: "init",
               detail: `${shardCount} is not a shard count (an integer from 1 to 65536)`,
               transient: false
@@ -318,14 +317,14 @@ export const make = (options: SqlShardStoreOptions): Effect.Effect<ShardStore["S
           yield* backfill(shardCount)
         }).pipe(
           Effect.mapError((error) =>
-            error._tag === "SqlError" || error._tag === "SchemaError" ? journalError("init")(error) : error
+            error._tag === "SqlError" || error._tag === "SchemaError" ? shardStoreError("init")(error) : error
           )
         ),
       register: (podId, ttlMillis) =>
         register(podId, ttlMillis).pipe(
           Effect.mapError((error) =>
             error._tag === "SqlError" || error._tag === "SchemaError"
-              ? journalError("register", `pod ${JSON.stringify(podId)} in ${prefix}pods`)(error)
+              ? shardStoreError("register", `pod ${JSON.stringify(podId)} in ${prefix}pods`)(error)
               : error
           )
         ),
@@ -342,7 +341,9 @@ export const make = (options: SqlShardStoreOptions): Effect.Effect<ShardStore["S
             ? viaPool
             : Effect.flatMap(own, (renewed) => (renewed === undefined ? viaPool : Effect.succeed(renewed)))
         ).pipe(
-          Effect.mapError((error) => (error._tag === "JournalError" ? error : journalError("renew")(error)))
+          Effect.mapError((error) =>
+            error._tag === "ShardStoreError" ? error : shardStoreError("renew")(error)
+          )
         )
       },
       unregister: (podId) =>
@@ -360,11 +361,11 @@ export const make = (options: SqlShardStoreOptions): Effect.Effect<ShardStore["S
               { discard: true }
             )
           )
-        ).pipe(Effect.mapError(journalError("unregister"))),
+        ).pipe(Effect.mapError(shardStoreError("unregister"))),
       removePod: (podId) =>
         removePod(podId).pipe(
           Effect.mapError((error) =>
-            error._tag === "JournalError" ? error : journalError("removePod")(error)
+            error._tag === "ShardStoreError" ? error : shardStoreError("removePod")(error)
           )
         ),
       pods: Effect.gen(function* () {
@@ -381,11 +382,13 @@ export const make = (options: SqlShardStoreOptions): Effect.Effect<ShardStore["S
           })
         )
       }).pipe(
-        Effect.mapError((error) => (error._tag === "JournalError" ? error : journalError("pods")(error)))
+        Effect.mapError((error) =>
+          error._tag === "ShardStoreError" ? error : shardStoreError("pods")(error)
+        )
       ),
       shards: Effect.flatMap(sql`SELECT * FROM ${shards} ORDER BY shard_id`, decodeShards).pipe(
         Effect.map((rows) => rows.map(toShard)),
-        Effect.mapError(journalError("shards", `shards in ${prefix}shards`))
+        Effect.mapError(shardStoreError("shards", `shards in ${prefix}shards`))
       ),
       shardsOf: (podId) =>
         Effect.flatMap(
@@ -393,7 +396,7 @@ export const make = (options: SqlShardStoreOptions): Effect.Effect<ShardStore["S
           decodeShards
         ).pipe(
           Effect.map((rows) => rows.map(toShard)),
-          Effect.mapError(journalError("shardsOf", `shards in ${prefix}shards`))
+          Effect.mapError(shardStoreError("shardsOf", `shards in ${prefix}shards`))
         ),
       acquireManager: (podId, ttlMillis) => {
         /** Whether `podId` may take the lease: free, its own, expired, or its holder is gone. */
@@ -426,7 +429,7 @@ export const make = (options: SqlShardStoreOptions): Effect.Effect<ShardStore["S
                 )
           ),
           Effect.mapError((error) =>
-            error._tag === "JournalError" ? error : journalError("acquireManager")(error)
+            error._tag === "ShardStoreError" ? error : shardStoreError("acquireManager")(error)
           )
         )
       },
@@ -438,20 +441,20 @@ export const make = (options: SqlShardStoreOptions): Effect.Effect<ShardStore["S
           const [row] = rows
           return row?.pod_id == null ? undefined : { podId: row.pod_id, leaseUntil: row.lease_until }
         }),
-        Effect.mapError(journalError("manager"))
+        Effect.mapError(shardStoreError("manager"))
       ),
       assign: (moves) =>
         applyMoves(
           moves,
           (at) => sql`owner = r.to_pod, next_owner = NULL, epoch = epoch + 1, updated_at = ${at}`,
           sameOwner
-        ).pipe(Effect.mapError(journalError("assign"))),
+        ).pipe(Effect.mapError(shardStoreError("assign"))),
       requestHandover: (moves) =>
         applyMoves(
           moves.filter((move) => move.from !== null),
           (at) => sql`next_owner = r.to_pod, updated_at = ${at}`,
           sql`s.owner = r.from_pod`
-        ).pipe(Effect.mapError(journalError("requestHandover"))),
+        ).pipe(Effect.mapError(shardStoreError("requestHandover"))),
       release: (podId, shard, epoch) =>
         Effect.flatMap(
           now,
@@ -460,7 +463,7 @@ export const make = (options: SqlShardStoreOptions): Effect.Effect<ShardStore["S
             WHERE shard_id = ${shard} AND owner = ${podId} AND epoch = ${epoch} RETURNING shard_id`
         ).pipe(
           Effect.map((rows) => rows.length > 0),
-          Effect.mapError(journalError("release"))
+          Effect.mapError(shardStoreError("release"))
         )
     })
     return store

@@ -16,7 +16,7 @@ import { mkdirSync, rmSync } from "node:fs"
 import { basename, dirname, join } from "node:path"
 import type { DatabaseSync } from "node:sqlite"
 import { Effect, Random } from "effect"
-import { JournalError } from "../../workflow/WorkflowErrors.ts"
+import { ShardStoreError } from "../../sharding/ShardingErrors.ts"
 import type { LivenessMarker } from "../sql/SqlShardStore.ts"
 
 /** `node:sqlite`, loaded when a pod first needs it (importing it warns on Node 22). */
@@ -89,7 +89,7 @@ export const make = (directory: string): LivenessMarker => ({
             }
           },
           catch: (error) =>
-            new JournalError({
+            new ShardStoreError({
               operation: "register",
               detail: `cannot take the lock file ${path} of pod ${JSON.stringify(podId)}: ${String(error)}`,
               transient: false

@@ -8,9 +8,9 @@
 import type { Effect } from "effect"
 import type { Pod, PodInfo } from "../../sharding/Pod.ts"
 import { shardOf } from "../../sharding/ShardId.ts"
+import type { ShardStoreError } from "../../sharding/ShardingErrors.ts"
 import type { ShardRecord } from "../../sharding/ShardStore.ts"
 import type { Fence } from "../DurableExecutionJournal.ts"
-import type { JournalError } from "../WorkflowErrors.ts"
 
 export interface Ownership {
   readonly podId: string | undefined
@@ -29,9 +29,9 @@ export interface Ownership {
   /** The shards this engine runs; undefined: all of them. */
   readonly ownedShards: () => ReadonlyArray<number> | undefined
   /** Every pod with its lease and shards (a single engine: none). */
-  readonly pods: Effect.Effect<ReadonlyArray<PodInfo>, JournalError> | undefined
+  readonly pods: Effect.Effect<ReadonlyArray<PodInfo>, ShardStoreError> | undefined
   /** Every shard with its owner and epoch (a single engine: none). */
-  readonly shards: Effect.Effect<ReadonlyArray<ShardRecord>, JournalError> | undefined
+  readonly shards: Effect.Effect<ReadonlyArray<ShardRecord>, ShardStoreError> | undefined
 }
 
 /** One process runs every shard, unfenced. */

@@ -59,8 +59,10 @@ describe("PostgreSQL server restart", () => {
             const running = yield* Effect.forkChild(
               Effect.forEach(ids, (id) => engine.send(new Pipeline({ id })), { concurrency: "unbounded" })
             )
-            // Let every execution record a step or two, then take the server away for a while.
-            yield* Effect.sleep("150 millis")
+            // Let executions record a step or two, then take the server away for a while.
+            yield* Effect.sleep("50 millis").pipe(
+              Effect.repeat({ until: () => calls.count("fetch") > 0, times: 400 })
+            )
             // The fault hits executions in the middle: some steps recorded, none finished.
             expect(calls.count("fetch")).toBeGreaterThan(0)
             expect(calls.count("notify")).toBe(0)

@@ -4,6 +4,7 @@
  */
 import { Schema } from "effect"
 import type { SqlError } from "effect/sql/SqlError"
+import { ShardStoreError } from "../../../sharding/ShardingErrors.ts"
 import { JournalError } from "../../../workflow/WorkflowErrors.ts"
 import { isTransient } from "../transient.ts"
 
@@ -33,3 +34,17 @@ export const journalError =
           transient: false
         })
       : new JournalError({ operation, detail: describeSqlError(error), transient: isTransient(error) })
+
+/** A `ShardStoreError` for `operation`, as `journalError` builds a `JournalError`. */
+export const shardStoreError =
+  (operation: string, what?: string) =>
+  (error: SqlError | Schema.SchemaError | JournalError): ShardStoreError =>
+    error instanceof JournalError
+      ? new ShardStoreError({ operation, transient: error.transient, message: error.message })
+      : Schema.isSchemaError(error)
+        ? new ShardStoreError({
+            operation,
+            detail: `the stored ${what ?? "row"} does not decode: ${error.message}`,
+            transient: false
+          })
+        : new ShardStoreError({ operation, detail: describeSqlError(error), transient: isTransient(error) })
