@@ -92,19 +92,22 @@ export const toStepInfo = (step: StepRecord, retried: ReadonlyArray<AttemptRecor
   }
 }
 
+/** The stored result (or suspension reason) of `row` does not decode at `path`. */
+const storedRowError = (row: ExecutionRecord, path: string, detail: string) =>
+  new JournalDecodeError({
+    executionId: row.executionId,
+    workflow: row.workflow,
+    record: "result",
+    activity: null,
+    path,
+    detail
+  })
+
 /** The stored suspension reason of a suspended row. */
 export const decodeReason = (row: ExecutionRecord): Effect.Effect<SuspendReason, JournalDecodeError> =>
   decodeJson(SuspendReason, row.reason ?? "null").pipe(
-    Effect.mapError(
-      (failure) =>
-        new JournalDecodeError({
-          executionId: row.executionId,
-          workflow: row.workflow,
-          record: "result",
-          activity: null,
-          path: failure.path,
-          detail: `(the stored suspension reason) ${failure.message}`
-        })
+    Effect.mapError((failure) =>
+      storedRowError(row, failure.path, `(the stored suspension reason) ${failure.message}`)
     )
   )
 
@@ -148,17 +151,7 @@ export const resultOf = (workflow: Any, row: ExecutionRecord): Effect.Effect<unk
         row.result ?? "null"
       ).pipe(
         Effect.mapError(withoutExitEnvelope),
-        Effect.mapError(
-          (failure) =>
-            new JournalDecodeError({
-              executionId: row.executionId,
-              workflow: row.workflow,
-              record: "result",
-              activity: null,
-              path: failure.path,
-              detail: failure.message
-            })
-        )
+        Effect.mapError((failure) => storedRowError(row, failure.path, failure.message))
       )
       // Decoded with Exit(success, failure) of this workflow.
       return yield* exit as Exit.Exit<unknown, unknown>
