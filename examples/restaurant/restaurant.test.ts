@@ -9,6 +9,7 @@ import { join } from "node:path"
 import { Effect } from "effect"
 import { DurableExecutionJournal } from "effect-cluster"
 import { describe, expect, it } from "vitest"
+import { nodeBinary } from "../../test/support/ChildPod.ts"
 import { freshDatabase } from "../../test/support/freshDatabase.ts"
 import { testTempDir } from "../../test/support/tempDir.ts"
 import * as Ledger from "./ledger.ts"
@@ -20,7 +21,7 @@ const main = join(import.meta.dirname, "main.ts")
 const runDemo = (cwd: string, args: ReadonlyArray<string>) =>
   new Promise<{ code: number | null; output: string }>((resolve) => {
     execFile(
-      process.execPath,
+      nodeBinary,
       // As `npm run restaurant` runs it: "effect-cluster" resolves to this repository's sources.
       ["--no-warnings", "--conditions=@effect-cluster/source", main, ...args],
       { cwd, encoding: "utf8" },
