@@ -43,7 +43,7 @@ import {
   makeScoped,
   type WorkflowEngine
 } from "../workflow/WorkflowEngine.ts"
-import type { InvalidJournalExportError, JournalError } from "../workflow/WorkflowErrors.ts"
+import type { InvalidJournalExportError } from "../workflow/WorkflowErrors.ts"
 import * as WorkflowReplay from "../workflow/WorkflowReplay.ts"
 
 /** An engine for a test, with the journal it writes to (to inspect or export). */

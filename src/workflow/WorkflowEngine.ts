@@ -14,19 +14,7 @@
  * }).pipe(Effect.scoped, Effect.provide(SqliteJournal.layer({ filename: "journal.db" })))
  * ```
  */
-import {
-  Cause,
-  Clock,
-  Deferred,
-  Duration,
-  Effect,
-  Exit,
-  Option,
-  Queue,
-  Result,
-  Scope,
-  Semaphore
-} from "effect"
+import { Cause, Clock, Deferred, Duration, Effect, Option, Queue, Result, Scope, Semaphore } from "effect"
 import type { PodInfo, PodOptions } from "../sharding/Pod.ts"
 import * as Pod from "../sharding/Pod.ts"
 import { PodTransport } from "../sharding/PodTransport.ts"
@@ -45,13 +33,7 @@ import {
   isFinal,
   type StatusChange
 } from "./DurableExecutionJournal.ts"
-import {
-  decodeJson,
-  encodeJson,
-  encodeJsonResult,
-  exitSchema,
-  withoutExitEnvelope
-} from "./internal/codec.ts"
+import { encodeJson, encodeJsonResult } from "./internal/codec.ts"
 import * as Deliveries from "./internal/Deliveries.ts"
 import * as DurableTimer from "./internal/DurableTimer.ts"
 import type { RunHandle, RunnerEnvironment } from "./internal/ExecutionRunner.ts"
@@ -87,11 +69,9 @@ import {
 import {
   ExecutionIdConflictError,
   ExecutionNotFoundError,
-  ExecutionSuspendedError,
   type InvalidIdentifierError,
   InvalidRequestError,
   InvalidSignalError,
-  JournalDecodeError,
   type JournalError,
   SuspendReason,
   UnknownWorkflowError,

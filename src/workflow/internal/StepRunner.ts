@@ -12,13 +12,7 @@
 import { Cause, Deferred, Duration, Effect, Exit, Fiber, Option, Result, Schema } from "effect"
 import type { ActivityDefinition, Schema as ActivitySchema } from "../Activity.ts"
 import { ActivityContext } from "../ActivityContext.ts"
-import type {
-  AttemptStart,
-  DurableExecutionJournal,
-  ExecutionRecord,
-  Fence,
-  StepRecord
-} from "../DurableExecutionJournal.ts"
+import type { AttemptStart, ExecutionRecord, Fence, StepRecord } from "../DurableExecutionJournal.ts"
 import { delayAfter, type ResolvedRetryPolicy, resolve } from "../RetryPolicy.ts"
 import type { Any } from "../Workflow.ts"
 import {
