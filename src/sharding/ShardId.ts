@@ -1,11 +1,14 @@
 /**
  * The shard of an execution (or, later, an entity): a stable hash of its id.
  *
- * `shardOf(id, shardCount)` is FNV-1a (32 bits) over the id's UTF-8 bytes, reduced modulo
- * `shardCount`, plus one: shards are numbered `1..shardCount`, like the talk's tables. The
- * function uses only integer arithmetic on bytes, so every pod, on every platform and Node version,
- * puts an id in the same shard; `test/sharding/ShardId.test.ts` pins it with test vectors. Changing
- * it would move every stored execution to another shard: it is part of the storage format.
+ * `shardOf(id, shardCount)` is FNV-1a (32 bits) over the id's UTF-8 bytes, then MurmurHash3's
+ * 32-bit finalizer (`mix32`, so that ids differing only in their last character — `order-41`,
+ * `order-42` — do not land on neighbouring shards, as plain FNV-1a modulo a small count does),
+ * reduced modulo `shardCount`, plus one: shards are numbered `1..shardCount`, like the talk's
+ * tables. The function uses only integer arithmetic on bytes, so every pod, on every platform and
+ * Node version, puts an id in the same shard; `test/sharding/ShardId.test.ts` pins it with test
+ * vectors. Changing it would move every stored execution to another shard: it is part of the
+ * storage format.
  *
  * @example
  * ```ts
@@ -30,8 +33,19 @@ export const fnv1a32 = (text: string): number => {
   return hash >>> 0
 }
 
+/** MurmurHash3's 32-bit finalizer: every input bit flips about half of the output bits. */
+export const mix32 = (hash: number): number => {
+  let h = hash >>> 0
+  h ^= h >>> 16
+  h = Math.imul(h, 0x85ebca6b)
+  h ^= h >>> 13
+  h = Math.imul(h, 0xc2b2ae35)
+  h ^= h >>> 16
+  return h >>> 0
+}
+
 /** The shard (`1..shardCount`) of the execution or entity `id`. */
-export const shardOf = (id: string, shardCount: number): number => (fnv1a32(id) % shardCount) + 1
+export const shardOf = (id: string, shardCount: number): number => (mix32(fnv1a32(id)) % shardCount) + 1
 
 /** Whether `count` is a usable shard count: an integer from 1 to 65,536. */
 export const isValidShardCount = (count: number): boolean =>

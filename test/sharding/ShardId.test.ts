@@ -1,17 +1,35 @@
 /**
  * Pins `ShardId.shardOf`: it is part of the storage format (every stored execution is in the shard
  * it gives), so a change to it must fail here. The expected values come from outside the module: a
- * second FNV-1a written with BigInt over `Buffer.from(id, "utf8")`, published FNV-1a-32 vectors,
- * and literal constants computed once with a third implementation (Python, over `str.encode()`).
+ * second FNV-1a and MurmurHash3 finalizer written with BigInt over `Buffer.from(id, "utf8")`,
+ * published FNV-1a-32 vectors, and literal constants computed once with a third implementation
+ * (Python, over `str.encode()`).
  */
 import { describe, expect, it } from "@effect/vitest"
-import { DEFAULT_SHARD_COUNT, fnv1a32, isValidShardCount, shardOf } from "../../src/sharding/ShardId.ts"
+import {
+  DEFAULT_SHARD_COUNT,
+  fnv1a32,
+  isValidShardCount,
+  mix32,
+  shardOf
+} from "../../src/sharding/ShardId.ts"
 
 /** FNV-1a 32 by the book, on BigInt: shares no code and no arithmetic trick with the module's. */
 const referenceFnv1a32 = (id: string): number => {
   let hash = 0x811c9dc5n
   for (const byte of Buffer.from(id, "utf8")) hash = ((hash ^ BigInt(byte)) * 0x01000193n) & 0xffffffffn
   return Number(hash)
+}
+
+/** MurmurHash3's fmix32 by the book, on BigInt. */
+const referenceMix32 = (hash: number): number => {
+  let h = BigInt(hash)
+  h ^= h >> 16n
+  h = (h * 0x85ebca6bn) & 0xffffffffn
+  h ^= h >> 13n
+  h = (h * 0xc2b2ae35n) & 0xffffffffn
+  h ^= h >> 16n
+  return Number(h)
 }
 
 /** Mulberry32: a seeded PRNG, so the random ids are the same on every run. */
@@ -41,20 +59,23 @@ const randomId = (random: () => number): string => {
 
 const SHARD_COUNTS = [1, 30, 300, 1024] as const
 
-/** id → FNV-1a 32 and the shard for 1, 30, 300 and 1024 shards (computed in Python). */
-const VECTORS: ReadonlyArray<readonly [string, number, readonly [number, number, number, number]]> = [
-  ["", 0x811c9dc5, [1, 2, 62, 454]],
-  [" ", 0x250c8f7f, [1, 20, 260, 896]],
-  ["a", 0xe40c292c, [1, 11, 221, 301]],
-  ["b", 0xe70c2de5, [1, 8, 278, 486]],
-  ["foobar", 0xbf9cf968, [1, 11, 221, 361]],
-  ["a\u0000b", 0x10f3abd2, [1, 11, 191, 979]],
-  ["order-1", 0x2b7fcd6d, [1, 20, 50, 366]],
-  ["crashy@1", 0x628f58e8, [1, 7, 277, 233]],
-  ["payment/42", 0x61dbbee8, [1, 19, 109, 745]],
-  ["café", 0xa82b5049, [1, 20, 290, 74]],
-  ["日本語", 0x805f5ce7, [1, 22, 52, 232]],
-  ["🍕", 0x5cd6b1f6, [1, 25, 235, 503]]
+/**
+ * id → FNV-1a 32, its MurmurHash3 finalizer, and the shard for 1, 30, 300 and 1024 shards
+ * (computed in Python).
+ */
+const VECTORS: ReadonlyArray<readonly [string, number, number, readonly [number, number, number, number]]> = [
+  ["", 0x811c9dc5, 0xab3e7c0b, [1, 24, 24, 12]],
+  [" ", 0x250c8f7f, 0x3d2a17d4, [1, 9, 189, 981]],
+  ["a", 0xe40c292c, 0x1a80b1b3, [1, 16, 16, 436]],
+  ["b", 0xe70c2de5, 0x82c46232, [1, 25, 175, 563]],
+  ["foobar", 0xbf9cf968, 0x0c0da6dc, [1, 7, 277, 733]],
+  ["a\u0000b", 0x10f3abd2, 0x5d40db2d, [1, 2, 2, 814]],
+  ["order-1", 0x2b7fcd6d, 0x92005a9c, [1, 3, 33, 669]],
+  ["crashy@1", 0x628f58e8, 0xfb1ddead, [1, 16, 166, 686]],
+  ["payment/42", 0x61dbbee8, 0x3b1ee37f, [1, 24, 264, 896]],
+  ["café", 0xa82b5049, 0xdf518d52, [1, 3, 63, 339]],
+  ["日本語", 0x805f5ce7, 0xea653092, [1, 5, 215, 147]],
+  ["🍕", 0x5cd6b1f6, 0xbbf7a33d, [1, 14, 74, 830]]
 ]
 
 describe("ShardId", () => {
@@ -66,9 +87,11 @@ describe("ShardId", () => {
   })
 
   it("fnv1a32 and shardOf give the recorded constants (ASCII, NUL, non-ASCII, emoji)", () => {
-    for (const [id, hash, shards] of VECTORS) {
+    for (const [id, hash, mixed, shards] of VECTORS) {
       expect(fnv1a32(id), id).toBe(hash)
       expect(referenceFnv1a32(id), id).toBe(hash)
+      expect(mix32(hash), id).toBe(mixed)
+      expect(referenceMix32(hash), id).toBe(mixed)
       expect(
         SHARD_COUNTS.map((count) => shardOf(id, count)),
         id
@@ -86,17 +109,29 @@ describe("ShardId", () => {
     expect(fnv1a32("\ud800")).toBe(fnv1a32("\ufffd"))
   })
 
-  it("agrees with an independent FNV-1a on 20,000 random ids, and stays in 1..shardCount", () => {
+  it("agrees with an independent FNV-1a and finalizer on 20,000 random ids, and stays in 1..shardCount", () => {
     const random = prng(42)
     for (let i = 0; i < 20_000; i++) {
       const id = randomId(random)
       const hash = referenceFnv1a32(id)
       expect(fnv1a32(id)).toBe(hash)
+      const mixed = referenceMix32(hash)
       for (const count of [...SHARD_COUNTS, 65_536]) {
         const shard = shardOf(id, count)
-        expect(shard).toBe((hash % count) + 1)
+        expect(shard).toBe((mixed % count) + 1)
       }
     }
+  })
+
+  it("ids that differ only in their last character do not land on neighbouring shards", () => {
+    // Plain FNV-1a modulo 30 puts order-0, order-1, ... on neighbouring shards about 64% of the time
+    // (its prime is -1 modulo 30); with the finalizer it is the 2/30 of a uniform hash.
+    let neighbours = 0
+    for (let i = 0; i < 1000; i++) {
+      const gap = Math.abs(shardOf(`order-${i}`, 30) - shardOf(`order-${i + 1}`, 30))
+      if (gap === 1 || gap === 29) neighbours++
+    }
+    expect(neighbours).toBeLessThan(120)
   })
 
   it("a single shard holds every id", () => {
