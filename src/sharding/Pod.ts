@@ -59,6 +59,11 @@ export interface ShardListener {
   readonly acquired: (shard: number, epoch: number) => Effect.Effect<void>
   /** The pod no longer runs `shard`: stop its runs; returns once they ended. */
   readonly lost: (shard: number) => Effect.Effect<void>
+  /**
+   * The pod hands `shard` over to another pod, its lease still valid: let attempts in progress
+   * finish (for at most `deadlineMillis`), start no new one; returns once its runs ended.
+   */
+  readonly handOver: (shard: number, deadlineMillis: number) => Effect.Effect<void>
 }
 
 /** A pod as inspection shows it. */
@@ -187,6 +192,13 @@ export const make = (
     let membership = yield* Scope.fork(scope)
     yield* Scope.provide(store.register(podId, ttl), membership)
 
+    /** Shards being handed over now (their runs finishing, then released). */
+    const handingOver = new Set<number>()
+    /**
+     * How long a handover lets attempts in progress finish: well inside the lease, since the pod
+     * must still own the shard, by its own clock, when they record their outcomes.
+     */
+    const drainMillis = Math.min(5_000, ttl / 4)
     /** The shards this pod runs, with the epoch it runs them at, and whether they are stopping. */
     const active = new Map<number, { readonly epoch: number; draining: boolean; refused: boolean }>()
     /** By this pod's clock: when it must stop running, unless a renewal succeeds before. */
@@ -200,13 +212,13 @@ export const make = (
      * Stops the runs of `shard` if the pod still runs it at `epoch`: no new run starts from now on,
      * the runs in progress may write (fenced) while they stop, then the shard is forgotten.
      */
-    const lose = (shard: number, epoch: number): Effect.Effect<void> =>
+    const lose = (shard: number, epoch: number, gently = false): Effect.Effect<void> =>
       Effect.suspend(() => {
         const entry = active.get(shard)
         if (entry?.epoch !== epoch) return Effect.void
         entry.draining = true
         return Effect.ensuring(
-          listener.lost(shard),
+          gently ? listener.handOver(shard, drainMillis) : listener.lost(shard),
           Effect.sync(() => {
             if (active.get(shard) === entry) active.delete(shard)
           })
@@ -248,17 +260,24 @@ export const make = (
         concurrency: "unbounded",
         discard: true
       })
-      // Handing over: stop the runs first, then give the shard away (epoch + 1): the next owner
-      // starts it only once this pod has stopped.
-      yield* Effect.forEach(
-        handovers,
-        (row) =>
-          Effect.andThen(
-            active.has(row.shard) ? lose(row.shard, active.get(row.shard)!.epoch) : Effect.void,
-            store.release(podId, row.shard, row.epoch)
+      // Handing over: the runs finish their attempts in progress (at most `drainMillis`), then the
+      // shard goes to the next owner (epoch + 1), which starts it only once this pod has stopped.
+      // In the background: the rounds (and the lease renewals) go on meanwhile.
+      for (const row of handovers) {
+        if (handingOver.has(row.shard)) continue
+        handingOver.add(row.shard)
+        const entry = active.get(row.shard)
+        yield* Effect.forkIn(
+          (entry === undefined ? Effect.void : lose(row.shard, entry.epoch, true)).pipe(
+            Effect.andThen(store.release(podId, row.shard, row.epoch)),
+            Effect.catchCause((cause) =>
+              Effect.logWarning(`pod ${podId}: handing over shard ${row.shard} failed`, cause)
+            ),
+            Effect.ensuring(Effect.sync(() => handingOver.delete(row.shard)))
           ),
-        { concurrency: "unbounded", discard: true }
-      )
+          scope
+        )
+      }
     })
 
     const managerRound = Effect.gen(function* () {

@@ -681,7 +681,8 @@ export const makeScoped = <W extends Any>(
     if (Option.isSome(shardStore)) {
       const pod = yield* Pod.make(shardStore.value, podSettings, {
         acquired: (shard) => acquired(shard),
-        lost: (shard) => runs.stopShard(shard)
+        lost: (shard) => runs.stopShard(shard),
+        handOver: (shard, deadlineMillis) => runs.drainShard(shard, deadlineMillis)
       }).pipe(Scope.provide(podScope))
       ownership = clustered(pod)
       yield* pod.start

@@ -5,7 +5,7 @@
  * with real processes, SIGKILL and real stores are in `test/cluster/`.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Deferred, Duration, Effect, Exit, Schema, Scope } from "effect"
+import { Deferred, Duration, Effect, Exit, Fiber, Schema, Scope } from "effect"
 import {
   Activity,
   ActivityContext,
@@ -158,6 +158,54 @@ describe("ownership in one process (memory store)", () => {
       // Both pods ran work, and some sends were answered by the other pod.
       expect(new Set(log.map((attempt) => attempt.podId))).toEqual(new Set(["a", "b"]))
     })
+  )
+
+  it.live(
+    "a rebalance lets attempts in progress finish before the shard changes hands: none runs twice",
+    () =>
+      Effect.gen(function* () {
+        const cluster = yield* MemoryJournal.makeCluster
+        const log: Array<Attempt> = []
+        const slowJobs = (podId: string) =>
+          Workflow.make(
+            Job,
+            (request) => request.id,
+            (request) =>
+              Effect.gen(function* () {
+                const context = yield* ActivityContext.ActivityContext
+                log.push({
+                  executionId: request.id,
+                  attempt: context.attempt,
+                  podId,
+                  shard: context.fence?.shard ?? null,
+                  epoch: context.fence?.epoch ?? null
+                })
+                yield* Effect.sleep("300 millis")
+                return `${request.id}:done`
+              }).pipe(Activity.make("slow", Schema.String, Schema.Never))
+          )
+        const pod = (podId: string) =>
+          WorkflowEngine.makeScoped(Workflow.union(slowJobs(podId)), { ...fastPod, podId }).pipe(
+            Effect.provideService(DurableExecutionJournal.DurableExecutionJournal, cluster.journal),
+            Effect.provideService(ShardStore.ShardStore, cluster.shards)
+          )
+        const a = yield* pod("a")
+        const ids = Array.from({ length: 48 }, (_, i) => `slow-${i}`)
+        const sent = yield* Effect.forkChild(
+          Effect.forEach(ids, (id) => a.send(new Job({ id })), { concurrency: "unbounded" })
+        )
+        yield* eventually(Effect.sync(() => log.length === ids.length))
+        // Every execution is in the middle of its attempt on "a" when "b" joins and takes half.
+        yield* pod("b")
+        yield* eventually(Effect.map(ownedBy(cluster, "b"), (n) => n === SHARDS / 2))
+        expect((yield* Fiber.join(sent)).sort()).toEqual(ids.map((id) => `${id}:done`).sort())
+        // Each attempt finished where it started and was recorded: nothing ran a second time.
+        expect(log.map((attempt) => attempt.attempt)).toEqual(ids.map(() => 1))
+        const owners = new Map((yield* cluster.shards.shards).map((shard) => [shard.shard, shard.owner]))
+        const moved = log.filter((attempt) => owners.get(attempt.shard!) === "b")
+        expect(moved.length).toBeGreaterThan(0)
+        expect(moved.every((attempt) => attempt.podId === "a")).toBe(true)
+      })
   )
 
   it.live("graceful shutdown hands every shard to the other pod without waiting for the TTL", () =>

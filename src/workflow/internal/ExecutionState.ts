@@ -31,6 +31,11 @@ export class ExecutionState {
   stopReason: StopReason | undefined = undefined
   /** Set once the run is being torn down: no new activity attempt may start. */
   stopping = false
+  /**
+   * Its shard is being handed over to another pod: attempts in progress may finish and record
+   * their outcomes, but the next attempt stops the run instead of starting (see `Runs.drainShard`).
+   */
+  draining = false
   /** Whether the interruption requested by `WorkflowEngine.interrupt` reached the body fiber. */
   interruptDelivered = false
   bodyFiber: Fiber.Fiber<unknown, unknown> | undefined = undefined

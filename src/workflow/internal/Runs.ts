@@ -97,6 +97,30 @@ export class Runs {
     })
   }
 
+  /**
+   * Hands the runs of `shard` over gently: attempts in progress may finish and record their
+   * outcomes (no new one starts), for at most `deadlineMillis`; then the runs still going are
+   * stopped as by `stopShard`. Returns once every run of the shard has ended.
+   */
+  drainShard(shard: number, deadlineMillis: number): Effect.Effect<void> {
+    return Effect.suspend(() => {
+      const owner = this.options.ownership()
+      const handles = [...this.running].flatMap(([id, handle]) =>
+        owner.shardOf(id) === shard ? [handle] : []
+      )
+      for (const handle of handles) {
+        handle.state.draining = true
+        // A run waiting in memory (a sleep raced against an activity, a signal) has no attempt to
+        // finish: it stops at once; one between attempts stops at its next attempt.
+        if (handle.state.activeAttempts === 0) handle.state.stopNow({ _tag: "Shutdown" })
+      }
+      const ended = Effect.forEach(handles, (handle) => Deferred.await(handle.outcome), { discard: true })
+      return Effect.flatMap(Effect.timeoutOption(ended, deadlineMillis), (done) =>
+        done._tag === "Some" ? Effect.void : this.stopShard(shard)
+      )
+    })
+  }
+
   /** Stops every run (shutdown); returns their handles to wait for. */
   stopAll(): ReadonlyArray<RunHandle> {
     const handles = [...this.running.values()]

@@ -326,12 +326,15 @@ const fresh = <A, E, R>(
     return Effect.uninterruptibleMask((restore) =>
       state.stopping
         ? Effect.interrupt
-        : Effect.flatMap(restore(writeAttempt(env, state, start)), () =>
-            Effect.flatMap(Effect.exit(restore(run)), (exit) =>
-              // If this fiber was interrupted (shutdown, race lost), stop here: nothing is recorded.
-              Effect.as(restore(Effect.void), exit)
+        : state.draining
+          ? // The shard is being handed over: the new owner starts this attempt.
+            state.halt({ _tag: "Shutdown" })
+          : Effect.flatMap(restore(writeAttempt(env, state, start)), () =>
+              Effect.flatMap(Effect.exit(restore(run)), (exit) =>
+                // If this fiber was interrupted (shutdown, race lost), stop here: nothing is recorded.
+                Effect.as(restore(Effect.void), exit)
+              )
             )
-          )
     ).pipe(
       Effect.flatMap((exit): Effect.Effect<A, E, R> => {
         if (Exit.isFailure(exit)) {
