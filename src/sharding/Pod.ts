@@ -200,7 +200,10 @@ export const make = (
      */
     const drainMillis = Math.min(5_000, ttl / 4)
     /** The shards this pod runs, with the epoch it runs them at, and whether they are stopping. */
-    const active = new Map<number, { readonly epoch: number; draining: boolean; refused: boolean }>()
+    const active = new Map<
+      number,
+      { readonly epoch: number; draining: boolean; stopped: boolean; refused: boolean }
+    >()
     /** By this pod's clock: when it must stop running, unless a renewal succeeds before. */
     const margin = ttl / 5
     let validUntil = now() + ttl - margin
@@ -215,8 +218,9 @@ export const make = (
     const lose = (shard: number, epoch: number, gently = false): Effect.Effect<void> =>
       Effect.suspend(() => {
         const entry = active.get(shard)
-        if (entry?.epoch !== epoch) return Effect.void
+        if (entry?.epoch !== epoch || entry.stopped || (gently && entry.draining)) return Effect.void
         entry.draining = true
+        if (!gently) entry.stopped = true
         return Effect.ensuring(
           gently ? listener.handOver(shard, drainMillis) : listener.lost(shard),
           Effect.sync(() => {
@@ -227,8 +231,10 @@ export const make = (
 
     const loseAll = (why: string) =>
       Effect.suspend(() => {
-        if (active.size === 0) return Effect.void
-        const entries = [...active]
+        // Shards already being stopped (their runs may hang on a store that does not answer) are
+        // not stopped, nor reported, again.
+        const entries = [...active].filter(([, entry]) => !entry.stopped)
+        if (entries.length === 0) return Effect.void
         return Effect.andThen(
           Effect.logWarning(`pod ${podId}: ${why}; stopping the runs of its ${entries.length} shard(s)`),
           Effect.forEach(entries, ([shard, { epoch }]) => lose(shard, epoch), {
@@ -252,7 +258,7 @@ export const make = (
         const current = active.get(row.shard)
         if (current?.epoch === row.epoch) continue
         if (current !== undefined) yield* lose(row.shard, current.epoch)
-        active.set(row.shard, { epoch: row.epoch, draining: false, refused: false })
+        active.set(row.shard, { epoch: row.epoch, draining: false, stopped: false, refused: false })
         yield* listener.acquired(row.shard, row.epoch)
       }
       const gone = [...active].filter(([shard]) => !owned.has(shard))
@@ -316,8 +322,9 @@ export const make = (
       yield* loseAll("the store no longer lists this pod (its lease expired)")
       yield* Scope.close(membership, Exit.void)
       membership = yield* Scope.fork(scope)
+      const registering = now()
       yield* Scope.provide(store.register(podId, ttl), membership)
-      validUntil = sentAt + ttl - margin
+      validUntil = registering + ttl - margin
     })
 
     const round = Effect.gen(function* () {
