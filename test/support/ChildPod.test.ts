@@ -28,7 +28,7 @@ describe("ChildPod", () => {
   it("runs a TypeScript entry on Node 22 with the source condition; args, env, JSON lines, stderr", async () => {
     const pod = ChildPod.spawn(CHILD, { args: ["x y", "cluster"], env: { CHILD_POD_GREETING: "hi" } })
     const ready = await pod.waitFor((m) => m.type === "ready", 30_000)
-    expect(ready).toMatchObject({ type: "ready", args: ["x y", "cluster"], greeting: "hi", shard: 221 })
+    expect(ready).toMatchObject({ type: "ready", args: ["x y", "cluster"], greeting: "hi", shard: 277 })
     expect(Number(ready.node.split(".")[0])).toBeGreaterThanOrEqual(22)
     expect(ready.cluster).toContain("WorkflowEngine") // "effect-cluster" resolved to src/
     expect(pod.messages[0]).toEqual(ready) // the log line before it is not a message…
