@@ -22,6 +22,7 @@ import { DurableExecutionJournal, MemoryJournal, ShardId } from "effect-cluster"
 import * as SqliteClient from "../src/storage/sqlite/SqliteClient.ts"
 import * as SqliteJournal from "../src/storage/sqlite/SqliteJournal.ts"
 import { baselineBench } from "./baseline.ts"
+import { ownershipBench } from "./ownership.ts"
 import { postgresBench, postgresSleepBench } from "./postgres.ts"
 import { printSleep, sleepBench } from "./sleep.ts"
 import { timeSkipBench } from "./timeSkip.ts"
@@ -30,7 +31,19 @@ import { median, type Row, runWorkload } from "./workload.ts"
 const Options = Schema.Struct({
   quick: Schema.optional(Schema.Boolean),
   postgres: Schema.optional(Schema.String.check(Schema.isPattern(/^postgres(ql)?:\/\//))),
-  only: Schema.optional(Schema.Literals(["postgres", "sqlite", "sleep", "skip", "peers"])),
+  only: Schema.optional(
+    Schema.Literals([
+      "postgres",
+      "sqlite",
+      "sleep",
+      "skip",
+      "peers",
+      "ownership",
+      "failover",
+      "resumption",
+      "pods"
+    ])
+  ),
   peers: Schema.optional(Schema.Boolean)
 })
 const options = Schema.decodeUnknownSync(Options)(
@@ -206,6 +219,8 @@ const program = Effect.gen(function* () {
     printSleep(rows)
   }
   if (options.only === undefined || options.only === "skip") yield* timeSkipBench(quick ? 3 : 20)
+  if (options.only === undefined || options.only === "ownership")
+    yield* ownershipBench(scale, options.postgres)
   if (options.peers === true || options.only === "peers") yield* baselineBench(scale, options.postgres)
 })
 
