@@ -23,6 +23,7 @@ import * as SqliteClient from "../src/storage/sqlite/SqliteClient.ts"
 import * as SqliteJournal from "../src/storage/sqlite/SqliteJournal.ts"
 import { baselineBench } from "./baseline.ts"
 import { failoverBench } from "./failover.ts"
+import { idleGroupCommitBench } from "./idleGroupCommit.ts"
 import { ownershipBench } from "./ownership.ts"
 import { podsBench } from "./pods.ts"
 import { postgresBench, postgresSleepBench } from "./postgres.ts"
@@ -42,6 +43,7 @@ const Options = Schema.Struct({
       "skip",
       "peers",
       "ownership",
+      "idle",
       "failover",
       "resumption",
       "pods"
@@ -222,6 +224,7 @@ const program = Effect.gen(function* () {
     printSleep(rows)
   }
   if (options.only === undefined || options.only === "skip") yield* timeSkipBench(quick ? 3 : 20)
+  if (options.only === undefined || options.only === "idle") yield* idleGroupCommitBench(quick ? 1 : 5)
   if (options.only === undefined || options.only === "ownership")
     yield* ownershipBench(scale, options.postgres)
   if (options.only === undefined || options.only === "resumption")
