@@ -7,6 +7,7 @@
  * (fsync on, `synchronous_commit = on`): from the machine's binaries, else from the npm package's
  * (`test/support/PostgresBinaries.ts`). The log says which.
  */
+import { randomUUID } from "node:crypto"
 import { Context, Effect, Layer } from "effect"
 import { SqlClient } from "effect/sql/SqlClient"
 import { DurableExecutionJournal } from "effect-cluster"
@@ -95,6 +96,24 @@ const throwawayServer = Effect.acquireRelease(
 /** A PostgreSQL server for a benchmark: the given URL, or a throwaway one closed with the scope. */
 export const serverUrl = (givenUrl: string | undefined) =>
   givenUrl === undefined ? Effect.map(throwawayServer, (server) => server.url) : Effect.succeed(givenUrl)
+
+/** A fresh database named after `name` on the server at `url`; its URL. */
+export const freshDatabase = (url: string, name: string) =>
+  Effect.gen(function* () {
+    const sql = yield* client(url, 1)
+    const database = `${name}_${randomUUID().slice(0, 8)}`
+    yield* sql.unsafe(`CREATE DATABASE ${database}`)
+    const fresh = new URL(url)
+    fresh.pathname = `/${database}`
+    return fresh.toString()
+  }).pipe(Effect.scoped)
+
+/** Drops the database of `fresh` (a URL `freshDatabase` returned), cutting its sessions. */
+export const dropDatabase = (url: string, fresh: string) =>
+  Effect.gen(function* () {
+    const sql = yield* client(url, 1)
+    yield* sql.unsafe(`DROP DATABASE ${new URL(fresh).pathname.slice(1)} WITH (FORCE)`)
+  }).pipe(Effect.scoped)
 
 /** The durable-sleep benchmark (`bench/sleep.ts`) on PostgreSQL, fresh tables per phase. */
 export const postgresSleepBench = (executions: number, givenUrl: string | undefined) =>

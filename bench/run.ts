@@ -22,7 +22,12 @@ import { DurableExecutionJournal, MemoryJournal, ShardId } from "effect-cluster"
 import * as SqliteClient from "../src/storage/sqlite/SqliteClient.ts"
 import * as SqliteJournal from "../src/storage/sqlite/SqliteJournal.ts"
 import { baselineBench } from "./baseline.ts"
+import { failoverBench } from "./failover.ts"
+import { idleGroupCommitBench } from "./idleGroupCommit.ts"
+import { ownershipBench } from "./ownership.ts"
+import { podsBench } from "./pods.ts"
 import { postgresBench, postgresSleepBench } from "./postgres.ts"
+import { resumptionBench } from "./resumption.ts"
 import { printSleep, sleepBench } from "./sleep.ts"
 import { timeSkipBench } from "./timeSkip.ts"
 import { median, type Row, runWorkload } from "./workload.ts"
@@ -30,7 +35,20 @@ import { median, type Row, runWorkload } from "./workload.ts"
 const Options = Schema.Struct({
   quick: Schema.optional(Schema.Boolean),
   postgres: Schema.optional(Schema.String.check(Schema.isPattern(/^postgres(ql)?:\/\//))),
-  only: Schema.optional(Schema.Literals(["postgres", "sqlite", "sleep", "skip", "peers"])),
+  only: Schema.optional(
+    Schema.Literals([
+      "postgres",
+      "sqlite",
+      "sleep",
+      "skip",
+      "peers",
+      "ownership",
+      "idle",
+      "failover",
+      "resumption",
+      "pods"
+    ])
+  ),
   peers: Schema.optional(Schema.Boolean)
 })
 const options = Schema.decodeUnknownSync(Options)(
@@ -206,6 +224,15 @@ const program = Effect.gen(function* () {
     printSleep(rows)
   }
   if (options.only === undefined || options.only === "skip") yield* timeSkipBench(quick ? 3 : 20)
+  if (options.only === undefined || options.only === "idle") yield* idleGroupCommitBench(quick ? 1 : 5)
+  if (options.only === undefined || options.only === "ownership")
+    yield* ownershipBench(scale, options.postgres)
+  if (options.only === undefined || options.only === "resumption")
+    yield* resumptionBench(quick ? 5_000 : 50_000, options.postgres)
+  if (options.only === undefined || options.only === "failover")
+    yield* failoverBench(quick ? 1 : 5, options.postgres)
+  if (options.only === undefined || options.only === "pods")
+    yield* podsBench(quick ? 1 : 3, quick ? 3_000 : 12_000, options.postgres)
   if (options.peers === true || options.only === "peers") yield* baselineBench(scale, options.postgres)
 })
 
