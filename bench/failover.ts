@@ -166,8 +166,15 @@ const failoverRun = (location: string, dir: string, signal: "SIGKILL" | "SIGSTOP
     const completed = Effect.map(journal.get(chosen), (row) =>
       Option.isSome(row) && row.value.status === "succeeded" ? row.value : undefined
     )
+    /** When the first of the victim's shards went to another pod, once one has. */
+    const reassignedAt = Effect.map(store.shards, (shards) => {
+      const moved = shards.filter(
+        (shard) => victimShards.has(shard.shard) && shard.owner !== null && shard.owner !== victimId
+      )
+      return moved.length === 0 ? undefined : Math.min(...moved.map((shard) => shard.updatedAt))
+    })
     const inTime = yield* Effect.option(
-      until(`${chosen} completed after the ${signal}`, completed, TTL_MILLIS * 6, 10)
+      until(`${victimId}'s shards moved after the ${signal}`, reassignedAt, TTL_MILLIS * 6, 10)
     )
     if (Option.isNone(inTime)) {
       // Stalled: say what the database is waiting for, then let the frozen pod go on.
@@ -179,14 +186,10 @@ const failoverRun = (location: string, dir: string, signal: "SIGKILL" | "SIGSTOP
         stalled: `nothing moved in ${TTL_MILLIS * 6} ms; ${row.executionId} completed ${row.updatedAt - resumedAt} ms after SIGCONT; ${stall}`
       }
     }
-    const chosenRow = inTime.value
-    yield* sleep(500)
-    const shards = yield* store.shards
-    const reassigned = Math.min(
-      ...shards.flatMap((shard) =>
-        victimShards.has(shard.shard) && shard.owner !== victimId ? [shard.updatedAt] : []
-      )
-    )
+    const reassigned = inTime.value
+    // The chosen execution may have completed before a frozen pod was caught outside a write.
+    const chosenRow = yield* until(`${chosen} completed`, completed, 30_000, 10)
+    yield* sleep(1_000)
     const completions: Array<number> = []
     let after: string | undefined
     while (true) {
