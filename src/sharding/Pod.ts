@@ -327,9 +327,10 @@ export const make = (
       validUntil = registering + ttl - margin
     })
 
+    // Renewals run in a loop of their own: a manager round or a reconciliation stuck on the store
+    // (a lock held by a frozen pod's open transaction) must not keep the lease from being renewed.
     const round = Effect.gen(function* () {
       if (leaving) return
-      yield* renew
       if (now() >= validUntil) return yield* loseAll("its lease was not renewed in time")
       yield* managerRound
       if (leaving || now() >= validUntil) return
@@ -359,6 +360,18 @@ export const make = (
         Effect.forever(Effect.andThen(Effect.sleep(interval), logged("an ownership round", round))),
         scope
       )
+      const renewals = yield* Effect.forkIn(
+        Effect.forever(
+          Effect.andThen(
+            Effect.sleep(interval),
+            logged(
+              "a lease renewal",
+              Effect.suspend(() => (leaving ? Effect.void : renew))
+            )
+          )
+        ),
+        scope
+      )
       const dog = yield* Effect.forkIn(watchdog, scope)
       // Runs after the engine's finalizer stopped every run (the engine forks the pod's scope first).
       yield* Scope.addFinalizer(
@@ -366,6 +379,7 @@ export const make = (
         Effect.gen(function* () {
           leaving = true
           yield* Fiber.interrupt(loop)
+          yield* Fiber.interrupt(renewals)
           yield* Fiber.interrupt(dog)
           active.clear()
           yield* logged("leaving the cluster", Effect.timeout(store.unregister(podId), ttl))
