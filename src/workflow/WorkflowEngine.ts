@@ -1,10 +1,12 @@
 /**
  * The workflow engine: starts executions, resumes unfinished ones, and shuts down gracefully.
  *
- * `makeScoped(workflows)` resumes every execution the journal has as `running` (I2), then accepts
- * requests. Starting a request whose execution id exists attaches to that execution (I4). When the
- * scope closes, running activities are interrupted without recording anything and the executions
- * stay `running`, so the next engine resumes them (I8).
+ * `makeScoped(workflows)` accepts requests at once and resumes, in the background, every `running`
+ * execution of the shards it owns (I2): all of them alone, its share in a cluster (a journal whose
+ * layer provides a `ShardStore`). Starting a request whose execution id exists attaches to that
+ * execution (I4). When the scope closes, running activities are interrupted without recording
+ * anything and the executions stay `running`, so the next engine resumes them (I8); in a cluster
+ * the pod then hands its shards back.
  *
  * @example
  * ```ts

@@ -15,8 +15,6 @@ const PAGE = 500
 export interface RemoteResults {
   /** Waits until `executionId` is final or suspended, wherever it runs; its row then. */
   readonly settled: (executionId: string) => Effect.Effect<ExecutionRecord, JournalError>
-  /** Looks now instead of at the next interval (an owner announced a result). */
-  readonly poke: () => void
 }
 
 /** Whether a row is as far as a caller waiting for a result can wait. */
@@ -72,7 +70,6 @@ export const make = (
     }
 
     return {
-      poke: () => Deferred.doneUnsafe(wake, Exit.void),
       settled: (executionId) =>
         Effect.suspend(() => {
           let waiter = waiters.get(executionId)
