@@ -1,0 +1,174 @@
+/**
+ * In-memory `EntityStore`, for tests and for one process whose entities need no durability beyond
+ * its lifetime. With the ownership state of a memory cluster (`MemoryJournal.makeCluster`) it fences
+ * the owner's writes against the shards' epochs; without it, a write that carries a fence is
+ * refused (there are no shards) and an unfenced one is accepted.
+ */
+import { Effect } from "effect"
+import {
+  type DeadLetter,
+  type Enqueued,
+  EntityStore,
+  type MessageKey,
+  type MessageOutcome,
+  type OwnerWriteResult
+} from "../../sharding/EntityStore.ts"
+import type { Ownership } from "./internal/ownership.ts"
+
+interface Row extends MessageKey {
+  readonly shard: number
+  seq: number
+  readonly payload: string
+  readonly createdAt: number
+  outcome: MessageOutcome
+  doneAt: number
+}
+
+const keyOf = (key: MessageKey) => `${key.entityType}\u0000${key.entityId}\u0000${key.messageId}`
+const entityKeyOf = (entityType: string, entityId: string) => `${entityType}\u0000${entityId}`
+
+/** A fresh, empty entity store; fenced against `ownership` when given. */
+export const make = (ownership?: Ownership): EntityStore["Service"] => {
+  const rows = new Map<string, Row>()
+  const states = new Map<string, string>()
+  let nextSeq = 1
+
+  const stale = (fence: { readonly shard: number; readonly epoch: number } | undefined) => {
+    if (fence === undefined) return undefined
+    const current = ownership?.shards.get(fence.shard)?.epoch ?? null
+    return current === fence.epoch ? undefined : ({ _tag: "Stale", currentEpoch: current } as const)
+  }
+
+  const ownerWrite = <
+    I extends MessageKey & {
+      readonly fence: any
+      readonly shard: number
+      readonly payload: string
+      readonly now: number
+    }
+  >(
+    item: I,
+    outcome: MessageOutcome,
+    after: () => void
+  ): OwnerWriteResult => {
+    const refused = stale(item.fence)
+    if (refused !== undefined) return refused
+    const key = keyOf(item)
+    const row = rows.get(key)
+    if (row !== undefined && row.outcome.status !== "pending")
+      return { _tag: "AlreadyDone", outcome: row.outcome }
+    if (row === undefined) {
+      rows.set(key, {
+        entityType: item.entityType,
+        entityId: item.entityId,
+        messageId: item.messageId,
+        shard: item.shard,
+        seq: nextSeq++,
+        payload: item.payload,
+        createdAt: item.now,
+        outcome,
+        doneAt: item.now
+      })
+    } else {
+      row.outcome = outcome
+      row.doneAt = item.now
+    }
+    after()
+    return { _tag: "Written" }
+  }
+
+  return EntityStore.of({
+    enqueue: (messages) =>
+      Effect.sync(() =>
+        messages.map((message): Enqueued => {
+          const key = keyOf(message)
+          const row = rows.get(key)
+          if (row !== undefined) return { _tag: "Known", outcome: row.outcome }
+          rows.set(key, {
+            entityType: message.entityType,
+            entityId: message.entityId,
+            messageId: message.messageId,
+            shard: message.shard,
+            seq: nextSeq++,
+            payload: message.payload,
+            createdAt: message.now,
+            outcome: { status: "pending" },
+            doneAt: 0
+          })
+          return { _tag: "Stored" }
+        })
+      ),
+    pending: ({ shards, afterSeq, limit }) =>
+      Effect.sync(() => {
+        const wanted = new Set(shards)
+        return [...rows.values()]
+          .filter((row) => row.outcome.status === "pending" && row.seq > afterSeq && wanted.has(row.shard))
+          .sort((a, b) => a.seq - b.seq)
+          .slice(0, limit)
+          .map(({ entityType, entityId, messageId, shard, seq, payload, createdAt }) => ({
+            entityType,
+            entityId,
+            messageId,
+            shard,
+            seq,
+            payload,
+            createdAt
+          }))
+      }),
+    outcomes: (keys) => Effect.sync(() => keys.map((key) => rows.get(keyOf(key))?.outcome)),
+    state: ({ entityType, entityId }) => Effect.sync(() => states.get(entityKeyOf(entityType, entityId))),
+    complete: (items) =>
+      Effect.sync(() =>
+        items.map((item) =>
+          ownerWrite(item, { status: "processed", reply: item.reply }, () => {
+            if (item.state !== undefined) states.set(entityKeyOf(item.entityType, item.entityId), item.state)
+          })
+        )
+      ),
+    deadLetter: (items) =>
+      Effect.sync(() =>
+        items.map((item) => ownerWrite(item, { status: "dead", error: item.error }, () => {}))
+      ),
+    deadLetters: ({ entityType, limit }) =>
+      Effect.sync(() =>
+        [...rows.values()]
+          .filter(
+            (row) =>
+              row.outcome.status === "dead" && (entityType === undefined || row.entityType === entityType)
+          )
+          .sort((a, b) => a.seq - b.seq)
+          .slice(0, limit)
+          .map(
+            (row): DeadLetter => ({
+              entityType: row.entityType,
+              entityId: row.entityId,
+              messageId: row.messageId,
+              shard: row.shard,
+              payload: row.payload,
+              error: row.outcome.status === "dead" ? row.outcome.error : "",
+              createdAt: row.createdAt,
+              deadAt: row.doneAt
+            })
+          )
+      ),
+    replay: (key) =>
+      Effect.sync(() => {
+        const row = rows.get(keyOf(key))
+        if (row?.outcome.status !== "dead") return false
+        row.outcome = { status: "pending" }
+        row.seq = nextSeq++
+        return true
+      }),
+    purge: (before) =>
+      Effect.sync(() => {
+        let deleted = 0
+        for (const [key, row] of rows) {
+          if (row.outcome.status === "processed" && row.doneAt < before) {
+            rows.delete(key)
+            deleted++
+          }
+        }
+        return deleted
+      })
+  })
+}
