@@ -10,12 +10,26 @@
  * root imports no database driver.
  */
 
+/** The errors of entities and their messenger (malformed, too large, timeout, dead-lettered, ...). */
+export * as EntityErrors from "./sharding/EntityErrors.ts"
+/** This process's pod, shared by the workflow engine and the entities of the process. */
+export * as Membership from "./sharding/Membership.ts"
+/** Messages of entities; `TaggedRequest` for messages with a typed reply. */
+export * as Message from "./sharding/Message.ts"
+/** What a behaviour answers for a message: `Processed(reply)` or `Processing`. */
+export * as MessageState from "./sharding/MessageState.ts"
 /** The port for a faster path between pods than the store (hints only), and its in-process form. */
 export * as PodTransport from "./sharding/PodTransport.ts"
 /** The shard manager's planning step: even spread, bounded handovers, dead pods' shards at once. */
 export * as Rebalance from "./sharding/Rebalance.ts"
+/** What an entity does with its messages: stateless or stateful behaviours. */
+export * as RecipientBehaviour from "./sharding/RecipientBehaviour.ts"
+/** Entity types: a name, a message schema, a message id; persisted with a state schema. */
+export * as RecipientType from "./sharding/RecipientType.ts"
 /** The shard of an execution: a stable hash of its id (FNV-1a), the same on every pod. */
 export * as ShardId from "./sharding/ShardId.ts"
+/** Entities addressed by id on whichever pod owns them: `registerEntity`, `messenger`. */
+export * as Sharding from "./sharding/Sharding.ts"
 /** The errors of ownership: a stale epoch, a shard count or pod id the store refuses. */
 export * as ShardingErrors from "./sharding/ShardingErrors.ts"
 /** The storage port of ownership: pods, leases, shards and their epochs. */

@@ -17,6 +17,7 @@
  * ```
  */
 import { Cause, Clock, Deferred, Duration, Effect, Option, Queue, Result, Scope, Semaphore } from "effect"
+import { Membership } from "../sharding/Membership.ts"
 import type { PodInfo, PodOptions } from "../sharding/Pod.ts"
 import * as Pod from "../sharding/Pod.ts"
 import { PodTransport } from "../sharding/PodTransport.ts"
@@ -259,7 +260,10 @@ export const makeScoped = <W extends Any>(
     const byTag: ReadonlyMap<string, Any> = workflowsByTag(workflows)
     const store = yield* DurableExecutionJournal
     const shardStore = yield* Effect.serviceOption(ShardStore)
-    const podSettings = yield* Pod.settings(options)
+    const membership = yield* Effect.serviceOption(Membership)
+    const podSettings = yield* Pod.settings(
+      Option.isSome(membership) ? { ...options, shardCount: membership.value.shardCount } : options
+    )
     const reliableStore = reliable(store)
     const { stopRetrying } = reliableStore
     const journal = unfenced(reliableStore.journal)
@@ -680,14 +684,25 @@ export const makeScoped = <W extends Any>(
       const unsubscribe = store.wakeups(timer.poke)
       yield* Effect.addFinalizer(() => Effect.sync(unsubscribe))
     }
-    if (Option.isSome(shardStore)) {
-      const pod = yield* Pod.make(shardStore.value, podSettings, {
-        acquired: (shard) => acquired(shard),
-        lost: (shard) => runs.stopShard(shard),
-        handOver: (shard, deadlineMillis) => runs.drainShard(shard, deadlineMillis)
-      }).pipe(Scope.provide(podScope))
-      ownership = clustered(pod)
+    const listener: Pod.ShardListener = {
+      acquired: (shard) => acquired(shard),
+      lost: (shard) => runs.stopShard(shard),
+      handOver: (shard, deadlineMillis) => runs.drainShard(shard, deadlineMillis)
+    }
+    // A process's shared pod (`Membership`), else a pod of the engine's own on a store with
+    // ownership, else every shard.
+    const pod = Option.isSome(membership)
+      ? membership.value.pod
+      : Option.isSome(shardStore)
+        ? yield* Pod.make(shardStore.value, podSettings, listener).pipe(Scope.provide(podScope))
+        : undefined
+    if (pod !== undefined) ownership = clustered(pod)
+    if (Option.isSome(membership)) {
+      yield* membership.value.subscribe(listener)
+    } else if (pod !== undefined) {
       yield* pod.start
+    }
+    if (pod !== undefined) {
       yield* Effect.forkScoped(
         Deliveries.loop({
           journal,
@@ -697,7 +712,7 @@ export const makeScoped = <W extends Any>(
           deliver
         })
       )
-    } else {
+    } else if (Option.isNone(membership)) {
       for (let shard = 1; shard <= podSettings.shardCount; shard++) yield* acquired(shard)
     }
     for (let i = 0; i < RESUME_WORKERS; i++) yield* Effect.forkScoped(resumeWorker)

@@ -1,0 +1,106 @@
+/**
+ * This process's membership in the cluster: one pod, shared by the workflow engine and the
+ * entities (`Sharding`) of the process, so that both run exactly the shards the pod owns.
+ *
+ * On a store with ownership (a `ShardStore` in context: SQLite, PostgreSQL,
+ * `MemoryJournal.layerCluster`) it registers a pod and keeps it running until the scope closes;
+ * without one, this process runs every shard (a one-pod cluster with nothing to coordinate).
+ *
+ * Provide `Membership.layer(options)` below both the engine and `Sharding` when a process has both:
+ *
+ * @example
+ * ```ts
+ * import { Layer } from "effect"
+ * import { Membership, Sharding, SqliteJournal } from "effect-cluster"
+ *
+ * const cluster = Sharding.layer().pipe(
+ *   Layer.provideMerge(Membership.layer({ leaseTtl: "10 seconds" })),
+ *   Layer.provideMerge(SqliteJournal.layer({ filename: ".data/app.db" }))
+ * )
+ * ```
+ */
+import { Context, Effect, Layer, Option, type Scope } from "effect"
+import * as Pod from "./Pod.ts"
+import { shardOf } from "./ShardId.ts"
+import type {
+  DuplicatePodError,
+  InvalidShardingConfigError,
+  ShardCountMismatchError,
+  ShardStoreError
+} from "./ShardingErrors.ts"
+import { ShardStore } from "./ShardStore.ts"
+
+/** Why a membership could not start. */
+export type MembershipError =
+  | InvalidShardingConfigError
+  | ShardCountMismatchError
+  | DuplicatePodError
+  | ShardStoreError
+
+/** The process's pod, and the listeners that run its shards. */
+export class Membership extends Context.Service<
+  Membership,
+  {
+    /** The pod; undefined when the process runs every shard (no `ShardStore`). */
+    readonly pod: Pod.Pod | undefined
+    readonly shardCount: number
+    /** The shard of an entity or execution id. */
+    readonly shardOf: (id: string) => number
+    /**
+     * Adds a listener until the scope closes. It hears `acquired` at once for every shard the pod
+     * runs now, then every change.
+     */
+    readonly subscribe: (listener: Pod.ShardListener) => Effect.Effect<void, never, Scope.Scope>
+  }
+>()("effect-cluster/sharding/Membership") {}
+
+/** Joins the cluster on the `ShardStore` in context (if any) until the scope closes. */
+export const make = (
+  options?: Pod.PodOptions
+): Effect.Effect<Membership["Service"], MembershipError, Scope.Scope> =>
+  Effect.gen(function* () {
+    const settings = yield* Pod.settings(options)
+    const store = yield* Effect.serviceOption(ShardStore)
+    const { shardCount } = settings
+    if (Option.isNone(store)) {
+      return Membership.of({
+        pod: undefined,
+        shardCount,
+        shardOf: (id) => shardOf(id, shardCount),
+        subscribe: (listener) =>
+          Effect.gen(function* () {
+            for (let shard = 1; shard <= shardCount; shard++) yield* listener.acquired(shard, 0)
+          })
+      })
+    }
+    const listeners = new Set<Pod.ShardListener>()
+    const all = (f: (listener: Pod.ShardListener) => Effect.Effect<void>) =>
+      Effect.forEach([...listeners], f, { concurrency: "unbounded", discard: true })
+    const pod = yield* Pod.make(store.value, settings, {
+      acquired: (shard, epoch) =>
+        Effect.forEach([...listeners], (l) => l.acquired(shard, epoch), { discard: true }),
+      lost: (shard) => all((l) => l.lost(shard)),
+      handOver: (shard, deadline) => all((l) => l.handOver(shard, deadline))
+    })
+    yield* pod.start
+    return Membership.of({
+      pod,
+      shardCount,
+      shardOf: pod.shardOf,
+      subscribe: (listener) =>
+        Effect.gen(function* () {
+          // Synchronously: no change of the pod's shards can slip between the snapshot and the add.
+          const owned = pod.ownedShards().flatMap((shard) => {
+            const epoch = pod.epochOf(shard)
+            return epoch === undefined ? [] : [[shard, epoch] as const]
+          })
+          listeners.add(listener)
+          yield* Effect.addFinalizer(() => Effect.sync(() => listeners.delete(listener)))
+          yield* Effect.forEach(owned, ([shard, epoch]) => listener.acquired(shard, epoch), { discard: true })
+        })
+    })
+  })
+
+/** `make` as a layer. */
+export const layer = (options?: Pod.PodOptions): Layer.Layer<Membership, MembershipError> =>
+  Layer.effect(Membership, make(options))
