@@ -22,6 +22,7 @@ import { DurableExecutionJournal, MemoryJournal, ShardId } from "effect-cluster"
 import * as SqliteClient from "../src/storage/sqlite/SqliteClient.ts"
 import * as SqliteJournal from "../src/storage/sqlite/SqliteJournal.ts"
 import { baselineBench } from "./baseline.ts"
+import { entitiesBench } from "./entities.ts"
 import { failoverBench } from "./failover.ts"
 import { idleGroupCommitBench } from "./idleGroupCommit.ts"
 import { ownershipBench } from "./ownership.ts"
@@ -46,7 +47,8 @@ const Options = Schema.Struct({
       "idle",
       "failover",
       "resumption",
-      "pods"
+      "pods",
+      "entities"
     ])
   ),
   peers: Schema.optional(Schema.Boolean)
@@ -233,6 +235,7 @@ const program = Effect.gen(function* () {
     yield* failoverBench(quick ? 1 : 5, options.postgres)
   if (options.only === undefined || options.only === "pods")
     yield* podsBench(quick ? 1 : 3, quick ? 3_000 : 12_000, options.postgres)
+  if (options.only === undefined || options.only === "entities") yield* entitiesBench(scale)
   if (options.peers === true || options.only === "peers") yield* baselineBench(scale, options.postgres)
 })
 

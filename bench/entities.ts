@@ -1,0 +1,261 @@
+/**
+ * `npm run bench -- --only entities`: the talk's counter entity (`test/sharding/fixtures/counter.ts`)
+ * in one process, driven through `Sharding.messenger`:
+ *
+ * - **ask**: `send(entityId)(new Increment(...))`, each caller waiting for the reply before its next
+ *   message; messages/s and the p50/p99 latency of one round trip;
+ * - **tell**: `sendDiscard` of every message, then one `send(GetCurrent)` per entity, whose reply
+ *   (the entity handles its messages in order) says every message before it was handled: messages/s
+ *   from the first `sendDiscard` to the last reply.
+ *
+ * Concurrency 1 is one caller and one entity; concurrency 100 is 100 callers, each with an entity of
+ * its own. Every measurement uses fresh entity ids (the first message of each starts its entity),
+ * and checks at the end that each entity counted exactly the messages sent to it.
+ *
+ * Ours runs volatile (`CounterEntity`: no store involved in local sends) and persisted
+ * (`PersistedCounter`: a dedupe read before the handler, reply and state written in one fenced
+ * transaction before the sender gets the reply) on the memory store. The peer is effect 4.1's own
+ * `Entity` (`bench/peers/effectEntity.ts`) with the same behaviour; ours and the peer are measured in
+ * alternating rounds and the median is shown.
+ */
+import { Effect, Layer } from "effect"
+import { EntityStore } from "../src/sharding/EntityStore.ts"
+import * as Membership from "../src/sharding/Membership.ts"
+import type { AnyEntityType } from "../src/sharding/RecipientType.ts"
+import * as Sharding from "../src/sharding/Sharding.ts"
+import * as MemoryEntityStore from "../src/storage/memory/MemoryEntityStore.ts"
+import {
+  CounterEntity,
+  counterBehaviour,
+  GetCurrent,
+  Increment,
+  PersistedCounter
+} from "../test/sharding/fixtures/counter.ts"
+import * as EffectEntity from "./peers/effectEntity.ts"
+
+type CounterClient = EffectEntity.CounterClient
+
+/** Our counter of `type` on the sharding in context: the bench's client. */
+const ourCounter = (type: typeof CounterEntity | typeof PersistedCounter) =>
+  Effect.gen(function* () {
+    yield* Sharding.registerEntity(type as AnyEntityType)(counterBehaviour())
+    const counter = yield* Sharding.messenger(type)
+    return {
+      send: (entityId, messageId) => Effect.orDie(counter.send(entityId)(new Increment({ messageId }))),
+      sendDiscard: (entityId, messageId) =>
+        Effect.orDie(counter.sendDiscard(entityId)(new Increment({ messageId }))),
+      get: (entityId, messageId) => Effect.orDie(counter.send(entityId)(new GetCurrent({ messageId })))
+    } satisfies CounterClient
+  })
+
+/** One process running every shard, on a fresh memory entity store, until the scope closes. */
+const memorySharding = Layer.build(
+  Sharding.layer().pipe(
+    Layer.provideMerge(Membership.layer()),
+    Layer.provideMerge(Layer.sync(EntityStore, () => MemoryEntityStore.make()))
+  )
+)
+
+/** A measurement: messages, wall time, and the round trips' latencies (ask only), in ms. */
+export interface Measured {
+  readonly messages: number
+  readonly seconds: number
+  readonly latencies: Float64Array | undefined
+}
+
+let run = 0
+
+/** `messages` asks, `concurrency` callers each with an entity of its own. */
+const asks = (client: CounterClient, messages: number, concurrency: number) =>
+  Effect.gen(function* () {
+    const prefix = `r${++run}`
+    const perCaller = Math.ceil(messages / concurrency)
+    const latencies = new Float64Array(perCaller * concurrency)
+    const started = performance.now()
+    yield* Effect.forEach(
+      Array.from({ length: concurrency }, (_, caller) => caller),
+      (caller) =>
+        Effect.gen(function* () {
+          const entityId = `${prefix}-e${caller}`
+          for (let i = 0; i < perCaller; i++) {
+            const sent = performance.now()
+            yield* client.send(entityId, `${entityId}-m${i}`)
+            latencies[caller * perCaller + i] = performance.now() - sent
+          }
+        }),
+      { concurrency: "unbounded", discard: true }
+    )
+    const seconds = (performance.now() - started) / 1000
+    yield* check(client, prefix, concurrency, perCaller)
+    return { messages: perCaller * concurrency, seconds, latencies } satisfies Measured
+  })
+
+/** `messages` tells, then one ask per entity that answers once all of its messages are handled. */
+const tells = (client: CounterClient, messages: number, concurrency: number) =>
+  Effect.gen(function* () {
+    const prefix = `r${++run}`
+    const perCaller = Math.ceil(messages / concurrency)
+    const counts: Array<number> = []
+    const started = performance.now()
+    yield* Effect.forEach(
+      Array.from({ length: concurrency }, (_, caller) => caller),
+      (caller) =>
+        Effect.gen(function* () {
+          const entityId = `${prefix}-e${caller}`
+          for (let i = 0; i < perCaller; i++) yield* client.sendDiscard(entityId, `${entityId}-m${i}`)
+          counts.push(yield* client.get(entityId, `${entityId}-get`))
+        }),
+      { concurrency: "unbounded", discard: true }
+    )
+    const seconds = (performance.now() - started) / 1000
+    if (counts.some((count) => count !== perCaller)) {
+      return yield* Effect.die(new Error(`tells: counts ${counts.join(",")}, expected ${perCaller} each`))
+    }
+    return { messages: perCaller * concurrency, seconds, latencies: undefined } satisfies Measured
+  })
+
+/** Each entity of a measurement counted exactly the messages sent to it. */
+const check = (client: CounterClient, prefix: string, entities: number, expected: number) =>
+  Effect.forEach(
+    Array.from({ length: entities }, (_, caller) => `${prefix}-e${caller}`),
+    (entityId) =>
+      Effect.flatMap(client.get(entityId, `${entityId}-check`), (count) =>
+        count === expected
+          ? Effect.void
+          : Effect.die(new Error(`entity ${entityId} counted ${count}, expected ${expected}`))
+      ),
+    { concurrency: "unbounded", discard: true }
+  )
+
+const percentile = (sorted: Float64Array, p: number) =>
+  sorted[Math.min(sorted.length - 1, Math.floor((sorted.length * p) / 100))] ?? 0
+
+/** What a row shows of a measurement. */
+interface Summary {
+  readonly perSecond: number
+  readonly p50: number | undefined
+  readonly p99: number | undefined
+}
+
+const summarize = (measured: Measured): Summary => {
+  const sorted = measured.latencies === undefined ? undefined : Float64Array.from(measured.latencies).sort()
+  return {
+    perSecond: measured.messages / measured.seconds,
+    p50: sorted === undefined ? undefined : percentile(sorted, 50),
+    p99: sorted === undefined ? undefined : percentile(sorted, 99)
+  }
+}
+
+/** The middle run of some (by rate); its latencies with it. */
+const middle = (runs: ReadonlyArray<Measured>): Summary =>
+  summarize(
+    [...runs].sort((a, b) => a.messages / a.seconds - b.messages / b.seconds)[Math.floor(runs.length / 2)]!
+  )
+
+export interface Row {
+  readonly system: string
+  readonly mode: "ask" | "tell"
+  readonly concurrency: number
+  readonly messages: number
+  readonly summary: Summary
+  readonly runs: ReadonlyArray<number>
+}
+
+/** A kind of measurement: ask or tell, at a concurrency, with a number of messages at scale 1. */
+interface Kind {
+  readonly mode: "ask" | "tell"
+  readonly concurrency: number
+  readonly messages: number
+}
+
+const kinds: ReadonlyArray<Kind> = [
+  { mode: "ask", concurrency: 1, messages: 10_000 },
+  { mode: "tell", concurrency: 1, messages: 20_000 },
+  { mode: "ask", concurrency: 100, messages: 20_000 },
+  { mode: "tell", concurrency: 100, messages: 40_000 }
+]
+
+/** Runs each kind on each system in turn, `rounds` times; the middle run of each. */
+const compare = (
+  systems: ReadonlyArray<{ readonly name: string; readonly client: CounterClient }>,
+  which: ReadonlyArray<Kind>,
+  scale: number,
+  rounds: number
+) =>
+  Effect.gen(function* () {
+    const rows: Array<Row> = []
+    for (const kind of which) {
+      const messages = Math.max(kind.concurrency, Math.ceil(kind.messages * scale))
+      const runs = new Map<string, Array<Measured>>(systems.map((system) => [system.name, []]))
+      for (let round = 0; round < rounds; round++) {
+        for (const system of systems) {
+          const measured =
+            kind.mode === "ask"
+              ? yield* asks(system.client, messages, kind.concurrency)
+              : yield* tells(system.client, messages, kind.concurrency)
+          runs.get(system.name)!.push(measured)
+        }
+      }
+      for (const system of systems) {
+        const measured = runs.get(system.name)!
+        rows.push({
+          system: system.name,
+          mode: kind.mode,
+          concurrency: kind.concurrency,
+          messages: measured[0]!.messages,
+          summary: middle(measured),
+          runs: measured.map((m) => m.messages / m.seconds)
+        })
+      }
+    }
+    return rows
+  })
+
+const fmt = (n: number | undefined, digits = 0) =>
+  n === undefined
+    ? "–"
+    : n.toLocaleString("en-US", { maximumFractionDigits: digits, minimumFractionDigits: digits })
+
+const printRows = (rows: ReadonlyArray<Row>, reference: string) => {
+  console.log(
+    `| system | mode | concurrency | messages | messages/s (runs) | p50 ms | p99 ms | ${reference} ÷ this |`
+  )
+  console.log("|---|---|---|---|---|---|---|---|")
+  for (const row of rows) {
+    const ours = rows.find(
+      (other) =>
+        other.system === reference && other.mode === row.mode && other.concurrency === row.concurrency
+    )
+    const ratio = ours === undefined ? undefined : ours.summary.perSecond / row.summary.perSecond
+    console.log(
+      `| ${row.system} | ${row.mode} | ${row.concurrency} | ${fmt(row.messages)} | ${fmt(row.summary.perSecond)} (${row.runs.map((r) => fmt(r)).join(", ")}) | ${fmt(row.summary.p50, 3)} | ${fmt(row.summary.p99, 3)} | ${fmt(ratio, 2)} |`
+    )
+  }
+}
+
+/** Runs the entities benchmark and prints its tables. */
+export const entitiesBench = (scale: number) =>
+  Effect.gen(function* () {
+    const rounds = scale < 1 ? 1 : 3
+    const volatile = yield* Effect.flatMap(memorySharding, (context) =>
+      Effect.provideContext(ourCounter(CounterEntity), context)
+    )
+    const persisted = yield* Effect.flatMap(memorySharding, (context) =>
+      Effect.provideContext(ourCounter(PersistedCounter), context)
+    )
+    const peers = [
+      { name: "ours, volatile", client: volatile },
+      { name: "effect Entity, TestRunner", client: yield* EffectEntity.viaSharding },
+      { name: "effect Entity, makeTestClient", client: yield* EffectEntity.viaTestClient }
+    ]
+    const memory = [{ name: "ours, persisted, memory store", client: persisted }]
+    // Warm-up: the JIT, every code path of each system.
+    yield* compare([...peers, ...memory], kinds, 0.05, 1)
+    const rows = yield* compare(peers, kinds, scale, rounds)
+    rows.push(...(yield* compare(memory, kinds, scale, 1)))
+    console.log(
+      `\nEntities in one process: the talk's counter; ours and effect's in ${rounds} alternating round(s), the middle one shown\n`
+    )
+    printRows(rows, "ours, volatile")
+    return rows
+  }).pipe(Effect.scoped)
