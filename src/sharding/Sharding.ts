@@ -30,7 +30,7 @@
  * program.pipe(Effect.provide(registered), Effect.provide(Sharding.layer()), Effect.provide(MemoryJournal.layer))
  * ```
  */
-import { Clock, Context, Deferred, Duration, Effect, Layer, Option, Result, type Scope } from "effect"
+import { Clock, Context, Duration, Effect, Layer, Option, Result, type Scope } from "effect"
 import { decodeJsonResult, encodeJsonRoundTrip } from "../internal/codec.ts"
 import {
   type EntityStateDecodeError,
@@ -50,6 +50,7 @@ import {
   type StoredMessage
 } from "./EntityStore.ts"
 import * as Batcher from "./internal/Batcher.ts"
+import * as Deadlines from "./internal/Deadlines.ts"
 import * as EntityRuntime from "./internal/EntityRuntime.ts"
 import * as Pickup from "./internal/Pickup.ts"
 import * as ReplyWaiters from "./internal/ReplyWaiters.ts"
@@ -176,6 +177,7 @@ export const make = (
     const owned = new Map<number, number | null>()
     const waiters = yield* ReplyWaiters.make(store, pollMillis)
     const outcome = Batcher.make(store.outcomes)
+    const deadlines = yield* Deadlines.make
 
     const fenceOf = (shard: number): EntityFence | null | undefined => {
       if (!owned.has(shard)) return undefined
@@ -333,74 +335,82 @@ export const make = (
       const prepare = (
         entityId: string,
         message: unknown
-      ): Effect.Effect<Prepared, MalformedMessageError | InvalidEntityIdError | MessageTooLargeError> =>
-        Effect.suspend(
-          (): Effect.Effect<
-            Prepared,
-            MalformedMessageError | InvalidEntityIdError | MessageTooLargeError
-          > => {
-            if (!validId(entityId))
-              return Effect.fail(new InvalidEntityIdError({ entityType: type.name, entityId }))
-            const encoded = encodeJsonRoundTrip(type.schema, message)
-            if (Result.isFailure(encoded)) {
-              return Effect.fail(
-                new MalformedMessageError({
-                  entityType: type.name,
-                  entityId,
-                  path: encoded.failure.path,
-                  detail: encoded.failure.message
-                })
-              )
-            }
-            const bytes = Buffer.byteLength(encoded.success.json)
-            if (bytes > type.maxMessageBytes) {
-              return Effect.fail(
-                new MessageTooLargeError({
-                  entityType: type.name,
-                  entityId,
-                  bytes,
-                  limit: type.maxMessageBytes
-                })
-              )
-            }
-            const messageId = type.messageId(message)
-            if (typeof messageId !== "string" || !validId(messageId)) {
-              return Effect.fail(
-                new MalformedMessageError({
-                  entityType: type.name,
-                  entityId,
-                  path: "<messageId>",
-                  detail: `the message id ${JSON.stringify(messageId)} must be 1 to 512 characters without NUL`
-                })
-              )
-            }
-            const shard = membership.shardOf(entityId)
-            return Effect.succeed({
+      ): Result.Result<Prepared, MalformedMessageError | InvalidEntityIdError | MessageTooLargeError> => {
+        if (!validId(entityId))
+          return Result.fail(new InvalidEntityIdError({ entityType: type.name, entityId }))
+        const encoded = encodeJsonRoundTrip(type.schema, message)
+        if (Result.isFailure(encoded)) {
+          return Result.fail(
+            new MalformedMessageError({
+              entityType: type.name,
               entityId,
-              messageId,
-              shard,
-              payload: encoded.success.json,
-              value: encoded.success.value
+              path: encoded.failure.path,
+              detail: encoded.failure.message
             })
+          )
+        }
+        const json = encoded.success.json
+        // A UTF-16 code unit is at most 3 bytes of UTF-8: count the bytes only near the limit.
+        if (json.length * 3 > type.maxMessageBytes) {
+          const bytes = Buffer.byteLength(json)
+          if (bytes > type.maxMessageBytes) {
+            return Result.fail(
+              new MessageTooLargeError({
+                entityType: type.name,
+                entityId,
+                bytes,
+                limit: type.maxMessageBytes
+              })
+            )
           }
-        )
+        }
+        const messageId = type.messageId(message)
+        if (typeof messageId !== "string" || !validId(messageId)) {
+          return Result.fail(
+            new MalformedMessageError({
+              entityType: type.name,
+              entityId,
+              path: "<messageId>",
+              detail: `the message id ${JSON.stringify(messageId)} must be 1 to 512 characters without NUL`
+            })
+          )
+        }
+        return Result.succeed({
+          entityId,
+          messageId,
+          shard: membership.shardOf(entityId),
+          payload: json,
+          value: encoded.success.value
+        })
+      }
 
       /** The runtime that handles the entity here, or why not: elsewhere (undefined) or unknown type. */
       const local = (
         prepared: Prepared
-      ): Effect.Effect<EntityRuntime.EntityRuntime | undefined, UnknownEntityTypeError> =>
-        Effect.suspend(() => {
-          if (fenceOf(prepared.shard) === undefined) return Effect.succeed(undefined)
-          const registered = types.get(type.name)
-          return registered === undefined
-            ? Effect.fail(new UnknownEntityTypeError({ entityType: type.name, entityId: prepared.entityId }))
-            : Effect.succeed(registered.runtime)
-        })
+      ): EntityRuntime.EntityRuntime | undefined | UnknownEntityTypeError => {
+        if (fenceOf(prepared.shard) === undefined) return undefined
+        const registered = types.get(type.name)
+        return registered === undefined
+          ? new UnknownEntityTypeError({ entityType: type.name, entityId: prepared.entityId })
+          : registered.runtime
+      }
 
       const keyOf = (prepared: Prepared): MessageKey => ({
         entityType: type.name,
         entityId: prepared.entityId,
         messageId: prepared.messageId
+      })
+
+      const envelopeOf = (
+        prepared: Prepared,
+        stored: boolean,
+        answer: ((answer: EntityRuntime.Answer) => void) | undefined
+      ): EntityRuntime.Envelope => ({
+        messageId: prepared.messageId,
+        message: prepared.value,
+        payload: prepared.payload,
+        stored,
+        answer
       })
 
       /** Stores the message for the owner: its outcome if it was stored before. */
@@ -427,24 +437,38 @@ export const make = (
           return toAnswer(prepared, yield* waiters.await(keyOf(prepared)))
         })
 
-      const answerOf = (prepared: Prepared): Effect.Effect<EntityRuntime.Answer, MessengerError> =>
-        Effect.gen(function* () {
-          const runtime = yield* local(prepared)
-          if (runtime !== undefined) {
-            const answer = Deferred.makeUnsafe<EntityRuntime.Answer>()
-            const delivered = runtime.deliver(prepared.entityId, {
-              messageId: prepared.messageId,
-              message: prepared.value,
-              payload: prepared.payload,
-              stored: false,
-              answer
+      const timedOut = (prepared: Prepared) =>
+        Effect.fail(new MessageTimeoutError({ ...keyOf(prepared), timeoutMillis }))
+
+      /** `send` through the store, at most `remainingMillis`. */
+      const sendViaStore = (prepared: Prepared, remainingMillis: number): Effect.Effect<any, any> =>
+        remainingMillis <= 0
+          ? timedOut(prepared)
+          : Effect.flatMap(Effect.timeoutOption(viaStore(prepared), remainingMillis), (answer) =>
+              Option.isSome(answer) ? fromAnswer(prepared, answer.value) : timedOut(prepared)
+            )
+
+      /**
+       * Hands the message to its entity here and waits for the answer, at most `timeoutMillis` (a
+       * lane deadline rather than a timer and two racing fibers per call). `NotDelivered` when the
+       * runtime does not run the entity's shard now.
+       */
+      const askHere = (runtime: EntityRuntime.EntityRuntime, prepared: Prepared) =>
+        Effect.callback<LocalAnswer>((resume) => {
+          const deadline = deadlines.add(timeoutMillis, () => resume(Effect.succeed(TimedOut)))
+          const delivered = runtime.deliver(
+            prepared.entityId,
+            envelopeOf(prepared, false, (answer) => {
+              deadlines.cancel(deadline)
+              resume(Effect.succeed(answer))
             })
-            if (delivered) {
-              const given = yield* Deferred.await(answer)
-              if (given._tag !== "Reroute") return given
-            }
+          )
+          if (!delivered) {
+            deadlines.cancel(deadline)
+            resume(Effect.succeed(NotDelivered))
+            return
           }
-          return yield* viaStore(prepared)
+          return Effect.sync(() => deadlines.cancel(deadline))
         })
 
       const fromAnswer = (prepared: Prepared, answer: EntityRuntime.Answer): Effect.Effect<any, any> => {
@@ -460,49 +484,48 @@ export const make = (
         }
       }
 
+      /** `sendDiscard` past the volatile local case: stored first, then handed to the entity if it is here. */
+      const discardViaStore = (prepared: Prepared, runtime: EntityRuntime.EntityRuntime | undefined) =>
+        Effect.map(enqueue(prepared), (enqueued) => {
+          if (enqueued._tag !== "Stored" || runtime === undefined) return
+          // This pod owns the entity: hand it over now rather than at the next read of the store.
+          const key = keyOf(prepared)
+          pickup.hold(key)
+          if (!runtime.deliver(prepared.entityId, envelopeOf(prepared, true, undefined))) pickup.release(key)
+        })
+
       return {
         sendDiscard: (entityId) => (message) =>
-          Effect.gen(function* () {
-            const prepared = yield* prepare(entityId, message)
-            const runtime = yield* local(prepared)
-            if (!type.persisted && runtime !== undefined) {
-              if (
-                runtime.deliver(entityId, {
-                  messageId: prepared.messageId,
-                  message: prepared.value,
-                  payload: prepared.payload,
-                  stored: false,
-                  answer: undefined
-                })
-              )
-                return
+          Effect.suspend((): Effect.Effect<void, MessengerError> => {
+            const prepared = prepare(entityId, message)
+            if (Result.isFailure(prepared)) return Effect.fail(prepared.failure)
+            const runtime = local(prepared.success)
+            if (runtime instanceof UnknownEntityTypeError) return Effect.fail(runtime)
+            if (
+              !type.persisted &&
+              runtime !== undefined &&
+              runtime.deliver(entityId, envelopeOf(prepared.success, false, undefined))
+            ) {
+              return Effect.void
             }
-            const enqueued = yield* enqueue(prepared)
-            if (enqueued._tag !== "Stored" || runtime === undefined) return
-            // This pod owns the entity: hand it over now rather than at the next read of the store.
-            const key = keyOf(prepared)
-            pickup.hold(key)
-            const delivered = runtime.deliver(entityId, {
-              messageId: prepared.messageId,
-              message: prepared.value,
-              payload: prepared.payload,
-              stored: true,
-              answer: undefined
-            })
-            if (!delivered) pickup.release(key)
+            return discardViaStore(prepared.success, runtime)
           }),
         send: (entityId) => (message) =>
-          Effect.gen(function* () {
-            const prepared = yield* prepare(entityId, message)
-            const answer = yield* answerOf(prepared).pipe(
-              Effect.timeoutOption(timeoutMillis),
-              Effect.flatMap((result) =>
-                Option.isSome(result)
-                  ? Effect.succeed(result.value)
-                  : Effect.fail(new MessageTimeoutError({ ...keyOf(prepared), timeoutMillis }))
-              )
-            )
-            return yield* fromAnswer(prepared, answer)
+          Effect.suspend(() => {
+            const result = prepare(entityId, message)
+            if (Result.isFailure(result)) return Effect.fail(result.failure)
+            const prepared = result.success
+            const runtime = local(prepared)
+            if (runtime instanceof UnknownEntityTypeError) return Effect.fail(runtime)
+            if (runtime === undefined) return sendViaStore(prepared, timeoutMillis)
+            const started = now()
+            return Effect.flatMap(askHere(runtime, prepared), (answer) => {
+              if (answer._tag === "TimedOut") return timedOut(prepared)
+              if (answer._tag === "NotDelivered" || answer._tag === "Reroute") {
+                return sendViaStore(prepared, timeoutMillis - (now() - started))
+              }
+              return fromAnswer(prepared, answer)
+            })
           })
       } as Messenger<MessageOf<T>>
     }
@@ -520,6 +543,11 @@ export const make = (
       activeEntities: (type) => types.get(type.name)?.runtime.active() ?? 0
     })
   })
+
+/** What a sender here learns besides an `Answer`: no reply in time, or the entity is not here after all. */
+const TimedOut = { _tag: "TimedOut" } as const
+const NotDelivered = { _tag: "NotDelivered" } as const
+type LocalAnswer = EntityRuntime.Answer | typeof TimedOut | typeof NotDelivered
 
 /** A message ready to send: validated, encoded, with its id and shard. */
 interface Prepared {

@@ -13,7 +13,7 @@
  * cannot process the message after all (the shard moved, the write was refused) and that it must
  * store the message for the shard's owner instead.
  */
-import { Cause, Context, Deferred, Effect, Exit, Fiber, Option, Ref, Result, Scope } from "effect"
+import { Cause, Context, Effect, Exit, Fiber, Option, Ref, Result, Scope } from "effect"
 import { decodeJsonResult, encodeJsonResult, exitSchema } from "../../internal/codec.ts"
 import { EntityStateDecodeError, MalformedMessageError } from "../EntityErrors.ts"
 import type {
@@ -50,7 +50,8 @@ export interface Envelope {
   readonly payload: string
   /** Stored pending in the entity store (else: held only by the waiting sender). */
   readonly stored: boolean
-  readonly answer: Deferred.Deferred<Answer> | undefined
+  /** Called once with the answer (undefined: nobody waits). */
+  readonly answer: ((answer: Answer) => void) | undefined
 }
 
 /** Per-type settings. */
@@ -118,7 +119,7 @@ export const make = (env: RuntimeEnv, scope: Scope.Scope): EntityRuntime => {
   const storesState = type.persisted && type.state !== undefined && stateful
 
   const answer = (envelope: Envelope, value: Answer) => {
-    if (envelope.answer !== undefined) Deferred.doneUnsafe(envelope.answer, Exit.succeed(value))
+    envelope.answer?.(value)
   }
   const keyOf = (instance: Instance, messageId: string): MessageKey => ({
     entityType: type.name,
