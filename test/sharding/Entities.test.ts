@@ -225,6 +225,30 @@ describe("failures", () => {
       )
   )
 
+  it.live("a fresh entity's failing first message leaves the state it started with", () =>
+    withSharding(
+      Effect.gen(function* () {
+        yield* Sharding.registerEntity(Wallet, { maxAttempts: 2, retryDelay: "1 millis" })(
+          RecipientBehaviour.fromFunctionEffectStateful(
+            () => Effect.succeed({ balance: 10 }),
+            (_, charge, state) =>
+              Effect.gen(function* () {
+                const { balance } = yield* Ref.updateAndGet(state, (s) => ({
+                  balance: s.balance - charge.amount
+                }))
+                if (charge.amount === 13) return yield* Effect.fail("the bank is down")
+                return MessageState.Processed(Option.some(Exit.succeed(balance)))
+              })
+          )
+        )
+        const wallet = yield* Sharding.messenger(Wallet)
+        const dead = yield* Effect.flip(wallet.send("fresh")(new Charge({ messageId: "c1", amount: 13 })))
+        expect(dead).toBeInstanceOf(EntityErrors.MessageDeadLetteredError)
+        expect(yield* wallet.send("fresh")(new Charge({ messageId: "c2", amount: 1 }))).toBe(9)
+      })
+    )
+  )
+
   it.live("bad input: each a typed error naming the type, the id and the field; nothing stored", () =>
     Effect.gen(function* () {
       const store = MemoryEntityStore.make()

@@ -13,7 +13,7 @@
  * cannot process the message after all (the shard moved, the write was refused) and that it must
  * store the message for the shard's owner instead.
  */
-import { Cause, Context, Effect, Exit, Fiber, Option, Ref, Result, Scope } from "effect"
+import { Cause, Context, Effect, Exit, Fiber, MutableRef, Option, Ref, Result, Scope } from "effect"
 import { decodeJsonResult, encodeJsonResult, exitSchema } from "../../internal/codec.ts"
 import { EntityStateDecodeError, MalformedMessageError } from "../EntityErrors.ts"
 import type {
@@ -96,6 +96,19 @@ interface Instance {
   readonly recent: Map<string, Answer>
 }
 
+/** The handler ran: what it answered, and the state before the message. */
+interface Handled {
+  readonly _tag: "Handled"
+  readonly state: MessageState<unknown>
+  readonly before: unknown
+}
+
+/** Every attempt failed; `error` is the last cause, for people. */
+interface GaveUp {
+  readonly _tag: "GaveUp"
+  readonly error: string
+}
+
 const RECENT = 256
 const MAX_RETRY_DELAY = 30_000
 
@@ -165,34 +178,40 @@ export const make = (env: RuntimeEnv, scope: Scope.Scope): EntityRuntime => {
       instance.state = Ref.makeUnsafe<unknown>(initial)
     })
 
-  /** Runs the handler with retries; the state goes back to its value before the message on failure. */
-  const attempt = (instance: Instance, envelope: Envelope) =>
-    Effect.gen(function* () {
-      let lastCause: Cause.Cause<unknown> | undefined
-      for (let n = 1; n <= settings.maxAttempts; n++) {
-        const before = instance.state === undefined ? undefined : yield* Ref.get(instance.state)
-        const exit = yield* Effect.exit(
-          Effect.suspend(() =>
-            Effect.andThen(loadState(instance), () =>
-              instance.broken !== undefined
-                ? Effect.succeed(undefined)
-                : (Effect.provideContext(
-                    behaviour.handle(instance.entityId, envelope.message, instance.state as Ref.Ref<unknown>),
-                    env.services
-                  ) as Effect.Effect<MessageState<unknown>, unknown>)
-            )
-          )
-        )
-        if (Exit.isSuccess(exit)) return { _tag: "Handled", state: exit.value, before } as const
-        if (Cause.hasInterruptsOnly(exit.cause)) return yield* Effect.interrupt
-        lastCause = exit.cause
-        if (instance.state !== undefined && before !== undefined) yield* Ref.set(instance.state, before)
-        if (n < settings.maxAttempts) {
-          yield* Effect.sleep(Math.min(MAX_RETRY_DELAY, settings.retryDelayMillis * 2 ** (n - 1)))
+  /**
+   * Runs the handler with retries; the state goes back to its value before the message on failure.
+   * Written without generators: this is every message's path. The handler runs in the entity's
+   * fiber, whose context is the registration's services (see `start`).
+   */
+  const attempt = (instance: Instance, envelope: Envelope, n = 1): Effect.Effect<Handled | GaveUp> => {
+    const tried: { before: unknown } = { before: undefined }
+    const run = (): Effect.Effect<MessageState<unknown> | undefined, unknown> => {
+      if (instance.broken !== undefined) return Effect.succeed(undefined)
+      // The state before the message, once loaded: what a failure or a refused write goes back to.
+      tried.before = instance.state === undefined ? undefined : Ref.getUnsafe(instance.state)
+      return behaviour.handle(
+        instance.entityId,
+        envelope.message,
+        instance.state as Ref.Ref<unknown>
+      ) as Effect.Effect<MessageState<unknown>, unknown>
+    }
+    const loaded = stateful && instance.state === undefined ? Effect.andThen(loadState(instance), run) : run()
+    return Effect.matchCauseEffect(loaded, {
+      onSuccess: (state): Effect.Effect<Handled> =>
+        Effect.succeed({ _tag: "Handled", state: state as MessageState<unknown>, before: tried.before }),
+      onFailure: (cause) => {
+        if (Cause.hasInterruptsOnly(cause)) return Effect.interrupt
+        if (instance.state !== undefined && tried.before !== undefined) {
+          MutableRef.set(instance.state.ref, tried.before)
         }
+        if (n >= settings.maxAttempts) return Effect.succeed({ _tag: "GaveUp", error: Cause.pretty(cause) })
+        return Effect.andThen(
+          Effect.sleep(Math.min(MAX_RETRY_DELAY, settings.retryDelayMillis * 2 ** (n - 1))),
+          Effect.suspend(() => attempt(instance, envelope, n + 1))
+        )
       }
-      return { _tag: "GaveUp", error: Cause.pretty(lastCause ?? Cause.empty) } as const
     })
+  }
 
   /** The store's write for a message, fenced; undefined when this pod may no longer write. */
   const ownerWrite = (
@@ -210,77 +229,106 @@ export const make = (env: RuntimeEnv, scope: Scope.Scope): EntityRuntime => {
       return Effect.map(write(fence), (results) => results[0])
     })
 
-  const process = (instance: Instance, envelope: Envelope) =>
-    Effect.gen(function* () {
-      const key = keyOf(instance, envelope.messageId)
-      const seen = instance.recent.get(envelope.messageId)
-      if (seen !== undefined) return answer(envelope, seen)
-      if (type.persisted || envelope.stored) {
-        const known = yield* env.outcome(key)
+  /** One message: skip it if processed already, run the handler, record its outcome, answer. */
+  const process = (instance: Instance, envelope: Envelope): Effect.Effect<void, EntityStoreError> => {
+    const seen = instance.recent.get(envelope.messageId)
+    if (seen !== undefined) {
+      answer(envelope, seen)
+      return Effect.void
+    }
+    if (type.persisted || envelope.stored) {
+      return Effect.flatMap(env.outcome(keyOf(instance, envelope.messageId)), (known) => {
         const given = known === undefined ? undefined : fromOutcome(instance, envelope, known)
-        if (given !== undefined) return answer(envelope, given)
-      }
-      const handled = yield* attempt(instance, envelope)
-      if (instance.broken !== undefined) {
-        return answer(envelope, { _tag: "Failed", error: instance.broken })
-      }
-      if (handled._tag === "GaveUp") {
-        const error = handled.error
-        yield* Effect.logWarning(
+        if (given === undefined) return handle(instance, envelope)
+        answer(envelope, given)
+        return Effect.void
+      })
+    }
+    return handle(instance, envelope)
+  }
+
+  const handle = (instance: Instance, envelope: Envelope): Effect.Effect<void, EntityStoreError> =>
+    Effect.flatMap(attempt(instance, envelope), (handled) => record(instance, envelope, handled))
+
+  /** After the handler: the outcome written (persisted or stored messages), then the answer. */
+  const record = (
+    instance: Instance,
+    envelope: Envelope,
+    handled: Handled | GaveUp
+  ): Effect.Effect<void, EntityStoreError> => {
+    if (instance.broken !== undefined) {
+      answer(envelope, { _tag: "Failed", error: instance.broken })
+      return Effect.void
+    }
+    if (handled._tag === "GaveUp") {
+      return Effect.andThen(
+        Effect.logWarning(
           `entity ${type.name}/${instance.entityId}: message ${envelope.messageId} failed ${settings.maxAttempts} time(s); dead-lettered`,
-          error
-        )
-        if (type.persisted || envelope.stored) {
-          const result = yield* ownerWrite(instance, (fence) =>
-            store.deadLetter([
-              { ...key, fence, shard: instance.shard, payload: envelope.payload, error, now: env.now() }
-            ])
-          )
-          if (!(yield* settle(instance, envelope, result, undefined))) return
+          handled.error
+        ),
+        deadLettered(instance, envelope, handled.error)
+      )
+    }
+    const state = handled.state
+    if (state._tag === "Processing") return redeliverLater(instance, envelope)
+    const encoded = encodeOutcome(envelope.message, state.reply)
+    const stateJson =
+      storesState && instance.state !== undefined
+        ? encodeJsonResult(type.state!, Ref.getUnsafe(instance.state))
+        : undefined
+    if (Result.isFailure(encoded) || (stateJson !== undefined && Result.isFailure(stateJson))) {
+      // A reply or state the schemas refuse: a bug of the handler, not worth retrying.
+      const failure = Result.isFailure(encoded)
+        ? encoded.failure
+        : (stateJson as Result.Failure<never, any>).failure
+      if (instance.state !== undefined) MutableRef.set(instance.state.ref, handled.before)
+      const error = `the ${Result.isFailure(encoded) ? "reply" : "state"} does not match its schema at ${failure.path}: ${failure.message}`
+      return deadLettered(instance, envelope, error)
+    }
+    const { json, exit } = encoded.success
+    if (!(type.persisted || envelope.stored)) {
+      answer(envelope, remember(instance, envelope, { _tag: "Reply", reply: exit }))
+      return Effect.void
+    }
+    const write = ownerWrite(instance, (fence) =>
+      store.complete([
+        {
+          ...keyOf(instance, envelope.messageId),
+          fence,
+          shard: instance.shard,
+          payload: envelope.payload,
+          reply: json,
+          state: stateJson === undefined ? undefined : (stateJson as Result.Success<string, never>).success,
+          now: env.now()
         }
-        return answer(envelope, remember(instance, envelope, { _tag: "Dead", error }))
-      }
-      const state: MessageState<unknown> = handled.state as MessageState<unknown>
-      if (state._tag === "Processing") return yield* redeliverLater(instance, envelope)
-      const encoded = encodeOutcome(type, instance, envelope.message, state.reply)
-      const stateJson =
-        storesState && instance.state !== undefined
-          ? encodeJsonResult(type.state!, yield* Ref.get(instance.state))
-          : undefined
-      if (Result.isFailure(encoded) || (stateJson !== undefined && Result.isFailure(stateJson))) {
-        // A reply or state the schemas refuse: a bug of the handler, not worth retrying.
-        const failure = Result.isFailure(encoded)
-          ? encoded.failure
-          : (stateJson as Result.Failure<never, any>).failure
-        if (instance.state !== undefined) yield* Ref.set(instance.state, handled.before)
-        const error = `the ${Result.isFailure(encoded) ? "reply" : "state"} does not match its schema at ${failure.path}: ${failure.message}`
+      ])
+    )
+    return Effect.flatMap(write, (result) => {
+      if (result?._tag !== "Written") return Effect.asVoid(settle(instance, envelope, result, handled.before))
+      answer(envelope, remember(instance, envelope, { _tag: "Reply", reply: exit }))
+      return Effect.void
+    })
+  }
+
+  /** The message is set aside with `error` (stored as a dead letter if it is stored or persisted). */
+  const deadLettered = (instance: Instance, envelope: Envelope, error: string) =>
+    Effect.gen(function* () {
+      if (type.persisted || envelope.stored) {
         const result = yield* ownerWrite(instance, (fence) =>
           store.deadLetter([
-            { ...key, fence, shard: instance.shard, payload: envelope.payload, error, now: env.now() }
-          ])
-        )
-        if (!(yield* settle(instance, envelope, result, undefined))) return
-        return answer(envelope, remember(instance, envelope, { _tag: "Dead", error }))
-      }
-      const { json, exit } = encoded.success
-      if (type.persisted || envelope.stored) {
-        const result = yield* ownerWrite(instance, (fence) =>
-          store.complete([
             {
-              ...key,
+              ...keyOf(instance, envelope.messageId),
               fence,
               shard: instance.shard,
               payload: envelope.payload,
-              reply: json,
-              state:
-                stateJson === undefined ? undefined : (stateJson as Result.Success<string, never>).success,
+              error,
               now: env.now()
             }
           ])
         )
-        if (!(yield* settle(instance, envelope, result, handled.before))) return
+        if (!(yield* settle(instance, envelope, result, undefined))) return
       }
-      answer(envelope, remember(instance, envelope, { _tag: "Reply", reply: exit }))
+      answer(envelope, remember(instance, envelope, { _tag: "Dead", error }))
     })
 
   /**
@@ -338,30 +386,41 @@ export const make = (env: RuntimeEnv, scope: Scope.Scope): EntityRuntime => {
     if (envelope.stored) env.release(keyOf(instance, envelope.messageId))
   }
 
-  const loop = (instance: Instance): Effect.Effect<void> =>
-    Effect.gen(function* () {
-      while (!instance.stopping) {
-        const envelope = yield* instance.mailbox.take
-        instance.current = envelope
-        const exit = yield* Effect.exit(process(instance, envelope))
-        instance.current = undefined
-        instance.lastActive = env.now()
-        if (envelope.stored && !(instance.broken !== undefined))
-          env.release(keyOf(instance, envelope.messageId))
-        if (Exit.isFailure(exit)) {
-          if (Cause.hasInterruptsOnly(exit.cause)) return yield* Effect.interrupt
+  /** The entity's fiber: its messages one at a time, in arrival order, until it stops. */
+  const loop = (instance: Instance): Effect.Effect<void> => {
+    const next = Effect.flatMap(instance.mailbox.take, (envelope) => {
+      instance.current = envelope
+      return Effect.matchCauseEffect(process(instance, envelope), {
+        onSuccess: () => {
+          done(instance, envelope)
+          return Effect.void
+        },
+        onFailure: (cause) => {
+          done(instance, envelope)
+          if (Cause.hasInterruptsOnly(cause)) return Effect.interrupt
           // The store failed: we cannot tell whether the outcome was recorded. Start afresh from
           // the store (the next activation reloads the state); the sender re-sends through it.
-          yield* Effect.logWarning(
-            `entity ${type.name}/${instance.entityId}: the entity store failed while handling message ${envelope.messageId}; restarting the entity`,
-            exit.cause
-          )
           answer(envelope, { _tag: "Reroute" })
           instance.stopping = true
           if (instances.get(instance.entityId) === instance) instances.delete(instance.entityId)
+          return Effect.logWarning(
+            `entity ${type.name}/${instance.entityId}: the entity store failed while handling message ${envelope.messageId}; restarting the entity`,
+            cause
+          )
         }
-      }
-    }).pipe(Effect.ensuring(Effect.sync(() => drain(instance))))
+      })
+    })
+    return Effect.whileLoop({ while: () => !instance.stopping, body: () => next, step: () => {} }).pipe(
+      Effect.ensuring(Effect.sync(() => drain(instance)))
+    )
+  }
+
+  /** After a message, handled or not. */
+  const done = (instance: Instance, envelope: Envelope) => {
+    instance.current = undefined
+    instance.lastActive = env.now()
+    if (envelope.stored && instance.broken === undefined) env.release(keyOf(instance, envelope.messageId))
+  }
 
   /** Answers everything the entity still holds with `Reroute`. */
   const drain = (instance: Instance) => {
@@ -445,10 +504,11 @@ export const make = (env: RuntimeEnv, scope: Scope.Scope): EntityRuntime => {
   }
 }
 
+/** The outcome of a message without reply: nothing stored, nothing to answer with. */
+const NoReply = Result.succeed({ json: null, exit: undefined })
+
 /** The reply to store for `message` and the `Exit` to answer with (none for a message without reply). */
 const encodeOutcome = (
-  type: AnyEntityType,
-  instance: Instance,
   message: unknown,
   reply: Option.Option<unknown>
 ): Result.Result<
@@ -456,11 +516,9 @@ const encodeOutcome = (
   { readonly path: string; readonly message: string }
 > => {
   const request = requestClassOf(message)
-  if (request === undefined) return Result.succeed({ json: null, exit: undefined })
+  if (request === undefined) return NoReply
   const value = Option.getOrUndefined(reply)
   const exit: Exit.Exit<unknown, unknown> = Exit.isExit(value) ? value : Exit.succeed(value)
-  void type
-  void instance
   return Result.map(encodeJsonResult(exitSchema(request.success, request.failure), exit), (json) => ({
     json,
     exit
