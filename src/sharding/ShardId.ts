@@ -26,6 +26,19 @@ const encoder = new TextEncoder()
 /** FNV-1a, 32 bits, of the UTF-8 bytes of `text` (an unsigned integer). */
 export const fnv1a32 = (text: string): number => {
   let hash = 0x811c9dc5
+  // ASCII text (most ids) is its own UTF-8: hash its code units without encoding it first.
+  let ascii = true
+  for (let i = 0; i < text.length; i++) {
+    const unit = text.charCodeAt(i)
+    if (unit >= 0x80) {
+      ascii = false
+      break
+    }
+    hash ^= unit
+    hash = Math.imul(hash, 0x01000193)
+  }
+  if (ascii) return hash >>> 0
+  hash = 0x811c9dc5
   for (const byte of encoder.encode(text)) {
     hash ^= byte
     hash = Math.imul(hash, 0x01000193)
