@@ -10,6 +10,8 @@
  * root imports no database driver.
  */
 
+/** The storage port of entities: messages (de-duplicated by id), replies, states, dead letters. */
+export * as EntityStore from "./sharding/EntityStore.ts"
 /** The port for a faster path between pods than the store (hints only), and its in-process form. */
 export * as PodTransport from "./sharding/PodTransport.ts"
 /** The shard manager's planning step: even spread, bounded handovers, dead pods' shards at once. */
@@ -20,6 +22,8 @@ export * as ShardId from "./sharding/ShardId.ts"
 export * as ShardingErrors from "./sharding/ShardingErrors.ts"
 /** The storage port of ownership: pods, leases, shards and their epochs. */
 export * as ShardStore from "./sharding/ShardStore.ts"
+/** In-memory entity store, for tests (fenced when built on a memory cluster's ownership). */
+export * as MemoryEntityStore from "./storage/memory/MemoryEntityStore.ts"
 /** In-memory journal, for tests. */
 export * as MemoryJournal from "./storage/memory/MemoryJournal.ts"
 /** The embedded durable store: one SQLite file, no server. */
