@@ -77,7 +77,7 @@ export const make = (
     const pg = dialect === "pg"
     const messages = sql(`${prefix}entity_messages`)
     const states = sql(`${prefix}entity_state`)
-    const what = `rows of ${prefix}entity_messages`
+    const what = `row of ${prefix}entity_messages`
     const decodeOutcome = Schema.decodeUnknownEffect(OutcomeRow)
     const decodeOutcomes = Schema.decodeUnknownEffect(OutcomeRows)
     const decodePending = Schema.decodeUnknownEffect(Schema.Array(PendingRow))
