@@ -148,6 +148,21 @@ const samples: Record<string, ReadonlyArray<Record<string, unknown>>> = {
       detail: 'the stored pod "a" in effect_cluster_pods does not decode'
     }
   ],
+  // Its message is written by the store that raises it (as `SqlEntityStore` does).
+  "EntityStore.EntityStoreError": [
+    {
+      operation: "complete",
+      transient: true,
+      message:
+        'the entity store operation "complete" failed: Connection terminated unexpectedly. This fault is transient: retrying after a backoff may succeed.'
+    },
+    {
+      operation: "pending",
+      transient: false,
+      message:
+        'the entity store operation "pending" failed: the stored pending row of effect_cluster_entity_messages does not decode: Expected "pending" | "processed" | "dead", got "done". Retrying will not help: check the store\'s configuration and the row named above.'
+    }
+  ],
   "ShardingErrors.ShardCountMismatchError": [{ configured: 64, recorded: 300 }],
   "ShardingErrors.DuplicatePodError": [{ podId: "waiter-1", leaseUntil: 1_796_000_000_000 }],
   "ShardingErrors.InvalidShardingConfigError": [
