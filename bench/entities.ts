@@ -17,13 +17,26 @@
  * transaction before the sender gets the reply) on the memory store. The peer is effect 4.1's own
  * `Entity` (`bench/peers/effectEntity.ts`) with the same behaviour; ours and the peer are measured in
  * alternating rounds and the median is shown.
+ *
+ * Then the persisted counter on SQLite (a file in a temporary directory, `SqliteJournal.layer`) and
+ * on PostgreSQL (the `--postgres` server or a throwaway one, `PostgresJournal.layer`), each a pod
+ * owning every shard (`Membership.layer()` on the store's `ShardStore`, so every owner write is
+ * fenced), beside its ceilings measured in the same run: the backend's raw single-row commit rate,
+ * and the entity store's writes alone (`bench/entityStore.ts`: enqueue then complete per message,
+ * no runtime).
  */
-import { Effect, Layer } from "effect"
+import { mkdtempSync, rmSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { Context, Effect, Layer } from "effect"
+import { PostgresJournal } from "effect-cluster/postgres"
 import { EntityStore } from "../src/sharding/EntityStore.ts"
 import * as Membership from "../src/sharding/Membership.ts"
 import type { AnyEntityType } from "../src/sharding/RecipientType.ts"
 import * as Sharding from "../src/sharding/Sharding.ts"
 import * as MemoryEntityStore from "../src/storage/memory/MemoryEntityStore.ts"
+import type { EntityStoreStats } from "../src/storage/sql/SqlEntityStore.ts"
+import * as SqliteJournal from "../src/storage/sqlite/SqliteJournal.ts"
 import {
   CounterEntity,
   counterBehaviour,
@@ -31,7 +44,9 @@ import {
   Increment,
   PersistedCounter
 } from "../test/sharding/fixtures/counter.ts"
+import { entityStoreBench, type Measured as StoreMeasured } from "./entityStore.ts"
 import * as EffectEntity from "./peers/effectEntity.ts"
+import { serverUrl } from "./postgres.ts"
 
 type CounterClient = EffectEntity.CounterClient
 
@@ -233,8 +248,74 @@ const printRows = (rows: ReadonlyArray<Row>, reference: string) => {
   }
 }
 
+/** The persisted counter on a SQL store: the rows, and transactions per message from the store's counters. */
+interface SqlRow {
+  readonly mode: "ask" | "tell"
+  readonly concurrency: number
+  readonly measured: Measured
+  readonly transactions: number | undefined
+}
+
+/**
+ * The persisted counter on the store `journal` provides, a pod owning every shard: ask at
+ * concurrency 100 and 1, tell at 100.
+ */
+const persistedOn = (journal: Layer.Layer<EntityStore, unknown>, scale: number) =>
+  Effect.gen(function* () {
+    const context = yield* Layer.build(
+      Sharding.layer().pipe(Layer.provideMerge(Membership.layer()), Layer.provideMerge(journal))
+    )
+    const stats = (Context.get(context, EntityStore) as Partial<{ readonly stats: EntityStoreStats }>).stats
+    const transactions = () =>
+      stats === undefined ? 0 : stats.enqueue.transactions + stats.owner.transactions
+    const client = yield* Effect.provideContext(ourCounter(PersistedCounter), context)
+    // Warm-up: the statements, the JIT.
+    yield* asks(client, 200, 100)
+    yield* tells(client, 200, 100)
+    const rows: Array<SqlRow> = []
+    const count = (n: number, concurrency: number) => Math.max(concurrency * 2, Math.ceil(n * scale))
+    for (const kind of [
+      { mode: "ask", concurrency: 100, messages: 20_000 },
+      { mode: "tell", concurrency: 100, messages: 20_000 },
+      { mode: "ask", concurrency: 1, messages: 500 }
+    ] as const) {
+      const before = transactions()
+      const measured =
+        kind.mode === "ask"
+          ? yield* asks(client, count(kind.messages, kind.concurrency), kind.concurrency)
+          : yield* tells(client, count(kind.messages, kind.concurrency), kind.concurrency)
+      rows.push({
+        ...kind,
+        measured,
+        transactions: stats === undefined ? undefined : (transactions() - before) / measured.messages
+      })
+    }
+    return rows
+  }).pipe(Effect.scoped)
+
+const printSql = (
+  backend: string,
+  ceiling: { readonly raw: number; readonly rows: ReadonlyArray<StoreMeasured> },
+  rows: ReadonlyArray<SqlRow>
+) => {
+  const alone = ceiling.rows.find((row) => row.concurrency === 100)
+  console.log(
+    `\nThe persisted counter on ${backend}: raw single-row commit rate ${fmt(ceiling.raw)} commits/s; the entity store alone at concurrency 100 (enqueue + complete per message): ${fmt(alone?.perSecond)} messages/s, ${fmt(alone?.transactions, 3)} transactions per message\n`
+  )
+  console.log(
+    "| mode | concurrency | messages | messages/s | p50 ms | p99 ms | store transactions / message | ÷ raw commit rate | ÷ store alone (c=100) |"
+  )
+  console.log("|---|---|---|---|---|---|---|---|---|")
+  for (const row of rows) {
+    const summary = summarize(row.measured)
+    console.log(
+      `| ${row.mode} | ${row.concurrency} | ${fmt(row.measured.messages)} | ${fmt(summary.perSecond)} | ${fmt(summary.p50, 3)} | ${fmt(summary.p99, 3)} | ${fmt(row.transactions, 3)} | ${fmt(summary.perSecond / ceiling.raw, 2)} | ${alone === undefined ? "–" : fmt(summary.perSecond / alone.perSecond, 2)} |`
+    )
+  }
+}
+
 /** Runs the entities benchmark and prints its tables. */
-export const entitiesBench = (scale: number) =>
+export const entitiesBench = (scale: number, givenUrl: string | undefined) =>
   Effect.gen(function* () {
     const rounds = scale < 1 ? 1 : 3
     const volatile = yield* Effect.flatMap(memorySharding, (context) =>
@@ -257,5 +338,22 @@ export const entitiesBench = (scale: number) =>
       `\nEntities in one process: the talk's counter; ours and effect's in ${rounds} alternating round(s), the middle one shown\n`
     )
     printRows(rows, "ours, volatile")
+
+    // The ceilings (the store alone, raw commit rates), then the persisted counter on each SQL store.
+    const url = yield* serverUrl(givenUrl)
+    const ceilings = yield* entityStoreBench(scale, url)
+    const dir = mkdtempSync(join(tmpdir(), "effect-cluster-entities-"))
+    yield* Effect.addFinalizer(() => Effect.sync(() => rmSync(dir, { recursive: true, force: true })))
+    const sqliteRows = yield* persistedOn(SqliteJournal.layer({ filename: join(dir, "counter.db") }), scale)
+    printSql("SQLite (WAL, synchronous=FULL)", ceilings.sqlite, sqliteRows)
+    const postgresRows = yield* persistedOn(
+      PostgresJournal.layer({ url, tablePrefix: `bench_counter_${Date.now()}_` }),
+      scale
+    )
+    printSql(
+      givenUrl === undefined ? "PostgreSQL (throwaway server, fsync on)" : "PostgreSQL",
+      ceilings.postgres,
+      postgresRows
+    )
     return rows
   }).pipe(Effect.scoped)

@@ -62,7 +62,7 @@ const onPostgres =
       }).pipe(Effect.provideService(SqlClient, sql))
     })
 
-interface Measured {
+export interface Measured {
   readonly concurrency: number
   readonly messages: number
   readonly perSecond: number
@@ -136,7 +136,7 @@ const print = (backend: string, raws: ReadonlyArray<number>, rows: ReadonlyArray
   }
 }
 
-/** Runs both backends and prints a table each. */
+/** Runs both backends and prints a table each; returns the raw commit rates and the rows. */
 export const entityStoreBench = (scale: number, givenUrl: string | undefined) =>
   Effect.gen(function* () {
     const count = (n: number) => Math.max(50, Math.ceil(n * scale))
@@ -164,4 +164,8 @@ export const entityStoreBench = (scale: number, givenUrl: string | undefined) =>
     pgRows.push(yield* measure(postgres, `bench_entities_${run}_c100_`, count(40_000), 100))
     pgRaws.push(yield* rawCommitRate(url, count(1500), `raw_entities_${run}_3`))
     print(givenUrl === undefined ? "PostgreSQL (throwaway server, fsync on)" : "PostgreSQL", pgRaws, pgRows)
+    return {
+      sqlite: { raw: median(sqliteRaws), rows: sqliteRows },
+      postgres: { raw: median(pgRaws), rows: pgRows }
+    }
   }).pipe(Effect.scoped)

@@ -8,9 +8,9 @@
  * instead of starting a throwaway one; `--only postgres|sqlite|sleep|skip|peers` runs one part.
  * The sleep part (`bench/sleep.ts`) drains 10,000 executions that each sleep 1 s, on every
  * backend; the skip part (`bench/timeSkip.ts`) measures the real time of `WorkflowTest` tests that
- * skip days. The entities part measures the entity store's writes alone (`bench/entityStore.ts`)
- * and the talk's counter entity through the messenger (`bench/entities.ts`). `--peers` adds the
- * peer baseline (`bench/baseline.ts`): effect's own workflow engine
+ * skip days. The entities part (`bench/entities.ts`) measures the talk's counter entity through
+ * the messenger (volatile beside effect's own `Entity`; persisted on SQLite and PostgreSQL beside
+ * the entity store's writes alone, `bench/entityStore.ts`). `--peers` adds the peer baseline (`bench/baseline.ts`): effect's own workflow engine
  * and DBOS Transact beside ours on the same PostgreSQL server; `--only peers` runs it alone.
  */
 import { mkdtempSync, rmSync } from "node:fs"
@@ -24,7 +24,6 @@ import * as SqliteClient from "../src/storage/sqlite/SqliteClient.ts"
 import * as SqliteJournal from "../src/storage/sqlite/SqliteJournal.ts"
 import { baselineBench } from "./baseline.ts"
 import { entitiesBench } from "./entities.ts"
-import { entityStoreBench } from "./entityStore.ts"
 import { failoverBench } from "./failover.ts"
 import { idleGroupCommitBench } from "./idleGroupCommit.ts"
 import { ownershipBench } from "./ownership.ts"
@@ -231,10 +230,7 @@ const program = Effect.gen(function* () {
     yield* failoverBench(quick ? 1 : 5, options.postgres)
   if (options.only === undefined || options.only === "pods")
     yield* podsBench(quick ? 1 : 3, quick ? 3_000 : 12_000, options.postgres)
-  if (options.only === undefined || options.only === "entities") {
-    yield* entityStoreBench(scale, options.postgres)
-    yield* entitiesBench(scale)
-  }
+  if (options.only === undefined || options.only === "entities") yield* entitiesBench(scale, options.postgres)
   if (options.peers === true || options.only === "peers") yield* baselineBench(scale, options.postgres)
 })
 
