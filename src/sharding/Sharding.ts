@@ -30,17 +30,8 @@
  * program.pipe(Effect.provide(registered), Effect.provide(Sharding.layer()), Effect.provide(MemoryJournal.layer))
  * ```
  */
-import { Clock, Context, Deferred, Duration, Effect, Layer, Option, Result, type Scope } from "effect"
-import { decodeJsonResult, encodeJsonRoundTrip } from "../internal/codec.ts"
-import {
-  type EntityStateDecodeError,
-  InvalidEntityIdError,
-  MalformedMessageError,
-  MessageDeadLetteredError,
-  MessageTimeoutError,
-  MessageTooLargeError,
-  UnknownEntityTypeError
-} from "./EntityErrors.ts"
+import { Clock, Context, Duration, Effect, Layer, Result, type Scope } from "effect"
+import { decodeJsonResult } from "../internal/codec.ts"
 import {
   type DeadLetter,
   type EntityFence,
@@ -51,43 +42,17 @@ import {
 } from "./EntityStore.ts"
 import * as Batcher from "./internal/Batcher.ts"
 import * as EntityRuntime from "./internal/EntityRuntime.ts"
+import * as Messengers from "./internal/Messengers.ts"
 import * as Pickup from "./internal/Pickup.ts"
 import * as ReplyWaiters from "./internal/ReplyWaiters.ts"
 import { Membership } from "./Membership.ts"
-import type { FailureOf, ReplyTypes, SuccessOf } from "./Message.ts"
+import type { Messenger, MessengerOptions } from "./Messenger.ts"
+
+/** The messenger's types, here too: `Sharding.Messenger`, `Sharding.MessengerError`. */
+export type { Messenger, MessengerError, MessengerOptions, ReplyOf } from "./Messenger.ts"
+
 import type { RecipientBehaviour } from "./RecipientBehaviour.ts"
 import type { AnyEntityType, MessageOf, StateOf } from "./RecipientType.ts"
-
-/** Every error a messenger call can fail with besides a request's own failure. */
-export type MessengerError =
-  | MalformedMessageError
-  | MessageTooLargeError
-  | InvalidEntityIdError
-  | UnknownEntityTypeError
-  | MessageTimeoutError
-  | MessageDeadLetteredError
-  | EntityStateDecodeError
-  | EntityStoreError
-
-/** The reply of `send`: a request's success; nothing for a plain message. */
-// biome-ignore lint/suspicious/noConfusingVoidType: a plain message's send returns nothing
-export type ReplyOf<M> = typeof ReplyTypes extends keyof M ? SuccessOf<M> : void
-
-/** Sends messages to the entities of one type, wherever they run. */
-export interface Messenger<Msg> {
-  /**
-   * Sends `message` and returns once it is accepted: for a persisted type, durably stored (I5);
-   * for a volatile one, handed to its entity or stored for its owner.
-   */
-  readonly sendDiscard: (entityId: string) => (message: Msg) => Effect.Effect<void, MessengerError>
-  /**
-   * Sends `message` and waits for its reply: a request's success, or its failure. Sending a
-   * message id again returns the first reply without handling it again (persisted types).
-   */
-  readonly send: (
-    entityId: string
-  ) => <M extends Msg>(message: M) => Effect.Effect<ReplyOf<M>, FailureOf<M> | MessengerError>
-}
 
 /** Options of `Sharding.layer`. */
 export interface ShardingOptions {
@@ -112,12 +77,6 @@ export interface RegisterOptions {
   readonly retryDelay?: Duration.Input | undefined
   /** When a handler answers `Processing`, the wait before its message is delivered again. Default 1 second. */
   readonly redeliverAfter?: Duration.Input | undefined
-}
-
-/** Options of a messenger. */
-export interface MessengerOptions {
-  /** How long `send` waits for a reply (default: the layer's `sendTimeout`). */
-  readonly timeout?: Duration.Input | undefined
 }
 
 /** The sharding of this process. */
@@ -150,7 +109,7 @@ export class Sharding extends Context.Service<
 const millis = (input: Duration.Input | undefined, fallback: Duration.Input): number =>
   Duration.toMillis(Duration.fromInputUnsafe(input ?? fallback))
 
-const validId = (id: string) => id.length > 0 && id.length <= 512 && !id.includes("\u0000")
+const _validId = (id: string) => id.length > 0 && id.length <= 512 && !id.includes("\u0000")
 
 interface Registered {
   readonly type: AnyEntityType
@@ -320,192 +279,21 @@ export const make = (
         pickup.rescan()
       })
 
-    const messenger = <T extends AnyEntityType>(
-      type: T,
-      messengerOptions?: MessengerOptions
-    ): Messenger<MessageOf<T>> => {
-      const timeoutMillis =
-        messengerOptions?.timeout === undefined
-          ? defaultTimeout
-          : millis(messengerOptions.timeout, "30 seconds")
-
-      /** Validates and encodes a message: its id, its JSON, and the value its handler will see. */
-      const prepare = (
-        entityId: string,
-        message: unknown
-      ): Effect.Effect<Prepared, MalformedMessageError | InvalidEntityIdError | MessageTooLargeError> =>
-        Effect.suspend(
-          (): Effect.Effect<
-            Prepared,
-            MalformedMessageError | InvalidEntityIdError | MessageTooLargeError
-          > => {
-            if (!validId(entityId))
-              return Effect.fail(new InvalidEntityIdError({ entityType: type.name, entityId }))
-            const encoded = encodeJsonRoundTrip(type.schema, message)
-            if (Result.isFailure(encoded)) {
-              return Effect.fail(
-                new MalformedMessageError({
-                  entityType: type.name,
-                  entityId,
-                  path: encoded.failure.path,
-                  detail: encoded.failure.message
-                })
-              )
-            }
-            const bytes = Buffer.byteLength(encoded.success.json)
-            if (bytes > type.maxMessageBytes) {
-              return Effect.fail(
-                new MessageTooLargeError({
-                  entityType: type.name,
-                  entityId,
-                  bytes,
-                  limit: type.maxMessageBytes
-                })
-              )
-            }
-            const messageId = type.messageId(message)
-            if (typeof messageId !== "string" || !validId(messageId)) {
-              return Effect.fail(
-                new MalformedMessageError({
-                  entityType: type.name,
-                  entityId,
-                  path: "<messageId>",
-                  detail: `the message id ${JSON.stringify(messageId)} must be 1 to 512 characters without NUL`
-                })
-              )
-            }
-            const shard = membership.shardOf(entityId)
-            return Effect.succeed({
-              entityId,
-              messageId,
-              shard,
-              payload: encoded.success.json,
-              value: encoded.success.value
-            })
-          }
-        )
-
-      /** The runtime that handles the entity here, or why not: elsewhere (undefined) or unknown type. */
-      const local = (
-        prepared: Prepared
-      ): Effect.Effect<EntityRuntime.EntityRuntime | undefined, UnknownEntityTypeError> =>
-        Effect.suspend(() => {
-          if (fenceOf(prepared.shard) === undefined) return Effect.succeed(undefined)
-          const registered = types.get(type.name)
-          return registered === undefined
-            ? Effect.fail(new UnknownEntityTypeError({ entityType: type.name, entityId: prepared.entityId }))
-            : Effect.succeed(registered.runtime)
-        })
-
-      const keyOf = (prepared: Prepared): MessageKey => ({
-        entityType: type.name,
-        entityId: prepared.entityId,
-        messageId: prepared.messageId
-      })
-
-      /** Stores the message for the owner: its outcome if it was stored before. */
-      const enqueue = (prepared: Prepared) =>
-        Effect.map(
-          store.enqueue([
-            { ...keyOf(prepared), shard: prepared.shard, payload: prepared.payload, now: now() }
-          ]),
-          (results) => results[0]!
-        )
-
-      const toAnswer = (prepared: Prepared, outcome: ReplyWaiters.FinalOutcome): EntityRuntime.Answer =>
-        outcome.status === "dead"
-          ? { _tag: "Dead", error: outcome.error }
-          : EntityRuntime.decodeReply(type.name, prepared.entityId, prepared.value, outcome.reply)
-
-      /** Through the store: enqueue, then wait for the owner's reply (this pod's pickup, if it owns it). */
-      const viaStore = (prepared: Prepared): Effect.Effect<EntityRuntime.Answer, EntityStoreError> =>
-        Effect.gen(function* () {
-          const enqueued = yield* enqueue(prepared)
-          if (enqueued._tag === "Known" && enqueued.outcome.status !== "pending") {
-            return toAnswer(prepared, enqueued.outcome)
-          }
-          return toAnswer(prepared, yield* waiters.await(keyOf(prepared)))
-        })
-
-      const answerOf = (prepared: Prepared): Effect.Effect<EntityRuntime.Answer, MessengerError> =>
-        Effect.gen(function* () {
-          const runtime = yield* local(prepared)
-          if (runtime !== undefined) {
-            const answer = Deferred.makeUnsafe<EntityRuntime.Answer>()
-            const delivered = runtime.deliver(prepared.entityId, {
-              messageId: prepared.messageId,
-              message: prepared.value,
-              payload: prepared.payload,
-              stored: false,
-              answer
-            })
-            if (delivered) {
-              const given = yield* Deferred.await(answer)
-              if (given._tag !== "Reroute") return given
-            }
-          }
-          return yield* viaStore(prepared)
-        })
-
-      const fromAnswer = (prepared: Prepared, answer: EntityRuntime.Answer): Effect.Effect<any, any> => {
-        switch (answer._tag) {
-          case "Reply":
-            return answer.reply === undefined ? Effect.void : answer.reply
-          case "Dead":
-            return Effect.fail(new MessageDeadLetteredError({ ...keyOf(prepared), error: answer.error }))
-          case "Failed":
-            return Effect.fail(answer.error)
-          case "Reroute":
-            return Effect.die(new Error("unreachable: a rerouted message is sent through the store"))
-        }
-      }
-
-      return {
-        sendDiscard: (entityId) => (message) =>
-          Effect.gen(function* () {
-            const prepared = yield* prepare(entityId, message)
-            const runtime = yield* local(prepared)
-            if (!type.persisted && runtime !== undefined) {
-              if (
-                runtime.deliver(entityId, {
-                  messageId: prepared.messageId,
-                  message: prepared.value,
-                  payload: prepared.payload,
-                  stored: false,
-                  answer: undefined
-                })
-              )
-                return
-            }
-            const enqueued = yield* enqueue(prepared)
-            if (enqueued._tag !== "Stored" || runtime === undefined) return
-            // This pod owns the entity: hand it over now rather than at the next read of the store.
-            const key = keyOf(prepared)
-            pickup.hold(key)
-            const delivered = runtime.deliver(entityId, {
-              messageId: prepared.messageId,
-              message: prepared.value,
-              payload: prepared.payload,
-              stored: true,
-              answer: undefined
-            })
-            if (!delivered) pickup.release(key)
-          }),
-        send: (entityId) => (message) =>
-          Effect.gen(function* () {
-            const prepared = yield* prepare(entityId, message)
-            const answer = yield* answerOf(prepared).pipe(
-              Effect.timeoutOption(timeoutMillis),
-              Effect.flatMap((result) =>
-                Option.isSome(result)
-                  ? Effect.succeed(result.value)
-                  : Effect.fail(new MessageTimeoutError({ ...keyOf(prepared), timeoutMillis }))
-              )
-            )
-            return yield* fromAnswer(prepared, answer)
-          })
-      } as Messenger<MessageOf<T>>
-    }
+    const messenger = <T extends AnyEntityType>(type: T, messengerOptions?: MessengerOptions) =>
+      Messengers.make(
+        {
+          store,
+          shardOf: membership.shardOf,
+          fenceOf,
+          runtimeOf: (name) => types.get(name)?.runtime,
+          pickup,
+          waiters,
+          now,
+          defaultTimeoutMillis: defaultTimeout
+        },
+        type,
+        messengerOptions
+      )
 
     return Sharding.of({
       register,
@@ -520,16 +308,6 @@ export const make = (
       activeEntities: (type) => types.get(type.name)?.runtime.active() ?? 0
     })
   })
-
-/** A message ready to send: validated, encoded, with its id and shard. */
-interface Prepared {
-  readonly entityId: string
-  readonly messageId: string
-  readonly shard: number
-  readonly payload: string
-  /** The message as its handler will see it (decoded from `payload`). */
-  readonly value: unknown
-}
 
 /** Decodes a stored payload with the type's schema. */
 const decodeStored = (type: AnyEntityType, payload: string) => decodeJsonResult(type.schema, payload)
