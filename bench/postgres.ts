@@ -23,7 +23,7 @@ export const client = (url: string, maxConnections: number) =>
   )
 
 /** Autocommit single-row inserts on one connection: one commit (and WAL flush) each. */
-const rawCommitRate = (url: string, count: number, table: string) =>
+export const rawCommitRate = (url: string, count: number, table: string) =>
   Effect.gen(function* () {
     const sql = yield* client(url, 1)
     yield* sql.unsafe(`CREATE TABLE ${table} (id INTEGER PRIMARY KEY, payload TEXT NOT NULL)`)

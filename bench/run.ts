@@ -8,7 +8,8 @@
  * instead of starting a throwaway one; `--only postgres|sqlite|sleep|skip|peers` runs one part.
  * The sleep part (`bench/sleep.ts`) drains 10,000 executions that each sleep 1 s, on every
  * backend; the skip part (`bench/timeSkip.ts`) measures the real time of `WorkflowTest` tests that
- * skip days. `--peers` adds the peer baseline (`bench/baseline.ts`): effect's own workflow engine
+ * skip days. The entities part (`bench/entityStore.ts`) measures the entity store's writes alone.
+ * `--peers` adds the peer baseline (`bench/baseline.ts`): effect's own workflow engine
  * and DBOS Transact beside ours on the same PostgreSQL server; `--only peers` runs it alone.
  */
 import { mkdtempSync, rmSync } from "node:fs"
@@ -17,11 +18,11 @@ import { join } from "node:path"
 import { DatabaseSync } from "node:sqlite"
 import { parseArgs } from "node:util"
 import { Effect, Layer, Schema } from "effect"
-import { SqlClient } from "effect/sql/SqlClient"
 import { DurableExecutionJournal, MemoryJournal, ShardId } from "effect-cluster"
 import * as SqliteClient from "../src/storage/sqlite/SqliteClient.ts"
 import * as SqliteJournal from "../src/storage/sqlite/SqliteJournal.ts"
 import { baselineBench } from "./baseline.ts"
+import { entityStoreBench } from "./entityStore.ts"
 import { failoverBench } from "./failover.ts"
 import { idleGroupCommitBench } from "./idleGroupCommit.ts"
 import { ownershipBench } from "./ownership.ts"
@@ -30,7 +31,7 @@ import { postgresBench, postgresSleepBench } from "./postgres.ts"
 import { resumptionBench } from "./resumption.ts"
 import { printSleep, sleepBench } from "./sleep.ts"
 import { timeSkipBench } from "./timeSkip.ts"
-import { median, type Row, runWorkload } from "./workload.ts"
+import { median, type Row, runWorkload, sqliteRawCommitRate } from "./workload.ts"
 
 const Options = Schema.Struct({
   quick: Schema.optional(Schema.Boolean),
@@ -46,7 +47,8 @@ const Options = Schema.Struct({
       "idle",
       "failover",
       "resumption",
-      "pods"
+      "pods",
+      "entities"
     ])
   ),
   peers: Schema.optional(Schema.Boolean)
@@ -69,13 +71,7 @@ const sqliteLayer = (name: string) => SqliteClient.layer({ filename: join(dir, `
 
 /** Raw single-row autocommit inserts through the store's client and settings: the ceiling. */
 const rawCommitRate = (count: number, name: string) =>
-  Effect.gen(function* () {
-    const sql = yield* SqlClient
-    yield* sql`CREATE TABLE raw (id INTEGER PRIMARY KEY, payload TEXT NOT NULL)`
-    const started = performance.now()
-    for (let i = 0; i < count; i++) yield* sql`INSERT INTO raw (id, payload) VALUES (${i}, ${"x"})`
-    return count / ((performance.now() - started) / 1000)
-  }).pipe(Effect.provide(sqliteLayer(name)))
+  sqliteRawCommitRate(count).pipe(Effect.provide(sqliteLayer(name)))
 
 /** The same without effect: node:sqlite prepared statement, WAL, synchronous=FULL. */
 const driverCommitRate = (count: number) => {
@@ -233,6 +229,8 @@ const program = Effect.gen(function* () {
     yield* failoverBench(quick ? 1 : 5, options.postgres)
   if (options.only === undefined || options.only === "pods")
     yield* podsBench(quick ? 1 : 3, quick ? 3_000 : 12_000, options.postgres)
+  if (options.only === undefined || options.only === "entities")
+    yield* entityStoreBench(scale, options.postgres)
   if (options.peers === true || options.only === "peers") yield* baselineBench(scale, options.postgres)
 })
 

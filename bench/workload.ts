@@ -3,6 +3,7 @@
  * the engine and the journal are all that is measured.
  */
 import { Effect, Schema } from "effect"
+import { SqlClient } from "effect/sql/SqlClient"
 import { Activity, Workflow, WorkflowEngine } from "effect-cluster"
 
 export class Bench extends Workflow.TaggedRequest<Bench>()("Bench", {
@@ -49,3 +50,16 @@ export const runWorkload = (executions: number, concurrency: number, offset: num
 /** The median of some measurements. */
 export const median = (values: ReadonlyArray<number>) =>
   [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)] ?? 0
+
+/**
+ * Raw single-row autocommit inserts through the SQLite `SqlClient` in context (a fresh file, with
+ * the store's settings): the ceiling the SQLite figures are compared with.
+ */
+export const sqliteRawCommitRate = (count: number) =>
+  Effect.gen(function* () {
+    const sql = yield* SqlClient
+    yield* sql`CREATE TABLE raw (id INTEGER PRIMARY KEY, payload TEXT NOT NULL)`
+    const started = performance.now()
+    for (let i = 0; i < count; i++) yield* sql`INSERT INTO raw (id, payload) VALUES (${i}, ${"x"})`
+    return count / ((performance.now() - started) / 1000)
+  })

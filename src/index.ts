@@ -12,6 +12,8 @@
 
 /** The errors of entities and their messenger (malformed, too large, timeout, dead-lettered, ...). */
 export * as EntityErrors from "./sharding/EntityErrors.ts"
+/** The storage port of entities: messages (de-duplicated by id), replies, states, dead letters. */
+export * as EntityStore from "./sharding/EntityStore.ts"
 /** This process's pod, shared by the workflow engine and the entities of the process. */
 export * as Membership from "./sharding/Membership.ts"
 /** Messages of entities; `TaggedRequest` for messages with a typed reply. */
@@ -36,6 +38,8 @@ export * as Sharding from "./sharding/Sharding.ts"
 export * as ShardingErrors from "./sharding/ShardingErrors.ts"
 /** The storage port of ownership: pods, leases, shards and their epochs. */
 export * as ShardStore from "./sharding/ShardStore.ts"
+/** In-memory entity store, for tests (fenced when built on a memory cluster's ownership). */
+export * as MemoryEntityStore from "./storage/memory/MemoryEntityStore.ts"
 /** In-memory journal, for tests. */
 export * as MemoryJournal from "./storage/memory/MemoryJournal.ts"
 /** The embedded durable store: one SQLite file, no server. */

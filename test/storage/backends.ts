@@ -15,17 +15,23 @@ import { inject } from "vitest"
 import type { DurableExecutionJournal } from "../../src/index.ts"
 import { MemoryJournal } from "../../src/index.ts"
 import { PostgresJournal } from "../../src/postgres.ts"
+import type { EntityStore } from "../../src/sharding/EntityStore.ts"
 import type { ShardStore } from "../../src/sharding/ShardStore.ts"
 import { migrate } from "../../src/storage/sql/Migrations.ts"
+import type { EntityStoreStats } from "../../src/storage/sql/SqlEntityStore.ts"
 import * as SqliteClient from "../../src/storage/sqlite/SqliteClient.ts"
 import * as SqliteJournal from "../../src/storage/sqlite/SqliteJournal.ts"
 
 export type Journal = DurableExecutionJournal.DurableExecutionJournal["Service"]
 
-/** A journal with ownership: the shard store in the same storage. */
+/** The entity store; the SQL ones count their group commits' transactions. */
+export type Entities = EntityStore["Service"] & { readonly stats?: EntityStoreStats | undefined }
+
+/** A journal with ownership: the shard store and the entity store in the same storage. */
 export interface Cluster {
   readonly journal: Journal
   readonly shards: ShardStore["Service"]
+  readonly entities: Entities
 }
 
 /** Fresh storage for one test. */
@@ -36,8 +42,8 @@ export interface Storage {
    */
   readonly open: Effect.Effect<Journal, unknown, Scope.Scope>
   /**
-   * Opens the journal and the shard store on this storage (memory: one in-process store with
-   * ownership, shared by every open). Two opens at once are two pods' processes.
+   * Opens the journal, the shard store and the entity store on this storage (memory: one in-process
+   * store with ownership, shared by every open). Two opens at once are two pods' processes.
    */
   readonly openCluster: Effect.Effect<Cluster, unknown, Scope.Scope>
   /** Raw SQL on the storage and its table prefix, to damage rows (SQL backends only). */
@@ -107,7 +113,11 @@ export const sqlite: Backend = {
     )
     const openCluster = Effect.flatMap(SqliteClient.make({ filename }), (sql) =>
       Effect.provideService(
-        Effect.all({ journal: SqliteJournal.make(), shards: SqliteJournal.makeShardStore() }),
+        Effect.all({
+          journal: SqliteJournal.make(),
+          shards: SqliteJournal.makeShardStore(),
+          entities: SqliteJournal.makeEntityStore()
+        }),
         SqlClient,
         sql
       )
@@ -148,7 +158,8 @@ export const postgres: Backend = {
       Effect.provideService(
         Effect.all({
           journal: PostgresJournal.make({ tablePrefix: prefix }),
-          shards: PostgresJournal.makeShardStore({ tablePrefix: prefix })
+          shards: PostgresJournal.makeShardStore({ tablePrefix: prefix }),
+          entities: PostgresJournal.makeEntityStore({ tablePrefix: prefix })
         }),
         SqlClient,
         client

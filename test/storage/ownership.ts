@@ -22,7 +22,7 @@ import type { Backend, Cluster, Storage } from "./backends.ts"
 type ShardStore = Cluster["shards"]
 
 /** A lease that does not end during a test. */
-const LONG = 600_000
+export const LONG = 600_000
 
 /** The first `n` ids `prefix-i` whose shard among `count` is `shard`. */
 export const idsInShard = (shard: number, count: number, n: number, prefix = "x"): Array<string> => {
@@ -55,7 +55,7 @@ const attempt = (executionId: string, stepKey = "a", n = 1) => ({
  * Registers `podId` in a scope of its own; `end` closes it, as if the pod's process ended without
  * unregistering. The scope also closes with the test's.
  */
-const registerPod = (shards: ShardStore, podId: string, ttlMillis = LONG) =>
+export const registerPod = (shards: ShardStore, podId: string, ttlMillis = LONG) =>
   Effect.gen(function* () {
     const scope = yield* Scope.make()
     yield* Effect.addFinalizer(() => Scope.close(scope, Exit.void))

@@ -8,7 +8,8 @@
  * `make` and `layer` are a journal without ownership: one process, whose engine runs every shard
  * unfenced. `makeCluster` and `layerCluster` add a `ShardStore` sharing the journal's state, so that
  * several engines (pods) in one process can own shards and fence their writes: fast in-process
- * ownership tests.
+ * ownership tests. Both layers also provide an `EntityStore` (`MemoryEntityStore`): unfenced with
+ * `layer`, fenced against the shared shards with `layerCluster`.
  *
  * @example
  * ```ts
@@ -21,6 +22,7 @@
  * ```
  */
 import { Context, Effect, Layer, Option } from "effect"
+import { EntityStore } from "../../sharding/EntityStore.ts"
 import { StaleEpochError } from "../../sharding/ShardingErrors.ts"
 import { ShardStore } from "../../sharding/ShardStore.ts"
 import {
@@ -35,6 +37,7 @@ import {
 } from "../../workflow/DurableExecutionJournal.ts"
 import type { ExecutionJournal } from "../../workflow/JournalExport.ts"
 import * as Ownership from "./internal/ownership.ts"
+import * as MemoryEntityStore from "./MemoryEntityStore.ts"
 import * as MemoryShardStore from "./MemoryShardStore.ts"
 
 /**
@@ -43,25 +46,31 @@ import * as MemoryShardStore from "./MemoryShardStore.ts"
  */
 export const make: Effect.Effect<DurableExecutionJournal["Service"]> = Effect.sync(() => build())
 
-/** A memory journal and the shard store that shares its state. */
+/** A memory journal, the shard store that shares its state, and an entity store fenced by it. */
 export interface MemoryCluster {
   readonly journal: DurableExecutionJournal["Service"]
   readonly shards: ShardStore["Service"]
+  readonly entities: EntityStore["Service"]
 }
 
 /**
- * A fresh in-memory store with ownership: the journal fences writes against the shard epochs of
- * `shards`. Give both to several engines of one process to test ownership without a database.
+ * A fresh in-memory store with ownership: the journal and the entity store fence writes against the
+ * shard epochs of `shards`. Give them to several engines of one process to test ownership without a
+ * database.
  *
  * @example
  * ```ts
- * const { journal, shards } = yield* MemoryJournal.makeCluster
+ * const { journal, shards, entities } = yield* MemoryJournal.makeCluster
  * yield* shards.init(16)
  * ```
  */
 export const makeCluster: Effect.Effect<MemoryCluster> = Effect.sync(() => {
   const ownership = Ownership.make()
-  return { journal: build(undefined, ownership), shards: MemoryShardStore.make(ownership) }
+  return {
+    journal: build(undefined, ownership),
+    shards: MemoryShardStore.make(ownership),
+    entities: MemoryEntityStore.make(ownership)
+  }
 })
 
 /**
@@ -292,15 +301,26 @@ const build = (
   })
 }
 
-/** A fresh in-memory journal per layer build (no ownership: see `layerCluster`). */
-export const layer: Layer.Layer<DurableExecutionJournal> = Layer.effect(DurableExecutionJournal, make)
-
 /**
- * A fresh in-memory journal and its `ShardStore` per layer build (see `makeCluster`). Build it once
- * and provide it to every engine that should share the store.
+ * A fresh in-memory journal and entity store per layer build (no ownership: see `layerCluster`;
+ * the entity store accepts only unfenced writes).
  */
-export const layerCluster: Layer.Layer<DurableExecutionJournal | ShardStore> = Layer.effectContext(
-  Effect.map(makeCluster, ({ journal, shards }) =>
-    Context.make(DurableExecutionJournal, journal).pipe(Context.add(ShardStore, shards))
+export const layer: Layer.Layer<DurableExecutionJournal | EntityStore> = Layer.effectContext(
+  Effect.map(make, (journal) =>
+    Context.make(DurableExecutionJournal, journal).pipe(Context.add(EntityStore, MemoryEntityStore.make()))
   )
 )
+
+/**
+ * A fresh in-memory journal, its `ShardStore` and its `EntityStore` per layer build (see
+ * `makeCluster`). Build it once and provide it to every engine that should share the store.
+ */
+export const layerCluster: Layer.Layer<DurableExecutionJournal | ShardStore | EntityStore> =
+  Layer.effectContext(
+    Effect.map(makeCluster, ({ journal, shards, entities }) =>
+      Context.make(DurableExecutionJournal, journal).pipe(
+        Context.add(ShardStore, shards),
+        Context.add(EntityStore, entities)
+      )
+    )
+  )

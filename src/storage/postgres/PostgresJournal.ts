@@ -10,7 +10,8 @@
  * The layer also provides the `ShardStore` in the same database: every process started on it is a
  * pod of one cluster. Leases are judged by the server's clock; a pod holds a session for its
  * lifetime (`PodSession`), so a pod whose process died is known to be gone at once. Inbox arrivals
- * are pushed with `LISTEN/NOTIFY` (`inboxArrivals`).
+ * are pushed with `LISTEN/NOTIFY` (`inboxArrivals`). And the `EntityStore` (entities' messages and
+ * states), fenced by those shards.
  *
  * @example
  * ```ts
@@ -24,10 +25,12 @@ import * as PgClient from "@effect/sql-pg/PgClient"
 import { Cause, Config, Context, Duration, Effect, Layer, Redacted, type Scope } from "effect"
 import { SqlClient } from "effect/sql/SqlClient"
 import type { SqlError } from "effect/sql/SqlError"
+import { EntityStore } from "../../sharding/EntityStore.ts"
 import { ShardStore } from "../../sharding/ShardStore.ts"
 import { DurableExecutionJournal } from "../../workflow/DurableExecutionJournal.ts"
 import { JournalError } from "../../workflow/WorkflowErrors.ts"
 import type { GroupCommitStats } from "../sql/GroupCommit.ts"
+import * as SqlEntityStore from "../sql/SqlEntityStore.ts"
 import * as SqlJournal from "../sql/SqlJournal.ts"
 import * as SqlShardStore from "../sql/SqlShardStore.ts"
 import * as PodSession from "./PodSession.ts"
@@ -89,6 +92,19 @@ export const makeShardStore = (
     const prefix = options.tablePrefix ?? "effect_cluster_"
     return SqlShardStore.make({ tablePrefix: prefix, dialect: "pg", liveness: PodSession.make(sql, prefix) })
   })
+
+/**
+ * The entity store in the same database, on the `SqlClient` in context (make the journal first: its
+ * migrations create the tables).
+ */
+export const makeEntityStore = (
+  options: Pick<PostgresJournalOptions, "tablePrefix" | "groupCommit"> = {}
+): Effect.Effect<
+  EntityStore["Service"] & { readonly stats: SqlEntityStore.EntityStoreStats },
+  never,
+  SqlClient | Scope.Scope
+> =>
+  SqlEntityStore.make({ tablePrefix: options.tablePrefix, dialect: "pg", groupCommit: options.groupCommit })
 
 const DEFAULT_CONNECT_TIMEOUT = Duration.seconds(10)
 
@@ -173,7 +189,8 @@ const timedOut = (message: string, options: PostgresJournalOptions): string =>
   /timed out/i.test(message) ? `${message} (after ${describeConnectTimeout(options)})` : message
 
 /**
- * The journal and the shard store in the PostgreSQL database at `url`, migrated if needed. The
+ * The journal, the shard store and the entity store in the PostgreSQL database at `url`, migrated
+ * if needed. The
  * layer fails at once with one `JournalError` naming the URL (without its password) when the
  * server cannot be reached or refuses the login: a misconfiguration is reported at start, not
  * retried forever. Once running, lost connections are transient errors that the engine retries
@@ -181,17 +198,21 @@ const timedOut = (message: string, options: PostgresJournalOptions): string =>
  */
 export const layer = (
   options: PostgresJournalOptions
-): Layer.Layer<DurableExecutionJournal | ShardStore, JournalError> =>
+): Layer.Layer<DurableExecutionJournal | ShardStore | EntityStore, JournalError> =>
   Layer.effectContext(
     Effect.gen(function* () {
       const journal = yield* make(options)
       const shards = yield* makeShardStore(options)
-      return Context.make(DurableExecutionJournal, journal).pipe(Context.add(ShardStore, shards))
+      const entities = yield* makeEntityStore(options)
+      return Context.make(DurableExecutionJournal, journal).pipe(
+        Context.add(ShardStore, shards),
+        Context.add(EntityStore, entities)
+      )
     })
   ).pipe(
     Layer.provide(clientLayer(options)),
     Layer.catchCause((cause) =>
-      Layer.effectContext<DurableExecutionJournal | ShardStore, JournalError, never>(
+      Layer.effectContext<DurableExecutionJournal | ShardStore | EntityStore, JournalError, never>(
         Effect.failCause(
           Cause.map(
             cause,
@@ -218,5 +239,5 @@ export const layer = (
 export const layerConfig = (
   url: Config.Config<Redacted.Redacted> = Config.Redacted("DATABASE_URL"),
   options: Omit<PostgresJournalOptions, "url"> = {}
-): Layer.Layer<DurableExecutionJournal | ShardStore, JournalError | Config.ConfigError> =>
+): Layer.Layer<DurableExecutionJournal | ShardStore | EntityStore, JournalError | Config.ConfigError> =>
   Layer.unwrap(Effect.map(url, (url) => layer({ ...options, url })))

@@ -3,7 +3,7 @@
  * `synchronous=FULL`) on Node's built-in `node:sqlite`. No server, no native build. The layer also
  * provides the `ShardStore` (ownership) in the same file, so several processes on one machine can
  * share the journal as pods of one cluster; each pod proves it is alive with a lock file of its own
- * (`PodLockFile`).
+ * (`PodLockFile`). And the `EntityStore` (entities' messages and states), fenced by those shards.
  *
  * A journal written by a process that was killed opens cleanly in the next one: SQLite's WAL
  * recovery discards the uncommitted tail, and every outcome the engine acknowledged was committed
@@ -23,10 +23,12 @@ import { dirname, join } from "node:path"
 import { Cause, Context, Effect, Layer, type Scope } from "effect"
 import { SqlClient } from "effect/sql/SqlClient"
 import type { SqlError } from "effect/sql/SqlError"
+import { EntityStore } from "../../sharding/EntityStore.ts"
 import { ShardStore } from "../../sharding/ShardStore.ts"
 import { DurableExecutionJournal } from "../../workflow/DurableExecutionJournal.ts"
 import { JournalError } from "../../workflow/WorkflowErrors.ts"
 import type { GroupCommitStats } from "../sql/GroupCommit.ts"
+import * as SqlEntityStore from "../sql/SqlEntityStore.ts"
 import * as SqlJournal from "../sql/SqlJournal.ts"
 import * as SqlShardStore from "../sql/SqlShardStore.ts"
 import * as PodLockFile from "./PodLockFile.ts"
@@ -97,20 +99,37 @@ export const makeShardStore = (
     })
   })
 
+/**
+ * The entity store in the same file, on the `SqlClient` in context (make the journal first: its
+ * migrations create the tables).
+ */
+export const makeEntityStore = (
+  options: Omit<SqliteJournalOptions, "filename"> = {}
+): Effect.Effect<
+  EntityStore["Service"] & { readonly stats: SqlEntityStore.EntityStoreStats },
+  never,
+  SqlClient | Scope.Scope
+> => SqlEntityStore.make({ tablePrefix: options.tablePrefix, dialect: "sqlite" })
+
 const toJournalError = (operation: string) => (error: SqlError) =>
   new JournalError({ operation, detail: error.message, transient: false })
 
 /**
- * The journal and the shard store in the SQLite file `filename`, created and migrated if needed.
+ * The journal, the shard store and the entity store in the SQLite file `filename`, created and
+ * migrated if needed.
  */
 export const layer = (
   options: SqliteJournalOptions
-): Layer.Layer<DurableExecutionJournal | ShardStore, JournalError> =>
+): Layer.Layer<DurableExecutionJournal | ShardStore | EntityStore, JournalError> =>
   Layer.effectContext(
     Effect.gen(function* () {
       const journal = yield* make(options)
       const shards = yield* makeShardStore(options)
-      return Context.make(DurableExecutionJournal, journal).pipe(Context.add(ShardStore, shards))
+      const entities = yield* makeEntityStore(options)
+      return Context.make(DurableExecutionJournal, journal).pipe(
+        Context.add(ShardStore, shards),
+        Context.add(EntityStore, entities)
+      )
     })
   ).pipe(
     Layer.provide(
@@ -130,7 +149,7 @@ export const layer = (
       )
     ),
     Layer.catchCause((cause) =>
-      Layer.effectContext<DurableExecutionJournal | ShardStore, JournalError, never>(
+      Layer.effectContext<DurableExecutionJournal | ShardStore | EntityStore, JournalError, never>(
         Effect.failCause(
           Cause.map(cause, (error) =>
             error instanceof JournalError ? error : toJournalError(`open ${options.filename}`)(error)

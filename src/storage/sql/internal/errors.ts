@@ -1,9 +1,10 @@
 /**
- * `JournalError`s of the SQL stores: the driver's and the server's messages, whether the fault is
- * transient, and which stored row did not decode.
+ * `JournalError`s (and the other stores' errors) of the SQL stores: the driver's and the server's
+ * messages, whether the fault is transient, and which stored row did not decode.
  */
 import { Schema } from "effect"
 import type { SqlError } from "effect/sql/SqlError"
+import { EntityStoreError } from "../../../sharding/EntityStore.ts"
 import { ShardStoreError } from "../../../sharding/ShardingErrors.ts"
 import { JournalError } from "../../../workflow/WorkflowErrors.ts"
 import { isTransient } from "../transient.ts"
@@ -48,3 +49,26 @@ export const shardStoreError =
             transient: false
           })
         : new ShardStoreError({ operation, detail: describeSqlError(error), transient: isTransient(error) })
+
+/**
+ * An `EntityStoreError` for `operation`, transient as a `JournalError` would be: a lost connection
+ * or a deadlock is worth retrying, a row that does not decode is not.
+ */
+export const entityStoreError =
+  (operation: string, what?: string) =>
+  (error: SqlError | Schema.SchemaError): EntityStoreError => {
+    const decoding = Schema.isSchemaError(error)
+    const transient = !decoding && isTransient(error)
+    const detail = decoding
+      ? `the stored ${what ?? "row"} does not decode: ${error.message}`
+      : describeSqlError(error)
+    return new EntityStoreError({
+      operation,
+      transient,
+      message: `the entity store operation "${operation}" failed: ${detail}. ${
+        transient
+          ? "This fault is transient: retrying after a backoff may succeed."
+          : "Retrying will not help: check the store's configuration and the row named above."
+      }`
+    })
+  }

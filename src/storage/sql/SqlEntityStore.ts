@@ -1,0 +1,193 @@
+/**
+ * `EntityStore` on effect's `SqlClient`: entities' messages and states in the journal's own
+ * database (SQLite or PostgreSQL, tables of migration 8), so that an owner's write is fenced by the
+ * shard epochs of the `ShardStore` in the same transaction.
+ *
+ * Writes (`enqueue`, and the owner's `complete` and `deadLetter`) go through group commit:
+ * concurrent callers share one transaction, turned into one statement per batch on PostgreSQL and
+ * into prepared statements in one transaction on SQLite (`internal/entityWrites.ts`). Messages and
+ * owner writes have a group commit each, so on PostgreSQL a batch of each can be in flight at once.
+ * Reads are plain queries, decoded with schemas: a row edited by hand into nonsense gives a
+ * non-transient `EntityStoreError` naming it.
+ */
+import { Effect, Schema, type Scope } from "effect"
+import { SqlClient } from "effect/sql/SqlClient"
+import type { SqlError } from "effect/sql/SqlError"
+import {
+  type Enqueued,
+  EntityStore,
+  type EntityStoreError,
+  type OwnerWriteResult
+} from "../../sharding/EntityStore.ts"
+import * as GroupCommit from "./GroupCommit.ts"
+import {
+  DeadRow,
+  OutcomeRow,
+  PendingRow,
+  selectOutcomes,
+  toDeadLetter,
+  toOutcome,
+  toStoredMessage
+} from "./internal/entityRows.ts"
+import * as Writes from "./internal/entityWrites.ts"
+import { entityStoreError } from "./internal/errors.ts"
+import { inIntegers } from "./internal/lists.ts"
+
+/** What the store needs besides the `SqlClient`. The journal's migrations must have run. */
+export interface SqlEntityStoreOptions {
+  /** The journal's table prefix. Default `effect_cluster_`. */
+  readonly tablePrefix?: string | undefined
+  readonly dialect: "sqlite" | "pg"
+  /** Batch concurrent writes into shared transactions (default true). */
+  readonly groupCommit?: boolean | undefined
+}
+
+/** The counters of the store's two group commits, for benchmarks and tests. */
+export interface EntityStoreStats {
+  readonly enqueue: GroupCommit.GroupCommitStats
+  readonly owner: GroupCommit.GroupCommitStats
+}
+
+/** Runs `write` on every item's elements at once; gives each item its own results back. */
+const flattened =
+  <I, A>(write: (all: ReadonlyArray<I>) => Effect.Effect<ReadonlyArray<A>, SqlError>) =>
+  (items: ReadonlyArray<ReadonlyArray<I>>): Effect.Effect<ReadonlyArray<ReadonlyArray<A>>, SqlError> =>
+    Effect.map(write(items.flat()), (results) => {
+      let offset = 0
+      return items.map((item) => {
+        offset += item.length
+        return results.slice(offset - item.length, offset)
+      })
+    })
+
+const OutcomeRows = Schema.Array(Schema.UndefinedOr(OutcomeRow))
+
+/** Builds the store on the `SqlClient` in context. */
+export const make = (
+  options: SqlEntityStoreOptions
+): Effect.Effect<
+  EntityStore["Service"] & { readonly stats: EntityStoreStats },
+  never,
+  SqlClient | Scope.Scope
+> =>
+  Effect.gen(function* () {
+    const sql = yield* SqlClient
+    const prefix = options.tablePrefix ?? "effect_cluster_"
+    const { dialect } = options
+    const pg = dialect === "pg"
+    const messages = sql(`${prefix}entity_messages`)
+    const states = sql(`${prefix}entity_state`)
+    const what = `rows of ${prefix}entity_messages`
+    const decodeOutcome = Schema.decodeUnknownEffect(OutcomeRow)
+    const decodeOutcomes = Schema.decodeUnknownEffect(OutcomeRows)
+    const decodePending = Schema.decodeUnknownEffect(Schema.Array(PendingRow))
+    const decodeDead = Schema.decodeUnknownEffect(Schema.Array(DeadRow))
+    const decodeState = Schema.decodeUnknownEffect(Schema.Array(Schema.Struct({ state: Schema.String })))
+    const decodeCount = Schema.decodeUnknownEffect(
+      Schema.Array(Schema.Struct({ n: Schema.Union([Schema.Number, Schema.NumberFromString]) }))
+    )
+
+    const writes = Writes.make({ sql, prefix, dialect })
+    const commitOptions = { durable: () => true, enabled: options.groupCommit, inlineWhenIdle: pg }
+    const enqueueGroup = yield* GroupCommit.make({ ...commitOptions, flush: flattened(writes.store) })
+    const ownerGroup = yield* GroupCommit.make({ ...commitOptions, flush: flattened(writes.own) })
+
+    const ownerWrite =
+      <I>(operation: string, toWrite: (item: I) => Writes.OwnerWrite) =>
+      (items: ReadonlyArray<I>): Effect.Effect<ReadonlyArray<OwnerWriteResult>, EntityStoreError> =>
+        items.length === 0
+          ? Effect.succeed([])
+          : ownerGroup.submit(items.map(toWrite)).pipe(
+              Effect.flatMap((results) =>
+                Effect.forEach(
+                  results,
+                  (result): Effect.Effect<OwnerWriteResult, Schema.SchemaError> =>
+                    result._tag === "AlreadyDone"
+                      ? Effect.map(decodeOutcome(result.row), (row) => ({
+                          _tag: "AlreadyDone",
+                          outcome: toOutcome(row)
+                        }))
+                      : Effect.succeed(result)
+                )
+              ),
+              Effect.mapError(entityStoreError(operation, what))
+            )
+
+    return {
+      stats: { enqueue: enqueueGroup.stats, owner: ownerGroup.stats },
+      ...EntityStore.of({
+        enqueue: (batch) =>
+          batch.length === 0
+            ? Effect.succeed([])
+            : enqueueGroup.submit(batch).pipe(
+                Effect.flatMap((results) =>
+                  Effect.forEach(
+                    results,
+                    (result): Effect.Effect<Enqueued, Schema.SchemaError> =>
+                      result._tag === "Known"
+                        ? Effect.map(decodeOutcome(result.row), (row) => ({
+                            _tag: "Known",
+                            outcome: toOutcome(row)
+                          }))
+                        : Effect.succeed(result)
+                  )
+                ),
+                Effect.mapError(entityStoreError("enqueue", what))
+              ),
+        complete: ownerWrite("complete", Writes.fromCompletion),
+        deadLetter: ownerWrite("deadLetter", Writes.fromDeadLetter),
+        outcomes: (keys) =>
+          selectOutcomes(sql, dialect, prefix, keys).pipe(
+            Effect.flatMap(decodeOutcomes),
+            Effect.map((rows) => rows.map((row) => (row === undefined ? undefined : toOutcome(row)))),
+            Effect.mapError(entityStoreError("outcomes", what))
+          ),
+        pending: ({ shards, afterSeq, limit }) =>
+          shards.length === 0
+            ? Effect.succeed([])
+            : sql`SELECT entity_type, entity_id, message_id, shard, seq, payload, created_at FROM ${messages}
+                WHERE status = 'pending' AND ${inIntegers(sql, dialect, "shard", shards)} AND seq > ${afterSeq}
+                ORDER BY seq LIMIT ${limit}`.pipe(
+                Effect.flatMap(decodePending),
+                Effect.map((rows) => rows.map(toStoredMessage)),
+                Effect.mapError(entityStoreError("pending", `pending ${what}`))
+              ),
+        state: ({ entityType, entityId }) =>
+          sql`SELECT state FROM ${states} WHERE entity_type = ${entityType} AND entity_id = ${entityId}`.pipe(
+            Effect.flatMap(decodeState),
+            Effect.map((rows) => rows[0]?.state),
+            Effect.mapError(
+              entityStoreError(
+                "state",
+                `state of ${JSON.stringify(entityType)} ${JSON.stringify(entityId)} in ${prefix}entity_state`
+              )
+            )
+          ),
+        deadLetters: ({ entityType, limit }) =>
+          sql`SELECT entity_type, entity_id, message_id, shard, payload, error, created_at, done_at
+            FROM ${messages} WHERE status = 'dead'${entityType === undefined ? sql`` : sql` AND entity_type = ${entityType}`}
+            ORDER BY seq LIMIT ${limit}`.pipe(
+            Effect.flatMap(decodeDead),
+            Effect.map((rows) => rows.map(toDeadLetter)),
+            Effect.mapError(entityStoreError("deadLetters", `dead ${what}`))
+          ),
+        replay: (key) =>
+          writes.replay(key).pipe(Effect.mapError(entityStoreError("replay", `${what} (replay)`))),
+        purge: (before) =>
+          (pg
+            ? sql`WITH purged AS (DELETE FROM ${messages} WHERE status = 'processed' AND done_at < ${before}
+                RETURNING 1) SELECT count(*)::int AS n FROM purged`
+            : sql.withTransaction(
+                Effect.andThen(
+                  sql`DELETE FROM ${messages} WHERE status = 'processed' AND done_at < ${before}`,
+                  sql`SELECT changes() AS n`
+                )
+              )
+          ).pipe(
+            Effect.flatMap(decodeCount),
+            Effect.map((rows) => rows[0]?.n ?? 0),
+            Effect.mapError(entityStoreError("purge"))
+          )
+      })
+    }
+  })

@@ -1,0 +1,109 @@
+/**
+ * The rows of the SQL entity store (`<prefix>entity_messages`, `<prefix>entity_state`): their
+ * schemas, what a row says about its message, and the one query both the writes and the reads use
+ * to learn the outcomes of many messages at once.
+ */
+import { Effect, Schema } from "effect"
+import type { SqlClient } from "effect/sql/SqlClient"
+import type { SqlError } from "effect/sql/SqlError"
+import type { DeadLetter, MessageKey, MessageOutcome, StoredMessage } from "../../../sharding/EntityStore.ts"
+import { SqlNumber } from "./columns.ts"
+
+/** A message's key as one string, for sets and maps. */
+export const keyOf = (key: MessageKey): string =>
+  `${key.entityType}\u0000${key.entityId}\u0000${key.messageId}`
+
+/** The columns of a row that say where its message stands. */
+export const OutcomeRow = Schema.Struct({
+  status: Schema.Literals(["pending", "processed", "dead"]),
+  reply: Schema.NullOr(Schema.String),
+  error: Schema.NullOr(Schema.String)
+})
+
+/** A row's outcome columns as the store read them, not decoded yet. */
+export interface RawOutcome {
+  readonly status: unknown
+  readonly reply: unknown
+  readonly error: unknown
+}
+
+/** What a pending message's row says (a duplicate of a message stored by the same batch). */
+export const pendingRow: RawOutcome = { status: "pending", reply: null, error: null }
+
+export const toOutcome = (row: typeof OutcomeRow.Type): MessageOutcome =>
+  row.status === "pending"
+    ? { status: "pending" }
+    : row.status === "processed"
+      ? { status: "processed", reply: row.reply }
+      : { status: "dead", error: row.error ?? "" }
+
+export const PendingRow = Schema.Struct({
+  entity_type: Schema.String,
+  entity_id: Schema.String,
+  message_id: Schema.String,
+  shard: SqlNumber,
+  seq: SqlNumber,
+  payload: Schema.String,
+  created_at: SqlNumber
+})
+
+export const toStoredMessage = (row: typeof PendingRow.Type): StoredMessage => ({
+  entityType: row.entity_type,
+  entityId: row.entity_id,
+  messageId: row.message_id,
+  shard: row.shard,
+  seq: row.seq,
+  payload: row.payload,
+  createdAt: row.created_at
+})
+
+export const DeadRow = Schema.Struct({
+  entity_type: Schema.String,
+  entity_id: Schema.String,
+  message_id: Schema.String,
+  shard: SqlNumber,
+  payload: Schema.String,
+  error: Schema.NullOr(Schema.String),
+  created_at: SqlNumber,
+  done_at: SqlNumber
+})
+
+export const toDeadLetter = (row: typeof DeadRow.Type): DeadLetter => ({
+  entityType: row.entity_type,
+  entityId: row.entity_id,
+  messageId: row.message_id,
+  shard: row.shard,
+  payload: row.payload,
+  error: row.error ?? "",
+  createdAt: row.created_at,
+  deadAt: row.done_at
+})
+
+/**
+ * The outcome columns of the row of each key (undefined: no row), in one query: the keys travel as
+ * one JSON parameter, so the statement's text does not depend on how many there are.
+ */
+export const selectOutcomes = (
+  sql: SqlClient,
+  dialect: "sqlite" | "pg",
+  prefix: string,
+  keys: ReadonlyArray<MessageKey>
+): Effect.Effect<Array<RawOutcome | undefined>, SqlError> => {
+  if (keys.length === 0) return Effect.succeed([])
+  const table = sql(`${prefix}entity_messages`)
+  const json = JSON.stringify(keys.map((key) => [key.entityType, key.entityId, key.messageId]))
+  const query =
+    dialect === "pg"
+      ? sql<RawOutcome & { readonly i: unknown }>`SELECT (e.i - 1)::int AS i, m.status, m.reply, m.error
+          FROM json_array_elements(${json}::json) WITH ORDINALITY AS e(v, i)
+          JOIN ${table} AS m ON m.entity_type = e.v->>0 AND m.entity_id = e.v->>1 AND m.message_id = e.v->>2`
+      : sql<RawOutcome & { readonly i: unknown }>`SELECT j.key AS i, m.status, m.reply, m.error
+          FROM json_each(${json}) AS j
+          JOIN ${table} AS m ON m.entity_type = json_extract(j.value, '$[0]')
+            AND m.entity_id = json_extract(j.value, '$[1]') AND m.message_id = json_extract(j.value, '$[2]')`
+  return Effect.map(query, (rows) => {
+    const found = new Array<RawOutcome | undefined>(keys.length).fill(undefined)
+    for (const row of rows) found[Number(row.i)] = row
+    return found
+  })
+}
