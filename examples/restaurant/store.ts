@@ -8,7 +8,7 @@
 import { mkdirSync, rmSync, writeFileSync } from "node:fs"
 import { dirname, join, resolve } from "node:path"
 import { parseArgs } from "node:util"
-import { Effect, type Layer, Schema } from "effect"
+import { type Layer, Schema } from "effect"
 import type { DurableExecutionJournal, ShardStore } from "effect-cluster"
 import { SqliteJournal, type WorkflowErrors } from "effect-cluster"
 import { PostgresJournal } from "effect-cluster/postgres"

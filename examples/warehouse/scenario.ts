@@ -14,8 +14,20 @@ export interface Report {
 }
 
 const orders = [
-  new PlaceOrder({ orderId: "order-1", lines: [{ product: "apples", quantity: 4 }, { product: "pears", quantity: 2 }] }),
-  new PlaceOrder({ orderId: "order-2", lines: [{ product: "pears", quantity: 1 }, { product: "apples", quantity: 20 }] }),
+  new PlaceOrder({
+    orderId: "order-1",
+    lines: [
+      { product: "apples", quantity: 4 },
+      { product: "pears", quantity: 2 }
+    ]
+  }),
+  new PlaceOrder({
+    orderId: "order-2",
+    lines: [
+      { product: "pears", quantity: 1 },
+      { product: "apples", quantity: 20 }
+    ]
+  }),
   new PlaceOrder({ orderId: "order-3", lines: [{ product: "apples", quantity: 5 }] })
 ]
 

@@ -10,7 +10,7 @@
 import { Effect, Exit, Option, Ref, Schema } from "effect"
 import {
   Activity,
-  ActivityContext,
+  type ActivityContext,
   Message,
   MessageState,
   RecipientBehaviour,
@@ -52,7 +52,11 @@ export class StockLevel extends Message.TaggedRequest<StockLevel>()("StockLevel"
   payload: { messageId: Schema.String }
 }) {}
 
-const WarehouseState = Schema.Struct({ stock: Schema.Number, replenishments: Schema.Number, replenishing: Schema.Boolean })
+const WarehouseState = Schema.Struct({
+  stock: Schema.Number,
+  replenishments: Schema.Number,
+  replenishing: Schema.Boolean
+})
 
 export const Warehouse = RecipientType.makeEntityType(
   "Warehouse",
@@ -100,7 +104,10 @@ const reserve = (orderId: string, product: string, quantity: number) =>
         warehouse.send(product)(new Reserve({ messageId, orderId, quantity }))
       ),
     isOutOfStock
-  ).pipe(Activity.make(`reserve-${product}`, Schema.Number, OutOfStock))
+  ).pipe(
+    // Out of stock is an answer, not a fault: retrying cannot help, the order compensates instead.
+    Activity.make(`reserve-${product}`, Schema.Number, OutOfStock, { retry: { retryWhile: () => false } })
+  )
 
 const release = (orderId: string, product: string, quantity: number) =>
   ask(
@@ -149,7 +156,9 @@ export const replenish = Workflow.make(
 export const workflows = Workflow.union(placeOrder, replenish)
 
 /** The warehouse's behaviour; it starts `Replenish` executions on `engine`. */
-export const warehouseBehaviour = (engine: WorkflowEngine.WorkflowEngine<typeof placeOrder | typeof replenish>) =>
+export const warehouseBehaviour = (
+  engine: WorkflowEngine.WorkflowEngine<typeof placeOrder | typeof replenish>
+) =>
   RecipientBehaviour.fromFunctionEffectStateful(
     () => Effect.succeed({ stock: INITIAL_STOCK, replenishments: 0, replenishing: false }),
     (product, message: typeof Warehouse.schema.Type, state: Ref.Ref<typeof WarehouseState.Type>) =>
@@ -178,7 +187,11 @@ export const warehouseBehaviour = (engine: WorkflowEngine.WorkflowEngine<typeof 
             return MessageState.Processed(Option.some(Exit.succeed(current.stock + message.quantity)))
           }
           case "Restock": {
-            yield* Ref.set(state, { ...current, stock: current.stock + message.quantity, replenishing: false })
+            yield* Ref.set(state, {
+              ...current,
+              stock: current.stock + message.quantity,
+              replenishing: false
+            })
             return MessageState.Processed(Option.none())
           }
           case "StockLevel":
