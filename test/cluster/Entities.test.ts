@@ -12,7 +12,7 @@ import { expectedCounts } from "../../examples/counter/counter.ts"
 import { EntityStore, ShardStore, SqliteJournal } from "../../src/index.ts"
 import { PostgresJournal } from "../../src/postgres.ts"
 import * as ChildPod from "../support/ChildPod.ts"
-import { eventually, freshStore, removeStore, type Store } from "./harness.ts"
+import { eventually, freeze, freshStore, removeStore, type Store } from "./harness.ts"
 
 const TTL = 3_000
 const SHARDS = 30
@@ -21,6 +21,7 @@ const TOTAL = 1_000
 
 interface PodLine {
   readonly ready?: string
+  readonly stopped?: string
   readonly sent?: number
   readonly counts?: Record<string, number>
   readonly error?: string
@@ -57,8 +58,9 @@ describe.each(["sqlite", "pg"] as const)("the counter across processes on %s", (
     return pod
   }
 
-  it("1,000 messages from two senders to 50 counters, a SIGKILL and a rebalance: every count exact", async () => {
-    const store = await freshStore(kind, "counter")
+  /** A fresh store, a reader of it, and the checks every test ends with. */
+  const setup = async (name: string) => {
+    const store = await freshStore(kind, name)
     cleanup.push(() => removeStore(store))
     const runtime = ManagedRuntime.make(
       Layer.fresh(
@@ -72,7 +74,45 @@ describe.each(["sqlite", "pg"] as const)("the counter across processes on %s", (
       const shards = await runtime.runPromise(Effect.flatMap(ShardStore.ShardStore, (s) => s.shards))
       return new Set(shards.map((shard) => shard.owner))
     }
+    /** Every message processed (none pending), then every count exact, asked from each of `askers`. */
+    const expectExact = async (askers: ReadonlyArray<ChildPod.ChildPod<PodLine>>) => {
+      await eventually(
+        "no message is pending",
+        async () =>
+          (
+            await runtime.runPromise(
+              Effect.flatMap(EntityStore.EntityStore, (s) =>
+                s.pending({ shards: Array.from({ length: SHARDS }, (_, i) => i + 1), afterSeq: 0, limit: 10 })
+              )
+            )
+          ).length === 0,
+        60_000
+      )
+      const expected = expectedCounts(TOTAL, COUNTERS)
+      for (const pod of askers) {
+        pod.send({ get: COUNTERS })
+        const { counts, error } = await pod.waitFor(
+          (line) => line.counts !== undefined || line.error !== undefined,
+          60_000
+        )
+        expect(error).toBeUndefined()
+        expect(counts).toEqual(expected)
+      }
+      // The ledger: every message ran; one that ran twice was in the hands of `victim`.
+      const lines = ledger(store)
+      const runs = new Map<string, Array<string>>()
+      for (const line of lines) runs.set(line.m, [...(runs.get(line.m) ?? []), line.p])
+      expect(runs.size).toBe(TOTAL)
+      for (const [message, pods] of runs) {
+        if (pods.length > 1) expect(pods, message).toContain("victim")
+      }
+      return lines
+    }
+    return { store, owners, expectExact }
+  }
 
+  it("1,000 messages from two senders to 50 counters, a SIGKILL and a rebalance: every count exact", async () => {
+    const { store, owners, expectExact } = await setup("counter-kill")
     const victim = await startPod(store, "victim")
     const north = await startPod(store, "north", { from: 0, count: TOTAL / 2 })
     const south = await startPod(store, "south", { from: TOTAL / 2, count: TOTAL / 2 })
@@ -92,42 +132,42 @@ describe.each(["sqlite", "pg"] as const)("the counter across processes on %s", (
     await eventually("the late pod owns shards", async () => (await owners()).has("late"))
     await north.waitFor((line) => line.sent === TOTAL / 2, 30_000)
     await south.waitFor((line) => line.sent === TOTAL / 2, 30_000)
-
-    // Every message was processed (none pending), then the counts are exact, seen from two pods.
-    await eventually(
-      "no message is pending",
-      async () =>
-        (
-          await runtime.runPromise(
-            Effect.flatMap(EntityStore.EntityStore, (s) =>
-              s.pending({ shards: Array.from({ length: SHARDS }, (_, i) => i + 1), afterSeq: 0, limit: 10 })
-            )
-          )
-        ).length === 0,
-      60_000
-    )
-    const expected = expectedCounts(TOTAL, COUNTERS)
-    for (const pod of [north, south]) {
-      pod.send({ get: COUNTERS })
-      const { counts, error } = await pod.waitFor(
-        (line) => line.counts !== undefined || line.error !== undefined,
-        60_000
-      )
-      expect(error).toBeUndefined()
-      expect(counts).toEqual(expected)
-    }
-
-    // The ledger: every message ran; one that ran twice was in the hands of the killed pod.
-    const lines = ledger(store)
-    const runs = new Map<string, Array<string>>()
-    for (const line of lines) runs.set(line.m, [...(runs.get(line.m) ?? []), line.p])
-    expect(runs.size).toBe(TOTAL)
-    for (const [message, pods] of runs) {
-      if (pods.length > 1) expect(pods, message).toContain("victim")
-    }
+    const lines = await expectExact([north, south])
     expect(handledByVictim()).toBe(atKill)
-    const pods = new Set(lines.map((line) => line.p))
-    expect(pods).toEqual(new Set(["victim", "north", "south", "late"]))
+    expect(new Set(lines.map((line) => line.p))).toEqual(new Set(["victim", "north", "south", "late"]))
+  })
+
+  it("a pod frozen (SIGSTOP) past its lease while messages flow, resumed, then stopped with SIGTERM: every count exact", async () => {
+    const { store, owners, expectExact } = await setup("counter-stop")
+    const victim = await startPod(store, "victim")
+    const north = await startPod(store, "north", { from: 0, count: TOTAL / 2 })
+    const south = await startPod(store, "south", { from: TOTAL / 2, count: TOTAL / 2 })
+    await eventually(
+      "the three pods own shards",
+      async () => (await owners()).size === 3 && !(await owners()).has(null)
+    )
+    await north.waitFor((line) => (line.sent ?? 0) >= 100, 30_000)
+    await freeze(store, victim)
+    const frozenAt = Date.now()
+    // Its shards move only once its lease ran out; the other pods handle its counters meanwhile.
+    await eventually("the frozen pod's shards moved", async () => !(await owners()).has("victim"), 30_000)
+    expect(Date.now() - frozenAt).toBeGreaterThanOrEqual(TTL - 500)
+    const handledWhileFrozen = ledger(store).filter((line) => line.p === "victim").length
+    victim.kill("SIGCONT")
+    await north.waitFor((line) => (line.sent ?? 0) >= 300, 30_000)
+    // Back, it joins again as a new member and gets shards; then it leaves gracefully.
+    await eventually("the resumed pod owns shards again", async () => (await owners()).has("victim"), 30_000)
+    await eventually(
+      "the resumed pod handles messages again",
+      async () => ledger(store).filter((line) => line.p === "victim").length > handledWhileFrozen + 5,
+      30_000
+    )
+    victim.kill("SIGTERM")
+    await victim.waitFor((line) => line.stopped !== undefined, 30_000)
+    expect((await victim.exited).code).toBe(0)
+    await north.waitFor((line) => line.sent === TOTAL / 2, 30_000)
+    await south.waitFor((line) => line.sent === TOTAL / 2, 30_000)
+    await expectExact([north, south])
   })
 })
 

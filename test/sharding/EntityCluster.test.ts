@@ -13,6 +13,7 @@ import * as RecipientBehaviour from "../../src/sharding/RecipientBehaviour.ts"
 import * as Sharding from "../../src/sharding/Sharding.ts"
 import { ShardStore } from "../../src/sharding/ShardStore.ts"
 import {
+  CounterEntity,
   type CounterMsg,
   counterBehaviour,
   GetCurrent,
@@ -91,6 +92,32 @@ describe("entities on several pods of one process", () => {
       expect(new Set([...a.handled, ...b.handled]).size).toBe(200 + 20)
       yield* Scope.close(scope, Exit.void)
     })
+  )
+
+  it.live(
+    "a volatile entity is reached from another pod through the store, and keeps its state in memory",
+    () =>
+      Effect.gen(function* () {
+        const cluster = yield* MemoryJournal.makeCluster
+        const scope = yield* Scope.make()
+        const a = yield* pod(cluster, "a", scope)
+        const b = yield* pod(cluster, "b", scope)
+        for (const sharding of [a.sharding, b.sharding])
+          yield* sharding.register(CounterEntity, counterBehaviour())
+        yield* waitUntil(
+          () => b.membership.pod!.ownedShards().length > 0 && a.membership.pod!.ownedShards().length > 0
+        )
+        // An id whose shard a owns, sent to from b: the message goes through the store.
+        const id = Array.from({ length: 100 }, (_, i) => `v-${i}`).find((candidate) =>
+          a.membership.pod!.ownedShards().includes(a.membership.shardOf(candidate))
+        )!
+        const fromB = b.sharding.messenger(CounterEntity)
+        for (let i = 0; i < 3; i++) yield* fromB.send(id)(new Increment({ messageId: `inc-${i}` }))
+        expect(yield* fromB.send(id)(new GetCurrent({ messageId: "get" }))).toBe(3)
+        expect(a.sharding.activeEntities(CounterEntity)).toBe(1)
+        expect(b.sharding.activeEntities(CounterEntity)).toBe(0)
+        yield* Scope.close(scope, Exit.void)
+      })
   )
 
   it.live(
