@@ -151,6 +151,7 @@ const samples: Record<string, ReadonlyArray<Record<string, unknown>>> = {
       detail: 'the stored pod "a" in effect_cluster_pods does not decode'
     }
   ],
+  // Its message is written by the store that raises it (as `SqlEntityStore` does).
   "ShardingErrors.ShardCountMismatchError": [{ configured: 64, recorded: 300 }],
   "ShardingErrors.DuplicatePodError": [{ podId: "waiter-1", leaseUntil: 1_796_000_000_000 }],
   "ShardingErrors.InvalidShardingConfigError": [

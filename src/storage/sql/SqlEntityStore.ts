@@ -62,6 +62,13 @@ const flattened =
 
 const OutcomeRows = Schema.Array(Schema.UndefinedOr(OutcomeRow))
 
+const isStored = (result: Writes.StoreResult): result is { readonly _tag: "Stored" } =>
+  result._tag === "Stored"
+
+const hasNoRow = (
+  result: Writes.OwnerResult
+): result is Exclude<Writes.OwnerResult, { readonly _tag: "AlreadyDone" }> => result._tag !== "AlreadyDone"
+
 /** Builds the store on the `SqlClient` in context. */
 export const make = (
   options: SqlEntityStoreOptions
@@ -77,7 +84,7 @@ export const make = (
     const pg = dialect === "pg"
     const messages = sql(`${prefix}entity_messages`)
     const states = sql(`${prefix}entity_state`)
-    const what = `rows of ${prefix}entity_messages`
+    const what = `row of ${prefix}entity_messages`
     const decodeOutcome = Schema.decodeUnknownEffect(OutcomeRow)
     const decodeOutcomes = Schema.decodeUnknownEffect(OutcomeRows)
     const decodePending = Schema.decodeUnknownEffect(Schema.Array(PendingRow))
@@ -98,17 +105,21 @@ export const make = (
         items.length === 0
           ? Effect.succeed([])
           : ownerGroup.submit(items.map(toWrite)).pipe(
-              Effect.flatMap((results) =>
-                Effect.forEach(
-                  results,
-                  (result): Effect.Effect<OwnerWriteResult, Schema.SchemaError> =>
-                    result._tag === "AlreadyDone"
-                      ? Effect.map(decodeOutcome(result.row), (row) => ({
-                          _tag: "AlreadyDone",
-                          outcome: toOutcome(row)
-                        }))
-                      : Effect.succeed(result)
-                )
+              Effect.flatMap(
+                (results): Effect.Effect<ReadonlyArray<OwnerWriteResult>, Schema.SchemaError> =>
+                  // The common case, nothing to decode, without an effect per result.
+                  results.every(hasNoRow)
+                    ? Effect.succeed(results)
+                    : Effect.forEach(
+                        results,
+                        (result): Effect.Effect<OwnerWriteResult, Schema.SchemaError> =>
+                          result._tag === "AlreadyDone"
+                            ? Effect.map(decodeOutcome(result.row), (row) => ({
+                                _tag: "AlreadyDone",
+                                outcome: toOutcome(row)
+                              }))
+                            : Effect.succeed(result)
+                      )
               ),
               Effect.mapError(entityStoreError(operation, what))
             )
@@ -120,17 +131,20 @@ export const make = (
           batch.length === 0
             ? Effect.succeed([])
             : enqueueGroup.submit(batch).pipe(
-                Effect.flatMap((results) =>
-                  Effect.forEach(
-                    results,
-                    (result): Effect.Effect<Enqueued, Schema.SchemaError> =>
-                      result._tag === "Known"
-                        ? Effect.map(decodeOutcome(result.row), (row) => ({
-                            _tag: "Known",
-                            outcome: toOutcome(row)
-                          }))
-                        : Effect.succeed(result)
-                  )
+                Effect.flatMap(
+                  (results): Effect.Effect<ReadonlyArray<Enqueued>, Schema.SchemaError> =>
+                    results.every(isStored)
+                      ? Effect.succeed(results)
+                      : Effect.forEach(
+                          results,
+                          (result): Effect.Effect<Enqueued, Schema.SchemaError> =>
+                            result._tag === "Known"
+                              ? Effect.map(decodeOutcome(result.row), (row) => ({
+                                  _tag: "Known",
+                                  outcome: toOutcome(row)
+                                }))
+                              : Effect.succeed(result)
+                        )
                 ),
                 Effect.mapError(entityStoreError("enqueue", what))
               ),

@@ -1,7 +1,8 @@
 /**
  * What only PostgreSQL's ownership has: inbox arrivals pushed with LISTEN/NOTIFY; pods whose
  * session ended (process killed, `pg_terminate_backend`) judged gone at once, a stopped process by
- * its lease; and fencing under concurrency: writes racing an epoch bump.
+ * its lease; and fencing under concurrency: journal writes and entity completions racing an epoch
+ * bump.
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Exit, Fiber, Option, Stream } from "effect"
@@ -186,5 +187,80 @@ describe("PostgreSQL ownership", () => {
       expect([...acknowledged].sort()).toEqual(atEnd)
       for (const key of refused) expect(atEnd).not.toContain(key)
     }).pipe(Effect.scoped)
+  )
+
+  it.live(
+    "entity completions racing an epoch bump: once the bump has committed, none with the old epoch lands",
+    () =>
+      Effect.gen(function* () {
+        const storage = yield* postgres.storage
+        const { sql, prefix } = storage.raw!
+        const pods = [yield* storage.openCluster, yield* storage.openCluster]
+        const manager = yield* storage.openCluster
+        yield* manager.shards.init(4)
+        yield* manager.shards.assign([{ shard: 1, from: null, to: "a" }])
+        // As above: each message row takes 30 ms to write, so a batch straddles the bump.
+        yield* sql.unsafe(`CREATE FUNCTION ${prefix}slow() RETURNS trigger LANGUAGE plpgsql
+        AS $$ BEGIN PERFORM pg_sleep(0.03); RETURN NEW; END $$`)
+        yield* sql.unsafe(`CREATE TRIGGER ${prefix}slow BEFORE INSERT OR UPDATE ON ${prefix}entity_messages
+        FOR EACH ROW EXECUTE FUNCTION ${prefix}slow()`)
+        const acknowledged: Array<string> = []
+        const refused: Array<string> = []
+        /** Completes new messages of one entity with epoch 1 until one is refused. */
+        const writer = (entityId: string, index: number) =>
+          Effect.gen(function* () {
+            const entities = pods[index % 2]!.entities
+            for (let n = 1; ; n++) {
+              const messageId = `m${n}`
+              const [result] = yield* entities.complete([
+                {
+                  entityType: "Cart",
+                  entityId,
+                  messageId,
+                  fence: { shard: 1, epoch: 1 },
+                  shard: 1,
+                  payload: "{}",
+                  reply: null,
+                  state: `"${messageId}"`,
+                  now: n
+                }
+              ])
+              if (result?._tag === "Written") {
+                acknowledged.push(`${entityId}/${messageId}`)
+                continue
+              }
+              refused.push(`${entityId}/${messageId}`)
+              return result
+            }
+          })
+        const ids = Array.from({ length: 8 }, (_, i) => `cart-${i}`)
+        const writers = yield* Effect.forEach(ids, writer, { concurrency: "unbounded" }).pipe(
+          Effect.forkScoped
+        )
+        yield* Effect.sleep("400 millis")
+        yield* manager.shards.assign([{ shard: 1, from: "a", to: "b" }])
+        const landed = sql<{ readonly key: string }>`SELECT entity_id || '/' || message_id AS key
+        FROM ${sql(`${prefix}entity_messages`)} ORDER BY 1`.pipe(
+          Effect.map((rows) => rows.map((row) => row.key))
+        )
+        const atBump = yield* landed
+        const results = yield* Fiber.join(writers).pipe(Effect.timeout("30 seconds"))
+        for (const result of results) expect(result).toEqual({ _tag: "Stale", currentEpoch: 2 })
+        const atEnd = yield* landed
+        expect(atBump.length).toBeGreaterThan(ids.length)
+        expect(atEnd).toEqual(atBump)
+        expect([...acknowledged].sort()).toEqual(atEnd)
+        for (const key of refused) expect(atEnd).not.toContain(key)
+        // Each entity's state is its last acknowledged message's.
+        for (const entityId of ids) {
+          const last = acknowledged
+            .filter((key) => key.startsWith(`${entityId}/`))
+            .at(-1)
+            ?.split("/")[1]
+          expect(yield* pods[0]!.entities.state({ entityType: "Cart", entityId })).toBe(
+            last === undefined ? undefined : `"${last}"`
+          )
+        }
+      }).pipe(Effect.scoped)
   )
 })
