@@ -20,6 +20,8 @@ export * as Membership from "./sharding/Membership.ts"
 export * as Message from "./sharding/Message.ts"
 /** What a behaviour answers for a message: `Processed(reply)` or `Processing`. */
 export * as MessageState from "./sharding/MessageState.ts"
+/** Sends messages to entities by id, wherever they run: `send` (a typed reply), `sendDiscard`. */
+export * as Messenger from "./sharding/Messenger.ts"
 /** The port for a faster path between pods than the store (hints only), and its in-process form. */
 export * as PodTransport from "./sharding/PodTransport.ts"
 /** The shard manager's planning step: even spread, bounded handovers, dead pods' shards at once. */

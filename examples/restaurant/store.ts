@@ -8,11 +8,11 @@
 import { mkdirSync, rmSync, writeFileSync } from "node:fs"
 import { dirname, join, resolve } from "node:path"
 import { parseArgs } from "node:util"
-import { Effect, type Layer, Schema } from "effect"
-import { SqlClient } from "effect/sql/SqlClient"
+import { type Layer, Schema } from "effect"
 import type { DurableExecutionJournal, ShardStore } from "effect-cluster"
 import { SqliteJournal, type WorkflowErrors } from "effect-cluster"
 import { PostgresJournal } from "effect-cluster/postgres"
+import { dropTables, resetSqlite } from "../shared/reset.ts"
 
 /** The demo's tables in a PostgreSQL database: it resets only these. */
 export const DEMO_TABLE_PREFIX = "restaurant_demo_"
@@ -77,21 +77,8 @@ export const resetStore = async (store: Store): Promise<void> => {
   writeFileSync(store.ledger, "")
   rmSync(store.pass, { force: true, recursive: true })
   mkdirSync(store.pass)
-  if (!isPostgres(store.location)) {
-    // The journal, its WAL files, and the lock files of its pods.
-    for (const suffix of ["", "-wal", "-shm", "-pods"])
-      rmSync(store.location + suffix, { force: true, recursive: true })
-    return
-  }
-  await Effect.runPromise(
-    Effect.gen(function* () {
-      const sql = yield* SqlClient
-      const tables = yield* sql<{ readonly name: string }>`SELECT table_name AS name
-        FROM information_schema.tables WHERE table_schema = current_schema()
-        AND starts_with(table_name, ${DEMO_TABLE_PREFIX})`
-      for (const { name } of tables) yield* sql.unsafe(`DROP TABLE IF EXISTS "${name}"`)
-    }).pipe(Effect.provide(PostgresJournal.clientLayer({ url: store.location, maxConnections: 1 })))
-  )
+  if (!isPostgres(store.location)) return resetSqlite(store.location)
+  await dropTables(store.location, DEMO_TABLE_PREFIX)
 }
 
 /** The store for messages: a PostgreSQL URL without its password. */

@@ -16,12 +16,38 @@
  */
 import { Context, type Effect, Schema } from "effect"
 
-/** The error of an entity store operation. */
+/**
+ * An entity store operation failed. `transient` faults (connection lost, database busy) may succeed
+ * when retried; others (a row that does not decode) need someone to look at the store.
+ */
 export class EntityStoreError extends Schema.TaggedError<EntityStoreError>()("EntityStoreError", {
   operation: Schema.String,
   transient: Schema.Boolean,
   message: Schema.String
-}) {}
+}) {
+  constructor(props: {
+    readonly operation: string
+    readonly transient: boolean
+    readonly detail?: string | undefined
+    readonly message?: string | undefined
+  }) {
+    super({
+      operation: props.operation,
+      transient: props.transient,
+      message:
+        props.message ??
+        `the entity store operation "${props.operation}" failed${props.detail === undefined ? "" : `: ${props.detail}`}. ${
+          props.transient
+            ? "This fault is transient: retrying after a backoff may succeed."
+            : "Retrying will not help: check the store's configuration and the row named above."
+        }`
+    })
+  }
+
+  get retryable(): boolean {
+    return this.transient
+  }
+}
 
 /** A shard and the epoch its owner holds it at: the fencing token of a write. */
 export interface EntityFence {

@@ -30,17 +30,8 @@
  * program.pipe(Effect.provide(registered), Effect.provide(Sharding.layer()), Effect.provide(MemoryJournal.layer))
  * ```
  */
-import { Clock, Context, Duration, Effect, Layer, Option, Result, type Scope } from "effect"
-import { decodeJsonResult, encodeJsonRoundTrip } from "../internal/codec.ts"
-import {
-  type EntityStateDecodeError,
-  InvalidEntityIdError,
-  MalformedMessageError,
-  MessageDeadLetteredError,
-  MessageTimeoutError,
-  MessageTooLargeError,
-  UnknownEntityTypeError
-} from "./EntityErrors.ts"
+import { Clock, Context, Duration, Effect, Layer, Result, type Scope } from "effect"
+import { decodeJsonResult } from "../internal/codec.ts"
 import {
   type DeadLetter,
   type EntityFence,
@@ -52,43 +43,17 @@ import {
 import * as Batcher from "./internal/Batcher.ts"
 import * as Deadlines from "./internal/Deadlines.ts"
 import * as EntityRuntime from "./internal/EntityRuntime.ts"
+import * as Messengers from "./internal/Messengers.ts"
 import * as Pickup from "./internal/Pickup.ts"
 import * as ReplyWaiters from "./internal/ReplyWaiters.ts"
 import { Membership } from "./Membership.ts"
-import type { FailureOf, ReplyTypes, SuccessOf } from "./Message.ts"
+import type { Messenger, MessengerOptions } from "./Messenger.ts"
+
+/** The messenger's types, here too: `Sharding.Messenger`, `Sharding.MessengerError`. */
+export type { Messenger, MessengerError, MessengerOptions, ReplyOf } from "./Messenger.ts"
+
 import type { RecipientBehaviour } from "./RecipientBehaviour.ts"
 import type { AnyEntityType, MessageOf, StateOf } from "./RecipientType.ts"
-
-/** Every error a messenger call can fail with besides a request's own failure. */
-export type MessengerError =
-  | MalformedMessageError
-  | MessageTooLargeError
-  | InvalidEntityIdError
-  | UnknownEntityTypeError
-  | MessageTimeoutError
-  | MessageDeadLetteredError
-  | EntityStateDecodeError
-  | EntityStoreError
-
-/** The reply of `send`: a request's success; nothing for a plain message. */
-// biome-ignore lint/suspicious/noConfusingVoidType: a plain message's send returns nothing
-export type ReplyOf<M> = typeof ReplyTypes extends keyof M ? SuccessOf<M> : void
-
-/** Sends messages to the entities of one type, wherever they run. */
-export interface Messenger<Msg> {
-  /**
-   * Sends `message` and returns once it is accepted: for a persisted type, durably stored (I5);
-   * for a volatile one, handed to its entity or stored for its owner.
-   */
-  readonly sendDiscard: (entityId: string) => (message: Msg) => Effect.Effect<void, MessengerError>
-  /**
-   * Sends `message` and waits for its reply: a request's success, or its failure. Sending a
-   * message id again returns the first reply without handling it again (persisted types).
-   */
-  readonly send: (
-    entityId: string
-  ) => <M extends Msg>(message: M) => Effect.Effect<ReplyOf<M>, FailureOf<M> | MessengerError>
-}
 
 /** Options of `Sharding.layer`. */
 export interface ShardingOptions {
@@ -113,12 +78,6 @@ export interface RegisterOptions {
   readonly retryDelay?: Duration.Input | undefined
   /** When a handler answers `Processing`, the wait before its message is delivered again. Default 1 second. */
   readonly redeliverAfter?: Duration.Input | undefined
-}
-
-/** Options of a messenger. */
-export interface MessengerOptions {
-  /** How long `send` waits for a reply (default: the layer's `sendTimeout`). */
-  readonly timeout?: Duration.Input | undefined
 }
 
 /** The sharding of this process. */
@@ -151,7 +110,7 @@ export class Sharding extends Context.Service<
 const millis = (input: Duration.Input | undefined, fallback: Duration.Input): number =>
   Duration.toMillis(Duration.fromInputUnsafe(input ?? fallback))
 
-const validId = (id: string) => id.length > 0 && id.length <= 512 && !id.includes("\u0000")
+const _validId = (id: string) => id.length > 0 && id.length <= 512 && !id.includes("\u0000")
 
 interface Registered {
   readonly type: AnyEntityType
@@ -322,213 +281,22 @@ export const make = (
         pickup.rescan()
       })
 
-    const messenger = <T extends AnyEntityType>(
-      type: T,
-      messengerOptions?: MessengerOptions
-    ): Messenger<MessageOf<T>> => {
-      const timeoutMillis =
-        messengerOptions?.timeout === undefined
-          ? defaultTimeout
-          : millis(messengerOptions.timeout, "30 seconds")
-
-      /** Validates and encodes a message: its id, its JSON, and the value its handler will see. */
-      const prepare = (
-        entityId: string,
-        message: unknown
-      ): Result.Result<Prepared, MalformedMessageError | InvalidEntityIdError | MessageTooLargeError> => {
-        if (!validId(entityId))
-          return Result.fail(new InvalidEntityIdError({ entityType: type.name, entityId }))
-        const encoded = encodeJsonRoundTrip(type.schema, message)
-        if (Result.isFailure(encoded)) {
-          return Result.fail(
-            new MalformedMessageError({
-              entityType: type.name,
-              entityId,
-              path: encoded.failure.path,
-              detail: encoded.failure.message
-            })
-          )
-        }
-        const json = encoded.success.json
-        // A UTF-16 code unit is at most 3 bytes of UTF-8: count the bytes only near the limit.
-        if (json.length * 3 > type.maxMessageBytes) {
-          const bytes = Buffer.byteLength(json)
-          if (bytes > type.maxMessageBytes) {
-            return Result.fail(
-              new MessageTooLargeError({
-                entityType: type.name,
-                entityId,
-                bytes,
-                limit: type.maxMessageBytes
-              })
-            )
-          }
-        }
-        const messageId = type.messageId(message)
-        if (typeof messageId !== "string" || !validId(messageId)) {
-          return Result.fail(
-            new MalformedMessageError({
-              entityType: type.name,
-              entityId,
-              path: "<messageId>",
-              detail: `the message id ${JSON.stringify(messageId)} must be 1 to 512 characters without NUL`
-            })
-          )
-        }
-        return Result.succeed({
-          entityId,
-          messageId,
-          shard: membership.shardOf(entityId),
-          payload: json,
-          value: encoded.success.value
-        })
-      }
-
-      /** The runtime that handles the entity here, or why not: elsewhere (undefined) or unknown type. */
-      const local = (
-        prepared: Prepared
-      ): EntityRuntime.EntityRuntime | undefined | UnknownEntityTypeError => {
-        if (fenceOf(prepared.shard) === undefined) return undefined
-        const registered = types.get(type.name)
-        return registered === undefined
-          ? new UnknownEntityTypeError({ entityType: type.name, entityId: prepared.entityId })
-          : registered.runtime
-      }
-
-      const keyOf = (prepared: Prepared): MessageKey => ({
-        entityType: type.name,
-        entityId: prepared.entityId,
-        messageId: prepared.messageId
-      })
-
-      const envelopeOf = (
-        prepared: Prepared,
-        stored: boolean,
-        answer: ((answer: EntityRuntime.Answer) => void) | undefined
-      ): EntityRuntime.Envelope => ({
-        messageId: prepared.messageId,
-        message: prepared.value,
-        payload: prepared.payload,
-        stored,
-        answer
-      })
-
-      /** Stores the message for the owner: its outcome if it was stored before. */
-      const enqueue = (prepared: Prepared) =>
-        Effect.map(
-          store.enqueue([
-            { ...keyOf(prepared), shard: prepared.shard, payload: prepared.payload, now: now() }
-          ]),
-          (results) => results[0]!
-        )
-
-      const toAnswer = (prepared: Prepared, outcome: ReplyWaiters.FinalOutcome): EntityRuntime.Answer =>
-        outcome.status === "dead"
-          ? { _tag: "Dead", error: outcome.error }
-          : EntityRuntime.decodeReply(type.name, prepared.entityId, prepared.value, outcome.reply)
-
-      /** Through the store: enqueue, then wait for the owner's reply (this pod's pickup, if it owns it). */
-      const viaStore = (prepared: Prepared): Effect.Effect<EntityRuntime.Answer, EntityStoreError> =>
-        Effect.gen(function* () {
-          const enqueued = yield* enqueue(prepared)
-          if (enqueued._tag === "Known" && enqueued.outcome.status !== "pending") {
-            return toAnswer(prepared, enqueued.outcome)
-          }
-          return toAnswer(prepared, yield* waiters.await(keyOf(prepared)))
-        })
-
-      const timedOut = (prepared: Prepared) =>
-        Effect.fail(new MessageTimeoutError({ ...keyOf(prepared), timeoutMillis }))
-
-      /** `send` through the store, at most `remainingMillis`. */
-      const sendViaStore = (prepared: Prepared, remainingMillis: number): Effect.Effect<any, any> =>
-        remainingMillis <= 0
-          ? timedOut(prepared)
-          : Effect.flatMap(Effect.timeoutOption(viaStore(prepared), remainingMillis), (answer) =>
-              Option.isSome(answer) ? fromAnswer(prepared, answer.value) : timedOut(prepared)
-            )
-
-      /**
-       * Hands the message to its entity here and waits for the answer, at most `timeoutMillis` (a
-       * lane deadline rather than a timer and two racing fibers per call). `NotDelivered` when the
-       * runtime does not run the entity's shard now.
-       */
-      const askHere = (runtime: EntityRuntime.EntityRuntime, prepared: Prepared) =>
-        Effect.callback<LocalAnswer>((resume) => {
-          const deadline = deadlines.add(timeoutMillis, () => resume(Effect.succeed(TimedOut)))
-          const delivered = runtime.deliver(
-            prepared.entityId,
-            envelopeOf(prepared, false, (answer) => {
-              deadlines.cancel(deadline)
-              resume(Effect.succeed(answer))
-            })
-          )
-          if (!delivered) {
-            deadlines.cancel(deadline)
-            resume(Effect.succeed(NotDelivered))
-            return
-          }
-          return Effect.sync(() => deadlines.cancel(deadline))
-        })
-
-      const fromAnswer = (prepared: Prepared, answer: EntityRuntime.Answer): Effect.Effect<any, any> => {
-        switch (answer._tag) {
-          case "Reply":
-            return answer.reply === undefined ? Effect.void : answer.reply
-          case "Dead":
-            return Effect.fail(new MessageDeadLetteredError({ ...keyOf(prepared), error: answer.error }))
-          case "Failed":
-            return Effect.fail(answer.error)
-          case "Reroute":
-            return Effect.die(new Error("unreachable: a rerouted message is sent through the store"))
-        }
-      }
-
-      /** `sendDiscard` past the volatile local case: stored first, then handed to the entity if it is here. */
-      const discardViaStore = (prepared: Prepared, runtime: EntityRuntime.EntityRuntime | undefined) =>
-        Effect.map(enqueue(prepared), (enqueued) => {
-          if (enqueued._tag !== "Stored" || runtime === undefined) return
-          // This pod owns the entity: hand it over now rather than at the next read of the store.
-          const key = keyOf(prepared)
-          pickup.hold(key)
-          if (!runtime.deliver(prepared.entityId, envelopeOf(prepared, true, undefined))) pickup.release(key)
-        })
-
-      return {
-        sendDiscard: (entityId) => (message) =>
-          Effect.suspend((): Effect.Effect<void, MessengerError> => {
-            const prepared = prepare(entityId, message)
-            if (Result.isFailure(prepared)) return Effect.fail(prepared.failure)
-            const runtime = local(prepared.success)
-            if (runtime instanceof UnknownEntityTypeError) return Effect.fail(runtime)
-            if (
-              !type.persisted &&
-              runtime !== undefined &&
-              runtime.deliver(entityId, envelopeOf(prepared.success, false, undefined))
-            ) {
-              return Effect.void
-            }
-            return discardViaStore(prepared.success, runtime)
-          }),
-        send: (entityId) => (message) =>
-          Effect.suspend(() => {
-            const result = prepare(entityId, message)
-            if (Result.isFailure(result)) return Effect.fail(result.failure)
-            const prepared = result.success
-            const runtime = local(prepared)
-            if (runtime instanceof UnknownEntityTypeError) return Effect.fail(runtime)
-            if (runtime === undefined) return sendViaStore(prepared, timeoutMillis)
-            const started = now()
-            return Effect.flatMap(askHere(runtime, prepared), (answer) => {
-              if (answer._tag === "TimedOut") return timedOut(prepared)
-              if (answer._tag === "NotDelivered" || answer._tag === "Reroute") {
-                return sendViaStore(prepared, timeoutMillis - (now() - started))
-              }
-              return fromAnswer(prepared, answer)
-            })
-          })
-      } as Messenger<MessageOf<T>>
-    }
+    const messenger = <T extends AnyEntityType>(type: T, messengerOptions?: MessengerOptions) =>
+      Messengers.make(
+        {
+          store,
+          shardOf: membership.shardOf,
+          fenceOf,
+          runtimeOf: (name) => types.get(name)?.runtime,
+          pickup,
+          waiters,
+          deadlines,
+          now,
+          defaultTimeoutMillis: defaultTimeout
+        },
+        type,
+        messengerOptions
+      )
 
     return Sharding.of({
       register,
@@ -543,21 +311,6 @@ export const make = (
       activeEntities: (type) => types.get(type.name)?.runtime.active() ?? 0
     })
   })
-
-/** What a sender here learns besides an `Answer`: no reply in time, or the entity is not here after all. */
-const TimedOut = { _tag: "TimedOut" } as const
-const NotDelivered = { _tag: "NotDelivered" } as const
-type LocalAnswer = EntityRuntime.Answer | typeof TimedOut | typeof NotDelivered
-
-/** A message ready to send: validated, encoded, with its id and shard. */
-interface Prepared {
-  readonly entityId: string
-  readonly messageId: string
-  readonly shard: number
-  readonly payload: string
-  /** The message as its handler will see it (decoded from `payload`). */
-  readonly value: unknown
-}
 
 /** Decodes a stored payload with the type's schema. */
 const decodeStored = (type: AnyEntityType, payload: string) => decodeJsonResult(type.schema, payload)

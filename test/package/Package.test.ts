@@ -103,7 +103,9 @@ const runWorkflow = (args: ReadonlyArray<string>) => run(process.execPath, ["wor
 
 const expectedRun = {
   result: "hello ADA",
-  steps: [["shout", 2, "succeeded"]]
+  steps: [["shout", 2, "succeeded"]],
+  // An entity's count: the message "one" sent twice counts once.
+  count: 2
 }
 
 // The tests run in order: PostgreSQL, then the type check, need @effect/sql-pg, installed by the

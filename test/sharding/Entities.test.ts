@@ -11,6 +11,7 @@ import * as Message from "../../src/sharding/Message.ts"
 import * as MessageState from "../../src/sharding/MessageState.ts"
 import * as RecipientBehaviour from "../../src/sharding/RecipientBehaviour.ts"
 import * as RecipientType from "../../src/sharding/RecipientType.ts"
+import * as ShardId from "../../src/sharding/ShardId.ts"
 import * as Sharding from "../../src/sharding/Sharding.ts"
 import * as MemoryEntityStore from "../../src/storage/memory/MemoryEntityStore.ts"
 import {
@@ -327,6 +328,55 @@ describe("failures", () => {
         JSON.stringify({ cents: 100 })
       )
     })
+  )
+
+  it.live(
+    "a stored message that no longer decodes is dead-lettered with the reason, not deleted; the entity goes on",
+    () =>
+      Effect.gen(function* () {
+        const store = MemoryEntityStore.make()
+        // Stored by an older version of the type (no amount), for shard 1..16 of this process.
+        yield* store.enqueue([
+          {
+            entityType: "Wallet",
+            entityId: "w",
+            messageId: "old-1",
+            shard: ShardId.shardOf("w", 16),
+            payload: JSON.stringify({ _tag: "Charge", messageId: "old-1", cents: 5 }),
+            now: 0
+          }
+        ])
+        yield* withSharding(
+          Effect.gen(function* () {
+            yield* Sharding.registerEntity(Wallet)(
+              RecipientBehaviour.fromFunctionEffectStateful(
+                () => Effect.succeed({ balance: 3 }),
+                (_, charge, state) =>
+                  Effect.map(
+                    Ref.updateAndGet(state, (s) => ({ balance: s.balance - charge.amount })),
+                    (s) => MessageState.Processed(Option.some(Exit.succeed(s.balance)))
+                  )
+              )
+            )
+            const sharding = yield* Sharding.Sharding
+            let letters: ReadonlyArray<{
+              readonly messageId: string
+              readonly error: string
+              readonly payload: string
+            }> = []
+            for (let i = 0; i < 50 && letters.length === 0; i++) {
+              yield* Effect.sleep("20 millis")
+              letters = yield* sharding.deadLetters({ entityType: "Wallet" })
+            }
+            expect(letters.map((l) => l.messageId)).toEqual(["old-1"])
+            expect(letters[0]!.error).toContain('["amount"]')
+            expect(JSON.parse(letters[0]!.payload)).toEqual({ _tag: "Charge", messageId: "old-1", cents: 5 })
+            const wallet = yield* Sharding.messenger(Wallet)
+            expect(yield* wallet.send("w")(new Charge({ messageId: "new-1", amount: 1 }))).toBe(2)
+          }),
+          store
+        )
+      })
   )
 
   it.live(

@@ -39,7 +39,10 @@ const IDENTIFYING = [
   "value",
   "source",
   "podId",
-  "option"
+  "option",
+  "entityType",
+  "entityId",
+  "messageId"
 ]
 
 const decodeDetail = 'Expected string, got 42\n  at ["amount"]'
@@ -149,24 +152,36 @@ const samples: Record<string, ReadonlyArray<Record<string, unknown>>> = {
     }
   ],
   // Its message is written by the store that raises it (as `SqlEntityStore` does).
-  "EntityStore.EntityStoreError": [
-    {
-      operation: "complete",
-      transient: true,
-      message:
-        'the entity store operation "complete" failed: Connection terminated unexpectedly. This fault is transient: retrying after a backoff may succeed.'
-    },
-    {
-      operation: "pending",
-      transient: false,
-      message:
-        'the entity store operation "pending" failed: the stored pending row of effect_cluster_entity_messages does not decode: Expected "pending" | "processed" | "dead", got "done". Retrying will not help: check the store\'s configuration and the row named above.'
-    }
-  ],
   "ShardingErrors.ShardCountMismatchError": [{ configured: 64, recorded: 300 }],
   "ShardingErrors.DuplicatePodError": [{ podId: "waiter-1", leaseUntil: 1_796_000_000_000 }],
   "ShardingErrors.InvalidShardingConfigError": [
     { option: "shardCount", value: "0", detail: "it must be an integer from 1 to 65536" }
+  ],
+  "EntityErrors.MalformedMessageError": [
+    {
+      entityType: "Wallet",
+      entityId: "w-1",
+      path: '["amount"]',
+      detail: "Expected a number greater than 0, got -1"
+    }
+  ],
+  "EntityErrors.MessageTooLargeError": [
+    { entityType: "Wallet", entityId: "w-1", bytes: 300_000, limit: 262_144 }
+  ],
+  "EntityErrors.InvalidEntityIdError": [{ entityType: "Wallet", entityId: "" }],
+  "EntityErrors.UnknownEntityTypeError": [{ entityType: "Wallet", entityId: "w-1" }],
+  "EntityErrors.MessageTimeoutError": [
+    { entityType: "Wallet", entityId: "w-1", messageId: "charge-7", timeoutMillis: 30_000 }
+  ],
+  "EntityErrors.MessageDeadLetteredError": [
+    { entityType: "Wallet", entityId: "w-1", messageId: "charge-7", error: "Error: the bank is down" }
+  ],
+  "EntityErrors.EntityStateDecodeError": [
+    { entityType: "Wallet", entityId: "w-1", path: '["balance"]', detail: "Missing key" }
+  ],
+  "EntityStore.EntityStoreError": [
+    { operation: "complete", transient: true, detail: "Connection terminated unexpectedly" },
+    { operation: "state", transient: false, detail: "the stored state row does not decode" }
   ],
   "WorkflowErrors.InvalidJournalExportError": [
     { source: "test/journals/payment-v1.json", path: '["version"]', detail: "Expected 1, got 2" },

@@ -4,8 +4,19 @@
  * if the package's types degrade to `any` (a missing or unresolvable `.d.ts`) or if its internals
  * become importable.
  */
-import { Effect, Schema } from "effect"
-import { Activity, MemoryJournal, Workflow, WorkflowEngine, type WorkflowErrors } from "effect-cluster"
+import { Effect, Exit, Option, Schema } from "effect"
+import {
+  Activity,
+  MemoryJournal,
+  Message,
+  MessageState,
+  RecipientBehaviour,
+  RecipientType,
+  Sharding,
+  Workflow,
+  WorkflowEngine,
+  type WorkflowErrors
+} from "effect-cluster"
 import { PostgresJournal } from "effect-cluster/postgres"
 
 class Greet extends Workflow.TaggedRequest<Greet>()("Greet", {
@@ -41,6 +52,29 @@ export const onPostgres = PostgresJournal.layer({
   url: "postgres://app@localhost/orders",
   tablePrefix: "app_"
 })
+
+class Ping extends Message.TaggedRequest<Ping>()("Ping", {
+  payload: { messageId: Schema.String },
+  success: Schema.Number,
+  failure: Schema.Literal("busy")
+}) {}
+const Pinger = RecipientType.makeEntityType("Pinger", Ping, (ping) => ping.messageId)
+
+export const registered = Sharding.registerEntity(Pinger)(
+  RecipientBehaviour.fromFunctionEffect((_, ping) =>
+    Effect.succeed(MessageState.Processed(Option.some(Exit.succeed(ping.messageId.length))))
+  )
+)
+
+export const ping: Effect.Effect<number, "busy" | Sharding.MessengerError, Sharding.Sharding> = Effect.gen(
+  function* () {
+    const pinger = yield* Sharding.messenger(Pinger)
+    const pong: number = yield* pinger.send("p")(new Ping({ messageId: "1" }))
+    // @ts-expect-error the reply is a number
+    const wrong: string = yield* pinger.send("p")(new Ping({ messageId: "2" }))
+    return pong + wrong.length
+  }
+)
 
 // @ts-expect-error internals are not part of the package's exports
 export const internal: unknown = await import("effect-cluster/dist/workflow/internal/Replay.js")

@@ -7,11 +7,17 @@
  * (`testkit`: the workflow behind a 30-day sleep, on `WorkflowTest` with effect's `TestClock`, and
  * its exported journal replayed.)
  */
-import { Effect, Fiber, Layer, Schema } from "effect"
+import { Effect, Exit, Fiber, Layer, Option, Ref, Schema } from "effect"
 import { TestClock } from "effect/testing"
 import {
   Activity,
+  Membership,
   MemoryJournal,
+  Message,
+  MessageState,
+  RecipientBehaviour,
+  RecipientType,
+  Sharding,
   SqliteJournal,
   Workflow,
   WorkflowEngine,
@@ -81,11 +87,40 @@ const journal = async () => {
   }
 }
 
+/** A persisted entity beside the workflow, on the same store and pod. */
+class Add extends Message.TaggedRequest()("Add", {
+  payload: { messageId: Schema.String, n: Schema.Number },
+  success: Schema.Number,
+  failure: Schema.Never
+}) {}
+const Counter = RecipientType.makeEntityType("Counter", Add, (message) => message.messageId, {
+  state: Schema.Number
+})
+
 const program = Effect.gen(function* () {
   const engine = yield* WorkflowEngine.makeScoped(Workflow.union(greet))
   const result = yield* engine.send(new Greet({ name: "ada" }))
   const history = yield* engine.history("greet/ada")
-  return { result, steps: history.steps.map((step) => [step.stepKey, step.attempts, step.state]) }
-}).pipe(Effect.scoped, Effect.provide(await journal()))
+  yield* Sharding.registerEntity(Counter)(
+    RecipientBehaviour.fromFunctionEffectStateful(
+      () => Effect.succeed(0),
+      (_, add, state) =>
+        Effect.map(
+          Ref.updateAndGet(state, (n) => n + add.n),
+          (n) => MessageState.Processed(Option.some(Exit.succeed(n)))
+        )
+    )
+  )
+  const counter = yield* Sharding.messenger(Counter)
+  yield* counter.send("c")(new Add({ messageId: "one", n: 1 }))
+  yield* counter.send("c")(new Add({ messageId: "one", n: 1 }))
+  const count = yield* counter.send("c")(new Add({ messageId: "two", n: 1 }))
+  return { result, steps: history.steps.map((step) => [step.stepKey, step.attempts, step.state]), count }
+}).pipe(
+  Effect.scoped,
+  Effect.provide(
+    Sharding.layer().pipe(Layer.provideMerge(Membership.layer()), Layer.provideMerge(await journal()))
+  )
+)
 
 console.log(JSON.stringify(await Effect.runPromise(program)))

@@ -62,13 +62,5 @@ export const entityStoreError =
     const detail = decoding
       ? `the stored ${what ?? "row"} does not decode: ${error.message}`
       : describeSqlError(error)
-    return new EntityStoreError({
-      operation,
-      transient,
-      message: `the entity store operation "${operation}" failed: ${detail}. ${
-        transient
-          ? "This fault is transient: retrying after a backoff may succeed."
-          : "Retrying will not help: check the store's configuration and the row named above."
-      }`
-    })
+    return new EntityStoreError({ operation, transient, detail })
   }
