@@ -10,8 +10,9 @@
  * backend; the skip part (`bench/timeSkip.ts`) measures the real time of `WorkflowTest` tests that
  * skip days. The entities part (`bench/entities.ts`) measures the talk's counter entity through
  * the messenger (volatile beside effect's own `Entity`; persisted on SQLite and PostgreSQL beside
- * the entity store's writes alone, `bench/entityStore.ts`). `--peers` adds the peer baseline (`bench/baseline.ts`): effect's own workflow engine
- * and DBOS Transact beside ours on the same PostgreSQL server; `--only peers` runs it alone.
+ * the entity store's writes alone, `bench/entityStore.ts`). `--peers` adds the peer baseline
+ * (`bench/baseline.ts`): effect's own workflow engine and DBOS Transact beside ours on the same
+ * PostgreSQL server; `--only peers` runs it alone.
  */
 import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
