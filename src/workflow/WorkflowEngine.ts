@@ -239,6 +239,9 @@ const LOADING_PERMITS = 64
 /** Shards resumed at once. */
 const RESUME_WORKERS = 2
 
+/** The engine options that configure its pod (see `PodOptions`). */
+const POD_OPTIONS = ["podId", "shardCount", "leaseTtl", "ownershipInterval", "maxHandoversPerRound"] as const
+
 const millis = (input: Duration.Input | undefined, fallback: Duration.Input): number =>
   Duration.toMillis(Duration.fromInputUnsafe(input ?? fallback))
 
@@ -264,6 +267,14 @@ export const makeScoped = <W extends Any>(
     const podSettings = yield* Pod.settings(
       Option.isSome(membership) ? { ...options, shardCount: membership.value.shardCount } : options
     )
+    if (Option.isSome(membership)) {
+      const ignored = POD_OPTIONS.filter((option) => options?.[option] !== undefined)
+      if (ignored.length > 0) {
+        yield* Effect.logWarning(
+          `the engine's ${ignored.join(", ")} ${ignored.length === 1 ? "is" : "are"} ignored: this process's pod is the Membership in context; give pod options to Membership.layer instead`
+        )
+      }
+    }
     const reliableStore = reliable(store)
     const { stopRetrying } = reliableStore
     const journal = unfenced(reliableStore.journal)

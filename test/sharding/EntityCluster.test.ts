@@ -5,8 +5,8 @@
  * real processes, SIGKILL and real stores is `test/cluster/Entities.test.ts`.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Context, Deferred, Effect, Exit, Fiber, Layer, Scope } from "effect"
-import { MemoryJournal } from "../../src/index.ts"
+import { Context, Deferred, Effect, Exit, Fiber, Layer, Logger, Schema, Scope } from "effect"
+import { DurableExecutionJournal, MemoryJournal, Workflow, WorkflowEngine } from "../../src/index.ts"
 import { EntityStore } from "../../src/sharding/EntityStore.ts"
 import * as Membership from "../../src/sharding/Membership.ts"
 import * as RecipientBehaviour from "../../src/sharding/RecipientBehaviour.ts"
@@ -195,3 +195,44 @@ const waitUntil = (check: () => boolean, timeoutMillis = 10_000) =>
       yield* Effect.sleep("10 millis")
     }
   })
+
+describe("one pod per process", () => {
+  it.live(
+    "an engine beside the entities uses the process's Membership, and says so when given pod options",
+    () =>
+      Effect.gen(function* () {
+        const lines: Array<string> = []
+        const logger = Logger.make((options) => {
+          lines.push(
+            Array.isArray(options.message) ? options.message.map(String).join(" ") : String(options.message)
+          )
+        })
+        const cluster = yield* MemoryJournal.makeCluster
+        const storage = Layer.succeedContext(
+          Context.make(ShardStore, cluster.shards)
+            .pipe(Context.add(EntityStore, cluster.entities))
+            .pipe(Context.add(DurableExecutionJournal.DurableExecutionJournal, cluster.journal))
+        )
+        const layer = Membership.layer({ podId: "shared", ...fast }).pipe(Layer.provideMerge(storage))
+        yield* Effect.gen(function* () {
+          const engine = yield* WorkflowEngine.makeScoped(Workflow.union(noop), { podId: "ignored" })
+          expect(engine.podId()).toBe("shared")
+          expect((yield* engine.pods()).map((pod) => pod.podId)).toEqual(["shared"])
+        }).pipe(Effect.scoped, Effect.provide(layer), Effect.provide(Logger.layer([logger])))
+        expect(
+          lines.some((line) => line.includes("podId is ignored") && line.includes("Membership.layer"))
+        ).toBe(true)
+      })
+  )
+})
+
+class Noop extends Workflow.TaggedRequest<Noop>()("Noop", {
+  payload: { id: Schema.String },
+  success: Schema.String,
+  failure: Schema.Never
+}) {}
+const noop = Workflow.make(
+  Noop,
+  (request) => request.id,
+  (request) => Effect.succeed(request.id)
+)
