@@ -12,7 +12,7 @@
  * @example
  * ```ts
  * import { Effect, Layer, Option, Ref } from "effect"
- * import { MemoryJournal, MessageState, RecipientBehaviour, Sharding } from "effect-cluster"
+ * import { Membership, MemoryJournal, MessageState, RecipientBehaviour, Sharding } from "effect-cluster"
  *
  * const registered = Layer.effectDiscard(
  *   Sharding.registerEntity(CounterEntity)(
@@ -27,7 +27,12 @@
  *   yield* counter.sendDiscard("counter-1")(new Increment({ messageId: "m-1" }))
  *   return yield* counter.send("counter-1")(new GetCurrent({ messageId: "m-2" }))
  * })
- * program.pipe(Effect.provide(registered), Effect.provide(Sharding.layer()), Effect.provide(MemoryJournal.layer))
+ * // The process's pod (every shard here: the memory journal has no ShardStore), then the sharding.
+ * const cluster = Sharding.layer().pipe(
+ *   Layer.provideMerge(Membership.layer()),
+ *   Layer.provideMerge(MemoryJournal.layer)
+ * )
+ * program.pipe(Effect.provide(registered), Effect.provide(cluster))
  * ```
  */
 import { Clock, Context, Duration, Effect, Layer, Result, type Scope } from "effect"
