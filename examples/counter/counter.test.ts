@@ -3,26 +3,15 @@
  * one SIGKILLed mid-stream and back, and every count read with `GetCurrent` equal to what the
  * messages add up to.
  */
-import { execFile } from "node:child_process"
 import { join } from "node:path"
 import { describe, expect, it } from "vitest"
-import { nodeBinary } from "../../test/support/ChildPod.ts"
 import { freshDatabase } from "../../test/support/freshDatabase.ts"
 import { testTempDir } from "../../test/support/tempDir.ts"
+import { runDemo as run } from "../shared/runDemo.ts"
 
 const main = join(import.meta.dirname, "main.ts")
 
-const runDemo = (cwd: string, args: ReadonlyArray<string>) =>
-  new Promise<{ code: number | null; output: string }>((resolve) => {
-    execFile(
-      nodeBinary,
-      // As `npm run counter` runs it: "effect-cluster" resolves to this repository's sources.
-      ["--no-warnings", "--conditions=@effect-cluster/source", main, ...args],
-      { cwd, encoding: "utf8" },
-      (error, stdout, stderr) =>
-        resolve({ code: error === null ? 0 : (error.code as number | null), output: stdout + stderr })
-    )
-  })
+const runDemo = (cwd: string, args: ReadonlyArray<string>) => run(main, cwd, args)
 
 const expectExact = (code: number | null, output: string) => {
   expect(output).toContain("💥 SIGKILL east mid-stream")

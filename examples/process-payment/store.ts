@@ -2,12 +2,11 @@
  * Where the demo keeps its journal: the embedded SQLite file by default, or a PostgreSQL database
  * given with `--postgres URL`. Each run starts from an empty journal.
  */
-import { rmSync } from "node:fs"
 import { resolve } from "node:path"
 import { parseArgs } from "node:util"
 import { Effect, Schema } from "effect"
-import { SqlClient } from "effect/sql/SqlClient"
 import { PostgresJournal } from "effect-cluster/postgres"
+import { dropTables, resetSqlite } from "../shared/reset.ts"
 
 /** The demo's tables in a PostgreSQL database: it resets only these. */
 export const DEMO_TABLE_PREFIX = "process_payment_demo_"
@@ -29,21 +28,8 @@ export const storeFromArgs = (args: ReadonlyArray<string>): string => {
 
 /** Empties the journal so the demo starts from scratch. */
 export const resetStore = async (store: string): Promise<void> => {
-  if (!store.startsWith("postgres")) {
-    // The journal, its WAL files, and the lock files of its pods.
-    for (const suffix of ["", "-wal", "-shm", "-pods"])
-      rmSync(store + suffix, { force: true, recursive: true })
-    return
-  }
-  await Effect.runPromise(
-    Effect.gen(function* () {
-      const sql = yield* SqlClient
-      const tables = yield* sql<{ readonly name: string }>`SELECT table_name AS name
-        FROM information_schema.tables WHERE table_schema = current_schema()
-        AND starts_with(table_name, ${DEMO_TABLE_PREFIX})`
-      for (const { name } of tables) yield* sql.unsafe(`DROP TABLE IF EXISTS "${name}"`)
-    }).pipe(Effect.provide(PostgresJournal.clientLayer({ url: store, maxConnections: 1 })))
-  )
+  if (!store.startsWith("postgres")) return resetSqlite(store)
+  await dropTables(store, DEMO_TABLE_PREFIX)
 }
 
 /** The store for messages: a PostgreSQL URL without its password. */

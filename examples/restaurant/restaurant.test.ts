@@ -4,31 +4,20 @@
  * order completes, none twice. Besides what the demo says about itself, the test reads the
  * journal and the ledger it left behind.
  */
-import { execFile } from "node:child_process"
 import { join } from "node:path"
 import { Effect } from "effect"
 import { DurableExecutionJournal } from "effect-cluster"
 import { describe, expect, it } from "vitest"
-import { nodeBinary } from "../../test/support/ChildPod.ts"
 import { freshDatabase } from "../../test/support/freshDatabase.ts"
 import { testTempDir } from "../../test/support/tempDir.ts"
+import { runDemo as run } from "../shared/runDemo.ts"
 import * as Ledger from "./ledger.ts"
 import * as Pass from "./pass.ts"
 import { journalLayer } from "./store.ts"
 
 const main = join(import.meta.dirname, "main.ts")
 
-const runDemo = (cwd: string, args: ReadonlyArray<string>) =>
-  new Promise<{ code: number | null; output: string }>((resolve) => {
-    execFile(
-      nodeBinary,
-      // As `npm run restaurant` runs it: "effect-cluster" resolves to this repository's sources.
-      ["--no-warnings", "--conditions=@effect-cluster/source", main, ...args],
-      { cwd, encoding: "utf8" },
-      (error, stdout, stderr) =>
-        resolve({ code: error === null ? 0 : (error.code as number | null), output: stdout + stderr })
-    )
-  })
+const runDemo = (cwd: string, args: ReadonlyArray<string>) => run(main, cwd, args)
 
 /** The lines of the demo's output from the step starting with `from` up to the next step. */
 const section = (output: string, from: string): string => {
