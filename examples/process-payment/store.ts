@@ -4,7 +4,7 @@
  */
 import { resolve } from "node:path"
 import { parseArgs } from "node:util"
-import { Effect, Schema } from "effect"
+import { Schema } from "effect"
 import { PostgresJournal } from "effect-cluster/postgres"
 import { dropTables, resetSqlite } from "../shared/reset.ts"
 
