@@ -152,7 +152,9 @@ export const make = (
 
     const pickup = Pickup.make({
       store,
-      shards: () => [...owned.keys()].filter((shard) => fenceOf(shard) !== undefined),
+      // No entity type registered here: nothing to hand out, so no read of the store every interval.
+      shards: () =>
+        types.size === 0 ? [] : [...owned.keys()].filter((shard) => fenceOf(shard) !== undefined),
       deliver: (message) => deliverStored(message)
     })
 
