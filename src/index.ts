@@ -10,6 +10,15 @@
  * root imports no database driver.
  */
 
+/**
+ * The operator API on a store (no engine needed): list, count and read executions as timelines,
+ * export journals, resume / interrupt / signal, pods, shards, entities, dead letters.
+ */
+export * as Admin from "./admin/Admin.ts"
+/** The errors of the operator API and its command-line tool (bad cursor or argument, store not found). */
+export * as AdminErrors from "./admin/AdminErrors.ts"
+/** An execution as an operator reads it: its row and every attempt of every step, crashes included. */
+export * as ExecutionTimeline from "./admin/ExecutionTimeline.ts"
 /** The errors of entities and their messenger (malformed, too large, timeout, dead-lettered, ...). */
 export * as EntityErrors from "./sharding/EntityErrors.ts"
 /** The storage port of entities: messages (de-duplicated by id), replies, states, dead letters. */

@@ -11,5 +11,7 @@
  * ```
  */
 
+/** The operator API (`Admin`) on a PostgreSQL store: `AdminPostgres.layer(url)`. */
+export * as AdminPostgres from "./admin/AdminPostgres.ts"
 /** The production store: PostgreSQL through `@effect/sql-pg`. */
 export * as PostgresJournal from "./storage/postgres/PostgresJournal.ts"

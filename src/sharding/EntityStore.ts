@@ -138,6 +138,8 @@ export type OwnerWriteResult =
 /** A dead letter as listed. */
 export interface DeadLetter extends MessageKey {
   readonly shard: number
+  /** Its place in the order of `deadLetters` (the `afterSeq` of the next page). */
+  readonly seq: number
   readonly payload: string
   readonly error: string
   readonly createdAt: number
@@ -171,6 +173,11 @@ export class EntityStore extends Context.Service<
     readonly outcomes: (
       keys: ReadonlyArray<MessageKey>
     ) => Effect.Effect<ReadonlyArray<MessageOutcome | undefined>, EntityStoreError>
+    /** The pending messages of one entity, by `seq` (operators' tools: what it has not processed). */
+    readonly pendingOf: (
+      entity: EntityKey,
+      limit: number
+    ) => Effect.Effect<ReadonlyArray<StoredMessage>, EntityStoreError>
     /** The entity's stored state (JSON), undefined when none was stored. */
     readonly state: (entity: EntityKey) => Effect.Effect<string | undefined, EntityStoreError>
     /**
@@ -188,6 +195,8 @@ export class EntityStore extends Context.Service<
     /** Dead letters, oldest first; of one entity type if given. */
     readonly deadLetters: (query: {
       readonly entityType?: string | undefined
+      /** Only dead letters after this `seq` (the last one of the previous page). */
+      readonly afterSeq?: number | undefined
       readonly limit: number
     }) => Effect.Effect<ReadonlyArray<DeadLetter>, EntityStoreError>
     /**

@@ -75,8 +75,14 @@ export const StepRecord = Schema.Struct({
   outcome: Schema.NullOr(Schema.String),
   /** The last details an attempt reported with `Activity.heartbeat`, JSON text; null if none. */
   heartbeat: Schema.NullOr(Schema.String),
+  /** When the step's first attempt started (epoch ms). */
   startedAt: Schema.Number,
-  completedAt: Schema.NullOr(Schema.Number)
+  completedAt: Schema.NullOr(Schema.Number),
+  /**
+   * When its latest attempt (`attempt`) started (epoch ms), so that a timeline shows the attempt
+   * that ran after a crash. Absent or null in rows written before the journal stored it.
+   */
+  attemptStartedAt: Schema.optionalKey(Schema.NullOr(Schema.Number))
 })
 
 /** @see StepRecord */
@@ -157,11 +163,54 @@ export interface ListQuery {
   readonly workflow?: string | undefined
   /** Only executions in this status. */
   readonly status?: ExecutionStatus | undefined
-  /** Only executions whose id sorts after this one: the cursor of the next page. */
+  /** Only executions created at or after this time (epoch ms). */
+  readonly createdSince?: number | undefined
+  /** Only executions created before this time (epoch ms). */
+  readonly createdUntil?: number | undefined
+  /**
+   * `id` (the default): by execution id. `newest` / `oldest`: by creation time, newest or oldest
+   * first, ties by execution id (descending for `newest`), so paging is stable.
+   */
+  readonly order?: ListOrder | undefined
+  /** With order `id`: only executions whose id sorts after this one (the next page's cursor). */
   readonly after?: string | undefined
+  /**
+   * With order `newest` / `oldest`: only executions after this one in that order (the next page's
+   * keyset cursor: the last row of the previous page).
+   */
+  readonly position?: ListPosition | undefined
   /** At most this many. */
   readonly limit: number
 }
+
+/** The orders of `list`. */
+export type ListOrder = "id" | "newest" | "oldest"
+
+/** A place in the creation order of `list`: an execution's `createdAt` and id. */
+export interface ListPosition {
+  readonly createdAt: number
+  readonly executionId: string
+}
+
+/** A query of `count`: the filters of `ListQuery` but the status. */
+export interface CountQuery {
+  readonly workflow?: string | undefined
+  readonly createdSince?: number | undefined
+  readonly createdUntil?: number | undefined
+}
+
+/** How many executions are in one status (`count` leaves out the statuses with none). */
+export interface StatusCount {
+  readonly status: ExecutionStatus
+  readonly count: number
+}
+
+/** Whether `row` matches the filters of `query` (not the order nor the position). */
+export const matchesQuery = (row: ExecutionRecord, query: Omit<ListQuery, "limit"> & CountQuery): boolean =>
+  (query.workflow === undefined || row.workflow === query.workflow) &&
+  (query.status === undefined || row.status === query.status) &&
+  (query.createdSince === undefined || row.createdAt >= query.createdSince) &&
+  (query.createdUntil === undefined || row.createdAt < query.createdUntil)
 
 /** What `listDue` returns. */
 export interface DueExecutions {
@@ -329,8 +378,10 @@ export class DurableExecutionJournal extends Context.Service<
     ) => Effect.Effect<Option.Option<string>, JournalError>
     /** The failed (retried) attempts of an execution's steps, by step and attempt. */
     readonly attempts: (executionId: string) => Effect.Effect<ReadonlyArray<AttemptRecord>, JournalError>
-    /** Executions matching `query`, by execution id. */
+    /** Executions matching `query`, in its order (by execution id unless it says otherwise). */
     readonly list: (query: ListQuery) => Effect.Effect<ReadonlyArray<ExecutionRecord>, JournalError>
+    /** How many executions match `query`, per status (statuses with none left out). */
+    readonly count: (query: CountQuery) => Effect.Effect<ReadonlyArray<StatusCount>, JournalError>
     /**
      * Stores the latest heartbeat details of a step that has no outcome yet. Advisory: a crash
      * may lose the last one, the next attempt then sees the one before.

@@ -403,6 +403,73 @@ export const conformance = (backend: Backend) =>
         )
       )
 
+      it.live("list: newest or oldest first by creation, time range, (created_at, id) keyset pages", () =>
+        withJournal((journal) =>
+          Effect.gen(function* () {
+            // Creation times with ties (two executions per millisecond), ids out of creation order.
+            const ids = Array.from({ length: 9 }, (_, i) => `run-${String((i * 7) % 9)}`)
+            for (const [i, id] of ids.entries()) {
+              yield* journal.start({ ...newExecution(id, 1_000 + Math.floor(i / 2)), workflow: "Pay" })
+            }
+            yield* journal.start({ ...newExecution("other", 1_002), workflow: "Ship" })
+            yield* journal.write({
+              executionId: "run-7",
+              outcomes: [],
+              status: { _tag: "Suspend", reason: "{}" },
+              now: 5_000
+            })
+            const rows = (yield* journal.list({ workflow: "Pay", limit: 100 })).map((e) => ({
+              id: e.executionId,
+              at: e.createdAt
+            }))
+            const compare = (a: { id: string; at: number }, b: { id: string; at: number }) =>
+              a.at - b.at || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)
+            const oldest = [...rows].sort(compare).map((e) => e.id)
+            const newest = [...oldest].reverse()
+            for (const [order, expected] of [
+              ["oldest", oldest],
+              ["newest", newest]
+            ] as const) {
+              const seen: Array<string> = []
+              let position: DurableExecutionJournal.ListPosition | undefined
+              for (let page = 0; page < 5; page++) {
+                const rows = yield* journal.list({ workflow: "Pay", order, position, limit: 2 })
+                seen.push(...rows.map((e) => e.executionId))
+                const last = rows[rows.length - 1]
+                if (last === undefined) break
+                position = { createdAt: last.createdAt, executionId: last.executionId }
+              }
+              expect(seen).toEqual(expected)
+            }
+            // Time range: created_at in [1_001, 1_003).
+            const range = yield* journal.list({
+              order: "oldest",
+              createdSince: 1_001,
+              createdUntil: 1_003,
+              limit: 100
+            })
+            expect(range.map((e) => e.createdAt)).toEqual([1_001, 1_001, 1_002, 1_002, 1_002])
+            expect(range.map((e) => e.executionId)).toContain("other")
+            const suspended = yield* journal.list({ order: "newest", status: "suspended", limit: 10 })
+            expect(suspended.map((e) => e.executionId)).toEqual(["run-7"])
+            // Counts per status, with the same filters.
+            const sorted = (counts: ReadonlyArray<DurableExecutionJournal.StatusCount>) =>
+              [...counts].sort((a, b) => (a.status < b.status ? -1 : 1))
+            expect(sorted(yield* journal.count({}))).toEqual([
+              { status: "running", count: 9 },
+              { status: "suspended", count: 1 }
+            ])
+            expect(sorted(yield* journal.count({ workflow: "Ship" }))).toEqual([
+              { status: "running", count: 1 }
+            ])
+            expect(sorted(yield* journal.count({ workflow: "Pay", createdSince: 1_004 }))).toEqual([
+              { status: "running", count: 1 }
+            ])
+            expect(yield* journal.count({ createdUntil: 999 })).toEqual([])
+          })
+        )
+      )
+
       it.live("steps come back ordered by seq, whatever the order they were written in", () =>
         withJournal((journal) =>
           Effect.gen(function* () {

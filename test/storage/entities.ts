@@ -375,7 +375,8 @@ export const entities = (backend: Backend) =>
                   payload: JSON.stringify({ add: "m1" }),
                   error: "handler failed on m1",
                   createdAt: 1_000,
-                  deadAt: 3_000
+                  deadAt: 3_000,
+                  seq: expect.any(Number)
                 },
                 {
                   ...key("m4", "y", "Wishlist"),
@@ -383,9 +384,18 @@ export const entities = (backend: Backend) =>
                   payload: JSON.stringify({ add: "m4" }),
                   error: "handler failed on m4",
                   createdAt: 4_000,
-                  deadAt: 4_000
+                  deadAt: 4_000,
+                  seq: expect.any(Number)
                 }
               ])
+              // Pages: after the seq of the last one seen.
+              const [first] = yield* entities.deadLetters({ limit: 1 })
+              expect(
+                (yield* entities.deadLetters({ afterSeq: first!.seq, limit: 10 })).map((d) => d.messageId)
+              ).toEqual(["m4"])
+              expect(
+                yield* entities.deadLetters({ afterSeq: first!.seq, entityType: "Cart", limit: 10 })
+              ).toEqual([])
               expect(
                 (yield* entities.deadLetters({ entityType: "Wishlist", limit: 10 })).map((d) => d.messageId)
               ).toEqual(["m4"])
@@ -457,6 +467,36 @@ export const entities = (backend: Backend) =>
             yield* entities.complete([completion("a2", { ...key("a2"), shard: 1 })])
             yield* entities.deadLetter([deadLetter("b1", { shard: 2 })])
             expect(yield* ids({ shards: [1, 2, 3] })).toEqual(["a1", "c1", "b2", "a3"])
+          })
+        )
+      )
+    })
+
+    describe("pendingOf", () => {
+      it.live("the pending messages of one entity, by seq, at most limit", () =>
+        withCluster(({ entities }) =>
+          Effect.gen(function* () {
+            yield* entities.enqueue([message("a1"), message("b1", { ...key("b1", "cart-2") })])
+            yield* entities.enqueue([message("a2"), message("w1", { ...key("w1", "cart-1", "Wishlist") })])
+            yield* entities.enqueue([message("a3"), message("a4")])
+            yield* entities.complete([completion("a2")])
+            yield* entities.deadLetter([deadLetter("a3")])
+            const ids = (entityType: string, entityId: string, limit = 100) =>
+              Effect.map(entities.pendingOf({ entityType, entityId }, limit), (rows) =>
+                rows.map((m) => m.messageId)
+              )
+            expect(yield* ids("Cart", "cart-1")).toEqual(["a1", "a4"])
+            expect(yield* ids("Cart", "cart-1", 1)).toEqual(["a1"])
+            expect(yield* ids("Cart", "cart-2")).toEqual(["b1"])
+            expect(yield* ids("Wishlist", "cart-1")).toEqual(["w1"])
+            expect(yield* ids("Cart", "nobody")).toEqual([])
+            const [first] = yield* entities.pendingOf({ entityType: "Cart", entityId: "cart-1" }, 1)
+            expect(first).toMatchObject({
+              ...key("a1"),
+              shard: 1,
+              payload: JSON.stringify({ add: "a1" }),
+              createdAt: 1_000
+            })
           })
         )
       )

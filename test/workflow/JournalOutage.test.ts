@@ -47,6 +47,7 @@ const switchable = (inner: Journal) => {
     getSignal: (id, name) => guard("getSignal", inner.getSignal(id, name)),
     heartbeat: (heartbeat) => guard("heartbeat", inner.heartbeat(heartbeat)),
     list: (query) => guard("list", inner.list(query)),
+    count: (query) => guard("count", inner.count(query)),
     attempts: (id) => guard("attempts", inner.attempts(id))
   }
   return { state, journal }

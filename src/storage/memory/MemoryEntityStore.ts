@@ -115,6 +115,25 @@ export const make = (ownership?: Ownership): EntityStore["Service"] => {
             createdAt
           }))
       }),
+    pendingOf: ({ entityType, entityId }, limit) =>
+      Effect.sync(() =>
+        [...rows.values()]
+          .filter(
+            (row) =>
+              row.outcome.status === "pending" && row.entityType === entityType && row.entityId === entityId
+          )
+          .sort((a, b) => a.seq - b.seq)
+          .slice(0, limit)
+          .map(({ entityType, entityId, messageId, shard, seq, payload, createdAt }) => ({
+            entityType,
+            entityId,
+            messageId,
+            shard,
+            seq,
+            payload,
+            createdAt
+          }))
+      ),
     outcomes: (keys) => Effect.sync(() => keys.map((key) => rows.get(keyOf(key))?.outcome)),
     state: ({ entityType, entityId }) => Effect.sync(() => states.get(entityKeyOf(entityType, entityId))),
     complete: (items) =>
@@ -129,12 +148,14 @@ export const make = (ownership?: Ownership): EntityStore["Service"] => {
       Effect.sync(() =>
         items.map((item) => ownerWrite(item, { status: "dead", error: item.error }, () => {}))
       ),
-    deadLetters: ({ entityType, limit }) =>
+    deadLetters: ({ entityType, afterSeq, limit }) =>
       Effect.sync(() =>
         [...rows.values()]
           .filter(
             (row) =>
-              row.outcome.status === "dead" && (entityType === undefined || row.entityType === entityType)
+              row.outcome.status === "dead" &&
+              (entityType === undefined || row.entityType === entityType) &&
+              (afterSeq === undefined || row.seq > afterSeq)
           )
           .sort((a, b) => a.seq - b.seq)
           .slice(0, limit)
@@ -144,6 +165,7 @@ export const make = (ownership?: Ownership): EntityStore["Service"] => {
               entityId: row.entityId,
               messageId: row.messageId,
               shard: row.shard,
+              seq: row.seq,
               payload: row.payload,
               error: row.outcome.status === "dead" ? row.outcome.error : "",
               createdAt: row.createdAt,

@@ -30,8 +30,10 @@ import {
   applyStatusChange,
   DurableExecutionJournal,
   type ExecutionRecord,
+  type ExecutionStatus,
   type Fence,
   type InboxEntry,
+  matchesQuery,
   newExecutionRecord,
   type StepRecord
 } from "../../workflow/DurableExecutionJournal.ts"
@@ -85,6 +87,10 @@ const attemptKey = (attempt: AttemptRecord) =>
 
 const byExecutionId = (a: ExecutionRecord, b: ExecutionRecord) =>
   a.executionId < b.executionId ? -1 : a.executionId > b.executionId ? 1 : 0
+
+/** Oldest first, ties by execution id (the order of `list` with `oldest`). */
+const byCreation = (a: ExecutionRecord, b: ExecutionRecord) =>
+  a.createdAt - b.createdAt || byExecutionId(a, b)
 
 const build = (
   initial?: ExecutionJournal,
@@ -260,17 +266,36 @@ const build = (
           .sort((a, b) => (a.stepKey < b.stepKey ? -1 : a.stepKey > b.stepKey ? 1 : a.attempt - b.attempt))
       ),
     list: (query) =>
-      Effect.sync(() =>
-        [...executions.values()]
+      Effect.sync(() => {
+        const order = query.order ?? "id"
+        const compare =
+          order === "id"
+            ? byExecutionId
+            : order === "oldest"
+              ? byCreation
+              : (a: ExecutionRecord, b: ExecutionRecord) => byCreation(b, a)
+        const position = query.position
+        return [...executions.values()]
           .filter(
             (row) =>
-              (query.workflow === undefined || row.workflow === query.workflow) &&
-              (query.status === undefined || row.status === query.status) &&
-              (query.after === undefined || row.executionId > query.after)
+              matchesQuery(row, query) &&
+              (order !== "id" || query.after === undefined || row.executionId > query.after) &&
+              (order === "id" ||
+                position === undefined ||
+                compare(row, { ...row, createdAt: position.createdAt, executionId: position.executionId }) >
+                  0)
           )
-          .sort(byExecutionId)
+          .sort(compare)
           .slice(0, query.limit)
-      ),
+      }),
+    count: (query) =>
+      Effect.sync(() => {
+        const counts = new Map<ExecutionStatus, number>()
+        for (const row of executions.values()) {
+          if (matchesQuery(row, query)) counts.set(row.status, (counts.get(row.status) ?? 0) + 1)
+        }
+        return [...counts].map(([status, count]) => ({ status, count }))
+      }),
     heartbeat: (heartbeat) =>
       Effect.sync(() => {
         // Advisory: a heartbeat of a pod that no longer owns the shard is dropped silently.

@@ -218,6 +218,16 @@ export const migrations: ReadonlyArray<Migration> = [
         PRIMARY KEY (entity_type, entity_id)
       )`
     ]
+  },
+  {
+    version: 9,
+    name: "executions by creation",
+    statements: [
+      // `list` newest or oldest first with a (created_at, execution_id) keyset cursor, and `count`
+      // by time range: operators' tools (the CLI, the dashboard) page through every execution.
+      `CREATE INDEX IF NOT EXISTS {prefix}executions_by_created
+        ON {prefix}executions (created_at, execution_id{collateC})`
+    ]
   }
 ]
 

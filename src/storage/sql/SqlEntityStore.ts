@@ -166,6 +166,19 @@ export const make = (
                 Effect.map((rows) => rows.map(toStoredMessage)),
                 Effect.mapError(entityStoreError("pending", `pending ${what}`))
               ),
+        pendingOf: ({ entityType, entityId }, limit) =>
+          sql`SELECT entity_type, entity_id, message_id, shard, seq, payload, created_at FROM ${messages}
+            WHERE entity_type = ${entityType} AND entity_id = ${entityId} AND status = 'pending'
+            ORDER BY seq LIMIT ${limit}`.pipe(
+            Effect.flatMap(decodePending),
+            Effect.map((rows) => rows.map(toStoredMessage)),
+            Effect.mapError(
+              entityStoreError(
+                "pendingOf",
+                `pending messages of ${JSON.stringify(entityType)} ${JSON.stringify(entityId)} in ${prefix}entity_messages`
+              )
+            )
+          ),
         state: ({ entityType, entityId }) =>
           sql`SELECT state FROM ${states} WHERE entity_type = ${entityType} AND entity_id = ${entityId}`.pipe(
             Effect.flatMap(decodeState),
@@ -177,9 +190,11 @@ export const make = (
               )
             )
           ),
-        deadLetters: ({ entityType, limit }) =>
-          sql`SELECT entity_type, entity_id, message_id, shard, payload, error, created_at, done_at
-            FROM ${messages} WHERE status = 'dead'${entityType === undefined ? sql`` : sql` AND entity_type = ${entityType}`}
+        deadLetters: ({ entityType, afterSeq, limit }) =>
+          sql`SELECT entity_type, entity_id, message_id, shard, seq, payload, error, created_at, done_at
+            FROM ${messages} WHERE status = 'dead'${entityType === undefined ? sql`` : sql` AND entity_type = ${entityType}`}${
+              afterSeq === undefined ? sql`` : sql` AND seq > ${afterSeq}`
+            }
             ORDER BY seq LIMIT ${limit}`.pipe(
             Effect.flatMap(decodeDead),
             Effect.map((rows) => rows.map(toDeadLetter)),

@@ -7,8 +7,10 @@
 import { Effect, Option, type Queue, Schema, type Scope, Stream } from "effect"
 import { SqlClient } from "effect/sql/SqlClient"
 import type { SqlError } from "effect/sql/SqlError"
+import type * as Statement from "effect/sql/Statement"
 import type { StaleEpochError } from "../../sharding/ShardingErrors.ts"
 import {
+  type CountQuery,
   type DurableExecutionJournal,
   type ExecutionRecord,
   ExecutionStatus,
@@ -176,6 +178,16 @@ export const make = (
     /** Ids compare byte-wise on both backends (PostgreSQL: COLLATE "C"), as in memory. */
     const byteWise = pg ? sql` COLLATE "C"` : sql``
 
+    /** The filters `list` and `count` share: workflow and creation time. */
+    const filters = (query: CountQuery): Array<Statement.Fragment> => [
+      ...(query.workflow === undefined ? [] : [sql`workflow = ${query.workflow}`]),
+      ...(query.createdSince === undefined ? [] : [sql`created_at >= ${query.createdSince}`]),
+      ...(query.createdUntil === undefined ? [] : [sql`created_at < ${query.createdUntil}`])
+    ]
+    const decodeCounts = Schema.decodeUnknownEffect(
+      Schema.Array(Schema.Struct({ status: ExecutionStatus, n: SqlNumber }))
+    )
+
     const selectExecution = (executionId: string) =>
       sql`SELECT * FROM ${executions} WHERE execution_id = ${executionId}`.pipe(
         Effect.flatMap(decodeExecutions),
@@ -286,25 +298,46 @@ export const make = (
           )
         ),
       list: (query) => {
+        const order = query.order ?? "id"
+        const position = query.position
         const conditions = [
-          ...(query.workflow === undefined ? [] : [sql`workflow = ${query.workflow}`]),
+          ...filters(query),
           ...(query.status === undefined ? [] : [sql`status = ${query.status}`]),
-          ...(query.after === undefined
+          ...(order !== "id" || query.after === undefined
             ? []
-            : [
-                options.dialect === "pg"
-                  ? sql`execution_id COLLATE "C" > ${query.after}`
-                  : sql`execution_id > ${query.after}`
-              ])
+            : [sql`execution_id${byteWise} > ${query.after}`]),
+          // The keyset of the creation order: rows after the cursor's (created_at, execution_id).
+          ...(order === "id" || position === undefined
+            ? []
+            : order === "oldest"
+              ? [
+                  sql`(created_at > ${position.createdAt} OR (created_at = ${position.createdAt} AND execution_id${byteWise} > ${position.executionId}))`
+                ]
+              : [
+                  sql`(created_at < ${position.createdAt} OR (created_at = ${position.createdAt} AND execution_id${byteWise} < ${position.executionId}))`
+                ])
         ]
         const where = conditions.length === 0 ? sql`` : sql`WHERE ${sql.and(conditions)}`
         // Ids compare byte-wise on both backends (PostgreSQL: COLLATE "C"), as in memory.
-        const order =
-          options.dialect === "pg" ? sql`ORDER BY execution_id COLLATE "C"` : sql`ORDER BY execution_id`
-        return sql`SELECT * FROM ${executions} ${where} ${order} LIMIT ${query.limit}`.pipe(
+        const orderBy =
+          order === "id"
+            ? sql`ORDER BY execution_id${byteWise}`
+            : order === "oldest"
+              ? sql`ORDER BY created_at, execution_id${byteWise}`
+              : sql`ORDER BY created_at DESC, execution_id${byteWise} DESC`
+        return sql`SELECT * FROM ${executions} ${where} ${orderBy} LIMIT ${query.limit}`.pipe(
           Effect.flatMap(decodeExecutions),
           Effect.map((rows) => rows.map(toExecution)),
           Effect.mapError(journalError("list", `executions in ${prefix}executions`))
+        )
+      },
+      count: (query) => {
+        const conditions = filters(query)
+        const where = conditions.length === 0 ? sql`` : sql`WHERE ${sql.and(conditions)}`
+        return sql`SELECT status, COUNT(*) AS n FROM ${executions} ${where} GROUP BY status`.pipe(
+          Effect.flatMap(decodeCounts),
+          Effect.map((rows) => rows.map((row) => ({ status: row.status, count: row.n }))),
+          Effect.mapError(journalError("count", `executions in ${prefix}executions`))
         )
       },
       heartbeat: ({ executionId, stepKey, details, fence }) =>

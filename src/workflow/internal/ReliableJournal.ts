@@ -148,6 +148,7 @@ export const reliable = (journal: DurableExecutionJournal["Service"]): Reliable 
       getSignal: (executionId, name) => r("getSignal", journal.getSignal(executionId, name)),
       heartbeat: (heartbeat) => r("heartbeat", journal.heartbeat(heartbeat)),
       list: (query) => r("list", journal.list(query)),
+      count: (query) => r("count", journal.count(query)),
       attempts: (executionId) => r("attempts", journal.attempts(executionId))
     }
   }
