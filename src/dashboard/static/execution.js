@@ -1,0 +1,268 @@
+// One execution: its state, actions (resume / interrupt / signal, each confirmed), the error with
+// its cause, a timeline of its attempts drawn to scale, and the journal. Refreshed live.
+import { badge, duration, every, get, h, notice, params, post, pretty, replace, time } from "./dom.js"
+
+const FINAL = ["succeeded", "failed", "interrupted"]
+const REFRESH_MILLIS = 2000
+
+const field = (label, ...value) => h("div", { class: "field" }, h("dt", {}, label), h("dd", {}, ...value))
+
+const json = (value, attrs = {}) => h("pre", { class: "json", ...attrs }, pretty(value))
+
+/** The attempts drawn on one time axis: each bar starts and lasts in proportion. */
+const timeline = (execution, steps) => {
+  const attempts = steps.flatMap((step) => step.attempts.filter((a) => a.startedAt !== null))
+  if (attempts.length === 0) return h("p", { class: "empty" }, "No activity attempt recorded yet.")
+  const start = Math.min(execution.createdAt, ...attempts.map((a) => a.startedAt))
+  const ends = attempts.map((a) => a.endedAt ?? a.startedAt)
+  const end = Math.max(execution.updatedAt, ...ends, start + 1)
+  const span = end - start
+  const percent = (millis) => `${(((millis - start) / span) * 100).toFixed(3)}%`
+  const ticks = [0, 0.25, 0.5, 0.75, 1].map((f) =>
+    h("span", { class: "tick", style: undefined, "data-left": f }, `+${duration(span * f)}`)
+  )
+  const rows = steps
+    .filter((step) => step.kind === "activity" || step.kind === "child" || step.kind === "signal")
+    .map((step) =>
+      h(
+        "div",
+        { class: "lane", "data-step": step.stepKey },
+        h(
+          "div",
+          { class: "lane-label", title: step.stepKey },
+          h("span", { class: "lane-name" }, step.activityId),
+          step.attempts.length > 1
+            ? h("span", { class: "retries" }, `${step.attempts.length} attempts`)
+            : null
+        ),
+        h(
+          "div",
+          { class: "lane-track" },
+          step.attempts
+            .filter((a) => a.startedAt !== null)
+            .map((a) => {
+              const bar = h(
+                "div",
+                {
+                  class: `bar outcome-${a.outcome}`,
+                  "data-attempt": a.attempt,
+                  title: `attempt ${a.attempt} · ${a.outcome} · ${duration(a.durationMillis)}${a.error ? ` · ${a.error.summary}` : ""}`
+                },
+                h("span", { class: "bar-text" }, `#${a.attempt} ${duration(a.durationMillis)}`)
+              )
+              bar.style.left = percent(a.startedAt)
+              bar.style.width = `max(3px, calc(${percent(a.endedAt ?? end)} - ${percent(a.startedAt)}))`
+              return bar
+            })
+        )
+      )
+    )
+  const axis = h(
+    "div",
+    { class: "axis" },
+    h("div", { class: "lane-label" }),
+    h("div", { class: "lane-track" }, ticks)
+  )
+  for (const tick of axis.querySelectorAll(".tick")) {
+    const f = Number(tick.getAttribute("data-left"))
+    tick.style.left = `${f * 100}%`
+    if (f === 1) tick.classList.add("last")
+  }
+  return h(
+    "div",
+    { class: "timeline", id: "timeline" },
+    rows,
+    axis,
+    h(
+      "div",
+      { class: "legend" },
+      ["succeeded", "failed", "retried", "cut-short", "running"].map((o) =>
+        h("span", {}, h("i", { class: `swatch outcome-${o}` }), o)
+      )
+    )
+  )
+}
+
+const journalTable = (steps) =>
+  h(
+    "table",
+    { class: "journal", id: "journal" },
+    h(
+      "thead",
+      {},
+      h(
+        "tr",
+        {},
+        ["Step", "Kind", "Attempt", "Started", "Duration", "Outcome", "Value or error"].map((t) =>
+          h("th", {}, t)
+        )
+      )
+    ),
+    h(
+      "tbody",
+      {},
+      steps.flatMap((step) =>
+        (step.attempts.length === 0 ? [null] : step.attempts).map((a, index) =>
+          h(
+            "tr",
+            {},
+            h("td", { class: "id" }, index === 0 ? step.activityId : ""),
+            h("td", {}, index === 0 ? step.kind : ""),
+            h("td", {}, a ? a.attempt : "—"),
+            h("td", { class: "time" }, a ? time(a.startedAt) : "—"),
+            h("td", {}, a ? duration(a.durationMillis) : "—"),
+            h("td", {}, a ? h("span", { class: `outcome outcome-${a.outcome}` }, a.outcome) : "—"),
+            h(
+              "td",
+              { class: "value" },
+              a?.error
+                ? a.error.summary
+                : a && a.value !== null && a.value !== undefined
+                  ? pretty(a.value)
+                  : ""
+            )
+          )
+        )
+      )
+    )
+  )
+
+export const execution = (main) => {
+  const id = params().get("id") ?? ""
+  const message = h("div", { id: "message" })
+  const body = h("div")
+  replace(
+    main,
+    h("p", { class: "crumbs" }, h("a", { href: "/" }, "Executions"), " / execution"),
+    h("h1", { class: "id", id: "execution-id" }, id),
+    message,
+    body
+  )
+  let signalName = ""
+  let signalPayload = "null"
+
+  const act = async (what, path, payload) => {
+    if (!window.confirm(`${what} execution ${id}?`)) return
+    try {
+      const result = await post(path, { id, ...payload })
+      replace(message, notice(`${what}: ${result._tag}`, "ok"))
+      await refresh()
+    } catch (error) {
+      replace(message, notice(error.message))
+    }
+  }
+
+  const actions = (execution) => {
+    const final = FINAL.includes(execution.status)
+    const name = h("input", {
+      name: "signal-name",
+      placeholder: "signal name",
+      value: signalName,
+      oninput: (e) => {
+        signalName = e.target.value
+      }
+    })
+    const payload = h("input", {
+      name: "signal-payload",
+      placeholder: "JSON payload",
+      value: signalPayload,
+      oninput: (e) => {
+        signalPayload = e.target.value
+      }
+    })
+    return h(
+      "div",
+      { class: "actions" },
+      h(
+        "button",
+        {
+          id: "resume",
+          disabled: execution.status !== "suspended",
+          title: "Resume a suspended execution",
+          onclick: () => act("Resume", "/api/execution/resume")
+        },
+        "Resume"
+      ),
+      h(
+        "button",
+        {
+          id: "interrupt",
+          class: "danger",
+          disabled: final || execution.interruptRequested,
+          title: "Interrupt: its compensations run, then it is interrupted",
+          onclick: () => act("Interrupt", "/api/execution/interrupt")
+        },
+        execution.interruptRequested && !final ? "Interrupt requested" : "Interrupt"
+      ),
+      h(
+        "form",
+        {
+          class: "signal",
+          onsubmit: (event) => {
+            event.preventDefault()
+            act(`Send signal "${signalName}" to`, "/api/execution/signal", {
+              name: signalName,
+              payload: signalPayload
+            })
+          }
+        },
+        name,
+        payload,
+        h("button", { type: "submit", id: "signal", class: "secondary", disabled: final }, "Send signal")
+      )
+    )
+  }
+
+  const render = (data) => {
+    const e = data.execution
+    const focused = document.activeElement?.name
+    replace(
+      body,
+      h(
+        "dl",
+        { class: "summary" },
+        field("Status", badge(e.status)),
+        field("Workflow", e.workflow),
+        field("Created", time(e.createdAt)),
+        field("Updated", time(e.updatedAt)),
+        e.wakeAt ? field("Wakes at", time(e.wakeAt)) : null
+      ),
+      actions(e),
+      e.suspension
+        ? h(
+            "section",
+            { class: "suspension" },
+            h("h2", {}, "Suspended"),
+            h("p", {}, `${e.suspension.tag}: ${e.suspension.message}`),
+            json(e.suspension.reason)
+          )
+        : null,
+      e.error
+        ? h(
+            "section",
+            { class: "error", id: "error" },
+            h("h2", {}, "Error"),
+            h("p", { class: "error-summary" }, e.error.summary),
+            h("details", { open: true }, h("summary", {}, "Cause"), json(e.error.cause))
+          )
+        : null,
+      e.status === "succeeded"
+        ? h("section", {}, h("h2", {}, "Result"), json(e.result, { id: "result" }))
+        : null,
+      h("section", {}, h("h2", {}, "Timeline"), timeline(e, data.steps)),
+      h("section", {}, h("h2", {}, "Request"), json(e.request, { id: "request" })),
+      h("section", {}, h("h2", {}, "Journal"), journalTable(data.steps)),
+      h("details", { class: "export" }, h("summary", {}, "Exported journal (JSON)"), json(data.journal))
+    )
+    if (focused) body.querySelector(`[name="${focused}"]`)?.focus()
+  }
+
+  const refresh = async () => {
+    try {
+      render(await get("/api/execution", { id }))
+    } catch (error) {
+      replace(message, notice(error.message))
+    }
+  }
+  every(REFRESH_MILLIS, refresh)
+}
