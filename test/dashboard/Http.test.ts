@@ -5,7 +5,7 @@ import { Effect } from "effect"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { Admin } from "../../src/index.ts"
 import { testTempDir } from "../support/tempDir.ts"
-import { adminLayer, JOBS, makeStore, SCRIPT_ID } from "./fixture.ts"
+import { adminLayer, JOBS, makeStore, SCRIPT_ID, SHARDS } from "./fixture.ts"
 import { call, csrfOf, type Running, startDashboard } from "./support.ts"
 
 const statusOf = (file: string, executionId: string) =>
@@ -22,7 +22,10 @@ describe("Dashboard over HTTP", () => {
   let csrf: string
   const folder = mkdtempSync(join(tmpdir(), "dashboard-http-"))
   beforeAll(async () => {
-    file = await makeStore(folder)
+    const store = await makeStore(folder)
+    // No pod runs while these tests steer: what they change stays as they left it.
+    await store.pod.stop()
+    file = store.file
     dashboard = await startDashboard(file)
     csrf = csrfOf((await call(dashboard.port, "/")).text)
   }, 60_000)
@@ -164,6 +167,44 @@ describe("Dashboard over HTTP", () => {
     expect(after.json.execution.interruptRequested).toBe(true)
   })
 
+  it("shows the pods and shards, an entity's state and pending messages, and the dead letters; replays one", async () => {
+    const cluster = await call(dashboard.port, "/api/cluster")
+    expect(cluster.json.clustered).toBe(true)
+    // The pod stopped gracefully: it left, and handed its shards back (the browser test sees it live).
+    expect(cluster.json.pods.filter((p: any) => p.liveness === "live")).toEqual([])
+    expect(cluster.json.shards).toHaveLength(SHARDS)
+    expect(cluster.json.shards.every((s: any) => s.epoch >= 1)).toBe(true)
+
+    const alice = await call(dashboard.port, "/api/entity?type=Account&id=alice")
+    expect(alice.json.state).toBe(15)
+    const inbox = await call(dashboard.port, "/api/entity?type=Mailbox&id=inbox-1")
+    expect(inbox.json.pending.map((m: any) => m.messageId)).toEqual(["m-1", `m-${SCRIPT_ID}`])
+
+    const dead = await call(dashboard.port, "/api/dead-letters")
+    expect(dead.json.deadLetters.map((d: any) => d.messageId)).toEqual(["d-bad"])
+    const key = dead.json.deadLetters[0].key
+    const refused = await call(dashboard.port, "/api/dead-letters/replay", {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ key })
+    })
+    expect(refused.status).toBe(403)
+    expect((await call(dashboard.port, "/api/dead-letters")).json.deadLetters).toHaveLength(1)
+    const replayed = await call(dashboard.port, "/api/dead-letters/replay", {
+      method: "POST",
+      headers: { "content-type": "application/json", "x-csrf-token": csrf },
+      body: JSON.stringify({ key })
+    })
+    expect(replayed.status).toBe(200)
+    expect((await call(dashboard.port, "/api/dead-letters")).json.deadLetters).toHaveLength(0)
+    const missing = await call(dashboard.port, "/api/dead-letters/replay", {
+      method: "POST",
+      headers: { "content-type": "application/json", "x-csrf-token": csrf },
+      body: JSON.stringify({ key })
+    })
+    expect(missing.status).toBe(404)
+  })
+
   it("answers only to an IP address or localhost in the Host header (DNS rebinding)", async () => {
     const evil = await call(dashboard.port, "/api/executions", {
       headers: { host: `evil.example:${dashboard.port}` }
@@ -191,7 +232,8 @@ describe("Dashboard over HTTP", () => {
 
 describe("Dashboard with an access token", () => {
   it("needs the token on every request: ?token= once sets a cookie, or a Bearer header", async () => {
-    const file = await makeStore(testTempDir("dashboard-token-"))
+    const { file, pod } = await makeStore(testTempDir("dashboard-token-"))
+    await pod.stop()
     const dashboard = await startDashboard(file, { token: "s3cret-token" })
     try {
       const none = await call(dashboard.port, "/")

@@ -1,12 +1,26 @@
 /**
  * The store the dashboard tests look at: a real SQLite file, written by a real engine running one
  * `Job` workflow whose `kind` decides where its execution ends up (succeeded after a retried
- * attempt, failed, suspended by an activity, sleeping on a timer, waiting for a signal). One
- * execution's id and payload contain `<script>` markup, to show it is rendered as text.
+ * attempt, failed, suspended by an activity, sleeping on a timer, waiting for a signal), on a pod
+ * (`Membership`, `Sharding`) with an `Account` entity and a `Mailbox` that never gets through its
+ * messages. One execution's id and payload contain
+ * `<script>` markup, to show it is rendered as text.
  */
 import { join } from "node:path"
-import { Effect, Option, Schema } from "effect"
-import { Activity, Admin, Signal, SqliteJournal, Workflow, WorkflowEngine } from "../../src/index.ts"
+import { Effect, Exit, Layer, Option, Ref, Schema, Scope } from "effect"
+import {
+  Activity,
+  Admin,
+  Membership,
+  MessageState,
+  RecipientBehaviour,
+  RecipientType,
+  Sharding,
+  Signal,
+  SqliteJournal,
+  Workflow,
+  WorkflowEngine
+} from "../../src/index.ts"
 
 export class JobFailed extends Schema.TaggedError<JobFailed>()("JobFailed", { reason: Schema.String }) {}
 
@@ -90,14 +104,72 @@ export const JOBS = [
   { id: SCRIPT_ID, kind: "ok", status: "succeeded" }
 ] as const
 
-/** The journal layer of a store file. */
-export const journalLayer = (file: string) => SqliteJournal.layer({ filename: file })
+export class Deposit extends Schema.TaggedClass<Deposit>()("Deposit", {
+  messageId: Schema.String,
+  amount: Schema.Number
+}) {}
 
-/** Runs an engine on the store for the life of `f` (it resumes what is `running`). */
-export const withEngine = <A, E>(
-  file: string,
-  f: (engine: WorkflowEngine.WorkflowEngine<typeof job>) => Effect.Effect<A, E>
-) => Effect.scoped(Effect.flatMap(WorkflowEngine.makeScoped(job), f)).pipe(Effect.provide(journalLayer(file)))
+/** An account: the sum of its deposits; a negative deposit is a defect, so it is dead-lettered. */
+export const Account = RecipientType.makeEntityType("Account", Deposit, (message) => message.messageId, {
+  state: Schema.Number
+})
+
+const accountBehaviour = RecipientBehaviour.fromFunctionEffectStateful(
+  () => Effect.succeed(0),
+  (_entityId, deposit: Deposit, balance: Ref.Ref<number>) =>
+    deposit.amount < 0
+      ? Effect.die(new Error(`negative deposit ${deposit.amount}`))
+      : Effect.as(
+          Ref.update(balance, (n) => n + deposit.amount),
+          MessageState.Processed(Option.none())
+        )
+)
+
+/** An entity whose handler never finishes: its messages stay pending. */
+export const Mailbox = RecipientType.makeEntityType("Mailbox", Deposit, (message) => message.messageId, {
+  state: Schema.Number
+})
+
+/** The pod of the store: its id and shard count. */
+export const POD_ID = "pod-a"
+export const SHARDS = 4
+
+/** A pod on the store file: membership (shards, lease), entities (Account) and the job engine. */
+const podLayer = (file: string) =>
+  Sharding.layer().pipe(
+    Layer.provideMerge(Membership.layer({ podId: POD_ID, shardCount: SHARDS, leaseTtl: "5 seconds" })),
+    Layer.provideMerge(Layer.fresh(SqliteJournal.layer({ filename: file })))
+  )
+
+/** A running pod with the job engine, until `stop`. */
+export interface Pod {
+  readonly engine: WorkflowEngine.WorkflowEngine<typeof job>
+  readonly run: <A, E>(effect: Effect.Effect<A, E, Sharding.Sharding>) => Promise<A>
+  readonly stop: () => Promise<void>
+}
+
+/** Starts a pod on the store (its engine resumes what is `running`; Account is registered). */
+export const startPod = async (file: string): Promise<Pod> => {
+  const scope = Effect.runSync(Scope.make())
+  const context = await Effect.runPromise(Layer.buildWithScope(podLayer(file), scope))
+  const engine = await Effect.runPromise(
+    Effect.gen(function* () {
+      yield* Sharding.registerEntity(Account)(accountBehaviour)
+      yield* Sharding.registerEntity(Mailbox)(
+        RecipientBehaviour.fromFunctionEffectStateful(
+          () => Effect.succeed(0),
+          () => Effect.never
+        )
+      )
+      return yield* WorkflowEngine.makeScoped(job)
+    }).pipe(Scope.provide(scope), Effect.provide(context))
+  )
+  return {
+    engine,
+    run: (effect) => Effect.runPromise(Effect.provide(effect, context)),
+    stop: () => Effect.runPromise(Scope.close(scope, Exit.void))
+  }
+}
 
 /** Polls the engine until `executionId` has `status`. */
 export const awaitStatus = (
@@ -114,20 +186,53 @@ export const awaitStatus = (
     return yield* Effect.die(new Error(`${executionId} never reached ${status}`))
   })
 
-/** Creates the store in `folder` with every execution of `JOBS` in its status; returns its path. */
-export const makeStore = (folder: string): Promise<string> => {
+/** The Admin layer on the store file. */
+export const adminLayer = (file: string) => Admin.layerFile(file)
+
+/**
+ * Creates the store in `folder`: every execution of `JOBS` in its status, an account with state
+ * (two deposits) and a dead letter (a negative deposit), and two messages pending for `Mailbox`.
+ * Returns its path and the pod, still running (stop it when done).
+ */
+export const makeStore = async (folder: string): Promise<{ readonly file: string; readonly pod: Pod }> => {
   const file = join(folder, "journal.db")
-  return Effect.runPromise(
-    withEngine(file, (engine) =>
+  const pod = await startPod(file)
+  try {
+    await Effect.runPromise(
       Effect.gen(function* () {
         for (const { id, kind, status } of JOBS) {
-          const executionId = yield* engine.sendDiscard(new Job({ id, kind, note: `note of ${id}` }))
-          yield* awaitStatus(engine, executionId, status)
+          const executionId = yield* pod.engine.sendDiscard(new Job({ id, kind, note: `note of ${id}` }))
+          yield* awaitStatus(pod.engine, executionId, status)
         }
       })
     )
-  ).then(() => file)
+    await pod.run(
+      Effect.gen(function* () {
+        const accounts = yield* Sharding.messenger(Account)
+        yield* accounts.sendDiscard("alice")(new Deposit({ messageId: "d-1", amount: 10 }))
+        yield* accounts.sendDiscard("alice")(new Deposit({ messageId: "d-2", amount: 5 }))
+        yield* accounts.sendDiscard("alice")(new Deposit({ messageId: "d-bad", amount: -1 }))
+        const mailbox = yield* Sharding.messenger(Mailbox)
+        yield* mailbox.sendDiscard("inbox-1")(new Deposit({ messageId: "m-1", amount: 1 }))
+        yield* mailbox.sendDiscard("inbox-1")(new Deposit({ messageId: `m-${SCRIPT_ID}`, amount: 2 }))
+      })
+    )
+    // Until the account has handled its deposits (two applied, one dead-lettered).
+    await Effect.runPromise(
+      Effect.gen(function* () {
+        const admin = yield* Admin.Admin
+        for (let i = 0; i < 1000; i++) {
+          const page = yield* admin.deadLetters({})
+          const entity = yield* admin.entity("Account", "alice")
+          if (page.deadLetters.length === 1 && entity.state === 15) return
+          yield* Effect.sleep("10 millis")
+        }
+        return yield* Effect.die(new Error("the account never handled its deposits"))
+      }).pipe(Effect.provide(adminLayer(file)))
+    )
+    return { file, pod }
+  } catch (error) {
+    await pod.stop()
+    throw error
+  }
 }
-
-/** The Admin layer on the store file. */
-export const adminLayer = (file: string) => Admin.layerFile(file)

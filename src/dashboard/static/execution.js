@@ -9,54 +9,69 @@ const field = (label, ...value) => h("div", { class: "field" }, h("dt", {}, labe
 
 const json = (value, attrs = {}) => h("pre", { class: "json", ...attrs }, pretty(value))
 
+/**
+ * Where each attempt is drawn: from its start to its end. An attempt whose start the journal did
+ * not record (the last one of a step) is drawn from the previous event (`approx`).
+ */
+const placed = (execution, steps) => {
+  let previous = execution.createdAt
+  return steps.map((step) => ({
+    step,
+    attempts: step.attempts.flatMap((a) => {
+      const from = a.startedAt ?? previous
+      const to = a.endedAt ?? (a.outcome === "running" ? null : from)
+      previous = a.endedAt ?? from
+      return from === null ? [] : [{ ...a, from, to, approx: a.startedAt === null }]
+    })
+  }))
+}
+
 /** The attempts drawn on one time axis: each bar starts and lasts in proportion. */
 const timeline = (execution, steps) => {
-  const attempts = steps.flatMap((step) => step.attempts.filter((a) => a.startedAt !== null))
+  const lanes = placed(
+    execution,
+    steps.filter((step) => step.kind === "activity" || step.kind === "child" || step.kind === "signal")
+  )
+  const attempts = lanes.flatMap((lane) => lane.attempts)
   if (attempts.length === 0) return h("p", { class: "empty" }, "No activity attempt recorded yet.")
-  const start = Math.min(execution.createdAt, ...attempts.map((a) => a.startedAt))
-  const ends = attempts.map((a) => a.endedAt ?? a.startedAt)
-  const end = Math.max(execution.updatedAt, ...ends, start + 1)
+  const start = Math.min(execution.createdAt, ...attempts.map((a) => a.from))
+  const end = Math.max(execution.updatedAt, ...attempts.map((a) => a.to ?? a.from), start + 1)
   const span = end - start
   const percent = (millis) => `${(((millis - start) / span) * 100).toFixed(3)}%`
   const ticks = [0, 0.25, 0.5, 0.75, 1].map((f) =>
-    h("span", { class: "tick", style: undefined, "data-left": f }, `+${duration(span * f)}`)
+    h("span", { class: "tick", "data-left": f }, `+${duration(span * f)}`)
   )
-  const rows = steps
-    .filter((step) => step.kind === "activity" || step.kind === "child" || step.kind === "signal")
-    .map((step) =>
+  const rows = lanes.map(({ step, attempts }) =>
+    h(
+      "div",
+      { class: "lane", "data-step": step.stepKey },
       h(
         "div",
-        { class: "lane", "data-step": step.stepKey },
-        h(
-          "div",
-          { class: "lane-label", title: step.stepKey },
-          h("span", { class: "lane-name" }, step.activityId),
-          step.attempts.length > 1
-            ? h("span", { class: "retries" }, `${step.attempts.length} attempts`)
-            : null
-        ),
-        h(
-          "div",
-          { class: "lane-track" },
-          step.attempts
-            .filter((a) => a.startedAt !== null)
-            .map((a) => {
-              const bar = h(
-                "div",
-                {
-                  class: `bar outcome-${a.outcome}`,
-                  "data-attempt": a.attempt,
-                  title: `attempt ${a.attempt} · ${a.outcome} · ${duration(a.durationMillis)}${a.error ? ` · ${a.error.summary}` : ""}`
-                },
-                h("span", { class: "bar-text" }, `#${a.attempt} ${duration(a.durationMillis)}`)
-              )
-              bar.style.left = percent(a.startedAt)
-              bar.style.width = `max(3px, calc(${percent(a.endedAt ?? end)} - ${percent(a.startedAt)}))`
-              return bar
-            })
-        )
+        { class: "lane-label", title: step.stepKey },
+        h("span", { class: "lane-name" }, step.activityId),
+        step.attempts.length > 1 ? h("span", { class: "retries" }, `${step.attempts.length} attempts`) : null
+      ),
+      h(
+        "div",
+        { class: "lane-track" },
+        attempts.map((a) => {
+          const took = a.durationMillis ?? (a.to === null ? null : a.to - a.from)
+          const bar = h(
+            "div",
+            {
+              class: `bar outcome-${a.outcome}${a.approx ? " approx" : ""}`,
+              "data-attempt": a.attempt,
+              title: `attempt ${a.attempt} · ${a.outcome} · ${duration(took)}${a.approx ? " (start not recorded: drawn from the previous event)" : ""}${a.error ? ` · ${a.error.summary}` : ""}`
+            },
+            h("span", { class: "bar-text" }, `#${a.attempt} ${a.approx ? "≤ " : ""}${duration(took)}`)
+          )
+          bar.style.left = percent(a.from)
+          bar.style.width = `max(3px, calc(${percent(a.to ?? end)} - ${percent(a.from)}))`
+          return bar
+        })
       )
     )
+  )
   const axis = h(
     "div",
     { class: "axis" },
