@@ -1,5 +1,15 @@
 // Dead letters: the messages an entity gave up on, with their errors; each can be replayed.
-import { get, h, notice, post, pretty, replace, time } from "./dom.js"
+import { get, h, notice, post, replace, time } from "./dom.js"
+
+/** The first line of an error in full; the rest (a stack) folded. */
+const errorCell = (error) => {
+  const cut = error.search(/\n| at /)
+  if (cut === -1) return h("span", { class: "error-summary" }, error)
+  return [
+    h("span", { class: "error-summary" }, error.slice(0, cut)),
+    h("details", {}, h("summary", {}, "details"), h("pre", { class: "json" }, error.slice(cut).trim()))
+  ]
+}
 
 export const deadLetters = (main) => {
   const message = h("div", { id: "message" })
@@ -51,11 +61,17 @@ export const deadLetters = (main) => {
                 h(
                   "tr",
                   { "data-message-id": d.messageId },
-                  h("td", { class: "id" }, `${d.entityType} ${d.entityId}`),
+                  h(
+                    "td",
+                    { class: "entity" },
+                    h("span", { class: "muted" }, d.entityType),
+                    h("br"),
+                    h("span", { class: "id" }, d.entityId)
+                  ),
                   h("td", { class: "id" }, d.messageId),
                   h("td", {}, d.shard),
-                  h("td", { class: "error-summary" }, d.error),
-                  h("td", { class: "value" }, pretty(d.payload)),
+                  h("td", {}, errorCell(d.error)),
+                  h("td", { class: "value" }, JSON.stringify(d.payload)),
                   h("td", { class: "time" }, time(d.deadAt)),
                   h("td", {}, h("button", { class: "secondary", onclick: () => replay(d) }, "Replay"))
                 )
