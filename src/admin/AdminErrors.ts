@@ -117,3 +117,12 @@ export class DeadLetterNotFoundError extends Schema.TaggedError<DeadLetterNotFou
     return `no dead letter has the key ${JSON.stringify(this.key)} (already replayed? \`dead-letters list\` shows the keys)`
   }
 }
+
+/** A tool was given no store to work on. */
+export class NoStoreError extends Schema.TaggedError<NoStoreError>()("NoStoreError", {}) {
+  readonly retryable = false
+
+  override get message(): string {
+    return "no store given: pass --file PATH (an embedded SQLite store) or --postgres URL (or set DATABASE_URL)"
+  }
+}

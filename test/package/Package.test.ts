@@ -111,16 +111,19 @@ const expectedRun = {
 // The tests run in order: PostgreSQL, then the type check, need @effect/sql-pg, installed by the
 // PostgreSQL test after the root has been shown to work without it.
 describe("the packed package", () => {
-  it("holds only dist/, README.md, LICENSE and package.json", () => {
+  it("holds only dist/, the bin shim, README.md, LICENSE and package.json", () => {
     const paths = packed.files.map((file) => file.path)
     console.log(
       `effect-cluster tarball: ${packed.size} bytes packed, ${packed.unpackedSize} bytes unpacked, ${packed.entryCount} files`
     )
     expect(
       paths.filter(
-        (path) => !path.startsWith("dist/") && !["README.md", "LICENSE", "package.json"].includes(path)
+        (path) =>
+          !path.startsWith("dist/") &&
+          !["bin/effect-cluster.js", "README.md", "LICENSE", "package.json"].includes(path)
       )
     ).toEqual([])
+    expect(paths).toContain("dist/cli/main.js")
     for (const entry of ["index", "postgres"]) {
       expect(paths).toContain(`dist/${entry}.js`)
       expect(paths).toContain(`dist/${entry}.d.ts`)
@@ -140,6 +143,33 @@ describe("the packed package", () => {
     expect(memory.stderr).toBe("")
     const sqlite = await runWorkflow(["sqlite", join(temp, "journal.db")])
     expect(JSON.parse(sqlite.stdout)).toEqual(expectedRun)
+  }, 120_000)
+
+  it("the installed effect-cluster command: --help, and executions list / show on the SQLite store the workflow left", async () => {
+    const cli = (args: ReadonlyArray<string>) =>
+      run("npx", ["--no-install", "effect-cluster", ...args], project)
+    const help = await cli(["--help"])
+    expect(help.stdout).toContain("executions")
+    expect(help.stdout).toContain("dead-letters")
+    const store = join(temp, "journal.db")
+    const listed = await cli(["executions", "list", "--file", store, "--json"])
+    expect(listed.stderr).toBe("")
+    const page = JSON.parse(listed.stdout)
+    expect(
+      page.executions.map((e: { executionId: string; status: string }) => [e.executionId, e.status])
+    ).toEqual([["greet/ada", "succeeded"]])
+    expect(page.next).toBeNull()
+    const shown = await cli(["executions", "show", "greet/ada", "--file", store])
+    // Attempt 1 of "shout" failed and was retried, attempt 2 succeeded.
+    expect(shown.stdout).toMatch(/shout\s+1\s.*failed, retried/)
+    expect(shown.stdout).toMatch(/\n\s+2\s.*succeeded/)
+    // A user error: one line on stderr, exit code 1, no stack trace.
+    const missing = await cli(["executions", "list", "--file", join(temp, "nope.db")]).then(
+      () => undefined,
+      (error: Error) => error.message
+    )
+    expect(missing).toContain("no store at")
+    expect(missing).not.toContain("    at ")
   }, 120_000)
 
   it("the test kit works from the package: a 30-day sleep on TestClock, and the journal replayed", async () => {

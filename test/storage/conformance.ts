@@ -170,10 +170,16 @@ export const conformance = (backend: Backend) =>
                 outcome: null,
                 heartbeat: null,
                 startedAt: 2_000,
-                completedAt: null
+                completedAt: null,
+                attemptStartedAt: 2_000
               }
             ])
             yield* markAttempt(journal, step("order@1", "charge", 1, 2), 2_500)
+            // The latest attempt's start moves; the step's first start stays.
+            expect((yield* journal.steps("order@1"))[0]).toMatchObject({
+              startedAt: 2_000,
+              attemptStartedAt: 2_500
+            })
             // Heartbeat details are kept across attempt markers, and frozen once the outcome is in.
             yield* journal.heartbeat({
               executionId: "order@1",
@@ -197,8 +203,17 @@ export const conformance = (backend: Backend) =>
             expect(charge).toMatchObject({
               attempt: 3,
               outcome: success(42),
+              startedAt: 2_000,
               completedAt: 3_000,
+              // The outcome keeps the start of the attempt that produced it.
+              attemptStartedAt: 2_700,
               heartbeat: '{"done":40}'
+            })
+            // A step recorded without a marker (a local step) has no attempt start.
+            yield* record(journal, step("order@1", "effect-cluster/now", 2), success(1), 3_200)
+            expect((yield* journal.steps("order@1"))[1]).toMatchObject({
+              startedAt: 3_200,
+              attemptStartedAt: null
             })
           })
         )

@@ -176,7 +176,8 @@ const build = (
             outcome: outcome.outcome,
             heartbeat: existing?.heartbeat ?? null,
             startedAt: existing?.startedAt ?? write.now,
-            completedAt: write.now
+            completedAt: write.now,
+            attemptStartedAt: existing?.attemptStartedAt ?? null
           })
         }
         const attempt = write.attempt
@@ -188,7 +189,8 @@ const build = (
               outcome: null,
               heartbeat: existing?.heartbeat ?? null,
               startedAt: existing?.startedAt ?? write.now,
-              completedAt: null
+              completedAt: null,
+              attemptStartedAt: write.now
             })
           }
         }

@@ -228,6 +228,15 @@ export const migrations: ReadonlyArray<Migration> = [
       `CREATE INDEX IF NOT EXISTS {prefix}executions_by_created
         ON {prefix}executions (created_at, execution_id{collateC})`
     ]
+  },
+  {
+    version: 10,
+    name: "attempt start times",
+    statements: [
+      // When a step's latest attempt started (started_at is its first attempt's start): the
+      // timeline of an execution shows the attempt that ran again after a crash.
+      `ALTER TABLE {prefix}steps ADD COLUMN attempt_started_at BIGINT`
+    ]
   }
 ]
 

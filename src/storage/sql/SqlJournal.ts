@@ -100,7 +100,11 @@ const describeRow = (row: unknown): string =>
     : "<unknown>"
 
 /** A step row as read back: the written columns and the heartbeat details. */
-const StoredStepRow = Schema.Struct({ ...StepRow.fields, heartbeat: Schema.NullOr(Schema.String) })
+const StoredStepRow = Schema.Struct({
+  ...StepRow.fields,
+  heartbeat: Schema.NullOr(Schema.String),
+  attempt_started_at: Schema.NullOr(SqlNumber)
+})
 
 const toStep = (row: typeof StoredStepRow.Type): StepRecord => ({
   executionId: row.execution_id,
@@ -112,7 +116,8 @@ const toStep = (row: typeof StoredStepRow.Type): StepRecord => ({
   outcome: row.outcome,
   heartbeat: row.heartbeat,
   startedAt: row.started_at,
-  completedAt: row.completed_at
+  completedAt: row.completed_at,
+  attemptStartedAt: row.attempt_started_at
 })
 
 const InboxRow = Schema.Struct({ id: SqlNumber, shard: SqlNumber, execution_id: Schema.String })

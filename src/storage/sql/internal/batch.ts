@@ -47,6 +47,8 @@ export type StepRow = {
   readonly outcome: string | null
   readonly started_at: number
   readonly completed_at: number | null
+  /** When the row's attempt started: set by a marker, null in an outcome row (keeps the stored one). */
+  readonly attempt_started_at: number | null
 }
 
 export type AttemptRow = {
@@ -109,6 +111,8 @@ const mergeStepRows = (items: ReadonlyArray<Item>): Array<StepRow> => {
         if (existing.outcome !== null) return
         if (outcome === null && existing.attempt >= step.attempt) return
       }
+      // An outcome that replaces its own attempt's marker in this batch keeps the marker's times.
+      const marker = existing !== undefined && existing.attempt === step.attempt ? existing : undefined
       rows.set(key, {
         execution_id: executionId,
         step_key: step.stepKey,
@@ -117,8 +121,9 @@ const mergeStepRows = (items: ReadonlyArray<Item>): Array<StepRow> => {
         previous_step: step.previous,
         attempt: step.attempt,
         outcome,
-        started_at: now,
-        completed_at: outcome === null ? null : now
+        started_at: marker?.started_at ?? now,
+        completed_at: outcome === null ? null : now,
+        attempt_started_at: outcome === null ? now : (marker?.attempt_started_at ?? null)
       })
     }
     for (const outcome of item.write.outcomes) add(outcome, outcome.outcome)
