@@ -6,6 +6,7 @@
  */
 import { Command } from "effect/cli"
 import { pods, shards } from "./cluster.ts"
+import { dashboard } from "./dashboard.ts"
 import { deadLetters } from "./deadLetters.ts"
 import { entities } from "./entities.ts"
 import { executions } from "./executions.ts"
@@ -13,7 +14,7 @@ import { root } from "./root.ts"
 import { signal } from "./signal.ts"
 
 /** Every subcommand of `effect-cluster`. */
-export const subcommands = [executions, signal, pods, shards, entities, deadLetters] as const
+export const subcommands = [executions, signal, pods, shards, entities, deadLetters, dashboard] as const
 
 /** `effect-cluster` with all its subcommands. */
 export const cli = root.pipe(Command.withSubcommands(subcommands))

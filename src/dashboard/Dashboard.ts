@@ -30,6 +30,7 @@ import {
 } from "effect/http"
 import type { Admin } from "../admin/Admin.ts"
 import * as Api from "./Api.ts"
+import { DashboardStartError } from "./DashboardErrors.ts"
 import * as Pages from "./Pages.ts"
 import * as Security from "./Security.ts"
 
@@ -87,9 +88,7 @@ const securityMiddleware = (config: Security.SecurityConfig) =>
   )
 
 /** Serves the dashboard for as long as the layer lives; needs `Admin`. */
-export const layer = (
-  options: DashboardOptions = {}
-): Layer.Layer<Dashboard, HttpServerError.ServeError, Admin> =>
+export const layer = (options: DashboardOptions = {}): Layer.Layer<Dashboard, DashboardStartError, Admin> =>
   Layer.unwrap(
     Effect.gen(function* () {
       const csrfToken = randomBytes(32).toString("hex")
@@ -100,10 +99,22 @@ export const layer = (
         allowedHosts: (options.allowedHosts ?? []).map((host) => host.toLowerCase())
       }
       const app = Layer.mergeAll(Api.routes, Pages.routes(csrfToken, files), securityMiddleware(config))
-      const server = NodeHttpServer.layer(() => createServer(), {
-        host: options.host ?? "127.0.0.1",
-        port: options.port ?? 8080
-      })
+      const host = options.host ?? "127.0.0.1"
+      const port = options.port ?? 8080
+      const server = NodeHttpServer.layer(() => createServer(), { host, port }).pipe(
+        Layer.catchTag("ServeError", (error: HttpServerError.ServeError) =>
+          Layer.effect(
+            HttpServer.HttpServer,
+            Effect.fail(
+              new DashboardStartError({
+                host,
+                port,
+                detail: error.cause instanceof Error ? error.cause.message : String(error.cause)
+              })
+            )
+          )
+        )
+      )
       const service = Layer.effect(
         Dashboard,
         Effect.map(HttpServer.HttpServer, (server) => ({

@@ -63,3 +63,14 @@ export class RouteNotFoundError extends Schema.TaggedError<RouteNotFoundError>()
     return `no route ${this.method} ${this.path}`
   }
 }
+
+/** The dashboard could not listen (the port is taken, the address is not this machine's…). */
+export class DashboardStartError extends Schema.TaggedError<DashboardStartError>()("DashboardStartError", {
+  host: Schema.String,
+  port: Schema.Number,
+  detail: Schema.String
+}) {
+  override get message(): string {
+    return `the dashboard cannot listen on ${this.host}:${this.port} (${this.detail}): choose another --port or --host`
+  }
+}
