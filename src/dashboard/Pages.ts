@@ -64,7 +64,7 @@ export const routes = (
   csrfToken: string,
   files: ReadonlyMap<string, { readonly body: Uint8Array; readonly contentType: string }>
 ) => {
-  const page = HttpServerResponse.html(shell(csrfToken))
+  const page = HttpServerResponse.text(shell(csrfToken), { contentType: "text/html; charset=utf-8" })
   return Layer.mergeAll(
     HttpRouter.addAll(PAGE_PATHS.map((path) => HttpRouter.route("GET", path, page))),
     HttpRouter.add("GET", "/static/:file", (request) =>

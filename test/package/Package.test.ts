@@ -5,7 +5,7 @@
  * type-checked against the installed `.d.ts` files. A broken `exports` map, a missing `.d.ts`, a
  * root that needs `@effect/sql-pg`, or a stray file in the tarball fails here.
  */
-import { execFile } from "node:child_process"
+import { execFile, spawn } from "node:child_process"
 import {
   copyFileSync,
   existsSync,
@@ -88,6 +88,7 @@ beforeAll(async () => {
   )
   copyFileSync(join(consumer, "workflow.mjs"), join(project, "workflow.mjs"))
   copyFileSync(join(consumer, "typed.ts"), join(project, "typed.ts"))
+  copyFileSync(join(consumer, "dashboard.mjs"), join(project, "dashboard.mjs"))
   await npm(
     ["install", "--prefer-offline", join(temp, packed.filename), `effect@${versionOf("effect")}`],
     project
@@ -124,6 +125,11 @@ describe("the packed package", () => {
       )
     ).toEqual([])
     expect(paths).toContain("dist/cli/main.js")
+    for (const asset of ["app.js", "dom.js", "execution.js", "style.css"]) {
+      expect(paths).toContain(`dist/dashboard/static/${asset}`)
+    }
+    expect(paths).toContain("dist/dashboard.js")
+    expect(paths).toContain("dist/dashboard.d.ts")
     for (const entry of ["index", "postgres"]) {
       expect(paths).toContain(`dist/${entry}.js`)
       expect(paths).toContain(`dist/${entry}.d.ts`)
@@ -170,6 +176,52 @@ describe("the packed package", () => {
     )
     expect(missing).toContain("no store at")
     expect(missing).not.toContain("    at ")
+  }, 120_000)
+
+  it("the dashboard from the package: Dashboard.layer, and the effect-cluster dashboard command, serve a page, its script and the API", async () => {
+    const store = join(temp, "journal.db")
+    const programmatic = await run(process.execPath, ["dashboard.mjs", store], project)
+    const served = JSON.parse(programmatic.stdout)
+    expect(served.page).toEqual([200, "text/html; charset=utf-8", true])
+    expect(served.script).toEqual([200, "text/javascript; charset=utf-8"])
+    expect(served.executions).toEqual([["greet/ada", "succeeded"]])
+    expect(served.total).toBe(1)
+
+    const bin = join(project, "node_modules", ".bin", "effect-cluster")
+    const child = spawn(process.execPath, [bin, "dashboard", "--file", store, "--port", "0"], {
+      cwd: project,
+      env: environment
+    })
+    let stdout = ""
+    let stderr = ""
+    child.stdout.on("data", (chunk) => {
+      stdout += chunk
+    })
+    child.stderr.on("data", (chunk) => {
+      stderr += chunk
+    })
+    const exited = new Promise((done) => child.on("exit", done))
+    try {
+      let url: string | undefined
+      for (let i = 0; i < 600 && url === undefined; i++) {
+        url = /effect-cluster dashboard: (http:\/\/\S+)/.exec(stdout)?.[1]
+        if (url === undefined) await new Promise((done) => setTimeout(done, 50))
+      }
+      expect(url, stderr).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/$/)
+      const page = await fetch(url!)
+      expect(page.status).toBe(200)
+      expect(await page.text()).toContain('<script type="module" src="/static/app.js">')
+      expect((await fetch(`${url}static/style.css`)).headers.get("content-type")).toBe(
+        "text/css; charset=utf-8"
+      )
+      const api = (await (await fetch(`${url}api/executions?status=succeeded`)).json()) as {
+        executions: ReadonlyArray<{ executionId: string }>
+      }
+      expect(api.executions.map((e) => e.executionId)).toEqual(["greet/ada"])
+    } finally {
+      child.kill("SIGINT")
+      await exited
+    }
   }, 120_000)
 
   it("the test kit works from the package: a 30-day sleep on TestClock, and the journal replayed", async () => {
