@@ -11,15 +11,23 @@ const json = (value, attrs = {}) => h("pre", { class: "json", ...attrs }, pretty
 
 /**
  * Where each attempt is drawn: from its start to its end. An attempt whose start the journal did
- * not record (the last one of a step) is drawn from the previous event (`approx`).
+ * not record is drawn from the previous event (`approx`); one cut short by a crash or a shutdown
+ * (no end recorded) is drawn until the next attempt started, or until the execution's last update.
  */
 const placed = (execution, steps) => {
   let previous = execution.createdAt
   return steps.map((step) => ({
     step,
-    attempts: step.attempts.flatMap((a) => {
+    attempts: step.attempts.flatMap((a, index) => {
       const from = a.startedAt ?? previous
-      const to = a.endedAt ?? (a.outcome === "running" ? null : from)
+      const next = step.attempts[index + 1]
+      const to =
+        a.endedAt ??
+        (a.outcome === "running"
+          ? null
+          : a.outcome === "cut-short"
+            ? (next?.startedAt ?? execution.updatedAt)
+            : from)
       previous = a.endedAt ?? from
       return from === null ? [] : [{ ...a, from, to, approx: a.startedAt === null }]
     })
@@ -55,15 +63,21 @@ const timeline = (execution, steps) => {
         "div",
         { class: "lane-track" },
         attempts.map((a) => {
-          const took = a.durationMillis ?? (a.to === null ? null : a.to - a.from)
+          const took = a.durationMillis ?? (a.to === null || a.outcome === "cut-short" ? null : a.to - a.from)
           const bar = h(
             "div",
             {
               class: `bar outcome-${a.outcome}${a.approx ? " approx" : ""}`,
               "data-attempt": a.attempt,
-              title: `attempt ${a.attempt} · ${a.outcome} · ${duration(took)}${a.approx ? " (start not recorded: drawn from the previous event)" : ""}${a.error ? ` · ${a.error.summary}` : ""}`
+              title: `attempt ${a.attempt} · ${a.outcome} · ${duration(took)}${a.approx ? " (start not recorded: drawn from the previous event)" : ""}${a.outcome === "cut-short" ? " (no outcome: the process stopped; drawn until the next attempt)" : ""}${a.error ? ` · ${a.error.summary}` : ""}`
             },
-            h("span", { class: "bar-text" }, `#${a.attempt} ${a.approx ? "≤ " : ""}${duration(took)}`)
+            h(
+              "span",
+              { class: "bar-text" },
+              a.outcome === "cut-short"
+                ? `#${a.attempt} cut short`
+                : `#${a.attempt} ${a.approx ? "≤ " : ""}${duration(took)}`
+            )
           )
           bar.style.left = percent(a.from)
           bar.style.width = `max(3px, calc(${percent(a.to ?? end)} - ${percent(a.from)}))`
