@@ -4,13 +4,15 @@
  * 127.0.0.1 unless told otherwise; the token may also come from `EFFECT_CLUSTER_DASHBOARD_TOKEN`
  * (so that it does not show in the process list).
  */
-import { Config, Context, Effect, Layer, Option } from "effect"
+import { Config, Console, Context, Effect, Layer, Option } from "effect"
 import { Command, Flag } from "effect/cli"
 import { Admin } from "../admin/Admin.ts"
 import { InvalidArgumentError } from "../admin/AdminErrors.ts"
 import * as Dashboard from "../dashboard/Dashboard.ts"
 import { print } from "./internal/format.ts"
 import { withAdmin } from "./internal/store.ts"
+
+const LOOPBACK = ["127.0.0.1", "localhost", "::1"]
 
 /** `dashboard`. */
 export const dashboard = Command.make(
@@ -53,6 +55,13 @@ export const dashboard = Command.make(
       const accessToken = Option.isSome(token)
         ? token
         : yield* Config.option(Config.String("EFFECT_CLUSTER_DASHBOARD_TOKEN"))
+      if (Option.isSome(accessToken) && accessToken.value.trim() === "") {
+        return yield* new InvalidArgumentError({
+          argument: "--token",
+          value: accessToken.value,
+          expected: "a non-empty token (or no --token at all)"
+        })
+      }
       return yield* withAdmin((admin) =>
         Effect.scoped(
           Effect.gen(function* () {
@@ -69,6 +78,11 @@ export const dashboard = Command.make(
               ? `${url}?token=${encodeURIComponent(accessToken.value)}`
               : url
             yield* print(`effect-cluster dashboard: ${open} (Ctrl-C to stop)`)
+            if (Option.isNone(accessToken) && !LOOPBACK.includes(host)) {
+              yield* Console.error(
+                `effect-cluster dashboard: warning: listening on ${host} without --token: whoever reaches this port can resume, interrupt and signal executions`
+              )
+            }
             return yield* Effect.never
           })
         )

@@ -87,7 +87,9 @@ export const check = (config: SecurityConfig, request: RequestFacts): Verdict =>
       const rest = new URLSearchParams(request.url.searchParams)
       rest.delete("token")
       const query = rest.toString()
-      return { _tag: "SetTokenCookie", location: `${request.url.pathname}${query === "" ? "" : `?${query}`}` }
+      // One leading slash: `//host/…` would send the browser to another site.
+      const path = `/${request.url.pathname.replace(/^[/\\]+/, "")}`
+      return { _tag: "SetTokenCookie", location: `${path}${query === "" ? "" : `?${query}`}` }
     }
     const given = bearer(request.headers.authorization) ?? request.cookies[TOKEN_COOKIE]
     if (given === undefined) return { _tag: "Deny", error: new AccessTokenError({ reason: "missing" }) }

@@ -253,6 +253,12 @@ describe("Dashboard with an access token", () => {
       expect(String(login.headers["set-cookie"])).toMatch(/HttpOnly/i)
       expect(String(login.headers["set-cookie"])).toMatch(/SameSite=Strict/i)
       expect((await call(dashboard.port, "/cluster", { headers: { cookie } })).status).toBe(200)
+      // The redirect stays on the dashboard, whatever the request's path looks like.
+      for (const path of ["//evil.example/?token=s3cret-token", "/\\evil.example/?token=s3cret-token"]) {
+        const sneaky = await call(dashboard.port, path)
+        expect(sneaky.status).toBe(303)
+        expect(sneaky.headers.location).toMatch(/^\/(?![/\\])/)
+      }
       const bearer = await call(dashboard.port, "/api/executions", {
         headers: { authorization: "Bearer s3cret-token" }
       })
