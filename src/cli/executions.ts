@@ -20,7 +20,11 @@ const executionId = Argument.String("id").pipe(
 /** What a list row says beyond its status: why it is suspended, when it wakes, how it failed. */
 const detailOf = (execution: ExecutionView): string => {
   const parts: Array<string> = []
-  if (execution.suspension !== null) parts.push(compact(execution.suspension.message, 70))
+  if (execution.suspension !== null) {
+    // The row already names the execution and its workflow.
+    const own = `execution ${execution.executionId} of workflow "${execution.workflow}" `
+    parts.push(compact(execution.suspension.message.replace(own, ""), 70))
+  }
   if (execution.status === "sleeping") {
     parts.push(execution.wakeAt === null ? "until a signal" : `wakes ${time(execution.wakeAt)}`)
   }

@@ -157,6 +157,26 @@ const samples: Record<string, ReadonlyArray<Record<string, unknown>>> = {
   "ShardingErrors.InvalidShardingConfigError": [
     { option: "shardCount", value: "0", detail: "it must be an integer from 1 to 65536" }
   ],
+  "AdminErrors.InvalidCursorError": [{ cursor: "c1.abc", detail: "its body is not base64url JSON" }],
+  "AdminErrors.InvalidArgumentError": [
+    { argument: "limit", value: "0", expected: "an integer from 1 to 1000" },
+    { argument: "--since", value: "yesterday", expected: "an ISO date or a duration back from now" }
+  ],
+  "AdminErrors.InvalidSignalPayloadError": [
+    { executionId: "order-7", signal: "approved", detail: "Unexpected token b in JSON at position 1" }
+  ],
+  "AdminErrors.StoreNotFoundError": [{ path: ".data/missing.db" }],
+  "AdminErrors.InvalidStoreUrlError": [
+    { url: "mysql://db/orders", detail: 'its scheme is "mysql", not postgres' }
+  ],
+  "AdminErrors.StoreUnavailableError": [
+    { store: "postgres://ops:***@db:5432/orders", detail: "connect ECONNREFUSED 10.0.0.5:5432" }
+  ],
+  "AdminErrors.UnsupportedByStoreError": [
+    { operation: "entities show", detail: "this store has no entity store (entities' messages and states)" }
+  ],
+  "AdminErrors.DeadLetterNotFoundError": [{ key: "Account/acc-1/d-2" }],
+  "AdminErrors.NoStoreError": [{}],
   "EntityErrors.MalformedMessageError": [
     {
       entityType: "Wallet",
