@@ -1,7 +1,7 @@
 import { createServer } from "node:http"
 import type { AddressInfo } from "node:net"
 import { describe, expect, it } from "vitest"
-import { launchChromium } from "./Chromium.ts"
+import { launchChromium, launchFirst } from "./Chromium.ts"
 
 describe("Chromium", () => {
   it("starts headless Chromium without downloading it, and it loads and clicks a localhost page", async () => {
@@ -24,5 +24,15 @@ describe("Chromium", () => {
       await browser.close()
       server.close()
     }
+  })
+
+  it("fails, saying how to install one, when no Chromium starts", async () => {
+    const attempt = launchFirst([
+      { failure: "@sparticuz/chromium: not installed" },
+      { source: "/usr/bin/chromium", executablePath: "/nonexistent/chromium", env: {} }
+    ])
+    await expect(attempt).rejects.toThrow(
+      /npm install[\s\S]*apt-get install chromium[\s\S]*\/usr\/bin\/chromium: /
+    )
   })
 })

@@ -157,10 +157,12 @@ const version = (candidate: ChromiumExecutable): string | { readonly failure: st
     : { failure: `${candidate.source}: ${(result.stderr || String(result.error ?? result.status)).trim()}` }
 }
 
-/** Launches headless Chromium (see the module's doc), with a fresh profile; fails saying how to get one. */
-export const launchChromium = async (): Promise<{ readonly browser: Browser; readonly source: string }> => {
+/** Launches the first candidate that starts, with a fresh profile; fails saying how to get one. */
+export const launchFirst = async (
+  candidates: ReadonlyArray<ChromiumExecutable | { readonly failure: string }>
+): Promise<{ readonly browser: Browser; readonly source: string }> => {
   const failures: Array<string> = []
-  for (const candidate of chromiumCandidates()) {
+  for (const candidate of candidates) {
     if ("failure" in candidate) {
       failures.push(candidate.failure)
       continue
@@ -185,3 +187,7 @@ export const launchChromium = async (): Promise<{ readonly browser: Browser; rea
   }
   throw new Error(`${HOW_TO_INSTALL}\nTried:\n${failures.map((line) => `  - ${line}`).join("\n")}`)
 }
+
+/** Launches headless Chromium (see the module's doc), with a fresh profile; fails saying how to get one. */
+export const launchChromium = (): Promise<{ readonly browser: Browser; readonly source: string }> =>
+  launchFirst(chromiumCandidates())
