@@ -168,6 +168,8 @@ export const execution = (main) => {
     body
   )
   let signalName = ""
+  // The last data drawn: a refresh that brings nothing new leaves the page (and what is open) alone.
+  let drawn = ""
   let signalPayload = "null"
 
   const act = async (what, path, payload) => {
@@ -175,6 +177,7 @@ export const execution = (main) => {
     try {
       const result = await post(path, { id, ...payload })
       replace(message, notice(`${what}: ${result._tag}`, "ok"))
+      drawn = ""
       await refresh()
     } catch (error) {
       replace(message, notice(error.message))
@@ -272,7 +275,7 @@ export const execution = (main) => {
             { class: "error", id: "error" },
             h("h2", {}, "Error"),
             h("p", { class: "error-summary" }, e.error.summary),
-            h("details", { open: true }, h("summary", {}, "Cause"), json(e.error.cause))
+            h("details", { open: true, "data-key": "cause" }, h("summary", {}, "Cause"), json(e.error.cause))
           )
         : null,
       e.status === "succeeded"
@@ -281,14 +284,29 @@ export const execution = (main) => {
       h("section", {}, h("h2", {}, "Timeline"), timeline(e, data.steps)),
       h("section", {}, h("h2", {}, "Request"), json(e.request, { id: "request" })),
       h("section", {}, h("h2", {}, "Journal"), journalTable(data.steps)),
-      h("details", { class: "export" }, h("summary", {}, "Exported journal (JSON)"), json(data.journal))
+      h(
+        "details",
+        { class: "export", "data-key": "export" },
+        h("summary", {}, "Exported journal (JSON)"),
+        json(data.journal)
+      )
     )
     if (focused) body.querySelector(`[name="${focused}"]`)?.focus()
   }
 
   const refresh = async () => {
     try {
-      render(await get("/api/execution", { id }))
+      const data = await get("/api/execution", { id })
+      const text = JSON.stringify(data)
+      if (text === drawn) return
+      drawn = text
+      const open = new Map(
+        [...body.querySelectorAll("details[data-key]")].map((d) => [d.dataset.key, d.open])
+      )
+      render(data)
+      for (const details of body.querySelectorAll("details[data-key]")) {
+        if (open.has(details.dataset.key)) details.open = open.get(details.dataset.key)
+      }
     } catch (error) {
       replace(message, notice(error.message))
     }
