@@ -265,7 +265,13 @@ export const execution = (main) => {
             "section",
             { class: "suspension" },
             h("h2", {}, "Suspended"),
-            h("p", {}, `${e.suspension.tag}: ${e.suspension.message}`),
+            h(
+              "p",
+              { class: "suspension-message" },
+              e.suspension.message.startsWith(`${e.suspension.tag}:`)
+                ? e.suspension.message
+                : `${e.suspension.tag}: ${e.suspension.message}`
+            ),
             json(e.suspension.reason)
           )
         : null,
