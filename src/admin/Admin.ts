@@ -264,6 +264,7 @@ const parseDeadLetterKey = (key: string) => {
   })
   if (parts.length !== 3 || parts.some((part) => part === "")) return Result.fail(invalid)
   try {
+    // Three parts: checked just above.
     const [entityType, entityId, messageId] = parts.map(decodeURIComponent) as [string, string, string]
     return Result.succeed({ entityType, entityId, messageId })
   } catch {
@@ -386,6 +387,7 @@ export const make: Effect.Effect<Admin["Service"], never, DurableExecutionJourna
       Effect.map(
         journal.count({ workflow: query.workflow, createdSince: query.since, createdUntil: query.until }),
         (counts) => {
+          // Every status is a key: built from the full list.
           const byStatus = Object.fromEntries(STATUSES.map((status) => [status, 0])) as Record<
             ExecutionStatus,
             number
