@@ -5,6 +5,7 @@
  * execution `running` for the next engine.
  */
 import { Cause, type Context, Deferred, Effect, Exit, Result, type Semaphore } from "effect"
+import * as Instrument from "../../observability/internal/instrument.ts"
 import type { ExecutionRecord, StatusChange, StepRecord } from "../DurableExecutionJournal.ts"
 import type { Any } from "../Workflow.ts"
 import { WorkflowContext } from "../WorkflowContext.ts"
@@ -97,15 +98,19 @@ export const start = (
           )
         ),
         Effect.flatMap((outcome) =>
-          Effect.sync(() => {
-            state.markLoaded()
-            onEnd(outcome)
-            Deferred.doneUnsafe(handle.outcome, Exit.succeed(outcome))
-          })
+          Effect.andThen(
+            Instrument.runEnds(row.workflow, Instrument.describeRun(outcome)),
+            Effect.sync(() => {
+              state.markLoaded()
+              onEnd(outcome)
+              Deferred.doneUnsafe(handle.outcome, Exit.succeed(outcome))
+            })
+          )
         )
       )
     )
-    return Effect.map(Effect.forkDetach(Effect.provideContext(program, services)), (fiber) => {
+    const traced = Instrument.execution(program, row.executionId, row.workflow)
+    return Effect.map(Effect.forkDetach(Effect.provideContext(traced, services)), (fiber) => {
       state.bodyFiber = fiber
       // A fiber interrupted before it began (an engine shutting down right after it was forked)
       // never runs `program`, so nothing above completes the outcome: do it here.
@@ -176,6 +181,8 @@ const runBody = (
     } else {
       state.caughtUp = true
     }
+    // Recorded steps to replay: this run resumes the execution (after a resume, crash, restart, wake).
+    if (!state.replayOnly) yield* Instrument.runBegins(row.executionId, row.workflow, !state.caughtUp)
     const context = WorkflowContext.of({
       executionId: row.executionId,
       workflow: row.workflow,

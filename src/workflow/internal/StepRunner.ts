@@ -10,6 +10,7 @@
  * commit per activity.
  */
 import { Cause, Deferred, Duration, Effect, Exit, Fiber, Option, Result, Schema } from "effect"
+import * as Instrument from "../../observability/internal/instrument.ts"
 import type { ActivityDefinition, Schema as ActivitySchema } from "../Activity.ts"
 import { ActivityContext } from "../ActivityContext.ts"
 import type { AttemptStart, ExecutionRecord, Fence, StepRecord } from "../DurableExecutionJournal.ts"
@@ -323,7 +324,7 @@ const fresh = <A, E, R>(
         progress
       )
     })
-    return Effect.uninterruptibleMask((restore) =>
+    const attempted = Effect.uninterruptibleMask((restore) =>
       state.stopping
         ? Effect.interrupt
         : state.draining
@@ -335,7 +336,15 @@ const fresh = <A, E, R>(
                 Effect.as(restore(Effect.void), exit)
               )
             )
-    ).pipe(
+    )
+    const info = {
+      workflow: state.workflow,
+      executionId: state.executionId,
+      activityId: definition.id,
+      persistenceId,
+      attempt
+    }
+    return Instrument.attempt(attempted, info).pipe(
       Effect.flatMap((exit): Effect.Effect<A, E, R> => {
         if (Exit.isFailure(exit)) {
           // Interrupted without this fiber being interrupted (the run is stopping, or the body
@@ -368,7 +377,10 @@ const fresh = <A, E, R>(
                 )
               )
             }
-            return Effect.andThen(Effect.sleep(delayAfter(policy, attempt)), attemptNumber(attempt + 1))
+            return Instrument.retried(state.workflow, definition.id).pipe(
+              Effect.andThen(Effect.sleep(delayAfter(policy, attempt))),
+              Effect.andThen(attemptNumber(attempt + 1))
+            )
           }
         }
         return recordOutcome(state, start, schema, exit, "activity")
