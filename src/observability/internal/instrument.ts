@@ -3,19 +3,53 @@
  * `TelemetryEnabled` from the running fiber (one lookup in its context): off, it returns the effect
  * unchanged, so the default path allocates no span, no attribute object and touches no metric.
  */
-import { Cause, Clock, type Context, Effect, Exit, type Fiber, Metric, type Tracer } from "effect"
+import { Cause, Clock, Effect, Exit, type Fiber, Metric, Option, type Tracer } from "effect"
 import * as ExecutionTrace from "../ExecutionTrace.ts"
 import { Attributes, SpanNames, TelemetryEnabled } from "../Telemetry.ts"
 import * as Metrics from "../TelemetryMetrics.ts"
 
 const on = (fiber: Fiber.Fiber<unknown, unknown>): boolean => fiber.getRef(TelemetryEnabled)
 
-const count = (
-  metric: Metric.Metric<number, unknown>,
-  attributes: Record<string, string>,
-  context: Context.Context<never>,
+/**
+ * The series of `metric` for attribute `values` (in the order of `names`), made once: a series
+ * made per update would serialize its attributes into its registry key every time. The memo holds
+ * metric definitions only; the values live in the fiber's `MetricRegistry`.
+ */
+const seriesOf = <I, S>(metric: Metric.Metric<I, S>, names: ReadonlyArray<string>) => {
+  const made = new Map<string, Metric.Metric<I, S>>()
+  return (values: ReadonlyArray<string>): Metric.Metric<I, S> => {
+    const key = values.join("\u0000")
+    let series = made.get(key)
+    if (series === undefined) {
+      series = Metric.withAttributes(
+        metric,
+        names.map((name, i): [string, string] => [name, values[i] ?? ""])
+      )
+      made.set(key, series)
+    }
+    return series
+  }
+}
+
+const started = seriesOf(Metrics.executionsStarted, ["workflow"])
+const resumed = seriesOf(Metrics.executionsResumed, ["workflow"])
+const completed = seriesOf(Metrics.executionsCompleted, ["workflow"])
+const failed = seriesOf(Metrics.executionsFailed, ["workflow", "status"])
+const suspended = seriesOf(Metrics.executionsSuspended, ["workflow"])
+const activityDuration = seriesOf(Metrics.activityDuration, ["workflow", "activity", "outcome"])
+const activityRetries = seriesOf(Metrics.activityRetries, ["workflow", "activity"])
+const commitDuration = seriesOf(Metrics.commitDuration, ["store"])
+const commitBatchSize = seriesOf(Metrics.commitBatchSize, ["store"])
+const entityMessages = seriesOf(Metrics.entityMessages, ["entity_type", "outcome"])
+const shardMoves = seriesOf(Metrics.shardMoves, ["pod", "move"])
+const leaseRenewals = seriesOf(Metrics.leaseRenewals, ["pod", "result"])
+
+const record = (
+  series: (values: ReadonlyArray<string>) => Metric.Metric<number, unknown>,
+  values: ReadonlyArray<string>,
+  fiber: Fiber.Fiber<unknown, unknown>,
   value = 1
-) => Metric.withAttributes(metric, attributes).updateUnsafe(value, context)
+): void => series(values).updateUnsafe(value, fiber.context)
 
 const nowMillis = (fiber: Fiber.Fiber<unknown, unknown>): number =>
   Number(fiber.getRef(Clock.Clock).currentTimeNanosUnsafe()) / 1e6
@@ -66,18 +100,18 @@ export const execution = <A, E, R>(
  * The run has loaded its journal: a resumed run (recorded steps) links to the execution's span
  * context, and counts as resumed; a first run counts as started.
  */
-export const runBegins = (executionId: string, workflow: string, resumed: boolean): Effect.Effect<void> =>
+export const runBegins = (executionId: string, workflow: string, isResumed: boolean): Effect.Effect<void> =>
   Effect.withFiber((fiber) => {
     if (!on(fiber)) return Effect.void
     const span = fiber.cache.span
     if (span !== undefined && span._tag === "Span") {
-      span.attribute(Attributes.resumed, resumed)
-      if (resumed)
+      span.attribute(Attributes.resumed, isResumed)
+      if (isResumed)
         span.addLinks([
           { span: ExecutionTrace.spanOf(executionId), attributes: { [Attributes.link]: "resumed" } }
         ])
     }
-    count(resumed ? Metrics.executionsResumed : Metrics.executionsStarted, { workflow }, fiber.context)
+    record(isResumed ? resumed : started, [workflow], fiber)
     return Effect.void
   })
 
@@ -89,14 +123,14 @@ export const runEnds = (workflow: string, outcome: string): Effect.Effect<void> 
     if (span !== undefined && span._tag === "Span") span.attribute(Attributes.outcome, outcome)
     switch (outcome) {
       case "succeeded":
-        count(Metrics.executionsCompleted, { workflow }, fiber.context)
+        record(completed, [workflow], fiber)
         break
       case "failed":
       case "interrupted":
-        count(Metrics.executionsFailed, { workflow, status: outcome }, fiber.context)
+        record(failed, [workflow, outcome], fiber)
         break
       case "suspended":
-        count(Metrics.executionsSuspended, { workflow }, fiber.context)
+        record(suspended, [workflow], fiber)
         break
     }
     return Effect.void
@@ -121,9 +155,19 @@ export interface AttemptInfo {
   readonly attempt: number
 }
 
+/** A failed attempt's exit, as the error its span ends with (an OTel error status, an event). */
+class AttemptFailed extends Error {
+  readonly exit: Exit.Exit<unknown, unknown>
+  constructor(exit: Exit.Exit<unknown, unknown>) {
+    super(Exit.isFailure(exit) ? (Cause.pretty(exit.cause).split("\n")[0] ?? "failed") : "failed")
+    this.exit = exit
+    this.name = "ActivityAttemptFailed"
+  }
+}
+
 /**
  * An attempt (its marker write and its body), an effect that succeeds with the attempt's exit: the
- * span's outcome and the duration histogram come from that exit.
+ * span's outcome, its status and the duration histogram come from that exit.
  */
 export const attempt = <A, E, R>(
   effect: Effect.Effect<Exit.Exit<A, E>, never, R>,
@@ -131,9 +175,13 @@ export const attempt = <A, E, R>(
 ): Effect.Effect<Exit.Exit<A, E>, never, R> =>
   Effect.withFiber((fiber) => {
     if (!on(fiber)) return effect
-    const started = nowMillis(fiber)
-    return traced(
-      effect,
+    const begin = nowMillis(fiber)
+    // A failed exit travels as an `AttemptFailed` error through the span, and back to a value.
+    const failing = Effect.flatMap(effect, (exit) =>
+      Exit.isSuccess(exit) ? Effect.succeed(exit) : Effect.fail(new AttemptFailed(exit))
+    )
+    const spanned = traced(
+      failing,
       SpanNames.activity,
       {
         attributes: {
@@ -145,21 +193,22 @@ export const attempt = <A, E, R>(
         }
       },
       (exit, span) => {
-        const outcome = Exit.isSuccess(exit) ? outcomeOf(exit.value) : outcomeOf(exit)
+        const outcome = Exit.isSuccess(exit)
+          ? "succeeded"
+          : outcomeOf(
+              Exit.findErrorOption(exit).pipe(Option.match({ onNone: () => exit, onSome: (e) => e.exit }))
+            )
         span.attribute(Attributes.outcome, outcome)
-        Metric.withAttributes(Metrics.activityDuration, {
-          workflow: info.workflow,
-          activity: info.activityId,
-          outcome
-        }).updateUnsafe(nowMillis(fiber) - started, fiber.context)
+        record(activityDuration, [info.workflow, info.activityId, outcome], fiber, nowMillis(fiber) - begin)
       }
     )
+    return Effect.catch(spanned, (failed) => Effect.succeed(failed.exit as Exit.Exit<A, E>))
   })
 
 /** A failed attempt will be retried. */
 export const retried = (workflow: string, activityId: string): Effect.Effect<void> =>
   Effect.withFiber((fiber) => {
-    if (on(fiber)) count(Metrics.activityRetries, { workflow, activity: activityId }, fiber.context)
+    if (on(fiber)) record(activityRetries, [workflow, activityId], fiber)
     return Effect.void
   })
 
@@ -201,7 +250,7 @@ export const commit = <A, E, R>(
 ): Effect.Effect<A, E, R> =>
   Effect.withFiber((fiber) => {
     if (!on(fiber)) return effect
-    const started = nowMillis(fiber)
+    const begin = nowMillis(fiber)
     return traced(
       effect,
       SpanNames.commit,
@@ -210,11 +259,8 @@ export const commit = <A, E, R>(
       },
       (exit, span) => {
         span.attribute(Attributes.outcome, outcomeOf(exit))
-        Metric.withAttributes(Metrics.commitDuration, { store }).updateUnsafe(
-          nowMillis(fiber) - started,
-          fiber.context
-        )
-        Metric.withAttributes(Metrics.commitBatchSize, { store }).updateUnsafe(size, fiber.context)
+        record(commitDuration, [store], fiber, nowMillis(fiber) - begin)
+        record(commitBatchSize, [store], fiber, size)
       }
     )
   })
@@ -253,7 +299,7 @@ export const entityMessage = <A, E, R, Answer extends { readonly _tag: string }>
       (exit, span) => {
         const outcome = Exit.isSuccess(exit) ? answered : outcomeOf(exit)
         span.attribute(Attributes.outcome, outcome)
-        count(Metrics.entityMessages, { entity_type: entityType, outcome }, fiber.context)
+        record(entityMessages, [entityType, outcome], fiber)
       }
     )
   })
@@ -270,7 +316,7 @@ export const shardAcquired = <A, E, R>(
 ): Effect.Effect<A, E, R> =>
   Effect.withFiber((fiber) => {
     if (!on(fiber)) return effect
-    count(Metrics.shardMoves, { pod, move: "acquired" }, fiber.context)
+    record(shardMoves, [pod, "acquired"], fiber)
     return traced(effect, SpanNames.shardAcquire, {
       root: true,
       attributes: { [Attributes.pod]: pod, [Attributes.shard]: shard, [Attributes.epoch]: epoch }
@@ -288,7 +334,7 @@ export const shardLost = <A, E, R>(
   Effect.withFiber((fiber) => {
     if (!on(fiber)) return effect
     const move = handover ? "handed_over" : "lost"
-    count(Metrics.shardMoves, { pod, move }, fiber.context)
+    record(shardMoves, [pod, move], fiber)
     return traced(effect, SpanNames.shardLose, {
       root: true,
       attributes: {
@@ -303,6 +349,6 @@ export const shardLost = <A, E, R>(
 /** A lease renewal of `pod` ended: renewed or not. */
 export const leaseRenewal = (pod: string, ok: boolean): Effect.Effect<void> =>
   Effect.withFiber((fiber) => {
-    if (on(fiber)) count(Metrics.leaseRenewals, { pod, result: ok ? "ok" : "failed" }, fiber.context)
+    if (on(fiber)) record(leaseRenewals, [pod, ok ? "ok" : "failed"], fiber)
     return Effect.void
   })

@@ -101,15 +101,24 @@ export const start = (
           Effect.andThen(
             Instrument.runEnds(row.workflow, Instrument.describeRun(outcome)),
             Effect.sync(() => {
-              state.markLoaded()
-              onEnd(outcome)
-              Deferred.doneUnsafe(handle.outcome, Exit.succeed(outcome))
+              ended = outcome
             })
           )
         )
       )
     )
-    const traced = Instrument.execution(program, row.executionId, row.workflow)
+    // Callers hear of the outcome once the run's span has ended (an exporter closing with the
+    // program then has it).
+    let ended: RunOutcome | undefined
+    const traced = Effect.ensuring(
+      Instrument.execution(program, row.executionId, row.workflow),
+      Effect.sync(() => {
+        if (ended === undefined) return
+        state.markLoaded()
+        onEnd(ended)
+        Deferred.doneUnsafe(handle.outcome, Exit.succeed(ended))
+      })
+    )
     return Effect.map(Effect.forkDetach(Effect.provideContext(traced, services)), (fiber) => {
       state.bodyFiber = fiber
       // A fiber interrupted before it began (an engine shutting down right after it was forked)
