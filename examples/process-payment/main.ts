@@ -11,6 +11,7 @@
  */
 import { spawn } from "node:child_process"
 import { join } from "node:path"
+import { ExecutionTrace } from "effect-cluster"
 import { startFakeServices } from "./fake-services.ts"
 import { describeStore, otlpFromArgs, resetStore, storeFromArgs } from "./store.ts"
 
@@ -98,4 +99,9 @@ say(
     : `\n✘ unexpected outcome: killed=${killed} worker exit=${second} charges for order-1=${order1Charges} refunds=${refunds.length}`
 )
 say(`The journal is kept at ${describeStore(store)}`)
+if (otlp !== undefined) {
+  // Every run of an execution, in either worker, is in the trace derived from its id.
+  for (const order of ["order-1", "order-2"])
+    say(`trace of ProcessPayment@${order}: ${ExecutionTrace.traceIdOf(`ProcessPayment@${order}`)}`)
+}
 process.exit(ok ? 0 : 1)

@@ -51,13 +51,13 @@ export const activityRetries = Metric.counter("effect-cluster.activity.retries",
   incremental: true
 })
 
-/** How long a group commit of the SQL stores took, in ms (`store`: journal | entities). */
+/** How long a group commit of the SQL stores took, in ms (`store`: journal, entity-messages, entity-owner). */
 export const commitDuration = Metric.histogram("effect-cluster.journal.commit.duration", {
   description: "group commit duration in milliseconds",
   boundaries: durationBoundaries
 })
 
-/** How many writes a group commit carried (`store`: journal | entities). */
+/** How many writes a group commit carried (`store`: journal, entity-messages, entity-owner). */
 export const commitBatchSize = Metric.histogram("effect-cluster.journal.commit.batch_size", {
   description: "writes per group commit",
   boundaries: Metric.exponentialBoundaries({ start: 1, factor: 2, count: 12 })

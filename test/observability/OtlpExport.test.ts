@@ -88,6 +88,7 @@ describe("OTLP export", () => {
     const { code, output } = await runDemo(main, testTempDir("demo-otlp-"), ["--otlp", collector.url])
     expect(output).toContain("was killed by SIGKILL")
     expect(output).toContain(`traces and metrics: exported to the OTLP/HTTP collector at ${collector.url}`)
+    expect(output).toContain(`trace of ${order1Id}: ${ExecutionTrace.traceIdOf(order1Id)}`)
     expect(code).toBe(0)
     const spans = collector.spans()
     const runs = spans.filter(
