@@ -62,7 +62,10 @@ const workloadOf = (lib: Lib) => {
   return { onMemory, onSqlite }
 }
 
-export const telemetryBench = (scale: number, dir: string, baselineDir: string | undefined, rounds = 5) =>
+/** A full collection before a run, so that one mode's garbage is not collected in another's time. */
+const collect = Effect.sync(() => (globalThis as { gc?: () => void }).gc?.())
+
+export const telemetryBench = (scale: number, dir: string, baselineDir: string | undefined, rounds = 7) =>
   Effect.gen(function* () {
     const current = workloadOf(Cluster)
     const baseline =
@@ -112,6 +115,7 @@ export const telemetryBench = (scale: number, dir: string, baselineDir: string |
         // The order of the modes rotates from round to round.
         for (let i = 0; i < modes.length; i++) {
           const mode = modes[(i + round) % modes.length] as Mode
+          yield* collect
           rates.get(mode)?.push(yield* run(mode, round))
         }
       }

@@ -19,7 +19,6 @@
  * When the scope closes (graceful shutdown, after the engine stopped its runs), the pod hands its
  * shards back and unregisters, so other pods take them at once instead of after the TTL.
  */
-
 import { Clock, Duration, Effect, Exit, Fiber, Random, Scope } from "effect"
 import * as Instrument from "../observability/internal/instrument.ts"
 import { plan } from "./Rebalance.ts"

@@ -11,7 +11,6 @@
  * `stopRetrying` ends retrying for good (the engine's shutdown deadline passed): operations
  * waiting for a retry, and later ones that fail, fail with their error at once.
  */
-
 import { Clock, Deferred, Effect, Exit } from "effect"
 import * as Instrument from "../../observability/internal/instrument.ts"
 import type { StaleEpochError } from "../../sharding/ShardingErrors.ts"
