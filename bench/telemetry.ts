@@ -3,7 +3,8 @@
  * execution, `concurrency` at a time) with telemetry off (the default) and on (`Telemetry.enabled`
  * with effect's native tracer: every span and metric made, nothing exported, so what is measured
  * is the instrumentation, not an exporter), in alternating rounds of one process; medians, and the
- * ratios to "off".
+ * ratios to "off". Rates are per CPU second of this process (`process.cpuUsage`), not per second of
+ * wall time: on a machine shared with other work, what other processes take does not count.
  *
  * `--baseline DIR`: also runs the same workload on the effect-cluster sources in `DIR` (a checkout
  * of the commit before the instrumentation, `DIR/src/index.ts`) in the same process and rounds:
@@ -37,17 +38,18 @@ const workloadOf = (lib: Lib) => {
         return yield* step("c", b + 1)
       })
   )
-  /** Executions per second of `executions` sends, `concurrency` at a time. */
+  /** Executions per CPU second of this process (user + system) of `executions` sends, `concurrency` at a time. */
   const run = (executions: number, concurrency: number) =>
     Effect.gen(function* () {
       const engine = yield* lib.WorkflowEngine.makeScoped(workflow)
-      const started = performance.now()
+      const cpu = process.cpuUsage()
       yield* Effect.forEach(
         Array.from({ length: executions }, (_, i) => i),
         (id) => engine.send(new Bench({ id })),
         { concurrency, discard: true }
       )
-      return executions / ((performance.now() - started) / 1000)
+      const used = process.cpuUsage(cpu)
+      return executions / ((used.user + used.system) / 1e6)
     }).pipe(Effect.scoped)
   const onMemory = (executions: number, concurrency: number) =>
     run(executions, concurrency).pipe(Effect.provide(lib.MemoryJournal.layer), Effect.orDie)
@@ -102,7 +104,7 @@ export const telemetryBench = (scale: number, dir: string, baselineDir: string |
       }
     ]
     console.log(
-      `telemetry ${modes.join(" / ")} (on: native tracer, nothing exported); executions/s, medians of ${rounds} alternating rounds\n`
+      `telemetry ${modes.join(" / ")} (on: native tracer, nothing exported); executions per CPU second, medians of ${rounds} alternating rounds\n`
     )
     console.log(
       `| workload | ${modes.join(" | ")} |${baseline === undefined ? "" : " off ÷ baseline |"} on ÷ off |`

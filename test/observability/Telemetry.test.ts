@@ -6,8 +6,8 @@
  * nothing is traced.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Exit, Fiber, Layer, Scope } from "effect"
-import { ExecutionTrace, Telemetry, TelemetryMetrics, WorkflowTest } from "effect-cluster"
+import { Effect, Exit, Fiber, Layer, Schema, Scope } from "effect"
+import { ExecutionTrace, Telemetry, TelemetryMetrics, Workflow, WorkflowTest } from "effect-cluster"
 import { inMemoryServices } from "../../examples/process-payment/in-memory-services.ts"
 import { ProcessPaymentRequest, processPayment } from "../../examples/process-payment/workflow.ts"
 import { attr, counterValue, histogramCount, makeSpanCollector, parentId } from "./spanCollector.ts"
@@ -156,6 +156,49 @@ describe("Telemetry", () => {
       }).pipe(Effect.provide(collector.layer), Effect.scoped)
     }
   )
+
+  it.effect("failed and suspended executions: their counters move and their runs say so", () => {
+    const collector = makeSpanCollector()
+    class Fails extends Schema.TaggedError<Fails>()("Fails", {}) {}
+    class Outcome extends Workflow.TaggedRequest<Outcome>()("Outcome", {
+      payload: { id: Schema.String, fail: Schema.Boolean },
+      success: Schema.String,
+      failure: Fails
+    }) {}
+    const outcomes = Workflow.make(
+      Outcome,
+      (request) => `outcome/${request.id}`,
+      (request) =>
+        request.fail ? Effect.fail(new Fails()) : Workflow.yieldExecutionWith("wait for an operator")
+    )
+    return Effect.gen(function* () {
+      const failed = yield* counterValue(TelemetryMetrics.executionsFailed, {
+        workflow: "Outcome",
+        status: "failed"
+      })
+      const suspended = yield* counterValue(TelemetryMetrics.executionsSuspended, { workflow: "Outcome" })
+      const engine = yield* WorkflowTest.makeEngine(outcomes)
+      expect((yield* Effect.flip(engine.send(new Outcome({ id: "a", fail: true }))))._tag).toBe("Fails")
+      expect((yield* Effect.flip(engine.send(new Outcome({ id: "b", fail: false }))))._tag).toBe(
+        "ExecutionSuspendedError"
+      )
+      expect(
+        collector.ended
+          .filter((span) => span.name === Telemetry.SpanNames.execution)
+          .map((span) => [attr(span, A.executionId), attr(span, A.outcome)])
+      ).toEqual([
+        ["outcome/a", "failed"],
+        ["outcome/b", "suspended"]
+      ])
+      expect(
+        (yield* counterValue(TelemetryMetrics.executionsFailed, { workflow: "Outcome", status: "failed" })) -
+          failed
+      ).toBe(1)
+      expect(
+        (yield* counterValue(TelemetryMetrics.executionsSuspended, { workflow: "Outcome" })) - suspended
+      ).toBe(1)
+    }).pipe(Effect.provide(collector.layer), Effect.scoped)
+  })
 
   it.effect("off by default: no span, no metric", () => {
     const collector = makeSpanCollector()

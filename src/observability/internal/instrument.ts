@@ -115,10 +115,25 @@ export const runBegins = (executionId: string, workflow: string, isResumed: bool
     return Effect.void
   })
 
-/** How a run ended (the runner's `RunOutcome`, described by `outcome`). */
-export const runEnds = (workflow: string, outcome: string): Effect.Effect<void> =>
+/** A run's outcome, as the runner's `RunOutcome` has it. */
+export type RunEnd =
+  | { readonly _tag: "Completed"; readonly exit: Exit.Exit<unknown, unknown> }
+  | { readonly _tag: "Suspended" | "Stopped" | "Failed" | "Stale" | "Sleeping" }
+
+/**
+ * How a run ended: its span's outcome (the execution's final status, or why the run stopped:
+ * suspended, sleeping, stopped, journal_failed, stale) and the execution counters.
+ */
+export const runEnds = (workflow: string, end: RunEnd): Effect.Effect<void> =>
   Effect.withFiber((fiber) => {
     if (!on(fiber)) return Effect.void
+    // "Failed" is the journal failing (the execution stays running), not the execution.
+    const outcome =
+      end._tag === "Completed"
+        ? outcomeOf(end.exit)
+        : end._tag === "Failed"
+          ? "journal_failed"
+          : end._tag.toLowerCase()
     const span = fiber.cache.span
     if (span !== undefined && span._tag === "Span") span.attribute(Attributes.outcome, outcome)
     switch (outcome) {
@@ -135,13 +150,6 @@ export const runEnds = (workflow: string, outcome: string): Effect.Effect<void> 
     }
     return Effect.void
   })
-
-/** What a run's outcome is called on its span: the execution's final status, or why the run stopped. */
-export const describeRun = (
-  outcome:
-    | { readonly _tag: "Completed"; readonly exit: Exit.Exit<unknown, unknown> }
-    | { readonly _tag: "Suspended" | "Stopped" | "Failed" | "Stale" | "Sleeping" }
-): string => (outcome._tag === "Completed" ? outcomeOf(outcome.exit) : outcome._tag.toLowerCase())
 
 // ---------------------------------------------------------------------------------------------
 // Activities

@@ -99,7 +99,7 @@ export const start = (
         ),
         Effect.flatMap((outcome) =>
           Effect.andThen(
-            Instrument.runEnds(row.workflow, Instrument.describeRun(outcome)),
+            Instrument.runEnds(row.workflow, outcome),
             Effect.sync(() => {
               ended = outcome
             })
