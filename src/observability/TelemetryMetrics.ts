@@ -5,78 +5,40 @@
  *
  * Durations are in milliseconds, by effect's `Clock` (so `TestClock` in tests).
  */
-import { Metric } from "effect"
-
-const durationBoundaries = Metric.exponentialBoundaries({ start: 0.5, factor: 2, count: 18 })
+import * as Definitions from "./internal/metricDefinitions.ts"
 
 /** Executions whose first run started (attribute `workflow`). */
-export const executionsStarted = Metric.counter("effect-cluster.executions.started", {
-  description: "executions whose first run started",
-  incremental: true
-})
+export const executionsStarted = Definitions.executionsStarted()
 
 /** Runs of executions that had recorded steps: after a resume, a crash, a restart (`workflow`). */
-export const executionsResumed = Metric.counter("effect-cluster.executions.resumed", {
-  description: "runs that resumed an execution with recorded steps",
-  incremental: true
-})
+export const executionsResumed = Definitions.executionsResumed()
 
 /** Executions that succeeded (`workflow`). */
-export const executionsCompleted = Metric.counter("effect-cluster.executions.completed", {
-  description: "executions that succeeded",
-  incremental: true
-})
+export const executionsCompleted = Definitions.executionsCompleted()
 
 /** Executions that failed or were interrupted (`workflow`, `status`: failed | interrupted). */
-export const executionsFailed = Metric.counter("effect-cluster.executions.failed", {
-  description: "executions that ended failed or interrupted",
-  incremental: true
-})
+export const executionsFailed = Definitions.executionsFailed()
 
 /** Executions suspended: they wait for `engine.resume` (`workflow`). */
-export const executionsSuspended = Metric.counter("effect-cluster.executions.suspended", {
-  description: "executions suspended (waiting for resume)",
-  incremental: true
-})
+export const executionsSuspended = Definitions.executionsSuspended()
 
-/** How long activity attempts' bodies ran, in ms (`workflow`, `activity`, `outcome`). */
-export const activityDuration = Metric.histogram("effect-cluster.activity.duration", {
-  description: "activity attempt duration in milliseconds",
-  boundaries: durationBoundaries
-})
+/** How long activity attempts took (marker write and body), in ms (`workflow`, `activity`, `outcome`). */
+export const activityDuration = Definitions.activityDuration()
 
 /** Failed attempts that will be retried (`workflow`, `activity`). */
-export const activityRetries = Metric.counter("effect-cluster.activity.retries", {
-  description: "failed activity attempts that are retried",
-  incremental: true
-})
+export const activityRetries = Definitions.activityRetries()
 
 /** How long a group commit of the SQL stores took, in ms (`store`: journal, entity-messages, entity-owner). */
-export const commitDuration = Metric.histogram("effect-cluster.journal.commit.duration", {
-  description: "group commit duration in milliseconds",
-  boundaries: durationBoundaries
-})
+export const commitDuration = Definitions.commitDuration()
 
 /** How many writes a group commit carried (`store`: journal, entity-messages, entity-owner). */
-export const commitBatchSize = Metric.histogram("effect-cluster.journal.commit.batch_size", {
-  description: "writes per group commit",
-  boundaries: Metric.exponentialBoundaries({ start: 1, factor: 2, count: 12 })
-})
+export const commitBatchSize = Definitions.commitBatchSize()
 
 /** Shards this pod acquired, lost or handed over (`pod`, `move`: acquired | lost | handed_over). */
-export const shardMoves = Metric.counter("effect-cluster.shard.moves", {
-  description: "shard ownership changes seen by this pod",
-  incremental: true
-})
+export const shardMoves = Definitions.shardMoves()
 
 /** Lease renewals of this pod (`pod`, `result`: ok | failed). */
-export const leaseRenewals = Metric.counter("effect-cluster.lease.renewals", {
-  description: "lease renewals of this pod",
-  incremental: true
-})
+export const leaseRenewals = Definitions.leaseRenewals()
 
 /** Entity messages handled (`entity_type`, `outcome`: the answer given). */
-export const entityMessages = Metric.counter("effect-cluster.entity.messages", {
-  description: "entity messages handled",
-  incremental: true
-})
+export const entityMessages = Definitions.entityMessages()

@@ -3,46 +3,46 @@
  * `TelemetryEnabled` from the running fiber (one lookup in its context): off, it returns the effect
  * unchanged, so the default path allocates no span, no attribute object and touches no metric.
  */
-import { Cause, Clock, Effect, Exit, type Fiber, Metric, Option, type Tracer } from "effect"
+import { Cause, Clock, Effect, Exit, type Fiber, type Metric, Option, type Tracer } from "effect"
 import * as ExecutionTrace from "../ExecutionTrace.ts"
 import { Attributes, SpanNames, TelemetryEnabled } from "../Telemetry.ts"
-import * as Metrics from "../TelemetryMetrics.ts"
+import * as Definitions from "./metricDefinitions.ts"
 
 const on = (fiber: Fiber.Fiber<unknown, unknown>): boolean => fiber.getRef(TelemetryEnabled)
 
 /**
- * The series of `metric` for attribute `values` (in the order of `names`), made once: a series
- * made per update would serialize its attributes into its registry key every time. The memo holds
- * metric definitions only; the values live in the fiber's `MetricRegistry`.
+ * The series of a metric for attribute `values` (in the order of `names`), made once with its
+ * attributes (see `metricDefinitions.ts`). The memo holds metric definitions only; the values live
+ * in the fiber's `MetricRegistry`.
  */
-const seriesOf = <I, S>(metric: Metric.Metric<I, S>, names: ReadonlyArray<string>) => {
+const seriesOf = <I, S>(
+  make: (attributes: Definitions.Attributes) => Metric.Metric<I, S>,
+  names: ReadonlyArray<string>
+) => {
   const made = new Map<string, Metric.Metric<I, S>>()
   return (values: ReadonlyArray<string>): Metric.Metric<I, S> => {
     const key = values.join("\u0000")
     let series = made.get(key)
     if (series === undefined) {
-      series = Metric.withAttributes(
-        metric,
-        names.map((name, i): [string, string] => [name, values[i] ?? ""])
-      )
+      series = make(Object.fromEntries(names.map((name, i) => [name, values[i] ?? ""])))
       made.set(key, series)
     }
     return series
   }
 }
 
-const started = seriesOf(Metrics.executionsStarted, ["workflow"])
-const resumed = seriesOf(Metrics.executionsResumed, ["workflow"])
-const completed = seriesOf(Metrics.executionsCompleted, ["workflow"])
-const failed = seriesOf(Metrics.executionsFailed, ["workflow", "status"])
-const suspended = seriesOf(Metrics.executionsSuspended, ["workflow"])
-const activityDuration = seriesOf(Metrics.activityDuration, ["workflow", "activity", "outcome"])
-const activityRetries = seriesOf(Metrics.activityRetries, ["workflow", "activity"])
-const commitDuration = seriesOf(Metrics.commitDuration, ["store"])
-const commitBatchSize = seriesOf(Metrics.commitBatchSize, ["store"])
-const entityMessages = seriesOf(Metrics.entityMessages, ["entity_type", "outcome"])
-const shardMoves = seriesOf(Metrics.shardMoves, ["pod", "move"])
-const leaseRenewals = seriesOf(Metrics.leaseRenewals, ["pod", "result"])
+const started = seriesOf(Definitions.executionsStarted, ["workflow"])
+const resumed = seriesOf(Definitions.executionsResumed, ["workflow"])
+const completed = seriesOf(Definitions.executionsCompleted, ["workflow"])
+const failed = seriesOf(Definitions.executionsFailed, ["workflow", "status"])
+const suspended = seriesOf(Definitions.executionsSuspended, ["workflow"])
+const activityDuration = seriesOf(Definitions.activityDuration, ["workflow", "activity", "outcome"])
+const activityRetries = seriesOf(Definitions.activityRetries, ["workflow", "activity"])
+const commitDuration = seriesOf(Definitions.commitDuration, ["store"])
+const commitBatchSize = seriesOf(Definitions.commitBatchSize, ["store"])
+const entityMessages = seriesOf(Definitions.entityMessages, ["entity_type", "outcome"])
+const shardMoves = seriesOf(Definitions.shardMoves, ["pod", "move"])
+const leaseRenewals = seriesOf(Definitions.leaseRenewals, ["pod", "result"])
 
 const record = (
   series: (values: ReadonlyArray<string>) => Metric.Metric<number, unknown>,
