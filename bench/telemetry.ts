@@ -67,14 +67,23 @@ const workloadOf = (lib: Lib) => {
 /** A full collection before a run, so that one mode's garbage is not collected in another's time. */
 const collect = Effect.sync(() => (globalThis as { gc?: () => void }).gc?.())
 
-export const telemetryBench = (scale: number, dir: string, baselineDir: string | undefined, rounds = 7) =>
+export const telemetryBench = (
+  scale: number,
+  dir: string,
+  baselineDir: string | undefined,
+  rounds = 7,
+  only?: ReadonlyArray<Mode>,
+  onlyCases?: ReadonlyArray<string>
+) =>
   Effect.gen(function* () {
     const current = workloadOf(Cluster)
     const baseline =
       baselineDir === undefined
         ? undefined
         : workloadOf((yield* Effect.promise(() => import(join(baselineDir, "src", "index.ts")))) as Lib)
-    const modes: ReadonlyArray<Mode> = baseline === undefined ? ["off", "on"] : ["baseline", "off", "on"]
+    const modes: ReadonlyArray<Mode> = (
+      baseline === undefined ? ["off", "on"] : ["baseline", "off", "on"]
+    ).filter((mode) => only === undefined || only.includes(mode as Mode)) as ReadonlyArray<Mode>
     const libOf = (mode: Mode) => (mode === "baseline" && baseline !== undefined ? baseline : current)
     const withMode =
       (mode: Mode) =>
@@ -110,7 +119,7 @@ export const telemetryBench = (scale: number, dir: string, baselineDir: string |
       `| workload | ${modes.join(" | ")} |${baseline === undefined ? "" : " off ÷ baseline |"} on ÷ off |`
     )
     console.log(`|---|${modes.map(() => "---|").join("")}${baseline === undefined ? "" : "---|"}---|`)
-    for (const { name, run } of cases) {
+    for (const { name, run } of cases.filter((c) => onlyCases === undefined || onlyCases.includes(c.name))) {
       for (const mode of modes) yield* run(mode, -1) // warm-up
       const rates = new Map<Mode, Array<number>>(modes.map((mode) => [mode, []]))
       for (let round = 0; round < rounds; round++) {
@@ -126,6 +135,7 @@ export const telemetryBench = (scale: number, dir: string, baselineDir: string |
         (mode) => `${med(mode).toFixed(0)} (${(rates.get(mode) ?? []).map((r) => r.toFixed(0)).join(", ")})`
       )
       const vsBaseline = baseline === undefined ? "" : ` ${(med("off") / med("baseline")).toFixed(2)} |`
-      console.log(`| ${name} | ${cells.join(" | ")} |${vsBaseline} ${(med("on") / med("off")).toFixed(2)} |`)
+      const onVsOff = modes.includes("on") ? ` ${(med("on") / med("off")).toFixed(2)} |` : " – |"
+      console.log(`| ${name} | ${cells.join(" | ")} |${vsBaseline}${onVsOff}`)
     }
   })

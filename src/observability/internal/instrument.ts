@@ -81,20 +81,29 @@ const outcomeOf = (exit: Exit.Exit<unknown, unknown>): string =>
 // ---------------------------------------------------------------------------------------------
 // Executions
 
-/** A run of an execution: a span under the execution's derived span context (`ExecutionTrace`). */
+/**
+ * A run of an execution: a span under the execution's derived span context (`ExecutionTrace`).
+ * Marks `run.telemetry` for the run's other helpers (checked without a context lookup). On,
+ * `after` runs once the span has ended; off, the run calls it itself.
+ */
 export const execution = <A, E, R>(
   effect: Effect.Effect<A, E, R>,
+  run: { telemetry: boolean },
   executionId: string,
-  workflow: string
+  workflow: string,
+  after: () => void
 ): Effect.Effect<A, E, R> =>
-  Effect.withFiber((fiber) =>
-    on(fiber)
-      ? traced(effect, SpanNames.execution, {
-          parent: ExecutionTrace.spanOf(executionId),
-          attributes: { [Attributes.workflow]: workflow, [Attributes.executionId]: executionId }
-        })
-      : effect
-  )
+  Effect.withFiber((fiber) => {
+    if (!on(fiber)) return effect
+    run.telemetry = true
+    return Effect.ensuring(
+      traced(effect, SpanNames.execution, {
+        parent: ExecutionTrace.spanOf(executionId),
+        attributes: { [Attributes.workflow]: workflow, [Attributes.executionId]: executionId }
+      }),
+      Effect.sync(after)
+    )
+  })
 
 /**
  * The run has loaded its journal: a resumed run (recorded steps) links to the execution's span
@@ -154,15 +163,6 @@ export const runEnds = (workflow: string, end: RunEnd): Effect.Effect<void> =>
 // ---------------------------------------------------------------------------------------------
 // Activities
 
-/** What identifies an attempt on its span and metrics. */
-export interface AttemptInfo {
-  readonly workflow: string
-  readonly executionId: string
-  readonly activityId: string
-  readonly persistenceId: string
-  readonly attempt: number
-}
-
 /** A failed attempt's exit, as the error its span ends with (an OTel error status, an event). */
 class AttemptFailed extends Error {
   readonly exit: Exit.Exit<unknown, unknown>
@@ -179,7 +179,10 @@ class AttemptFailed extends Error {
  */
 export const attempt = <A, E, R>(
   effect: Effect.Effect<Exit.Exit<A, E>, never, R>,
-  info: AttemptInfo
+  execution: { readonly workflow: string; readonly executionId: string },
+  activityId: string,
+  persistenceId: string,
+  attemptNumber: number
 ): Effect.Effect<Exit.Exit<A, E>, never, R> =>
   Effect.withFiber((fiber) => {
     if (!on(fiber)) return effect
@@ -193,11 +196,11 @@ export const attempt = <A, E, R>(
       SpanNames.activity,
       {
         attributes: {
-          [Attributes.workflow]: info.workflow,
-          [Attributes.executionId]: info.executionId,
-          [Attributes.activityId]: info.activityId,
-          [Attributes.persistenceId]: info.persistenceId,
-          [Attributes.attempt]: info.attempt
+          [Attributes.workflow]: execution.workflow,
+          [Attributes.executionId]: execution.executionId,
+          [Attributes.activityId]: activityId,
+          [Attributes.persistenceId]: persistenceId,
+          [Attributes.attempt]: attemptNumber
         }
       },
       (exit, span) => {
@@ -207,7 +210,7 @@ export const attempt = <A, E, R>(
               Exit.findErrorOption(exit).pipe(Option.match({ onNone: () => exit, onSome: (e) => e.exit }))
             )
         span.attribute(Attributes.outcome, outcome)
-        record(activityDuration, [info.workflow, info.activityId, outcome], fiber, nowMillis(fiber) - begin)
+        record(activityDuration, [execution.workflow, activityId, outcome], fiber, nowMillis(fiber) - begin)
       }
     )
     return Effect.catch(spanned, (failed) => Effect.succeed(failed.exit as Exit.Exit<A, E>))

@@ -97,28 +97,25 @@ export const start = (
             stopped
           )
         ),
-        Effect.flatMap((outcome) =>
-          Effect.andThen(
-            Instrument.runEnds(row.workflow, outcome),
-            Effect.sync(() => {
-              ended = outcome
-            })
-          )
-        )
+        Effect.flatMap((outcome) => {
+          const end = Effect.sync(() => {
+            ended = outcome
+            if (!state.telemetry) publish()
+          })
+          return state.telemetry ? Effect.andThen(Instrument.runEnds(row.workflow, outcome), end) : end
+        })
       )
     )
-    // Callers hear of the outcome once the run's span has ended (an exporter closing with the
-    // program then has it).
     let ended: RunOutcome | undefined
-    const traced = Effect.ensuring(
-      Instrument.execution(program, row.executionId, row.workflow),
-      Effect.sync(() => {
-        if (ended === undefined) return
-        state.markLoaded()
-        onEnd(ended)
-        Deferred.doneUnsafe(handle.outcome, Exit.succeed(ended))
-      })
-    )
+    const publish = () => {
+      if (ended === undefined) return
+      state.markLoaded()
+      onEnd(ended)
+      Deferred.doneUnsafe(handle.outcome, Exit.succeed(ended))
+    }
+    // With telemetry, callers hear of the outcome once the run's span has ended (an exporter
+    // closing with the program then has it).
+    const traced = Instrument.execution(program, state, row.executionId, row.workflow, publish)
     return Effect.map(Effect.forkDetach(Effect.provideContext(traced, services)), (fiber) => {
       state.bodyFiber = fiber
       // A fiber interrupted before it began (an engine shutting down right after it was forked)
@@ -191,7 +188,8 @@ const runBody = (
       state.caughtUp = true
     }
     // Recorded steps to replay: this run resumes the execution (after a resume, crash, restart, wake).
-    if (!state.replayOnly) yield* Instrument.runBegins(row.executionId, row.workflow, !state.caughtUp)
+    if (state.telemetry && !state.replayOnly)
+      yield* Instrument.runBegins(row.executionId, row.workflow, !state.caughtUp)
     const context = WorkflowContext.of({
       executionId: row.executionId,
       workflow: row.workflow,

@@ -337,14 +337,10 @@ const fresh = <A, E, R>(
               )
             )
     )
-    const info = {
-      workflow: state.workflow,
-      executionId: state.executionId,
-      activityId: definition.id,
-      persistenceId,
-      attempt
-    }
-    return Instrument.attempt(attempted, info).pipe(
+    const observed = state.telemetry
+      ? Instrument.attempt(attempted, state, definition.id, persistenceId, attempt)
+      : attempted
+    return observed.pipe(
       Effect.flatMap((exit): Effect.Effect<A, E, R> => {
         if (Exit.isFailure(exit)) {
           // Interrupted without this fiber being interrupted (the run is stopping, or the body
@@ -377,10 +373,13 @@ const fresh = <A, E, R>(
                 )
               )
             }
-            return Instrument.retried(state.workflow, definition.id).pipe(
-              Effect.andThen(Effect.sleep(delayAfter(policy, attempt))),
-              Effect.andThen(attemptNumber(attempt + 1))
+            const backoff = Effect.andThen(
+              Effect.sleep(delayAfter(policy, attempt)),
+              attemptNumber(attempt + 1)
             )
+            return state.telemetry
+              ? Effect.andThen(Instrument.retried(state.workflow, definition.id), backoff)
+              : backoff
           }
         }
         return recordOutcome(state, start, schema, exit, "activity")
