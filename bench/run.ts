@@ -32,6 +32,7 @@ import { podsBench } from "./pods.ts"
 import { postgresBench, postgresSleepBench } from "./postgres.ts"
 import { resumptionBench } from "./resumption.ts"
 import { printSleep, sleepBench } from "./sleep.ts"
+import { telemetryBench } from "./telemetry.ts"
 import { timeSkipBench } from "./timeSkip.ts"
 import { median, type Row, runWorkload, sqliteRawCommitRate } from "./workload.ts"
 
@@ -47,13 +48,16 @@ const Options = Schema.Struct({
       "peers",
       "ownership",
       "idle",
+      "telemetry",
       "failover",
       "resumption",
       "pods",
       "entities"
     ])
   ),
-  peers: Schema.optional(Schema.Boolean)
+  peers: Schema.optional(Schema.Boolean),
+  // A checkout of an earlier commit, for `--only telemetry` (its src/index.ts is imported).
+  baseline: Schema.optional(Schema.String)
 })
 const options = Schema.decodeUnknownSync(Options)(
   parseArgs({
@@ -62,7 +66,8 @@ const options = Schema.decodeUnknownSync(Options)(
       quick: { type: "boolean" },
       postgres: { type: "string" },
       only: { type: "string" },
-      peers: { type: "boolean" }
+      peers: { type: "boolean" },
+      baseline: { type: "string" }
     }
   }).values
 )
@@ -232,6 +237,7 @@ const program = Effect.gen(function* () {
   if (options.only === undefined || options.only === "pods")
     yield* podsBench(quick ? 1 : 3, quick ? 3_000 : 12_000, options.postgres)
   if (options.only === undefined || options.only === "entities") yield* entitiesBench(scale, options.postgres)
+  if (options.only === "telemetry") yield* telemetryBench(scale, dir, options.baseline)
   if (options.peers === true || options.only === "peers") yield* baselineBench(scale, options.postgres)
 })
 

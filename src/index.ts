@@ -19,6 +19,12 @@ export * as Admin from "./admin/Admin.ts"
 export * as AdminErrors from "./admin/AdminErrors.ts"
 /** An execution as an operator reads it: its row and every attempt of every step, crashes included. */
 export * as ExecutionTimeline from "./admin/ExecutionTimeline.ts"
+/** Every run of an execution in one trace, whose ids derive from the execution id. */
+export * as ExecutionTrace from "./observability/ExecutionTrace.ts"
+/** Spans and metrics, off by default: `Telemetry.layer` exports them over OTLP/HTTP. */
+export * as Telemetry from "./observability/Telemetry.ts"
+/** The metrics recorded when telemetry is on (executions, activities, commits, shards, leases). */
+export * as TelemetryMetrics from "./observability/TelemetryMetrics.ts"
 /** The errors of entities and their messenger (malformed, too large, timeout, dead-lettered, ...). */
 export * as EntityErrors from "./sharding/EntityErrors.ts"
 /** The storage port of entities: messages (de-duplicated by id), replies, states, dead letters. */

@@ -1,6 +1,8 @@
 /**
  * `npm start`: the talk's ProcessPayment workflow, killed with SIGKILL in the middle and resumed.
  * `npm start -- --postgres URL` runs it on PostgreSQL instead of the embedded store.
+ * `npm start -- --otlp http://localhost:4318` exports the workers' traces and metrics to that
+ * OpenTelemetry collector (OTLP/HTTP).
  *
  * The supervisor (this process) hosts fake services and runs the worker as a child process. When
  * the payment gateway has charged the card for order-1 — before it answers — the supervisor kills
@@ -9,8 +11,9 @@
  */
 import { spawn } from "node:child_process"
 import { join } from "node:path"
+import { ExecutionTrace } from "effect-cluster"
 import { startFakeServices } from "./fake-services.ts"
-import { describeStore, resetStore, storeFromArgs } from "./store.ts"
+import { describeStore, otlpFromArgs, resetStore, storeFromArgs } from "./store.ts"
 
 const say = (line: string) => console.log(line)
 const fail = (message: string): never => {
@@ -18,12 +21,12 @@ const fail = (message: string): never => {
   process.exit(2)
 }
 
-const store = (() => {
+const [store, otlp] = (() => {
   try {
-    return storeFromArgs(process.argv.slice(2))
+    return [storeFromArgs(process.argv.slice(2)), otlpFromArgs(process.argv.slice(2))] as const
   } catch (error) {
     return fail(
-      `bad arguments: ${error instanceof Error ? error.message : String(error)}\nusage: npm start [-- --postgres URL]`
+      `bad arguments: ${error instanceof Error ? error.message : String(error)}\nusage: npm start [-- --postgres URL] [--otlp URL]`
     )
   }
 })()
@@ -51,7 +54,14 @@ const runWorker = (run: number) =>
     const child = spawn(
       process.execPath,
       // The worker runs with this process's Node flags (npm start resolves "effect-cluster" to the sources).
-      [...process.execArgv, workerScript, services.baseUrl, store, String(run)],
+      [
+        ...process.execArgv,
+        workerScript,
+        services.baseUrl,
+        store,
+        String(run),
+        ...(otlp === undefined ? [] : [otlp])
+      ],
       {
         stdio: ["ignore", "inherit", "inherit"]
       }
@@ -71,6 +81,7 @@ say(
   "effect-cluster demo: ProcessPayment (order-2 is out of stock and gets refunded; order-1 crashes mid-charge)"
 )
 say(`journal: ${describeStore(store)}`)
+if (otlp !== undefined) say(`traces and metrics: exported to the OTLP/HTTP collector at ${otlp}`)
 const first = await runWorker(1)
 const second = first === 0 ? first : await runWorker(2)
 await services.close()
@@ -88,4 +99,9 @@ say(
     : `\n✘ unexpected outcome: killed=${killed} worker exit=${second} charges for order-1=${order1Charges} refunds=${refunds.length}`
 )
 say(`The journal is kept at ${describeStore(store)}`)
+if (otlp !== undefined) {
+  // Every run of an execution, in either worker, is in the trace derived from its id.
+  for (const order of ["order-1", "order-2"])
+    say(`trace of ProcessPayment@${order}: ${ExecutionTrace.traceIdOf(`ProcessPayment@${order}`)}`)
+}
 process.exit(ok ? 0 : 1)

@@ -17,14 +17,30 @@ const PostgresUrl = Schema.String.check(
   })
 )
 
-const Options = Schema.Struct({ postgres: Schema.optional(PostgresUrl) })
+/** An OpenTelemetry collector's OTLP/HTTP base URL (`--otlp`), e.g. http://localhost:4318. */
+const OtlpUrl = Schema.String.check(
+  Schema.isPattern(/^https?:\/\/\S+$/, {
+    message: "expected the collector's OTLP/HTTP base URL such as http://localhost:4318"
+  })
+)
+
+const Options = Schema.Struct({ postgres: Schema.optional(PostgresUrl), otlp: Schema.optional(OtlpUrl) })
+
+const decodeArgs = (args: ReadonlyArray<string>) => {
+  const { values } = parseArgs({
+    args: [...args],
+    options: { postgres: { type: "string" }, otlp: { type: "string" } },
+    strict: true
+  })
+  return Schema.decodeUnknownSync(Options)(values)
+}
 
 /** The journal location from the command line: a file path, or a `postgres://` URL. */
-export const storeFromArgs = (args: ReadonlyArray<string>): string => {
-  const { values } = parseArgs({ args: [...args], options: { postgres: { type: "string" } }, strict: true })
-  const options = Schema.decodeUnknownSync(Options)(values)
-  return options.postgres ?? resolve(".data", "process-payment.db")
-}
+export const storeFromArgs = (args: ReadonlyArray<string>): string =>
+  decodeArgs(args).postgres ?? resolve(".data", "process-payment.db")
+
+/** The collector to export traces and metrics to (`--otlp URL`), if any. */
+export const otlpFromArgs = (args: ReadonlyArray<string>): string | undefined => decodeArgs(args).otlp
 
 /** Empties the journal so the demo starts from scratch. */
 export const resetStore = async (store: string): Promise<void> => {

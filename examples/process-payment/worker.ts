@@ -3,16 +3,22 @@
  * PostgreSQL (a `postgres://` URL) and processes two orders. The supervisor (main.ts) kills it
  * with SIGKILL in the middle and starts it again.
  *
- * Usage: node worker.ts <servicesUrl> <journalFile | postgresUrl> <run>
+ * Usage: node worker.ts <servicesUrl> <journalFile | postgresUrl> <run> [otlpUrl]
+ *
+ * With an OTLP URL, the engine's spans and metrics are exported there (`Telemetry.layer`); every
+ * run of an execution, in either worker, lands in the same trace.
  */
-import { Effect, Option, Schema } from "effect"
-import { DurableExecutionJournal, SqliteJournal, Workflow, WorkflowEngine } from "effect-cluster"
+import { Effect, Layer, Option, Schema } from "effect"
+import { DurableExecutionJournal, SqliteJournal, Telemetry, Workflow, WorkflowEngine } from "effect-cluster"
 import { PostgresJournal } from "effect-cluster/postgres"
 import { DEMO_TABLE_PREFIX } from "./store.ts"
 import { ProcessPaymentRequest, processPayment } from "./workflow.ts"
 
-const Args = Schema.Tuple([Schema.String, Schema.String, Schema.NumberFromString])
-const [baseUrl, store, run] = Schema.decodeUnknownSync(Args)(process.argv.slice(2))
+const Args = Schema.Union([
+  Schema.Tuple([Schema.String, Schema.String, Schema.NumberFromString]),
+  Schema.Tuple([Schema.String, Schema.String, Schema.NumberFromString, Schema.String])
+])
+const [baseUrl, store, run, otlp] = Schema.decodeUnknownSync(Args)(process.argv.slice(2))
 const log = (line: string) => console.log(`    [worker #${run} pid ${process.pid}] ${line}`)
 
 const orders = [
@@ -72,6 +78,13 @@ Effect.runPromise(
       store.startsWith("postgres")
         ? PostgresJournal.layer({ url: store, tablePrefix: DEMO_TABLE_PREFIX })
         : SqliteJournal.layer({ filename: store })
+    ),
+    // Outside the journal's layer, so that its group commits are traced too. A short interval:
+    // the first worker is SIGKILLed, and what it had not sent by then is lost.
+    Effect.provide(
+      otlp === undefined
+        ? Layer.empty
+        : Telemetry.layer({ serviceName: "process-payment-demo", url: otlp, exportInterval: "200 millis" })
     )
   )
 ).then(

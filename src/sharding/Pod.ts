@@ -20,6 +20,7 @@
  * shards back and unregisters, so other pods take them at once instead of after the TTL.
  */
 import { Clock, Duration, Effect, Exit, Fiber, Random, Scope } from "effect"
+import * as Instrument from "../observability/internal/instrument.ts"
 import { plan } from "./Rebalance.ts"
 import { DEFAULT_SHARD_COUNT, isValidShardCount, shardOf } from "./ShardId.ts"
 import {
@@ -222,7 +223,13 @@ export const make = (
         entry.draining = true
         if (!gently) entry.stopped = true
         return Effect.ensuring(
-          gently ? listener.handOver(shard, drainMillis) : listener.lost(shard),
+          Instrument.shardLost(
+            gently ? listener.handOver(shard, drainMillis) : listener.lost(shard),
+            podId,
+            shard,
+            epoch,
+            gently
+          ),
           Effect.sync(() => {
             if (active.get(shard) === entry) active.delete(shard)
           })
@@ -259,7 +266,7 @@ export const make = (
         if (current?.epoch === row.epoch) continue
         if (current !== undefined) yield* lose(row.shard, current.epoch)
         active.set(row.shard, { epoch: row.epoch, draining: false, stopped: false, refused: false })
-        yield* listener.acquired(row.shard, row.epoch)
+        yield* Instrument.shardAcquired(listener.acquired(row.shard, row.epoch), podId, row.shard, row.epoch)
       }
       const gone = [...active].filter(([shard]) => !owned.has(shard))
       yield* Effect.forEach(gone, ([shard, { epoch }]) => lose(shard, epoch), {
@@ -312,6 +319,8 @@ export const make = (
     const renew = Effect.gen(function* () {
       const sentAt = now()
       const renewed = yield* store.renew(podId, ttl).pipe(Effect.timeoutOption(interval), Effect.option)
+      const ok = renewed._tag === "Some" && renewed.value._tag === "Some" && renewed.value.value
+      yield* Instrument.leaseRenewal(podId, ok)
       if (renewed._tag === "None" || renewed.value._tag === "None") return
       if (renewed.value.value) {
         validUntil = sentAt + ttl - margin

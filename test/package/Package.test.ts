@@ -224,6 +224,28 @@ describe("the packed package", () => {
     }
   }, 120_000)
 
+  it("Telemetry.layer exports the spans and metrics over OTLP/HTTP from the package (effect only)", async () => {
+    const telemetry = await runWorkflow(["telemetry"])
+    const printed = JSON.parse(telemetry.stdout)
+    expect(printed).toMatchObject(expectedRun)
+    expect(printed.spans).toEqual(
+      expect.arrayContaining([
+        "effect-cluster.activity",
+        "effect-cluster.entity.message",
+        "effect-cluster.execution",
+        "effect-cluster.journal.write"
+      ])
+    )
+    expect(printed.metrics).toEqual(
+      expect.arrayContaining([
+        "effect-cluster.activity.retries",
+        "effect-cluster.entity.messages",
+        "effect-cluster.executions.completed",
+        "effect-cluster.executions.started"
+      ])
+    )
+  }, 120_000)
+
   it("the test kit works from the package: a 30-day sleep on TestClock, and the journal replayed", async () => {
     const testkit = await runWorkflow(["testkit"])
     const printed = JSON.parse(testkit.stdout)

@@ -15,6 +15,7 @@
  */
 import { Cause, Context, Effect, Exit, Fiber, MutableRef, Option, Ref, Result, Scope } from "effect"
 import { decodeJsonResult, encodeJsonResult, exitSchema } from "../../internal/codec.ts"
+import * as Instrument from "../../observability/internal/instrument.ts"
 import { EntityStateDecodeError, MalformedMessageError } from "../EntityErrors.ts"
 import type {
   EntityFence,
@@ -390,7 +391,14 @@ export const make = (env: RuntimeEnv, scope: Scope.Scope): EntityRuntime => {
   const loop = (instance: Instance): Effect.Effect<void> => {
     const next = Effect.flatMap(instance.mailbox.take, (envelope) => {
       instance.current = envelope
-      return Effect.matchCauseEffect(process(instance, envelope), {
+      const handled = Instrument.entityMessage(
+        type.name,
+        instance.entityId,
+        envelope.messageId,
+        envelope.answer,
+        (answer) => process(instance, answer === envelope.answer ? envelope : { ...envelope, answer })
+      )
+      return Effect.matchCauseEffect(handled, {
         onSuccess: () => {
           done(instance, envelope)
           return Effect.void

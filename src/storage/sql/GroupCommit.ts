@@ -17,6 +17,7 @@
  */
 import { Cause, Deferred, Effect, Exit, Option, type Scope } from "effect"
 import type { SqlError } from "effect/sql/SqlError"
+import * as Instrument from "../../observability/internal/instrument.ts"
 import { isTransient } from "./transient.ts"
 
 /** See the writer loop: how often a run of lone batches yields to let a burst join. */
@@ -54,6 +55,8 @@ export interface GroupCommitOptions<I, A> {
    * would ever batch. Default false.
    */
   readonly inlineWhenIdle?: boolean | undefined
+  /** What the batches hold, on their telemetry (`effect-cluster.journal.store`). Default "journal". */
+  readonly label?: string | undefined
 }
 
 export interface GroupCommit<I, A> {
@@ -81,11 +84,12 @@ export const make = <I, A>(
     /** Lone batches in a row: every PROBE-th one yields first, to notice a burst that began. */
     let lone = 0
     const stats: GroupCommitStats = { transactions: 0, durableTransactions: 0, items: 0 }
+    const label = options.label ?? "journal"
 
     const commit = (batch: ReadonlyArray<Pending<I, A>>): Effect.Effect<void> => {
       const durable = batch.some((entry) => options.durable(entry.item))
       const items = batch.map((entry) => entry.item)
-      return options.flush(items, durable).pipe(
+      return Instrument.commit(options.flush(items, durable), label, items.length, durable).pipe(
         Effect.exit,
         Effect.flatMap((exit) => {
           stats.transactions++

@@ -96,8 +96,16 @@ export const make = (
 
     const writes = Writes.make({ sql, prefix, dialect })
     const commitOptions = { durable: () => true, enabled: options.groupCommit, inlineWhenIdle: pg }
-    const enqueueGroup = yield* GroupCommit.make({ ...commitOptions, flush: flattened(writes.store) })
-    const ownerGroup = yield* GroupCommit.make({ ...commitOptions, flush: flattened(writes.own) })
+    const enqueueGroup = yield* GroupCommit.make({
+      ...commitOptions,
+      label: "entity-messages",
+      flush: flattened(writes.store)
+    })
+    const ownerGroup = yield* GroupCommit.make({
+      ...commitOptions,
+      label: "entity-owner",
+      flush: flattened(writes.own)
+    })
 
     const ownerWrite =
       <I>(operation: string, toWrite: (item: I) => Writes.OwnerWrite) =>

@@ -5,6 +5,7 @@
  * execution `running` for the next engine.
  */
 import { Cause, type Context, Deferred, Effect, Exit, Result, type Semaphore } from "effect"
+import * as Instrument from "../../observability/internal/instrument.ts"
 import type { ExecutionRecord, StatusChange, StepRecord } from "../DurableExecutionJournal.ts"
 import type { Any } from "../Workflow.ts"
 import { WorkflowContext } from "../WorkflowContext.ts"
@@ -96,16 +97,26 @@ export const start = (
             stopped
           )
         ),
-        Effect.flatMap((outcome) =>
-          Effect.sync(() => {
-            state.markLoaded()
-            onEnd(outcome)
-            Deferred.doneUnsafe(handle.outcome, Exit.succeed(outcome))
+        Effect.flatMap((outcome) => {
+          const end = Effect.sync(() => {
+            ended = outcome
+            if (!state.telemetry) publish()
           })
-        )
+          return state.telemetry ? Effect.andThen(Instrument.runEnds(row.workflow, outcome), end) : end
+        })
       )
     )
-    return Effect.map(Effect.forkDetach(Effect.provideContext(program, services)), (fiber) => {
+    let ended: RunOutcome | undefined
+    const publish = () => {
+      if (ended === undefined) return
+      state.markLoaded()
+      onEnd(ended)
+      Deferred.doneUnsafe(handle.outcome, Exit.succeed(ended))
+    }
+    // With telemetry, callers hear of the outcome once the run's span has ended (an exporter
+    // closing with the program then has it).
+    const traced = Instrument.execution(program, state, row.executionId, row.workflow, publish)
+    return Effect.map(Effect.forkDetach(Effect.provideContext(traced, services)), (fiber) => {
       state.bodyFiber = fiber
       // A fiber interrupted before it began (an engine shutting down right after it was forked)
       // never runs `program`, so nothing above completes the outcome: do it here.
@@ -176,6 +187,9 @@ const runBody = (
     } else {
       state.caughtUp = true
     }
+    // Recorded steps to replay: this run resumes the execution (after a resume, crash, restart, wake).
+    if (state.telemetry && !state.replayOnly)
+      yield* Instrument.runBegins(row.executionId, row.workflow, !state.caughtUp)
     const context = WorkflowContext.of({
       executionId: row.executionId,
       workflow: row.workflow,

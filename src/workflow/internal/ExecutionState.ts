@@ -103,6 +103,8 @@ export class ExecutionState {
    * the run writes nothing. Once no fiber makes progress any more, the run stops with `Replayed`.
    */
   replayOnly = false
+  /** Telemetry is on for this run (read once from its fiber): spans and metrics are made. */
+  telemetry = false
   /** Steps asked so far in this run: a replay-only run is over when this stops growing. */
   asks = 0
   private frontierWatch = false

@@ -12,6 +12,7 @@
  * waiting for a retry, and later ones that fail, fail with their error at once.
  */
 import { Clock, Deferred, Effect, Exit } from "effect"
+import * as Instrument from "../../observability/internal/instrument.ts"
 import type { StaleEpochError } from "../../sharding/ShardingErrors.ts"
 import type { DurableExecutionJournal } from "../DurableExecutionJournal.ts"
 import type { JournalError } from "../WorkflowErrors.ts"
@@ -137,7 +138,7 @@ export const reliable = (journal: DurableExecutionJournal["Service"]): Reliable 
       start: (execution) => r("start", journal.start(execution)),
       get: (executionId) => r("get", journal.get(executionId)),
       steps: (executionId) => r("steps", journal.steps(executionId)),
-      write: (write) => r("write", journal.write(write)),
+      write: (write) => Instrument.journalWrite(r("write", journal.write(write)), write),
       listRunning: r("listRunning", journal.listRunning),
       listUnfinished: (query) => r("listUnfinished", journal.listUnfinished(query)),
       listDue: (now, limit, shards) => r("listDue", journal.listDue(now, limit, shards)),

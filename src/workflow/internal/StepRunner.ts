@@ -10,6 +10,7 @@
  * commit per activity.
  */
 import { Cause, Deferred, Duration, Effect, Exit, Fiber, Option, Result, Schema } from "effect"
+import * as Instrument from "../../observability/internal/instrument.ts"
 import type { ActivityDefinition, Schema as ActivitySchema } from "../Activity.ts"
 import { ActivityContext } from "../ActivityContext.ts"
 import type { AttemptStart, ExecutionRecord, Fence, StepRecord } from "../DurableExecutionJournal.ts"
@@ -323,7 +324,7 @@ const fresh = <A, E, R>(
         progress
       )
     })
-    return Effect.uninterruptibleMask((restore) =>
+    const attempted = Effect.uninterruptibleMask((restore) =>
       state.stopping
         ? Effect.interrupt
         : state.draining
@@ -335,7 +336,11 @@ const fresh = <A, E, R>(
                 Effect.as(restore(Effect.void), exit)
               )
             )
-    ).pipe(
+    )
+    const observed = state.telemetry
+      ? Instrument.attempt(attempted, state, definition.id, persistenceId, attempt)
+      : attempted
+    return observed.pipe(
       Effect.flatMap((exit): Effect.Effect<A, E, R> => {
         if (Exit.isFailure(exit)) {
           // Interrupted without this fiber being interrupted (the run is stopping, or the body
@@ -368,7 +373,13 @@ const fresh = <A, E, R>(
                 )
               )
             }
-            return Effect.andThen(Effect.sleep(delayAfter(policy, attempt)), attemptNumber(attempt + 1))
+            const backoff = Effect.andThen(
+              Effect.sleep(delayAfter(policy, attempt)),
+              attemptNumber(attempt + 1)
+            )
+            return state.telemetry
+              ? Effect.andThen(Instrument.retried(state.workflow, definition.id), backoff)
+              : backoff
           }
         }
         return recordOutcome(state, start, schema, exit, "activity")

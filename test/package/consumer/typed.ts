@@ -13,6 +13,7 @@ import {
   RecipientBehaviour,
   RecipientType,
   Sharding,
+  Telemetry,
   Workflow,
   WorkflowEngine,
   type WorkflowErrors
@@ -78,3 +79,12 @@ export const ping: Effect.Effect<number, "busy" | Sharding.MessengerError, Shard
 
 // @ts-expect-error internals are not part of the package's exports
 export const internal: unknown = await import("effect-cluster/dist/workflow/internal/Replay.js")
+
+/** Telemetry from the package: one layer, typed. */
+export const traced: Effect.Effect<
+  string,
+  WorkflowErrors.WorkflowEngineError | WorkflowEngine.EngineStartError
+> = onMemory.pipe(Effect.provide(Telemetry.layer({ serviceName: "typed", url: "http://localhost:4318" })))
+
+// @ts-expect-error a service name is required
+export const unnamed = Telemetry.layer({ url: "http://localhost:4318" })

@@ -3,10 +3,12 @@
  * tarball: a workflow whose activity fails once and is retried, on the journal named by the
  * arguments. Prints the result and the recorded steps as one JSON line.
  *
- * Usage: node workflow.mjs memory | sqlite <file> | postgres <url> | testkit
+ * Usage: node workflow.mjs memory | sqlite <file> | postgres <url> | testkit | telemetry
  * (`testkit`: the workflow behind a 30-day sleep, on `WorkflowTest` with effect's `TestClock`, and
- * its exported journal replayed.)
+ * its exported journal replayed. `telemetry`: the memory run with `Telemetry.layer` exporting to a
+ * local OTLP/HTTP collector; adds the names of the spans and metrics it received.)
  */
+import { createServer } from "node:http"
 import { Effect, Exit, Fiber, Layer, Option, Ref, Schema } from "effect"
 import { TestClock } from "effect/testing"
 import {
@@ -19,6 +21,7 @@ import {
   RecipientType,
   Sharding,
   SqliteJournal,
+  Telemetry,
   Workflow,
   WorkflowEngine,
   WorkflowTest
@@ -74,6 +77,7 @@ if (backend === "testkit") {
 const journal = async () => {
   switch (backend) {
     case "memory":
+    case "telemetry":
       return MemoryJournal.layer
     case "sqlite":
       return SqliteJournal.layer({ filename: location })
@@ -123,4 +127,36 @@ const program = Effect.gen(function* () {
   )
 )
 
-console.log(JSON.stringify(await Effect.runPromise(program)))
+/** A local OTLP/HTTP collector: the JSON bodies posted to it, by path. */
+const collect = async () => {
+  const bodies = []
+  const server = createServer((request, response) => {
+    const chunks = []
+    request.on("data", (chunk) => chunks.push(chunk))
+    request.on("end", () => {
+      bodies.push({ path: request.url, body: JSON.parse(Buffer.concat(chunks).toString("utf8")) })
+      response.end("{}")
+    })
+  })
+  await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve))
+  return { url: `http://127.0.0.1:${server.address().port}`, bodies, close: () => server.close() }
+}
+
+if (backend === "telemetry") {
+  const collector = await collect()
+  const result = await Effect.runPromise(
+    program.pipe(Effect.provide(Telemetry.layer({ serviceName: "consumer", url: collector.url })))
+  )
+  collector.close()
+  const of = (path, pick) =>
+    [...new Set(collector.bodies.filter((b) => b.path === path).flatMap((b) => pick(b.body)))].sort()
+  const spans = of("/v1/traces", (body) =>
+    body.resourceSpans.flatMap((r) => r.scopeSpans.flatMap((s) => s.spans.map((span) => span.name)))
+  )
+  const metrics = of("/v1/metrics", (body) =>
+    body.resourceMetrics.flatMap((r) => r.scopeMetrics.flatMap((s) => s.metrics.map((metric) => metric.name)))
+  )
+  console.log(JSON.stringify({ ...result, spans, metrics }))
+} else {
+  console.log(JSON.stringify(await Effect.runPromise(program)))
+}

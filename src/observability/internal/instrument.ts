@@ -1,0 +1,365 @@
+/**
+ * Where effect-cluster's subsystems create spans and record metrics. Every helper first reads
+ * `TelemetryEnabled` from the running fiber (one lookup in its context): off, it returns the effect
+ * unchanged, so the default path allocates no span, no attribute object and touches no metric.
+ */
+import { Cause, Clock, Effect, Exit, type Fiber, type Metric, Option, type Tracer } from "effect"
+import * as ExecutionTrace from "../ExecutionTrace.ts"
+import { Attributes, SpanNames, TelemetryEnabled } from "../Telemetry.ts"
+import * as Definitions from "./metricDefinitions.ts"
+
+const on = (fiber: Fiber.Fiber<unknown, unknown>): boolean => fiber.getRef(TelemetryEnabled)
+
+/**
+ * The series of a metric for attribute `values` (in the order of `names`), made once with its
+ * attributes (see `metricDefinitions.ts`). The memo holds metric definitions only; the values live
+ * in the fiber's `MetricRegistry`.
+ */
+const seriesOf = <I, S>(
+  make: (attributes: Definitions.Attributes) => Metric.Metric<I, S>,
+  names: ReadonlyArray<string>
+) => {
+  const made = new Map<string, Metric.Metric<I, S>>()
+  return (values: ReadonlyArray<string>): Metric.Metric<I, S> => {
+    const key = values.join("\u0000")
+    let series = made.get(key)
+    if (series === undefined) {
+      series = make(Object.fromEntries(names.map((name, i) => [name, values[i] ?? ""])))
+      made.set(key, series)
+    }
+    return series
+  }
+}
+
+const started = seriesOf(Definitions.executionsStarted, ["workflow"])
+const resumed = seriesOf(Definitions.executionsResumed, ["workflow"])
+const completed = seriesOf(Definitions.executionsCompleted, ["workflow"])
+const failed = seriesOf(Definitions.executionsFailed, ["workflow", "status"])
+const suspended = seriesOf(Definitions.executionsSuspended, ["workflow"])
+const activityDuration = seriesOf(Definitions.activityDuration, ["workflow", "activity", "outcome"])
+const activityRetries = seriesOf(Definitions.activityRetries, ["workflow", "activity"])
+const commitDuration = seriesOf(Definitions.commitDuration, ["store"])
+const commitBatchSize = seriesOf(Definitions.commitBatchSize, ["store"])
+const entityMessages = seriesOf(Definitions.entityMessages, ["entity_type", "outcome"])
+const shardMoves = seriesOf(Definitions.shardMoves, ["pod", "move"])
+const leaseRenewals = seriesOf(Definitions.leaseRenewals, ["pod", "result"])
+
+const record = (
+  series: (values: ReadonlyArray<string>) => Metric.Metric<number, unknown>,
+  values: ReadonlyArray<string>,
+  fiber: Fiber.Fiber<unknown, unknown>,
+  value = 1
+): void => series(values).updateUnsafe(value, fiber.context)
+
+const nowMillis = (fiber: Fiber.Fiber<unknown, unknown>): number =>
+  Number(fiber.getRef(Clock.Clock).currentTimeNanosUnsafe()) / 1e6
+
+/** `effect` in a span named `name`; `end` adds attributes from how it ended. No stack capture. */
+const traced = <A, E, R>(
+  effect: Effect.Effect<A, E, R>,
+  name: string,
+  options: Tracer.SpanOptions,
+  end?: (exit: Exit.Exit<A, E>, span: Tracer.Span) => void
+): Effect.Effect<A, E, R> =>
+  Effect.withSpan(
+    end === undefined
+      ? effect
+      : Effect.onExit(effect, (exit) =>
+          Effect.withFiber((fiber) => {
+            const span = fiber.cache.span
+            if (span !== undefined && span._tag === "Span") end(exit, span)
+            return Effect.void
+          })
+        ),
+    name,
+    { captureStackTrace: false, ...options }
+  )
+
+const outcomeOf = (exit: Exit.Exit<unknown, unknown>): string =>
+  Exit.isSuccess(exit) ? "succeeded" : Cause.hasInterruptsOnly(exit.cause) ? "interrupted" : "failed"
+
+// ---------------------------------------------------------------------------------------------
+// Executions
+
+/**
+ * A run of an execution: a span under the execution's derived span context (`ExecutionTrace`).
+ * Marks `run.telemetry` for the run's other helpers (checked without a context lookup). On,
+ * `after` runs once the span has ended; off, the run calls it itself.
+ */
+export const execution = <A, E, R>(
+  effect: Effect.Effect<A, E, R>,
+  run: { telemetry: boolean },
+  executionId: string,
+  workflow: string,
+  after: () => void
+): Effect.Effect<A, E, R> =>
+  Effect.withFiber((fiber) => {
+    if (!on(fiber)) return effect
+    run.telemetry = true
+    return Effect.ensuring(
+      traced(effect, SpanNames.execution, {
+        parent: ExecutionTrace.spanOf(executionId),
+        attributes: { [Attributes.workflow]: workflow, [Attributes.executionId]: executionId }
+      }),
+      Effect.sync(after)
+    )
+  })
+
+/**
+ * The run has loaded its journal: a resumed run (recorded steps) links to the execution's span
+ * context, and counts as resumed; a first run counts as started.
+ */
+export const runBegins = (executionId: string, workflow: string, isResumed: boolean): Effect.Effect<void> =>
+  Effect.withFiber((fiber) => {
+    if (!on(fiber)) return Effect.void
+    const span = fiber.cache.span
+    if (span !== undefined && span._tag === "Span") {
+      span.attribute(Attributes.resumed, isResumed)
+      if (isResumed)
+        span.addLinks([
+          { span: ExecutionTrace.spanOf(executionId), attributes: { [Attributes.link]: "resumed" } }
+        ])
+    }
+    record(isResumed ? resumed : started, [workflow], fiber)
+    return Effect.void
+  })
+
+/** A run's outcome, as the runner's `RunOutcome` has it. */
+export type RunEnd =
+  | { readonly _tag: "Completed"; readonly exit: Exit.Exit<unknown, unknown> }
+  | { readonly _tag: "Suspended" | "Stopped" | "Failed" | "Stale" | "Sleeping" }
+
+/**
+ * How a run ended: its span's outcome (the execution's final status, or why the run stopped:
+ * suspended, sleeping, stopped, journal_failed, stale) and the execution counters.
+ */
+export const runEnds = (workflow: string, end: RunEnd): Effect.Effect<void> =>
+  Effect.withFiber((fiber) => {
+    if (!on(fiber)) return Effect.void
+    // "Failed" is the journal failing (the execution stays running), not the execution.
+    const outcome =
+      end._tag === "Completed"
+        ? outcomeOf(end.exit)
+        : end._tag === "Failed"
+          ? "journal_failed"
+          : end._tag.toLowerCase()
+    const span = fiber.cache.span
+    if (span !== undefined && span._tag === "Span") span.attribute(Attributes.outcome, outcome)
+    switch (outcome) {
+      case "succeeded":
+        record(completed, [workflow], fiber)
+        break
+      case "failed":
+      case "interrupted":
+        record(failed, [workflow, outcome], fiber)
+        break
+      case "suspended":
+        record(suspended, [workflow], fiber)
+        break
+    }
+    return Effect.void
+  })
+
+// ---------------------------------------------------------------------------------------------
+// Activities
+
+/** A failed attempt's exit, as the error its span ends with (an OTel error status, an event). */
+class AttemptFailed extends Error {
+  readonly exit: Exit.Exit<unknown, unknown>
+  constructor(exit: Exit.Exit<unknown, unknown>) {
+    super(Exit.isFailure(exit) ? (Cause.pretty(exit.cause).split("\n")[0] ?? "failed") : "failed")
+    this.exit = exit
+    this.name = "ActivityAttemptFailed"
+  }
+}
+
+/**
+ * An attempt (its marker write and its body), an effect that succeeds with the attempt's exit: the
+ * span's outcome, its status and the duration histogram come from that exit.
+ */
+export const attempt = <A, E, R>(
+  effect: Effect.Effect<Exit.Exit<A, E>, never, R>,
+  execution: { readonly workflow: string; readonly executionId: string },
+  activityId: string,
+  persistenceId: string,
+  attemptNumber: number
+): Effect.Effect<Exit.Exit<A, E>, never, R> =>
+  Effect.withFiber((fiber) => {
+    if (!on(fiber)) return effect
+    const begin = nowMillis(fiber)
+    // A failed exit travels as an `AttemptFailed` error through the span, and back to a value.
+    const failing = Effect.flatMap(effect, (exit) =>
+      Exit.isSuccess(exit) ? Effect.succeed(exit) : Effect.fail(new AttemptFailed(exit))
+    )
+    const spanned = traced(
+      failing,
+      SpanNames.activity,
+      {
+        attributes: {
+          [Attributes.workflow]: execution.workflow,
+          [Attributes.executionId]: execution.executionId,
+          [Attributes.activityId]: activityId,
+          [Attributes.persistenceId]: persistenceId,
+          [Attributes.attempt]: attemptNumber
+        }
+      },
+      (exit, span) => {
+        const outcome = Exit.isSuccess(exit)
+          ? "succeeded"
+          : outcomeOf(
+              Exit.findErrorOption(exit).pipe(Option.match({ onNone: () => exit, onSome: (e) => e.exit }))
+            )
+        span.attribute(Attributes.outcome, outcome)
+        record(activityDuration, [execution.workflow, activityId, outcome], fiber, nowMillis(fiber) - begin)
+      }
+    )
+    return Effect.catch(spanned, (failed) => Effect.succeed(failed.exit as Exit.Exit<A, E>))
+  })
+
+/** A failed attempt will be retried. */
+export const retried = (workflow: string, activityId: string): Effect.Effect<void> =>
+  Effect.withFiber((fiber) => {
+    if (on(fiber)) record(activityRetries, [workflow, activityId], fiber)
+    return Effect.void
+  })
+
+// ---------------------------------------------------------------------------------------------
+// Journal
+
+/** What a journal write carries, for its span. */
+export interface WriteInfo {
+  readonly executionId: string
+  readonly outcomes: ReadonlyArray<unknown>
+  readonly attempt?: unknown
+  readonly status?: { readonly _tag: string } | undefined
+}
+
+/** One journal write of an execution. */
+export const journalWrite = <A, E, R>(
+  effect: Effect.Effect<A, E, R>,
+  write: WriteInfo
+): Effect.Effect<A, E, R> =>
+  Effect.withFiber((fiber) =>
+    on(fiber)
+      ? traced(effect, SpanNames.journalWrite, {
+          attributes: {
+            [Attributes.executionId]: write.executionId,
+            [Attributes.outcomes]: write.outcomes.length,
+            [Attributes.attemptMarker]: write.attempt !== undefined,
+            [Attributes.status]: write.status?._tag ?? "none"
+          }
+        })
+      : effect
+  )
+
+/** One group commit of `size` writes to `store`: a span, the commit latency and the batch size. */
+export const commit = <A, E, R>(
+  effect: Effect.Effect<A, E, R>,
+  store: string,
+  size: number,
+  durable: boolean
+): Effect.Effect<A, E, R> =>
+  Effect.withFiber((fiber) => {
+    if (!on(fiber)) return effect
+    const begin = nowMillis(fiber)
+    return traced(
+      effect,
+      SpanNames.commit,
+      {
+        attributes: { [Attributes.store]: store, [Attributes.batchSize]: size, [Attributes.durable]: durable }
+      },
+      (exit, span) => {
+        span.attribute(Attributes.outcome, outcomeOf(exit))
+        record(commitDuration, [store], fiber, nowMillis(fiber) - begin)
+        record(commitBatchSize, [store], fiber, size)
+      }
+    )
+  })
+
+// ---------------------------------------------------------------------------------------------
+// Entities
+
+/**
+ * One message handled by an entity. `handle` receives the answer callback to use instead of the
+ * envelope's own (it notes the answer's tag for the span's outcome).
+ */
+export const entityMessage = <A, E, R, Answer extends { readonly _tag: string }>(
+  entityType: string,
+  entityId: string,
+  messageId: string,
+  answer: ((value: Answer) => void) | undefined,
+  handle: (answer: ((value: Answer) => void) | undefined) => Effect.Effect<A, E, R>
+): Effect.Effect<A, E, R> =>
+  Effect.withFiber((fiber) => {
+    if (!on(fiber)) return handle(answer)
+    let answered = "none"
+    const noted = (value: Answer) => {
+      answered = value._tag
+      answer?.(value)
+    }
+    return traced(
+      handle(noted),
+      SpanNames.entityMessage,
+      {
+        attributes: {
+          [Attributes.entityType]: entityType,
+          [Attributes.entityId]: entityId,
+          [Attributes.messageId]: messageId
+        }
+      },
+      (exit, span) => {
+        const outcome = Exit.isSuccess(exit) ? answered : outcomeOf(exit)
+        span.attribute(Attributes.outcome, outcome)
+        record(entityMessages, [entityType, outcome], fiber)
+      }
+    )
+  })
+
+// ---------------------------------------------------------------------------------------------
+// Shards and leases
+
+/** This pod takes `shard` at `epoch`. */
+export const shardAcquired = <A, E, R>(
+  effect: Effect.Effect<A, E, R>,
+  pod: string,
+  shard: number,
+  epoch: number
+): Effect.Effect<A, E, R> =>
+  Effect.withFiber((fiber) => {
+    if (!on(fiber)) return effect
+    record(shardMoves, [pod, "acquired"], fiber)
+    return traced(effect, SpanNames.shardAcquire, {
+      root: true,
+      attributes: { [Attributes.pod]: pod, [Attributes.shard]: shard, [Attributes.epoch]: epoch }
+    })
+  })
+
+/** This pod stops the runs of `shard` (lost, or handed over when `handover`). */
+export const shardLost = <A, E, R>(
+  effect: Effect.Effect<A, E, R>,
+  pod: string,
+  shard: number,
+  epoch: number,
+  handover: boolean
+): Effect.Effect<A, E, R> =>
+  Effect.withFiber((fiber) => {
+    if (!on(fiber)) return effect
+    const move = handover ? "handed_over" : "lost"
+    record(shardMoves, [pod, move], fiber)
+    return traced(effect, SpanNames.shardLose, {
+      root: true,
+      attributes: {
+        [Attributes.pod]: pod,
+        [Attributes.shard]: shard,
+        [Attributes.epoch]: epoch,
+        [Attributes.outcome]: move
+      }
+    })
+  })
+
+/** A lease renewal of `pod` ended: renewed or not. */
+export const leaseRenewal = (pod: string, ok: boolean): Effect.Effect<void> =>
+  Effect.withFiber((fiber) => {
+    if (on(fiber)) record(leaseRenewals, [pod, ok ? "ok" : "failed"], fiber)
+    return Effect.void
+  })
