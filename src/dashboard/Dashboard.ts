@@ -19,7 +19,8 @@
  */
 import { randomBytes } from "node:crypto"
 import { createServer } from "node:http"
-import { NodeHttpServer } from "@effect/platform-node"
+// The module, not the package index: the index loads every Node adapter (Redis, workers, undici).
+import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import { Context, Effect, Layer } from "effect"
 import {
   HttpRouter,
