@@ -34,7 +34,7 @@ import * as SqliteJournal from "../storage/sqlite/SqliteJournal.ts"
 import {
   DurableExecutionJournal,
   type ExecutionRecord,
-  type ExecutionStatus,
+  ExecutionStatus as ExecutionStatusSchema,
   isFinal,
   type StatusChange
 } from "../workflow/DurableExecutionJournal.ts"
@@ -294,14 +294,9 @@ const parseJson = (text: string | null | undefined): unknown => {
   }
 }
 
-const STATUSES: ReadonlyArray<ExecutionStatus> = [
-  "running",
-  "suspended",
-  "sleeping",
-  "succeeded",
-  "failed",
-  "interrupted"
-]
+type ExecutionStatus = typeof ExecutionStatusSchema.Type
+
+const STATUSES: ReadonlyArray<ExecutionStatus> = ExecutionStatusSchema.literals
 
 /** The operator API on the stores in context (the journal; the shard and entity stores if present). */
 export const make: Effect.Effect<Admin["Service"], never, DurableExecutionJournal> = Effect.gen(function* () {

@@ -11,7 +11,8 @@ import {
   EntityStore,
   type MessageKey,
   type MessageOutcome,
-  type OwnerWriteResult
+  type OwnerWriteResult,
+  type StoredMessage
 } from "../../sharding/EntityStore.ts"
 import type { Ownership } from "./internal/ownership.ts"
 
@@ -26,6 +27,24 @@ interface Row extends MessageKey {
 
 const keyOf = (key: MessageKey) => `${key.entityType}\u0000${key.entityId}\u0000${key.messageId}`
 const entityKeyOf = (entityType: string, entityId: string) => `${entityType}\u0000${entityId}`
+
+const storedMessage = ({
+  entityType,
+  entityId,
+  messageId,
+  shard,
+  seq,
+  payload,
+  createdAt
+}: Row): StoredMessage => ({
+  entityType,
+  entityId,
+  messageId,
+  shard,
+  seq,
+  payload,
+  createdAt
+})
 
 /** A fresh, empty entity store; fenced against `ownership` when given. */
 export const make = (ownership?: Ownership): EntityStore["Service"] => {
@@ -105,15 +124,7 @@ export const make = (ownership?: Ownership): EntityStore["Service"] => {
           .filter((row) => row.outcome.status === "pending" && row.seq > afterSeq && wanted.has(row.shard))
           .sort((a, b) => a.seq - b.seq)
           .slice(0, limit)
-          .map(({ entityType, entityId, messageId, shard, seq, payload, createdAt }) => ({
-            entityType,
-            entityId,
-            messageId,
-            shard,
-            seq,
-            payload,
-            createdAt
-          }))
+          .map(storedMessage)
       }),
     pendingOf: ({ entityType, entityId }, limit) =>
       Effect.sync(() =>
@@ -124,15 +135,7 @@ export const make = (ownership?: Ownership): EntityStore["Service"] => {
           )
           .sort((a, b) => a.seq - b.seq)
           .slice(0, limit)
-          .map(({ entityType, entityId, messageId, shard, seq, payload, createdAt }) => ({
-            entityType,
-            entityId,
-            messageId,
-            shard,
-            seq,
-            payload,
-            createdAt
-          }))
+          .map(storedMessage)
       ),
     outcomes: (keys) => Effect.sync(() => keys.map((key) => rows.get(keyOf(key))?.outcome)),
     state: ({ entityType, entityId }) => Effect.sync(() => states.get(entityKeyOf(entityType, entityId))),
