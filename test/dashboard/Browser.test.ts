@@ -94,6 +94,9 @@ describe("the dashboard in headless Chromium", () => {
     expect(first![0]).toBeLessThan(second![0]!)
     expect(first![1]).toBeLessThanOrEqual(second![0]! + 1)
     expect(await page.locator("#journal tbody tr").count()).toBeGreaterThanOrEqual(3)
+    // The step's last heartbeat, under its latest attempt.
+    const heartbeat = page.locator('#journal tr:has(td.id:text-is("prepare")) .heartbeat')
+    expect(await heartbeat.textContent()).toContain('"checked": 3')
     expect(await page.locator("#result").textContent()).toContain("done ok-1 after 2 attempts")
     await shot("execution-succeeded")
 

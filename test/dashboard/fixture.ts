@@ -49,7 +49,9 @@ const flaky = Activity.attempt.pipe(
   Activity.make("flaky", Schema.Number, Busy, { retry: { initialDelay: "30 millis" } })
 )
 
-const prepare = Effect.sleep("15 millis").pipe(
+/** Reports its progress once (the journal keeps the step's last heartbeat). */
+const prepare = Activity.heartbeat({ checked: 3, of: 3 }).pipe(
+  Effect.andThen(Effect.sleep("15 millis")),
   Effect.as("prepared"),
   Activity.make("prepare", Schema.String, Schema.Never)
 )

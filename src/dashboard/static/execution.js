@@ -148,7 +148,11 @@ const journalTable = (steps) =>
                 ? a.error.summary
                 : a && a.value !== null && a.value !== undefined
                   ? pretty(a.value)
-                  : ""
+                  : "",
+              // The journal keeps the last heartbeat of the step: it belongs to its latest attempt.
+              index === step.attempts.length - 1 && step.heartbeat !== null && step.heartbeat !== undefined
+                ? h("div", { class: "heartbeat" }, `heartbeat: ${pretty(step.heartbeat)}`)
+                : null
             )
           )
         )
