@@ -51,10 +51,12 @@ export interface ExecutionView {
 
 /**
  * How an attempt ended: `succeeded` / `failed` (the step's recorded outcome), `retried` (it failed
- * and the step ran again), `cut-short` (it recorded nothing: the process crashed or shut down, and
- * a later attempt ran or the execution stopped), `running` (no outcome yet, the execution runs).
+ * and the step ran again), `suspended` (the latest attempt of a suspended execution: it recorded
+ * nothing, and the execution waits for a resume), `cut-short` (it recorded nothing: the process
+ * crashed or shut down, or the execution was suspended, and a later attempt ran or the execution
+ * stopped), `running` (no outcome yet, the execution runs).
  */
-export type AttemptOutcome = "succeeded" | "failed" | "retried" | "cut-short" | "running"
+export type AttemptOutcome = "succeeded" | "failed" | "retried" | "suspended" | "cut-short" | "running"
 
 /** One attempt of a step. Times are epoch ms; null where the journal does not know them. */
 export interface AttemptView {
@@ -233,7 +235,7 @@ const attemptsOf = (
         startedAt,
         endedAt: null,
         durationMillis: null,
-        outcome: status === "running" ? "running" : "cut-short",
+        outcome: status === "running" ? "running" : status === "suspended" ? "suspended" : "cut-short",
         value: null,
         error: null
       })

@@ -136,7 +136,8 @@ const OUTCOMES = {
   succeeded: "succeeded",
   failed: "failed",
   retried: "failed, retried",
-  "cut-short": "cut short (crash or shutdown)",
+  suspended: "suspended the execution",
+  "cut-short": "cut short (crash, shutdown or suspension)",
   running: "running"
 } as const
 

@@ -125,7 +125,7 @@ describe("Admin", () => {
         const suspended = yield* admin.timeline("task-s")
         expect(suspended.execution.suspension).toMatchObject({ tag: "ExecutionYielded" })
         expect(suspended.execution.suspension?.message).toContain("review me")
-        expect(suspended.steps[0]?.attempts.map((a) => a.outcome)).toEqual(["cut-short"])
+        expect(suspended.steps[0]?.attempts.map((a) => a.outcome)).toEqual(["suspended"])
 
         expect(yield* admin.resume("task-s")).toEqual({ _tag: "Resumed" })
         yield* until(Effect.map(status("task-s"), (s) => s === "succeeded"))

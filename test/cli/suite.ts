@@ -160,7 +160,7 @@ export const cliSuite = (backend: Backend) =>
       expect(failed).toMatch(/^error\s+JobFailed \{"reason":"card declined"\}$/m)
       expect(failed).toMatch(/^1\s+charge\s+1\s.*failed\s+JobFailed/m)
       expect(suspended).toMatch(/^suspended\s+ExecutionYielded: .*needs an operator's review/m)
-      expect(suspended).toMatch(/^1\s+review\s+1\s.*cut short \(crash or shutdown\)/m)
+      expect(suspended).toMatch(/^1\s+review\s+1\s.*suspended the execution/m)
       expect(sleeping).toMatch(/^wakes\s+\d{4}-\d{2}-\d{2} /m)
       expect(sleeping).toMatch(/effect-cluster\/sleep \(local\)/)
       expect(blocked).toMatch(/^1\s+block\s+1\s.*running\s+\[heartbeat \{"progress":40\}\]$/m)

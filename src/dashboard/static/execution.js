@@ -25,7 +25,7 @@ const placed = (execution, steps) => {
         a.endedAt ??
         (a.outcome === "running"
           ? null
-          : a.outcome === "cut-short"
+          : a.outcome === "cut-short" || a.outcome === "suspended"
             ? (next?.startedAt ?? execution.updatedAt)
             : from)
       previous = a.endedAt ?? from
@@ -63,19 +63,21 @@ const timeline = (execution, steps) => {
         "div",
         { class: "lane-track" },
         attempts.map((a) => {
-          const took = a.durationMillis ?? (a.to === null || a.outcome === "cut-short" ? null : a.to - a.from)
+          const took =
+            a.durationMillis ??
+            (a.to === null || a.outcome === "cut-short" || a.outcome === "suspended" ? null : a.to - a.from)
           const bar = h(
             "div",
             {
               class: `bar outcome-${a.outcome}${a.approx ? " approx" : ""}`,
               "data-attempt": a.attempt,
-              title: `attempt ${a.attempt} · ${a.outcome} · ${duration(took)}${a.approx ? " (start not recorded: drawn from the previous event)" : ""}${a.outcome === "cut-short" ? " (no outcome: the process stopped; drawn until the next attempt)" : ""}${a.error ? ` · ${a.error.summary}` : ""}`
+              title: `attempt ${a.attempt} · ${a.outcome} · ${duration(took)}${a.approx ? " (start not recorded: drawn from the previous event)" : ""}${a.outcome === "cut-short" ? " (no outcome: the process stopped or the execution was suspended; drawn until the next attempt)" : a.outcome === "suspended" ? " (it suspended the execution; drawn until the last update)" : ""}${a.error ? ` · ${a.error.summary}` : ""}`
             },
             h(
               "span",
               { class: "bar-text" },
-              a.outcome === "cut-short"
-                ? `#${a.attempt} cut short`
+              a.outcome === "cut-short" || a.outcome === "suspended"
+                ? `#${a.attempt} ${a.outcome === "suspended" ? "suspended" : "cut short"}`
                 : `#${a.attempt} ${a.approx ? "≤ " : ""}${duration(took)}`
             )
           )
@@ -105,7 +107,7 @@ const timeline = (execution, steps) => {
     h(
       "div",
       { class: "legend" },
-      ["succeeded", "failed", "retried", "cut-short", "running"].map((o) =>
+      ["succeeded", "failed", "retried", "suspended", "cut-short", "running"].map((o) =>
         h("span", {}, h("i", { class: `swatch outcome-${o}` }), o)
       )
     )
