@@ -311,15 +311,17 @@ export const make = (
           ...(order !== "id" || query.after === undefined
             ? []
             : [sql`execution_id${byteWise} > ${query.after}`]),
-          // The keyset of the creation order: rows after the cursor's (created_at, execution_id).
+          // The keyset of the creation order: rows after the cursor's (created_at, execution_id). The
+          // bound on created_at alone is what PostgreSQL's index scan starts from: with only the OR,
+          // a deep page walks (and drops) every row before it.
           ...(order === "id" || position === undefined
             ? []
             : order === "oldest"
               ? [
-                  sql`(created_at > ${position.createdAt} OR (created_at = ${position.createdAt} AND execution_id${byteWise} > ${position.executionId}))`
+                  sql`created_at >= ${position.createdAt} AND (created_at > ${position.createdAt} OR execution_id${byteWise} > ${position.executionId})`
                 ]
               : [
-                  sql`(created_at < ${position.createdAt} OR (created_at = ${position.createdAt} AND execution_id${byteWise} < ${position.executionId}))`
+                  sql`created_at <= ${position.createdAt} AND (created_at < ${position.createdAt} OR execution_id${byteWise} < ${position.executionId})`
                 ])
         ]
         const where = conditions.length === 0 ? sql`` : sql`WHERE ${sql.and(conditions)}`
