@@ -25,6 +25,7 @@
  */
 import { existsSync, statSync } from "node:fs"
 import { Clock, Context, Effect, Layer, Option, Result } from "effect"
+import { parseStored } from "../internal/codec.ts"
 import type { EntityStoreError } from "../sharding/EntityStore.ts"
 import { EntityStore } from "../sharding/EntityStore.ts"
 import { shardOf } from "../sharding/ShardId.ts"
@@ -207,9 +208,9 @@ export class Admin extends Context.Service<
     /** The journal document `engine.exportJournal` returns (`WorkflowTest.replay` reads it). */
     readonly exportJournal: (executionId: string) => Effect.Effect<ExecutionJournal, LookupError>
     /** Resumes a suspended execution. */
-    readonly resume: (executionId: string) => Effect.Effect<ResumeResult, LookupError>
+    readonly resume: (executionId: string) => Effect.Effect<ResumeResult, LookupError | ShardStoreError>
     /** Requests the interruption of an execution (its compensations run, then it is `interrupted`). */
-    readonly interrupt: (executionId: string) => Effect.Effect<InterruptResult, LookupError>
+    readonly interrupt: (executionId: string) => Effect.Effect<InterruptResult, LookupError | ShardStoreError>
     /**
      * Completes the signal `name` of an execution with `payloadJson` (JSON text, stored as the
      * signal's encoded value: the workflow decodes it with the signal's schema when it receives it).
@@ -218,7 +219,7 @@ export class Admin extends Context.Service<
       executionId: string,
       name: string,
       payloadJson: string
-    ) => Effect.Effect<SignalResult, LookupError | InvalidSignalPayloadError>
+    ) => Effect.Effect<SignalResult, LookupError | InvalidSignalPayloadError | ShardStoreError>
     /** The pods, with their leases and shard counts. */
     readonly pods: () => Effect.Effect<PodsView, ShardStoreError>
     /** The shards, with their owners and epochs. */
@@ -285,15 +286,6 @@ const checkLimit = (limit: number | undefined, fallback: number) =>
           })
         )
 
-const parseJson = (text: string | null | undefined): unknown => {
-  if (text === null || text === undefined) return null
-  try {
-    return JSON.parse(text)
-  } catch {
-    return text
-  }
-}
-
 type ExecutionStatus = typeof ExecutionStatusSchema.Type
 
 const STATUSES: ReadonlyArray<ExecutionStatus> = ExecutionStatusSchema.literals
@@ -313,16 +305,26 @@ export const make: Effect.Effect<Admin["Service"], never, DurableExecutionJourna
       return row.value
     })
 
+  /** The journal document of an execution (its row, steps and failed attempts): three reads. */
+  const exportJournal = (executionId: string): Effect.Effect<ExecutionJournal, LookupError> =>
+    Effect.gen(function* () {
+      const execution = yield* getRow(executionId)
+      const steps = yield* journal.steps(executionId)
+      const attempts = yield* journal.attempts(executionId)
+      return { format: "effect-cluster/execution-journal", version: 1, execution, steps, attempts } as const
+    })
+
   /**
    * The shard whose owner must hear of a change to `executionId`: none without ownership, or while
    * no pod ever took the shards (then the first engine to start finds the change in the rows).
    */
   let shardCount: number | undefined
-  const ownerShard = (executionId: string): Effect.Effect<number | undefined> =>
+  const ownerShard = (executionId: string): Effect.Effect<number | undefined, ShardStoreError> =>
     Effect.gen(function* () {
       if (shardStore === undefined) return undefined
       if (shardCount === undefined) {
-        const shards = yield* Effect.orElseSucceed(shardStore.shards, () => [])
+        // Not read, the owner would not hear of the change: fail rather than store it silently.
+        const shards = yield* shardStore.shards
         if (shards.length > 0) shardCount = shards.length
       }
       return shardCount === undefined ? undefined : shardOf(executionId, shardCount)
@@ -391,30 +393,14 @@ export const make: Effect.Effect<Admin["Service"], never, DurableExecutionJourna
           return { byStatus, total: counts.reduce((sum, { count }) => sum + count, 0) }
         }
       ),
-    timeline: (executionId) =>
-      Effect.gen(function* () {
-        const execution = yield* getRow(executionId)
-        const steps = yield* journal.steps(executionId)
-        const attempts = yield* journal.attempts(executionId)
-        return ExecutionTimeline.fromJournal({ execution, steps, attempts })
-      }),
-    exportJournal: (executionId) =>
-      Effect.gen(function* () {
-        const execution = yield* getRow(executionId)
-        const steps = yield* journal.steps(executionId)
-        const attempts = yield* journal.attempts(executionId)
-        return { format: "effect-cluster/execution-journal", version: 1, execution, steps, attempts } as const
-      }),
+    timeline: (executionId) => Effect.map(exportJournal(executionId), ExecutionTimeline.fromJournal),
+    exportJournal: (executionId) => exportJournal(executionId),
     resume: (executionId) =>
       Effect.gen(function* () {
         const row = yield* getRow(executionId)
         if (row.status !== "suspended") return { _tag: "NotSuspended", status: row.status } as const
         yield* changeStatus(executionId, { _tag: "Resume" })
-        const after = yield* getRow(executionId)
-        // Another writer may have changed it meanwhile (resumed it first, or it became final).
-        return after.status === "suspended"
-          ? ({ _tag: "NotSuspended", status: after.status } as const)
-          : ({ _tag: "Resumed" } as const)
+        return { _tag: "Resumed" } as const
       }),
     interrupt: (executionId) =>
       Effect.gen(function* () {
@@ -497,11 +483,11 @@ export const make: Effect.Effect<Admin["Service"], never, DurableExecutionJourna
         return {
           entityType,
           entityId,
-          state: parseJson(state),
+          state: parseStored(state),
           pending: pending.map((message) => ({
             messageId: message.messageId,
             seq: message.seq,
-            payload: parseJson(message.payload),
+            payload: parseStored(message.payload),
             createdAt: message.createdAt
           }))
         }
@@ -524,7 +510,7 @@ export const make: Effect.Effect<Admin["Service"], never, DurableExecutionJourna
             entityId: letter.entityId,
             messageId: letter.messageId,
             shard: letter.shard,
-            payload: parseJson(letter.payload),
+            payload: parseStored(letter.payload),
             error: letter.error,
             createdAt: letter.createdAt,
             deadAt: letter.deadAt

@@ -5,6 +5,8 @@
  * outcome. Built from the stored rows only (`fromJournal`), so it shows the same thing whichever
  * engine, process or pod ran the execution, and whether one runs now or not.
  */
+
+import { parseStored } from "../internal/codec.ts"
 import type {
   AttemptRecord,
   ExecutionRecord,
@@ -94,15 +96,6 @@ export interface ExecutionTimeline {
   readonly steps: ReadonlyArray<StepView>
 }
 
-const parse = (text: string | null): unknown => {
-  if (text === null) return null
-  try {
-    return JSON.parse(text)
-  } catch {
-    return text
-  }
-}
-
 const isRecord = (value: unknown): value is Record<string, unknown> =>
   typeof value === "object" && value !== null && !Array.isArray(value)
 
@@ -148,19 +141,19 @@ const valueOfExit = (exit: unknown): unknown =>
 /** The stored suspension reason of a row, for reading. */
 const suspensionOf = (row: ExecutionRecord): SuspensionView | null => {
   if (row.status !== "suspended") return null
-  const reason = parse(row.reason)
+  const reason = parseStored(row.reason)
   const tag = isRecord(reason) && typeof reason._tag === "string" ? reason._tag : "Suspended"
   return { tag, message: describeError(reason), reason }
 }
 
 /** An execution's row, decoded for reading. */
 export const executionView = (row: ExecutionRecord): ExecutionView => {
-  const exit = parse(row.result)
+  const exit = parseStored(row.result)
   return {
     executionId: row.executionId,
     workflow: row.workflow,
     status: row.status,
-    request: parse(row.request),
+    request: parseStored(row.request),
     result: row.status === "succeeded" ? valueOfExit(exit) : null,
     error: row.result === null ? null : errorOfExit(exit),
     suspension: suspensionOf(row),
@@ -207,7 +200,7 @@ const attemptsOf = (
         durationMillis: duration(failed.startedAt, failed.endedAt),
         outcome: "retried",
         value: null,
-        error: errorOfExit(parse(failed.outcome))
+        error: errorOfExit(parseStored(failed.outcome))
       })
       continue
     }
@@ -241,7 +234,7 @@ const attemptsOf = (
       })
       continue
     }
-    const exit = parse(step.outcome)
+    const exit = parseStored(step.outcome)
     const error = errorOfExit(exit)
     views.push({
       attempt,
@@ -271,6 +264,6 @@ export const fromJournal = (
       journal.attempts.filter((a) => a.stepKey === step.stepKey),
       journal.execution.status
     ),
-    heartbeat: parse(step.heartbeat)
+    heartbeat: parseStored(step.heartbeat)
   }))
 })

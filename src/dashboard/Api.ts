@@ -6,6 +6,7 @@
 import { Effect, Layer, Option, Schema } from "effect"
 import { HttpRouter, type HttpServerRequest, HttpServerResponse } from "effect/http"
 import { Admin } from "../admin/Admin.ts"
+import * as ExecutionTimeline from "../admin/ExecutionTimeline.ts"
 import { InvalidRequestError } from "./DashboardErrors.ts"
 import * as Requests from "./Requests.ts"
 
@@ -109,9 +110,9 @@ export const routes = Layer.mergeAll(
       Effect.gen(function* () {
         const admin = yield* Admin
         const { id } = yield* query(request, Requests.ExecutionQuery)
-        const timeline = yield* admin.timeline(id)
+        // One read of the journal for both views, so the timeline and the document agree.
         const journal = yield* admin.exportJournal(id)
-        return { ...timeline, journal }
+        return { ...ExecutionTimeline.fromJournal(journal), journal }
       })
     )
   ),

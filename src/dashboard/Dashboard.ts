@@ -11,7 +11,8 @@
  * @example
  * ```ts
  * import { Effect, Layer } from "effect"
- * import { Admin, Dashboard } from "effect-cluster"
+ * import { Admin } from "effect-cluster"
+ * import { Dashboard } from "effect-cluster/dashboard"
  *
  * const DashboardLive = Dashboard.layer({ port: 8080 }).pipe(Layer.provide(Admin.layerFile(".data/journal.db")))
  * Layer.launch(DashboardLive).pipe(Effect.runFork)

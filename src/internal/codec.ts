@@ -131,3 +131,16 @@ export const exitSchema = (success: AnyCodec, failure: AnyCodec): AnyCodec => {
   }
   return schema
 }
+
+/**
+ * Stored JSON text (a payload, a state, an outcome) for a reader to show: parsed, or the text as
+ * it is when it is not JSON (a reader shows what is stored rather than failing); null for none.
+ */
+export const parseStored = (text: string | null | undefined): unknown => {
+  if (text === null || text === undefined) return null
+  try {
+    return JSON.parse(text)
+  } catch {
+    return text
+  }
+}
