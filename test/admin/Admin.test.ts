@@ -4,6 +4,7 @@
  * of the same store runs (through the owner's inbox, as from another pod), pods and shards,
  * entities and dead letters, and the errors of bad input and missing stores.
  */
+import { existsSync } from "node:fs"
 import { join } from "node:path"
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Layer, Option, Schedule, Schema } from "effect"
@@ -244,6 +245,7 @@ describe("Admin", () => {
         expect(missing.message).toContain(`no store at ${path}`)
         const again = yield* Effect.flip(Effect.provide(Admin.Admin, Admin.layerFile(path)))
         expect(again._tag).toBe("StoreNotFoundError")
+        expect(existsSync(path)).toBe(false)
         const url = yield* Effect.flip(Effect.provide(Admin.Admin, AdminPostgres.layer("http://x/y")))
         expect(url).toBeInstanceOf(AdminErrors.InvalidStoreUrlError)
       }).pipe(Effect.scoped)

@@ -4,7 +4,7 @@
  * store that does not exist or does not answer, an unknown id, a malformed payload or cursor), 2
  * when the command line itself is wrong. And `--help` works at every level.
  */
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs"
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { Effect, Layer } from "effect"
@@ -51,6 +51,7 @@ describe("effect-cluster user errors", () => {
     ])
     // Nothing was created where a store was missing.
     expect((await cli(["executions", "list", "--file", missing])).code).toBe(1)
+    expect(existsSync(missing)).toBe(false)
     const unreachable = await userError(
       ["executions", "list", "--postgres", "postgres://ops:s3cret@127.0.0.1:1/orders"],
       1,

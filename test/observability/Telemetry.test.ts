@@ -122,6 +122,21 @@ describe("Telemetry", () => {
         ])
         // Run 2 replays the recorded steps without running them: only the refund runs, attempt 2.
         expect(attemptsOf(run2)).toEqual([attempt("refund-credit-card", 2, "succeeded")])
+        // A failed attempt's span ends with its failure (an error status in OpenTelemetry).
+        const endedWith = (activity: string, n: number) => {
+          const span = spans.find(
+            (span) =>
+              span.name === Telemetry.SpanNames.activity &&
+              attr(span, A.activityId) === activity &&
+              attr(span, A.attempt) === n &&
+              parentId(span) === run1.spanId
+          )
+          return span?.status._tag === "Ended" ? (Exit.isFailure(span.status.exit) ? "error" : "ok") : "open"
+        }
+        expect([endedWith("charge-credit-card", 1), endedWith("charge-credit-card", 2)]).toEqual([
+          "error",
+          "ok"
+        ])
 
         // Journal writes are spans inside the attempts and runs of the execution's trace.
         const writes = spans.filter((span) => span.name === Telemetry.SpanNames.journalWrite)
