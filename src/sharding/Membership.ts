@@ -20,7 +20,9 @@
  * ```
  */
 import { Context, Effect, Layer, Option, type Scope } from "effect"
+import * as Routes from "./internal/Routes.ts"
 import * as Pod from "./Pod.ts"
+import { type NetworkConfigError, type PodNetwork, PodNetworkFactory } from "./PodNetwork.ts"
 import { shardOf } from "./ShardId.ts"
 import type {
   DuplicatePodError,
@@ -36,6 +38,7 @@ export type MembershipError =
   | ShardCountMismatchError
   | DuplicatePodError
   | ShardStoreError
+  | NetworkConfigError
 
 /** The process's pod, and the listeners that run its shards. */
 export class Membership extends Context.Service<
@@ -51,6 +54,11 @@ export class Membership extends Context.Service<
      * runs now, then every change.
      */
     readonly subscribe: (listener: Pod.ShardListener) => Effect.Effect<void, never, Scope.Scope>
+    /**
+     * The direct path to the other pods, with its routing table; undefined when the pod has none
+     * (no `ShardStore`, a store layer without a network, or `network: false`).
+     */
+    readonly network: { readonly network: PodNetwork; readonly routes: Routes.Routes } | undefined
   }
 >()("effect-cluster/sharding/Membership") {}
 
@@ -67,6 +75,7 @@ export const make = (
         pod: undefined,
         shardCount,
         shardOf: (id) => shardOf(id, shardCount),
+        network: undefined,
         subscribe: (listener) =>
           Effect.gen(function* () {
             for (let shard = 1; shard <= shardCount; shard++) yield* listener.acquired(shard, 0)
@@ -76,17 +85,32 @@ export const make = (
     const listeners = new Set<Pod.ShardListener>()
     const all = (f: (listener: Pod.ShardListener) => Effect.Effect<void>) =>
       Effect.forEach([...listeners], f, { concurrency: "unbounded", discard: true })
-    const pod = yield* Pod.make(store.value, settings, {
-      acquired: (shard, epoch) =>
-        Effect.forEach([...listeners], (l) => l.acquired(shard, epoch), { discard: true }),
-      lost: (shard) => all((l) => l.lost(shard)),
-      handOver: (shard, deadline) => all((l) => l.handOver(shard, deadline))
-    })
+    const podId = settings.podId ?? (yield* Pod.generatedPodId)
+    const factory = yield* Effect.serviceOption(PodNetworkFactory)
+    const network =
+      settings.network === false || Option.isNone(factory)
+        ? undefined
+        : yield* factory.value.listen(podId, settings.network)
+    const pod = yield* Pod.make(
+      store.value,
+      { ...settings, podId, address: network?.address },
+      {
+        acquired: (shard, epoch) =>
+          Effect.forEach([...listeners], (l) => l.acquired(shard, epoch), { discard: true }),
+        lost: (shard) => all((l) => l.lost(shard)),
+        handOver: (shard, deadline) => all((l) => l.handOver(shard, deadline))
+      }
+    )
     yield* pod.start
+    const routes =
+      network === undefined
+        ? undefined
+        : yield* Routes.make({ store: store.value, selfPodId: podId, intervalMillis: settings.interval })
     return Membership.of({
       pod,
       shardCount,
       shardOf: pod.shardOf,
+      network: network === undefined || routes === undefined ? undefined : { network, routes },
       subscribe: (listener) =>
         Effect.gen(function* () {
           // Synchronously: no change of the pod's shards can slip between the snapshot and the add.

@@ -21,6 +21,7 @@
  */
 import { Clock, Duration, Effect, Exit, Fiber, Random, Scope } from "effect"
 import * as Instrument from "../observability/internal/instrument.ts"
+import type { NetworkOptions } from "./PodNetwork.ts"
 import { plan } from "./Rebalance.ts"
 import { DEFAULT_SHARD_COUNT, isValidShardCount, shardOf } from "./ShardId.ts"
 import {
@@ -52,6 +53,12 @@ export interface PodOptions {
   readonly ownershipInterval?: Duration.Input | undefined
   /** Live-to-live handovers the manager asks for per round. Default: a tenth of the shards, at least 1. */
   readonly maxHandoversPerRound?: number | undefined
+  /**
+   * The direct path to other pods (see `PodNetwork`): on by default when the store's layer
+   * provides it (SQLite, PostgreSQL), listening on loopback at any free port. `false`: the store
+   * is the only path between pods.
+   */
+  readonly network?: NetworkOptions | false | undefined
 }
 
 /** What the pod tells the engine. */
@@ -121,6 +128,10 @@ export interface Settings {
   readonly ttl: number
   readonly interval: number
   readonly maxHandovers: number
+  /** The network's options; false: off. */
+  readonly network: NetworkOptions | false
+  /** The address the pod's network listener advertises, once it listens. */
+  readonly address?: string | undefined
 }
 
 const DEFAULT_TTL = "10 seconds"
@@ -166,10 +177,10 @@ export const settings = (
     if (podId !== undefined && (podId.length === 0 || podId.length > 128 || podId.includes("\u0000"))) {
       return yield* invalid("podId", JSON.stringify(podId), "it must be 1 to 128 characters without NUL")
     }
-    return { podId, shardCount, ttl, interval, maxHandovers }
+    return { podId, shardCount, ttl, interval, maxHandovers, network: options?.network ?? {} }
   })
 
-const generatedPodId = Effect.gen(function* () {
+export const generatedPodId = Effect.gen(function* () {
   const { hostname } = yield* Effect.promise(() => import("node:os"))
   const suffix = (yield* Random.nextIntBetween(0, 0xffffff)).toString(16).padStart(6, "0")
   return `${hostname()}-${process.pid}-${suffix}`
@@ -191,7 +202,7 @@ export const make = (
     yield* store.init(shardCount)
     const scope = yield* Effect.scope
     let membership = yield* Scope.fork(scope)
-    yield* Scope.provide(store.register(podId, ttl), membership)
+    yield* Scope.provide(store.register(podId, ttl, settings.address), membership)
 
     /** Shards being handed over now (their runs finishing, then released). */
     const handingOver = new Set<number>()
@@ -332,7 +343,7 @@ export const make = (
       yield* Scope.close(membership, Exit.void)
       membership = yield* Scope.fork(scope)
       const registering = now()
-      yield* Scope.provide(store.register(podId, ttl), membership)
+      yield* Scope.provide(store.register(podId, ttl, settings.address), membership)
       validUntil = registering + ttl - margin
     })
 

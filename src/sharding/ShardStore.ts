@@ -35,7 +35,9 @@ export const PodRecord = Schema.Struct({
   leaseUntil: Schema.Number,
   registeredAt: Schema.Number,
   renewedAt: Schema.Number,
-  liveness: PodLiveness
+  liveness: PodLiveness,
+  /** Where its network listener is reached (`host:port`); null when it has none (store only). */
+  address: Schema.NullOr(Schema.String)
 })
 
 /** @see PodRecord */
@@ -90,7 +92,9 @@ export class ShardStore extends Context.Service<
      */
     readonly register: (
       podId: string,
-      ttlMillis: number
+      ttlMillis: number,
+      /** The address its network listener advertises (`host:port`), if it has one. */
+      address?: string | undefined
     ) => Effect.Effect<void, DuplicatePodError | ShardStoreError, Scope.Scope>
     /**
      * Extends the pod's lease to now + `ttlMillis`. Returns false if the pod is no longer

@@ -50,6 +50,7 @@ import * as Deadlines from "./internal/Deadlines.ts"
 import * as EntityRuntime from "./internal/EntityRuntime.ts"
 import * as Messengers from "./internal/Messengers.ts"
 import * as Pickup from "./internal/Pickup.ts"
+import * as PushHandler from "./internal/PushHandler.ts"
 import * as ReplyWaiters from "./internal/ReplyWaiters.ts"
 import { Membership } from "./Membership.ts"
 import type { Messenger, MessengerOptions } from "./Messenger.ts"
@@ -288,6 +289,33 @@ export const make = (
         pickup.rescan()
       })
 
+    // The direct path: other pods push messages for this pod's entities; senders here push theirs.
+    const network = membership.network
+    const remote: Messengers.Remote | undefined =
+      network === undefined
+        ? undefined
+        : {
+            route: network.routes.ownerOf,
+            refresh: network.routes.refresh,
+            learn: network.routes.learn,
+            push: network.network.push,
+            background: (effect) => Effect.asVoid(Effect.forkIn(effect, scope))
+          }
+    if (network !== undefined) {
+      yield* network.network.serve({
+        push: PushHandler.make({
+          typeOf: (name) => types.get(name),
+          shardOf: membership.shardOf,
+          fenceOf,
+          ownerOf: (shard) => {
+            const route = network.routes.ownerOf(shard)
+            return route?.podId === pod?.podId ? undefined : route
+          },
+          pickup
+        })
+      })
+    }
+
     const messenger = <T extends AnyEntityType>(type: T, messengerOptions?: MessengerOptions) =>
       Messengers.make(
         {
@@ -299,7 +327,8 @@ export const make = (
           waiters,
           deadlines,
           now,
-          defaultTimeoutMillis: defaultTimeout
+          defaultTimeoutMillis: defaultTimeout,
+          remote
         },
         type,
         messengerOptions

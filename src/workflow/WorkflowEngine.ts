@@ -17,9 +17,12 @@
  * ```
  */
 import { Cause, Clock, Deferred, Duration, Effect, Option, Queue, Result, Scope, Semaphore } from "effect"
+import * as NetworkTransport from "../sharding/internal/NetworkTransport.ts"
+import * as Memberships from "../sharding/Membership.ts"
 import { Membership } from "../sharding/Membership.ts"
 import type { PodInfo, PodOptions } from "../sharding/Pod.ts"
 import * as Pod from "../sharding/Pod.ts"
+import type { NetworkConfigError } from "../sharding/PodNetwork.ts"
 import { PodTransport } from "../sharding/PodTransport.ts"
 import type {
   DuplicatePodError,
@@ -232,6 +235,7 @@ export type EngineStartError =
   | ShardCountMismatchError
   | DuplicatePodError
   | InvalidShardingConfigError
+  | NetworkConfigError
 
 /** Runs loading their journal at once while shards are taken over. */
 const LOADING_PERMITS = 64
@@ -263,11 +267,11 @@ export const makeScoped = <W extends Any>(
     const byTag: ReadonlyMap<string, Any> = workflowsByTag(workflows)
     const store = yield* DurableExecutionJournal
     const shardStore = yield* Effect.serviceOption(ShardStore)
-    const membership = yield* Effect.serviceOption(Membership)
+    const shared = yield* Effect.serviceOption(Membership)
     const podSettings = yield* Pod.settings(
-      Option.isSome(membership) ? { ...options, shardCount: membership.value.shardCount } : options
+      Option.isSome(shared) ? { ...options, shardCount: shared.value.shardCount } : options
     )
-    if (Option.isSome(membership)) {
+    if (Option.isSome(shared)) {
       const ignored = POD_OPTIONS.filter((option) => options?.[option] !== undefined)
       if (ignored.length > 0) {
         yield* Effect.logWarning(
@@ -284,12 +288,22 @@ export const makeScoped = <W extends Any>(
     // The pod's scope is forked before the engine's finalizer is added, so it closes after it:
     // the pod leaves the cluster only once every run has stopped.
     const podScope = yield* Scope.fork(scope)
+    // A process's shared pod (`Membership`), else a pod of the engine's own on a store with
+    // ownership, else every shard (no membership).
+    const membership = Option.isSome(shared)
+      ? shared.value
+      : Option.isSome(shardStore)
+        ? yield* Memberships.make(options).pipe(Scope.provide(podScope))
+        : undefined
     let shuttingDown = false
     let ownership: Ownership = single(podSettings.shardCount)
     const clock = yield* Clock.Clock
     const now = () => clock.currentTimeMillisUnsafe()
     const deliveryMillis = millis(options?.deliveryPollInterval, "100 millis")
-    const transport = Option.getOrUndefined(yield* Effect.serviceOption(PodTransport))
+    // A transport given by the program (tests in one process), else the pods' network, if any.
+    const transport =
+      Option.getOrUndefined(yield* Effect.serviceOption(PodTransport)) ??
+      (membership === undefined ? undefined : yield* NetworkTransport.make(membership))
     /** After a write that left an inbox entry for `shard` committed: wake its owner now. */
     const announce = (shard: number | undefined) =>
       transport === undefined || shard === undefined ? Effect.void : transport.announce(shard)
@@ -700,19 +714,9 @@ export const makeScoped = <W extends Any>(
       lost: (shard) => runs.stopShard(shard),
       handOver: (shard, deadlineMillis) => runs.drainShard(shard, deadlineMillis)
     }
-    // A process's shared pod (`Membership`), else a pod of the engine's own on a store with
-    // ownership, else every shard.
-    const pod = Option.isSome(membership)
-      ? membership.value.pod
-      : Option.isSome(shardStore)
-        ? yield* Pod.make(shardStore.value, podSettings, listener).pipe(Scope.provide(podScope))
-        : undefined
+    const pod = membership?.pod
     if (pod !== undefined) ownership = clustered(pod)
-    if (Option.isSome(membership)) {
-      yield* membership.value.subscribe(listener)
-    } else if (pod !== undefined) {
-      yield* pod.start
-    }
+    if (membership !== undefined) yield* membership.subscribe(listener)
     if (pod !== undefined) {
       yield* Effect.forkScoped(
         Deliveries.loop({
@@ -723,7 +727,7 @@ export const makeScoped = <W extends Any>(
           deliver
         })
       )
-    } else if (Option.isNone(membership)) {
+    } else if (membership === undefined) {
       for (let shard = 1; shard <= podSettings.shardCount; shard++) yield* acquired(shard)
     }
     for (let i = 0; i < RESUME_WORKERS; i++) yield* Effect.forkScoped(resumeWorker)

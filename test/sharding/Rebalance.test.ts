@@ -12,6 +12,7 @@ const pod = (podId: string, liveness: PodLiveness = "live"): PodRecord => ({
   leaseUntil: 0,
   registeredAt: 0,
   renewedAt: 0,
+  address: null,
   liveness
 })
 

@@ -33,8 +33,15 @@ import { Mailbox } from "./Mailbox.ts"
 
 /** What the sender of a message in this process learns. */
 export type Answer =
-  /** Processed; `reply` is the request's `Exit`, or undefined for a message without a reply. */
-  | { readonly _tag: "Reply"; readonly reply: Exit.Exit<unknown, unknown> | undefined }
+  /**
+   * Processed; `reply` is the request's `Exit`, or undefined for a message without a reply;
+   * `json` is the same `Exit` encoded (what is stored, and what the network carries back).
+   */
+  | {
+      readonly _tag: "Reply"
+      readonly reply: Exit.Exit<unknown, unknown> | undefined
+      readonly json: string | null
+    }
   | { readonly _tag: "Dead"; readonly error: string }
   | {
       readonly _tag: "Failed"
@@ -288,7 +295,7 @@ export const make = (env: RuntimeEnv, scope: Scope.Scope): EntityRuntime => {
     }
     const { json, exit } = encoded.success
     if (!(type.persisted || envelope.stored)) {
-      answer(envelope, remember(instance, envelope, { _tag: "Reply", reply: exit }))
+      answer(envelope, remember(instance, envelope, { _tag: "Reply", reply: exit, json }))
       return Effect.void
     }
     const write = ownerWrite(instance, (fence) =>
@@ -306,7 +313,7 @@ export const make = (env: RuntimeEnv, scope: Scope.Scope): EntityRuntime => {
     )
     return Effect.flatMap(write, (result) => {
       if (result?._tag !== "Written") return Effect.asVoid(settle(instance, envelope, result, handled.before))
-      answer(envelope, remember(instance, envelope, { _tag: "Reply", reply: exit }))
+      answer(envelope, remember(instance, envelope, { _tag: "Reply", reply: exit, json }))
       return Effect.void
     })
   }
@@ -541,10 +548,10 @@ export const decodeReply = (
   reply: string | null
 ): Answer => {
   const request = requestClassOf(message)
-  if (request === undefined || reply === null) return { _tag: "Reply", reply: undefined }
+  if (request === undefined || reply === null) return { _tag: "Reply", reply: undefined, json: null }
   const decoded = decodeJsonResult(exitSchema(request.success, request.failure), reply)
   return Result.isSuccess(decoded)
-    ? { _tag: "Reply", reply: decoded.success as Exit.Exit<unknown, unknown> }
+    ? { _tag: "Reply", reply: decoded.success as Exit.Exit<unknown, unknown>, json: reply }
     : {
         _tag: "Failed",
         error: new MalformedMessageError({

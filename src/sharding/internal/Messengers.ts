@@ -14,6 +14,7 @@ import {
 } from "../EntityErrors.ts"
 import type { EntityFence, EntityStore, EntityStoreError, MessageKey } from "../EntityStore.ts"
 import type { Messenger, MessengerError, MessengerOptions } from "../Messenger.ts"
+import type { EntityPush, EntityPushAnswer, PeerUnreachableError, Route } from "../PodNetwork.ts"
 import type { AnyEntityType, MessageOf } from "../RecipientType.ts"
 import type * as Deadlines from "./Deadlines.ts"
 import * as EntityRuntime from "./EntityRuntime.ts"
@@ -33,12 +34,34 @@ export interface MessengerEnv {
   readonly deadlines: Deadlines.Deadlines
   readonly now: () => number
   readonly defaultTimeoutMillis: number
+  /** The direct path to the owners on other pods; undefined: the store is the only path. */
+  readonly remote: Remote | undefined
 }
+
+/** What a messenger needs of the pods' network (see `PodNetwork`). */
+export interface Remote {
+  /** The owner of `shard` and its address, as this pod knows it. */
+  readonly route: (shard: number) => Route | undefined
+  readonly refresh: Effect.Effect<void>
+  readonly learn: (shard: number, route: Route | null) => void
+  readonly push: (
+    address: string,
+    message: EntityPush,
+    timeoutMillis: number
+  ) => Effect.Effect<EntityPushAnswer, PeerUnreachableError>
+  /** Runs `effect` in the background, until the sharding stops. */
+  readonly background: (effect: Effect.Effect<void>) => Effect.Effect<void>
+}
+
+/** Sends to a pod that answered `NotOwner`, following its hint, at most this many times. */
+const NOT_OWNER_RETRIES = 4
 
 const validId = (id: string) => id.length > 0 && id.length <= 512 && !id.includes("\u0000")
 
 /** What a sender here learns besides an `Answer`: no reply in time, or the entity is not here after all. */
 const TimedOut = { _tag: "TimedOut" } as const
+/** A pushed message its owner's entity has (a `sendDiscard` over the network). */
+const Accepted = { _tag: "Accepted" } as const
 const NotDelivered = { _tag: "NotDelivered" } as const
 type LocalAnswer = EntityRuntime.Answer | typeof TimedOut | typeof NotDelivered
 
@@ -171,6 +194,40 @@ export const make = <T extends AnyEntityType>(
         )
 
   /**
+   * `send` to an entity of another pod: over the network, the store path as the fallback. A
+   * persisted message is stored first (I5); its stored reply stays the truth, so a lost push or
+   * reply costs one poll of the store.
+   */
+  const sendViaNetwork = (remote: Remote, prepared: Prepared): Effect.Effect<any, any> => {
+    const deadline = now() + timeoutMillis
+    if (!type.persisted) {
+      return Effect.flatMap(viaNetwork(remote, prepared, false, true, deadline), (answer) =>
+        answer === undefined || answer._tag === "Accepted" || answer._tag === "Reroute"
+          ? sendViaStore(prepared, deadline - now())
+          : fromAnswer(prepared, answer)
+      )
+    }
+    return Effect.flatMap(enqueue(prepared), (enqueued) => {
+      if (enqueued._tag === "Known" && enqueued.outcome.status !== "pending") {
+        return fromAnswer(prepared, toAnswer(prepared, enqueued.outcome))
+      }
+      return Effect.flatMap(viaNetwork(remote, prepared, true, true, deadline), (answer) => {
+        if (answer !== undefined && answer._tag !== "Accepted" && answer._tag !== "Reroute") {
+          return fromAnswer(prepared, answer)
+        }
+        // Stored already: the owner finds it in the store; its reply is read from there.
+        const remaining = deadline - now()
+        if (remaining <= 0) return timedOut(prepared)
+        return Effect.flatMap(Effect.timeoutOption(waiters.await(keyOf(prepared)), remaining), (outcome) =>
+          Option.isSome(outcome)
+            ? fromAnswer(prepared, toAnswer(prepared, outcome.value))
+            : timedOut(prepared)
+        )
+      })
+    })
+  }
+
+  /**
    * Hands the message to its entity here and waits for the answer, at most `timeoutMillis` (a
    * lane deadline rather than a timer and two racing fibers per call). `NotDelivered` when the
    * runtime does not run the entity's shard now.
@@ -203,6 +260,62 @@ export const make = <T extends AnyEntityType>(
       if (!runtime.deliver(prepared.entityId, envelopeOf(prepared, true, undefined))) pickup.release(key)
     })
 
+  const wireOf = (prepared: Prepared, stored: boolean, awaitReply: boolean): EntityPush => ({
+    ...keyOf(prepared),
+    shard: prepared.shard,
+    payload: prepared.payload,
+    stored,
+    awaitReply
+  })
+
+  /**
+   * Pushes the message to its owner over the network, following `NotOwner` hints, until
+   * `deadline`. Undefined: take the store path (no route, the owner cannot be reached, or it
+   * keeps saying another pod owns the shard).
+   */
+  const viaNetwork = (
+    remote: Remote,
+    prepared: Prepared,
+    stored: boolean,
+    awaitReply: boolean,
+    deadline: number
+  ): Effect.Effect<EntityRuntime.Answer | typeof Accepted | undefined> =>
+    Effect.gen(function* () {
+      const message = wireOf(prepared, stored, awaitReply)
+      for (let attempt = 0; attempt < NOT_OWNER_RETRIES; attempt++) {
+        let route = remote.route(prepared.shard)
+        if (route === undefined) {
+          yield* remote.refresh
+          route = remote.route(prepared.shard)
+        }
+        const remaining = deadline - now()
+        if (route === undefined || remaining <= 0) return undefined
+        const pushed = yield* Effect.result(remote.push(route.address, message, remaining))
+        if (Result.isFailure(pushed)) return undefined
+        const answer = pushed.success
+        switch (answer._tag) {
+          case "Reply":
+            return EntityRuntime.decodeReply(type.name, prepared.entityId, prepared.value, answer.reply)
+          case "Accepted":
+            return Accepted
+          case "Dead":
+            return { _tag: "Dead", error: answer.error }
+          case "Failed":
+            return { _tag: "Failed", error: answer.error }
+          case "UnknownType":
+            return undefined
+          case "NotOwner":
+            // The shard moved (or is moving): follow the hint, else read the routes again.
+            remote.learn(prepared.shard, answer.owner)
+            if (answer.owner === null || answer.owner.podId === route.podId) {
+              yield* Effect.sleep(10 * 2 ** attempt)
+              yield* remote.refresh
+            }
+        }
+      }
+      return undefined
+    })
+
   const fromAnswer = (prepared: Prepared, answer: EntityRuntime.Answer): Effect.Effect<any, any> => {
     switch (answer._tag) {
       case "Reply":
@@ -230,7 +343,22 @@ export const make = <T extends AnyEntityType>(
         ) {
           return Effect.void
         }
-        return discardViaStore(prepared.success, runtime)
+        const remote = runtime === undefined ? env.remote : undefined
+        if (remote === undefined) return discardViaStore(prepared.success, runtime)
+        if (type.persisted) {
+          // Stored first (I5), then pushed: the owner has it without reading the store.
+          return Effect.flatMap(enqueue(prepared.success), (enqueued) =>
+            enqueued._tag === "Stored"
+              ? remote.background(
+                  Effect.asVoid(viaNetwork(remote, prepared.success, true, false, now() + timeoutMillis))
+                )
+              : Effect.void
+          )
+        }
+        return Effect.flatMap(
+          viaNetwork(remote, prepared.success, false, false, now() + timeoutMillis),
+          (answer) => (answer === undefined ? discardViaStore(prepared.success, undefined) : Effect.void)
+        )
       }),
     send: (entityId) => (message) =>
       Effect.suspend(() => {
@@ -239,7 +367,11 @@ export const make = <T extends AnyEntityType>(
         const prepared = result.success
         const runtime = local(prepared)
         if (runtime instanceof UnknownEntityTypeError) return Effect.fail(runtime)
-        if (runtime === undefined) return sendViaStore(prepared, timeoutMillis)
+        if (runtime === undefined) {
+          return env.remote === undefined
+            ? sendViaStore(prepared, timeoutMillis)
+            : sendViaNetwork(env.remote, prepared)
+        }
         const started = now()
         return Effect.flatMap(askHere(runtime, prepared), (answer) => {
           if (answer._tag === "TimedOut") return timedOut(prepared)

@@ -89,7 +89,7 @@ export const make = (state: Ownership): ShardStore["Service"] => {
           }
         })
       }),
-    register: (podId, ttlMillis) =>
+    register: (podId, ttlMillis, address) =>
       Effect.flatMap(now, (at) => {
         const existing = state.pods.get(podId)
         if (existing !== undefined && liveness(existing, at) === "live") {
@@ -104,6 +104,7 @@ export const make = (state: Ownership): ShardStore["Service"] => {
               leaseUntil: at + ttlMillis,
               registeredAt: at,
               renewedAt: at,
+              address: address ?? null,
               session
             })
           }),
@@ -139,7 +140,8 @@ export const make = (state: Ownership): ShardStore["Service"] => {
             leaseUntil: pod.leaseUntil,
             registeredAt: pod.registeredAt,
             renewedAt: pod.renewedAt,
-            liveness: liveness(pod, at)
+            liveness: liveness(pod, at),
+            address: pod.address
           })
         )
         .sort((a, b) => (a.podId < b.podId ? -1 : a.podId > b.podId ? 1 : 0))

@@ -25,7 +25,9 @@ import * as PgClient from "@effect/sql-pg/PgClient"
 import { Cause, Config, Context, Duration, Effect, Layer, Redacted, type Scope } from "effect"
 import { SqlClient } from "effect/sql/SqlClient"
 import type { SqlError } from "effect/sql/SqlError"
+import * as NodePodNetwork from "../../node/NodePodNetwork.ts"
 import { EntityStore } from "../../sharding/EntityStore.ts"
+import { PodNetworkFactory } from "../../sharding/PodNetwork.ts"
 import { ShardStore } from "../../sharding/ShardStore.ts"
 import { DurableExecutionJournal } from "../../workflow/DurableExecutionJournal.ts"
 import { JournalError } from "../../workflow/WorkflowErrors.ts"
@@ -198,7 +200,7 @@ const timedOut = (message: string, options: PostgresJournalOptions): string =>
  */
 export const layer = (
   options: PostgresJournalOptions
-): Layer.Layer<DurableExecutionJournal | ShardStore | EntityStore, JournalError> =>
+): Layer.Layer<DurableExecutionJournal | ShardStore | EntityStore | PodNetworkFactory, JournalError> =>
   Layer.effectContext(
     Effect.gen(function* () {
       const journal = yield* make(options)
@@ -206,13 +208,19 @@ export const layer = (
       const entities = yield* makeEntityStore(options)
       return Context.make(DurableExecutionJournal, journal).pipe(
         Context.add(ShardStore, shards),
-        Context.add(EntityStore, entities)
+        Context.add(EntityStore, entities),
+        // The direct path between the pods of this store (see NodePodNetwork): on by default.
+        Context.add(PodNetworkFactory, NodePodNetwork.factory)
       )
     })
   ).pipe(
     Layer.provide(clientLayer(options)),
     Layer.catchCause((cause) =>
-      Layer.effectContext<DurableExecutionJournal | ShardStore | EntityStore, JournalError, never>(
+      Layer.effectContext<
+        DurableExecutionJournal | ShardStore | EntityStore | PodNetworkFactory,
+        JournalError,
+        never
+      >(
         Effect.failCause(
           Cause.map(
             cause,
@@ -239,5 +247,7 @@ export const layer = (
 export const layerConfig = (
   url: Config.Config<Redacted.Redacted> = Config.Redacted("DATABASE_URL"),
   options: Omit<PostgresJournalOptions, "url"> = {}
-): Layer.Layer<DurableExecutionJournal | ShardStore | EntityStore, JournalError | Config.ConfigError> =>
-  Layer.unwrap(Effect.map(url, (url) => layer({ ...options, url })))
+): Layer.Layer<
+  DurableExecutionJournal | ShardStore | EntityStore | PodNetworkFactory,
+  JournalError | Config.ConfigError
+> => Layer.unwrap(Effect.map(url, (url) => layer({ ...options, url })))

@@ -237,6 +237,15 @@ export const migrations: ReadonlyArray<Migration> = [
       // timeline of an execution shows the attempt that ran again after a crash.
       `ALTER TABLE {prefix}steps ADD COLUMN attempt_started_at BIGINT`
     ]
+  },
+  {
+    version: 11,
+    name: "pod addresses",
+    statements: [
+      // The address a pod's network listener advertises (host:port): other pods push messages,
+      // wake-ups and results to it. Null: the pod is reachable through the store only.
+      `ALTER TABLE {prefix}pods ADD COLUMN address TEXT`
+    ]
   }
 ]
 

@@ -67,7 +67,8 @@ const PodRow = Schema.Struct({
   lease_until: SqlNumber,
   registered_at: SqlNumber,
   renewed_at: SqlNumber,
-  session: Schema.String
+  session: Schema.String,
+  address: Schema.NullOr(Schema.String)
 })
 
 const ShardRow = Schema.Struct({
@@ -238,7 +239,7 @@ export const make = (options: SqlShardStoreOptions): Effect.Effect<ShardStore["S
         )
       })
 
-    const register = (podId: string, ttlMillis: number) =>
+    const register = (podId: string, ttlMillis: number, address: string | undefined) =>
       Effect.gen(function* () {
         // The marker lives as long as the caller's scope, or ends at once if registering fails.
         const own = yield* Scope.fork(yield* Effect.scope)
@@ -259,7 +260,8 @@ export const make = (options: SqlShardStoreOptions): Effect.Effect<ShardStore["S
               lease_until: at + ttlMillis,
               registered_at: at,
               renewed_at: at,
-              session: marker
+              session: marker,
+              address: address ?? null
             })}`
             return existing?.session
           })
@@ -320,8 +322,8 @@ export const make = (options: SqlShardStoreOptions): Effect.Effect<ShardStore["S
             error._tag === "SqlError" || error._tag === "SchemaError" ? shardStoreError("init")(error) : error
           )
         ),
-      register: (podId, ttlMillis) =>
-        register(podId, ttlMillis).pipe(
+      register: (podId, ttlMillis, address) =>
+        register(podId, ttlMillis, address).pipe(
           Effect.mapError((error) =>
             error._tag === "SqlError" || error._tag === "SchemaError"
               ? shardStoreError("register", `pod ${JSON.stringify(podId)} in ${prefix}pods`)(error)
@@ -378,7 +380,8 @@ export const make = (options: SqlShardStoreOptions): Effect.Effect<ShardStore["S
             leaseUntil: row.lease_until,
             registeredAt: row.registered_at,
             renewedAt: row.renewed_at,
-            liveness: liveness(row, held, at)
+            liveness: liveness(row, held, at),
+            address: row.address
           })
         )
       }).pipe(

@@ -23,7 +23,9 @@ import { dirname, join } from "node:path"
 import { Cause, Context, Effect, Layer, type Scope } from "effect"
 import { SqlClient } from "effect/sql/SqlClient"
 import type { SqlError } from "effect/sql/SqlError"
+import * as NodePodNetwork from "../../node/NodePodNetwork.ts"
 import { EntityStore } from "../../sharding/EntityStore.ts"
+import { PodNetworkFactory } from "../../sharding/PodNetwork.ts"
 import { ShardStore } from "../../sharding/ShardStore.ts"
 import { DurableExecutionJournal } from "../../workflow/DurableExecutionJournal.ts"
 import { JournalError } from "../../workflow/WorkflowErrors.ts"
@@ -120,7 +122,7 @@ const toJournalError = (operation: string) => (error: SqlError) =>
  */
 export const layer = (
   options: SqliteJournalOptions
-): Layer.Layer<DurableExecutionJournal | ShardStore | EntityStore, JournalError> =>
+): Layer.Layer<DurableExecutionJournal | ShardStore | EntityStore | PodNetworkFactory, JournalError> =>
   Layer.effectContext(
     Effect.gen(function* () {
       const journal = yield* make(options)
@@ -128,7 +130,9 @@ export const layer = (
       const entities = yield* makeEntityStore(options)
       return Context.make(DurableExecutionJournal, journal).pipe(
         Context.add(ShardStore, shards),
-        Context.add(EntityStore, entities)
+        Context.add(EntityStore, entities),
+        // The direct path between the pods of this store (see NodePodNetwork): on by default.
+        Context.add(PodNetworkFactory, NodePodNetwork.factory)
       )
     })
   ).pipe(
@@ -149,7 +153,11 @@ export const layer = (
       )
     ),
     Layer.catchCause((cause) =>
-      Layer.effectContext<DurableExecutionJournal | ShardStore | EntityStore, JournalError, never>(
+      Layer.effectContext<
+        DurableExecutionJournal | ShardStore | EntityStore | PodNetworkFactory,
+        JournalError,
+        never
+      >(
         Effect.failCause(
           Cause.map(cause, (error) =>
             error instanceof JournalError ? error : toJournalError(`open ${options.filename}`)(error)

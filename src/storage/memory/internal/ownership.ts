@@ -20,6 +20,7 @@ export interface PodEntry {
   leaseUntil: number
   readonly registeredAt: number
   renewedAt: number
+  readonly address: string | null
   readonly session: PodSession
 }
 

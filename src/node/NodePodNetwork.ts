@@ -1,0 +1,245 @@
+/**
+ * Pods over the network on Node.js (the talk's `cluster-node`): each pod listens on a TCP port
+ * (loopback and any free port by default) and keeps one multiplexed `effect/rpc` connection per
+ * peer, with reconnect and backoff. It implements the `PodNetwork` port of `sharding/`; nothing
+ * below this folder knows about sockets.
+ *
+ * The SQLite and PostgreSQL store layers provide it, so a program on either gets the direct path
+ * with no change: `Membership.layer({ network: { ... } })` configures it, `network: false` turns
+ * it off. Beyond loopback a pod requires a cluster `secret` (an HMAC handshake per connection) or
+ * `tls` (certificate files): an unauthenticated peer is refused with a log line and nothing it
+ * sends is processed. Frames larger than `maxFrameBytes` end the connection that sent them.
+ *
+ * @example
+ * ```ts
+ * import { Layer, Redacted } from "effect"
+ * import { Membership, Sharding } from "effect-cluster"
+ * import { PostgresJournal } from "effect-cluster/postgres"
+ *
+ * const cluster = Sharding.layer().pipe(
+ *   Layer.provideMerge(
+ *     Membership.layer({
+ *       network: { host: "0.0.0.0", port: 7400, advertise: "10.0.0.5:7400", secret: Redacted.make("s3cret") }
+ *     })
+ *   ),
+ *   Layer.provideMerge(PostgresJournal.layer(process.env.DATABASE_URL!))
+ * )
+ * ```
+ */
+import { readFileSync } from "node:fs"
+import { isIP } from "node:net"
+import * as NodeSocket from "@effect/platform-node/NodeSocket"
+import * as NodeSocketServer from "@effect/platform-node/NodeSocketServer"
+import { Clock, Duration, Effect, Layer, Queue, Redacted, type Scope, Stream } from "effect"
+import { RpcSerialization, RpcServer } from "effect/rpc"
+import { SocketServer } from "effect/socket/SocketServer"
+import {
+  type EntityPushAnswer,
+  type InboundHandlers,
+  NetworkConfigError,
+  type NetworkOptions,
+  type PodNetwork,
+  PodNetworkFactory
+} from "../sharding/PodNetwork.ts"
+import * as Handshake from "./internal/Handshake.ts"
+import * as Peers from "./internal/Peers.ts"
+import { AUTH_HEADER, type IndexedAnswer, PodRpcs, Unauthenticated } from "./internal/PodRpcs.ts"
+
+const DEFAULT_MAX_FRAME = 16 * 1024 * 1024
+/** How far apart the clocks of two pods may be for a handshake to pass. */
+const HANDSHAKE_WINDOW = 5 * 60_000
+
+const isLoopback = (host: string) =>
+  host === "localhost" || host === "::1" || (isIP(host) === 4 && host.startsWith("127."))
+
+const configError = (option: string, detail: string) => new NetworkConfigError({ option, detail })
+
+const readPem = (option: string, path: string) =>
+  Effect.try({
+    try: () => readFileSync(path),
+    catch: (error) => configError(option, `${path} cannot be read (${(error as Error).message})`)
+  })
+
+/** Listens for `podId` with `options` until the scope closes; see the module comment. */
+export const listen = (
+  podId: string,
+  options: NetworkOptions
+): Effect.Effect<PodNetwork, NetworkConfigError, Scope.Scope> =>
+  Effect.gen(function* () {
+    const host = options.host ?? "127.0.0.1"
+    const port = options.port ?? 0
+    if (!(Number.isInteger(port) && port >= 0 && port < 65536)) {
+      return yield* configError("port", `${port} is not a port (an integer from 0 to 65535)`)
+    }
+    const secret =
+      options.secret === undefined
+        ? undefined
+        : typeof options.secret === "string"
+          ? options.secret
+          : Redacted.value(options.secret)
+    if (secret !== undefined && secret.length < 8) {
+      return yield* configError("secret", "a cluster secret must be at least 8 characters")
+    }
+    if (!isLoopback(host) && secret === undefined && options.tls === undefined) {
+      return yield* configError(
+        "host",
+        `listening on ${host} beyond loopback needs a cluster secret or TLS, or any host could send this pod messages`
+      )
+    }
+    const requestTimeoutMillis = Duration.toMillis(
+      Duration.fromInputUnsafe(options.requestTimeout ?? "5 seconds")
+    )
+    const maxFrameBytes = options.maxFrameBytes ?? DEFAULT_MAX_FRAME
+    const serialization = RpcSerialization.makeNdjson({ maxBufferSize: maxFrameBytes })
+    const tls =
+      options.tls === undefined
+        ? undefined
+        : {
+            key: yield* readPem("tls.keyFile", options.tls.keyFile),
+            cert: yield* readPem("tls.certFile", options.tls.certFile),
+            ca:
+              options.tls.caFile === undefined ? undefined : yield* readPem("tls.caFile", options.tls.caFile)
+          }
+
+    const server = yield* (
+      tls === undefined
+        ? NodeSocketServer.make({ host, port, noDelay: true })
+        : NodeSocketServer.makeTls({
+            host,
+            port,
+            noDelay: true,
+            key: tls.key,
+            cert: tls.cert,
+            ...(tls.ca === undefined ? {} : { ca: tls.ca, requestCert: true, rejectUnauthorized: true })
+          })
+    ).pipe(
+      Effect.mapError((error) => configError("port", `cannot listen on ${host}:${port}: ${error.message}`))
+    )
+    const bound = server.address
+    const boundPort = "port" in bound ? bound.port : port
+    const address = options.advertise ?? `${host.includes(":") ? `[${host}]` : host}:${boundPort}`
+    if (Peers.parseAddress(address) === undefined) {
+      return yield* configError("advertise", `${JSON.stringify(address)} is not host:port`)
+    }
+
+    const clock = yield* Clock.Clock
+    const verify = secret === undefined ? undefined : Handshake.verifier(secret, address, HANDSHAKE_WINDOW)
+    const trusted = new Set<number>()
+    const refusedLogged = new Set<number>()
+    /** Whether the connection `clientId` may be served: it proved the secret, now or before. */
+    const authorize = (clientId: number, header: string | undefined) =>
+      Effect.suspend(() => {
+        if (verify === undefined || trusted.has(clientId)) return Effect.void
+        const verdict = verify(header, clock.currentTimeMillisUnsafe())
+        if (typeof verdict !== "string") {
+          trusted.add(clientId)
+          return Effect.void
+        }
+        const log = refusedLogged.has(clientId)
+          ? Effect.void
+          : Effect.logWarning(`network: refused a connection to pod ${podId} that sent ${verdict}`)
+        refusedLogged.add(clientId)
+        return Effect.andThen(log, Effect.fail(new Unauthenticated({ message: `refused: ${verdict}` })))
+      })
+
+    let pushHandler: InboundHandlers["push"]
+    const wakeHandlers = new Set<NonNullable<InboundHandlers["wake"]>>()
+    const settledHandlers = new Set<NonNullable<InboundHandlers["settled"]>>()
+    const unknownType: EntityPushAnswer = { _tag: "UnknownType" }
+
+    const handlers = PodRpcs.toLayer({
+      Deliver: ({ messages }, { client, headers }) =>
+        Stream.unwrap(
+          Effect.as(
+            authorize(client.id, headers[AUTH_HEADER]),
+            Stream.callback<IndexedAnswer>((queue) =>
+              Effect.forkScoped(
+                Effect.forEach(
+                  messages,
+                  (message, index) =>
+                    Effect.flatMap(
+                      pushHandler === undefined ? Effect.succeed(unknownType) : pushHandler(message),
+                      (answer) => Queue.offer(queue, { index, answer })
+                    ),
+                  { concurrency: "unbounded", discard: true }
+                ).pipe(Effect.andThen(Queue.end(queue)))
+              )
+            )
+          )
+        ),
+      Wake: ({ shards }, { client, headers }) =>
+        Effect.andThen(
+          authorize(client.id, headers[AUTH_HEADER]),
+          Effect.forEach([...wakeHandlers], (handler) => handler(shards), { discard: true })
+        ),
+      Settled: ({ executionIds }, { client, headers }) =>
+        Effect.andThen(
+          authorize(client.id, headers[AUTH_HEADER]),
+          Effect.forEach([...settledHandlers], (handler) => handler(executionIds), { discard: true })
+        )
+    })
+
+    yield* RpcServer.make(PodRpcs, {
+      concurrency: "unbounded",
+      disableTracing: true,
+      onDisconnect: (clientId) =>
+        Effect.sync(() => {
+          trusted.delete(clientId)
+          refusedLogged.delete(clientId)
+        })
+    }).pipe(
+      Effect.provideServiceEffect(RpcServer.Protocol, RpcServer.makeProtocolSocketServer),
+      Effect.provideService(SocketServer, server),
+      Effect.provideService(RpcSerialization.RpcSerialization, serialization),
+      Effect.provide(handlers),
+      Effect.forkScoped
+    )
+
+    const peers = yield* Peers.make({
+      requestTimeoutMillis,
+      serialization,
+      connect: (peerHost, peerPort) =>
+        tls === undefined
+          ? NodeSocket.makeNet({ host: peerHost, port: peerPort, noDelay: true, openTimeout: 1_000 })
+          : NodeSocket.makeTls({
+              host: peerHost,
+              port: peerPort,
+              openTimeout: 1_000,
+              key: tls.key,
+              cert: tls.cert,
+              ...(tls.ca === undefined ? {} : { ca: tls.ca }),
+              // Pods are addressed by IP as often as by name: the CA, not the name, vouches for them.
+              checkServerIdentity: () => undefined
+            }),
+      token:
+        secret === undefined
+          ? undefined
+          : (peerAddress) => Handshake.token(secret, podId, peerAddress, clock.currentTimeMillisUnsafe())
+    })
+
+    return {
+      address,
+      push: peers.push,
+      wake: peers.wake,
+      settled: peers.settled,
+      serve: (inbound) =>
+        Effect.gen(function* () {
+          if (inbound.push !== undefined) pushHandler = inbound.push
+          if (inbound.wake !== undefined) wakeHandlers.add(inbound.wake)
+          if (inbound.settled !== undefined) settledHandlers.add(inbound.settled)
+          yield* Effect.addFinalizer(() =>
+            Effect.sync(() => {
+              if (inbound.push !== undefined && pushHandler === inbound.push) pushHandler = undefined
+              if (inbound.wake !== undefined) wakeHandlers.delete(inbound.wake)
+              if (inbound.settled !== undefined) settledHandlers.delete(inbound.settled)
+            })
+          )
+        })
+    } satisfies PodNetwork
+  })
+
+/** The factory the store layers provide: `listen` for every pod of the process. */
+export const factory: PodNetworkFactory["Service"] = PodNetworkFactory.of({ listen })
+
+/** Provides `factory`: pods made below it (`Membership`, the engine's own) listen on the network. */
+export const layer: Layer.Layer<PodNetworkFactory> = Layer.succeed(PodNetworkFactory, factory)
