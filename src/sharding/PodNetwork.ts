@@ -54,8 +54,9 @@ export interface NetworkOptions {
   /** Encrypts and authenticates the traffic between pods with these certificates. */
   readonly tls?: NetworkTls | undefined
   /**
-   * How long a push waits for its answer before the sender takes the store path instead, and how
-   * long a peer that did not answer in time is passed over. Default 5 seconds.
+   * How long a peer may stay silent (its connection is pinged every half of it) before its
+   * connection is deemed broken: the pushes in flight on it take the store path, and the peer is
+   * passed over for as long. Default 5 seconds.
    */
   readonly requestTimeout?: Duration.Input | undefined
   /** The largest frame a peer may send, in bytes. Default 16 MiB. */

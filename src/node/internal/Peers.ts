@@ -4,10 +4,14 @@
  *
  * Pushes to one peer are batched: a fiber per peer takes every push queued while the previous
  * batch was being written and sends them as one `Deliver`; each answer resolves its caller as it
- * arrives. Wake-ups and settlements are batched the same way and sent without an answer. A peer
- * that did not answer within the request timeout is passed over for that long (its pushes fail at
- * once with `PeerUnreachableError`, and senders take the store path), so a partitioned peer costs
- * one timeout, not one per message.
+ * arrives. Wake-ups and settlements are batched the same way and sent without an answer.
+ *
+ * A push waits for its answer as long as its caller does (a slow entity is not a dead peer); the
+ * connection's pings tell a dead or cut-off peer apart: with no frame from it for the request
+ * timeout, the connection fails, and so do its pushes in flight. A peer whose connection failed
+ * is then passed over for the request timeout (its pushes fail at once with
+ * `PeerUnreachableError`, and senders take the store path), so a partitioned peer costs one
+ * timeout, not one per message.
  */
 import { Cause, Clock, Deferred, Effect, Exit, Layer, Option, Queue, Schedule, Scope, Stream } from "effect"
 import { RpcClient, RpcSerialization } from "effect/rpc"
@@ -91,6 +95,8 @@ export const make = (options: PeersOptions): Effect.Effect<Peers, never, Scope.S
           Effect.provideServiceEffect(
             RpcClient.Protocol,
             RpcClient.makeProtocolSocket({
+              pingInterval: Math.max(50, options.requestTimeoutMillis / 2),
+              pingTimeout: options.requestTimeoutMillis,
               retryPolicy: Schedule.min([Schedule.exponential(50, 2), Schedule.spaced(2_000)])
             })
           ),
@@ -165,13 +171,22 @@ export const make = (options: PeersOptions): Effect.Effect<Peers, never, Scope.S
           }
           const answer = Deferred.makeUnsafe<EntityPushAnswer, PeerUnreachableError>()
           Queue.offerUnsafe(peer.pushes, { message, answer })
-          const limit = Math.max(0, Math.min(timeoutMillis, options.requestTimeoutMillis))
-          return Effect.flatMap(Effect.timeoutOption(Deferred.await(answer), limit), (result) => {
-            if (Option.isSome(result)) return Effect.succeed(result.value)
-            if (limit === options.requestTimeoutMillis)
-              peer.suspectUntil = now() + options.requestTimeoutMillis
-            return Effect.fail(new PeerUnreachableError({ address, detail: `no answer within ${limit} ms` }))
-          })
+          // A slow entity is not a dead peer: the push waits as long as its caller, while the
+          // connection's pings (every requestTimeout / 2) tell a dead or cut-off peer apart.
+          return Effect.timeoutOption(Deferred.await(answer), Math.max(0, timeoutMillis)).pipe(
+            Effect.tapError(() =>
+              Effect.sync(() => {
+                peer.suspectUntil = now() + options.requestTimeoutMillis
+              })
+            ),
+            Effect.flatMap((result) =>
+              Option.isSome(result)
+                ? Effect.succeed(result.value)
+                : Effect.fail(
+                    new PeerUnreachableError({ address, detail: `no answer within ${timeoutMillis} ms` })
+                  )
+            )
+          )
         }),
       wake: (address, shard) =>
         Effect.map(peerOf(address), (peer) => {

@@ -1,0 +1,233 @@
+/**
+ * Pods talking directly, as real processes (`networkPod.ts`) on one real SQLite file and on one
+ * real PostgreSQL database: a volatile ask to a reachable pod never touches the store; a persisted
+ * one is stored once and answered over the network; a peer SIGKILLed with asks in flight, and a
+ * partition between two pods (our TCP proxy stops forwarding while both reach the store), leave
+ * every ask answered or failed typed, nothing handled twice, and traffic returns to the network
+ * once the proxy heals.
+ */
+import { readFileSync } from "node:fs"
+import { createServer } from "node:net"
+import { afterEach, describe, expect, it } from "vitest"
+import { eventually, freshStore, reader, removeStore, type Store, shards } from "../cluster/harness.ts"
+import * as ChildPod from "../support/ChildPod.ts"
+import * as TcpProxy from "../support/TcpProxy.ts"
+
+interface Asked {
+  readonly replies: Record<string, string>
+  readonly errors: Record<string, string>
+  readonly slowestMillis: number
+  readonly storeWrites: number
+}
+
+interface Line {
+  readonly ready?: string
+  readonly address?: string | null
+  readonly asked?: Asked
+  readonly error?: string
+  readonly level?: string
+  readonly message?: unknown
+}
+
+interface LedgerLine {
+  readonly t: string
+  readonly m: string
+  readonly p: string
+}
+
+const SHARDS = 12
+
+const startPod = (store: Store, podId: string, extra: Record<string, unknown> = {}) => {
+  const pod = ChildPod.spawn<Line>("test/node/networkPod.ts", {
+    args: [
+      JSON.stringify({ store: store.location, ledger: store.ledger, podId, shardCount: SHARDS, ...extra })
+    ]
+  })
+  return pod
+}
+
+const ready = async (pod: ChildPod.ChildPod<Line>) => {
+  const line = await pod.waitFor((message) => message.ready !== undefined, 30_000)
+  return line.address!
+}
+
+const ask = async (
+  pod: ChildPod.ChildPod<Line>,
+  type: "Echo" | "Tally",
+  ids: ReadonlyArray<string>,
+  prefix: string,
+  timeoutMs = 60_000
+): Promise<Asked> => {
+  pod.skipReceived()
+  pod.send({ ask: { type, ids, prefix, concurrency: 20 } })
+  const line = await pod.waitFor(
+    (message) => message.asked !== undefined || message.error !== undefined,
+    timeoutMs
+  )
+  if (line.asked === undefined) throw new Error(`the ask failed: ${line.error}`)
+  return line.asked
+}
+
+const ledger = (store: Store): ReadonlyArray<LedgerLine> =>
+  readFileSync(store.ledger, "utf8")
+    .split("\n")
+    .filter((line) => line.length > 0)
+    .map((line) => JSON.parse(line) as LedgerLine)
+
+/** Message ids handled more than once. */
+const twice = (lines: ReadonlyArray<LedgerLine>) => {
+  const seen = new Set<string>()
+  return lines.filter((line) => {
+    const key = `${line.t}/${line.m}`
+    if (seen.has(key)) return true
+    seen.add(key)
+    return false
+  })
+}
+
+const ids = (n: number) => Array.from({ length: n }, (_, i) => `entity-${i}`)
+
+/** Waits until the shards are spread evenly over `podIds`, no handover pending, then warms the routes. */
+const spread = async (store: Store, pod: ChildPod.ChildPod<Line>, podIds: ReadonlyArray<string>) => {
+  const runtime = reader(store)
+  try {
+    await eventually("the shards to be spread evenly", async () => {
+      const records = await shards(runtime)
+      return (
+        records.every((record) => record.nextOwner === null) &&
+        podIds.every(
+          (podId) => records.filter((record) => record.owner === podId).length === SHARDS / podIds.length
+        )
+      )
+    })
+  } finally {
+    await runtime.dispose()
+  }
+  let round = 0
+  await eventually("every route to be known", async () => {
+    const asked = await ask(pod, "Echo", ids(60), `warm-${round++}`)
+    return asked.storeWrites === 0 && Object.keys(asked.errors).length === 0
+  })
+}
+
+const freePort = () =>
+  new Promise<number>((resolve) => {
+    const server = createServer()
+    server.listen(0, "127.0.0.1", () => {
+      const address = server.address()
+      server.close(() => resolve(typeof address === "object" && address !== null ? address.port : 0))
+    })
+  })
+
+describe.each(["sqlite", "pg"] as const)("pods talking directly on %s", (kind) => {
+  const cleanup: Array<() => Promise<void> | void> = []
+  afterEach(async () => {
+    for (const step of cleanup.splice(0).reverse()) await step()
+  })
+  const fresh = async (name: string) => {
+    const store = await freshStore(kind, name)
+    cleanup.push(() => removeStore(store))
+    return store
+  }
+
+  it("a volatile ask to another pod never touches the store; a persisted one is stored once", async () => {
+    const store = await fresh("net-direct")
+    const a = startPod(store, "a")
+    cleanup.push(a.dispose)
+    const b = startPod(store, "b")
+    cleanup.push(b.dispose)
+    expect(await ready(a)).toMatch(/^127\.0\.0\.1:\d+$/)
+    await ready(b)
+    await spread(store, a, ["a", "b"])
+
+    const volatile = await ask(a, "Echo", ids(200), "v")
+    expect(volatile.errors).toEqual({})
+    const remote = Object.values(volatile.replies).filter((podId) => podId === "b").length
+    expect(remote).toBeGreaterThan(20)
+    // Every reply came over the network: not one row written by the sender for them.
+    expect(volatile.storeWrites).toBe(0)
+
+    const persisted = await ask(a, "Tally", ids(100), "p")
+    expect(persisted.errors).toEqual({})
+    expect(Object.values(persisted.replies).filter((podId) => podId === "b").length).toBeGreaterThan(10)
+    // One write of the sender's per message: stored before the push (remote), or its completion
+    // (local); the owner's completion of a pushed message is the owner's write.
+    expect(persisted.storeWrites).toBe(100)
+    expect(twice(ledger(store))).toEqual([])
+    const tallies = ledger(store).filter((line) => line.t === "Tally" && line.m.startsWith("p-"))
+    expect(tallies).toHaveLength(100)
+  })
+
+  it("a peer SIGKILLed with asks in flight: each ask is answered by the new owner or fails typed", async () => {
+    const store = await fresh("net-kill")
+    const a = startPod(store, "a", { sendTimeoutMillis: 15_000 })
+    cleanup.push(a.dispose)
+    const b = startPod(store, "b", { handleMillis: 1_500 })
+    cleanup.push(b.dispose)
+    await ready(a)
+    await ready(b)
+    await spread(store, a, ["a", "b"])
+
+    a.skipReceived()
+    a.send({ ask: { type: "Echo", ids: ids(60), prefix: "k", concurrency: 60 } })
+    await eventually(
+      "asks to reach b",
+      async () => ledger(store).some((line) => line.p === "b" && line.m.startsWith("k-")),
+      10_000
+    )
+    b.kill("SIGKILL")
+    const line = await a.waitFor((message) => message.asked !== undefined, 40_000)
+    const asked = line.asked!
+    expect(Object.keys(asked.replies).length + Object.keys(asked.errors).length).toBe(60)
+    for (const tag of Object.values(asked.errors)) expect(tag).toBe("MessageTimeoutError")
+    // The asks b had are answered by a, its shards' new owner (b never answers: it was killed).
+    expect(Object.values(asked.replies).every((podId) => podId === "a")).toBe(true)
+    expect(Object.keys(asked.replies).length).toBeGreaterThan(0)
+    expect(asked.slowestMillis).toBeLessThan(20_000)
+    console.log(
+      `SIGKILL with asks in flight: ${Object.keys(asked.replies).length} answered, ${Object.keys(asked.errors).length} timed out, slowest ${asked.slowestMillis} ms`
+    )
+  })
+
+  it("a partition between two pods: asks complete through the store or fail typed; traffic returns to the network once healed", async () => {
+    const store = await fresh("net-partition")
+    const bPort = await freePort()
+    const proxy = await TcpProxy.start({ targetHost: "127.0.0.1", targetPort: bPort })
+    cleanup.push(proxy.close)
+    const a = startPod(store, "a", { sendTimeoutMillis: 10_000 })
+    cleanup.push(a.dispose)
+    const b = startPod(store, "b", { port: bPort, advertise: `127.0.0.1:${proxy.port}` })
+    cleanup.push(b.dispose)
+    await ready(a)
+    await ready(b)
+    await spread(store, a, ["a", "b"])
+    expect(proxy.connections()).toBeGreaterThan(0)
+
+    proxy.pause()
+    const cut = await ask(a, "Echo", ids(60), "cut")
+    expect(Object.keys(cut.replies).length + Object.keys(cut.errors).length).toBe(60)
+    for (const tag of Object.values(cut.errors)) expect(tag).toBe("MessageTimeoutError")
+    // b's entities were reached through the store meanwhile.
+    expect(Object.values(cut.replies).filter((podId) => podId === "b").length).toBeGreaterThan(0)
+    expect(cut.storeWrites).toBeGreaterThan(0)
+    expect(twice(ledger(store))).toEqual([])
+
+    proxy.resume()
+    await eventually(
+      "traffic to return to the network",
+      async () => {
+        const healed = await ask(a, "Echo", ids(60), `healed-${Date.now()}`)
+        return (
+          Object.keys(healed.errors).length === 0 &&
+          healed.storeWrites === 0 &&
+          Object.values(healed.replies).some((podId) => podId === "b")
+        )
+      },
+      30_000
+    )
+    expect(twice(ledger(store))).toEqual([])
+    console.log(
+      `partition: ${Object.keys(cut.replies).length} answered during the cut (slowest ${cut.slowestMillis} ms), ${Object.keys(cut.errors).length} timed out`
+    )
+  })
+})

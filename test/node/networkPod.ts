@@ -1,0 +1,175 @@
+/**
+ * A pod as a child process for the network tests: it hosts two entity types (`Echo`, volatile;
+ * `Tally`, persisted), each answering with the id of the pod that handled the message, and appends
+ * every message it handles to a ledger file (`{"t": type, "m": messageId, "p": podId}`). It counts
+ * what its sends write to the entity store (a volatile ask over the network writes nothing).
+ *
+ * Lines on stdin: `{"ask": {"type", "ids", "prefix", "concurrency"}}` sends one request per id
+ * and prints `{"asked": {"replies": {id: podId}, "errors": {id: tag}, "slowestMillis", "storeWrites"}}`.
+ * It prints `{"ready": podId, "address": ...}` once its sharding runs.
+ *
+ * Usage: node --conditions=@effect-cluster/source test/node/networkPod.ts '<json options>'
+ */
+import { appendFileSync } from "node:fs"
+import { createInterface } from "node:readline"
+import { Clock, Duration, Effect, Layer, Logger, Option, Schema } from "effect"
+import {
+  EntityStore,
+  Membership,
+  Message,
+  MessageState,
+  RecipientBehaviour,
+  RecipientType,
+  Sharding,
+  SqliteJournal
+} from "effect-cluster"
+import { PostgresJournal } from "effect-cluster/postgres"
+
+const Options = Schema.Struct({
+  store: Schema.String,
+  podId: Schema.String,
+  ledger: Schema.String,
+  shardCount: Schema.optional(Schema.Number),
+  leaseTtlMillis: Schema.optional(Schema.Number),
+  handleMillis: Schema.optional(Schema.Number),
+  sendTimeoutMillis: Schema.optional(Schema.Number),
+  port: Schema.optional(Schema.Number),
+  advertise: Schema.optional(Schema.String),
+  secret: Schema.optional(Schema.String),
+  requestTimeoutMillis: Schema.optional(Schema.Number)
+})
+
+const options = Schema.decodeUnknownSync(Schema.fromJsonString(Options))(process.argv[2])
+const say = (line: unknown) => console.log(JSON.stringify(line))
+
+export class Ping extends Message.TaggedRequest<Ping>()("Ping", {
+  success: Schema.String,
+  failure: Schema.Never,
+  payload: { messageId: Schema.String }
+}) {}
+
+const Echo = RecipientType.makeEntityType("Echo", Ping, (message) => message.messageId)
+const Tally = RecipientType.makeEntityType("Tally", Ping, (message) => message.messageId, {
+  persisted: true,
+  state: Schema.Number
+})
+
+const Ask = Schema.Struct({
+  type: Schema.Literals(["Echo", "Tally"]),
+  ids: Schema.Array(Schema.String),
+  prefix: Schema.String,
+  concurrency: Schema.Number
+})
+const Command = Schema.fromJsonString(Schema.Struct({ ask: Ask }))
+
+let storeWrites = 0
+const count = (rows: number) =>
+  Effect.sync(() => {
+    storeWrites += rows
+  })
+/** The entity store, counting the rows this process writes. */
+const counting = Layer.effect(
+  EntityStore.EntityStore,
+  Effect.map(EntityStore.EntityStore, (store) =>
+    EntityStore.EntityStore.of({
+      ...store,
+      enqueue: (messages) => Effect.andThen(count(messages.length), store.enqueue(messages)),
+      complete: (writes) => Effect.andThen(count(writes.length), store.complete(writes)),
+      deadLetter: (writes) => Effect.andThen(count(writes.length), store.deadLetter(writes))
+    })
+  )
+)
+
+const storeLayer = options.store.startsWith("postgres")
+  ? PostgresJournal.layer({ url: options.store })
+  : SqliteJournal.layer({ filename: options.store })
+
+const cluster = Sharding.layer({
+  sendTimeout: Duration.millis(options.sendTimeoutMillis ?? 30_000),
+  deliveryPollInterval: "100 millis"
+}).pipe(
+  Layer.provideMerge(counting),
+  Layer.provideMerge(
+    Membership.layer({
+      podId: options.podId,
+      shardCount: options.shardCount ?? 12,
+      leaseTtl: Duration.millis(options.leaseTtlMillis ?? 3_000),
+      network: {
+        port: options.port,
+        advertise: options.advertise,
+        secret: options.secret,
+        requestTimeout: Duration.millis(options.requestTimeoutMillis ?? 1_000)
+      }
+    })
+  ),
+  Layer.provideMerge(storeLayer)
+)
+
+const handle = (type: string) => (messageId: string) =>
+  Effect.gen(function* () {
+    appendFileSync(options.ledger, `${JSON.stringify({ t: type, m: messageId, p: options.podId })}\n`)
+    if (options.handleMillis !== undefined) yield* Effect.sleep(Duration.millis(options.handleMillis))
+    return MessageState.Processed(Option.some(options.podId))
+  })
+
+const ask = (command: typeof Ask.Type) =>
+  Effect.gen(function* () {
+    const messenger = yield* Sharding.messenger(command.type === "Echo" ? Echo : Tally)
+    const replies: Record<string, string> = {}
+    const errors: Record<string, string> = {}
+    let slowest = 0
+    const before = storeWrites
+    yield* Effect.forEach(
+      command.ids,
+      (id) =>
+        Effect.gen(function* () {
+          const started = yield* Clock.currentTimeMillis
+          const result = yield* Effect.result(
+            messenger.send(id)(new Ping({ messageId: `${command.prefix}-${id}` }))
+          )
+          slowest = Math.max(slowest, (yield* Clock.currentTimeMillis) - started)
+          if (result._tag === "Success") replies[id] = result.success
+          else errors[id] = result.failure._tag
+        }),
+      { concurrency: command.concurrency, discard: true }
+    )
+    return { replies, errors, slowestMillis: slowest, storeWrites: storeWrites - before }
+  })
+
+const main = Effect.gen(function* () {
+  yield* Sharding.registerEntity(Echo)(
+    RecipientBehaviour.fromFunctionEffect((_, message) => handle("Echo")(message.messageId))
+  )
+  yield* Sharding.registerEntity(Tally)(
+    RecipientBehaviour.fromFunctionEffectStateful(
+      () => Effect.succeed(0),
+      (_, message) => handle("Tally")(message.messageId)
+    )
+  )
+  const membership = yield* Membership.Membership
+  say({ ready: options.podId, address: membership.network?.network.address ?? null })
+  const services = yield* Effect.context<Sharding.Sharding>()
+  createInterface({ input: process.stdin }).on("line", (line) => {
+    const command = Schema.decodeUnknownSync(Command)(line)
+    Effect.runFork(
+      ask(command.ask).pipe(
+        Effect.provideContext(services),
+        Effect.match({
+          onSuccess: (asked) => say({ asked }),
+          onFailure: (error) => say({ error: String(error) })
+        })
+      )
+    )
+  })
+  return yield* Effect.never
+})
+
+const logger = Logger.make(({ logLevel, message }) => say({ level: logLevel, message }))
+
+Effect.runFork(
+  main.pipe(
+    Effect.provide(cluster),
+    Effect.provide(Logger.layer([logger])),
+    Effect.catchCause((cause) => Effect.sync(() => say({ error: String(cause) })))
+  )
+)
