@@ -27,6 +27,7 @@ import { baselineBench } from "./baseline.ts"
 import { entitiesBench } from "./entities.ts"
 import { failoverBench } from "./failover.ts"
 import { idleGroupCommitBench } from "./idleGroupCommit.ts"
+import { networkBench } from "./network.ts"
 import { ownershipBench } from "./ownership.ts"
 import { podsBench } from "./pods.ts"
 import { postgresBench, postgresSleepBench } from "./postgres.ts"
@@ -52,7 +53,8 @@ const Options = Schema.Struct({
       "failover",
       "resumption",
       "pods",
-      "entities"
+      "entities",
+      "network"
     ])
   ),
   peers: Schema.optional(Schema.Boolean),
@@ -237,6 +239,7 @@ const program = Effect.gen(function* () {
   if (options.only === undefined || options.only === "pods")
     yield* podsBench(quick ? 1 : 3, quick ? 3_000 : 12_000, options.postgres)
   if (options.only === undefined || options.only === "entities") yield* entitiesBench(scale, options.postgres)
+  if (options.only === undefined || options.only === "network") yield* networkBench(scale, options.postgres)
   if (options.only === "telemetry") yield* telemetryBench(scale, dir, options.baseline)
   if (options.peers === true || options.only === "peers") yield* baselineBench(scale, options.postgres)
 })

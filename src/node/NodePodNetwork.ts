@@ -30,7 +30,7 @@ import { readFileSync } from "node:fs"
 import { isIP } from "node:net"
 import * as NodeSocket from "@effect/platform-node/NodeSocket"
 import * as NodeSocketServer from "@effect/platform-node/NodeSocketServer"
-import { Clock, Duration, Effect, Layer, Queue, Redacted, type Scope, Stream } from "effect"
+import { Clock, Duration, Effect, Layer, Redacted, type Scope } from "effect"
 import { RpcSerialization, RpcServer } from "effect/rpc"
 import { SocketServer } from "effect/socket/SocketServer"
 import {
@@ -41,9 +41,10 @@ import {
   type PodNetwork,
   PodNetworkFactory
 } from "../sharding/PodNetwork.ts"
+import * as CoalescingSocket from "./internal/CoalescingSocket.ts"
 import * as Handshake from "./internal/Handshake.ts"
 import * as Peers from "./internal/Peers.ts"
-import { AUTH_HEADER, type IndexedAnswer, PodRpcs, Unauthenticated } from "./internal/PodRpcs.ts"
+import { AUTH_HEADER, PodRpcs, Unauthenticated } from "./internal/PodRpcs.ts"
 
 const DEFAULT_MAX_FRAME = 16 * 1024 * 1024
 /** How far apart the clocks of two pods may be for a handshake to pass. */
@@ -148,24 +149,10 @@ export const listen = (
     const unknownType: EntityPushAnswer = { _tag: "UnknownType" }
 
     const handlers = PodRpcs.toLayer({
-      Deliver: ({ messages }, { client, headers }) =>
-        Stream.unwrap(
-          Effect.as(
-            authorize(client.id, headers[AUTH_HEADER]),
-            Stream.callback<IndexedAnswer>((queue) =>
-              Effect.forkScoped(
-                Effect.forEach(
-                  messages,
-                  (message, index) =>
-                    Effect.flatMap(
-                      pushHandler === undefined ? Effect.succeed(unknownType) : pushHandler(message),
-                      (answer) => Queue.offer(queue, { index, answer })
-                    ),
-                  { concurrency: "unbounded", discard: true }
-                ).pipe(Effect.andThen(Queue.end(queue)))
-              )
-            )
-          )
+      Deliver: ({ message }, { client, headers }) =>
+        Effect.andThen(
+          authorize(client.id, headers[AUTH_HEADER]),
+          pushHandler === undefined ? Effect.succeed(unknownType) : pushHandler(message)
         ),
       Wake: ({ shards }, { client, headers }) =>
         Effect.andThen(
@@ -189,7 +176,13 @@ export const listen = (
         })
     }).pipe(
       Effect.provideServiceEffect(RpcServer.Protocol, RpcServer.makeProtocolSocketServer),
-      Effect.provideService(SocketServer, server),
+      Effect.provideService(
+        SocketServer,
+        SocketServer.of({
+          ...server,
+          run: (handler) => server.run((socket) => handler(CoalescingSocket.make(socket)))
+        })
+      ),
       Effect.provideService(RpcSerialization.RpcSerialization, serialization),
       Effect.provide(handlers),
       Effect.forkScoped

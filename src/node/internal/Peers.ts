@@ -2,9 +2,9 @@
  * The connections of a pod to its peers: one multiplexed `effect/rpc` connection per address,
  * opened on first use, reconnected with backoff when it breaks, closed with the network.
  *
- * Pushes to one peer are batched: a fiber per peer takes every push queued while the previous
- * batch was being written and sends them as one `Deliver`; each answer resolves its caller as it
- * arrives. Wake-ups and settlements are batched the same way and sent without an answer.
+ * Each push is one request on the peer's connection, answered as soon as its entity answers.
+ * Wake-ups and settlements are batched: a fiber per peer takes every hint queued while the
+ * previous batch was being written, and sends them without waiting for an answer.
  *
  * A push waits for its answer as long as its caller does (a slow entity is not a dead peer); the
  * connection's pings tell a dead or cut-off peer apart: with no frame from it for the request
@@ -13,10 +13,11 @@
  * `PeerUnreachableError`, and senders take the store path), so a partitioned peer costs one
  * timeout, not one per message.
  */
-import { Cause, Clock, Deferred, Effect, Exit, Layer, Option, Queue, Schedule, Scope, Stream } from "effect"
+import { Clock, Effect, Layer, Option, Queue, Schedule, Scope } from "effect"
 import { RpcClient, RpcSerialization } from "effect/rpc"
 import { Socket } from "effect/socket/Socket"
 import { type EntityPush, type EntityPushAnswer, PeerUnreachableError } from "../../sharding/PodNetwork.ts"
+import * as CoalescingSocket from "./CoalescingSocket.ts"
 import { AUTH_HEADER, PodRpcs } from "./PodRpcs.ts"
 
 /** What `Peers` needs from the network. */
@@ -29,17 +30,12 @@ export interface PeersOptions {
   readonly token: ((address: string) => string) | undefined
 }
 
-interface PendingPush {
-  readonly message: EntityPush
-  readonly answer: Deferred.Deferred<EntityPushAnswer, PeerUnreachableError>
-}
-
 type Hint =
   | { readonly _tag: "Wake"; readonly shard: number }
   | { readonly _tag: "Settled"; readonly id: string }
 
 interface Peer {
-  readonly pushes: Queue.Queue<PendingPush>
+  readonly deliver: (message: EntityPush) => Effect.Effect<EntityPushAnswer, unknown>
   readonly hints: Queue.Queue<Hint>
   /** Until when the peer is passed over (it did not answer in time). */
   suspectUntil: number
@@ -75,13 +71,10 @@ export const make = (options: PeersOptions): Effect.Effect<Peers, never, Scope.S
     const connect = (address: string): Effect.Effect<Peer> =>
       Effect.gen(function* () {
         const parsed = parseAddress(address)
-        const pushes = yield* Queue.unbounded<PendingPush>()
         const hints = yield* Queue.unbounded<Hint>()
-        const peer: Peer = { pushes, hints, suspectUntil: 0 }
         if (parsed === undefined) {
           // An address no connection can be made to: every push fails at once.
-          peer.suspectUntil = Number.POSITIVE_INFINITY
-          return peer
+          return { deliver: () => Effect.die("unreachable"), hints, suspectUntil: Number.POSITIVE_INFINITY }
         }
         let token = options.token?.(address)
         const hooks = Layer.succeed(RpcClient.ConnectionHooks, {
@@ -90,7 +83,7 @@ export const make = (options: PeersOptions): Effect.Effect<Peers, never, Scope.S
           }),
           onDisconnect: Effect.void
         })
-        const socket = yield* options.connect(parsed.host, parsed.port)
+        const socket = CoalescingSocket.make(yield* options.connect(parsed.host, parsed.port))
         const client = yield* RpcClient.make(PodRpcs, { disableTracing: true }).pipe(
           Effect.provideServiceEffect(
             RpcClient.Protocol,
@@ -106,29 +99,6 @@ export const make = (options: PeersOptions): Effect.Effect<Peers, never, Scope.S
         )
         const headers = () => (token === undefined ? undefined : { [AUTH_HEADER]: token })
 
-        const unreachable = (detail: string) => new PeerUnreachableError({ address, detail })
-        const sendBatch = (batch: ReadonlyArray<PendingPush>) =>
-          client.Deliver({ messages: batch.map((pending) => pending.message) }, { headers: headers() }).pipe(
-            Stream.runForEach(({ index, answer }) => {
-              const pending = batch[index]
-              return pending === undefined ? Effect.void : Deferred.succeed(pending.answer, answer)
-            }),
-            Effect.exit,
-            Effect.flatMap((exit) => {
-              const detail = Exit.isSuccess(exit)
-                ? "the connection ended before every answer arrived"
-                : describe(exit.cause)
-              return Effect.forEach(batch, (pending) => Deferred.fail(pending.answer, unreachable(detail)), {
-                discard: true
-              })
-            })
-          )
-        yield* Effect.forkIn(
-          Effect.forever(
-            Effect.flatMap(Queue.takeAll(pushes), (batch) => Effect.forkIn(sendBatch(batch), scope))
-          ),
-          scope
-        )
         const sendHints = (batch: ReadonlyArray<Hint>) => {
           const shards = new Set<number>()
           const executionIds = new Set<string>()
@@ -151,7 +121,11 @@ export const make = (options: PeersOptions): Effect.Effect<Peers, never, Scope.S
           )
         }
         yield* Effect.forkIn(Effect.forever(Effect.flatMap(Queue.takeAll(hints), sendHints)), scope)
-        return peer
+        return {
+          deliver: (message: EntityPush) => client.Deliver({ message }, { headers: headers() }),
+          hints,
+          suspectUntil: 0
+        } satisfies Peer
       }).pipe(Scope.provide(scope))
 
     const peerOf = (address: string): Effect.Effect<Peer> =>
@@ -169,22 +143,21 @@ export const make = (options: PeersOptions): Effect.Effect<Peers, never, Scope.S
               new PeerUnreachableError({ address, detail: "it did not answer in time recently" })
             )
           }
-          const answer = Deferred.makeUnsafe<EntityPushAnswer, PeerUnreachableError>()
-          Queue.offerUnsafe(peer.pushes, { message, answer })
           // A slow entity is not a dead peer: the push waits as long as its caller, while the
           // connection's pings (every requestTimeout / 2) tell a dead or cut-off peer apart.
-          return Effect.timeoutOption(Deferred.await(answer), Math.max(0, timeoutMillis)).pipe(
-            Effect.tapError(() =>
-              Effect.sync(() => {
-                peer.suspectUntil = now() + options.requestTimeoutMillis
-              })
-            ),
+          return Effect.timeoutOption(peer.deliver(message), Math.max(0, timeoutMillis)).pipe(
+            Effect.mapError((error) => new PeerUnreachableError({ address, detail: describe(error) })),
             Effect.flatMap((result) =>
               Option.isSome(result)
                 ? Effect.succeed(result.value)
                 : Effect.fail(
                     new PeerUnreachableError({ address, detail: `no answer within ${timeoutMillis} ms` })
                   )
+            ),
+            Effect.tapError(() =>
+              Effect.sync(() => {
+                peer.suspectUntil = now() + options.requestTimeoutMillis
+              })
             )
           )
         }),
@@ -199,7 +172,5 @@ export const make = (options: PeersOptions): Effect.Effect<Peers, never, Scope.S
     }
   })
 
-const describe = (cause: Cause.Cause<unknown>): string => {
-  const error = Cause.squash(cause)
-  return error instanceof Error ? error.message : String(error)
-}
+const describe = (error: unknown): string =>
+  typeof error === "object" && error !== null && "message" in error ? String(error.message) : String(error)

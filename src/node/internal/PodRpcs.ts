@@ -1,9 +1,10 @@
 /**
  * The protocol between pods, as an `effect/rpc` group: every message has a schema, decoded on
- * arrival (I6). Entity messages travel in batches (`Deliver`: every push a peer queued while the
- * previous batch was on the wire) and their answers come back one by one as a stream, so a slow
- * entity never holds back the answers of the others in its batch. Wake-ups and settlements are
- * hints, sent without waiting for an answer.
+ * arrival (I6). Each entity message is one request (`Deliver`) multiplexed on the peer's
+ * connection, answered on it as soon as its entity has answered, so a slow entity never holds back
+ * the others (a batch answered as a stream would: effect/rpc's streams wait for the client's
+ * acknowledgement of each chunk). Wake-ups and settlements are hints, batched and sent without
+ * waiting for an answer.
  */
 import { Schema } from "effect"
 import { Rpc, RpcGroup } from "effect/rpc"
@@ -14,18 +15,11 @@ export class Unauthenticated extends Schema.TaggedError<Unauthenticated>()("Unau
   message: Schema.String
 }) {}
 
-/** One answer of a `Deliver` batch, with the index of its push in the batch. */
-export const IndexedAnswer = Schema.Struct({ index: Schema.Int, answer: EntityPushAnswer })
-
-/** @see IndexedAnswer */
-export type IndexedAnswer = typeof IndexedAnswer.Type
-
 export class PodRpcs extends RpcGroup.make(
   Rpc.make("Deliver", {
-    payload: { messages: Schema.Array(EntityPush) },
-    success: IndexedAnswer,
-    error: Unauthenticated,
-    stream: true
+    payload: { message: EntityPush },
+    success: EntityPushAnswer,
+    error: Unauthenticated
   }),
   Rpc.make("Wake", { payload: { shards: Schema.Array(Schema.Int) }, error: Unauthenticated }),
   Rpc.make("Settled", { payload: { executionIds: Schema.Array(Schema.String) }, error: Unauthenticated })
