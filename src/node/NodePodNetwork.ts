@@ -30,7 +30,7 @@ import { readFileSync } from "node:fs"
 import { isIP } from "node:net"
 import * as NodeSocket from "@effect/platform-node/NodeSocket"
 import * as NodeSocketServer from "@effect/platform-node/NodeSocketServer"
-import { Clock, Duration, Effect, Layer, Redacted, type Scope } from "effect"
+import { Clock, Duration, Effect, Layer, Queue, Redacted, type Scope, Stream } from "effect"
 import { RpcSerialization, RpcServer } from "effect/rpc"
 import { SocketServer } from "effect/socket/SocketServer"
 import {
@@ -41,10 +41,9 @@ import {
   type PodNetwork,
   PodNetworkFactory
 } from "../sharding/PodNetwork.ts"
-import * as CoalescingSocket from "./internal/CoalescingSocket.ts"
 import * as Handshake from "./internal/Handshake.ts"
 import * as Peers from "./internal/Peers.ts"
-import { AUTH_HEADER, PodRpcs, Unauthenticated } from "./internal/PodRpcs.ts"
+import { AUTH_HEADER, type NumberedAnswer, PodRpcs, Unauthenticated } from "./internal/PodRpcs.ts"
 
 const DEFAULT_MAX_FRAME = 16 * 1024 * 1024
 /** How far apart the clocks of two pods may be for a handshake to pass. */
@@ -143,16 +142,41 @@ export const listen = (
         return Effect.andThen(log, Effect.fail(new Unauthenticated({ message: `refused: ${verdict}` })))
       })
 
+    /** The answers to each connection's pushes, until it closes (its `Answers` stream reads them). */
+    const answerQueues = new Map<number, Queue.Queue<NumberedAnswer>>()
+    const answersOf = (clientId: number) =>
+      Effect.suspend(() => {
+        const known = answerQueues.get(clientId)
+        if (known !== undefined) return Effect.succeed(known)
+        return Effect.tap(Queue.unbounded<NumberedAnswer>(), (queue) =>
+          Effect.sync(() => answerQueues.set(clientId, queue))
+        )
+      })
+    const networkScope = yield* Effect.scope
     let pushHandler: InboundHandlers["push"]
     const wakeHandlers = new Set<NonNullable<InboundHandlers["wake"]>>()
     const settledHandlers = new Set<NonNullable<InboundHandlers["settled"]>>()
     const unknownType: EntityPushAnswer = { _tag: "UnknownType" }
 
     const handlers = PodRpcs.toLayer({
-      Deliver: ({ message }, { client, headers }) =>
-        Effect.andThen(
-          authorize(client.id, headers[AUTH_HEADER]),
-          pushHandler === undefined ? Effect.succeed(unknownType) : pushHandler(message)
+      Deliver: ({ pushes }, { client, headers }) =>
+        Effect.gen(function* () {
+          yield* authorize(client.id, headers[AUTH_HEADER])
+          const answers = yield* answersOf(client.id)
+          for (const { id, message } of pushes) {
+            const handled = pushHandler === undefined ? Effect.succeed(unknownType) : pushHandler(message)
+            yield* Effect.forkIn(
+              Effect.flatMap(handled, (answer) => Queue.offer(answers, { id, answer })),
+              networkScope
+            )
+          }
+        }),
+      Answers: (_, { client, headers }) =>
+        Stream.unwrap(
+          Effect.andThen(
+            authorize(client.id, headers[AUTH_HEADER]),
+            Effect.map(answersOf(client.id), Stream.fromQueue)
+          )
         ),
       Wake: ({ shards }, { client, headers }) =>
         Effect.andThen(
@@ -170,19 +194,21 @@ export const listen = (
       concurrency: "unbounded",
       disableTracing: true,
       onDisconnect: (clientId) =>
-        Effect.sync(() => {
+        Effect.suspend(() => {
           trusted.delete(clientId)
           refusedLogged.delete(clientId)
+          const answers = answerQueues.get(clientId)
+          answerQueues.delete(clientId)
+          return answers === undefined ? Effect.void : Effect.asVoid(Queue.shutdown(answers))
         })
     }).pipe(
-      Effect.provideServiceEffect(RpcServer.Protocol, RpcServer.makeProtocolSocketServer),
-      Effect.provideService(
-        SocketServer,
-        SocketServer.of({
-          ...server,
-          run: (handler) => server.run((socket) => handler(CoalescingSocket.make(socket)))
-        })
+      // No acknowledgement per stream chunk: the answers stream then sends each chunk as soon as
+      // it is ready instead of one per round trip (its length is bounded by the pushes in flight).
+      Effect.provideServiceEffect(
+        RpcServer.Protocol,
+        Effect.map(RpcServer.makeProtocolSocketServer, (protocol) => ({ ...protocol, supportsAck: false }))
       ),
+      Effect.provideService(SocketServer, server),
       Effect.provideService(RpcSerialization.RpcSerialization, serialization),
       Effect.provide(handlers),
       Effect.forkScoped

@@ -2,23 +2,23 @@
  * The connections of a pod to its peers: one multiplexed `effect/rpc` connection per address,
  * opened on first use, reconnected with backoff when it breaks, closed with the network.
  *
- * Each push is one request on the peer's connection, answered as soon as its entity answers.
- * Wake-ups and settlements are batched: a fiber per peer takes every hint queued while the
- * previous batch was being written, and sends them without waiting for an answer.
+ * Pushes to one peer are batched (see `PodRpcs`): a fiber per peer takes every push queued while
+ * the previous batch was being written and sends them as one `Deliver`; the peer's answers come
+ * back on the connection's `Answers` stream, each resolving its caller by id. Wake-ups and
+ * settlements are batched the same way.
  *
  * A push waits for its answer as long as its caller does (a slow entity is not a dead peer); the
  * connection's pings tell a dead or cut-off peer apart: with no frame from it for the request
- * timeout, the connection fails, and so do its pushes in flight. A peer whose connection failed
- * is then passed over for the request timeout (its pushes fail at once with
- * `PeerUnreachableError`, and senders take the store path), so a partitioned peer costs one
+ * timeout, the connection fails, and with it every push still waiting for an answer on it. A peer
+ * whose connection failed is then passed over for the request timeout (its pushes fail at once
+ * with `PeerUnreachableError`, and senders take the store path), so a partitioned peer costs one
  * timeout, not one per message.
  */
-import { Clock, Effect, Layer, Option, Queue, Schedule, Scope } from "effect"
+import { Cause, Clock, Deferred, Effect, Exit, Layer, Queue, Schedule, Scope, Stream } from "effect"
 import { RpcClient, RpcSerialization } from "effect/rpc"
 import { Socket } from "effect/socket/Socket"
 import { type EntityPush, type EntityPushAnswer, PeerUnreachableError } from "../../sharding/PodNetwork.ts"
-import * as CoalescingSocket from "./CoalescingSocket.ts"
-import { AUTH_HEADER, PodRpcs } from "./PodRpcs.ts"
+import { AUTH_HEADER, type NumberedPush, PodRpcs } from "./PodRpcs.ts"
 
 /** What `Peers` needs from the network. */
 export interface PeersOptions {
@@ -35,10 +35,11 @@ type Hint =
   | { readonly _tag: "Settled"; readonly id: string }
 
 interface Peer {
-  readonly deliver: (message: EntityPush) => Effect.Effect<EntityPushAnswer, unknown>
-  readonly hints: Queue.Queue<Hint>
-  /** Until when the peer is passed over (it did not answer in time). */
-  suspectUntil: number
+  readonly push: (
+    message: EntityPush,
+    timeoutMillis: number
+  ) => Effect.Effect<EntityPushAnswer, PeerUnreachableError>
+  readonly hint: (hint: Hint) => void
 }
 
 export interface Peers {
@@ -61,6 +62,12 @@ export const parseAddress = (
   return port > 0 && port < 65536 ? { host: (match[1] ?? match[2])!, port } : undefined
 }
 
+/** How often the callers' deadlines are checked. */
+const SWEEP_MILLIS = 50
+
+const describe = (error: unknown): string =>
+  typeof error === "object" && error !== null && "message" in error ? String(error.message) : String(error)
+
 export const make = (options: PeersOptions): Effect.Effect<Peers, never, Scope.Scope> =>
   Effect.gen(function* () {
     const scope = yield* Effect.scope
@@ -71,10 +78,9 @@ export const make = (options: PeersOptions): Effect.Effect<Peers, never, Scope.S
     const connect = (address: string): Effect.Effect<Peer> =>
       Effect.gen(function* () {
         const parsed = parseAddress(address)
-        const hints = yield* Queue.unbounded<Hint>()
+        const unreachable = (detail: string) => new PeerUnreachableError({ address, detail })
         if (parsed === undefined) {
-          // An address no connection can be made to: every push fails at once.
-          return { deliver: () => Effect.die("unreachable"), hints, suspectUntil: Number.POSITIVE_INFINITY }
+          return { push: () => Effect.fail(unreachable("it is not host:port")), hint: () => {} }
         }
         let token = options.token?.(address)
         const hooks = Layer.succeed(RpcClient.ConnectionHooks, {
@@ -83,15 +89,18 @@ export const make = (options: PeersOptions): Effect.Effect<Peers, never, Scope.S
           }),
           onDisconnect: Effect.void
         })
-        const socket = CoalescingSocket.make(yield* options.connect(parsed.host, parsed.port))
+        const socket = yield* options.connect(parsed.host, parsed.port)
         const client = yield* RpcClient.make(PodRpcs, { disableTracing: true }).pipe(
           Effect.provideServiceEffect(
             RpcClient.Protocol,
-            RpcClient.makeProtocolSocket({
-              pingInterval: Math.max(50, options.requestTimeoutMillis / 2),
-              pingTimeout: options.requestTimeoutMillis,
-              retryPolicy: Schedule.min([Schedule.exponential(50, 2), Schedule.spaced(2_000)])
-            })
+            Effect.map(
+              RpcClient.makeProtocolSocket({
+                pingInterval: Math.max(50, options.requestTimeoutMillis / 2),
+                pingTimeout: options.requestTimeoutMillis,
+                retryPolicy: Schedule.min([Schedule.exponential(50, 2), Schedule.spaced(2_000)])
+              }),
+              (protocol) => ({ ...protocol, supportsAck: false })
+            )
           ),
           Effect.provideService(Socket, socket),
           Effect.provideService(RpcSerialization.RpcSerialization, options.serialization),
@@ -99,6 +108,82 @@ export const make = (options: PeersOptions): Effect.Effect<Peers, never, Scope.S
         )
         const headers = () => (token === undefined ? undefined : { [AUTH_HEADER]: token })
 
+        /** Pushes waiting for their answer, by id, with the time their caller stops waiting. */
+        const waiting = new Map<number, Deferred.Deferred<EntityPushAnswer, PeerUnreachableError>>()
+        const deadlines = new Map<number, number>()
+        let nextId = 0
+        /** Until when the peer is passed over (its connection failed). */
+        let suspectUntil = 0
+        const failWaiting = (ids: Iterable<number>, detail: string) => {
+          for (const id of ids) {
+            const answer = waiting.get(id)
+            if (answer === undefined) continue
+            waiting.delete(id)
+            deadlines.delete(id)
+            Deferred.doneUnsafe(answer, Effect.fail(unreachable(detail)))
+          }
+        }
+        const broken = (detail: string) =>
+          Effect.sync(() => {
+            suspectUntil = now() + options.requestTimeoutMillis
+            failWaiting([...waiting.keys()], detail)
+          })
+
+        // The answers: one stream per connection, opened again whenever it ends.
+        const readAnswers = client.Answers(undefined, { headers: headers() }).pipe(
+          Stream.runForEachArray((answers) =>
+            Effect.sync(() => {
+              for (const { id, answer } of answers) {
+                const waiter = waiting.get(id)
+                if (waiter === undefined) continue
+                waiting.delete(id)
+                deadlines.delete(id)
+                Deferred.doneUnsafe(waiter, Effect.succeed(answer))
+              }
+            })
+          ),
+          Effect.exit,
+          Effect.flatMap((exit) =>
+            Effect.andThen(
+              broken(
+                Exit.isSuccess(exit) ? "the peer ended its answers" : describe(Cause.squash(exit.cause))
+              ),
+              Effect.sleep(50)
+            )
+          )
+        )
+        yield* Effect.forkIn(Effect.forever(readAnswers), scope)
+        // The callers' deadlines: one sweep every 50 ms rather than a timer per push.
+        yield* Effect.forkIn(
+          Effect.forever(
+            Effect.andThen(
+              Effect.sleep(SWEEP_MILLIS),
+              Effect.sync(() => {
+                const at = now()
+                const expired: Array<number> = []
+                for (const [id, deadline] of deadlines) if (deadline <= at) expired.push(id)
+                failWaiting(expired, "no answer before the sender's deadline")
+              })
+            )
+          ),
+          scope
+        )
+
+        const outbox = yield* Queue.unbounded<typeof NumberedPush.Type>()
+        const sendPushes = (batch: ReadonlyArray<typeof NumberedPush.Type>) =>
+          client.Deliver({ pushes: batch }, { headers: headers(), discard: true }).pipe(
+            Effect.catchCause((cause) =>
+              Effect.sync(() =>
+                failWaiting(
+                  batch.map((push) => push.id),
+                  describe(Cause.squash(cause))
+                )
+              )
+            )
+          )
+        yield* Effect.forkIn(Effect.forever(Effect.flatMap(Queue.takeAll(outbox), sendPushes)), scope)
+
+        const hints = yield* Queue.unbounded<Hint>()
         const sendHints = (batch: ReadonlyArray<Hint>) => {
           const shards = new Set<number>()
           const executionIds = new Set<string>()
@@ -121,10 +206,27 @@ export const make = (options: PeersOptions): Effect.Effect<Peers, never, Scope.S
           )
         }
         yield* Effect.forkIn(Effect.forever(Effect.flatMap(Queue.takeAll(hints), sendHints)), scope)
+
         return {
-          deliver: (message: EntityPush) => client.Deliver({ message }, { headers: headers() }),
-          hints,
-          suspectUntil: 0
+          push: (message, timeoutMillis) =>
+            Effect.suspend(() => {
+              if (suspectUntil > now()) return Effect.fail(unreachable("its connection failed recently"))
+              const id = nextId++
+              const answer = Deferred.makeUnsafe<EntityPushAnswer, PeerUnreachableError>()
+              waiting.set(id, answer)
+              // A slow entity is not a dead peer: the push waits as long as its caller.
+              deadlines.set(id, now() + Math.max(0, timeoutMillis))
+              Queue.offerUnsafe(outbox, { id, message })
+              return Effect.onInterrupt(Deferred.await(answer), () =>
+                Effect.sync(() => {
+                  waiting.delete(id)
+                  deadlines.delete(id)
+                })
+              )
+            }),
+          hint: (hint) => {
+            Queue.offerUnsafe(hints, hint)
+          }
         } satisfies Peer
       }).pipe(Scope.provide(scope))
 
@@ -137,40 +239,8 @@ export const make = (options: PeersOptions): Effect.Effect<Peers, never, Scope.S
 
     return {
       push: (address, message, timeoutMillis) =>
-        Effect.flatMap(peerOf(address), (peer) => {
-          if (peer.suspectUntil > now()) {
-            return Effect.fail(
-              new PeerUnreachableError({ address, detail: "it did not answer in time recently" })
-            )
-          }
-          // A slow entity is not a dead peer: the push waits as long as its caller, while the
-          // connection's pings (every requestTimeout / 2) tell a dead or cut-off peer apart.
-          return Effect.timeoutOption(peer.deliver(message), Math.max(0, timeoutMillis)).pipe(
-            Effect.mapError((error) => new PeerUnreachableError({ address, detail: describe(error) })),
-            Effect.flatMap((result) =>
-              Option.isSome(result)
-                ? Effect.succeed(result.value)
-                : Effect.fail(
-                    new PeerUnreachableError({ address, detail: `no answer within ${timeoutMillis} ms` })
-                  )
-            ),
-            Effect.tapError(() =>
-              Effect.sync(() => {
-                peer.suspectUntil = now() + options.requestTimeoutMillis
-              })
-            )
-          )
-        }),
-      wake: (address, shard) =>
-        Effect.map(peerOf(address), (peer) => {
-          Queue.offerUnsafe(peer.hints, { _tag: "Wake", shard })
-        }),
-      settled: (address, id) =>
-        Effect.map(peerOf(address), (peer) => {
-          Queue.offerUnsafe(peer.hints, { _tag: "Settled", id })
-        })
+        Effect.flatMap(peerOf(address), (peer) => peer.push(message, timeoutMillis)),
+      wake: (address, shard) => Effect.map(peerOf(address), (peer) => peer.hint({ _tag: "Wake", shard })),
+      settled: (address, id) => Effect.map(peerOf(address), (peer) => peer.hint({ _tag: "Settled", id }))
     }
   })
-
-const describe = (error: unknown): string =>
-  typeof error === "object" && error !== null && "message" in error ? String(error.message) : String(error)

@@ -1,10 +1,14 @@
 /**
  * The protocol between pods, as an `effect/rpc` group: every message has a schema, decoded on
- * arrival (I6). Each entity message is one request (`Deliver`) multiplexed on the peer's
- * connection, answered on it as soon as its entity has answered, so a slow entity never holds back
- * the others (a batch answered as a stream would: effect/rpc's streams wait for the client's
- * acknowledgement of each chunk). Wake-ups and settlements are hints, batched and sent without
- * waiting for an answer.
+ * arrival (I6).
+ *
+ * Entity messages travel in batches one way and their answers in batches the other way, on the
+ * same connection: `Deliver` (sent without waiting) carries every push a peer queued while the
+ * previous batch was being written, each with an id; `Answers`, a stream the client opens once per
+ * connection, carries the answers back as their entities give them, several per chunk under load
+ * (effect/rpc waits for the client's acknowledgement of a chunk before the next: while it waits,
+ * answers gather). A slow entity holds back no other answer, and a busy connection carries tens
+ * of messages per frame. Wake-ups and settlements are hints, batched the same way.
  */
 import { Schema } from "effect"
 import { Rpc, RpcGroup } from "effect/rpc"
@@ -15,12 +19,18 @@ export class Unauthenticated extends Schema.TaggedError<Unauthenticated>()("Unau
   message: Schema.String
 }) {}
 
+/** A push with the id its answer comes back with. */
+export const NumberedPush = Schema.Struct({ id: Schema.Int, message: EntityPush })
+
+/** The answer to the push `id` of this connection. */
+export const NumberedAnswer = Schema.Struct({ id: Schema.Int, answer: EntityPushAnswer })
+
+/** @see NumberedAnswer */
+export type NumberedAnswer = typeof NumberedAnswer.Type
+
 export class PodRpcs extends RpcGroup.make(
-  Rpc.make("Deliver", {
-    payload: { message: EntityPush },
-    success: EntityPushAnswer,
-    error: Unauthenticated
-  }),
+  Rpc.make("Deliver", { payload: { pushes: Schema.Array(NumberedPush) }, error: Unauthenticated }),
+  Rpc.make("Answers", { success: NumberedAnswer, error: Unauthenticated, stream: true }),
   Rpc.make("Wake", { payload: { shards: Schema.Array(Schema.Int) }, error: Unauthenticated }),
   Rpc.make("Settled", { payload: { executionIds: Schema.Array(Schema.String) }, error: Unauthenticated })
 ) {}
