@@ -113,6 +113,11 @@ export interface Pod {
   /** Every shard with its owner and epoch. */
   readonly shards: Effect.Effect<ReadonlyArray<ShardRecord>, ShardStoreError>
   /**
+   * Marks the pod as leaving in the store, first thing when it starts shutting down, so the
+   * manager moves its shards to pods that stay at once. Idempotent; a failure is only logged.
+   */
+  readonly leave: Effect.Effect<void>
+  /**
    * Runs the first ownership round (the manager's, if this pod is elected, and taking the shards
    * assigned to it), then keeps the pod's loops running until the scope of `make` closes, when the
    * pod hands its shards back and unregisters. Call it once.
@@ -416,8 +421,16 @@ export const make = (
       }))
     })
 
+    let leaveMarked = false
+    const leave = Effect.suspend(() => {
+      if (leaveMarked) return Effect.void
+      leaveMarked = true
+      return logged("marking the pod as leaving", Effect.timeout(store.leave(podId), interval * 2))
+    })
+
     return {
       podId,
+      leave,
       shardCount,
       shardOf: (id) => shardOf(id, shardCount),
       epochOf: (shard) => {

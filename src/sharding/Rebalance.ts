@@ -24,6 +24,9 @@
  *   the first the owner gives up if it is over target (its runs are already stopping). If it is
  *   not handed to another pod, nothing clears its `nextOwner` (the port has no such operation):
  *   the owner's `release` gives it to the dead pod, and the next round assigns it at once.
+ * - A *leaving* pod (shutting down: `ShardStore.leave`) is live but gets no shard: every shard it
+ *   owns is handed over at once (unbounded), to the pods furthest under target, so pods that leave
+ *   together never pass shards to each other.
  * - `removePods`: every dead pod, since `assign` leaves it nothing.
  *
  * @example
@@ -103,9 +106,12 @@ const excess = (pod: PodState) => (pod.sheddable.length > 0 ? pod.load - pod.tar
 /** The plan for one round of the shard manager. See the module's doc for the rules. */
 export const plan = (input: PlanInput): Plan => {
   const live = input.pods
-    .filter((pod) => pod.liveness === "live")
+    .filter((pod) => pod.liveness === "live" && !pod.leaving)
     .map((pod) => pod.podId)
     .sort(compareIds)
+  const leaving = new Set(
+    input.pods.filter((pod) => pod.liveness === "live" && pod.leaving).map((pod) => pod.podId)
+  )
   if (live.length === 0) return empty
   // In id order: `largest` breaks ties by it.
   const pods = new Map<string, PodState>(
@@ -115,6 +121,8 @@ export const plan = (input: PlanInput): Plan => {
 
   const assign: Array<Move> = []
   const unplaced: Array<ShardRecord> = []
+  /** Shards of leaving pods, not yet being handed to a pod that stays. */
+  const departing: Array<ShardRecord> = []
   let inFlight = 0
   for (const shard of shards) {
     const owner = shard.owner === null ? undefined : pods.get(shard.owner)
@@ -127,6 +135,8 @@ export const plan = (input: PlanInput): Plan => {
     } else if (owner !== undefined) {
       owner.load += 1
       owner.sheddable.push(shard)
+    } else if (shard.owner !== null && leaving.has(shard.owner)) {
+      departing.push(shard)
     } else {
       unplaced.push(shard)
     }
@@ -147,12 +157,19 @@ export const plan = (input: PlanInput): Plan => {
     to.load += 1
     assign.push({ shard: shard.shard, from: shard.owner, to: to.podId })
   }
+  // A leaving pod still runs its shards: they are handed over (not assigned), all at once.
+  const departures: Array<Move> = []
+  for (const shard of departing) {
+    const to = largest(pods.values(), deficit)!
+    to.load += 1
+    departures.push({ shard: shard.shard, from: shard.owner, to: to.podId })
+  }
 
   // Handovers, from the pod furthest over target to the one furthest under, within the bound.
   for (const pod of pods.values()) {
     pod.sheddable.sort((a, b) => Number(handingOver(b)) - Number(handingOver(a)) || a.shard - b.shard)
   }
-  const handover: Array<Move> = []
+  const handover: Array<Move> = [...departures]
   let budget = Math.max(0, Math.floor(input.maxHandovers)) - inFlight
   for (; budget > 0; budget--) {
     const from = largest(pods.values(), excess)

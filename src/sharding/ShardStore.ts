@@ -37,7 +37,9 @@ export const PodRecord = Schema.Struct({
   renewedAt: Schema.Number,
   liveness: PodLiveness,
   /** Where its network listener is reached (`host:port`); null when it has none (store only). */
-  address: Schema.NullOr(Schema.String)
+  address: Schema.NullOr(Schema.String),
+  /** It is shutting down: the manager hands its shards to other pods at once and gives it none. */
+  leaving: Schema.Boolean
 })
 
 /** @see PodRecord */
@@ -107,6 +109,11 @@ export class ShardStore extends Context.Service<
      * pod's runs have stopped.
      */
     readonly unregister: (podId: string) => Effect.Effect<void, ShardStoreError>
+    /**
+     * Marks the pod as leaving (it is shutting down): the manager hands its shards over to other
+     * pods at once and gives it no more. No-op if the pod is not registered.
+     */
+    readonly leave: (podId: string) => Effect.Effect<void, ShardStoreError>
     /** Removes a dead pod (expired or gone) after its shards moved. No-op for a live one. */
     readonly removePod: (podId: string) => Effect.Effect<void, ShardStoreError>
     /** Every registered pod with its liveness, by id. */

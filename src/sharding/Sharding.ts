@@ -223,7 +223,11 @@ export const make = (
         )
     })
     yield* Effect.addFinalizer(() =>
-      Effect.forEach([...types.values()], ({ runtime }) => runtime.stopAll, { discard: true })
+      Effect.andThen(
+        // Other pods take this pod's shards over while its entities stop.
+        pod?.leave ?? Effect.void,
+        Effect.forEach([...types.values()], ({ runtime }) => runtime.stopAll, { discard: true })
+      )
     )
 
     const logged = (what: string, effect: Effect.Effect<void, unknown>) =>

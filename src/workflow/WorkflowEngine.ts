@@ -690,6 +690,8 @@ export const makeScoped = <W extends Any>(
     yield* Effect.addFinalizer(() =>
       Effect.gen(function* () {
         shuttingDown = true
+        // Other pods take this pod's shards over while its runs stop.
+        if (membership?.pod !== undefined) yield* membership.pod.leave
         wakes.stop()
         const handles = runs.stopAll()
         // Bounded: a journal that stays down must not keep the process from stopping.

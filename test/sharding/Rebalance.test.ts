@@ -7,13 +7,14 @@ import { describe, expect, it } from "@effect/vitest"
 import { type Plan, plan } from "../../src/sharding/Rebalance.ts"
 import type { PodLiveness, PodRecord, ShardRecord } from "../../src/sharding/ShardStore.ts"
 
-const pod = (podId: string, liveness: PodLiveness = "live"): PodRecord => ({
+const pod = (podId: string, liveness: PodLiveness = "live", leaving = false): PodRecord => ({
   podId,
   leaseUntil: 0,
   registeredAt: 0,
   renewedAt: 0,
   address: null,
-  liveness
+  liveness,
+  leaving
 })
 
 const shard = (n: number, owner: string | null, nextOwner: string | null = null): ShardRecord => ({
@@ -409,5 +410,27 @@ describe("Rebalance.plan", () => {
       expect(sum(handovers)).toBe(fewestMoves(before))
       expect(isEven(final)).toBe(true)
     }
+  })
+
+  it("a leaving pod's shards are all handed over at once, to pods that stay, beyond the handover bound", () => {
+    const world: World = {
+      shards: [
+        ...range(1, 6).map((n) => shard(n, "a")),
+        ...range(7, 9).map((n) => shard(n, "b")),
+        shard(10, "c")
+      ],
+      pods: [pod("a", "live", true), pod("b", "live", true), pod("c"), pod("d")]
+    }
+    const next = plan({ ...world, maxHandovers: 1 })
+    // Nothing is assigned (the leaving pods still run their shards), nothing goes to a leaving pod.
+    expect(next.assign).toEqual([])
+    expect(next.handover.map((move) => move.shard)).toEqual(range(1, 9))
+    expect(next.handover.every((move) => move.to === "c" || move.to === "d")).toBe(true)
+    expect(next.removePods).toEqual([])
+    // Once released, the shards that stay are spread evenly over c and d.
+    const after = release(apply(world, next))
+    const count = (owner: string) => after.shards.filter((s) => s.owner === owner).length
+    expect([count("c"), count("d")]).toEqual([5, 5])
+    expect(plan({ ...after, maxHandovers: 1 }).handover).toEqual([])
   })
 })

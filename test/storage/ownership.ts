@@ -189,6 +189,28 @@ export const ownership = (backend: Backend) =>
         )
       )
 
+      it.live(
+        "an earlier incarnation of a pod id (a process paused past its lease) cannot renew the newer one",
+        () =>
+          withCluster(({ shards }, storage) =>
+            Effect.gen(function* () {
+              // Another process on the same store (a memory store has one per process: nothing to check).
+              const other = yield* storage.openCluster
+              if (other.shards === shards) return
+              yield* shards.init(2)
+              yield* registerPod(shards, "a")
+              yield* expire(shards, "a")
+              // A new process takes the id over while the old one is paused.
+              yield* registerPod(other.shards, "a", 60_000)
+              const [newer] = yield* other.shards.pods
+              // The old process wakes up and renews: refused, so it stops all its work.
+              expect(yield* shards.renew("a", LONG)).toBe(false)
+              expect((yield* other.shards.pods)[0]!.leaseUntil).toBe(newer!.leaseUntil)
+              expect(yield* other.shards.renew("a", LONG)).toBe(true)
+            })
+          )
+      )
+
       it.live("renew extends the lease of a registered pod, even an expired one; false once removed", () =>
         withCluster(({ shards }) =>
           Effect.gen(function* () {

@@ -105,6 +105,7 @@ export const make = (state: Ownership): ShardStore["Service"] => {
               registeredAt: at,
               renewedAt: at,
               address: address ?? null,
+              leaving: false,
               session
             })
           }),
@@ -125,6 +126,11 @@ export const make = (state: Ownership): ShardStore["Service"] => {
         if (state.manager?.podId === podId) state.manager = undefined
         state.pods.delete(podId)
       }),
+    leave: (podId) =>
+      Effect.sync(() => {
+        const pod = state.pods.get(podId)
+        if (pod !== undefined) pod.leaving = true
+      }),
     removePod: (podId) =>
       Effect.map(now, (at) => {
         const pod = state.pods.get(podId)
@@ -141,7 +147,8 @@ export const make = (state: Ownership): ShardStore["Service"] => {
             registeredAt: pod.registeredAt,
             renewedAt: pod.renewedAt,
             liveness: liveness(pod, at),
-            address: pod.address
+            address: pod.address,
+            leaving: pod.leaving
           })
         )
         .sort((a, b) => (a.podId < b.podId ? -1 : a.podId > b.podId ? 1 : 0))

@@ -26,9 +26,11 @@ export const make = (sql: SqlClient, prefix: string): LivenessMarker => {
   // The first half of every pod's two-part advisory lock key: one space per table prefix.
   const space = advisoryLockKey(`${prefix}:pods`)
   /** Each pod's session in this process: its lease is renewed over it. */
-  const sessions = new Map<string, Connection>()
+  const sessions = new Map<string, { readonly connection: Connection; readonly marker: string }>()
+  // Only this registration's row (its marker): a process paused past its lease, whose pod id a
+  // newer process registered since, must not renew the newer one's lease.
   const renewal = `UPDATE "${prefix.replaceAll('"', '""')}pods" SET lease_until = ${SERVER_NOW} + $1, renewed_at = ${SERVER_NOW}
-    WHERE pod_id = $2 RETURNING pod_id`
+    WHERE pod_id = $2 AND session = $3 RETURNING pod_id`
   return {
     renew: (podId, ttlMillis) => {
       const session = sessions.get(podId)
@@ -38,7 +40,7 @@ export const make = (sql: SqlClient, prefix: string): LivenessMarker => {
       // a renewal that merely hangs is left to the pod's own clock.
       return session === undefined
         ? Effect.succeed(undefined)
-        : session.execute(renewal, [ttlMillis, podId], undefined).pipe(
+        : session.connection.execute(renewal, [ttlMillis, podId, session.marker], undefined).pipe(
             Effect.map((rows) => rows.length > 0),
             Effect.catch(() =>
               Effect.sync(() => {
@@ -59,18 +61,19 @@ export const make = (sql: SqlClient, prefix: string): LivenessMarker => {
             undefined
           )
           if (row?.locked === true) {
-            sessions.set(podId, connection)
+            const session = { connection, marker: `${row.pid}:${key}` }
+            sessions.set(podId, session)
             yield* Effect.addFinalizer(() =>
               Effect.andThen(
                 Effect.sync(() => {
-                  if (sessions.get(podId) === connection) sessions.delete(podId)
+                  if (sessions.get(podId) === session) sessions.delete(podId)
                 }),
                 Effect.ignore(
                   connection.execute("SELECT pg_advisory_unlock($1, $2)", [space, key], undefined)
                 )
               )
             )
-            return `${row.pid}:${key}`
+            return session.marker
           }
         }
         return yield* new ShardStoreError({

@@ -246,6 +246,14 @@ export const migrations: ReadonlyArray<Migration> = [
       // wake-ups and results to it. Null: the pod is reachable through the store only.
       `ALTER TABLE {prefix}pods ADD COLUMN address TEXT`
     ]
+  },
+  {
+    version: 12,
+    name: "leaving pods",
+    statements: [
+      // Set when a pod starts shutting down: the manager moves its shards to other pods at once.
+      `ALTER TABLE {prefix}pods ADD COLUMN leaving_since BIGINT`
+    ]
   }
 ]
 

@@ -68,7 +68,8 @@ const PodRow = Schema.Struct({
   registered_at: SqlNumber,
   renewed_at: SqlNumber,
   session: Schema.String,
-  address: Schema.NullOr(Schema.String)
+  address: Schema.NullOr(Schema.String),
+  leaving_since: Schema.NullOr(SqlNumber)
 })
 
 const ShardRow = Schema.Struct({
@@ -239,11 +240,24 @@ export const make = (options: SqlShardStoreOptions): Effect.Effect<ShardStore["S
         )
       })
 
+    /**
+     * The marker of each pod this process registered: its incarnation. A renewal names it, so a
+     * process paused past its lease cannot renew the lease of a newer process with its pod id.
+     */
+    const registrations = new Map<string, string>()
+
     const register = (podId: string, ttlMillis: number, address: string | undefined) =>
       Effect.gen(function* () {
         // The marker lives as long as the caller's scope, or ends at once if registering fails.
         const own = yield* Scope.fork(yield* Effect.scope)
         const marker = yield* options.liveness.hold(podId).pipe(Scope.provide(own))
+        registrations.set(podId, marker)
+        yield* Scope.addFinalizer(
+          own,
+          Effect.sync(() => {
+            if (registrations.get(podId) === marker) registrations.delete(podId)
+          })
+        )
         const replaced = yield* transaction(
           Effect.gen(function* () {
             const at = yield* now
@@ -335,7 +349,7 @@ export const make = (options: SqlShardStoreOptions): Effect.Effect<ShardStore["S
           now,
           (at) =>
             sql`UPDATE ${pods} SET lease_until = ${at + ttlMillis}, renewed_at = ${at}
-            WHERE pod_id = ${podId} RETURNING pod_id`
+            WHERE pod_id = ${podId} AND session = ${registrations.get(podId) ?? ""} RETURNING pod_id`
         ).pipe(Effect.map((rows) => rows.length > 0))
         const own = options.liveness.renew?.(podId, ttlMillis)
         return (
@@ -364,6 +378,11 @@ export const make = (options: SqlShardStoreOptions): Effect.Effect<ShardStore["S
             )
           )
         ).pipe(Effect.mapError(shardStoreError("unregister"))),
+      leave: (podId) =>
+        Effect.flatMap(
+          now,
+          (at) => sql`UPDATE ${pods} SET leaving_since = ${at} WHERE pod_id = ${podId}`
+        ).pipe(Effect.asVoid, Effect.mapError(shardStoreError("leave"))),
       removePod: (podId) =>
         removePod(podId).pipe(
           Effect.mapError((error) =>
@@ -381,7 +400,8 @@ export const make = (options: SqlShardStoreOptions): Effect.Effect<ShardStore["S
             registeredAt: row.registered_at,
             renewedAt: row.renewed_at,
             liveness: liveness(row, held, at),
-            address: row.address
+            address: row.address,
+            leaving: row.leaving_since !== null
           })
         )
       }).pipe(

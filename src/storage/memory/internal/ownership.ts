@@ -21,6 +21,7 @@ export interface PodEntry {
   readonly registeredAt: number
   renewedAt: number
   readonly address: string | null
+  leaving: boolean
   readonly session: PodSession
 }
 
