@@ -4,16 +4,25 @@
  * every message it handles to a ledger file (`{"t": type, "m": messageId, "p": podId}`). It counts
  * what its sends write to the entity store (a volatile ask over the network writes nothing).
  *
+ * It also runs a workflow engine on the same pod (`Job`: one activity, each attempt appended to the
+ * ledger as `{"t": "Job", "m": executionId, "a": attempt, "p": podId}`).
+ *
  * Lines on stdin: `{"ask": {"type", "ids", "prefix", "concurrency"}}` sends one request per id
  * and prints `{"asked": {"replies": {id: podId}, "errors": {id: tag}, "slowestMillis", "storeWrites"}}`.
- * It prints `{"ready": podId, "address": ...}` once its sharding runs.
+ * `{"load": {"prefix", "entities", "concurrency"}}` sends a steady mix (a volatile ask, a persisted
+ * ask, a workflow `send`) from `concurrency` fibers until `{"stop": true}`, then prints
+ * `{"loaded": {"asks", "workflows", "errors": {what: count}, "slowestMillis", "jobs": [ids]}}`.
+ * It prints `{"ready": podId, "address": ...}` once its sharding runs, and `{"stopped": podId}`
+ * once SIGTERM closed it gracefully.
  *
  * Usage: node --conditions=@effect-cluster/source test/node/networkPod.ts '<json options>'
  */
 import { appendFileSync } from "node:fs"
 import { createInterface } from "node:readline"
-import { Clock, Duration, Effect, Layer, Logger, Option, Schema } from "effect"
+import { Clock, Deferred, Duration, Effect, Fiber, Layer, Logger, Option, Schema } from "effect"
 import {
+  Activity,
+  ActivityContext,
   EntityStore,
   Membership,
   Message,
@@ -21,7 +30,9 @@ import {
   RecipientBehaviour,
   RecipientType,
   Sharding,
-  SqliteJournal
+  SqliteJournal,
+  Workflow,
+  WorkflowEngine
 } from "effect-cluster"
 import { PostgresJournal } from "effect-cluster/postgres"
 
@@ -60,7 +71,34 @@ const Ask = Schema.Struct({
   prefix: Schema.String,
   concurrency: Schema.Number
 })
-const Command = Schema.fromJsonString(Schema.Struct({ ask: Ask }))
+const Load = Schema.Struct({ prefix: Schema.String, entities: Schema.Number, concurrency: Schema.Number })
+const Command = Schema.fromJsonString(
+  Schema.Union([
+    Schema.Struct({ ask: Ask }),
+    Schema.Struct({ load: Load }),
+    Schema.Struct({ stop: Schema.Boolean })
+  ])
+)
+
+class Job extends Workflow.TaggedRequest<Job>()("Job", {
+  payload: { id: Schema.String },
+  success: Schema.String,
+  failure: Schema.Never
+}) {}
+
+const job = Workflow.make(
+  Job,
+  (request) => request.id,
+  () =>
+    Effect.gen(function* () {
+      const context = yield* ActivityContext.ActivityContext
+      appendFileSync(
+        options.ledger,
+        `${JSON.stringify({ t: "Job", m: context.persistenceId.split("/")[0], a: context.attempt, p: options.podId })}\n`
+      )
+      return options.podId
+    }).pipe(Activity.make("work", Schema.String, Schema.Never))
+)
 
 let storeWrites = 0
 const count = (rows: number) =>
@@ -136,6 +174,47 @@ const ask = (command: typeof Ask.Type) =>
     return { replies, errors, slowestMillis: slowest, storeWrites: storeWrites - before }
   })
 
+/** The steady mix of `{"load": ...}` until `stop` completes. */
+const load = (command: typeof Load.Type, stop: Deferred.Deferred<void>, engine: WorkflowEngine.WorkflowEngine<typeof job>) =>
+  Effect.gen(function* () {
+    const echo = yield* Sharding.messenger(Echo)
+    const tally = yield* Sharding.messenger(Tally)
+    const errors: Record<string, number> = {}
+    const jobs: Array<string> = []
+    let asks = 0
+    let workflows = 0
+    let slowest = 0
+    let n = 0
+    const timed = <A, E>(what: string, effect: Effect.Effect<A, E>) =>
+      Effect.gen(function* () {
+        const started = yield* Clock.currentTimeMillis
+        const result = yield* Effect.result(effect)
+        slowest = Math.max(slowest, (yield* Clock.currentTimeMillis) - started)
+        if (result._tag === "Failure") {
+          const key = `${what}: ${(result.failure as { _tag?: string })._tag ?? String(result.failure)}`
+          errors[key] = (errors[key] ?? 0) + 1
+        }
+        return result._tag === "Success"
+      })
+    const worker = Effect.gen(function* () {
+      while (!(yield* Deferred.isDone(stop))) {
+        const i = n++
+        const entity = `entity-${i % command.entities}`
+        yield* timed("volatile", echo.send(entity)(new Ping({ messageId: `${command.prefix}-v-${i}` })))
+        yield* timed("persisted", tally.send(entity)(new Ping({ messageId: `${command.prefix}-p-${i}` })))
+        asks += 2
+        const id = `${command.prefix}-job-${i}`
+        if (yield* timed("workflow", engine.send(new Job({ id })))) jobs.push(id)
+        workflows++
+      }
+    })
+    yield* Effect.forEach(Array.from({ length: command.concurrency }), () => worker, {
+      concurrency: "unbounded",
+      discard: true
+    })
+    return { asks, workflows, errors, slowestMillis: slowest, jobs }
+  })
+
 const main = Effect.gen(function* () {
   yield* Sharding.registerEntity(Echo)(
     RecipientBehaviour.fromFunctionEffect((_, message) => handle("Echo")(message.messageId))
@@ -146,18 +225,31 @@ const main = Effect.gen(function* () {
       (_, message) => handle("Tally")(message.messageId)
     )
   )
+  const engine = yield* WorkflowEngine.makeScoped(job)
   const membership = yield* Membership.Membership
   say({ ready: options.podId, address: membership.network?.network.address ?? null })
   const services = yield* Effect.context<Sharding.Sharding>()
+  let stop = Deferred.makeUnsafe<void>()
   createInterface({ input: process.stdin }).on("line", (line) => {
     const command = Schema.decodeUnknownSync(Command)(line)
+    if ("stop" in command) {
+      Deferred.doneUnsafe(stop, Effect.void)
+      return
+    }
+    const run: Effect.Effect<unknown, never, Sharding.Sharding> =
+      "ask" in command
+        ? Effect.map(ask(command.ask), (asked) => ({ asked }))
+        : Effect.map(
+            Effect.suspend(() => {
+              stop = Deferred.makeUnsafe<void>()
+              return load(command.load, stop, engine)
+            }),
+            (loaded) => ({ loaded })
+          )
     Effect.runFork(
-      ask(command.ask).pipe(
+      run.pipe(
         Effect.provideContext(services),
-        Effect.match({
-          onSuccess: (asked) => say({ asked }),
-          onFailure: (error) => say({ error: String(error) })
-        })
+        Effect.match({ onSuccess: say, onFailure: (error) => say({ error: String(error) }) })
       )
     )
   })
@@ -166,10 +258,16 @@ const main = Effect.gen(function* () {
 
 const logger = Logger.make(({ logLevel, message }) => say({ level: logLevel, message }))
 
-Effect.runFork(
+const fiber = Effect.runFork(
   main.pipe(
+    Effect.scoped,
     Effect.provide(cluster),
     Effect.provide(Logger.layer([logger])),
     Effect.catchCause((cause) => Effect.sync(() => say({ error: String(cause) })))
   )
 )
+process.once("SIGTERM", () => Effect.runFork(Fiber.interrupt(fiber)))
+fiber.addObserver(() => {
+  say({ stopped: options.podId })
+  process.exit(0)
+})
