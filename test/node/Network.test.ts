@@ -7,8 +7,10 @@
  * once the proxy heals.
  */
 import { readFileSync } from "node:fs"
-import { createServer } from "node:net"
+import { createConnection, createServer } from "node:net"
+import { Effect, Exit } from "effect"
 import { afterEach, describe, expect, it } from "vitest"
+import * as NodePodNetwork from "../../src/node/NodePodNetwork.ts"
 import { eventually, freshStore, reader, removeStore, type Store, shards } from "../cluster/harness.ts"
 import * as ChildPod from "../support/ChildPod.ts"
 import * as TcpProxy from "../support/TcpProxy.ts"
@@ -268,7 +270,11 @@ describe.each(["sqlite", "pg"] as const)("pods talking directly on %s", (kind) =
       await start(podId)
     }
     const before = ledger(store).length
-    await eventually("traffic to flow after the last restart", async () => ledger(store).length > before + 30, 20_000)
+    await eventually(
+      "traffic to flow after the last restart",
+      async () => ledger(store).length > before + 30,
+      20_000
+    )
     z.send({ stop: true })
     const loaded = (await z.waitFor((line) => line.loaded !== undefined, 60_000)).loaded!
 
@@ -284,4 +290,64 @@ describe.each(["sqlite", "pg"] as const)("pods talking directly on %s", (kind) =
       `rolling restart on ${kind}: ${loaded.asks} asks and ${loaded.workflows} workflows, slowest ${loaded.slowestMillis} ms`
     )
   })
+
+  it("a pod with a cluster secret refuses a wrong secret, garbage and an oversized frame, and keeps serving its peers", async () => {
+    const store = await fresh("net-secret")
+    const secret = "the-cluster-secret"
+    const a = startPod(store, "a", { secret })
+    cleanup.push(a.dispose)
+    const b = startPod(store, "b", { secret })
+    cleanup.push(b.dispose)
+    await ready(a)
+    const bAddress = await ready(b)
+    await spread(store, a, ["a", "b"])
+
+    // An intruder that knows the protocol but not the secret: its pushes are refused, unhandled.
+    await Effect.runPromise(
+      Effect.gen(function* () {
+        const intruder = yield* NodePodNetwork.listen("intruder", { secret: "not-the-secret" })
+        const push = intruder.push(
+          bAddress,
+          {
+            entityType: "Echo",
+            entityId: "entity-1",
+            messageId: "intruder-1",
+            shard: 1,
+            payload: JSON.stringify({ _tag: "Ping", messageId: "intruder-1" }),
+            stored: false,
+            awaitReply: true
+          },
+          3_000
+        )
+        const exit = yield* Effect.exit(push)
+        expect(Exit.isFailure(exit)).toBe(true)
+      }).pipe(Effect.scoped)
+    )
+    await b.waitFor((line) => JSON.stringify(line.message ?? "").includes("refused a connection"), 10_000)
+    // Garbage and a frame over the limit, on raw sockets.
+    await rawSend(bAddress, '\u0000garbage\n{"_tag":"Request","id":"1","tag":"Deliver","payload":{}}\n')
+    await rawSend(bAddress, Buffer.alloc(17 * 1024 * 1024, 0x61))
+
+    expect(ledger(store).some((line) => line.m.startsWith("intruder"))).toBe(false)
+    const after = await ask(a, "Echo", ids(60), "after")
+    expect(after.errors).toEqual({})
+    expect(after.storeWrites).toBe(0)
+    expect(Object.values(after.replies).some((podId) => podId === "b")).toBe(true)
+  })
 })
+
+/** Writes `bytes` to `address` on a raw TCP connection and waits until it is closed or 1 s passed. */
+const rawSend = (address: string, bytes: string | Buffer) =>
+  new Promise<void>((resolve) => {
+    const [host, port] = address.split(":")
+    const socket = createConnection({ host: host!, port: Number(port) }, () => socket.write(bytes))
+    const timer = setTimeout(() => {
+      socket.destroy()
+      resolve()
+    }, 1_000)
+    socket.on("error", () => {})
+    socket.on("close", () => {
+      clearTimeout(timer)
+      resolve()
+    })
+  })

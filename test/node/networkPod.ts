@@ -175,7 +175,11 @@ const ask = (command: typeof Ask.Type) =>
   })
 
 /** The steady mix of `{"load": ...}` until `stop` completes. */
-const load = (command: typeof Load.Type, stop: Deferred.Deferred<void>, engine: WorkflowEngine.WorkflowEngine<typeof job>) =>
+const load = (
+  command: typeof Load.Type,
+  stop: Deferred.Deferred<void>,
+  engine: WorkflowEngine.WorkflowEngine<typeof job>
+) =>
   Effect.gen(function* () {
     const echo = yield* Sharding.messenger(Echo)
     const tally = yield* Sharding.messenger(Tally)
