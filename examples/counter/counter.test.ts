@@ -18,6 +18,10 @@ const expectExact = (code: number | null, output: string) => {
   expect(output).toContain("✔ 1000 messages accepted")
   expect(output).toMatch(/\n1000 messages handled; \d+ handled again after the kill/)
   expect(output).toContain("✔ every count is exact")
+  // The cross-pod asks went over the network, and the demo says what they cost.
+  expect(output).toMatch(
+    /to counters on other pods \(over the network\): [1-9]\d* asks, p50 [\d.]+ ms, slowest [\d.]+ ms/
+  )
   // The table: 20 counters, each line's two figures equal.
   const rows = [...output.matchAll(/^(counter-\d+)\s+(-?\d+)\s+(-?\d+)$/gm)]
   expect(rows).toHaveLength(20)

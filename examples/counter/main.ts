@@ -58,6 +58,7 @@ interface Line {
   readonly ready?: string
   readonly sent?: number
   readonly counts?: Record<string, number>
+  readonly latency?: { readonly remote: ReadonlyArray<number>; readonly local: ReadonlyArray<number> }
   readonly error?: string
 }
 
@@ -146,11 +147,13 @@ say(`✔ ${TOTAL} messages accepted (each one durably stored before its send ret
 // Asked until every message has been processed (the last ones may still be on their way).
 const expected = expectedCounts(TOTAL, COUNTERS)
 let counts: Record<string, number> | undefined
+let latency: Line["latency"]
 for (let attempt = 0; attempt < 50; attempt++) {
   north.child.stdin.write(`${JSON.stringify({ get: COUNTERS })}\n`)
   const answer = await north.waitFor((line) => line.counts !== undefined || line.error !== undefined)
   if (answer.error !== undefined) fail(`GetCurrent failed: ${answer.error}`)
   counts = answer.counts!
+  latency = answer.latency
   if (Object.keys(expected).every((id) => counts![id] === expected[id])) break
   await new Promise((done) => setTimeout(done, 200))
 }
@@ -169,6 +172,20 @@ const again = [...runs.values()].filter((ps) => ps.length > 1).length
 say(
   `\n${runs.size} messages handled; ${again} handled again after the kill (they were in east's hands; only one of their runs counted)`
 )
+/** "n asks, p50 … ms, slowest … ms" of a list of latencies. */
+const describeLatency = (millis: ReadonlyArray<number> = []) => {
+  const sorted = [...millis].sort((a, b) => a - b)
+  if (sorted.length === 0) return "none"
+  const p50 = sorted[Math.floor(sorted.length / 2)]!
+  return `${sorted.length} asks, p50 ${p50.toFixed(2)} ms, slowest ${sorted[sorted.length - 1]!.toFixed(2)} ms`
+}
+// One more round, the counters idle now: what an ask costs, to another pod and to this one.
+north.child.stdin.write(`${JSON.stringify({ get: COUNTERS })}\n`)
+latency = (await north.waitFor((line) => line.counts !== undefined || line.error !== undefined)).latency
+say(
+  `\nnorth's GetCurrent asks, to counters on other pods (over the network): ${describeLatency(latency?.remote)}`
+)
+say(`                    to counters on north itself:                 ${describeLatency(latency?.local)}`)
 const exact = Object.keys(expected).every((id) => counts?.[id] === expected[id])
 for (const pod of pods) pod.child.kill("SIGTERM")
 await Promise.all(pods.map((pod) => pod.exited))

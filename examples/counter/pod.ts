@@ -67,21 +67,32 @@ const record = (entityId: string, message: { readonly messageId: string; readonl
 }
 
 let asked = 0
-/** Asks every counter for its count (from this pod: some are here, the others elsewhere). */
+/**
+ * Asks every counter for its count (from this pod: some are here, the others elsewhere), timing
+ * each ask: `latency` has the milliseconds of the asks answered by another pod (over the network)
+ * and of those answered here.
+ */
 const counts = (counters: number) =>
   Effect.gen(function* () {
     const counter = yield* Sharding.messenger(CounterEntity)
+    const membership = yield* Membership.Membership
     asked++
+    const latency = { remote: [] as Array<number>, local: [] as Array<number> }
     const entries = yield* Effect.forEach(
       Array.from({ length: counters }, (_, c) => `counter-${c}`),
       (entityId) =>
-        Effect.map(
-          counter.send(entityId)(new GetCurrent({ messageId: `get-${options.podId}-${asked}-${entityId}` })),
-          (count) => [entityId, count] as const
-        ),
+        Effect.gen(function* () {
+          const here = membership.pod?.epochOf(membership.shardOf(entityId)) !== undefined
+          const started = performance.now()
+          const count = yield* counter.send(entityId)(
+            new GetCurrent({ messageId: `get-${options.podId}-${asked}-${entityId}` })
+          )
+          latency[here ? "local" : "remote"].push(performance.now() - started)
+          return [entityId, count] as const
+        }),
       { concurrency: 10 }
     )
-    return Object.fromEntries(entries)
+    return { counts: Object.fromEntries(entries), latency }
   })
 
 const main = Effect.gen(function* () {
@@ -90,14 +101,14 @@ const main = Effect.gen(function* () {
   yield* Sharding.registerEntity(CounterEntity)(counterBehaviour(record, delay))
   say({ ready: options.podId })
   const lines = createInterface({ input: process.stdin })
-  const services = yield* Effect.context<Sharding.Sharding>()
+  const services = yield* Effect.context<Sharding.Sharding | Membership.Membership>()
   lines.on("line", (line) => {
     const command = Schema.decodeUnknownSync(Command)(line)
     Effect.runFork(
       counts(command.get).pipe(
         Effect.provideContext(services),
         Effect.match({
-          onSuccess: (result) => say({ counts: result }),
+          onSuccess: (result) => say(result),
           onFailure: (error) => say({ error: String(error) })
         })
       )
