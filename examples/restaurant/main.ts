@@ -165,7 +165,9 @@ const startWaiter = (name: string, guests?: number): Waiter => {
     }
     if (message.ready !== undefined) onReady()
     else if (typeof message.closed === "number") onClosed(message.closed)
-    else if (typeof message.level === "string" && message.level !== "DEBUG") {
+    else if (typeof message.waited === "object" && message.waited !== null) {
+      waited.push({ ...(message.waited as { readonly ms: number; readonly by: string }), host: name })
+    } else if (typeof message.level === "string" && message.level !== "DEBUG") {
       const text = [message.message].flat().map(String).join(" ")
       say(
         `      [${name}] ${message.level} ${text}${typeof message.cause === "string" ? `\n${message.cause}` : ""}`
@@ -187,6 +189,9 @@ const readyOrFail = async (waiter: Waiter) => {
   if (!ready)
     fail(`${waiter.name} did not start: it exited or was not ready after ${seconds(STEP_TIMEOUT_MILLIS)}`)
 }
+
+/** The orders the host waited for (`send`): how long, and which waiter served them. */
+const waited: Array<{ readonly ms: number; readonly by: string; readonly host: string }> = []
 
 const deaths: Array<Ledger.Death> = []
 /** Since when the ledger's re-runs are new, and the floor of the last table printed. */
@@ -397,6 +402,17 @@ step("6. closing time: the door closes, the last orders complete, every waiter g
   }
   say(
     `   the door closed after ${placed} orders; the last of them completed ${seconds(performance.now() - from)} later`
+  )
+  const describeWaits = (ms: ReadonlyArray<number>) => {
+    const sorted = [...ms].sort((a, b) => a - b)
+    return sorted.length === 0
+      ? "none"
+      : `${sorted.length}, p50 ${sorted[Math.floor(sorted.length / 2)]!.toFixed(0)} ms, slowest ${sorted[sorted.length - 1]!.toFixed(0)} ms`
+  }
+  const elsewhere = waited.filter((wait) => wait.by !== wait.host).map((wait) => wait.ms)
+  const here = waited.filter((wait) => wait.by === wait.host).map((wait) => wait.ms)
+  say(
+    `   orders the host waited for, served by another waiter (start and result over the network): ${describeWaits(elsewhere)}; by the host itself: ${describeWaits(here)} (${STEP_MILLIS["take-order"] + STEP_MILLIS.cook + STEP_MILLIS.serve} ms of each is the kitchen)`
   )
   const leaving = ["waiter-3", "waiter-2"]
   const termFrom = performance.now()

@@ -66,6 +66,10 @@ const checkRun = async (code: number | null, output: string, location: string, d
   expect(back).toMatch(/waiter-2 is up in [\d.]+ s; [\d.]+ s later it serves 10 tables again/)
   for (const waiter of ["waiter-1", "waiter-2", "waiter-3"])
     expect(back).toMatch(new RegExp(`${waiter}\\s+10 tables`))
+  // The host waited for some orders served by other waiters (over the network), and says how long.
+  expect(section(output, "▶ 6.")).toMatch(
+    /orders the host waited for, served by another waiter \(start and result over the network\): [1-9]\d*, p50 \d+ ms, slowest \d+ ms/
+  )
   // The bill.
   const placed = Number(/✔ (\d+) orders placed, \1 in the journal, \1 completed/.exec(output)?.[1])
   expect(placed).toBeGreaterThan(100)

@@ -6,8 +6,9 @@
  * serves goes to that waiter's inbox through the store).
  *
  * It talks to `main.ts` in JSON lines. On stdout: `{"ready": waiterId}` once its engine runs,
- * `{"placed": n}` every ten orders, `{"closed": n}` once the door is closed (n orders placed in
- * all), `{"stopped": waiterId}` after a graceful shutdown (SIGTERM), and its logs
+ * `{"placed": n}` every ten orders, `{"waited": {"ms", "by"}}` for every tenth order, which the host
+ * places with `send` and waits for (`by`: the waiter that served it), `{"closed": n}` once the door
+ * is closed (n orders placed in all), `{"stopped": waiterId}` after a graceful shutdown (SIGTERM), and its logs
  * (`{"level": "INFO", "message": …}`). On stdin: the line `close-door` stops placing orders.
  *
  * Usage: node --conditions=@effect-cluster/source waiter.ts --waiter waiter-1 --store <file | postgres URL>
@@ -48,14 +49,35 @@ createInterface({ input: process.stdin }).on("line", (line) => {
   if (line.trim() === "close-door") doorOpen = false
 })
 
-/** Places an order every 1/rate seconds while the door is open; returns how many it placed. */
+/**
+ * Places an order every 1/rate seconds while the door is open; returns how many it placed. Every
+ * tenth order the host waits for (`send`, in the background): how long its guest waited, and which
+ * waiter served it (another one: its start and its result went over the network).
+ */
 const seatGuests = (engine: WorkflowEngine.WorkflowEngine<Workflow.Any>, rate: number) =>
   Effect.gen(function* () {
     const gap = Duration.millis(1000 / rate)
     let placed = 0
     while (doorOpen) {
-      // Returns once the order is durably stored (I5), whichever waiter serves its table.
-      yield* engine.sendDiscard(new Order({ orderId: orderId(placed + 1) }))
+      const request = new Order({ orderId: orderId(placed + 1) })
+      if ((placed + 1) % 10 === 0) {
+        const started = performance.now()
+        yield* Effect.forkChild(
+          Effect.flatMap(engine.send(request), (result) =>
+            Effect.sync(() =>
+              say({
+                waited: {
+                  ms: performance.now() - started,
+                  by: /served by (\S+)/.exec(String(result))?.[1] ?? "?"
+                }
+              })
+            )
+          ).pipe(Effect.ignore)
+        )
+      } else {
+        // Returns once the order is durably stored (I5), whichever waiter serves its table.
+        yield* engine.sendDiscard(request)
+      }
       placed += 1
       if (placed % 10 === 0) say({ placed })
       yield* Effect.sleep(gap)

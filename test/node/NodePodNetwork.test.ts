@@ -3,10 +3,14 @@
  * pushes and their answers, hints, the secret handshake, and what a hostile connection gets.
  */
 import { createConnection } from "node:net"
+import { join } from "node:path"
 import { describe, expect, it } from "@effect/vitest"
 import { Deferred, Effect, Exit, Redacted } from "effect"
 import * as NodePodNetwork from "../../src/node/NodePodNetwork.ts"
 import type { EntityPush, PodNetwork } from "../../src/sharding/PodNetwork.ts"
+
+/** Test certificates (see its README). */
+const TLS = join(import.meta.dirname, "..", "fixtures", "tls")
 
 const push = (id: string, overrides?: Partial<EntityPush>): EntityPush => ({
   entityType: "Counter",
@@ -148,6 +152,45 @@ describe("NodePodNetwork", () => {
           reply: JSON.stringify("after")
         })
         expect(b.handled).toEqual(["after"])
+      }).pipe(Effect.scoped)
+  )
+
+  it.live(
+    "with TLS: pods with certificates of the cluster's CA talk; a certificate it did not sign, or plain TCP, is refused",
+    () =>
+      Effect.gen(function* () {
+        const tls = (name: string) => ({
+          keyFile: join(TLS, `${name}.key`),
+          certFile: join(TLS, `${name}.crt`),
+          caFile: join(TLS, "ca.crt")
+        })
+        const listenWith = (podId: string, name: string) =>
+          Effect.gen(function* () {
+            const network = yield* NodePodNetwork.listen(podId, { tls: tls(name) })
+            const handled: Array<string> = []
+            yield* network.serve({
+              push: (message) =>
+                Effect.sync(() => handled.push(message.entityId)).pipe(
+                  Effect.as({ _tag: "Reply" as const, reply: JSON.stringify(message.entityId) })
+                )
+            })
+            return { network, handled }
+          })
+        const a = yield* listenWith("a", "pod")
+        const b = yield* listenWith("b", "pod")
+        expect(yield* a.network.push(b.network.address, push("over-tls"), 5_000)).toEqual({
+          _tag: "Reply",
+          reply: JSON.stringify("over-tls")
+        })
+        const rogue = yield* listenWith("rogue", "rogue")
+        expect(
+          Exit.isFailure(yield* Effect.exit(rogue.network.push(b.network.address, push("rogue"), 3_000)))
+        ).toBe(true)
+        const plain = yield* echoPod("plain")
+        expect(
+          Exit.isFailure(yield* Effect.exit(plain.network.push(b.network.address, push("plain"), 3_000)))
+        ).toBe(true)
+        expect(b.handled).toEqual(["over-tls"])
       }).pipe(Effect.scoped)
   )
 
