@@ -161,8 +161,8 @@ export interface PodNetwork {
   readonly address: string
   /**
    * Pushes an entity message to the pod at `address` and returns its answer. Fails with
-   * `PeerUnreachableError` when no connection can be made, it breaks, or no answer comes within
-   * the request timeout (or `timeoutMillis`, if shorter).
+   * `PeerUnreachableError` when no connection can be made, when it breaks (a peer silent for the
+   * request timeout breaks it) before the answer came, or when no answer came in `timeoutMillis`.
    */
   readonly push: (
     address: string,

@@ -7,7 +7,7 @@ import { join } from "node:path"
 import { describe, expect, it } from "@effect/vitest"
 import { Deferred, Effect, Exit, Redacted } from "effect"
 import * as NodePodNetwork from "../../src/node/NodePodNetwork.ts"
-import type { EntityPush, PodNetwork } from "../../src/sharding/PodNetwork.ts"
+import type { EntityPush, NetworkOptions, PodNetwork } from "../../src/sharding/PodNetwork.ts"
 
 /** Test certificates (see its README). */
 const TLS = join(import.meta.dirname, "..", "fixtures", "tls")
@@ -24,12 +24,14 @@ const push = (id: string, overrides?: Partial<EntityPush>): EntityPush => ({
 })
 
 /** A listener whose pushes answer with the entity id, after `delay(id)` ms. */
-const echoPod = (podId: string, secret?: string, delay: (id: string) => number = () => 0) =>
+const echoPod = (
+  podId: string,
+  secret?: string,
+  delay: (id: string) => number = () => 0,
+  options: NetworkOptions = secret === undefined ? {} : { secret: Redacted.make(secret) }
+) =>
   Effect.gen(function* () {
-    const network = yield* NodePodNetwork.listen(
-      podId,
-      secret === undefined ? {} : { secret: Redacted.make(secret) }
-    )
+    const network = yield* NodePodNetwork.listen(podId, options)
     const handled: Array<string> = []
     yield* network.serve({
       push: (message) =>
@@ -165,17 +167,7 @@ describe("NodePodNetwork", () => {
           caFile: join(TLS, "ca.crt")
         })
         const listenWith = (podId: string, name: string) =>
-          Effect.gen(function* () {
-            const network = yield* NodePodNetwork.listen(podId, { tls: tls(name) })
-            const handled: Array<string> = []
-            yield* network.serve({
-              push: (message) =>
-                Effect.sync(() => handled.push(message.entityId)).pipe(
-                  Effect.as({ _tag: "Reply" as const, reply: JSON.stringify(message.entityId) })
-                )
-            })
-            return { network, handled }
-          })
+          echoPod(podId, undefined, undefined, { tls: tls(name) })
         const a = yield* listenWith("a", "pod")
         const b = yield* listenWith("b", "pod")
         expect(yield* a.network.push(b.network.address, push("over-tls"), 5_000)).toEqual({

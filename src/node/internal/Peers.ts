@@ -17,7 +17,12 @@
 import { Cause, Clock, Deferred, Effect, Exit, Layer, Queue, Schedule, Scope, Stream } from "effect"
 import { RpcClient, RpcSerialization } from "effect/rpc"
 import { Socket } from "effect/socket/Socket"
-import { type EntityPush, type EntityPushAnswer, PeerUnreachableError } from "../../sharding/PodNetwork.ts"
+import {
+  type EntityPush,
+  type EntityPushAnswer,
+  PeerUnreachableError,
+  type PodNetwork
+} from "../../sharding/PodNetwork.ts"
 import { AUTH_HEADER, type NumberedPush, PodRpcs } from "./PodRpcs.ts"
 
 /** What `Peers` needs from the network. */
@@ -42,15 +47,8 @@ interface Peer {
   readonly hint: (hint: Hint) => void
 }
 
-export interface Peers {
-  readonly push: (
-    address: string,
-    message: EntityPush,
-    timeoutMillis: number
-  ) => Effect.Effect<EntityPushAnswer, PeerUnreachableError>
-  readonly wake: (address: string, shard: number) => Effect.Effect<void>
-  readonly settled: (address: string, executionId: string) => Effect.Effect<void>
-}
+/** The outbound half of a `PodNetwork`. */
+export type Peers = Pick<PodNetwork, "push" | "wake" | "settled">
 
 /** `host:port` → its parts (IPv6 hosts in brackets). */
 export const parseAddress = (
