@@ -305,9 +305,11 @@ export const make = <T extends AnyEntityType>(
           case "UnknownType":
             return undefined
           case "NotOwner":
-            // The shard moved (or is moving): follow the hint, else read the routes again.
-            remote.learn(prepared.shard, answer.owner)
-            if (answer.owner === null || answer.owner.podId === route.podId) {
+            // The shard moved (or is moving): follow the hint, else read the routes again (after a
+            // pause that grows, for a shard between two owners).
+            if (answer.owner !== null && answer.owner.podId !== route.podId) {
+              remote.learn(prepared.shard, answer.owner)
+            } else {
               yield* Effect.sleep(10 * 2 ** attempt)
               yield* remote.refresh
             }

@@ -15,7 +15,10 @@ export interface Routes {
   readonly ownerOf: (shard: number) => Route | undefined
   /** The live pods with an address, this one excepted. */
   readonly peers: () => ReadonlyArray<Route>
-  /** Reads the table again, unless it was read less than `minRefreshMillis` ago. */
+  /**
+   * Reads the table again: at once, or `minRefreshMillis` after the last read if that was more
+   * recent (callers meanwhile share one read), so a storm of misses costs one read per interval.
+   */
   readonly refresh: Effect.Effect<void>
   /** What a peer said: `route` owns `shard` now (`null`: forget the route). */
   readonly learn: (shard: number, route: Route | null) => void
@@ -57,12 +60,12 @@ export const make = (options: {
 
     /** One read at a time: callers that arrive meanwhile wait for it. */
     const refresh = Effect.suspend(() => {
-      if (clock.currentTimeMillisUnsafe() - readAt < minRefreshMillis) return Effect.void
       if (inFlight !== undefined) return Deferred.await(inFlight)
       const done = Deferred.makeUnsafe<void>()
       inFlight = done
+      const wait = readAt + minRefreshMillis - clock.currentTimeMillisUnsafe()
       return Effect.ensuring(
-        read,
+        wait > 0 ? Effect.andThen(Effect.sleep(wait), read) : read,
         Effect.suspend(() => {
           inFlight = undefined
           return Deferred.succeed(done, undefined)
