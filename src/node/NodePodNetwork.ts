@@ -156,6 +156,7 @@ export const listen = (
     let pushHandler: InboundHandlers["push"]
     const wakeHandlers = new Set<NonNullable<InboundHandlers["wake"]>>()
     const settledHandlers = new Set<NonNullable<InboundHandlers["settled"]>>()
+    const ownsHandlers = new Set<NonNullable<InboundHandlers["owns"]>>()
     const unknownType: EntityPushAnswer = { _tag: "UnknownType" }
 
     const handlers = PodRpcs.toLayer({
@@ -182,6 +183,11 @@ export const listen = (
         Effect.andThen(
           authorize(client.id, headers[AUTH_HEADER]),
           Effect.forEach([...wakeHandlers], (handler) => handler(shards), { discard: true })
+        ),
+      Owns: ({ owner, shards }, { client, headers }) =>
+        Effect.andThen(
+          authorize(client.id, headers[AUTH_HEADER]),
+          Effect.forEach([...ownsHandlers], (handler) => handler(owner, shards), { discard: true })
         ),
       Settled: ({ executionIds }, { client, headers }) =>
         Effect.andThen(
@@ -215,6 +221,7 @@ export const listen = (
     )
 
     const peers = yield* Peers.make({
+      self: { podId, address },
       requestTimeoutMillis,
       serialization,
       connect: (peerHost, peerPort) =>
@@ -241,16 +248,19 @@ export const listen = (
       push: peers.push,
       wake: peers.wake,
       settled: peers.settled,
+      owns: peers.owns,
       serve: (inbound) =>
         Effect.gen(function* () {
           if (inbound.push !== undefined) pushHandler = inbound.push
           if (inbound.wake !== undefined) wakeHandlers.add(inbound.wake)
           if (inbound.settled !== undefined) settledHandlers.add(inbound.settled)
+          if (inbound.owns !== undefined) ownsHandlers.add(inbound.owns)
           yield* Effect.addFinalizer(() =>
             Effect.sync(() => {
               if (inbound.push !== undefined && pushHandler === inbound.push) pushHandler = undefined
               if (inbound.wake !== undefined) wakeHandlers.delete(inbound.wake)
               if (inbound.settled !== undefined) settledHandlers.delete(inbound.settled)
+              if (inbound.owns !== undefined) ownsHandlers.delete(inbound.owns)
             })
           )
         })

@@ -106,6 +106,21 @@ export const make = (
       network === undefined
         ? undefined
         : yield* Routes.make({ store: store.value, selfPodId: podId, intervalMillis: settings.interval })
+    if (network !== undefined && routes !== undefined) {
+      // Routes learn from peers: a pod that acquires shards tells the others at once.
+      yield* network.serve({
+        owns: (owner, shards) =>
+          Effect.sync(() => {
+            for (const shard of shards) routes.learn(shard, owner)
+          })
+      })
+      listeners.add({
+        acquired: (shard) =>
+          Effect.forEach(routes.peers(), (peer) => network.owns(peer.address, shard), { discard: true }),
+        lost: () => Effect.void,
+        handOver: () => Effect.void
+      })
+    }
     return Membership.of({
       pod,
       shardCount,

@@ -153,6 +153,8 @@ export interface InboundHandlers {
   readonly wake?: ((shards: ReadonlyArray<number>) => Effect.Effect<void>) | undefined
   /** These executions settled (final or suspended): callers waiting for them may read them now. */
   readonly settled?: ((executionIds: ReadonlyArray<string>) => Effect.Effect<void>) | undefined
+  /** The pod `owner` runs these shards now (it acquired them): route their messages to it. */
+  readonly owns?: ((owner: Route, shards: ReadonlyArray<number>) => Effect.Effect<void>) | undefined
 }
 
 /** A pod's listener and its connections to the other pods. */
@@ -173,6 +175,8 @@ export interface PodNetwork {
   readonly wake: (address: string, shard: number) => Effect.Effect<void>
   /** Tells the pod at `address` that `executionId` settled (a hint: best effort). */
   readonly settled: (address: string, executionId: string) => Effect.Effect<void>
+  /** Tells the pod at `address` that this pod runs `shard` now (a hint: best effort). */
+  readonly owns: (address: string, shard: number) => Effect.Effect<void>
   /** Adds handlers of inbound traffic until the scope closes (several may listen to wakes). */
   readonly serve: (handlers: InboundHandlers) => Effect.Effect<void, never, Scope.Scope>
 }

@@ -92,20 +92,24 @@ describe("NodePodNetwork", () => {
     }).pipe(Effect.scoped)
   )
 
-  it.live("wake-ups and settlements reach every handler of the peer", () =>
+  it.live("wake-ups, settlements and new owners reach the handlers of the peer", () =>
     Effect.gen(function* () {
       const a = yield* echoPod("a")
       const b = yield* echoPod("b")
       const woken = yield* Deferred.make<ReadonlyArray<number>>()
       const settled = yield* Deferred.make<ReadonlyArray<string>>()
+      const owns = yield* Deferred.make<readonly [string, ReadonlyArray<number>]>()
       yield* b.network.serve({
         wake: (shards) => Deferred.succeed(woken, shards),
-        settled: (ids) => Deferred.succeed(settled, ids)
+        settled: (ids) => Deferred.succeed(settled, ids),
+        owns: (owner, shards) => Deferred.succeed(owns, [owner.podId, shards] as const)
       })
       yield* a.network.wake(b.network.address, 7)
       yield* a.network.settled(b.network.address, "exec-1")
+      yield* a.network.owns(b.network.address, 3)
       expect(yield* Deferred.await(woken)).toEqual([7])
       expect(yield* Deferred.await(settled)).toEqual(["exec-1"])
+      expect(yield* Deferred.await(owns)).toEqual(["a", [3]])
     }).pipe(Effect.scoped)
   )
 

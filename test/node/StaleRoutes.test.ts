@@ -69,7 +69,7 @@ describe("stale routes", () => {
       const dir = yield* scopedTempDir("stale-routes-")
       const file = join(dir, "journal.db")
       const a = yield* pod(file, "a")
-      const b = yield* pod(file, "b")
+      yield* pod(file, "b")
       const records = yield* balanced(a.shards)
       const network = a.membership.network!
       yield* network.routes.refresh

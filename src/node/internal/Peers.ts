@@ -21,12 +21,15 @@ import {
   type EntityPush,
   type EntityPushAnswer,
   PeerUnreachableError,
-  type PodNetwork
+  type PodNetwork,
+  type Route
 } from "../../sharding/PodNetwork.ts"
 import { AUTH_HEADER, type NumberedPush, PodRpcs } from "./PodRpcs.ts"
 
 /** What `Peers` needs from the network. */
 export interface PeersOptions {
+  /** This pod, as its `Owns` hints name it. */
+  readonly self: Route
   readonly requestTimeoutMillis: number
   readonly serialization: RpcSerialization.RpcSerialization["Service"]
   /** Opens a socket to `host:port` (TCP or TLS). */
@@ -37,6 +40,7 @@ export interface PeersOptions {
 
 type Hint =
   | { readonly _tag: "Wake"; readonly shard: number }
+  | { readonly _tag: "Owns"; readonly shard: number }
   | { readonly _tag: "Settled"; readonly id: string }
 
 interface Peer {
@@ -48,7 +52,7 @@ interface Peer {
 }
 
 /** The outbound half of a `PodNetwork`. */
-export type Peers = Pick<PodNetwork, "push" | "wake" | "settled">
+export type Peers = Pick<PodNetwork, "push" | "wake" | "settled" | "owns">
 
 /** `host:port` → its parts (IPv6 hosts in brackets). */
 export const parseAddress = (
@@ -184,9 +188,11 @@ export const make = (options: PeersOptions): Effect.Effect<Peers, never, Scope.S
         const hints = yield* Queue.unbounded<Hint>()
         const sendHints = (batch: ReadonlyArray<Hint>) => {
           const shards = new Set<number>()
+          const owned = new Set<number>()
           const executionIds = new Set<string>()
           for (const hint of batch) {
             if (hint._tag === "Wake") shards.add(hint.shard)
+            else if (hint._tag === "Owns") owned.add(hint.shard)
             else executionIds.add(hint.id)
           }
           return Effect.all(
@@ -196,7 +202,13 @@ export const make = (options: PeersOptions): Effect.Effect<Peers, never, Scope.S
                 : client.Wake({ shards: [...shards] }, { headers: headers(), discard: true }),
               executionIds.size === 0
                 ? Effect.void
-                : client.Settled({ executionIds: [...executionIds] }, { headers: headers(), discard: true })
+                : client.Settled({ executionIds: [...executionIds] }, { headers: headers(), discard: true }),
+              owned.size === 0
+                ? Effect.void
+                : client.Owns(
+                    { owner: options.self, shards: [...owned] },
+                    { headers: headers(), discard: true }
+                  )
             ],
             { discard: true }
           ).pipe(
@@ -239,6 +251,7 @@ export const make = (options: PeersOptions): Effect.Effect<Peers, never, Scope.S
       push: (address, message, timeoutMillis) =>
         Effect.flatMap(peerOf(address), (peer) => peer.push(message, timeoutMillis)),
       wake: (address, shard) => Effect.map(peerOf(address), (peer) => peer.hint({ _tag: "Wake", shard })),
-      settled: (address, id) => Effect.map(peerOf(address), (peer) => peer.hint({ _tag: "Settled", id }))
+      settled: (address, id) => Effect.map(peerOf(address), (peer) => peer.hint({ _tag: "Settled", id })),
+      owns: (address, shard) => Effect.map(peerOf(address), (peer) => peer.hint({ _tag: "Owns", shard }))
     }
   })

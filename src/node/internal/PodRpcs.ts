@@ -8,11 +8,12 @@
  * connection, carries the answers back as their entities give them, several per chunk under load
  * (effect/rpc waits for the client's acknowledgement of a chunk before the next: while it waits,
  * answers gather). A slow entity holds back no other answer, and a busy connection carries tens
- * of messages per frame. Wake-ups and settlements are hints, batched the same way.
+ * of messages per frame. Wake-ups, settlements and new ownership (`Owns`) are hints, batched the
+ * same way.
  */
 import { Schema } from "effect"
 import { Rpc, RpcGroup } from "effect/rpc"
-import { EntityPush, EntityPushAnswer } from "../../sharding/PodNetwork.ts"
+import { EntityPush, EntityPushAnswer, Route } from "../../sharding/PodNetwork.ts"
 
 /** The connection did not prove that it knows the cluster's secret: nothing was processed. */
 export class Unauthenticated extends Schema.TaggedError<Unauthenticated>()("Unauthenticated", {
@@ -32,6 +33,7 @@ export class PodRpcs extends RpcGroup.make(
   Rpc.make("Deliver", { payload: { pushes: Schema.Array(NumberedPush) }, error: Unauthenticated }),
   Rpc.make("Answers", { success: NumberedAnswer, error: Unauthenticated, stream: true }),
   Rpc.make("Wake", { payload: { shards: Schema.Array(Schema.Int) }, error: Unauthenticated }),
+  Rpc.make("Owns", { payload: { owner: Route, shards: Schema.Array(Schema.Int) }, error: Unauthenticated }),
   Rpc.make("Settled", { payload: { executionIds: Schema.Array(Schema.String) }, error: Unauthenticated })
 ) {}
 
