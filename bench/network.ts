@@ -10,10 +10,11 @@
  * pod, for reference); a persisted ask at concurrency 1 to the other pod and to this one; a
  * workflow `send` whose execution the other pod owns, and one this pod owns, at concurrency 1; and
  * the CPU seconds of both processes per execution, for 400 executions at concurrency 50 owned by
- * the other pod, then by this one. Entity and execution ids are chosen by the shard they hash to,
+ * the other pod, then by this one. Last, effect 4.1's own cluster doing the same ask between two
+ * processes (`bench/peers/effectCluster.ts`: socket runners, SQL storage on the same server). Entity and execution ids are chosen by the shard they hash to,
  * once the manager has spread the shards evenly.
  */
-import { createConnection } from "node:net"
+import { createConnection, createServer } from "node:net"
 import { performance } from "node:perf_hooks"
 import * as NodeSocket from "@effect/platform-node/NodeSocket"
 import { Effect, Layer } from "effect"
@@ -29,6 +30,7 @@ interface Line {
   readonly ready?: string
   readonly port?: number
   readonly cpu?: number
+  readonly results?: ReadonlyArray<Omit<Measured, "name">>
 }
 
 interface Measured {
@@ -113,6 +115,16 @@ const rpcEcho = (port: number) =>
       Effect.provideService(Socket, socket),
       Effect.provide(RpcSerialization.layerNdjson)
     )
+  })
+
+/** A free TCP port of 127.0.0.1 (the peer's runner needs its address before it starts). */
+const freePort = () =>
+  new Promise<number>((resolve) => {
+    const probe = createServer()
+    probe.listen(0, "127.0.0.1", () => {
+      const address = probe.address()
+      probe.close(() => resolve(typeof address === "object" && address !== null ? address.port : 0))
+    })
   })
 
 const print = (rows: ReadonlyArray<Measured>) => {
@@ -215,6 +227,20 @@ export const networkBench = (scale: number, givenUrl: string | undefined) =>
     yield* measure("warm-up", 50, 1, (i) => engine.send(new Bench({ id: 10_000_000 + i })))
     rows.push(yield* measure("ours: workflow send, other pod", nWorkflows, 1, sendRun(remoteRuns)))
     rows.push(yield* measure("ours: workflow send, same pod", nWorkflows, 1, sendRun(localRuns)))
+    // effect 4.1's own cluster, the same ask between two processes (bench/peers/effectCluster.ts).
+    const peerUrl = yield* freshDatabase(server, "bench_effect_cluster")
+    yield* Effect.addFinalizer(() => Effect.orDie(dropDatabase(server, peerUrl)))
+    const peerPort = yield* Effect.promise(freePort)
+    const runner = yield* ChildPod.scoped<Line>("bench/peers/effectCluster.ts", {
+      args: ["runner", peerUrl, String(peerPort)]
+    })
+    yield* Effect.promise(() => runner.waitFor((line) => line.ready !== undefined, 60_000))
+    const client = yield* ChildPod.scoped<Line>("bench/peers/effectCluster.ts", {
+      args: ["client", peerUrl, String(peerPort), String(n1)]
+    })
+    const peer = yield* Effect.promise(() => client.waitFor((line) => line.results !== undefined, 600_000))
+    for (const result of peer.results!)
+      rows.push({ name: "effect 4.1 cluster: entity ask, other process", ...result })
     print(rows)
 
     // CPU per execution, both processes.
