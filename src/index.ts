@@ -19,6 +19,8 @@ export * as Admin from "./admin/Admin.ts"
 export * as AdminErrors from "./admin/AdminErrors.ts"
 /** An execution as an operator reads it: its row and every attempt of every step, crashes included. */
 export * as ExecutionTimeline from "./admin/ExecutionTimeline.ts"
+/** Pods over TCP (or TLS) on Node.js: the network the SQLite and PostgreSQL layers turn on. */
+export * as NodePodNetwork from "./node/NodePodNetwork.ts"
 /** Every run of an execution in one trace, whose ids derive from the execution id. */
 export * as ExecutionTrace from "./observability/ExecutionTrace.ts"
 /** Spans and metrics, off by default: `Telemetry.layer` exports them over OTLP/HTTP. */
@@ -37,6 +39,8 @@ export * as Message from "./sharding/Message.ts"
 export * as MessageState from "./sharding/MessageState.ts"
 /** Sends messages to entities by id, wherever they run: `send` (a typed reply), `sendDiscard`. */
 export * as Messenger from "./sharding/Messenger.ts"
+/** The direct path between pods: its options (`Membership.layer({ network })`), messages and errors. */
+export * as PodNetwork from "./sharding/PodNetwork.ts"
 /** The port for a faster path between pods than the store (hints only), and its in-process form. */
 export * as PodTransport from "./sharding/PodTransport.ts"
 /** The shard manager's planning step: even spread, bounded handovers, dead pods' shards at once. */
