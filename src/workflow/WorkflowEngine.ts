@@ -586,11 +586,10 @@ export const makeScoped = <W extends Any>(
     )
 
     /** An inbox entry: the owner looks at the execution and does what its row asks. */
-    const deliver = (entry: InboxEntry) =>
+    const deliver = (entry: InboxEntry, read: ExecutionRecord | null | undefined) =>
       Effect.gen(function* () {
-        const found = yield* journal.get(entry.executionId)
-        if (Option.isNone(found)) return
-        const row = found.value
+        const row = read !== undefined ? read : Option.getOrNull(yield* journal.get(entry.executionId))
+        if (row === null) return
         if (row.status === "sleeping") return timer.poke(row.wakeAt ?? now())
         if (row.status !== "running") return
         const current = runs.get(row.executionId)

@@ -40,6 +40,7 @@ const IDENTIFYING = [
   "source",
   "podId",
   "option",
+  "address",
   "entityType",
   "entityId",
   "messageId"
@@ -156,6 +157,17 @@ const samples: Record<string, ReadonlyArray<Record<string, unknown>>> = {
   "ShardingErrors.DuplicatePodError": [{ podId: "waiter-1", leaseUntil: 1_796_000_000_000 }],
   "ShardingErrors.InvalidShardingConfigError": [
     { option: "shardCount", value: "0", detail: "it must be an integer from 1 to 65536" }
+  ],
+  "PodNetwork.PeerUnreachableError": [
+    { address: "10.0.0.7:7400", detail: "connect ECONNREFUSED 10.0.0.7:7400" },
+    { address: "127.0.0.1:41234", detail: "no answer within 30000 ms" }
+  ],
+  "PodNetwork.NetworkConfigError": [
+    {
+      option: "host",
+      detail:
+        "listening on 0.0.0.0 beyond loopback needs a cluster secret or TLS, or any host could send this pod messages"
+    }
   ],
   "AdminErrors.InvalidCursorError": [{ cursor: "c1.abc", detail: "its body is not base64url JSON" }],
   "AdminErrors.InvalidArgumentError": [

@@ -3,10 +3,12 @@
  * signals leave an entry in the shard's inbox (in the same transaction). The owner takes the
  * entries of its shards every `intervalMillis` (the embedded store's polling, 100 ms by default),
  * and at once when the store pushes an arrival (PostgreSQL `LISTEN/NOTIFY`, with the polling as a
- * safety net), and hands each execution id to `deliver`.
+ * safety net), reads the rows of the batch's executions in one query, and hands each execution to
+ * `deliver` with its row (`null`: not stored; `undefined`: the batch's read failed, a row that no
+ * longer decodes among them, so `deliver` reads its own and only that execution is affected).
  */
 import { Deferred, Effect, Exit, Stream } from "effect"
-import type { InboxEntry } from "../DurableExecutionJournal.ts"
+import type { ExecutionRecord, InboxEntry } from "../DurableExecutionJournal.ts"
 import type { RunJournal } from "./FencedJournal.ts"
 
 /** Entries taken per query. */
@@ -18,7 +20,10 @@ export const loop = (options: {
   readonly arrivals?: Stream.Stream<unknown> | undefined
   readonly intervalMillis: number
   readonly shards: () => ReadonlyArray<number> | undefined
-  readonly deliver: (entry: InboxEntry) => Effect.Effect<void, unknown>
+  readonly deliver: (
+    entry: InboxEntry,
+    row: ExecutionRecord | null | undefined
+  ) => Effect.Effect<void, unknown>
 }): Effect.Effect<never> =>
   Effect.gen(function* () {
     const { journal } = options
@@ -38,11 +43,20 @@ export const loop = (options: {
         if (shards === undefined || shards.length === 0) return
         const entries = yield* journal.takeInbox(shards, BATCH)
         const seen = new Set<string>()
+        const unique = entries.filter((entry) => !seen.has(entry.executionId) && seen.add(entry.executionId))
+        // One read for the batch, not one per entry.
+        const rows =
+          unique.length === 0
+            ? new Map<string, ExecutionRecord>()
+            : yield* journal.getMany(unique.map((entry) => entry.executionId)).pipe(
+                Effect.map((found) => new Map(found.map((row) => [row.executionId, row] as const))),
+                Effect.catchCause(() => Effect.succeed(undefined))
+              )
         yield* Effect.forEach(
-          entries.filter((entry) => !seen.has(entry.executionId) && seen.add(entry.executionId)),
+          unique,
           (entry) =>
             options
-              .deliver(entry)
+              .deliver(entry, rows === undefined ? undefined : (rows.get(entry.executionId) ?? null))
               .pipe(
                 Effect.catchCause((cause) =>
                   Effect.logWarning(`could not deliver to ${entry.executionId}`, cause)
