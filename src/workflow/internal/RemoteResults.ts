@@ -2,9 +2,11 @@
  * Waiting for executions that run in another pod: the caller's pod stored the start (or the
  * resume, the interruption), the owner runs it and records the result, and this pod learns of it
  * through the store. One fiber polls the rows of every execution waited for, in one query per
- * interval, and releases the waiters of each execution that is final or suspended.
+ * interval, and releases the waiters of each execution that is final or suspended. An execution
+ * announced as settled (a `PodTransport`) is read at once, alone with the others announced
+ * meanwhile: not every execution waited for at every announcement.
  */
-import { Deferred, Effect, Exit, type Scope, Stream } from "effect"
+import { Clock, Deferred, Effect, Exit, type Scope, Stream } from "effect"
 import { type ExecutionRecord, isFinal } from "../DurableExecutionJournal.ts"
 import type { JournalError } from "../WorkflowErrors.ts"
 import type { RunJournal } from "./FencedJournal.ts"
@@ -29,19 +31,25 @@ export const make = (
   Effect.gen(function* () {
     const waiters = new Map<string, Deferred.Deferred<ExecutionRecord, JournalError>>()
     let wake = Deferred.makeUnsafe<void>()
+    /** Executions announced as settled since the last read. */
+    const announced = new Set<string>()
+    /** A waiter was added: the next read covers every execution (it may have settled already). */
+    let readAll = false
+    const clock = yield* Clock.Clock
+    let lastFullRead = clock.currentTimeMillisUnsafe()
 
-    const poll = Effect.gen(function* () {
-      const ids = [...waiters.keys()]
-      for (let i = 0; i < ids.length; i += PAGE) {
-        const rows = yield* journal.getMany(ids.slice(i, i + PAGE))
-        for (const row of rows) {
-          if (!isSettled(row)) continue
-          const waiter = waiters.get(row.executionId)
-          waiters.delete(row.executionId)
-          if (waiter !== undefined) Deferred.doneUnsafe(waiter, Exit.succeed(row))
+    const poll = (ids: ReadonlyArray<string>) =>
+      Effect.gen(function* () {
+        for (let i = 0; i < ids.length; i += PAGE) {
+          const rows = yield* journal.getMany(ids.slice(i, i + PAGE))
+          for (const row of rows) {
+            if (!isSettled(row)) continue
+            const waiter = waiters.get(row.executionId)
+            waiters.delete(row.executionId)
+            if (waiter !== undefined) Deferred.doneUnsafe(waiter, Exit.succeed(row))
+          }
         }
-      }
-    })
+      })
 
     yield* Effect.forkScoped(
       Effect.forever(
@@ -50,9 +58,19 @@ export const make = (
             yield* Deferred.await(wake)
             wake = Deferred.makeUnsafe<void>()
           }
-          yield* Effect.raceFirst(Effect.sleep(intervalMillis), Deferred.await(wake))
+          const woken = yield* Effect.raceFirst(
+            Effect.as(Effect.sleep(intervalMillis), false),
+            Effect.as(Deferred.await(wake), true)
+          )
           wake = Deferred.makeUnsafe<void>()
-          yield* poll.pipe(
+          // Every interval at least, all of them (an announcement may be lost), however many come.
+          const at = clock.currentTimeMillisUnsafe()
+          const all = !woken || readAll || at - lastFullRead >= intervalMillis
+          if (all) lastFullRead = at
+          const ids = all ? [...waiters.keys()] : [...announced]
+          readAll = false
+          announced.clear()
+          yield* poll(ids).pipe(
             Effect.catchCause((cause) => Effect.logWarning("results of other pods could not be read", cause))
           )
         })
@@ -63,7 +81,9 @@ export const make = (
       yield* Effect.forkScoped(
         Stream.runForEach(settlements, (executionId) =>
           Effect.sync(() => {
-            if (waiters.has(executionId)) Deferred.doneUnsafe(wake, Exit.void)
+            if (!waiters.has(executionId)) return
+            announced.add(executionId)
+            Deferred.doneUnsafe(wake, Exit.void)
           })
         )
       )
@@ -76,7 +96,10 @@ export const make = (
           if (waiter === undefined) {
             waiter = Deferred.makeUnsafe<ExecutionRecord, JournalError>()
             waiters.set(executionId, waiter)
-            if (waiters.size === 1) Deferred.doneUnsafe(wake, Exit.void)
+            if (waiters.size === 1) {
+              readAll = true
+              Deferred.doneUnsafe(wake, Exit.void)
+            }
           }
           return Deferred.await(waiter)
         })
