@@ -189,10 +189,10 @@ export const listen = (
           authorize(client.id, headers[AUTH_HEADER]),
           Effect.forEach([...ownsHandlers], (handler) => handler(owner, shards), { discard: true })
         ),
-      Settled: ({ executionIds }, { client, headers }) =>
+      Settled: ({ settled }, { client, headers }) =>
         Effect.andThen(
           authorize(client.id, headers[AUTH_HEADER]),
-          Effect.forEach([...settledHandlers], (handler) => handler(executionIds), { discard: true })
+          Effect.forEach([...settledHandlers], (handler) => handler(settled), { discard: true })
         )
     })
 

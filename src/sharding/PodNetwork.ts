@@ -151,8 +151,15 @@ export interface InboundHandlers {
   readonly push?: ((message: EntityPush) => Effect.Effect<EntityPushAnswer>) | undefined
   /** Inbox entries were stored for these shards: read them now. */
   readonly wake?: ((shards: ReadonlyArray<number>) => Effect.Effect<void>) | undefined
-  /** These executions settled (final or suspended): callers waiting for them may read them now. */
-  readonly settled?: ((executionIds: ReadonlyArray<string>) => Effect.Effect<void>) | undefined
+  /**
+   * These executions settled (final or suspended): callers waiting for them may read them now, or
+   * take the final row that came with one (JSON of the journal's `ExecutionRecord`).
+   */
+  readonly settled?:
+    | ((
+        settled: ReadonlyArray<{ readonly executionId: string; readonly row: string | null }>
+      ) => Effect.Effect<void>)
+    | undefined
   /** The pod `owner` runs these shards now (it acquired them): route their messages to it. */
   readonly owns?: ((owner: Route, shards: ReadonlyArray<number>) => Effect.Effect<void>) | undefined
 }
@@ -173,8 +180,8 @@ export interface PodNetwork {
   ) => Effect.Effect<EntityPushAnswer, PeerUnreachableError>
   /** Tells the pod at `address` to read its inbox for `shard` (a hint: best effort). */
   readonly wake: (address: string, shard: number) => Effect.Effect<void>
-  /** Tells the pod at `address` that `executionId` settled (a hint: best effort). */
-  readonly settled: (address: string, executionId: string) => Effect.Effect<void>
+  /** Tells the pod at `address` that `executionId` settled, with its final row if given (a hint). */
+  readonly settled: (address: string, executionId: string, row?: string | undefined) => Effect.Effect<void>
   /** Tells the pod at `address` that this pod runs `shard` now (a hint: best effort). */
   readonly owns: (address: string, shard: number) => Effect.Effect<void>
   /** Adds handlers of inbound traffic until the scope closes (several may listen to wakes). */

@@ -14,6 +14,12 @@
  */
 import { Context, Effect, PubSub, Stream } from "effect"
 
+/** An execution that settled, with its final row as JSON (an `ExecutionRecord`) when sent with it. */
+export interface Settlement {
+  readonly executionId: string
+  readonly row: string | undefined
+}
+
 export class PodTransport extends Context.Service<
   PodTransport,
   {
@@ -21,10 +27,13 @@ export class PodTransport extends Context.Service<
     readonly announce: (shard: number) => Effect.Effect<void>
     /** Shards whose inbox has new entries, as announced to this pod. */
     readonly arrivals: Stream.Stream<number>
-    /** `executionId` is final or suspended (committed): wake the pods waiting for it. */
-    readonly settle: (executionId: string) => Effect.Effect<void>
-    /** Executions that settled, as announced to this pod. */
-    readonly settlements: Stream.Stream<string>
+    /**
+     * `executionId` is final or suspended (committed): wake the pods waiting for it. `row`, when
+     * given, is its final row as JSON: a waiting pod may take the result from it without a read.
+     */
+    readonly settle: (executionId: string, row?: string | undefined) => Effect.Effect<void>
+    /** Executions that settled, as announced to this pod (with their final row, when sent). */
+    readonly settlements: Stream.Stream<string | Settlement>
   }
 >()("effect-cluster/sharding/PodTransport") {}
 

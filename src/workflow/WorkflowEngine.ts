@@ -34,6 +34,7 @@ import { type ShardRecord, ShardStore } from "../sharding/ShardStore.ts"
 import {
   DurableExecutionJournal,
   type ExecutionRecord,
+  ExecutionRecord as ExecutionRecordSchema,
   type ExecutionStatus,
   type InboxEntry,
   isFinal,
@@ -339,8 +340,13 @@ export const makeScoped = <W extends Any>(
       services,
       stopping: () => shuttingDown,
       parked: (wakeAt) => timer.poke(wakeAt),
-      settled: (executionId) => {
-        if (transport !== undefined) Effect.runForkWith(context)(transport.settle(executionId))
+      settled: (executionId, final) => {
+        if (transport === undefined) return
+        // With its final row, the pods waiting for it need not read it.
+        const row = final === undefined ? undefined : encodeJsonResult(ExecutionRecordSchema, final)
+        Effect.runForkWith(context)(
+          transport.settle(executionId, row !== undefined && Result.isSuccess(row) ? row.success : undefined)
+        )
       }
     })
     const ensureRunning = (workflow: Any, row: ExecutionRecord, freshRequest?: unknown) =>

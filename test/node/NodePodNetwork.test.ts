@@ -97,7 +97,8 @@ describe("NodePodNetwork", () => {
       const a = yield* echoPod("a")
       const b = yield* echoPod("b")
       const woken = yield* Deferred.make<ReadonlyArray<number>>()
-      const settled = yield* Deferred.make<ReadonlyArray<string>>()
+      const settled =
+        yield* Deferred.make<ReadonlyArray<{ readonly executionId: string; readonly row: string | null }>>()
       const owns = yield* Deferred.make<readonly [string, ReadonlyArray<number>]>()
       yield* b.network.serve({
         wake: (shards) => Deferred.succeed(woken, shards),
@@ -105,10 +106,14 @@ describe("NodePodNetwork", () => {
         owns: (owner, shards) => Deferred.succeed(owns, [owner.podId, shards] as const)
       })
       yield* a.network.wake(b.network.address, 7)
-      yield* a.network.settled(b.network.address, "exec-1")
+      yield* a.network.settled(b.network.address, "exec-1", '{"executionId":"exec-1"}')
+      yield* a.network.settled(b.network.address, "exec-2")
       yield* a.network.owns(b.network.address, 3)
       expect(yield* Deferred.await(woken)).toEqual([7])
-      expect(yield* Deferred.await(settled)).toEqual(["exec-1"])
+      expect(yield* Deferred.await(settled)).toEqual([
+        { executionId: "exec-1", row: '{"executionId":"exec-1"}' },
+        { executionId: "exec-2", row: null }
+      ])
       expect(yield* Deferred.await(owns)).toEqual(["a", [3]])
     }).pipe(Effect.scoped)
   )

@@ -41,7 +41,7 @@ export interface PeersOptions {
 type Hint =
   | { readonly _tag: "Wake"; readonly shard: number }
   | { readonly _tag: "Owns"; readonly shard: number }
-  | { readonly _tag: "Settled"; readonly id: string }
+  | { readonly _tag: "Settled"; readonly id: string; readonly row: string | null }
 
 interface Peer {
   readonly push: (
@@ -189,20 +189,23 @@ export const make = (options: PeersOptions): Effect.Effect<Peers, never, Scope.S
         const sendHints = (batch: ReadonlyArray<Hint>) => {
           const shards = new Set<number>()
           const owned = new Set<number>()
-          const executionIds = new Set<string>()
+          const settled = new Map<string, string | null>()
           for (const hint of batch) {
             if (hint._tag === "Wake") shards.add(hint.shard)
             else if (hint._tag === "Owns") owned.add(hint.shard)
-            else executionIds.add(hint.id)
+            else settled.set(hint.id, hint.row ?? settled.get(hint.id) ?? null)
           }
           return Effect.all(
             [
               shards.size === 0
                 ? Effect.void
                 : client.Wake({ shards: [...shards] }, { headers: headers(), discard: true }),
-              executionIds.size === 0
+              settled.size === 0
                 ? Effect.void
-                : client.Settled({ executionIds: [...executionIds] }, { headers: headers(), discard: true }),
+                : client.Settled(
+                    { settled: [...settled].map(([executionId, row]) => ({ executionId, row })) },
+                    { headers: headers(), discard: true }
+                  ),
               owned.size === 0
                 ? Effect.void
                 : client.Owns(
@@ -251,7 +254,8 @@ export const make = (options: PeersOptions): Effect.Effect<Peers, never, Scope.S
       push: (address, message, timeoutMillis) =>
         Effect.flatMap(peerOf(address), (peer) => peer.push(message, timeoutMillis)),
       wake: (address, shard) => Effect.map(peerOf(address), (peer) => peer.hint({ _tag: "Wake", shard })),
-      settled: (address, id) => Effect.map(peerOf(address), (peer) => peer.hint({ _tag: "Settled", id })),
+      settled: (address, id, row) =>
+        Effect.map(peerOf(address), (peer) => peer.hint({ _tag: "Settled", id, row: row ?? null })),
       owns: (address, shard) => Effect.map(peerOf(address), (peer) => peer.hint({ _tag: "Owns", shard }))
     }
   })

@@ -34,7 +34,12 @@ export class PodRpcs extends RpcGroup.make(
   Rpc.make("Answers", { success: NumberedAnswer, error: Unauthenticated, stream: true }),
   Rpc.make("Wake", { payload: { shards: Schema.Array(Schema.Int) }, error: Unauthenticated }),
   Rpc.make("Owns", { payload: { owner: Route, shards: Schema.Array(Schema.Int) }, error: Unauthenticated }),
-  Rpc.make("Settled", { payload: { executionIds: Schema.Array(Schema.String) }, error: Unauthenticated })
+  Rpc.make("Settled", {
+    payload: {
+      settled: Schema.Array(Schema.Struct({ executionId: Schema.String, row: Schema.NullOr(Schema.String) }))
+    },
+    error: Unauthenticated
+  })
 ) {}
 
 /** The header that carries a connection's proof of the secret (see `Handshake`). */

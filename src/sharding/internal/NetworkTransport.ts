@@ -6,7 +6,7 @@
  */
 import { Effect, PubSub, type Scope, Stream } from "effect"
 import type { Membership } from "../Membership.ts"
-import { PodTransport } from "../PodTransport.ts"
+import { PodTransport, type Settlement } from "../PodTransport.ts"
 
 /** The transport of the membership's network; undefined when the pod has no network. */
 export const make = (
@@ -17,10 +17,16 @@ export const make = (
     const { network, routes } = membership.network
     const pod = membership.pod
     const shards = yield* PubSub.unbounded<number>()
-    const settled = yield* PubSub.unbounded<string>()
+    const settled = yield* PubSub.unbounded<Settlement>()
     yield* network.serve({
       wake: (list) => Effect.asVoid(PubSub.publishAll(shards, list)),
-      settled: (ids) => Effect.asVoid(PubSub.publishAll(settled, ids))
+      settled: (list) =>
+        Effect.asVoid(
+          PubSub.publishAll(
+            settled,
+            list.map(({ executionId, row }) => ({ executionId, row: row ?? undefined }))
+          )
+        )
     })
     return PodTransport.of({
       announce: (shard) =>
@@ -30,8 +36,8 @@ export const make = (
           return owner === undefined ? Effect.void : network.wake(owner.address, shard)
         }),
       arrivals: Stream.fromPubSub(shards),
-      settle: (executionId) =>
-        Effect.forEach(routes.peers(), (peer) => network.settled(peer.address, executionId), {
+      settle: (executionId, row) =>
+        Effect.forEach(routes.peers(), (peer) => network.settled(peer.address, executionId, row), {
           discard: true
         }),
       settlements: Stream.fromPubSub(settled)

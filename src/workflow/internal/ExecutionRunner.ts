@@ -38,7 +38,13 @@ import {
 
 /** How a run of an execution ended. */
 export type RunOutcome =
-  | { readonly _tag: "Completed"; readonly exit: Exit.Exit<unknown, unknown> }
+  | {
+      readonly _tag: "Completed"
+      readonly exit: Exit.Exit<unknown, unknown>
+      /** What the run stored: the final status and the result's JSON. */
+      readonly status: "succeeded" | "failed" | "interrupted"
+      readonly result: string
+    }
   | { readonly _tag: "Suspended"; readonly reason: SuspendReason }
   /** The engine is shutting down; the execution stays `running` for the next engine. */
   | { readonly _tag: "Stopped" }
@@ -277,7 +283,9 @@ const finish = (
     const stored = encoded.success.value as Exit.Exit<unknown, unknown>
     return Effect.as(write(env, state, { _tag: "Complete", status, result: encoded.success.json }), {
       _tag: "Completed",
-      exit: stored
+      exit: stored,
+      status,
+      result: encoded.success.json
     } as const)
   })
 

@@ -6,13 +6,18 @@
  * announced as settled (a `PodTransport`) is read at once, alone with the others announced
  * meanwhile: not every execution waited for at every announcement.
  */
-import { Clock, Deferred, Effect, Exit, type Scope, Stream } from "effect"
-import { type ExecutionRecord, isFinal } from "../DurableExecutionJournal.ts"
+import { Clock, Deferred, Effect, Exit, Result, type Scope, Stream } from "effect"
+import type { Settlement } from "../../sharding/PodTransport.ts"
+import { ExecutionRecord, isFinal } from "../DurableExecutionJournal.ts"
 import type { JournalError } from "../WorkflowErrors.ts"
+import { decodeJsonResult } from "./codec.ts"
 import type { RunJournal } from "./FencedJournal.ts"
 
 /** Rows per poll query. */
 const PAGE = 500
+
+/** Settlements remembered for callers that start waiting just after them. */
+const RECENT = 1_024
 
 export interface RemoteResults {
   /** Waits until `executionId` is final or suspended, wherever it runs; its row then. */
@@ -25,12 +30,17 @@ export const isSettled = (row: ExecutionRecord): boolean => isFinal(row.status) 
 export const make = (
   journal: RunJournal,
   intervalMillis: number,
-  /** Executions announced as settled (a `PodTransport`): look at once instead of at the interval. */
-  settlements?: Stream.Stream<string> | undefined
+  /**
+   * Executions announced as settled (a `PodTransport`): look at once instead of at the interval;
+   * one announced with its final row is taken from it, without a read.
+   */
+  settlements?: Stream.Stream<string | Settlement> | undefined
 ): Effect.Effect<RemoteResults, never, Scope.Scope> =>
   Effect.gen(function* () {
     const waiters = new Map<string, Deferred.Deferred<ExecutionRecord, JournalError>>()
     let wake = Deferred.makeUnsafe<void>()
+    /** Announced settlements nobody waited for yet, with their row (null: without one). */
+    const recent = new Map<string, ExecutionRecord | null>()
     /** Executions announced as settled since the last read. */
     const announced = new Set<string>()
     /** A waiter was added: the next read covers every execution (it may have settled already). */
@@ -79,9 +89,33 @@ export const make = (
 
     if (settlements !== undefined) {
       yield* Effect.forkScoped(
-        Stream.runForEach(settlements, (executionId) =>
+        Stream.runForEach(settlements, (settlement) =>
           Effect.sync(() => {
-            if (!waiters.has(executionId)) return
+            const executionId = typeof settlement === "string" ? settlement : settlement.executionId
+            // A row that decodes (I6), is the one announced and is settled can end a wait at once.
+            const decoded =
+              typeof settlement === "string" || settlement.row === undefined
+                ? undefined
+                : decodeJsonResult(ExecutionRecord, settlement.row)
+            const row =
+              decoded !== undefined &&
+              Result.isSuccess(decoded) &&
+              decoded.success.executionId === executionId &&
+              isSettled(decoded.success)
+                ? decoded.success
+                : null
+            const waiter = waiters.get(executionId)
+            if (waiter === undefined) {
+              // It may have settled before its caller started waiting (a fast execution).
+              recent.set(executionId, row)
+              if (recent.size > RECENT) recent.delete(recent.keys().next().value!)
+              return
+            }
+            if (row !== null) {
+              waiters.delete(executionId)
+              Deferred.doneUnsafe(waiter, Exit.succeed(row))
+              return
+            }
             announced.add(executionId)
             Deferred.doneUnsafe(wake, Exit.void)
           })
@@ -92,12 +126,25 @@ export const make = (
     return {
       settled: (executionId) =>
         Effect.suspend(() => {
+          const early = recent.get(executionId)
+          if (early !== undefined) {
+            recent.delete(executionId)
+            if (early !== null) return Effect.succeed(early)
+          }
           let waiter = waiters.get(executionId)
           if (waiter === undefined) {
             waiter = Deferred.makeUnsafe<ExecutionRecord, JournalError>()
             waiters.set(executionId, waiter)
+            if (early === null) {
+              // Announced before we waited, without its row: read it now.
+              announced.add(executionId)
+              Deferred.doneUnsafe(wake, Exit.void)
+            }
             if (waiters.size === 1) {
-              readAll = true
+              // The loop sleeps while nobody waits: start its interval now. Without announcements,
+              // read at once too (it may have settled already); with them, an announcement (kept
+              // in `recent` if it came first) ends the wait, and the interval's read backs it up.
+              if (settlements === undefined) readAll = true
               Deferred.doneUnsafe(wake, Exit.void)
             }
           }

@@ -22,7 +22,8 @@ export class Runs {
     /** A run parked its execution until `wakeAt`. */
     readonly parked: (wakeAt: number) => void
     /** A run recorded its execution as final or suspended. */
-    readonly settled: (executionId: string) => void
+    /** A run settled: its execution id, and its final row when it completed (not when suspended). */
+    readonly settled: (executionId: string, final: ExecutionRecord | undefined) => void
   }
 
   constructor(options: Runs["options"]) {
@@ -65,8 +66,17 @@ export class Runs {
       const started = startRun(runEnv, workflow, row, freshRequest, services, (outcome) => {
         this.running.delete(row.executionId)
         if (outcome._tag === "Sleeping" && outcome.wakeAt !== null) this.options.parked(outcome.wakeAt)
-        if (outcome._tag === "Completed" || outcome._tag === "Suspended")
-          this.options.settled(row.executionId)
+        if (outcome._tag === "Completed") {
+          this.options.settled(row.executionId, {
+            ...row,
+            status: outcome.status,
+            result: outcome.result,
+            reason: null,
+            wakeAt: null
+          })
+        } else if (outcome._tag === "Suspended") {
+          this.options.settled(row.executionId, undefined)
+        }
       })
       return Effect.tap(started, (started) =>
         Effect.sync(() => {
