@@ -14,7 +14,7 @@
  * processes (`bench/peers/effectCluster.ts`: socket runners, SQL storage on the same server). Entity and execution ids are chosen by the shard they hash to,
  * once the manager has spread the shards evenly.
  */
-import { createConnection, createServer } from "node:net"
+import { createConnection } from "node:net"
 import { performance } from "node:perf_hooks"
 import * as NodeSocket from "@effect/platform-node/NodeSocket"
 import { Effect, Layer } from "effect"
@@ -23,6 +23,7 @@ import { Socket } from "effect/socket/Socket"
 import { Membership, ShardId, Sharding, ShardStore, WorkflowEngine } from "effect-cluster"
 import { PostgresJournal } from "effect-cluster/postgres"
 import * as ChildPod from "../test/support/ChildPod.ts"
+import { freePort } from "../test/support/freePort.ts"
 import { Bench, Echo, EchoRpcs, Ping, registerTypes, SHARDS, Tally, workflow } from "./network/types.ts"
 import { dropDatabase, freshDatabase, serverUrl } from "./postgres.ts"
 
@@ -115,16 +116,6 @@ const rpcEcho = (port: number) =>
       Effect.provideService(Socket, socket),
       Effect.provide(RpcSerialization.layerNdjson)
     )
-  })
-
-/** A free TCP port of 127.0.0.1 (the peer's runner needs its address before it starts). */
-const freePort = () =>
-  new Promise<number>((resolve) => {
-    const probe = createServer()
-    probe.listen(0, "127.0.0.1", () => {
-      const address = probe.address()
-      probe.close(() => resolve(typeof address === "object" && address !== null ? address.port : 0))
-    })
   })
 
 const print = (rows: ReadonlyArray<Measured>) => {

@@ -102,13 +102,21 @@ export const make = (
       }
     )
     yield* pod.start
-    const routes =
+    const direct =
       network === undefined
         ? undefined
-        : yield* Routes.make({ store: store.value, selfPodId: podId, intervalMillis: settings.interval })
-    if (network !== undefined && routes !== undefined) {
+        : {
+            network,
+            routes: yield* Routes.make({
+              store: store.value,
+              selfPodId: podId,
+              intervalMillis: settings.interval
+            })
+          }
+    if (direct !== undefined) {
+      const { routes } = direct
       // Routes learn from peers: a pod that acquires shards tells the others at once.
-      yield* network.serve({
+      yield* direct.network.serve({
         owns: (owner, shards) =>
           Effect.sync(() => {
             for (const shard of shards) routes.learn(shard, owner)
@@ -116,7 +124,9 @@ export const make = (
       })
       listeners.add({
         acquired: (shard) =>
-          Effect.forEach(routes.peers(), (peer) => network.owns(peer.address, shard), { discard: true }),
+          Effect.forEach(routes.peers(), (peer) => direct.network.owns(peer.address, shard), {
+            discard: true
+          }),
         lost: () => Effect.void,
         handOver: () => Effect.void
       })
@@ -125,7 +135,7 @@ export const make = (
       pod,
       shardCount,
       shardOf: pod.shardOf,
-      network: network === undefined || routes === undefined ? undefined : { network, routes },
+      network: direct,
       subscribe: (listener) =>
         Effect.gen(function* () {
           // Synchronously: no change of the pod's shards can slip between the snapshot and the add.

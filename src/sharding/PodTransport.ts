@@ -29,9 +29,13 @@ export class PodTransport extends Context.Service<
     readonly arrivals: Stream.Stream<number>
     /**
      * `executionId` is final or suspended (committed): wake the pods waiting for it. `row`, when
-     * given, is its final row as JSON: a waiting pod may take the result from it without a read.
+     * given, makes its final row as JSON: a waiting pod may take the result from it without a read.
+     * Call it only to send the row (a pod with no peer never pays for the encoding).
      */
-    readonly settle: (executionId: string, row?: string | undefined) => Effect.Effect<void>
+    readonly settle: (
+      executionId: string,
+      row?: (() => string | undefined) | undefined
+    ) => Effect.Effect<void>
     /** Executions that settled, as announced to this pod (with their final row, when sent). */
     readonly settlements: Stream.Stream<string | Settlement>
   }

@@ -342,11 +342,12 @@ export const makeScoped = <W extends Any>(
       parked: (wakeAt) => timer.poke(wakeAt),
       settled: (executionId, final) => {
         if (transport === undefined) return
-        // With its final row, the pods waiting for it need not read it.
-        const row = final === undefined ? undefined : encodeJsonResult(ExecutionRecordSchema, final)
-        Effect.runForkWith(context)(
-          transport.settle(executionId, row !== undefined && Result.isSuccess(row) ? row.success : undefined)
-        )
+        // With its final row (encoded only if sent), the pods waiting for it need not read it.
+        const row =
+          final === undefined
+            ? undefined
+            : () => Result.getOrUndefined(encodeJsonResult(ExecutionRecordSchema, final))
+        Effect.runForkWith(context)(transport.settle(executionId, row))
       }
     })
     const ensureRunning = (workflow: Any, row: ExecutionRecord, freshRequest?: unknown) =>

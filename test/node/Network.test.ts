@@ -7,12 +7,13 @@
  * once the proxy heals.
  */
 import { readFileSync } from "node:fs"
-import { createConnection, createServer } from "node:net"
+import { createConnection } from "node:net"
 import { Effect, Exit } from "effect"
 import { afterEach, describe, expect, it } from "vitest"
 import * as NodePodNetwork from "../../src/node/NodePodNetwork.ts"
 import { eventually, freshStore, reader, removeStore, type Store, shards } from "../cluster/harness.ts"
 import * as ChildPod from "../support/ChildPod.ts"
+import { freePort } from "../support/freePort.ts"
 import * as TcpProxy from "../support/TcpProxy.ts"
 
 interface Asked {
@@ -121,15 +122,6 @@ const spread = async (store: Store, pod: ChildPod.ChildPod<Line>, podIds: Readon
     return asked.storeWrites === 0 && Object.keys(asked.errors).length === 0
   })
 }
-
-const freePort = () =>
-  new Promise<number>((resolve) => {
-    const server = createServer()
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address()
-      server.close(() => resolve(typeof address === "object" && address !== null ? address.port : 0))
-    })
-  })
 
 describe.each(["sqlite", "pg"] as const)("pods talking directly on %s", (kind) => {
   const cleanup: Array<() => Promise<void> | void> = []

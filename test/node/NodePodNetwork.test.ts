@@ -61,24 +61,26 @@ const rawConnection = (network: PodNetwork, bytes: Buffer | string, ms = 2_000) 
   })
 
 describe("NodePodNetwork", () => {
-  it.live("a push travels to the peer and its answer back; pushes in flight are batched", () =>
-    Effect.gen(function* () {
-      const a = yield* echoPod("a")
-      const b = yield* echoPod("b")
-      expect(b.network.address).toMatch(/^127\.0\.0\.1:\d+$/)
-      const one = yield* a.network.push(b.network.address, push("e-1"), 5_000)
-      expect(one).toEqual({ _tag: "Reply", reply: JSON.stringify("e-1") })
-      const many = yield* Effect.forEach(
-        Array.from({ length: 200 }, (_, i) => `e-${i}`),
-        (id) => a.network.push(b.network.address, push(id), 5_000),
-        { concurrency: "unbounded" }
-      )
-      expect(
-        many.map((answer) => (answer._tag === "Reply" ? JSON.parse(answer.reply!) : answer._tag))
-      ).toEqual(Array.from({ length: 200 }, (_, i) => `e-${i}`))
-      expect(b.handled).toHaveLength(201)
-      expect(a.handled).toHaveLength(0)
-    }).pipe(Effect.scoped)
+  it.live(
+    "a push travels to the peer and its answer back; 200 pushes in flight each get their own answer",
+    () =>
+      Effect.gen(function* () {
+        const a = yield* echoPod("a")
+        const b = yield* echoPod("b")
+        expect(b.network.address).toMatch(/^127\.0\.0\.1:\d+$/)
+        const one = yield* a.network.push(b.network.address, push("e-1"), 5_000)
+        expect(one).toEqual({ _tag: "Reply", reply: JSON.stringify("e-1") })
+        const many = yield* Effect.forEach(
+          Array.from({ length: 200 }, (_, i) => `e-${i}`),
+          (id) => a.network.push(b.network.address, push(id), 5_000),
+          { concurrency: "unbounded" }
+        )
+        expect(
+          many.map((answer) => (answer._tag === "Reply" ? JSON.parse(answer.reply!) : answer._tag))
+        ).toEqual(Array.from({ length: 200 }, (_, i) => `e-${i}`))
+        expect(b.handled).toHaveLength(201)
+        expect(a.handled).toHaveLength(0)
+      }).pipe(Effect.scoped)
   )
 
   it.live("a slow entity does not hold back the answers of the others in its batch", () =>

@@ -6,29 +6,20 @@
  */
 import { join } from "node:path"
 import { describe, expect, it } from "@effect/vitest"
-import { Context, Effect, Layer, Option, Schema } from "effect"
+import { Context, Effect, Layer, Option } from "effect"
 import {
   EntityStore,
   Membership,
-  Message,
   MessageState,
   RecipientBehaviour,
-  RecipientType,
   Sharding,
   ShardStore,
   SqliteJournal
 } from "../../src/index.ts"
 import { scopedTempDir } from "../support/tempDir.ts"
+import { Echo, Ping } from "./fixtures.ts"
 
 const SHARDS = 8
-
-class Who extends Message.TaggedRequest<Who>()("Who", {
-  success: Schema.String,
-  failure: Schema.Never,
-  payload: { messageId: Schema.String }
-}) {}
-
-const Echo = RecipientType.makeEntityType("Echo", Who, (message) => message.messageId)
 
 /** A pod on `file` whose Echo entities answer with its id. */
 const pod = (file: string, podId: string) =>
@@ -80,7 +71,7 @@ describe("stale routes", () => {
         if (a.membership.shardOf(`e-${i}`) === shardOfB) entityId = `e-${i}`
       }
       network.routes.learn(shardOfB, { podId: "a", address: network.network.address })
-      expect(yield* a.messenger.send(entityId)(new Who({ messageId: "m-1" }))).toBe("b")
+      expect(yield* a.messenger.send(entityId)(new Ping({ messageId: "m-1" }))).toBe("b")
       // It went over the network: nothing was stored for it, and a's route is right again.
       expect(yield* a.store.outcomes([{ entityType: "Echo", entityId, messageId: "m-1" }])).toEqual([
         undefined
@@ -89,7 +80,7 @@ describe("stale routes", () => {
 
       // A route to an address where nobody listens: the message goes through the store instead.
       network.routes.learn(shardOfB, { podId: "b", address: "127.0.0.1:1" })
-      expect(yield* a.messenger.send(entityId)(new Who({ messageId: "m-2" }))).toBe("b")
+      expect(yield* a.messenger.send(entityId)(new Ping({ messageId: "m-2" }))).toBe("b")
       expect(
         (yield* a.store.outcomes([{ entityType: "Echo", entityId, messageId: "m-2" }]))[0]
       ).toMatchObject({ status: "processed" })

@@ -25,16 +25,15 @@ import {
   ActivityContext,
   EntityStore,
   Membership,
-  Message,
   MessageState,
   RecipientBehaviour,
-  RecipientType,
   Sharding,
   SqliteJournal,
   Workflow,
   WorkflowEngine
 } from "effect-cluster"
 import { PostgresJournal } from "effect-cluster/postgres"
+import { Echo, Ping, Tally } from "./fixtures.ts"
 
 const Options = Schema.Struct({
   store: Schema.String,
@@ -52,18 +51,6 @@ const Options = Schema.Struct({
 
 const options = Schema.decodeUnknownSync(Schema.fromJsonString(Options))(process.argv[2])
 const say = (line: unknown) => console.log(JSON.stringify(line))
-
-export class Ping extends Message.TaggedRequest<Ping>()("Ping", {
-  success: Schema.String,
-  failure: Schema.Never,
-  payload: { messageId: Schema.String }
-}) {}
-
-const Echo = RecipientType.makeEntityType("Echo", Ping, (message) => message.messageId)
-const Tally = RecipientType.makeEntityType("Tally", Ping, (message) => message.messageId, {
-  persisted: true,
-  state: Schema.Number
-})
 
 const Ask = Schema.Struct({
   type: Schema.Literals(["Echo", "Tally"]),

@@ -253,6 +253,34 @@ describe("ownership in one process (memory store)", () => {
       })
   )
 
+  it.live("a pod shutting down is marked leaving before it stops its runs and unregisters", () =>
+    Effect.gen(function* () {
+      const cluster = yield* MemoryJournal.makeCluster
+      const calls: Array<string> = []
+      const shards: ShardStore.ShardStore["Service"] = {
+        ...cluster.shards,
+        leave: (podId) =>
+          Effect.andThen(
+            Effect.sync(() => calls.push(`leave ${podId}`)),
+            cluster.shards.leave(podId)
+          ),
+        unregister: (podId) =>
+          Effect.andThen(
+            Effect.sync(() => calls.push(`unregister ${podId}`)),
+            cluster.shards.unregister(podId)
+          )
+      }
+      const scope = yield* Scope.make()
+      yield* WorkflowEngine.makeScoped(Workflow.union(jobs([], () => "a")), { ...fastPod, podId: "a" }).pipe(
+        Effect.provideService(DurableExecutionJournal.DurableExecutionJournal, cluster.journal),
+        Effect.provideService(ShardStore.ShardStore, shards),
+        Scope.provide(scope)
+      )
+      yield* Scope.close(scope, Exit.void)
+      expect(calls).toEqual(["leave a", "unregister a"])
+    })
+  )
+
   it.live("a pod whose lease cannot be renewed stops its runs by its own clock, before the lease ends", () =>
     Effect.gen(function* () {
       const cluster = yield* MemoryJournal.makeCluster

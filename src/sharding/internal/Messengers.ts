@@ -14,7 +14,7 @@ import {
 } from "../EntityErrors.ts"
 import type { EntityFence, EntityStore, EntityStoreError, MessageKey } from "../EntityStore.ts"
 import type { Messenger, MessengerError, MessengerOptions } from "../Messenger.ts"
-import type { EntityPush, EntityPushAnswer, PeerUnreachableError, Route } from "../PodNetwork.ts"
+import type { EntityPush, PodNetwork, Route } from "../PodNetwork.ts"
 import type { AnyEntityType, MessageOf } from "../RecipientType.ts"
 import type * as Deadlines from "./Deadlines.ts"
 import * as EntityRuntime from "./EntityRuntime.ts"
@@ -44,11 +44,7 @@ export interface Remote {
   readonly route: (shard: number) => Route | undefined
   readonly refresh: Effect.Effect<void>
   readonly learn: (shard: number, route: Route | null) => void
-  readonly push: (
-    address: string,
-    message: EntityPush,
-    timeoutMillis: number
-  ) => Effect.Effect<EntityPushAnswer, PeerUnreachableError>
+  readonly push: PodNetwork["push"]
   /** Runs `effect` in the background, until the sharding stops. */
   readonly background: (effect: Effect.Effect<void>) => Effect.Effect<void>
 }
@@ -187,10 +183,18 @@ export const make = <T extends AnyEntityType>(
 
   /** `send` through the store, at most `remainingMillis`. */
   const sendViaStore = (prepared: Prepared, remainingMillis: number): Effect.Effect<any, any> =>
+    within(prepared, remainingMillis, viaStore(prepared))
+
+  /** The reply `answer` gives, if it comes within `remainingMillis`; else `MessageTimeoutError`. */
+  const within = (
+    prepared: Prepared,
+    remainingMillis: number,
+    answer: Effect.Effect<EntityRuntime.Answer, EntityStoreError>
+  ): Effect.Effect<any, any> =>
     remainingMillis <= 0
       ? timedOut(prepared)
-      : Effect.flatMap(Effect.timeoutOption(viaStore(prepared), remainingMillis), (answer) =>
-          Option.isSome(answer) ? fromAnswer(prepared, answer.value) : timedOut(prepared)
+      : Effect.flatMap(Effect.timeoutOption(answer, remainingMillis), (given) =>
+          Option.isSome(given) ? fromAnswer(prepared, given.value) : timedOut(prepared)
         )
 
   /**
@@ -216,13 +220,8 @@ export const make = <T extends AnyEntityType>(
           return fromAnswer(prepared, answer)
         }
         // Stored already: the owner finds it in the store; its reply is read from there.
-        const remaining = deadline - now()
-        if (remaining <= 0) return timedOut(prepared)
-        return Effect.flatMap(Effect.timeoutOption(waiters.await(keyOf(prepared)), remaining), (outcome) =>
-          Option.isSome(outcome)
-            ? fromAnswer(prepared, toAnswer(prepared, outcome.value))
-            : timedOut(prepared)
-        )
+        const stored = Effect.map(waiters.await(keyOf(prepared)), (outcome) => toAnswer(prepared, outcome))
+        return within(prepared, deadline - now(), stored)
       })
     })
   }

@@ -37,8 +37,13 @@ export const make = (
         }),
       arrivals: Stream.fromPubSub(shards),
       settle: (executionId, row) =>
-        Effect.forEach(routes.peers(), (peer) => network.settled(peer.address, executionId, row), {
-          discard: true
+        Effect.suspend(() => {
+          const peers = routes.peers()
+          if (peers.length === 0) return Effect.void
+          const json = row?.()
+          return Effect.forEach(peers, (peer) => network.settled(peer.address, executionId, json), {
+            discard: true
+          })
         }),
       settlements: Stream.fromPubSub(settled)
     })

@@ -21,7 +21,6 @@ export class Runs {
     readonly stopping: () => boolean
     /** A run parked its execution until `wakeAt`. */
     readonly parked: (wakeAt: number) => void
-    /** A run recorded its execution as final or suspended. */
     /** A run settled: its execution id, and its final row when it completed (not when suspended). */
     readonly settled: (executionId: string, final: ExecutionRecord | undefined) => void
   }
