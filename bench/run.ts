@@ -31,6 +31,7 @@ import { networkBench } from "./network.ts"
 import { ownershipBench } from "./ownership.ts"
 import { podsBench } from "./pods.ts"
 import { postgresBench, postgresSleepBench } from "./postgres.ts"
+import { replayBench } from "./replay.ts"
 import { resumptionBench } from "./resumption.ts"
 import { printSleep, sleepBench } from "./sleep.ts"
 import { telemetryBench } from "./telemetry.ts"
@@ -54,11 +55,12 @@ const Options = Schema.Struct({
       "resumption",
       "pods",
       "entities",
-      "network"
+      "network",
+      "replay"
     ])
   ),
   peers: Schema.optional(Schema.Boolean),
-  // A checkout of an earlier commit, for `--only telemetry` (its src/index.ts is imported).
+  // A checkout of an earlier commit, for `--only telemetry|replay` (its src/index.ts is imported).
   baseline: Schema.optional(Schema.String)
 })
 const options = Schema.decodeUnknownSync(Options)(
@@ -241,6 +243,7 @@ const program = Effect.gen(function* () {
   if (options.only === undefined || options.only === "entities") yield* entitiesBench(scale, options.postgres)
   if (options.only === undefined || options.only === "network") yield* networkBench(scale, options.postgres)
   if (options.only === "telemetry") yield* telemetryBench(scale, dir, options.baseline)
+  if (options.only === undefined || options.only === "replay") yield* replayBench(scale, options.baseline)
   if (options.peers === true || options.only === "peers") yield* baselineBench(scale, options.postgres)
 })
 

@@ -82,7 +82,15 @@ export const StepRecord = Schema.Struct({
    * When its latest attempt (`attempt`) started (epoch ms), so that a timeline shows the attempt
    * that ran after a crash. Absent or null in rows written before the journal stored it.
    */
-  attemptStartedAt: Schema.optionalKey(Schema.NullOr(Schema.Number))
+  attemptStartedAt: Schema.optionalKey(Schema.NullOr(Schema.Number)),
+  /**
+   * The highest `seq` the execution had started when this step's outcome was recorded: replay
+   * delivers the outcome only once every recorded step up to that seq has been asked, so that
+   * concurrent branches replay in the order they ran (a fail-fast `Effect.all` does not cut off a
+   * sibling that had completed before the failure). Absent or null in rows written before the
+   * journal stored it (their outcomes replay at once).
+   */
+  completedAfter: Schema.optionalKey(Schema.NullOr(Schema.Number))
 })
 
 /** @see StepRecord */
@@ -237,6 +245,8 @@ export interface AttemptStart {
 /** A final activity outcome. */
 export interface StepOutcome extends AttemptStart {
   readonly outcome: string
+  /** The highest step seq the execution had started when the outcome was recorded (see `StepRecord`). */
+  readonly completedAfter?: number | undefined
 }
 
 /** A change of an execution's status. Ignored once the execution is final. */

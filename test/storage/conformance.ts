@@ -171,7 +171,8 @@ export const conformance = (backend: Backend) =>
                 heartbeat: null,
                 startedAt: 2_000,
                 completedAt: null,
-                attemptStartedAt: 2_000
+                attemptStartedAt: 2_000,
+                completedAfter: null
               }
             ])
             yield* markAttempt(journal, step("order@1", "charge", 1, 2), 2_500)
@@ -192,7 +193,11 @@ export const conformance = (backend: Backend) =>
               attempt: 3,
               heartbeat: '{"done":40}'
             })
-            yield* record(journal, step("order@1", "charge", 1, 3), success(42), 3_000)
+            yield* journal.write({
+              executionId: "order@1",
+              outcomes: [{ ...step("order@1", "charge", 1, 3), outcome: success(42), completedAfter: 4 }],
+              now: 3_000
+            })
             yield* journal.heartbeat({
               executionId: "order@1",
               stepKey: "charge",
@@ -207,13 +212,17 @@ export const conformance = (backend: Backend) =>
               completedAt: 3_000,
               // The outcome keeps the start of the attempt that produced it.
               attemptStartedAt: 2_700,
-              heartbeat: '{"done":40}'
+              heartbeat: '{"done":40}',
+              // How far the execution had got when the outcome was recorded: replay's order.
+              completedAfter: 4
             })
             // A step recorded without a marker (a local step) has no attempt start.
             yield* record(journal, step("order@1", "effect-cluster/now", 2), success(1), 3_200)
             expect((yield* journal.steps("order@1"))[1]).toMatchObject({
               startedAt: 3_200,
-              attemptStartedAt: null
+              attemptStartedAt: null,
+              // Written by an older engine (no completion order): null, replayed at once.
+              completedAfter: null
             })
           })
         )

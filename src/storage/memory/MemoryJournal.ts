@@ -177,7 +177,8 @@ const build = (
             heartbeat: existing?.heartbeat ?? null,
             startedAt: existing?.startedAt ?? write.now,
             completedAt: write.now,
-            attemptStartedAt: existing?.attemptStartedAt ?? null
+            attemptStartedAt: existing?.attemptStartedAt ?? null,
+            completedAfter: outcome.completedAfter ?? null
           })
         }
         const attempt = write.attempt
@@ -190,7 +191,8 @@ const build = (
               heartbeat: existing?.heartbeat ?? null,
               startedAt: existing?.startedAt ?? write.now,
               completedAt: null,
-              attemptStartedAt: write.now
+              attemptStartedAt: write.now,
+              completedAfter: null
             })
           }
         }

@@ -254,6 +254,15 @@ export const migrations: ReadonlyArray<Migration> = [
       // Set when a pod starts shutting down: the manager moves its shards to other pods at once.
       `ALTER TABLE {prefix}pods ADD COLUMN leaving_since BIGINT`
     ]
+  },
+  {
+    version: 13,
+    name: "completion order of steps",
+    statements: [
+      // The last step seq the execution had started when a step's outcome was recorded: replay
+      // delivers recorded outcomes in the order the run saw them (see `Frontier`).
+      `ALTER TABLE {prefix}steps ADD COLUMN completed_after BIGINT`
+    ]
   }
 ]
 

@@ -103,7 +103,8 @@ const describeRow = (row: unknown): string =>
 const StoredStepRow = Schema.Struct({
   ...StepRow.fields,
   heartbeat: Schema.NullOr(Schema.String),
-  attempt_started_at: Schema.NullOr(SqlNumber)
+  attempt_started_at: Schema.NullOr(SqlNumber),
+  completed_after: Schema.NullOr(SqlNumber)
 })
 
 const toStep = (row: typeof StoredStepRow.Type): StepRecord => ({
@@ -117,7 +118,8 @@ const toStep = (row: typeof StoredStepRow.Type): StepRecord => ({
   heartbeat: row.heartbeat,
   startedAt: row.started_at,
   completedAt: row.completed_at,
-  attemptStartedAt: row.attempt_started_at
+  attemptStartedAt: row.attempt_started_at,
+  completedAfter: row.completed_after
 })
 
 const InboxRow = Schema.Struct({ id: SqlNumber, shard: SqlNumber, execution_id: Schema.String })

@@ -17,6 +17,8 @@ import {
   NonDeterminismError,
   SuspendReason
 } from "../WorkflowErrors.ts"
+import { runActivity } from "./ActivityStep.ts"
+import { runChild } from "./ChildStep.ts"
 import {
   decodeJsonResult,
   encodeJsonResult,
@@ -25,16 +27,10 @@ import {
   withoutExitEnvelope
 } from "./codec.ts"
 import { ExecutionState } from "./ExecutionState.ts"
+import { recordLocal, recordVersion } from "./LocalSteps.ts"
 import { describe, Replay } from "./Replay.ts"
-import {
-  awaitSignal,
-  recordLocal,
-  recordVersion,
-  runActivity,
-  runChild,
-  type StepEnvironment,
-  sleepUntil
-} from "./StepRunner.ts"
+import type { StepEnvironment } from "./StepEnvironment.ts"
+import { awaitSignal, sleepUntil } from "./WaitSteps.ts"
 
 /** How a run of an execution ended. */
 export type RunOutcome =

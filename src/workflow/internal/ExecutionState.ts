@@ -4,8 +4,9 @@
  */
 import { Deferred, Effect, Exit, Fiber } from "effect"
 import type { AttemptRecord, StepOutcome } from "../DurableExecutionJournal.ts"
-import type { JournalError, SuspendReason } from "../WorkflowErrors.ts"
-import type { Replay } from "./Replay.ts"
+import { type JournalError, NonDeterminismError, type SuspendReason } from "../WorkflowErrors.ts"
+import { Frontier } from "./Frontier.ts"
+import { describe, type Replay } from "./Replay.ts"
 
 /** A sleep or a signal wait in progress. */
 export interface Wait {
@@ -107,7 +108,20 @@ export class ExecutionState {
   telemetry = false
   /** Steps asked so far in this run: a replay-only run is over when this stops growing. */
   asks = 0
-  private frontierWatch = false
+  /** Holds steps absent from the journal while recorded steps remain unasked (I7). */
+  readonly frontier: Frontier = new Frontier(this, {
+    stalled: (expected, actual) =>
+      this.stopNow({
+        _tag: "Suspend",
+        reason: new NonDeterminismError({
+          executionId: this.executionId,
+          workflow: this.workflow,
+          expected: describe(expected),
+          actual
+        })
+      }),
+    replayed: () => this.stopNow({ _tag: "Replayed" })
+  })
 
   /** Puts back outcomes whose write failed or was interrupted, ahead of newer ones. */
   restorePending(outcomes: ReadonlyArray<StepOutcome>): void {
@@ -165,23 +179,11 @@ export class ExecutionState {
   }
 
   /**
-   * In a replay-only run, a fiber that reached the frontier waits here for good; the first one
-   * starts a watcher that stops the run once the other fibers have replayed what they can (no
-   * step asked during `QUIET_TURNS` scheduler turns: replay of recorded steps is synchronous).
+   * In a replay-only run, a fiber that reached the frontier waits here for good; the run stops
+   * once no fiber makes progress any more (see `Frontier`).
    */
   atFrontier(): Effect.Effect<never> {
-    if (this.frontierWatch) return Effect.never
-    this.frontierWatch = true
-    const watch = Effect.gen({ self: this }, function* () {
-      let quiet = 0
-      while (quiet < QUIET_TURNS) {
-        const before = this.asks
-        yield* Effect.yieldNow
-        quiet = this.asks === before ? quiet + 1 : 0
-      }
-      this.stopNow({ _tag: "Replayed" })
-    })
-    return Effect.andThen(Effect.forkDetach(watch), Effect.never)
+    return this.frontier.reachedFrontier()
   }
 
   /** Suspends the execution with `reason`. */
@@ -202,6 +204,3 @@ export class ExecutionState {
     })
   }
 }
-
-/** Scheduler turns without a new step after which a replay-only run is considered done. */
-const QUIET_TURNS = 64

@@ -23,14 +23,32 @@ export class Replay {
   private readonly byPrevious = new Map<string, StepRecord>()
   private readonly occurrences = new Map<string, number>()
   private readonly asked = new Set<string>()
+  /** Recorded steps this run has not asked for yet. */
+  private unasked: number
+  /** The recorded steps by seq, which of them were asked, and how many from the start all were. */
+  private readonly bySeq: ReadonlyArray<StepRecord>
+  private readonly indexOf = new Map<string, number>()
+  private readonly askedAt: Uint8Array
+  private askedPrefix = 0
   /** The last step each fiber of this run asked. */
   private readonly lastOfFiber = new WeakMap<object, string>()
   private nextSeq: number
 
   constructor(steps: ReadonlyArray<StepRecord>) {
-    this.recorded = new Map(steps.map((step) => [step.stepKey, step]))
-    for (const step of steps) if (step.previous !== null) this.byPrevious.set(step.previous, step)
-    this.nextSeq = steps.reduce((max, step) => Math.max(max, step.seq), 0) + 1
+    this.recorded = new Map()
+    // Journals return steps by seq; anything else is sorted here.
+    let sorted = true
+    for (let i = 0; i < steps.length; i++) {
+      const step = steps[i]!
+      this.recorded.set(step.stepKey, step)
+      if (step.previous !== null) this.byPrevious.set(step.previous, step)
+      if (i > 0 && steps[i - 1]!.seq > step.seq) sorted = false
+    }
+    this.unasked = this.recorded.size
+    this.bySeq = sorted ? steps : [...steps].sort((a, b) => a.seq - b.seq)
+    for (let i = 0; i < this.bySeq.length; i++) this.indexOf.set(this.bySeq[i]!.stepKey, i)
+    this.askedAt = new Uint8Array(this.bySeq.length)
+    this.nextSeq = (this.bySeq[this.bySeq.length - 1]?.seq ?? 0) + 1
   }
 
   /** The key of the next occurrence of `activityId` in this run: `id`, then `id#2`, `id#3`, ... */
@@ -64,12 +82,45 @@ export class Replay {
     this.lastOfFiber.set(fiber, stepKey)
     this.asked.add(stepKey)
     if (recorded !== undefined) {
+      this.unasked--
+      this.askedAt[this.indexOf.get(stepKey)!] = 1
+      while (this.askedPrefix < this.askedAt.length && this.askedAt[this.askedPrefix] === 1)
+        this.askedPrefix++
       if (recorded.previous === previous) return undefined
       return { expected: this.describeExpected(previous), actual: describe(recorded) }
     }
     const expected = previous === null ? undefined : this.byPrevious.get(previous)
     if (expected === undefined || this.asked.has(expected.stepKey)) return undefined
     return { expected: describe(expected), actual: `the new step "${stepKey}"` }
+  }
+
+  /**
+   * Whether every recorded step has been asked for: only then may a step absent from the journal
+   * run (see `Frontier`).
+   */
+  caughtUp(): boolean {
+    return this.unasked === 0
+  }
+
+  /**
+   * Whether a recorded outcome may be delivered now: every recorded step that had started when it
+   * was recorded (`completedAfter`) has been asked, so the run is where it was then.
+   */
+  deliverable(step: StepRecord): boolean {
+    const after = step.completedAfter
+    if (after == null || this.askedPrefix === this.bySeq.length) return true
+    return this.bySeq[this.askedPrefix]!.seq > after
+  }
+
+  /** The first recorded step (by seq) that this run has not asked for, among those up to `seq`. */
+  firstUnaskedThrough(seq: number): StepRecord | undefined {
+    const step = this.bySeq[this.askedPrefix]
+    return step !== undefined && step.seq <= seq ? step : undefined
+  }
+
+  /** The highest step seq this execution has started (recorded, or allocated by this run). */
+  lastSeq(): number {
+    return this.nextSeq - 1
   }
 
   /** The recorded step that followed `fiber`'s last step, if the fiber never asked it. */

@@ -49,6 +49,8 @@ export type StepRow = {
   readonly completed_at: number | null
   /** When the row's attempt started: set by a marker, null in an outcome row (keeps the stored one). */
   readonly attempt_started_at: number | null
+  /** With an outcome: the last step seq its execution had started then (`StepRecord.completedAfter`). */
+  readonly completed_after: number | null
 }
 
 export type AttemptRow = {
@@ -104,7 +106,7 @@ const mergeStepRows = (items: ReadonlyArray<Item>): Array<StepRow> => {
   for (const item of items) {
     if (item._tag !== "Write") continue
     const { executionId, now } = item.write
-    const add = (step: AttemptStart, outcome: string | null) => {
+    const add = (step: AttemptStart, outcome: string | null, completedAfter: number | null) => {
       const key = `${executionId}\u0000${step.stepKey}`
       const existing = rows.get(key)
       if (existing !== undefined) {
@@ -123,11 +125,12 @@ const mergeStepRows = (items: ReadonlyArray<Item>): Array<StepRow> => {
         outcome,
         started_at: marker?.started_at ?? now,
         completed_at: outcome === null ? null : now,
-        attempt_started_at: outcome === null ? now : (marker?.attempt_started_at ?? null)
+        attempt_started_at: outcome === null ? now : (marker?.attempt_started_at ?? null),
+        completed_after: outcome === null ? null : completedAfter
       })
     }
-    for (const outcome of item.write.outcomes) add(outcome, outcome.outcome)
-    if (item.write.attempt !== undefined) add(item.write.attempt, null)
+    for (const outcome of item.write.outcomes) add(outcome, outcome.outcome, outcome.completedAfter ?? null)
+    if (item.write.attempt !== undefined) add(item.write.attempt, null, null)
   }
   return [...rows.values()]
 }

@@ -184,7 +184,8 @@ export const make = (options: WritesOptions) => {
     sql`INSERT INTO ${steps} ${sql.insert(rows)}
       ON CONFLICT (execution_id, step_key) DO UPDATE
       SET outcome = excluded.outcome, attempt = excluded.attempt, completed_at = excluded.completed_at,
-        attempt_started_at = COALESCE(excluded.attempt_started_at, ${steps}.attempt_started_at)
+        attempt_started_at = COALESCE(excluded.attempt_started_at, ${steps}.attempt_started_at),
+        completed_after = excluded.completed_after
       WHERE ${steps}.outcome IS NULL`
 
   /**
@@ -248,17 +249,18 @@ export const make = (options: WritesOptions) => {
     if (batch.steps.length > 0) {
       cte(sql`INSERT INTO ${steps}
         (execution_id, step_key, activity_id, seq, previous_step, attempt, outcome, started_at, completed_at,
-          attempt_started_at)
+          attempt_started_at, completed_after)
         SELECT r.execution_id, r.step_key, r.activity_id, r.seq, r.previous_step, r.attempt, r.outcome,
-          r.started_at, r.completed_at, r.attempt_started_at
+          r.started_at, r.completed_at, r.attempt_started_at, r.completed_after
         FROM json_to_recordset(${JSON.stringify(batch.steps)}::json)
           AS r(execution_id text, step_key text, activity_id text, seq integer, previous_step text,
                attempt integer, outcome text, started_at bigint, completed_at bigint,
-               attempt_started_at bigint${fenceColumns})
+               attempt_started_at bigint, completed_after bigint${fenceColumns})
         WHERE ${passes}
         ON CONFLICT (execution_id, step_key) DO UPDATE
         SET outcome = excluded.outcome, attempt = excluded.attempt, completed_at = excluded.completed_at,
-          attempt_started_at = COALESCE(excluded.attempt_started_at, ${steps}.attempt_started_at)
+          attempt_started_at = COALESCE(excluded.attempt_started_at, ${steps}.attempt_started_at),
+          completed_after = excluded.completed_after
         WHERE ${steps}.outcome IS NULL`)
     }
     if (batch.attempts.length > 0) {
