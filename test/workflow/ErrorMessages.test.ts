@@ -56,6 +56,12 @@ const samples: Record<string, ReadonlyArray<Record<string, unknown>>> = {
       operation: "get",
       transient: false,
       detail: 'the stored execution "order-1" in effect_cluster_executions does not decode'
+    },
+    {
+      operation: 'write of execution "order-1"',
+      transient: false,
+      timeoutMillis: 5_000,
+      detail: "it was cancelled on 4 attempts in a row"
     }
   ],
   "WorkflowErrors.InvalidRequestError": [

@@ -52,8 +52,9 @@ export interface PostgresJournalOptions {
   readonly connectTimeout?: Duration.Input | undefined
   /**
    * The server cancels any statement of the journal that runs longer (PostgreSQL's
-   * `statement_timeout`, set on every connection). The operation fails with a transient
-   * `JournalError`, which the engine retries with backoff. Default: the server's setting.
+   * `statement_timeout`, set on every connection). The operation fails with a `JournalError`
+   * naming the statement's purpose and the timeout (`timeoutMillis`); the engine retries it a few
+   * times with backoff, then fails the call. Default: the server's setting.
    */
   readonly statementTimeout?: Duration.Input | undefined
   /** Batch concurrent writes into shared transactions. Default true. */
@@ -74,13 +75,28 @@ export const make = (
   SqlError,
   SqlClient | Scope.Scope
 > =>
-  Effect.flatMap(SqlClient, (sql) =>
-    SqlJournal.make({
+  Effect.gen(function* () {
+    const sql = yield* SqlClient
+    return yield* SqlJournal.make({
       tablePrefix: options.tablePrefix,
       dialect: "pg",
       groupCommit: options.groupCommit,
-      listen: isPgClient(sql) ? sql.listen : undefined
+      listen: isPgClient(sql) ? sql.listen : undefined,
+      statementTimeoutMillis: yield* statementTimeoutMillis(sql)
     })
+  })
+
+/**
+ * The connections' `statement_timeout` in ms (0: none), as the server applies it: set by the
+ * `statementTimeout` option, or by the role, the database or the server's configuration.
+ */
+const statementTimeoutMillis = (sql: SqlClient): Effect.Effect<number | undefined, SqlError> =>
+  Effect.map(
+    sql<{ readonly setting: string }>`SELECT setting FROM pg_settings WHERE name = 'statement_timeout'`,
+    (rows) => {
+      const millis = Number(rows[0]?.setting)
+      return Number.isFinite(millis) && millis > 0 ? millis : undefined
+    }
   )
 
 /**

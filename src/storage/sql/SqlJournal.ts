@@ -42,6 +42,11 @@ export interface SqlJournalOptions {
   /** Batch concurrent writes into shared transactions (default true). */
   readonly groupCommit?: boolean | undefined
   /**
+   * The statement timeout of the connections (PostgreSQL's `statement_timeout`), if any: a
+   * statement cancelled at it fails with a `JournalError` naming its purpose and this timeout.
+   */
+  readonly statementTimeoutMillis?: number | undefined
+  /**
    * PostgreSQL: listens on a channel (`PgClient.listen`), for `inboxArrivals`. Absent: the journal
    * has no `inboxArrivals` and owners poll `takeInbox`.
    */
@@ -180,6 +185,11 @@ export const make = (
     const inbox = sql(`${prefix}inbox`)
     const decodeInbox = Schema.decodeUnknownEffect(Schema.Array(InboxRow))
     const pg = options.dialect === "pg"
+    /** The `JournalError` of `operation`, naming its `purpose` if the statement timed out. */
+    const failed = (operation: string, purpose: string, what?: string) =>
+      journalError(operation, what, { purpose, timeoutMillis: options.statementTimeoutMillis })
+    const ofExecution = (operation: string, executionId: string) =>
+      `${operation} of execution ${JSON.stringify(executionId)}`
     /** Ids compare byte-wise on both backends (PostgreSQL: COLLATE "C"), as in memory. */
     const byteWise = pg ? sql` COLLATE "C"` : sql``
 
@@ -231,11 +241,15 @@ export const make = (
           }
           return { created, execution: row.value }
         }).pipe(
-          Effect.mapError((error) => (error._tag === "JournalError" ? error : journalError("start")(error)))
+          Effect.mapError((error) =>
+            error._tag === "JournalError"
+              ? error
+              : failed("start", ofExecution("start", execution.executionId))(error)
+          )
         ),
       write: (write) =>
         group.submit({ _tag: "Write", write }).pipe(
-          Effect.mapError(journalError("write")),
+          Effect.mapError(failed("write", ofExecution("write", write.executionId))),
           Effect.flatMap(
             (result): Effect.Effect<void, JournalError | StaleEpochError> =>
               typeof result === "boolean" ? Effect.void : Effect.fail(result)
@@ -244,7 +258,11 @@ export const make = (
       get: (executionId) =>
         selectExecution(executionId).pipe(
           Effect.mapError(
-            journalError("get", `execution ${JSON.stringify(executionId)} in ${prefix}executions`)
+            failed(
+              "get",
+              ofExecution("read", executionId),
+              `execution ${JSON.stringify(executionId)} in ${prefix}executions`
+            )
           )
         ),
       steps: (executionId) =>
@@ -252,7 +270,11 @@ export const make = (
           Effect.flatMap(decodeSteps),
           Effect.map((rows) => rows.map(toStep)),
           Effect.mapError(
-            journalError("steps", `steps of execution ${JSON.stringify(executionId)} in ${prefix}steps`)
+            failed(
+              "steps",
+              ofExecution("read of the steps", executionId),
+              `steps of execution ${JSON.stringify(executionId)} in ${prefix}steps`
+            )
           )
         ),
       signal: (signal) =>
@@ -284,7 +306,14 @@ export const make = (
               return stored.length > 0
             })
           )
-          .pipe(Effect.mapError(journalError("signal"))),
+          .pipe(
+            Effect.mapError(
+              failed(
+                "signal",
+                `signal ${JSON.stringify(signal.name)} to execution ${JSON.stringify(signal.executionId)}`
+              )
+            )
+          ),
       attempts: (executionId) =>
         sql`SELECT * FROM ${attemptsTable} WHERE execution_id = ${executionId} ORDER BY step_key, attempt`.pipe(
           Effect.flatMap(decodeAttempts),
@@ -299,7 +328,11 @@ export const make = (
             }))
           ),
           Effect.mapError(
-            journalError("attempts", `attempts of ${JSON.stringify(executionId)} in ${prefix}attempts`)
+            failed(
+              "attempts",
+              ofExecution("read of the attempts", executionId),
+              `attempts of ${JSON.stringify(executionId)} in ${prefix}attempts`
+            )
           )
         ),
       list: (query) => {
@@ -335,7 +368,7 @@ export const make = (
         return sql`SELECT * FROM ${executions} ${where} ${orderBy} LIMIT ${query.limit}`.pipe(
           Effect.flatMap(decodeExecutions),
           Effect.map((rows) => rows.map(toExecution)),
-          Effect.mapError(journalError("list", `executions in ${prefix}executions`))
+          Effect.mapError(failed("list", "list of executions", `executions in ${prefix}executions`))
         )
       },
       count: (query) => {
@@ -344,7 +377,7 @@ export const make = (
         return sql`SELECT status, COUNT(*) AS n FROM ${executions} ${where} GROUP BY status`.pipe(
           Effect.flatMap(decodeCounts),
           Effect.map((rows) => rows.map((row) => ({ status: row.status, count: row.n }))),
-          Effect.mapError(journalError("count", `executions in ${prefix}executions`))
+          Effect.mapError(failed("count", "count of executions", `executions in ${prefix}executions`))
         )
       },
       heartbeat: ({ executionId, stepKey, details, fence }) =>
@@ -356,7 +389,15 @@ export const make = (
               ? sql``
               : sql` AND EXISTS (SELECT 1 FROM ${shardsTable} WHERE shard_id = ${fence.shard}
                   AND epoch = ${fence.epoch}${pg ? sql` FOR SHARE` : sql``})`
-          }`.pipe(Effect.asVoid, Effect.mapError(journalError("heartbeat"))),
+          }`.pipe(
+          Effect.asVoid,
+          Effect.mapError(
+            failed(
+              "heartbeat",
+              `heartbeat of step ${JSON.stringify(stepKey)} of execution ${JSON.stringify(executionId)}`
+            )
+          )
+        ),
       getSignal: (executionId, name) =>
         sql<{
           payload: unknown
@@ -364,8 +405,9 @@ export const make = (
           Effect.flatMap((rows) => decodeSignal(rows[0]?.payload ?? null)),
           Effect.map(Option.fromNullishOr),
           Effect.mapError(
-            journalError(
+            failed(
               "getSignal",
+              `read of signal ${JSON.stringify(name)} of execution ${JSON.stringify(executionId)}`,
               `signal ${JSON.stringify(name)} of ${JSON.stringify(executionId)} in ${prefix}signals`
             )
           )
@@ -381,23 +423,31 @@ export const make = (
             WHERE status = 'sleeping'${owned}`
           const nextWakeAt = yield* decodeNext(next[0]?.next ?? null)
           return { due: yield* decodeEach(rows), nextWakeAt }
-        }).pipe(Effect.mapError(journalError("listDue", `sleeping executions in ${prefix}executions`))),
+        }).pipe(
+          Effect.mapError(
+            failed(
+              "listDue",
+              `list of due executions of ${shards === undefined ? "every shard" : `${shards.length} shards`}`,
+              `sleeping executions in ${prefix}executions`
+            )
+          )
+        ),
       listRunning: sql`SELECT * FROM ${executions} WHERE status = 'running' ORDER BY created_at`.pipe(
-        Effect.mapError(journalError("listRunning")),
+        Effect.mapError(failed("listRunning", "list of running executions")),
         Effect.flatMap(decodeEach)
       ),
       listUnfinished: ({ shard, after, limit }) =>
         sql`SELECT * FROM ${executions} WHERE shard = ${shard} AND status = 'running'${
           after === undefined ? sql`` : sql` AND execution_id${byteWise} > ${after}`
         } ORDER BY execution_id${byteWise} LIMIT ${limit}`.pipe(
-          Effect.mapError(journalError("listUnfinished")),
+          Effect.mapError(failed("listUnfinished", `list of unfinished executions of shard ${shard}`)),
           Effect.flatMap(decodeEach)
         ),
       getMany: (executionIds) =>
         executionIds.length === 0
           ? Effect.succeed([])
           : sql`SELECT * FROM ${executions} WHERE ${inTexts(sql, options.dialect, "execution_id", executionIds)}`.pipe(
-              Effect.mapError(journalError("getMany")),
+              Effect.mapError(failed("getMany", `read of ${executionIds.length} executions`)),
               Effect.flatMap(decodeEach)
             ),
       takeInbox: (shards, limit) =>
@@ -420,7 +470,13 @@ export const make = (
                   .sort((a, b) => a.id - b.id)
                   .map((row): InboxEntry => ({ executionId: row.execution_id, shard: row.shard }))
               ),
-              Effect.mapError(journalError("takeInbox", `entries of ${prefix}inbox`))
+              Effect.mapError(
+                failed(
+                  "takeInbox",
+                  `take of the inbox of ${shards.length} shards`,
+                  `entries of ${prefix}inbox`
+                )
+              )
             ),
       inboxArrivals:
         options.listen === undefined
