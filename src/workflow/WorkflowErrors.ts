@@ -98,6 +98,29 @@ export class JournalError extends Schema.TaggedError<JournalError>()("JournalErr
   }
 }
 
+/**
+ * A store opened without migrating it (`migrate: false`: the CLI and the dashboard unless
+ * `--migrate`) is not at the schema version this build needs. `found` is the store's version, null
+ * when there are no tables with `tablePrefix` at all (a new store, or a typo in the prefix);
+ * `needed` is this build's. Nothing was changed. Terminal: migrate (`--migrate`, `migrate: true`, or
+ * start an engine of this version on it), or use the effect-cluster that matches the store.
+ */
+export class SchemaVersionError extends Schema.TaggedError<SchemaVersionError>()("SchemaVersionError", {
+  tablePrefix: Schema.String,
+  found: Schema.NullOr(Schema.Number),
+  needed: Schema.Number
+}) {
+  readonly retryable = false
+
+  override get message(): string {
+    if (this.found === null)
+      return `the store has no effect-cluster tables with the prefix "${this.tablePrefix}" (no schema; this effect-cluster needs schema version ${this.needed}); nothing was created. Check the store and --table-prefix, or run with --migrate to create the tables.`
+    if (this.found > this.needed)
+      return `the store's tables (prefix "${this.tablePrefix}") are at schema version ${this.found}, newer than the version ${this.needed} this effect-cluster needs; nothing was changed. Use the effect-cluster version that migrated it.`
+    return `the store's tables (prefix "${this.tablePrefix}") are at schema version ${this.found}; this effect-cluster needs schema version ${this.needed}; nothing was changed. Run with --migrate to apply the migrations (or start an engine of this version on it).`
+  }
+}
+
 /** The fields of `InvalidRequestError` besides its message. */
 export interface InvalidRequestErrorFields {
   readonly workflow: string

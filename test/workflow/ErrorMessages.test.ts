@@ -64,6 +64,11 @@ const samples: Record<string, ReadonlyArray<Record<string, unknown>>> = {
       detail: "it was cancelled on 4 attempts in a row"
     }
   ],
+  "WorkflowErrors.SchemaVersionError": [
+    { tablePrefix: "effect_cluster_", found: 5, needed: 12 },
+    { tablePrefix: "efect_cluster_", found: null, needed: 12 },
+    { tablePrefix: "effect_cluster_", found: 13, needed: 12 }
+  ],
   "WorkflowErrors.InvalidRequestError": [
     { workflow: "ProcessPayment", path: '["cardNumber"]', detail: "Expected string, got null" }
   ],

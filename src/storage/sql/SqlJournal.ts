@@ -19,14 +19,14 @@ import {
   newExecutionRecord,
   type StepRecord
 } from "../../workflow/DurableExecutionJournal.ts"
-import { JournalError } from "../../workflow/WorkflowErrors.ts"
+import { JournalError, SchemaVersionError } from "../../workflow/WorkflowErrors.ts"
 import * as GroupCommit from "./GroupCommit.ts"
 import type { Item, ItemResult } from "./internal/batch.ts"
 import { SqlBoolean, SqlNumber } from "./internal/columns.ts"
 import { journalError } from "./internal/errors.ts"
 import { inIntegers, inTexts } from "./internal/lists.ts"
 import * as Writes from "./internal/writes.ts"
-import { migrate } from "./Migrations.ts"
+import { latestVersion, migrate, schemaVersion } from "./Migrations.ts"
 
 /** Options shared by the SQL backends. */
 export interface SqlJournalOptions {
@@ -46,6 +46,11 @@ export interface SqlJournalOptions {
    * statement cancelled at it fails with a `JournalError` naming its purpose and this timeout.
    */
   readonly statementTimeoutMillis?: number | undefined
+  /**
+   * Run the migrations at open (default true). false: the schema is only checked, and a store that
+   * is not at this build's version fails with `SchemaVersionError` without any change (tools).
+   */
+  readonly migrate?: boolean | undefined
   /**
    * PostgreSQL: listens on a channel (`PgClient.listen`), for `inboxArrivals`. Absent: the journal
    * has no `inboxArrivals` and owners poll `takeInbox`.
@@ -136,18 +141,36 @@ const AttemptRowSchema = Schema.Struct({
   outcome: Schema.String
 })
 
-/** Builds the journal on the `SqlClient` in context, running migrations first. */
+/**
+ * Fails with `SchemaVersionError` unless the tables with `prefix` are at this build's schema
+ * version. Reads only: a store opened by a tool is never changed by a typo or a newer tool.
+ */
+export const checkSchema = (
+  sql: SqlClient,
+  prefix: string,
+  dialect: "sqlite" | "pg"
+): Effect.Effect<void, SqlError | SchemaVersionError> =>
+  Effect.flatMap(schemaVersion(sql, prefix, dialect), (found) =>
+    found === latestVersion
+      ? Effect.void
+      : Effect.fail(
+          new SchemaVersionError({ tablePrefix: prefix, found: found ?? null, needed: latestVersion })
+        )
+  )
+
+/** Builds the journal on the `SqlClient` in context, running migrations first (or checking the schema). */
 export const make = (
   options: SqlJournalOptions
 ): Effect.Effect<
   DurableExecutionJournal["Service"] & { readonly stats: GroupCommit.GroupCommitStats },
-  SqlError,
+  SqlError | SchemaVersionError,
   SqlClient | Scope.Scope
 > =>
   Effect.gen(function* () {
     const sql = yield* SqlClient
     const prefix = options.tablePrefix ?? "effect_cluster_"
-    yield* migrate(sql, prefix, options.dialect)
+    if (options.migrate === false) yield* checkSchema(sql, prefix, options.dialect)
+    else yield* migrate(sql, prefix, options.dialect)
     const executions = sql(`${prefix}executions`)
     const signals = sql(`${prefix}signals`)
     const attemptsTable = sql(`${prefix}attempts`)
