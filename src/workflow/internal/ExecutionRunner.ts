@@ -115,7 +115,7 @@ export const start = (
             ended = outcome
             if (!state.telemetry) publish()
           })
-          return state.telemetry ? Effect.andThen(Instrument.runEnds(row.workflow, outcome), end) : end
+          return state.telemetry ? Effect.andThen(Instrument.runEnds(row.workflow, outcome, row), end) : end
         })
       )
     )
