@@ -16,6 +16,8 @@ import {
   ExecutionStatus,
   type InboxEntry,
   isDurable,
+  type ListQuery,
+  type NewSignal,
   newExecutionRecord,
   type StepRecord
 } from "../../workflow/DurableExecutionJournal.ts"
@@ -141,6 +143,80 @@ const AttemptRowSchema = Schema.Struct({
   outcome: Schema.String
 })
 
+/** The filters `list` and `count` share: workflow and creation time. */
+const filters = (sql: SqlClient, query: CountQuery): Array<Statement.Fragment> => [
+  ...(query.workflow === undefined ? [] : [sql`workflow = ${query.workflow}`]),
+  ...(query.createdSince === undefined ? [] : [sql`created_at >= ${query.createdSince}`]),
+  ...(query.createdUntil === undefined ? [] : [sql`created_at < ${query.createdUntil}`])
+]
+
+/** The WHERE and ORDER BY of `list`: filters, status, and the page's keyset in its order. */
+const listClauses = (sql: SqlClient, query: ListQuery, byteWise: Statement.Fragment) => {
+  const order = query.order ?? "id"
+  const position = query.position
+  const conditions = [
+    ...filters(sql, query),
+    ...(query.status === undefined ? [] : [sql`status = ${query.status}`]),
+    ...(order !== "id" || query.after === undefined ? [] : [sql`execution_id${byteWise} > ${query.after}`]),
+    // The keyset of the creation order: rows after the cursor's (created_at, execution_id). The
+    // bound on created_at alone is what PostgreSQL's index scan starts from: with only the OR,
+    // a deep page walks (and drops) every row before it.
+    ...(order === "id" || position === undefined
+      ? []
+      : order === "oldest"
+        ? [
+            sql`created_at >= ${position.createdAt} AND (created_at > ${position.createdAt} OR execution_id${byteWise} > ${position.executionId})`
+          ]
+        : [
+            sql`created_at <= ${position.createdAt} AND (created_at < ${position.createdAt} OR execution_id${byteWise} < ${position.executionId})`
+          ])
+  ]
+  const where = conditions.length === 0 ? sql`` : sql`WHERE ${sql.and(conditions)}`
+  // Ids compare byte-wise on both backends (PostgreSQL: COLLATE "C"), as in memory.
+  const orderBy =
+    order === "id"
+      ? sql`ORDER BY execution_id${byteWise}`
+      : order === "oldest"
+        ? sql`ORDER BY created_at, execution_id${byteWise}`
+        : sql`ORDER BY created_at DESC, execution_id${byteWise} DESC`
+  return { where, orderBy }
+}
+
+/**
+ * Stores a signal (the first value wins) and wakes its execution if it sleeps; with `notify`, an
+ * inbox entry tells the owner of its shard. One transaction; true when this value was stored.
+ */
+const storeSignal = (sql: SqlClient, prefix: string, dialect: "sqlite" | "pg", signal: NewSignal) =>
+  sql.withTransaction(
+    Effect.gen(function* () {
+      const executions = sql(`${prefix}executions`)
+      const inbox = sql(`${prefix}inbox`)
+      // PostgreSQL (READ COMMITTED): lock the execution first, so that a run parking it
+      // concurrently either sees this signal after parking or is woken by it.
+      if (dialect === "pg") {
+        yield* sql`SELECT 1 FROM ${executions} WHERE execution_id = ${signal.executionId} FOR UPDATE`
+      }
+      const stored = yield* sql<{ name: string }>`INSERT INTO ${sql(`${prefix}signals`)} ${sql.insert({
+        execution_id: signal.executionId,
+        name: signal.name,
+        payload: signal.payload,
+        created_at: signal.now
+      })} ON CONFLICT (execution_id, name) DO NOTHING RETURNING name`
+      yield* sql`UPDATE ${executions} SET wake_at = ${signal.now}, updated_at = ${signal.now}
+        WHERE execution_id = ${signal.executionId} AND status = 'sleeping'
+        AND (wake_at IS NULL OR wake_at > ${signal.now})`
+      if (stored.length > 0 && signal.notify !== undefined) {
+        yield* sql`INSERT INTO ${inbox} ${sql.insert({
+          shard: signal.notify,
+          execution_id: signal.executionId,
+          created_at: signal.now
+        })}`
+        if (dialect === "pg") yield* sql`SELECT pg_notify(${inboxChannel(prefix)}, ${String(signal.notify)})`
+      }
+      return stored.length > 0
+    })
+  )
+
 /**
  * Fails with `SchemaVersionError` unless the tables with `prefix` are at this build's schema
  * version. Reads only: a store opened by a tool is never changed by a typo or a newer tool.
@@ -216,12 +292,6 @@ export const make = (
     /** Ids compare byte-wise on both backends (PostgreSQL: COLLATE "C"), as in memory. */
     const byteWise = pg ? sql` COLLATE "C"` : sql``
 
-    /** The filters `list` and `count` share: workflow and creation time. */
-    const filters = (query: CountQuery): Array<Statement.Fragment> => [
-      ...(query.workflow === undefined ? [] : [sql`workflow = ${query.workflow}`]),
-      ...(query.createdSince === undefined ? [] : [sql`created_at >= ${query.createdSince}`]),
-      ...(query.createdUntil === undefined ? [] : [sql`created_at < ${query.createdUntil}`])
-    ]
     const decodeCounts = Schema.decodeUnknownEffect(
       Schema.Array(Schema.Struct({ status: ExecutionStatus, n: SqlNumber }))
     )
@@ -301,42 +371,14 @@ export const make = (
           )
         ),
       signal: (signal) =>
-        sql
-          .withTransaction(
-            Effect.gen(function* () {
-              // PostgreSQL (READ COMMITTED): lock the execution first, so that a run parking it
-              // concurrently either sees this signal after parking or is woken by it.
-              if (options.dialect === "pg") {
-                yield* sql`SELECT 1 FROM ${executions} WHERE execution_id = ${signal.executionId} FOR UPDATE`
-              }
-              const stored = yield* sql<{ name: string }>`INSERT INTO ${signals} ${sql.insert({
-                execution_id: signal.executionId,
-                name: signal.name,
-                payload: signal.payload,
-                created_at: signal.now
-              })} ON CONFLICT (execution_id, name) DO NOTHING RETURNING name`
-              yield* sql`UPDATE ${executions} SET wake_at = ${signal.now}, updated_at = ${signal.now}
-                WHERE execution_id = ${signal.executionId} AND status = 'sleeping'
-                AND (wake_at IS NULL OR wake_at > ${signal.now})`
-              if (stored.length > 0 && signal.notify !== undefined) {
-                yield* sql`INSERT INTO ${inbox} ${sql.insert({
-                  shard: signal.notify,
-                  execution_id: signal.executionId,
-                  created_at: signal.now
-                })}`
-                if (pg) yield* sql`SELECT pg_notify(${inboxChannel(prefix)}, ${String(signal.notify)})`
-              }
-              return stored.length > 0
-            })
-          )
-          .pipe(
-            Effect.mapError(
-              failed(
-                "signal",
-                `signal ${JSON.stringify(signal.name)} to execution ${JSON.stringify(signal.executionId)}`
-              )
+        storeSignal(sql, prefix, options.dialect, signal).pipe(
+          Effect.mapError(
+            failed(
+              "signal",
+              `signal ${JSON.stringify(signal.name)} to execution ${JSON.stringify(signal.executionId)}`
             )
-          ),
+          )
+        ),
       attempts: (executionId) =>
         sql`SELECT * FROM ${attemptsTable} WHERE execution_id = ${executionId} ORDER BY step_key, attempt`.pipe(
           Effect.flatMap(decodeAttempts),
@@ -359,35 +401,7 @@ export const make = (
           )
         ),
       list: (query) => {
-        const order = query.order ?? "id"
-        const position = query.position
-        const conditions = [
-          ...filters(query),
-          ...(query.status === undefined ? [] : [sql`status = ${query.status}`]),
-          ...(order !== "id" || query.after === undefined
-            ? []
-            : [sql`execution_id${byteWise} > ${query.after}`]),
-          // The keyset of the creation order: rows after the cursor's (created_at, execution_id). The
-          // bound on created_at alone is what PostgreSQL's index scan starts from: with only the OR,
-          // a deep page walks (and drops) every row before it.
-          ...(order === "id" || position === undefined
-            ? []
-            : order === "oldest"
-              ? [
-                  sql`created_at >= ${position.createdAt} AND (created_at > ${position.createdAt} OR execution_id${byteWise} > ${position.executionId})`
-                ]
-              : [
-                  sql`created_at <= ${position.createdAt} AND (created_at < ${position.createdAt} OR execution_id${byteWise} < ${position.executionId})`
-                ])
-        ]
-        const where = conditions.length === 0 ? sql`` : sql`WHERE ${sql.and(conditions)}`
-        // Ids compare byte-wise on both backends (PostgreSQL: COLLATE "C"), as in memory.
-        const orderBy =
-          order === "id"
-            ? sql`ORDER BY execution_id${byteWise}`
-            : order === "oldest"
-              ? sql`ORDER BY created_at, execution_id${byteWise}`
-              : sql`ORDER BY created_at DESC, execution_id${byteWise} DESC`
+        const { where, orderBy } = listClauses(sql, query, byteWise)
         return sql`SELECT * FROM ${executions} ${where} ${orderBy} LIMIT ${query.limit}`.pipe(
           Effect.flatMap(decodeExecutions),
           Effect.map((rows) => rows.map(toExecution)),
@@ -395,7 +409,7 @@ export const make = (
         )
       },
       count: (query) => {
-        const conditions = filters(query)
+        const conditions = filters(sql, query)
         const where = conditions.length === 0 ? sql`` : sql`WHERE ${sql.and(conditions)}`
         return sql`SELECT status, COUNT(*) AS n FROM ${executions} ${where} GROUP BY status`.pipe(
           Effect.flatMap(decodeCounts),
