@@ -44,7 +44,8 @@ import type { ExecutionJournal } from "../workflow/JournalExport.ts"
 import {
   ExecutionNotFoundError,
   type InvalidIdentifierError,
-  type JournalError
+  type JournalError,
+  type SchemaVersionError
 } from "../workflow/WorkflowErrors.ts"
 import {
   DeadLetterNotFoundError,
@@ -539,20 +540,27 @@ export const layer: Layer.Layer<Admin, never, DurableExecutionJournal> = Layer.e
 export interface StoreOptions {
   /** Prefix of the table names. Default `effect_cluster_`. */
   readonly tablePrefix?: string | undefined
+  /**
+   * Apply the store's migrations if it is older than this build (the CLI's `--migrate`). Default
+   * false: a tool never changes a store's schema on its own; a store that is not at this build's
+   * schema version (or a prefix with no tables) fails with `SchemaVersionError`, changing nothing.
+   */
+  readonly migrate?: boolean | undefined
 }
 
 /**
  * The operator API on an embedded store (a SQLite file an engine created). The file must exist:
- * a tool never creates an empty store because of a typo in a path.
+ * a tool never creates an empty store because of a typo in a path. Its schema is checked, not
+ * migrated, unless `migrate: true`.
  */
 export const layerFile = (
   path: string,
   options: StoreOptions = {}
-): Layer.Layer<Admin, StoreNotFoundError | StoreUnavailableError> =>
+): Layer.Layer<Admin, StoreNotFoundError | StoreUnavailableError | SchemaVersionError> =>
   Layer.unwrap(
     Effect.suspend(
       (): Effect.Effect<
-        Layer.Layer<Admin, StoreUnavailableError>,
+        Layer.Layer<Admin, StoreUnavailableError | SchemaVersionError>,
         StoreNotFoundError | StoreUnavailableError
       > => {
         if (!existsSync(path)) return Effect.fail(new StoreNotFoundError({ path }))
@@ -561,7 +569,12 @@ export const layerFile = (
         }
         return Effect.succeed(
           layer.pipe(
-            Layer.provide(SqliteJournal.layer({ filename: path, tablePrefix: options.tablePrefix })),
+            Layer.provide(
+              (options.migrate === true ? SqliteJournal.layer : SqliteJournal.layerExisting)({
+                filename: path,
+                tablePrefix: options.tablePrefix
+              })
+            ),
             Layer.catchTag("JournalError", (error) =>
               Layer.effect(
                 Admin,

@@ -14,6 +14,7 @@
  */
 import { Duration, Effect, Layer, Redacted } from "effect"
 import * as PostgresJournal from "../storage/postgres/PostgresJournal.ts"
+import type { SchemaVersionError } from "../workflow/WorkflowErrors.ts"
 import * as Admin from "./Admin.ts"
 import { InvalidStoreUrlError, StoreUnavailableError } from "./AdminErrors.ts"
 
@@ -50,18 +51,21 @@ export const checkUrl = (url: string): Effect.Effect<string, InvalidStoreUrlErro
     return Effect.succeed(url)
   })
 
-/** The operator API on the PostgreSQL store at `url` (its tables are migrated if needed). */
+/**
+ * The operator API on the PostgreSQL store at `url`. Its schema is checked, not migrated, unless
+ * `migrate: true`: a typo in the table prefix creates nothing.
+ */
 export const layer = (
   url: string | Redacted.Redacted,
   options: AdminPostgresOptions = {}
-): Layer.Layer<Admin.Admin, InvalidStoreUrlError | StoreUnavailableError> => {
+): Layer.Layer<Admin.Admin, InvalidStoreUrlError | StoreUnavailableError | SchemaVersionError> => {
   const text = typeof url === "string" ? url : Redacted.value(url)
   const store = PostgresJournal.redactUrl(text)
   return Layer.unwrap(
     Effect.map(checkUrl(text), () =>
       Admin.layer.pipe(
         Layer.provide(
-          PostgresJournal.layer({
+          (options.migrate === true ? PostgresJournal.layer : PostgresJournal.layerExisting)({
             url: Redacted.make(text),
             tablePrefix: options.tablePrefix,
             maxConnections: 2,

@@ -1,6 +1,7 @@
 /**
  * The root command `effect-cluster` and the flags every subcommand shares: where the store is
- * (`--file PATH`, `--postgres URL` or the `DATABASE_URL` variable, `--table-prefix`). Shared flags
+ * (`--file PATH`, `--postgres URL` or the `DATABASE_URL` variable, `--table-prefix`) and whether
+ * to migrate its schema (`--migrate`; without it a store of another version is refused). Shared flags
  * are accepted before or after the subcommand (`effect-cluster --file x.db pods` and
  * `effect-cluster pods --file x.db`). Subcommands read them with `yield* root`.
  */
@@ -28,6 +29,12 @@ export const root = Command.make("effect-cluster").pipe(
       Flag.withMetavar("PREFIX"),
       Flag.withDescription("The prefix of the store's tables (default effect_cluster_)."),
       Flag.optional
+    ),
+    migrate: Flag.Boolean("migrate").pipe(
+      Flag.withDescription(
+        "Apply the store's schema migrations if it is older than this effect-cluster (default: only check the schema version and fail, changing nothing)."
+      ),
+      Flag.withDefault(false)
     )
   })
 )

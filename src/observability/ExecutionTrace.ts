@@ -7,9 +7,11 @@
  *
  * Why derived rather than stored: a stored span context would need a column (a migration) and a
  * write before the first run could start, and a run after a crash would still not know the span of
- * the run that crashed (it never ended, so no exporter sent it). The derived parent is a span that
- * no process ends: a trace viewer shows the runs as the children of a missing root (Jaeger says
- * "invalid parent span id"), which is the execution itself.
+ * the run that crashed (it never ended, so no exporter sent it). The derived parent is the execution
+ * itself: the pod that completes the execution exports it, as the span
+ * `effect-cluster.execution.root` with these ids, from the execution's creation to its completion,
+ * so every run nests under a real root. Until then a trace viewer shows the runs under a root that
+ * is not there yet (Jaeger: "invalid parent span id").
  *
  * The derivation (six FNV-1a lanes of the id's UTF-8 bytes) is what lets a trace be found again
  * after a deploy: it is pinned by test vectors (`test/observability/ExecutionTrace.test.ts`).
@@ -42,7 +44,7 @@ const idsOf = (executionId: string): string =>
 /** The trace id (32 hex digits) of every run of `executionId`. */
 export const traceIdOf = (executionId: string): string => idsOf(executionId).slice(0, 32)
 
-/** The span id (16 hex digits) of the execution as a whole: the parent of each of its runs. */
+/** The span id (16 hex digits) of the execution's root span: the parent of each of its runs. */
 export const spanIdOf = (executionId: string): string => idsOf(executionId).slice(32)
 
 /**

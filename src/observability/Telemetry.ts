@@ -37,6 +37,11 @@ export const TelemetryEnabled: Context.Reference<boolean> = Context.Reference<bo
 
 /** The names of the spans effect-cluster creates. */
 export const SpanNames = {
+  /**
+   * The execution as a whole, the root of its trace (`ExecutionTrace.traceIdOf(id)`) and the parent
+   * of each of its runs: from its creation to its completion, exported once it completes.
+   */
+  executionRoot: "effect-cluster.execution.root",
   /** One run of an execution; every run of one execution is in the trace `ExecutionTrace.traceIdOf(id)`. */
   execution: "effect-cluster.execution",
   /** One attempt of an activity: its attempt marker write and its body. */

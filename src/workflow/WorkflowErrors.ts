@@ -35,31 +35,59 @@ const resumeCall = (executionId: string): string => `engine.resume(${JSON.string
 
 /** The fields of `JournalError` besides its message. */
 export interface JournalErrorFields {
+  /** The operation, e.g. `write`; for a statement timeout, its purpose (`write of execution "x"`). */
   readonly operation: string
   readonly transient: boolean
+  /** Set when the database cancelled the statement at its statement timeout (this many ms). */
+  readonly timeoutMillis?: number | undefined
+}
+
+/** What a `JournalError` says after its detail: whether and how the engine retries it. */
+const journalAdvice = (props: JournalErrorFields): string => {
+  if (props.timeoutMillis !== undefined)
+    return props.transient
+      ? "The engine retries it a few times with backoff, then gives up and fails the call."
+      : "The engine gave up: the statement waits for a lock held longer than that, or needs longer on this database. Nothing the cancelled statement wrote was kept. Look for the blocking session (pg_stat_activity, pg_locks) or raise statementTimeout; the execution stays unfinished and runs again when it is sent again or its shard is taken over."
+  return props.transient
+    ? "This fault is transient: the engine retries it with backoff until the store answers; check that the database is reachable."
+    : "Retrying will not help: check the store's configuration and the row named above."
 }
 
 /**
  * The journal could not be read or written. `transient` faults (connection lost, database busy)
  * are retryable; others (a row that does not decode, a failed migration) are not.
+ *
+ * A statement the database cancelled at its statement timeout (PostgreSQL's `statement_timeout`)
+ * has `timeoutMillis` and names its purpose in `operation`. The engine retries it a few times
+ * (a lock held for a moment), then gives up: the same error with `transient: false`, which fails
+ * the run and the caller's call instead of retrying forever.
+ *
+ * @example
+ * ```ts
+ * engine.send(request).pipe(
+ *   Effect.catchTag("JournalError", (error) =>
+ *     error.timeoutMillis !== undefined ? alertSlowDatabase(error.operation) : Effect.fail(error)
+ *   )
+ * )
+ * ```
  */
 export class JournalError extends Schema.TaggedError<JournalError>()("JournalError", {
   operation: Schema.String,
   message: Schema.String,
-  transient: Schema.Boolean
+  transient: Schema.Boolean,
+  timeoutMillis: Schema.optionalKey(Schema.Number)
 }) {
   constructor(props: MessageInput<JournalErrorFields>, options?: Schema.MakeOptions) {
     super(
       {
         operation: props.operation,
         transient: props.transient,
+        ...(props.timeoutMillis === undefined ? {} : { timeoutMillis: props.timeoutMillis }),
         message:
           props.message ??
-          `the journal operation "${props.operation}" failed${suffix(props.detail)}. ${
-            props.transient
-              ? "This fault is transient: the engine retries it with backoff until the store answers; check that the database is reachable."
-              : "Retrying will not help: check the store's configuration and the row named above."
-          }`
+          (props.timeoutMillis === undefined
+            ? `the journal operation "${props.operation}" failed${suffix(props.detail)}. ${journalAdvice(props)}`
+            : `the journal's statement for the ${props.operation} was cancelled by the statement timeout (${props.timeoutMillis} ms)${suffix(props.detail)}. ${journalAdvice(props)}`)
       },
       options
     )
@@ -67,6 +95,29 @@ export class JournalError extends Schema.TaggedError<JournalError>()("JournalErr
 
   get retryable(): boolean {
     return this.transient
+  }
+}
+
+/**
+ * A store opened without migrating it (`migrate: false`: the CLI and the dashboard unless
+ * `--migrate`) is not at the schema version this build needs. `found` is the store's version, null
+ * when there are no tables with `tablePrefix` at all (a new store, or a typo in the prefix);
+ * `needed` is this build's. Nothing was changed. Terminal: migrate (`--migrate`, `migrate: true`, or
+ * start an engine of this version on it), or use the effect-cluster that matches the store.
+ */
+export class SchemaVersionError extends Schema.TaggedError<SchemaVersionError>()("SchemaVersionError", {
+  tablePrefix: Schema.String,
+  found: Schema.NullOr(Schema.Number),
+  needed: Schema.Number
+}) {
+  readonly retryable = false
+
+  override get message(): string {
+    if (this.found === null)
+      return `the store has no effect-cluster tables with the prefix "${this.tablePrefix}" (no schema; this effect-cluster needs schema version ${this.needed}); nothing was created. Check the store and --table-prefix, or run with --migrate to create the tables.`
+    if (this.found > this.needed)
+      return `the store's tables (prefix "${this.tablePrefix}") are at schema version ${this.found}, newer than the version ${this.needed} this effect-cluster needs; nothing was changed. Use the effect-cluster version that migrated it.`
+    return `the store's tables (prefix "${this.tablePrefix}") are at schema version ${this.found}; this effect-cluster needs schema version ${this.needed}; nothing was changed. Run with --migrate to apply the migrations (or start an engine of this version on it).`
   }
 }
 

@@ -71,6 +71,12 @@ describe("effect-cluster user errors", () => {
 
   it("DATABASE_URL names a PostgreSQL store when no flag does", async () => {
     const url = await freshDatabase("cli_env")
+    // An empty database has no schema: the tool creates it only when asked to.
+    await userError(["executions", "list"], 1, ["no effect-cluster tables"], { DATABASE_URL: url })
+    expect(await okJson(["executions", "list", "--migrate"], { DATABASE_URL: url })).toEqual({
+      executions: [],
+      next: null
+    })
     expect(await okJson(["executions", "list"], { DATABASE_URL: url })).toEqual({
       executions: [],
       next: null

@@ -55,6 +55,11 @@ describe("OTLP export", () => {
       expect(run?.traceId).toBe(ExecutionTrace.traceIdOf(order1Id))
       expect(run?.parentSpanId).toBe(ExecutionTrace.spanIdOf(order1Id))
       expect(attributeOf(run?.attributes ?? [], A.outcome)).toBe("succeeded")
+      // The run's parent reached the collector: the execution's root span, with the derived ids.
+      const roots = spans.filter((span) => span.name === Telemetry.SpanNames.executionRoot)
+      expect(roots.map((root) => [root.traceId, root.spanId, root.parentSpanId ?? ""])).toEqual([
+        [ExecutionTrace.traceIdOf(order1Id), ExecutionTrace.spanIdOf(order1Id), ""]
+      ])
       const charges = spans
         .filter(
           (span) =>

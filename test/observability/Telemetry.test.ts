@@ -2,11 +2,12 @@
  * The span tree of the payment demo's workflow, from an in-memory exporter: each run of an
  * execution is an `effect-cluster.execution` span in the execution's own trace, its activity
  * attempts are children (a failed charge then its retry, attempt 2), and the run after an engine
- * restart links to the execution's span context. The metrics move with them. With telemetry off,
+ * restart links to the execution's span context, and both runs nest under the execution's root span,
+ * exported when it completed. The metrics move with them. With telemetry off,
  * nothing is traced.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Exit, Fiber, Layer, Schema, Scope } from "effect"
+import { Effect, Exit, Fiber, Layer, Schema, Scope, type Tracer } from "effect"
 import { ExecutionTrace, Telemetry, TelemetryMetrics, Workflow, WorkflowTest } from "effect-cluster"
 import { inMemoryServices } from "../../examples/process-payment/in-memory-services.ts"
 import { ProcessPaymentRequest, processPayment } from "../../examples/process-payment/workflow.ts"
@@ -91,6 +92,32 @@ describe("Telemetry", () => {
         expect(
           run2.links.map((link) => [link.span.traceId, link.span.spanId, link.attributes[A.link]])
         ).toEqual([[run1.traceId, parentId(run1), "resumed"]])
+
+        // The execution's root span was exported once, when it completed: the runs' parent exists
+        // (no "invalid parent span id"), it is the trace's root and spans both runs.
+        const roots = spans.filter((span) => span.name === Telemetry.SpanNames.executionRoot)
+        expect(roots).toHaveLength(1)
+        const root = roots[0]!
+        expect([root.traceId, root.spanId, parentId(root)]).toEqual([anchor.traceId, anchor.spanId, ""])
+        expect([attr(root, A.executionId), attr(root, A.workflow), attr(root, A.outcome)]).toEqual([
+          executionId,
+          "ProcessPaymentRequest",
+          "succeeded"
+        ])
+        const times = (span: Tracer.Span) =>
+          span.status._tag === "Ended" ? [span.status.startTime, span.status.endTime] : [0n, 0n]
+        const [rootStart, rootEnd] = times(root)
+        for (const run of runs) {
+          const [start, end] = times(run)
+          expect(start! >= rootStart! && end! <= rootEnd!, "the root spans every run").toBe(true)
+        }
+        // Every span of the trace has an exported parent, or is the root.
+        const exported = new Set(
+          spans.filter((span) => span.traceId === anchor.traceId).map((span) => span.spanId)
+        )
+        for (const span of spans.filter((span) => span.traceId === anchor.traceId && span !== root)) {
+          expect(exported.has(parentId(span)), `${span.name}'s parent was exported`).toBe(true)
+        }
 
         // The attempts of each run are its children, with their attributes and outcomes.
         const attemptsOf = (run: typeof run1) =>

@@ -68,3 +68,27 @@ describe("group commit", () => {
     )
   }
 })
+
+describe("group commit on SQLite after an idle moment", () => {
+  // A synchronous driver commits a lone write before any other fiber runs; without the writer's
+  // periodic yield, every write after the first lone one would commit alone, for good.
+  it.live("a burst after a lone write and an idle writer still batches", () =>
+    Effect.gen(function* () {
+      const journal = yield* sqlite
+      const start = (executionId: string) =>
+        journal.start({ executionId, workflow: "W", request: "{}", shard: 1, now: 1 })
+      // One write alone, then the writer waits for work: the state of a server between requests.
+      yield* start("lone")
+      yield* Effect.yieldNow
+      const before = { ...journal.stats }
+      yield* Effect.forEach(
+        Array.from({ length: 200 }, (_, i) => `burst-${i}`),
+        start,
+        { concurrency: "unbounded", discard: true }
+      )
+      expect(journal.stats.items - before.items).toBe(200)
+      // Batched: one transaction per write (200) is what the idle writer used to do.
+      expect(journal.stats.transactions - before.transactions).toBeLessThan(40)
+    }).pipe(Effect.scoped)
+  )
+})

@@ -56,7 +56,18 @@ const samples: Record<string, ReadonlyArray<Record<string, unknown>>> = {
       operation: "get",
       transient: false,
       detail: 'the stored execution "order-1" in effect_cluster_executions does not decode'
+    },
+    {
+      operation: 'write of execution "order-1"',
+      transient: false,
+      timeoutMillis: 5_000,
+      detail: "it was cancelled on 4 attempts in a row"
     }
+  ],
+  "WorkflowErrors.SchemaVersionError": [
+    { tablePrefix: "effect_cluster_", found: 5, needed: 12 },
+    { tablePrefix: "efect_cluster_", found: null, needed: 12 },
+    { tablePrefix: "effect_cluster_", found: 13, needed: 12 }
   ],
   "WorkflowErrors.InvalidRequestError": [
     { workflow: "ProcessPayment", path: '["cardNumber"]', detail: "Expected string, got null" }

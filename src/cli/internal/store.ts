@@ -12,10 +12,11 @@ import {
   type StoreNotFoundError,
   StoreUnavailableError
 } from "../../admin/AdminErrors.ts"
+import type { SchemaVersionError } from "../../workflow/WorkflowErrors.ts"
 import { root } from "../root.ts"
 
 /** Why the store could not be opened. */
-type AdminStoreError = StoreNotFoundError | StoreUnavailableError | InvalidStoreUrlError
+type AdminStoreError = StoreNotFoundError | StoreUnavailableError | InvalidStoreUrlError | SchemaVersionError
 
 const loadPostgres = Effect.tryPromise({
   try: () => import("../../admin/AdminPostgres.ts"),
@@ -30,7 +31,7 @@ const loadPostgres = Effect.tryPromise({
 export const withAdmin = <A, E, R>(f: (admin: Admin.Admin["Service"]) => Effect.Effect<A, E, R>) =>
   Effect.gen(function* () {
     const flags = yield* root
-    const options = { tablePrefix: Option.getOrUndefined(flags.tablePrefix) }
+    const options = { tablePrefix: Option.getOrUndefined(flags.tablePrefix), migrate: flags.migrate }
     if (Option.isSome(flags.file) && Option.isSome(flags.postgres)) {
       return yield* new InvalidArgumentError({
         argument: "store",

@@ -3,7 +3,7 @@
  * `TelemetryEnabled` from the running fiber (one lookup in its context): off, it returns the effect
  * unchanged, so the default path allocates no span, no attribute object and touches no metric.
  */
-import { Cause, Clock, Effect, Exit, type Fiber, type Metric, Option, type Tracer } from "effect"
+import { Cause, Clock, Context, Effect, Exit, type Fiber, type Metric, Option, Tracer } from "effect"
 import * as ExecutionTrace from "../ExecutionTrace.ts"
 import { Attributes, SpanNames, TelemetryEnabled } from "../Telemetry.ts"
 import * as Definitions from "./metricDefinitions.ts"
@@ -129,11 +129,66 @@ export type RunEnd =
   | { readonly _tag: "Completed"; readonly exit: Exit.Exit<unknown, unknown> }
   | { readonly _tag: "Suspended" | "Stopped" | "Failed" | "Stale" | "Sleeping" }
 
+/** The execution a run belongs to, for its root span. */
+export interface RunExecution {
+  readonly executionId: string
+  readonly workflow: string
+  /** When the execution was created (epoch ms): where its root span starts. */
+  readonly createdAt: number
+}
+
+/**
+ * Gives `span` the ids `ids` (its own properties, over the tracer's generated ones), for a tracer
+ * whose exporter reads a span's ids from it when it ends (effect's native and OTLP tracers do).
+ * False when the tracer's spans take their ids elsewhere: better no root than a wrong one.
+ */
+const chooseIds = (span: Tracer.Span, ids: Tracer.ExternalSpan): boolean => {
+  try {
+    Object.defineProperty(span, "traceId", { value: ids.traceId, enumerable: true, configurable: true })
+    Object.defineProperty(span, "spanId", { value: ids.spanId, enumerable: true, configurable: true })
+  } catch {
+    return false
+  }
+  return span.traceId === ids.traceId && span.spanId === ids.spanId
+}
+
+/**
+ * The execution's root span (`SpanNames.executionRoot`), exported once: when the execution
+ * completes, by the run that recorded its final status. It spans the execution's life (from its
+ * creation to now) and has the ids every run's parent has (`ExecutionTrace.spanOf`), so the runs of
+ * the execution, on any pod, nest under a span that exists. Emitted at the end rather than at the
+ * start because only then is its duration known: a root that ended before its children would make
+ * trace viewers "correct" the children's times.
+ */
+const exportRoot = (
+  fiber: Fiber.Fiber<unknown, unknown>,
+  execution: RunExecution,
+  outcome: string,
+  exit: Exit.Exit<unknown, unknown>
+): void => {
+  const span = fiber.getRef(Tracer.Tracer).span({
+    name: SpanNames.executionRoot,
+    parent: Option.none(),
+    annotations: Context.empty(),
+    links: [],
+    startTime: BigInt(Math.round(execution.createdAt)) * 1_000_000n,
+    kind: "internal",
+    root: true,
+    sampled: true
+  })
+  if (!chooseIds(span, ExecutionTrace.spanOf(execution.executionId))) return
+  span.attribute(Attributes.workflow, execution.workflow)
+  span.attribute(Attributes.executionId, execution.executionId)
+  span.attribute(Attributes.outcome, outcome)
+  span.end(fiber.getRef(Clock.Clock).currentTimeNanosUnsafe(), exit)
+}
+
 /**
  * How a run ended: its span's outcome (the execution's final status, or why the run stopped:
- * suspended, sleeping, stopped, journal_failed, stale) and the execution counters.
+ * suspended, sleeping, stopped, journal_failed, stale) and the execution counters. A run that
+ * completed the execution exports the execution's root span (`execution` given).
  */
-export const runEnds = (workflow: string, end: RunEnd): Effect.Effect<void> =>
+export const runEnds = (workflow: string, end: RunEnd, execution?: RunExecution): Effect.Effect<void> =>
   Effect.withFiber((fiber) => {
     if (!on(fiber)) return Effect.void
     // "Failed" is the journal failing (the execution stays running), not the execution.
@@ -145,6 +200,7 @@ export const runEnds = (workflow: string, end: RunEnd): Effect.Effect<void> =>
           : end._tag.toLowerCase()
     const span = fiber.cache.span
     if (span !== undefined && span._tag === "Span") span.attribute(Attributes.outcome, outcome)
+    if (end._tag === "Completed" && execution !== undefined) exportRoot(fiber, execution, outcome, end.exit)
     switch (outcome) {
       case "succeeded":
         record(completed, [workflow], fiber)

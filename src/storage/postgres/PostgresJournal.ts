@@ -30,7 +30,7 @@ import { EntityStore } from "../../sharding/EntityStore.ts"
 import { PodNetworkFactory } from "../../sharding/PodNetwork.ts"
 import { ShardStore } from "../../sharding/ShardStore.ts"
 import { DurableExecutionJournal } from "../../workflow/DurableExecutionJournal.ts"
-import { JournalError } from "../../workflow/WorkflowErrors.ts"
+import { JournalError, SchemaVersionError } from "../../workflow/WorkflowErrors.ts"
 import type { GroupCommitStats } from "../sql/GroupCommit.ts"
 import * as SqlEntityStore from "../sql/SqlEntityStore.ts"
 import * as SqlJournal from "../sql/SqlJournal.ts"
@@ -52,8 +52,9 @@ export interface PostgresJournalOptions {
   readonly connectTimeout?: Duration.Input | undefined
   /**
    * The server cancels any statement of the journal that runs longer (PostgreSQL's
-   * `statement_timeout`, set on every connection). The operation fails with a transient
-   * `JournalError`, which the engine retries with backoff. Default: the server's setting.
+   * `statement_timeout`, set on every connection). The operation fails with a `JournalError`
+   * naming the statement's purpose and the timeout (`timeoutMillis`); the engine retries it a few
+   * times with backoff, then fails the call. Default: the server's setting.
    */
   readonly statementTimeout?: Duration.Input | undefined
   /** Batch concurrent writes into shared transactions. Default true. */
@@ -68,19 +69,38 @@ const isPgClient = (sql: SqlClient): sql is PgClient.PgClient => PgClient.TypeId
  * client it has `inboxArrivals` (`LISTEN`).
  */
 export const make = (
-  options: Omit<PostgresJournalOptions, "url" | "maxConnections" | "connectTimeout"> = {}
+  options: Omit<PostgresJournalOptions, "url" | "maxConnections" | "connectTimeout"> & {
+    /** false: check the schema instead of migrating it (`SchemaVersionError` unless current). */
+    readonly migrate?: boolean | undefined
+  } = {}
 ): Effect.Effect<
   DurableExecutionJournal["Service"] & { readonly stats: GroupCommitStats },
-  SqlError,
+  SqlError | SchemaVersionError,
   SqlClient | Scope.Scope
 > =>
-  Effect.flatMap(SqlClient, (sql) =>
-    SqlJournal.make({
+  Effect.gen(function* () {
+    const sql = yield* SqlClient
+    return yield* SqlJournal.make({
       tablePrefix: options.tablePrefix,
       dialect: "pg",
       groupCommit: options.groupCommit,
-      listen: isPgClient(sql) ? sql.listen : undefined
+      listen: isPgClient(sql) ? sql.listen : undefined,
+      statementTimeoutMillis: yield* statementTimeoutMillis(sql),
+      migrate: options.migrate
     })
+  })
+
+/**
+ * The connections' `statement_timeout` in ms (0: none), as the server applies it: set by the
+ * `statementTimeout` option, or by the role, the database or the server's configuration.
+ */
+const statementTimeoutMillis = (sql: SqlClient): Effect.Effect<number | undefined, SqlError> =>
+  Effect.map(
+    sql<{ readonly setting: string }>`SELECT setting FROM pg_settings WHERE name = 'statement_timeout'`,
+    (rows) => {
+      const millis = Number(rows[0]?.setting)
+      return Number.isFinite(millis) && millis > 0 ? millis : undefined
+    }
   )
 
 /**
@@ -201,9 +221,33 @@ const timedOut = (message: string, options: PostgresJournalOptions): string =>
 export const layer = (
   options: PostgresJournalOptions
 ): Layer.Layer<DurableExecutionJournal | ShardStore | EntityStore | PodNetworkFactory, JournalError> =>
+  // Migrating, the schema cannot be at another version.
+  open(options, true).pipe(
+    Layer.catchTag("SchemaVersionError", (error) => Layer.effectContext(Effect.die(error)))
+  )
+
+/**
+ * The same on a database whose tables must already be at this build's schema version, for tools
+ * (the CLI, the dashboard): the schema is checked, never migrated, so a typo in the table prefix or
+ * a store of another version fails with `SchemaVersionError` and nothing is created or changed.
+ */
+export const layerExisting = (
+  options: PostgresJournalOptions
+): Layer.Layer<
+  DurableExecutionJournal | ShardStore | EntityStore | PodNetworkFactory,
+  JournalError | SchemaVersionError
+> => open(options, false)
+
+const open = (
+  options: PostgresJournalOptions,
+  migrate: boolean
+): Layer.Layer<
+  DurableExecutionJournal | ShardStore | EntityStore | PodNetworkFactory,
+  JournalError | SchemaVersionError
+> =>
   Layer.effectContext(
     Effect.gen(function* () {
-      const journal = yield* make(options)
+      const journal = yield* make({ ...options, migrate })
       const shards = yield* makeShardStore(options)
       const entities = yield* makeEntityStore(options)
       return Context.make(DurableExecutionJournal, journal).pipe(
@@ -218,18 +262,18 @@ export const layer = (
     Layer.catchCause((cause) =>
       Layer.effectContext<
         DurableExecutionJournal | ShardStore | EntityStore | PodNetworkFactory,
-        JournalError,
+        JournalError | SchemaVersionError,
         never
       >(
         Effect.failCause(
-          Cause.map(
-            cause,
-            (error) =>
-              new JournalError({
-                operation: "open",
-                message: `cannot open the PostgreSQL journal at ${redactUrl(options.url)}: ${timedOut(describeError(error), options)}. Check the URL, that the server runs and accepts connections from this host, and the role and its password.`,
-                transient: false
-              })
+          Cause.map(cause, (error) =>
+            error instanceof SchemaVersionError
+              ? error
+              : new JournalError({
+                  operation: "open",
+                  message: `cannot open the PostgreSQL journal at ${redactUrl(options.url)}: ${timedOut(describeError(error), options)}. Check the URL, that the server runs and accepts connections from this host, and the role and its password.`,
+                  transient: false
+                })
           )
         )
       )

@@ -266,6 +266,32 @@ export const migrations: ReadonlyArray<Migration> = [
   }
 ]
 
+/** The schema version this build reads and writes: the last migration's. */
+export const latestVersion: number = Math.max(...migrations.map((migration) => migration.version))
+
+/**
+ * The schema version of the tables with `prefix`: the highest migration recorded, or undefined when
+ * there is no migrations table (no schema with this prefix: a new store, or a typo). Reads only.
+ */
+export const schemaVersion = (
+  sql: SqlClient,
+  prefix: string,
+  dialect: "sqlite" | "pg"
+): Effect.Effect<number | undefined, SqlError> =>
+  Effect.gen(function* () {
+    const table = `${prefix}migrations`
+    // PostgreSQL: resolved through the search path, case-folded as the unquoted CREATE TABLE was.
+    const found =
+      dialect === "pg"
+        ? yield* sql<{ readonly found: boolean }>`SELECT to_regclass(${table}) IS NOT NULL AS found`
+        : yield* sql<{ readonly found: number }>`SELECT 1 AS found FROM sqlite_master
+            WHERE type = 'table' AND name = ${table}`
+    if (found.length === 0 || !found[0]?.found) return undefined
+    const rows = yield* sql<{ readonly version: unknown }>`SELECT MAX(version) AS version FROM ${sql(table)}`
+    const version = Number(rows[0]?.version ?? 0)
+    return Number.isFinite(version) ? version : 0
+  })
+
 /**
  * Applies the migrations not yet recorded, all in one transaction, and returns the versions it
  * applied. Safe when several processes start at once: on PostgreSQL the transaction first takes

@@ -16,17 +16,19 @@ import {
   ExecutionStatus,
   type InboxEntry,
   isDurable,
+  type ListQuery,
+  type NewSignal,
   newExecutionRecord,
   type StepRecord
 } from "../../workflow/DurableExecutionJournal.ts"
-import { JournalError } from "../../workflow/WorkflowErrors.ts"
+import { JournalError, SchemaVersionError } from "../../workflow/WorkflowErrors.ts"
 import * as GroupCommit from "./GroupCommit.ts"
 import type { Item, ItemResult } from "./internal/batch.ts"
 import { SqlBoolean, SqlNumber } from "./internal/columns.ts"
 import { journalError } from "./internal/errors.ts"
 import { inIntegers, inTexts } from "./internal/lists.ts"
 import * as Writes from "./internal/writes.ts"
-import { migrate } from "./Migrations.ts"
+import { latestVersion, migrate, schemaVersion } from "./Migrations.ts"
 
 /** Options shared by the SQL backends. */
 export interface SqlJournalOptions {
@@ -41,6 +43,16 @@ export interface SqlJournalOptions {
   readonly setDurability?: ((durable: boolean) => Effect.Effect<void, SqlError>) | undefined
   /** Batch concurrent writes into shared transactions (default true). */
   readonly groupCommit?: boolean | undefined
+  /**
+   * The statement timeout of the connections (PostgreSQL's `statement_timeout`), if any: a
+   * statement cancelled at it fails with a `JournalError` naming its purpose and this timeout.
+   */
+  readonly statementTimeoutMillis?: number | undefined
+  /**
+   * Run the migrations at open (default true). false: the schema is only checked, and a store that
+   * is not at this build's version fails with `SchemaVersionError` without any change (tools).
+   */
+  readonly migrate?: boolean | undefined
   /**
    * PostgreSQL: listens on a channel (`PgClient.listen`), for `inboxArrivals`. Absent: the journal
    * has no `inboxArrivals` and owners poll `takeInbox`.
@@ -133,18 +145,110 @@ const AttemptRowSchema = Schema.Struct({
   outcome: Schema.String
 })
 
-/** Builds the journal on the `SqlClient` in context, running migrations first. */
+/** The filters `list` and `count` share: workflow and creation time. */
+const filters = (sql: SqlClient, query: CountQuery): Array<Statement.Fragment> => [
+  ...(query.workflow === undefined ? [] : [sql`workflow = ${query.workflow}`]),
+  ...(query.createdSince === undefined ? [] : [sql`created_at >= ${query.createdSince}`]),
+  ...(query.createdUntil === undefined ? [] : [sql`created_at < ${query.createdUntil}`])
+]
+
+/** The WHERE and ORDER BY of `list`: filters, status, and the page's keyset in its order. */
+const listClauses = (sql: SqlClient, query: ListQuery, byteWise: Statement.Fragment) => {
+  const order = query.order ?? "id"
+  const position = query.position
+  const conditions = [
+    ...filters(sql, query),
+    ...(query.status === undefined ? [] : [sql`status = ${query.status}`]),
+    ...(order !== "id" || query.after === undefined ? [] : [sql`execution_id${byteWise} > ${query.after}`]),
+    // The keyset of the creation order: rows after the cursor's (created_at, execution_id). The
+    // bound on created_at alone is what PostgreSQL's index scan starts from: with only the OR,
+    // a deep page walks (and drops) every row before it.
+    ...(order === "id" || position === undefined
+      ? []
+      : order === "oldest"
+        ? [
+            sql`created_at >= ${position.createdAt} AND (created_at > ${position.createdAt} OR execution_id${byteWise} > ${position.executionId})`
+          ]
+        : [
+            sql`created_at <= ${position.createdAt} AND (created_at < ${position.createdAt} OR execution_id${byteWise} < ${position.executionId})`
+          ])
+  ]
+  const where = conditions.length === 0 ? sql`` : sql`WHERE ${sql.and(conditions)}`
+  // Ids compare byte-wise on both backends (PostgreSQL: COLLATE "C"), as in memory.
+  const orderBy =
+    order === "id"
+      ? sql`ORDER BY execution_id${byteWise}`
+      : order === "oldest"
+        ? sql`ORDER BY created_at, execution_id${byteWise}`
+        : sql`ORDER BY created_at DESC, execution_id${byteWise} DESC`
+  return { where, orderBy }
+}
+
+/**
+ * Stores a signal (the first value wins) and wakes its execution if it sleeps; with `notify`, an
+ * inbox entry tells the owner of its shard. One transaction; true when this value was stored.
+ */
+const storeSignal = (sql: SqlClient, prefix: string, dialect: "sqlite" | "pg", signal: NewSignal) =>
+  sql.withTransaction(
+    Effect.gen(function* () {
+      const executions = sql(`${prefix}executions`)
+      const inbox = sql(`${prefix}inbox`)
+      // PostgreSQL (READ COMMITTED): lock the execution first, so that a run parking it
+      // concurrently either sees this signal after parking or is woken by it.
+      if (dialect === "pg") {
+        yield* sql`SELECT 1 FROM ${executions} WHERE execution_id = ${signal.executionId} FOR UPDATE`
+      }
+      const stored = yield* sql<{ name: string }>`INSERT INTO ${sql(`${prefix}signals`)} ${sql.insert({
+        execution_id: signal.executionId,
+        name: signal.name,
+        payload: signal.payload,
+        created_at: signal.now
+      })} ON CONFLICT (execution_id, name) DO NOTHING RETURNING name`
+      yield* sql`UPDATE ${executions} SET wake_at = ${signal.now}, updated_at = ${signal.now}
+        WHERE execution_id = ${signal.executionId} AND status = 'sleeping'
+        AND (wake_at IS NULL OR wake_at > ${signal.now})`
+      if (stored.length > 0 && signal.notify !== undefined) {
+        yield* sql`INSERT INTO ${inbox} ${sql.insert({
+          shard: signal.notify,
+          execution_id: signal.executionId,
+          created_at: signal.now
+        })}`
+        if (dialect === "pg") yield* sql`SELECT pg_notify(${inboxChannel(prefix)}, ${String(signal.notify)})`
+      }
+      return stored.length > 0
+    })
+  )
+
+/**
+ * Fails with `SchemaVersionError` unless the tables with `prefix` are at this build's schema
+ * version. Reads only: a store opened by a tool is never changed by a typo or a newer tool.
+ */
+export const checkSchema = (
+  sql: SqlClient,
+  prefix: string,
+  dialect: "sqlite" | "pg"
+): Effect.Effect<void, SqlError | SchemaVersionError> =>
+  Effect.flatMap(schemaVersion(sql, prefix, dialect), (found) =>
+    found === latestVersion
+      ? Effect.void
+      : Effect.fail(
+          new SchemaVersionError({ tablePrefix: prefix, found: found ?? null, needed: latestVersion })
+        )
+  )
+
+/** Builds the journal on the `SqlClient` in context, running migrations first (or checking the schema). */
 export const make = (
   options: SqlJournalOptions
 ): Effect.Effect<
   DurableExecutionJournal["Service"] & { readonly stats: GroupCommit.GroupCommitStats },
-  SqlError,
+  SqlError | SchemaVersionError,
   SqlClient | Scope.Scope
 > =>
   Effect.gen(function* () {
     const sql = yield* SqlClient
     const prefix = options.tablePrefix ?? "effect_cluster_"
-    yield* migrate(sql, prefix, options.dialect)
+    if (options.migrate === false) yield* checkSchema(sql, prefix, options.dialect)
+    else yield* migrate(sql, prefix, options.dialect)
     const executions = sql(`${prefix}executions`)
     const signals = sql(`${prefix}signals`)
     const attemptsTable = sql(`${prefix}attempts`)
@@ -182,15 +286,14 @@ export const make = (
     const inbox = sql(`${prefix}inbox`)
     const decodeInbox = Schema.decodeUnknownEffect(Schema.Array(InboxRow))
     const pg = options.dialect === "pg"
+    /** The `JournalError` of `operation`, naming its `purpose` if the statement timed out. */
+    const failed = (operation: string, purpose: string, what?: string) =>
+      journalError(operation, what, { purpose, timeoutMillis: options.statementTimeoutMillis })
+    const ofExecution = (operation: string, executionId: string) =>
+      `${operation} of execution ${JSON.stringify(executionId)}`
     /** Ids compare byte-wise on both backends (PostgreSQL: COLLATE "C"), as in memory. */
     const byteWise = pg ? sql` COLLATE "C"` : sql``
 
-    /** The filters `list` and `count` share: workflow and creation time. */
-    const filters = (query: CountQuery): Array<Statement.Fragment> => [
-      ...(query.workflow === undefined ? [] : [sql`workflow = ${query.workflow}`]),
-      ...(query.createdSince === undefined ? [] : [sql`created_at >= ${query.createdSince}`]),
-      ...(query.createdUntil === undefined ? [] : [sql`created_at < ${query.createdUntil}`])
-    ]
     const decodeCounts = Schema.decodeUnknownEffect(
       Schema.Array(Schema.Struct({ status: ExecutionStatus, n: SqlNumber }))
     )
@@ -233,11 +336,15 @@ export const make = (
           }
           return { created, execution: row.value }
         }).pipe(
-          Effect.mapError((error) => (error._tag === "JournalError" ? error : journalError("start")(error)))
+          Effect.mapError((error) =>
+            error._tag === "JournalError"
+              ? error
+              : failed("start", ofExecution("start", execution.executionId))(error)
+          )
         ),
       write: (write) =>
         group.submit({ _tag: "Write", write }).pipe(
-          Effect.mapError(journalError("write")),
+          Effect.mapError(failed("write", ofExecution("write", write.executionId))),
           Effect.flatMap(
             (result): Effect.Effect<void, JournalError | StaleEpochError> =>
               typeof result === "boolean" ? Effect.void : Effect.fail(result)
@@ -246,7 +353,11 @@ export const make = (
       get: (executionId) =>
         selectExecution(executionId).pipe(
           Effect.mapError(
-            journalError("get", `execution ${JSON.stringify(executionId)} in ${prefix}executions`)
+            failed(
+              "get",
+              ofExecution("read", executionId),
+              `execution ${JSON.stringify(executionId)} in ${prefix}executions`
+            )
           )
         ),
       steps: (executionId) =>
@@ -254,39 +365,22 @@ export const make = (
           Effect.flatMap(decodeSteps),
           Effect.map((rows) => rows.map(toStep)),
           Effect.mapError(
-            journalError("steps", `steps of execution ${JSON.stringify(executionId)} in ${prefix}steps`)
+            failed(
+              "steps",
+              ofExecution("read of the steps", executionId),
+              `steps of execution ${JSON.stringify(executionId)} in ${prefix}steps`
+            )
           )
         ),
       signal: (signal) =>
-        sql
-          .withTransaction(
-            Effect.gen(function* () {
-              // PostgreSQL (READ COMMITTED): lock the execution first, so that a run parking it
-              // concurrently either sees this signal after parking or is woken by it.
-              if (options.dialect === "pg") {
-                yield* sql`SELECT 1 FROM ${executions} WHERE execution_id = ${signal.executionId} FOR UPDATE`
-              }
-              const stored = yield* sql<{ name: string }>`INSERT INTO ${signals} ${sql.insert({
-                execution_id: signal.executionId,
-                name: signal.name,
-                payload: signal.payload,
-                created_at: signal.now
-              })} ON CONFLICT (execution_id, name) DO NOTHING RETURNING name`
-              yield* sql`UPDATE ${executions} SET wake_at = ${signal.now}, updated_at = ${signal.now}
-                WHERE execution_id = ${signal.executionId} AND status = 'sleeping'
-                AND (wake_at IS NULL OR wake_at > ${signal.now})`
-              if (stored.length > 0 && signal.notify !== undefined) {
-                yield* sql`INSERT INTO ${inbox} ${sql.insert({
-                  shard: signal.notify,
-                  execution_id: signal.executionId,
-                  created_at: signal.now
-                })}`
-                if (pg) yield* sql`SELECT pg_notify(${inboxChannel(prefix)}, ${String(signal.notify)})`
-              }
-              return stored.length > 0
-            })
+        storeSignal(sql, prefix, options.dialect, signal).pipe(
+          Effect.mapError(
+            failed(
+              "signal",
+              `signal ${JSON.stringify(signal.name)} to execution ${JSON.stringify(signal.executionId)}`
+            )
           )
-          .pipe(Effect.mapError(journalError("signal"))),
+        ),
       attempts: (executionId) =>
         sql`SELECT * FROM ${attemptsTable} WHERE execution_id = ${executionId} ORDER BY step_key, attempt`.pipe(
           Effect.flatMap(decodeAttempts),
@@ -301,52 +395,28 @@ export const make = (
             }))
           ),
           Effect.mapError(
-            journalError("attempts", `attempts of ${JSON.stringify(executionId)} in ${prefix}attempts`)
+            failed(
+              "attempts",
+              ofExecution("read of the attempts", executionId),
+              `attempts of ${JSON.stringify(executionId)} in ${prefix}attempts`
+            )
           )
         ),
       list: (query) => {
-        const order = query.order ?? "id"
-        const position = query.position
-        const conditions = [
-          ...filters(query),
-          ...(query.status === undefined ? [] : [sql`status = ${query.status}`]),
-          ...(order !== "id" || query.after === undefined
-            ? []
-            : [sql`execution_id${byteWise} > ${query.after}`]),
-          // The keyset of the creation order: rows after the cursor's (created_at, execution_id). The
-          // bound on created_at alone is what PostgreSQL's index scan starts from: with only the OR,
-          // a deep page walks (and drops) every row before it.
-          ...(order === "id" || position === undefined
-            ? []
-            : order === "oldest"
-              ? [
-                  sql`created_at >= ${position.createdAt} AND (created_at > ${position.createdAt} OR execution_id${byteWise} > ${position.executionId})`
-                ]
-              : [
-                  sql`created_at <= ${position.createdAt} AND (created_at < ${position.createdAt} OR execution_id${byteWise} < ${position.executionId})`
-                ])
-        ]
-        const where = conditions.length === 0 ? sql`` : sql`WHERE ${sql.and(conditions)}`
-        // Ids compare byte-wise on both backends (PostgreSQL: COLLATE "C"), as in memory.
-        const orderBy =
-          order === "id"
-            ? sql`ORDER BY execution_id${byteWise}`
-            : order === "oldest"
-              ? sql`ORDER BY created_at, execution_id${byteWise}`
-              : sql`ORDER BY created_at DESC, execution_id${byteWise} DESC`
+        const { where, orderBy } = listClauses(sql, query, byteWise)
         return sql`SELECT * FROM ${executions} ${where} ${orderBy} LIMIT ${query.limit}`.pipe(
           Effect.flatMap(decodeExecutions),
           Effect.map((rows) => rows.map(toExecution)),
-          Effect.mapError(journalError("list", `executions in ${prefix}executions`))
+          Effect.mapError(failed("list", "list of executions", `executions in ${prefix}executions`))
         )
       },
       count: (query) => {
-        const conditions = filters(query)
+        const conditions = filters(sql, query)
         const where = conditions.length === 0 ? sql`` : sql`WHERE ${sql.and(conditions)}`
         return sql`SELECT status, COUNT(*) AS n FROM ${executions} ${where} GROUP BY status`.pipe(
           Effect.flatMap(decodeCounts),
           Effect.map((rows) => rows.map((row) => ({ status: row.status, count: row.n }))),
-          Effect.mapError(journalError("count", `executions in ${prefix}executions`))
+          Effect.mapError(failed("count", "count of executions", `executions in ${prefix}executions`))
         )
       },
       heartbeat: ({ executionId, stepKey, details, fence }) =>
@@ -358,7 +428,15 @@ export const make = (
               ? sql``
               : sql` AND EXISTS (SELECT 1 FROM ${shardsTable} WHERE shard_id = ${fence.shard}
                   AND epoch = ${fence.epoch}${pg ? sql` FOR SHARE` : sql``})`
-          }`.pipe(Effect.asVoid, Effect.mapError(journalError("heartbeat"))),
+          }`.pipe(
+          Effect.asVoid,
+          Effect.mapError(
+            failed(
+              "heartbeat",
+              `heartbeat of step ${JSON.stringify(stepKey)} of execution ${JSON.stringify(executionId)}`
+            )
+          )
+        ),
       getSignal: (executionId, name) =>
         sql<{
           payload: unknown
@@ -366,8 +444,9 @@ export const make = (
           Effect.flatMap((rows) => decodeSignal(rows[0]?.payload ?? null)),
           Effect.map(Option.fromNullishOr),
           Effect.mapError(
-            journalError(
+            failed(
               "getSignal",
+              `read of signal ${JSON.stringify(name)} of execution ${JSON.stringify(executionId)}`,
               `signal ${JSON.stringify(name)} of ${JSON.stringify(executionId)} in ${prefix}signals`
             )
           )
@@ -383,23 +462,31 @@ export const make = (
             WHERE status = 'sleeping'${owned}`
           const nextWakeAt = yield* decodeNext(next[0]?.next ?? null)
           return { due: yield* decodeEach(rows), nextWakeAt }
-        }).pipe(Effect.mapError(journalError("listDue", `sleeping executions in ${prefix}executions`))),
+        }).pipe(
+          Effect.mapError(
+            failed(
+              "listDue",
+              `list of due executions of ${shards === undefined ? "every shard" : `${shards.length} shards`}`,
+              `sleeping executions in ${prefix}executions`
+            )
+          )
+        ),
       listRunning: sql`SELECT * FROM ${executions} WHERE status = 'running' ORDER BY created_at`.pipe(
-        Effect.mapError(journalError("listRunning")),
+        Effect.mapError(failed("listRunning", "list of running executions")),
         Effect.flatMap(decodeEach)
       ),
       listUnfinished: ({ shard, after, limit }) =>
         sql`SELECT * FROM ${executions} WHERE shard = ${shard} AND status = 'running'${
           after === undefined ? sql`` : sql` AND execution_id${byteWise} > ${after}`
         } ORDER BY execution_id${byteWise} LIMIT ${limit}`.pipe(
-          Effect.mapError(journalError("listUnfinished")),
+          Effect.mapError(failed("listUnfinished", `list of unfinished executions of shard ${shard}`)),
           Effect.flatMap(decodeEach)
         ),
       getMany: (executionIds) =>
         executionIds.length === 0
           ? Effect.succeed([])
           : sql`SELECT * FROM ${executions} WHERE ${inTexts(sql, options.dialect, "execution_id", executionIds)}`.pipe(
-              Effect.mapError(journalError("getMany")),
+              Effect.mapError(failed("getMany", `read of ${executionIds.length} executions`)),
               Effect.flatMap(decodeEach)
             ),
       takeInbox: (shards, limit) =>
@@ -422,7 +509,13 @@ export const make = (
                   .sort((a, b) => a.id - b.id)
                   .map((row): InboxEntry => ({ executionId: row.execution_id, shard: row.shard }))
               ),
-              Effect.mapError(journalError("takeInbox", `entries of ${prefix}inbox`))
+              Effect.mapError(
+                failed(
+                  "takeInbox",
+                  `take of the inbox of ${shards.length} shards`,
+                  `entries of ${prefix}inbox`
+                )
+              )
             ),
       inboxArrivals:
         options.listen === undefined

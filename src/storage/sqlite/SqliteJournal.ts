@@ -28,7 +28,7 @@ import { EntityStore } from "../../sharding/EntityStore.ts"
 import { PodNetworkFactory } from "../../sharding/PodNetwork.ts"
 import { ShardStore } from "../../sharding/ShardStore.ts"
 import { DurableExecutionJournal } from "../../workflow/DurableExecutionJournal.ts"
-import { JournalError } from "../../workflow/WorkflowErrors.ts"
+import { JournalError, SchemaVersionError } from "../../workflow/WorkflowErrors.ts"
 import type { GroupCommitStats } from "../sql/GroupCommit.ts"
 import * as SqlEntityStore from "../sql/SqlEntityStore.ts"
 import * as SqlJournal from "../sql/SqlJournal.ts"
@@ -62,12 +62,15 @@ const durabilityToggle = (sql: SqlClient) => {
     })
 }
 
-/** The journal on the `SqlClient` in context (a `SqliteClient`). */
+/**
+ * The journal on the `SqlClient` in context (a `SqliteClient`), migrating the schema first, or with
+ * `migrate: false` only checking it (`SchemaVersionError` unless it is at this build's version).
+ */
 export const make = (
-  options: Omit<SqliteJournalOptions, "filename"> = {}
+  options: Omit<SqliteJournalOptions, "filename"> & { readonly migrate?: boolean | undefined } = {}
 ): Effect.Effect<
   DurableExecutionJournal["Service"] & { readonly stats: GroupCommitStats },
-  SqlError,
+  SqlError | SchemaVersionError,
   SqlClient | Scope.Scope
 > =>
   Effect.gen(function* () {
@@ -75,7 +78,8 @@ export const make = (
     return yield* SqlJournal.make({
       tablePrefix: options.tablePrefix,
       dialect: "sqlite",
-      setDurability: durabilityToggle(sql)
+      setDurability: durabilityToggle(sql),
+      migrate: options.migrate
     })
   })
 
@@ -123,9 +127,33 @@ const toJournalError = (operation: string) => (error: SqlError) =>
 export const layer = (
   options: SqliteJournalOptions
 ): Layer.Layer<DurableExecutionJournal | ShardStore | EntityStore | PodNetworkFactory, JournalError> =>
+  // Migrating, the schema cannot be at another version.
+  open(options, true).pipe(
+    Layer.catchTag("SchemaVersionError", (error) => Layer.effectContext(Effect.die(error)))
+  )
+
+/**
+ * The same on a store that must already exist at this build's schema version, for tools (the CLI,
+ * the dashboard): the schema is checked, never migrated, so a typo in the prefix or a store of
+ * another version fails with `SchemaVersionError` and changes nothing.
+ */
+export const layerExisting = (
+  options: SqliteJournalOptions
+): Layer.Layer<
+  DurableExecutionJournal | ShardStore | EntityStore | PodNetworkFactory,
+  JournalError | SchemaVersionError
+> => open(options, false)
+
+const open = (
+  options: SqliteJournalOptions,
+  migrate: boolean
+): Layer.Layer<
+  DurableExecutionJournal | ShardStore | EntityStore | PodNetworkFactory,
+  JournalError | SchemaVersionError
+> =>
   Layer.effectContext(
     Effect.gen(function* () {
-      const journal = yield* make(options)
+      const journal = yield* make({ ...options, migrate })
       const shards = yield* makeShardStore(options)
       const entities = yield* makeEntityStore(options)
       return Context.make(DurableExecutionJournal, journal).pipe(
@@ -155,12 +183,14 @@ export const layer = (
     Layer.catchCause((cause) =>
       Layer.effectContext<
         DurableExecutionJournal | ShardStore | EntityStore | PodNetworkFactory,
-        JournalError,
+        JournalError | SchemaVersionError,
         never
       >(
         Effect.failCause(
           Cause.map(cause, (error) =>
-            error instanceof JournalError ? error : toJournalError(`open ${options.filename}`)(error)
+            error instanceof JournalError || error instanceof SchemaVersionError
+              ? error
+              : toJournalError(`open ${options.filename}`)(error)
           )
         )
       )

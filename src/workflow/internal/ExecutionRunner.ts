@@ -13,7 +13,7 @@ import {
   ActivityResultError,
   ExecutionYielded,
   JournalDecodeError,
-  type JournalError,
+  JournalError,
   NonDeterminismError,
   SuspendReason
 } from "../WorkflowErrors.ts"
@@ -88,23 +88,30 @@ export const start = (
     const handle: RunHandle = { state, outcome: Deferred.makeUnsafe<RunOutcome>() }
     const program = Effect.onExit(runBody(env, workflow, row, state, freshRequest), (exit) =>
       finish(env, workflow, state, exit).pipe(
-        Effect.catchCause((cause) =>
+        Effect.catchCause((cause): Effect.Effect<RunOutcome> => {
+          // The journal gave up on a statement (its statement timeout): callers get its error.
+          const gaveUp = journalGaveUp(cause)
+          if (gaveUp !== undefined && !env.isGracefulShutdown())
+            return Effect.as(
+              Effect.logError(`execution ${row.executionId} stopped: the journal failed`, gaveUp),
+              { _tag: "Failed", error: gaveUp } as const
+            )
           // A defect of the run (not of the workflow): the execution stays running in the journal
           // and is resumed by the next engine; callers waiting on it are told the run stopped.
           // During shutdown it is the journal given up on, which the engine reports once.
-          Effect.as(
+          return Effect.as(
             env.isGracefulShutdown() || Cause.hasInterruptsOnly(cause)
               ? Effect.logDebug(`run of execution ${row.executionId} stopped during shutdown`, cause)
               : Effect.logError(`run of execution ${row.executionId} stopped`, cause),
             stopped
           )
-        ),
+        }),
         Effect.flatMap((outcome) => {
           const end = Effect.sync(() => {
             ended = outcome
             if (!state.telemetry) publish()
           })
-          return state.telemetry ? Effect.andThen(Instrument.runEnds(row.workflow, outcome), end) : end
+          return state.telemetry ? Effect.andThen(Instrument.runEnds(row.workflow, outcome, row), end) : end
         })
       )
     )
@@ -164,6 +171,10 @@ const runBody = (
       ])
       const [steps, current] = yield* env.loading === undefined ? load : env.loading.withPermit(load)
       state.markLoaded()
+      // A statement the journal gave up on (its statement timeout) is no decoding problem.
+      if (Result.isFailure(steps) && steps.failure.timeoutMillis !== undefined) {
+        return yield* state.halt({ _tag: "JournalFailed", error: steps.failure })
+      }
       if (Result.isFailure(steps)) {
         return yield* state.suspend(
           new JournalDecodeError({
@@ -221,6 +232,19 @@ const runBody = (
       unknown
     >
   })
+
+/** A `JournalError` the journal gave up on (a statement timeout), among the cause's defects. */
+const journalGaveUp = (cause: Cause.Cause<unknown>): JournalError | undefined => {
+  for (const reason of cause.reasons) {
+    const error = Cause.isDieReason(reason)
+      ? reason.defect
+      : Cause.isFailReason(reason)
+        ? reason.error
+        : undefined
+    if (error instanceof JournalError && error.timeoutMillis !== undefined) return error
+  }
+  return undefined
+}
 
 /** Records how the run ended. Runs as the run fiber's finalizer. */
 const finish = (

@@ -8,6 +8,12 @@
  * again, one line says the journal recovered, and every operation still waiting retries at once
  * instead of finishing its backoff. Each retry is logged at debug level only.
  *
+ * A statement the database cancelled at its statement timeout is not an outage: the database
+ * answers, the statement takes too long (or waits for a lock held too long). It is retried with the
+ * same backoff at most `STATEMENT_TIMEOUT_ATTEMPTS` times in all, then fails with the same
+ * `JournalError`, no longer transient (naming its purpose, the timeout and the attempts), so the run
+ * stops and the caller's call fails instead of retrying forever.
+ *
  * `stopRetrying` ends retrying for good (the engine's shutdown deadline passed): operations
  * waiting for a retry, and later ones that fail, fail with their error at once.
  */
@@ -15,10 +21,16 @@ import { Clock, Deferred, Effect, Exit } from "effect"
 import * as Instrument from "../../observability/internal/instrument.ts"
 import type { StaleEpochError } from "../../sharding/ShardingErrors.ts"
 import type { DurableExecutionJournal } from "../DurableExecutionJournal.ts"
-import type { JournalError } from "../WorkflowErrors.ts"
+import { JournalError } from "../WorkflowErrors.ts"
 
 const FIRST_DELAY_MILLIS = 50
 const MAX_DELAY_MILLIS = 5_000
+
+/**
+ * The retry budget of a statement that times out: this many attempts in a row, the first one
+ * included (with the backoff between them, ~350 ms plus the timeouts themselves).
+ */
+export const STATEMENT_TIMEOUT_ATTEMPTS = 4
 
 /** A journal that retries transient faults, and the switch that stops it retrying. */
 export interface Reliable {
@@ -69,6 +81,19 @@ type Failure = JournalError | StaleEpochError
 const retries = (outage: Outage, error: Failure): boolean =>
   error.retryable && !Deferred.isDoneUnsafe(outage.stopped)
 
+/** Whether `error` is a statement the database cancelled at its statement timeout. */
+const timedOut = (error: Failure): error is JournalError =>
+  error._tag === "JournalError" && error.timeoutMillis !== undefined
+
+/** `error` after `attempts` timeouts in a row: no longer retried. */
+const gaveUp = (error: JournalError, attempts: number): JournalError =>
+  new JournalError({
+    operation: error.operation,
+    transient: false,
+    ...(error.timeoutMillis === undefined ? {} : { timeoutMillis: error.timeoutMillis }),
+    detail: `it was cancelled on ${attempts} attempts in a row`
+  })
+
 /** Runs `effect`; the common case (it succeeds, no outage) costs one `matchEffect`. */
 const retrying = <A, E extends Failure>(
   outage: Outage,
@@ -98,19 +123,31 @@ const retryAfter = <A, E extends Failure>(
       left = true
       outage.waiting--
     })
-    const backoff = (attempt: number, error: E): Effect.Effect<A, E> =>
+    /** `timeouts`: statement timeouts in a row so far, `error` not included. */
+    const backoff = (attempt: number, error: E, timeouts: number): Effect.Effect<A, E> =>
       Effect.gen(function* () {
-        outage.since ??= yield* Clock.currentTimeMillis
+        const timeout = timedOut(error)
+        // The budget is spent: the same error, terminal (`gaveUp` keeps it a JournalError, in E).
+        if (timeout && timeouts + 1 >= STATEMENT_TIMEOUT_ATTEMPTS)
+          return yield* Effect.fail(gaveUp(error, timeouts + 1) as E)
         const delay = Math.min(MAX_DELAY_MILLIS, FIRST_DELAY_MILLIS * 2 ** attempt)
-        // Reported when an operation fails twice in a row: a blip that one retry absorbs is not
-        // an outage, and by then the other operations caught by it are counted too.
-        if (attempt >= 1 && !outage.announced) {
-          outage.announced = true
+        if (timeout) {
+          // Not an outage: the database answers, this statement is too slow or waits for a lock.
           yield* Effect.logWarning(
-            `the journal is unavailable (${operation} failed: ${error.message}); ${plural(outage.waiting, "operation")} waiting, retried with backoff up to ${MAX_DELAY_MILLIS} ms until it answers. Executions pause meanwhile; a line follows when it recovers.`
+            `${error.message} Attempt ${timeouts + 1} of ${STATEMENT_TIMEOUT_ATTEMPTS}; retrying in ${delay} ms.`
           )
         } else {
-          yield* Effect.logDebug(`journal ${operation} failed (${error.message}); retrying in ${delay} ms`)
+          outage.since ??= yield* Clock.currentTimeMillis
+          // Reported when an operation fails twice in a row: a blip that one retry absorbs is not
+          // an outage, and by then the other operations caught by it are counted too.
+          if (attempt >= 1 && !outage.announced) {
+            outage.announced = true
+            yield* Effect.logWarning(
+              `the journal is unavailable (${operation} failed: ${error.message}); ${plural(outage.waiting, "operation")} waiting, retried with backoff up to ${MAX_DELAY_MILLIS} ms until it answers. Executions pause meanwhile; a line follows when it recovers.`
+            )
+          } else {
+            yield* Effect.logDebug(`journal ${operation} failed (${error.message}); retrying in ${delay} ms`)
+          }
         }
         yield* Effect.raceFirst(
           Effect.sleep(delay),
@@ -119,10 +156,11 @@ const retryAfter = <A, E extends Failure>(
         if (Deferred.isDoneUnsafe(outage.stopped)) return yield* Effect.fail(error)
         return yield* Effect.matchEffect(effect, {
           onSuccess: (value) => Effect.as(Effect.andThen(leave, endOutage(outage)), value),
-          onFailure: (next) => (retries(outage, next) ? backoff(attempt + 1, next) : Effect.fail(next))
+          onFailure: (next) =>
+            retries(outage, next) ? backoff(attempt + 1, next, timeout ? timeouts + 1 : 0) : Effect.fail(next)
         })
       })
-    return Effect.ensuring(backoff(0, first), leave)
+    return Effect.ensuring(backoff(0, first, 0), leave)
   })
 
 /** `journal`, retrying transient faults with backoff and reporting outages once. */

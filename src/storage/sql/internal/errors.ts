@@ -21,20 +21,42 @@ export const describeSqlError = (error: SqlError): string => {
     : `${error.message}: ${detail}`
 }
 
+/** Whether the database cancelled the statement (PostgreSQL's SQLSTATE 57014). */
+const isCancelled = (error: SqlError): boolean => error.reason._tag === "StatementTimeoutError"
+
+/** The journal's statement timeout, when it has one, and what the failed statement was for. */
+export interface StatementContext {
+  /** e.g. `write of execution "x"`, `list of unfinished executions of shard 3`. */
+  readonly purpose: string
+  /** The statement timeout of the journal's connections; undefined or 0: none. */
+  readonly timeoutMillis: number | undefined
+}
+
 /**
  * A `JournalError` for `operation`. A row that does not decode is not transient: retrying reads
- * the same row. `what` names the rows, e.g. `execution "x" in prefix_executions`.
+ * the same row. `what` names the rows, e.g. `execution "x" in prefix_executions`. A statement
+ * cancelled at the journal's statement timeout names its purpose and the timeout (`statement`).
  */
 export const journalError =
-  (operation: string, what?: string) =>
-  (error: SqlError | Schema.SchemaError): JournalError =>
-    Schema.isSchemaError(error)
-      ? new JournalError({
-          operation,
-          detail: `the stored ${what ?? "row"} does not decode: ${error.message}`,
-          transient: false
-        })
-      : new JournalError({ operation, detail: describeSqlError(error), transient: isTransient(error) })
+  (operation: string, what?: string, statement?: StatementContext) =>
+  (error: SqlError | Schema.SchemaError): JournalError => {
+    if (Schema.isSchemaError(error))
+      return new JournalError({
+        operation,
+        detail: `the stored ${what ?? "row"} does not decode: ${error.message}`,
+        transient: false
+      })
+    const timeoutMillis = statement?.timeoutMillis
+    // A cancel with no timeout configured came from someone else (pg_cancel_backend): not a timeout.
+    if (statement !== undefined && timeoutMillis !== undefined && timeoutMillis > 0 && isCancelled(error))
+      return new JournalError({
+        operation: statement.purpose,
+        detail: describeSqlError(error),
+        transient: true,
+        timeoutMillis
+      })
+    return new JournalError({ operation, detail: describeSqlError(error), transient: isTransient(error) })
+  }
 
 /** A `ShardStoreError` for `operation`, as `journalError` builds a `JournalError`. */
 export const shardStoreError =
