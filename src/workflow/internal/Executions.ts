@@ -8,7 +8,12 @@
  */
 import { Deferred, Effect, Option, Result, type Scope } from "effect"
 import type { PodTransport } from "../../sharding/PodTransport.ts"
-import { type ExecutionRecord, type InboxEntry, isFinal, type StatusChange } from "../DurableExecutionJournal.ts"
+import {
+  type ExecutionRecord,
+  type InboxEntry,
+  isFinal,
+  type StatusChange
+} from "../DurableExecutionJournal.ts"
 import type { ExecutionJournal } from "../JournalExport.ts"
 import type { Signal } from "../Signal.ts"
 import type { Any } from "../Workflow.ts"
@@ -200,7 +205,9 @@ export class Executions {
   readonly startRow = (row: ExecutionRecord): Effect.Effect<RunHandle | undefined, JournalError> => {
     const workflow = this.options.byTag.get(row.workflow)
     if (workflow !== undefined) return this.options.runs.ensure(workflow, row)
-    return this.owns(row.executionId) ? Effect.as(this.suspendUnknown(row), undefined) : Effect.succeed(undefined)
+    return this.owns(row.executionId)
+      ? Effect.as(this.suspendUnknown(row), undefined)
+      : Effect.succeed(undefined)
   }
 
   /** Waits for `row` to be final and returns its result, decoded with the workflow's schemas. */
@@ -252,7 +259,9 @@ export class Executions {
     return this.owns(executionId)
       ? Effect.andThen(
           this.options.wakes.wait(executionId),
-          Effect.flatMap(this.getRow(executionId), (latest) => this.awaitResult(workflow, latest, undefined, true))
+          Effect.flatMap(this.getRow(executionId), (latest) =>
+            this.awaitResult(workflow, latest, undefined, true)
+          )
         )
       : this.remoteResult(workflow, executionId)
   }
@@ -277,7 +286,10 @@ export class Executions {
     executionId: string
   ): Effect.Effect<ExecutionRecord, ExecutionNotFoundError | InvalidIdentifierError | JournalError> =>
     Effect.flatMap(
-      Effect.andThen(checkIdentifier("execution id", executionId, null), this.options.journal.get(executionId)),
+      Effect.andThen(
+        checkIdentifier("execution id", executionId, null),
+        this.options.journal.get(executionId)
+      ),
       (row) =>
         Option.match(row, {
           onNone: () => Effect.fail(new ExecutionNotFoundError({ executionId })),
@@ -325,9 +337,13 @@ export class Executions {
     })
 
   /** An inbox entry: the owner looks at the execution and does what its row asks. */
-  readonly deliver = (entry: InboxEntry, read: ExecutionRecord | null | undefined): Effect.Effect<void, JournalError> =>
+  readonly deliver = (
+    entry: InboxEntry,
+    read: ExecutionRecord | null | undefined
+  ): Effect.Effect<void, JournalError> =>
     Effect.gen({ self: this }, function* () {
-      const row = read !== undefined ? read : Option.getOrNull(yield* this.options.journal.get(entry.executionId))
+      const row =
+        read !== undefined ? read : Option.getOrNull(yield* this.options.journal.get(entry.executionId))
       if (row === null) return
       if (row.status === "sleeping") return this.options.timer().poke(row.wakeAt ?? this.options.now())
       if (row.status !== "running") return
@@ -343,7 +359,10 @@ export class Executions {
     executionId: string,
     signal: Signal<A>,
     value: A
-  ): Effect.Effect<boolean, ExecutionNotFoundError | InvalidSignalError | InvalidIdentifierError | JournalError> =>
+  ): Effect.Effect<
+    boolean,
+    ExecutionNotFoundError | InvalidSignalError | InvalidIdentifierError | JournalError
+  > =>
     Effect.gen({ self: this }, function* () {
       const encoded = encodeJsonResult(signal.schema, value)
       if (Result.isFailure(encoded)) {
