@@ -161,6 +161,7 @@ describe.each(["pg", "sqlite"] as const)("a pod frozen while it holds the owners
     if (kind === "pg") expect(await ownershipLockHolders(store.location)).toBe(1)
     else expect(await writeLockFree(store.location)).toBe(false)
     const [bBefore, cBefore] = [b.pod.messages.length, c.pod.messages.length]
+    let takenAfter = ""
     const doneAtFreeze = await succeeded(runtime)
 
     if (kind === "pg") {
@@ -169,6 +170,7 @@ describe.each(["pg", "sqlite"] as const)("a pod frozen while it holds the owners
         async () => (await succeeded(runtime)) >= doneAtFreeze + 20
       )
       await eventually("b and c took a's shards", async () => !(await owners(runtime)).has("a"), 6 * TTL)
+      takenAfter = ` (its shards moved ≤ ${Date.now() - frozenAt} ms after the freeze, lease TTL ${TTL} ms)`
       const after = await shards(runtime)
       for (const shard of after) {
         const earlier = before.find((s) => s.shard === shard.shard)!
@@ -236,7 +238,7 @@ describe.each(["pg", "sqlite"] as const)("a pod frozen while it holds the owners
     )
     // A figure for the README, not an assertion (100 ms polls).
     console.log(
-      `${kind}: a frozen ${resumedAt - frozenAt} ms holding the ownership lock; executions completed again ≤ ${completingAgain - resumedAt} ms after SIGCONT`
+      `${kind}: a frozen ${resumedAt - frozenAt} ms holding the ownership lock${takenAfter}; executions completed again ≤ ${completingAgain - resumedAt} ms after SIGCONT`
     )
 
     await b.pod.waitFor((m) => m.submitted === 1_200, 60_000)
