@@ -5,7 +5,19 @@
  * bump; and bounded waits for the ownership lock.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Context, Deferred, Effect, Exit, Fiber, Layer, Option, Schema, Stream } from "effect"
+import {
+  Context,
+  Deferred,
+  Effect,
+  Exit,
+  Fiber,
+  Layer,
+  Logger,
+  Option,
+  References,
+  Schema,
+  Stream
+} from "effect"
 import { SqlClient } from "effect/sql/SqlClient"
 import { inject } from "vitest"
 import { Workflow, WorkflowEngine } from "../../../src/index.ts"
@@ -311,6 +323,71 @@ describe("PostgreSQL ownership", () => {
         expect(waits.size).toBe(2)
         expect(yield* Fiber.join(starting)).toBe("waiting")
       }).pipe(Effect.scoped)
+  )
+  it.live(
+    "a running pod whose rounds find the ownership lock held skips them (logged at debug), keeps renewing and keeps its shards",
+    () => {
+      const lines: Array<{ readonly level: string; readonly text: string }> = []
+      const logger = Logger.make((options) => {
+        const message = options.message
+        lines.push({
+          level: options.logLevel,
+          text: Array.isArray(message) ? message.map(String).join(" ") : String(message)
+        })
+      })
+      const url = inject("postgresUrl")
+      const tablePrefix = `lockskip_${Math.random().toString(36).slice(2, 8)}_`
+      return Effect.gen(function* () {
+        const engine = yield* WorkflowEngine.makeScoped(Workflow.union(noop), {
+          podId: "busy",
+          leaseTtl: "1 second",
+          shardCount: 8
+        })
+        const before = (yield* engine.shards()).map((shard) => `${shard.shard}:${shard.owner}@${shard.epoch}`)
+        expect(before.every((shard) => shard.includes(":busy@"))).toBe(true)
+        const other = Context.get(yield* Layer.build(PostgresJournal.clientLayer({ url })), SqlClient)
+        const locked = yield* Deferred.make<void>()
+        const release = yield* Deferred.make<void>()
+        const holder = yield* Effect.forkChild(
+          other.withTransaction(
+            Effect.gen(function* () {
+              yield* other`SELECT pg_advisory_xact_lock(${advisoryLockKey(`${tablePrefix}:ownership`)})`
+              yield* Deferred.succeed(locked, undefined)
+              yield* Deferred.await(release)
+            })
+          )
+        )
+        yield* Deferred.await(locked)
+        // Twelve rounds that each waited (at most TTL/10) in a transaction of their own: more than
+        // a TTL with the lock held.
+        const waits = new Set<string>()
+        for (let i = 0; i < 400 && waits.size < 12; i++) {
+          const rows = yield* other<{ readonly started: unknown }>`SELECT a.xact_start::text AS started
+            FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+            WHERE l.locktype = 'advisory' AND NOT l.granted AND l.objsubid = 1
+            AND l.objid = ${advisoryLockKey(`${tablePrefix}:ownership`)}`
+          for (const row of rows) waits.add(String(row.started))
+          if (waits.size < 12) yield* Effect.sleep("10 millis")
+        }
+        yield* Deferred.succeed(release, undefined)
+        yield* Fiber.join(holder)
+        expect(waits.size).toBe(12)
+        const [pod] = yield* engine.pods()
+        expect(pod?.liveness).toBe("live")
+        expect(
+          (yield* engine.shards()).map((shard) => `${shard.shard}:${shard.owner}@${shard.epoch}`)
+        ).toEqual(before)
+        expect(lines.filter((line) => line.level === "Warn" || line.level === "Error")).toEqual([])
+        expect(
+          lines.some((line) => line.level === "Debug" && line.text.includes("ownership round skipped"))
+        ).toBe(true)
+      }).pipe(
+        Effect.scoped,
+        Effect.provide(PostgresJournal.layer({ url, tablePrefix, maxConnections: 3 })),
+        Effect.provide(Logger.layer([logger])),
+        Effect.provideService(References.MinimumLogLevel, "Debug")
+      )
+    }
   )
 })
 
