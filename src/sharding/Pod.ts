@@ -1,14 +1,19 @@
 /**
  * A pod: one engine process as a member of the cluster (the talk's waiter).
  *
- * `make` registers the pod in the `ShardStore`, then one loop, every `ownershipInterval`:
- * 1. renews the pod's lease (by the store's clock);
- * 2. takes or renews the shard manager's lease and, if it holds it, plans and applies one round
- *    of assignments (`Rebalance.plan`): unowned shards and a dead pod's shards at once, a bounded
- *    number of handovers between live pods;
- * 3. reconciles the shards the store says the pod owns with the ones it runs: acquires new ones
- *    (the listener resumes their executions), stops the ones it lost, and hands over the ones the
- *    manager asked for (stops their runs, then releases them with epoch + 1).
+ * `make` registers the pod in the `ShardStore`, then, every `ownershipInterval`, two loops:
+ * - renewals of the pod's lease (by the store's clock), in a fiber of their own: nothing else the
+ *   pod does with the store (a round, a wait for a lock) can delay them;
+ * - ownership rounds: the pod takes or renews the shard manager's lease and, if it holds it, plans
+ *   and applies one round of assignments (`Rebalance.plan`): unowned shards and a dead pod's
+ *   shards at once, a bounded number of handovers between live pods; then it reconciles the
+ *   shards the store says it owns with the ones it runs: acquires new ones (the listener resumes
+ *   their executions), stops the ones it lost, and hands over the ones the manager asked for
+ *   (stops their runs, then releases them with epoch + 1).
+ *
+ * A round that gives up waiting for the ownership lock (`ShardStoreError.busy`: another pod holds
+ * it, perhaps frozen inside its transaction) is skipped, logged at debug level, and tried again at
+ * the next interval; the pod goes on renewing and running its shards.
  *
  * A pod stops its runs **by its own clock** when its lease was not renewed in time: a watchdog
  * fires at `lastRenewalSentAt + TTL - TTL/5`, before any other pod can see the lease as expired,
@@ -19,7 +24,7 @@
  * When the scope closes (graceful shutdown, after the engine stopped its runs), the pod hands its
  * shards back and unregisters, so other pods take them at once instead of after the TTL.
  */
-import { Clock, Duration, Effect, Exit, Fiber, Random, Scope } from "effect"
+import { Clock, Duration, Effect, Exit, Fiber, Random, Schedule, Scope } from "effect"
 import * as Instrument from "../observability/internal/instrument.ts"
 import type { NetworkOptions } from "./PodNetwork.ts"
 import { plan } from "./Rebalance.ts"
@@ -28,7 +33,7 @@ import {
   type DuplicatePodError,
   InvalidShardingConfigError,
   type ShardCountMismatchError,
-  type ShardStoreError
+  ShardStoreError
 } from "./ShardingErrors.ts"
 import type { PodRecord, ShardRecord, ShardStore } from "./ShardStore.ts"
 
@@ -204,10 +209,19 @@ export const make = (
     /** The caller's services (logger, clock): `fenced` runs outside any fiber of the pod. */
     const context = yield* Effect.context<never>()
     const now = () => clock.currentTimeMillisUnsafe()
-    yield* store.init(shardCount)
+    // A lock held by a pod frozen inside an ownership transaction is released within the store's
+    // bound (PostgreSQL ends the frozen transaction after TTL/2): wait for it, a bounded number of times.
+    const unlessBusy = {
+      while: isBusy,
+      schedule: Schedule.spaced(interval),
+      times: Math.ceil(ttl / interval)
+    }
+    yield* store.init(shardCount).pipe(Effect.retry(unlessBusy))
     const scope = yield* Effect.scope
     let membership = yield* Scope.fork(scope)
-    yield* Scope.provide(store.register(podId, ttl, settings.address), membership)
+    yield* Scope.provide(store.register(podId, ttl, settings.address), membership).pipe(
+      Effect.retry(unlessBusy)
+    )
 
     /** Shards being handed over now (their runs finishing, then released). */
     const handingOver = new Set<number>()
@@ -348,7 +362,9 @@ export const make = (
       yield* Scope.close(membership, Exit.void)
       membership = yield* Scope.fork(scope)
       const registering = now()
-      yield* Scope.provide(store.register(podId, ttl, settings.address), membership)
+      yield* Scope.provide(store.register(podId, ttl, settings.address), membership).pipe(
+        Effect.retry(unlessBusy)
+      )
       validUntil = registering + ttl - margin
     })
 
@@ -378,11 +394,25 @@ export const make = (
     const logged = <A, E>(what: string, effect: Effect.Effect<A, E>) =>
       Effect.catchCause(effect, (cause) => Effect.logWarning(`pod ${podId}: ${what} failed`, cause))
 
+    /**
+     * A round that gave up waiting for the ownership lock (another pod holds it, perhaps frozen
+     * inside its transaction) is skipped and tried again at the next interval; the pod keeps
+     * renewing its lease (its own loop) and running its shards meanwhile.
+     */
+    const skipIfBusy = <A>(effect: Effect.Effect<A, ShardStoreError>) =>
+      Effect.catchIf(effect, isBusy, (error) =>
+        Effect.logDebug(
+          `pod ${podId}: ownership round skipped, tried again in ${interval} ms: ${error.message}`
+        )
+      )
+
     /** The first round, then the loops; the engine calls it once it can take shards. */
     const start = Effect.gen(function* () {
-      yield* managerRound.pipe(Effect.andThen(reconcile))
+      yield* skipIfBusy(managerRound.pipe(Effect.andThen(reconcile)))
       const loop = yield* Effect.forkIn(
-        Effect.forever(Effect.andThen(Effect.sleep(interval), logged("an ownership round", round))),
+        Effect.forever(
+          Effect.andThen(Effect.sleep(interval), logged("an ownership round", skipIfBusy(round)))
+        ),
         scope
       )
       const renewals = yield* Effect.forkIn(
@@ -475,6 +505,9 @@ export const make = (
       start
     } satisfies Pod
   })
+
+/** Whether a store operation gave up waiting for a lock another pod holds (`ShardStoreError.busy`). */
+const isBusy = (error: unknown): boolean => error instanceof ShardStoreError && error.busy === true
 
 const describeMoves = (moves: ReadonlyArray<{ readonly shard: number; readonly to: string }>): string => {
   const byPod = new Map<string, Array<number>>()

@@ -159,6 +159,12 @@ export interface ShardStoreErrorFields {
   /** The `ShardStore` operation, e.g. `renew`. */
   readonly operation: string
   readonly transient: boolean
+  /**
+   * The operation gave up waiting for a lock another process holds (PostgreSQL: the ownership
+   * lock or a shard row, past the store's bounded wait; SQLite: the file's writer lock, past the
+   * busy timeout). Transient: the pod skips the round and tries again at the next one.
+   */
+  readonly busy?: boolean | undefined
 }
 
 /**
@@ -169,6 +175,7 @@ export interface ShardStoreErrorFields {
 export class ShardStoreError extends Schema.TaggedError<ShardStoreError>()("ShardStoreError", {
   operation: Schema.String,
   transient: Schema.Boolean,
+  busy: Schema.optional(Schema.Boolean),
   message: Schema.String
 }) {
   constructor(props: MessageInput<ShardStoreErrorFields>, options?: Schema.MakeOptions) {
@@ -176,6 +183,7 @@ export class ShardStoreError extends Schema.TaggedError<ShardStoreError>()("Shar
       {
         operation: props.operation,
         transient: props.transient,
+        ...(props.busy === true ? { busy: true } : {}),
         message:
           props.message ??
           `the ownership operation "${props.operation}" failed${suffix(props.detail)}. ${

@@ -63,6 +63,8 @@ export interface PodMessage {
   readonly ready?: string
   readonly submitted?: number
   readonly stopped?: string
+  /** The pod stops itself inside an ownership transaction of this operation (`freezeInOwnershipLock`). */
+  readonly freezing?: string
   readonly level?: string
   readonly message?: ReadonlyArray<unknown>
 }

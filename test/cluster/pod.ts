@@ -9,12 +9,19 @@
  * submits (option `submit`), `{"stopped": podId}` after a graceful shutdown (SIGTERM), and its
  * logs as JSON (`{"level": "WARN", "message": [...]}`), so a test can wait for a refused write.
  *
+ * On stdin it takes one command, a JSON line: `{"freezeInOwnershipLock": operation}` makes the
+ * pod stop itself (SIGSTOP) inside its next ownership transaction of that `ShardStore` operation
+ * (e.g. `acquireManager`), right after the transaction took the ownership lock; it prints
+ * `{"freezing": operation}` first. The test resumes it with SIGCONT.
+ *
  * Usage: node --conditions=@effect-cluster/source pod.ts '<json options>'
  */
-import { appendFileSync } from "node:fs"
+import { appendFileSync, writeSync } from "node:fs"
+import { createInterface } from "node:readline"
 import { Duration, Effect, Fiber, Layer, Logger, Schema } from "effect"
 import { Activity, ActivityContext, SqliteJournal, Workflow, WorkflowEngine } from "effect-cluster"
 import { PostgresJournal } from "effect-cluster/postgres"
+import { OwnershipLocked } from "../../src/storage/sql/internal/OwnershipLocked.ts"
 
 const Options = Schema.Struct({
   /** A SQLite file path, or a postgres:// URL. */
@@ -95,9 +102,29 @@ const order = Workflow.make(
     })
 )
 
-const journal = options.store.startsWith("postgres")
-  ? PostgresJournal.layer({ url: options.store, tablePrefix: options.tablePrefix })
-  : SqliteJournal.layer({ filename: options.store, tablePrefix: options.tablePrefix })
+/** The operation whose next ownership transaction freezes this pod, once the test asks. */
+let freezeIn: string | undefined
+const Command = Schema.fromJsonString(Schema.Struct({ freezeInOwnershipLock: Schema.String }))
+createInterface({ input: process.stdin }).on("line", (line) => {
+  freezeIn = Schema.decodeUnknownSync(Command)(line).freezeInOwnershipLock
+})
+
+/** Stops this process while it holds the ownership lock (once), when the test asked for it. */
+const freezeWhenAsked = Layer.succeed(OwnershipLocked)((operation) =>
+  Effect.sync(() => {
+    if (operation !== freezeIn) return
+    freezeIn = undefined
+    // Synchronously: the line is out before the process stops.
+    writeSync(1, `${JSON.stringify({ freezing: operation })}\n`)
+    process.kill(process.pid, "SIGSTOP")
+  })
+)
+
+const journal = (
+  options.store.startsWith("postgres")
+    ? PostgresJournal.layer({ url: options.store, tablePrefix: options.tablePrefix })
+    : SqliteJournal.layer({ filename: options.store, tablePrefix: options.tablePrefix })
+).pipe(Layer.provide(freezeWhenAsked))
 
 const main = Effect.gen(function* () {
   const engine = yield* WorkflowEngine.makeScoped(Workflow.union(order), {

@@ -158,6 +158,13 @@ const samples: Record<string, ReadonlyArray<Record<string, unknown>>> = {
   "ShardingErrors.ShardStoreError": [
     { operation: "renew", transient: true, detail: "Connection terminated unexpectedly" },
     {
+      operation: "acquireManager",
+      transient: true,
+      busy: true,
+      detail:
+        "another process held a lock it needed past its bounded wait (canceling statement due to lock timeout)"
+    },
+    {
       operation: "pods",
       transient: false,
       detail: 'the stored pod "a" in effect_cluster_pods does not decode'

@@ -57,6 +57,16 @@ export interface PostgresJournalOptions {
    * times with backoff, then fails the call. Default: the server's setting.
    */
   readonly statementTimeout?: Duration.Input | undefined
+  /**
+   * The server ends a transaction of the journal left idle longer, with its connection, and
+   * releases its locks (PostgreSQL's `idle_in_transaction_session_timeout`, set on every
+   * connection). The journal's transactions never wait between statements; one stays idle only
+   * when its process is frozen (SIGSTOP, a long GC pause, a suspended VM), and then the shard rows
+   * it holds would keep the other pods from taking the frozen pod's shards. Keep it at most half
+   * the pods' lease TTL. `0`: never. Default 5 s (half the default TTL). Ownership transactions
+   * use TTL/2 whatever this is.
+   */
+  readonly idleInTransactionTimeout?: Duration.Input | undefined
   /** Batch concurrent writes into shared transactions. Default true. */
   readonly groupCommit?: boolean | undefined
 }
@@ -129,6 +139,7 @@ export const makeEntityStore = (
   SqlEntityStore.make({ tablePrefix: options.tablePrefix, dialect: "pg", groupCommit: options.groupCommit })
 
 const DEFAULT_CONNECT_TIMEOUT = Duration.seconds(10)
+const DEFAULT_IDLE_IN_TRANSACTION_TIMEOUT = Duration.seconds(5)
 
 /** The `connect_timeout` parameter of the URL (seconds, as libpq reads it), if it has one. */
 const urlConnectTimeout = (url: Redacted.Redacted | string): string | undefined => {
@@ -161,12 +172,20 @@ export const clientLayer = (options: PostgresJournalOptions) =>
     connectTimeout:
       options.connectTimeout ??
       (urlConnectTimeout(options.url) === undefined ? DEFAULT_CONNECT_TIMEOUT : undefined),
-    startupParameters:
-      options.statementTimeout === undefined
-        ? undefined
+    startupParameters: {
+      idle_in_transaction_session_timeout: String(
+        Math.round(
+          Duration.toMillis(
+            Duration.fromInputUnsafe(options.idleInTransactionTimeout ?? DEFAULT_IDLE_IN_TRANSACTION_TIMEOUT)
+          )
+        )
+      ),
+      ...(options.statementTimeout === undefined
+        ? {}
         : {
             statement_timeout: String(Duration.toMillis(Duration.fromInputUnsafe(options.statementTimeout)))
-          },
+          })
+    },
     applicationName: "effect-cluster"
   })
 

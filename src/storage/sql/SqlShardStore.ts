@@ -27,6 +27,7 @@ import {
 import { SqlNumber } from "./internal/columns.ts"
 import { shardStoreError } from "./internal/errors.ts"
 import { inIntegers } from "./internal/lists.ts"
+import { OwnershipLocked } from "./internal/OwnershipLocked.ts"
 import { advisoryLockKey } from "./Migrations.ts"
 
 /**
@@ -93,6 +94,9 @@ const toShard = (row: typeof ShardRow.Type): ShardRecord => ({
 const liveness = (row: typeof PodRow.Type, held: ReadonlySet<string>, now: number): PodLiveness =>
   !held.has(row.session) ? "gone" : row.lease_until > now ? "live" : "expired"
 
+/** The lease TTL the store assumes until a pod registers through it (the pods' default). */
+const DEFAULT_TTL_MILLIS = 10_000
+
 /** Executions given their shard per statement when `init` backfills old rows. */
 const BACKFILL_PAGE = 1_000
 
@@ -123,17 +127,43 @@ export const make = (options: SqlShardStoreOptions): Effect.Effect<ShardStore["S
         )
       : Clock.currentTimeMillis
 
+    /** Probes for tests (`OwnershipLocked`): nothing in programs. */
+    const locked = yield* OwnershipLocked
+    /**
+     * The shortest lease TTL of the pods registered through this store: it bounds how long an
+     * ownership transaction waits for a lock, and how long it may stay open (see `transaction`).
+     */
+    let ttl = DEFAULT_TTL_MILLIS
+    let registered = false
+
     /**
      * One transaction. On PostgreSQL the ownership operations that read, decide and write take a
      * transaction-level advisory lock first (per table prefix): they are rare and short, and
      * serializing them makes every decision on a stable view (SQLite's `BEGIN IMMEDIATE` already
      * serializes writers).
+     *
+     * No pod waits unboundedly on a lock another pod holds: a pod may freeze inside this
+     * transaction (SIGSTOP, a long GC pause, a suspended VM) and hold the lock until it resumes.
+     * On PostgreSQL every lock wait of the transaction ends after TTL/10 (`lock_timeout`: the
+     * operation fails `busy` and the pod tries again at its next round, renewing and running its
+     * shards meanwhile), and the server ends a transaction left idle for TTL/2
+     * (`idle_in_transaction_session_timeout`: a frozen holder loses its transaction, its
+     * connection and its locks, so the others take the manager's lease and the frozen pod's
+     * shards once its lease ran out). SQLite cannot take a lock from a frozen writer: the busy
+     * timeout bounds each wait, but every write of every pod waits until the writer resumes.
      */
-    const transaction = <A, E>(body: Effect.Effect<A, E>) =>
+    const transaction = <A, E>(operation: string, body: Effect.Effect<A, E>) =>
       sql.withTransaction(
         pg
-          ? Effect.andThen(sql`SELECT pg_advisory_xact_lock(${advisoryLockKey(`${prefix}:ownership`)})`, body)
-          : body
+          ? Effect.andThen(
+              sql`SELECT set_config('lock_timeout', ${`${Math.max(10, Math.round(ttl / 10))}ms`}, true),
+                set_config('idle_in_transaction_session_timeout', ${`${Math.max(100, Math.round(ttl / 2))}ms`}, true)`,
+              Effect.andThen(
+                sql`SELECT pg_advisory_xact_lock(${advisoryLockKey(`${prefix}:ownership`)})`,
+                Effect.andThen(locked(operation), body)
+              )
+            )
+          : Effect.andThen(locked(operation), body)
       )
 
     /**
@@ -220,6 +250,7 @@ export const make = (options: SqlShardStoreOptions): Effect.Effect<ShardStore["S
 
     /** Applies `change` to the shards of `moves` whose owner is still the move's `from`. */
     const applyMoves = (
+      operation: string,
       moves: ReadonlyArray<Move>,
       change: (at: number) => Statement.Fragment,
       ownerIs: Statement.Fragment
@@ -229,6 +260,7 @@ export const make = (options: SqlShardStoreOptions): Effect.Effect<ShardStore["S
         const { shards: ids, relation } = movesRelation(moves)
         const at = yield* now
         return yield* transaction(
+          operation,
           Effect.andThen(
             lockShards(inIntegers(sql, options.dialect, "shard_id", ids)),
             Effect.map(
@@ -250,6 +282,8 @@ export const make = (options: SqlShardStoreOptions): Effect.Effect<ShardStore["S
       Effect.gen(function* () {
         // The marker lives as long as the caller's scope, or ends at once if registering fails.
         const own = yield* Scope.fork(yield* Effect.scope)
+        ttl = registered ? Math.min(ttl, ttlMillis) : ttlMillis
+        registered = true
         const marker = yield* options.liveness.hold(podId).pipe(Scope.provide(own))
         registrations.set(podId, marker)
         yield* Scope.addFinalizer(
@@ -259,6 +293,7 @@ export const make = (options: SqlShardStoreOptions): Effect.Effect<ShardStore["S
           })
         )
         const replaced = yield* transaction(
+          "register",
           Effect.gen(function* () {
             const at = yield* now
             const existing = yield* selectPod(podId)
@@ -286,6 +321,7 @@ export const make = (options: SqlShardStoreOptions): Effect.Effect<ShardStore["S
     const removePod = (podId: string) =>
       Effect.gen(function* () {
         const removed = yield* transaction(
+          "removePod",
           Effect.gen(function* () {
             const at = yield* now
             const row = yield* selectPod(podId)
@@ -311,6 +347,7 @@ export const make = (options: SqlShardStoreOptions): Effect.Effect<ShardStore["S
             })
           }
           yield* transaction(
+            "init",
             Effect.gen(function* () {
               const recorded = yield* Effect.flatMap(
                 sql`SELECT value FROM ${cluster} WHERE name = 'shard_count'`,
@@ -365,6 +402,7 @@ export const make = (options: SqlShardStoreOptions): Effect.Effect<ShardStore["S
       unregister: (podId) =>
         Effect.flatMap(now, (at) =>
           transaction(
+            "unregister",
             Effect.all(
               [
                 lockShards(sql`owner = ${podId} OR next_owner = ${podId}`),
@@ -442,6 +480,7 @@ export const make = (options: SqlShardStoreOptions): Effect.Effect<ShardStore["S
             !maybe
               ? Effect.succeed(false)
               : transaction(
+                  "acquireManager",
                   Effect.gen(function* () {
                     const { at, free: taken } = yield* free(true)
                     if (taken) {
@@ -468,12 +507,14 @@ export const make = (options: SqlShardStoreOptions): Effect.Effect<ShardStore["S
       ),
       assign: (moves) =>
         applyMoves(
+          "assign",
           moves,
           (at) => sql`owner = r.to_pod, next_owner = NULL, epoch = epoch + 1, updated_at = ${at}`,
           sameOwner
         ).pipe(Effect.mapError(shardStoreError("assign"))),
       requestHandover: (moves) =>
         applyMoves(
+          "requestHandover",
           moves.filter((move) => move.from !== null),
           (at) => sql`next_owner = r.to_pod, updated_at = ${at}`,
           sql`s.owner = r.from_pod`

@@ -1,13 +1,29 @@
 /**
  * What only PostgreSQL's ownership has: inbox arrivals pushed with LISTEN/NOTIFY; pods whose
  * session ended (process killed, `pg_terminate_backend`) judged gone at once, a stopped process by
- * its lease; and fencing under concurrency: journal writes and entity completions racing an epoch
- * bump.
+ * its lease; fencing under concurrency: journal writes and entity completions racing an epoch
+ * bump; and bounded waits for the ownership lock.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Exit, Fiber, Option, Stream } from "effect"
+import {
+  Context,
+  Deferred,
+  Effect,
+  Exit,
+  Fiber,
+  Layer,
+  Logger,
+  Option,
+  References,
+  Schema,
+  Stream
+} from "effect"
+import { SqlClient } from "effect/sql/SqlClient"
 import { inject } from "vitest"
+import { Workflow, WorkflowEngine } from "../../../src/index.ts"
+import { PostgresJournal } from "../../../src/postgres.ts"
 import { shardOf } from "../../../src/sharding/ShardId.ts"
+import { advisoryLockKey } from "../../../src/storage/sql/Migrations.ts"
 import { postgres } from "../backends.ts"
 import { idsInShard } from "../ownership.ts"
 import { spawnPod } from "../support/podProcess.ts"
@@ -263,4 +279,125 @@ describe("PostgreSQL ownership", () => {
         }
       }).pipe(Effect.scoped)
   )
+  it.live(
+    "a pod starting while another session holds the ownership lock waits for it in bounded tries (each one gives up, then tries again) instead of failing",
+    () =>
+      Effect.gen(function* () {
+        const url = inject("postgresUrl")
+        const tablePrefix = `lockwait_${Math.random().toString(36).slice(2, 8)}_`
+        const other = Context.get(yield* Layer.build(PostgresJournal.clientLayer({ url })), SqlClient)
+        const locked = yield* Deferred.make<void>()
+        const release = yield* Deferred.make<void>()
+        // A session holds the ownership lock, as a pod frozen inside an ownership transaction does.
+        const holder = yield* Effect.forkChild(
+          other.withTransaction(
+            Effect.gen(function* () {
+              yield* other`SELECT pg_advisory_xact_lock(${advisoryLockKey(`${tablePrefix}:ownership`)})`
+              yield* Deferred.succeed(locked, undefined)
+              yield* Deferred.await(release)
+            })
+          )
+        )
+        yield* Deferred.await(locked)
+        const starting = yield* Effect.forkChild(
+          Effect.scoped(
+            Effect.map(
+              WorkflowEngine.makeScoped(Workflow.union(noop), { podId: "waiting", leaseTtl: "1 second" }),
+              (engine) => engine.podId()
+            )
+          ).pipe(Effect.provide(PostgresJournal.layer({ url, tablePrefix, maxConnections: 3 })))
+        )
+        // The pod's transactions wait for the lock (lock_timeout TTL/10), give up and try again:
+        // two waits in two different transactions show a retry.
+        const waits = new Set<string>()
+        for (let i = 0; i < 300 && waits.size < 2; i++) {
+          const rows = yield* other<{ readonly started: unknown }>`SELECT a.xact_start::text AS started
+            FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+            WHERE l.locktype = 'advisory' AND NOT l.granted AND l.objsubid = 1
+            AND l.objid = ${advisoryLockKey(`${tablePrefix}:ownership`)}`
+          for (const row of rows) waits.add(String(row.started))
+          if (waits.size < 2) yield* Effect.sleep("10 millis")
+        }
+        yield* Deferred.succeed(release, undefined)
+        yield* Fiber.join(holder)
+        expect(waits.size).toBe(2)
+        expect(yield* Fiber.join(starting)).toBe("waiting")
+      }).pipe(Effect.scoped)
+  )
+  it.live(
+    "a running pod whose rounds find the ownership lock held skips them (logged at debug), keeps renewing and keeps its shards",
+    () => {
+      const lines: Array<{ readonly level: string; readonly text: string }> = []
+      const logger = Logger.make((options) => {
+        const message = options.message
+        lines.push({
+          level: options.logLevel,
+          text: Array.isArray(message) ? message.map(String).join(" ") : String(message)
+        })
+      })
+      const url = inject("postgresUrl")
+      const tablePrefix = `lockskip_${Math.random().toString(36).slice(2, 8)}_`
+      return Effect.gen(function* () {
+        const engine = yield* WorkflowEngine.makeScoped(Workflow.union(noop), {
+          podId: "busy",
+          leaseTtl: "1 second",
+          shardCount: 8
+        })
+        const before = (yield* engine.shards()).map((shard) => `${shard.shard}:${shard.owner}@${shard.epoch}`)
+        expect(before.every((shard) => shard.includes(":busy@"))).toBe(true)
+        const other = Context.get(yield* Layer.build(PostgresJournal.clientLayer({ url })), SqlClient)
+        const locked = yield* Deferred.make<void>()
+        const release = yield* Deferred.make<void>()
+        const holder = yield* Effect.forkChild(
+          other.withTransaction(
+            Effect.gen(function* () {
+              yield* other`SELECT pg_advisory_xact_lock(${advisoryLockKey(`${tablePrefix}:ownership`)})`
+              yield* Deferred.succeed(locked, undefined)
+              yield* Deferred.await(release)
+            })
+          )
+        )
+        yield* Deferred.await(locked)
+        // Twelve rounds that each waited (at most TTL/10) in a transaction of their own: more than
+        // a TTL with the lock held.
+        const waits = new Set<string>()
+        for (let i = 0; i < 400 && waits.size < 12; i++) {
+          const rows = yield* other<{ readonly started: unknown }>`SELECT a.xact_start::text AS started
+            FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+            WHERE l.locktype = 'advisory' AND NOT l.granted AND l.objsubid = 1
+            AND l.objid = ${advisoryLockKey(`${tablePrefix}:ownership`)}`
+          for (const row of rows) waits.add(String(row.started))
+          if (waits.size < 12) yield* Effect.sleep("10 millis")
+        }
+        yield* Deferred.succeed(release, undefined)
+        yield* Fiber.join(holder)
+        expect(waits.size).toBe(12)
+        const [pod] = yield* engine.pods()
+        expect(pod?.liveness).toBe("live")
+        expect(
+          (yield* engine.shards()).map((shard) => `${shard.shard}:${shard.owner}@${shard.epoch}`)
+        ).toEqual(before)
+        expect(lines.filter((line) => line.level === "Warn" || line.level === "Error")).toEqual([])
+        expect(
+          lines.some((line) => line.level === "Debug" && line.text.includes("ownership round skipped"))
+        ).toBe(true)
+      }).pipe(
+        Effect.scoped,
+        Effect.provide(PostgresJournal.layer({ url, tablePrefix, maxConnections: 3 })),
+        Effect.provide(Logger.layer([logger])),
+        Effect.provideService(References.MinimumLogLevel, "Debug")
+      )
+    }
+  )
 })
+
+class Noop extends Workflow.TaggedRequest<Noop>()("Noop", {
+  payload: { id: Schema.String },
+  success: Schema.String,
+  failure: Schema.Never
+}) {}
+const noop = Workflow.make(
+  Noop,
+  (request) => request.id,
+  (request) => Effect.succeed(request.id)
+)

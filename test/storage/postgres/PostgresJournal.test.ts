@@ -284,4 +284,65 @@ describe("PostgresJournal", () => {
         expect(Option.isSome(yield* journal.get("locked"))).toBe(true)
       }).pipe(Effect.scoped)
   )
+  it.live(
+    "idleInTransactionTimeout: the server ends a transaction left idle (a frozen process) and frees its locks before it resumes; 5 s by default",
+    () =>
+      Effect.gen(function* () {
+        const url = inject("postgresUrl")
+        const tablePrefix = prefix("idle")
+        const options: PostgresJournal.PostgresJournalOptions = {
+          url,
+          tablePrefix,
+          idleInTransactionTimeout: "300 millis"
+        }
+        const context = yield* Layer.build(
+          Layer.merge(PostgresJournal.layer(options), PostgresJournal.clientLayer(options))
+        )
+        const journal = Context.get(context, DurableExecutionJournal.DurableExecutionJournal)
+        const sql = Context.get(context, SqlClient)
+        const [setting] = yield* sql<{
+          readonly idle_in_transaction_session_timeout: string
+        }>`SHOW idle_in_transaction_session_timeout`
+        expect(setting?.idle_in_transaction_session_timeout).toBe("300ms")
+        const other = Context.get(yield* Layer.build(PostgresJournal.clientLayer({ url })), SqlClient)
+        const [fallback] = yield* other<{
+          readonly idle_in_transaction_session_timeout: string
+        }>`SHOW idle_in_transaction_session_timeout`
+        expect(fallback?.idle_in_transaction_session_timeout).toBe("5s")
+
+        yield* journal.start({ executionId: "held", workflow: "W", request: "{}", shard: 1, now: 1 })
+        const table = other(`${tablePrefix}executions`)
+        const locked = yield* Deferred.make<void>()
+        let resumed = false
+        // Holds the row, then stays idle inside its transaction, as a process frozen there would.
+        const holder = yield* Effect.forkChild(
+          sql
+            .withTransaction(
+              Effect.gen(function* () {
+                yield* sql`SELECT 1 FROM ${table} WHERE execution_id = 'held' FOR UPDATE`
+                yield* Deferred.succeed(locked, undefined)
+                yield* Effect.sleep("3 seconds")
+                resumed = true
+                yield* sql`SELECT 1`
+              })
+            )
+            .pipe(Effect.exit)
+        )
+        yield* Deferred.await(locked)
+        const free = other.withTransaction(
+          other`SELECT 1 FROM ${table} WHERE execution_id = 'held' FOR UPDATE NOWAIT`
+        )
+        // Another session gets the row while the holder is still "frozen".
+        let freed = yield* Effect.exit(free)
+        for (let i = 0; i < 100 && Exit.isFailure(freed) && !resumed; i++) {
+          yield* Effect.sleep("20 millis")
+          freed = yield* Effect.exit(free)
+        }
+        expect(Exit.isSuccess(freed)).toBe(true)
+        expect(resumed).toBe(false)
+        // The holder's transaction is gone: resumed, it fails instead of committing.
+        expect(Exit.isFailure(yield* Fiber.join(holder))).toBe(true)
+        expect(Option.isSome(yield* journal.get("held"))).toBe(true)
+      }).pipe(Effect.scoped)
+  )
 })

@@ -58,7 +58,11 @@ export const journalError =
     return new JournalError({ operation, detail: describeSqlError(error), transient: isTransient(error) })
   }
 
-/** A `ShardStoreError` for `operation`, as `journalError` builds a `JournalError`. */
+/**
+ * A `ShardStoreError` for `operation`, as `journalError` builds a `JournalError`. A lock wait that
+ * ran out (PostgreSQL's `lock_timeout`, SQLite's busy timeout) is `busy`: another process holds
+ * the lock, perhaps frozen inside its transaction, and the pod tries again at its next round.
+ */
 export const shardStoreError =
   (operation: string, what?: string) =>
   (error: SqlError | Schema.SchemaError | JournalError): ShardStoreError =>
@@ -70,7 +74,14 @@ export const shardStoreError =
             detail: `the stored ${what ?? "row"} does not decode: ${error.message}`,
             transient: false
           })
-        : new ShardStoreError({ operation, detail: describeSqlError(error), transient: isTransient(error) })
+        : error.reason._tag === "LockTimeoutError"
+          ? new ShardStoreError({
+              operation,
+              detail: `another process held a lock it needed past its bounded wait (${describeSqlError(error)})`,
+              transient: true,
+              busy: true
+            })
+          : new ShardStoreError({ operation, detail: describeSqlError(error), transient: isTransient(error) })
 
 /**
  * An `EntityStoreError` for `operation`, transient as a `JournalError` would be: a lost connection
