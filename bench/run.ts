@@ -28,6 +28,7 @@ import { entitiesBench } from "./entities.ts"
 import { failoverBench } from "./failover.ts"
 import { idleGroupCommitBench } from "./idleGroupCommit.ts"
 import { networkBench } from "./network.ts"
+import { overloadBench } from "./overload.ts"
 import { ownershipBench } from "./ownership.ts"
 import { podsBench } from "./pods.ts"
 import { postgresBench, postgresSleepBench } from "./postgres.ts"
@@ -56,12 +57,16 @@ const Options = Schema.Struct({
       "pods",
       "entities",
       "network",
-      "replay"
+      "replay",
+      "overload"
     ])
   ),
   peers: Schema.optional(Schema.Boolean),
   // A checkout of an earlier commit, for `--only telemetry|replay` (its src/index.ts is imported).
-  baseline: Schema.optional(Schema.String)
+  baseline: Schema.optional(Schema.String),
+  // `--only overload`: how many executions (and sends), and on which backend (default: both).
+  count: Schema.optional(Schema.NumberFromString.check(Schema.isInt(), Schema.isGreaterThan(0))),
+  backend: Schema.optional(Schema.Literals(["sqlite", "postgres"]))
 })
 const options = Schema.decodeUnknownSync(Options)(
   parseArgs({
@@ -71,7 +76,9 @@ const options = Schema.decodeUnknownSync(Options)(
       postgres: { type: "string" },
       only: { type: "string" },
       peers: { type: "boolean" },
-      baseline: { type: "string" }
+      baseline: { type: "string" },
+      count: { type: "string" },
+      backend: { type: "string" }
     }
   }).values
 )
@@ -243,6 +250,13 @@ const program = Effect.gen(function* () {
   if (options.only === undefined || options.only === "entities") yield* entitiesBench(scale, options.postgres)
   if (options.only === undefined || options.only === "network") yield* networkBench(scale, options.postgres)
   if (options.only === "telemetry") yield* telemetryBench(scale, dir, options.baseline)
+  if (options.only === "overload") {
+    yield* overloadBench(
+      [options.count ?? (quick ? 5_000 : 50_000)],
+      options.postgres,
+      options.backend === undefined ? ["sqlite", "postgres"] : [options.backend]
+    )
+  }
   if (options.only === undefined || options.only === "replay") yield* replayBench(scale, options.baseline)
   if (options.peers === true || options.only === "peers") yield* baselineBench(scale, options.postgres)
 })

@@ -24,7 +24,8 @@
  * When the scope closes (graceful shutdown, after the engine stopped its runs), the pod hands its
  * shards back and unregisters, so other pods take them at once instead of after the TTL.
  */
-import { Clock, Duration, Effect, Exit, Fiber, Random, Schedule, Scope } from "effect"
+import { Clock, Duration, Effect, Exit, Fiber, Random, Schedule, Scheduler, Scope } from "effect"
+import { urgentOf } from "../internal/BudgetScheduler.ts"
 import * as Instrument from "../observability/internal/instrument.ts"
 import type { NetworkOptions } from "./PodNetwork.ts"
 import { plan } from "./Rebalance.ts"
@@ -415,6 +416,7 @@ export const make = (
         ),
         scope
       )
+      // Urgent: on a BudgetScheduler its tasks run ahead of every other fiber's in each turn.
       const renewals = yield* Effect.forkIn(
         Effect.forever(
           Effect.andThen(
@@ -424,7 +426,7 @@ export const make = (
               Effect.suspend(() => (leaving ? Effect.void : renew))
             )
           )
-        ),
+        ).pipe(Effect.provideService(Scheduler.Scheduler, urgentOf(yield* Scheduler.Scheduler))),
         scope
       )
       const dog = yield* Effect.forkIn(watchdog, scope)

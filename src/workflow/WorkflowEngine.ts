@@ -317,19 +317,9 @@ export const makeScoped = <W extends Any>(
       pods: () => ownership.pods ?? Effect.succeed([]),
       shards: () => ownership.shards ?? Effect.succeed([]),
       signal: executions.signal,
-      send: (request) =>
-        // The result was produced (or decoded) by the workflow that handles this request's tag.
-        Effect.flatMap(executions.start(request), ({ workflow, execution, freshRequest, notified }) =>
-          executions.awaitResult(workflow, execution, freshRequest, notified)
-        ) as Effect.Effect<never, never>,
-      sendDiscard: (request) =>
-        Effect.gen(function* () {
-          const { workflow, execution, freshRequest, notified } = yield* executions.start(request)
-          if (execution.status === "running") {
-            yield* executions.runOrTell(workflow, execution, freshRequest, notified)
-          }
-          return execution.executionId
-        }),
+      // The result was produced (or decoded) by the workflow that handles this request's tag.
+      send: (request) => executions.send(request) as Effect.Effect<never, never>,
+      sendDiscard: (request) => executions.sendDiscard(request),
       status: (executionId) =>
         Effect.andThen(
           checkIdentifier("execution id", executionId, null),

@@ -65,6 +65,8 @@ export interface PodMessage {
   readonly stopped?: string
   /** The pod stops itself inside an ownership transaction of this operation (`freezeInOwnershipLock`). */
   readonly freezing?: string
+  /** Every send of a burst (`{"burst": ...}` on stdin) returned. */
+  readonly burstDone?: number
   readonly level?: string
   readonly message?: ReadonlyArray<unknown>
 }

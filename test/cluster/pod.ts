@@ -9,10 +9,12 @@
  * submits (option `submit`), `{"stopped": podId}` after a graceful shutdown (SIGTERM), and its
  * logs as JSON (`{"level": "WARN", "message": [...]}`), so a test can wait for a refused write.
  *
- * On stdin it takes one command, a JSON line: `{"freezeInOwnershipLock": operation}` makes the
- * pod stop itself (SIGSTOP) inside its next ownership transaction of that `ShardStore` operation
- * (e.g. `acquireManager`), right after the transaction took the ownership lock; it prints
- * `{"freezing": operation}` first. The test resumes it with SIGCONT.
+ * On stdin it takes commands, one JSON line each: `{"freezeInOwnershipLock": operation}` makes
+ * the pod stop itself (SIGSTOP) inside its next ownership transaction of that `ShardStore`
+ * operation (e.g. `acquireManager`), right after the transaction took the ownership lock; it prints
+ * `{"freezing": operation}` first. The test resumes it with SIGCONT. `{"burst": {prefix, count}}`
+ * makes it `send` executions `${prefix}-${i}` for i in [0, count) all at once (a flood of callers),
+ * printing `{"burstDone": count}` once every send returned.
  *
  * Usage: node --conditions=@effect-cluster/source pod.ts '<json options>'
  */
@@ -104,9 +106,22 @@ const order = Workflow.make(
 
 /** The operation whose next ownership transaction freezes this pod, once the test asks. */
 let freezeIn: string | undefined
-const Command = Schema.fromJsonString(Schema.Struct({ freezeInOwnershipLock: Schema.String }))
+/** Bursts asked for, run by `main` once the engine is up. */
+const bursts: Array<{ readonly prefix: string; readonly count: number }> = []
+let burstArrived: (() => void) | undefined
+const Command = Schema.fromJsonString(
+  Schema.Union([
+    Schema.Struct({ freezeInOwnershipLock: Schema.String }),
+    Schema.Struct({ burst: Schema.Struct({ prefix: Schema.String, count: Schema.Number }) })
+  ])
+)
 createInterface({ input: process.stdin }).on("line", (line) => {
-  freezeIn = Schema.decodeUnknownSync(Command)(line).freezeInOwnershipLock
+  const command = Schema.decodeUnknownSync(Command)(line)
+  if ("freezeInOwnershipLock" in command) freezeIn = command.freezeInOwnershipLock
+  else {
+    bursts.push(command.burst)
+    burstArrived?.()
+  }
 })
 
 /** Stops this process while it holds the ownership lock (once), when the test asked for it. */
@@ -144,7 +159,21 @@ const main = Effect.gen(function* () {
     }
     console.log(JSON.stringify({ submitted: submit.count }))
   }
-  return yield* Effect.never
+  while (true) {
+    const burst = bursts.shift()
+    if (burst === undefined) {
+      yield* Effect.callback<void>((resume) => {
+        burstArrived = () => resume(Effect.void)
+      })
+      continue
+    }
+    yield* Effect.forEach(
+      Array.from({ length: burst.count }, (_, i) => i),
+      (i) => engine.send(new Order({ id: `${burst.prefix}-${i}` })),
+      { concurrency: "unbounded", discard: true }
+    )
+    console.log(JSON.stringify({ burstDone: burst.count }))
+  }
 }).pipe(
   Effect.scoped,
   Effect.provide(Layer.mergeAll(Layer.fresh(journal), Logger.layer([Logger.consoleJson])))

@@ -22,9 +22,10 @@
  * ```
  */
 import * as PgClient from "@effect/sql-pg/PgClient"
-import { Cause, Config, Context, Duration, Effect, Layer, Redacted, type Scope } from "effect"
+import { Cause, Config, Context, Duration, Effect, Layer, Redacted, Scheduler, type Scope } from "effect"
 import { SqlClient } from "effect/sql/SqlClient"
 import type { SqlError } from "effect/sql/SqlError"
+import * as BudgetScheduler from "../../internal/BudgetScheduler.ts"
 import * as NodePodNetwork from "../../node/NodePodNetwork.ts"
 import { EntityStore } from "../../sharding/EntityStore.ts"
 import { PodNetworkFactory } from "../../sharding/PodNetwork.ts"
@@ -273,9 +274,13 @@ const open = (
         Context.add(ShardStore, shards),
         Context.add(EntityStore, entities),
         // The direct path between the pods of this store (see NodePodNetwork): on by default.
-        Context.add(PodNetworkFactory, NodePodNetwork.factory)
+        Context.add(PodNetworkFactory, NodePodNetwork.factory),
+        // Fibers run a budget at a time, so a flood of work never holds the event loop (and the
+        // pod's lease renewals) for long: see BudgetScheduler.
+        Context.add(Scheduler.Scheduler, BudgetScheduler.shared)
       )
-    })
+      // The store's own fibers (the group commit's writer) too.
+    }).pipe(Effect.provideService(Scheduler.Scheduler, BudgetScheduler.shared))
   ).pipe(
     Layer.provide(clientLayer(options)),
     Layer.catchCause((cause) =>

@@ -4,7 +4,7 @@
  * Writers submit an item and wait for its commit. With an asynchronous driver, when no commit is
  * in progress the writer commits its item itself, at once (`inlineWhenIdle`): a lone writer is not
  * delayed, not even by a hand-off to another fiber. Otherwise items queue; one writer fiber takes
- * everything queued and hands the batch to `flush`, which turns it into as few statements as it
+ * what is queued (at most `MAX_BATCH` items) and hands the batch to `flush`, which turns it into as few statements as it
  * can (multi-row upserts, one transaction). Under load, every item that arrives during a commit
  * rides on the next one, so one fsync and a handful of statements serve many executions.
  *
@@ -22,6 +22,14 @@ import { isTransient } from "./transient.ts"
 
 /** See the writer loop: how often a run of lone batches yields to let a burst join. */
 const PROBE = 8
+
+/**
+ * The most items one transaction takes. A batch is one synchronous stretch on SQLite (its
+ * statements and fsync) and completes its items' waiters at once, so a flood of writes is cut into
+ * transactions of this size, with a turn of the event loop (timers, sockets, lease renewals)
+ * between them. 512 items commit in a few milliseconds and still share one fsync.
+ */
+export const MAX_BATCH = 512
 
 interface Pending<I, A> {
   readonly item: I
@@ -136,9 +144,9 @@ export const make = <I, A>(
         // commits before anyone else runs, so without it an engine that was idle for a moment
         // would commit every write of the next burst alone (10x slower), for good.
         if (lastBatchSize > 1 || ++lone % PROBE === 0) yield* Effect.yieldNow
-        const batch = pending
+        const batch = pending.length <= MAX_BATCH ? pending : pending.slice(0, MAX_BATCH)
+        pending = batch === pending ? [] : pending.slice(MAX_BATCH)
         lastBatchSize = batch.length
-        pending = []
         yield* commit(batch)
         busy = false
       }

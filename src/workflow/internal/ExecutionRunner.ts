@@ -198,6 +198,8 @@ const runBody = (
         !state.replayOnly && (state.interruptRequested || current.value.interruptRequested)
       if (steps.success.length === 0) state.caughtUp = true
     } else {
+      // A new execution: nothing to load.
+      state.markLoaded()
       state.caughtUp = true
     }
     // Recorded steps to replay: this run resumes the execution (after a resume, crash, restart, wake).

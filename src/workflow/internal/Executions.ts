@@ -27,6 +27,7 @@ import {
   SuspendReason,
   UnknownWorkflowError
 } from "../WorkflowErrors.ts"
+import { Admission } from "./Admission.ts"
 import { encodeJson, encodeJsonResult } from "./codec.ts"
 import type { DurableTimer } from "./DurableTimer.ts"
 import type { RunHandle } from "./ExecutionRunner.ts"
@@ -72,7 +73,15 @@ export interface ExecutionsOptions {
   readonly timer: () => DurableTimer
   /** The engine's scope: interruptions requested through an inbox run in it. */
   readonly scope: Scope.Scope
+  /** Starts admitted at once (default `ADMITTED`). */
+  readonly admitted?: number | undefined
 }
+
+/**
+ * Starts admitted at once by default: enough to keep the journal's group commit and the runs'
+ * loading busy, few enough that their memory and the work of completing them stay small.
+ */
+export const ADMITTED = 512
 
 /**
  * Checks an identifier at the engine's boundary (see `identifier.ts`): the same typed error on
@@ -89,9 +98,12 @@ export const checkIdentifier = (
 
 export class Executions {
   private readonly options: ExecutionsOptions
+  /** Starts admitted at once (see `Admission`). */
+  private readonly admission: Admission
 
   constructor(options: ExecutionsOptions) {
     this.options = options
+    this.admission = new Admission(options.admitted ?? ADMITTED)
   }
 
   /** Whether this engine runs the shard of `executionId` now. */
@@ -220,33 +232,80 @@ export class Executions {
     if (row.status === "sleeping") return this.afterWake(workflow, row.executionId)
     if (row.status !== "running") return resultOf(workflow, row)
     return Effect.flatMap(this.runOrTell(workflow, row, freshRequest, notified), (handle) =>
-      handle === undefined
-        ? this.remoteResult(workflow, row.executionId)
-        : Effect.flatMap(Deferred.await(handle.outcome), (outcome): Effect.Effect<unknown, unknown> => {
-            switch (outcome._tag) {
-              case "Completed":
-                return outcome.exit
-              case "Suspended":
-                return Effect.fail(suspendedError(row, outcome.reason))
-              case "Stopped":
-                // Stopped because the shard moved to another pod: its result arrives from there.
-                return this.options.shuttingDown()
-                  ? Effect.interrupt
-                  : this.remoteResult(workflow, row.executionId)
-              case "Failed":
-                return Effect.fail(outcome.error)
-              case "Sleeping":
-                return this.afterWake(workflow, row.executionId)
-              case "Stale":
-                // The execution finished or was suspended before the run started: read it again.
-                return Effect.flatMap(this.getRow(row.executionId), (latest) =>
-                  latest.status === "running"
-                    ? Effect.interrupt
-                    : this.awaitResult(workflow, latest, undefined, true)
-                )
-            }
-          })
+      this.awaitRun(workflow, row, handle)
     )
+  }
+
+  /**
+   * A `send`: stores the start of `request` once admitted (see `Admission`), starts its run here
+   * (or tells the owner), and waits for its result, without holding the admission meanwhile.
+   */
+  readonly send = (request: { readonly _tag: string }): Effect.Effect<unknown, unknown> =>
+    Effect.flatMap(this.admitted(request), ({ started, handle }) => {
+      const row = started.execution
+      if (row.status !== "running") return this.awaitResult(started.workflow, row, undefined, true)
+      return this.awaitRun(started.workflow, row, handle)
+    })
+
+  /** A `sendDiscard`: stores the start once admitted and makes sure the execution runs. */
+  readonly sendDiscard = (request: { readonly _tag: string }): Effect.Effect<string, StartError> =>
+    Effect.map(this.admitted(request), ({ started }) => started.execution.executionId)
+
+  /**
+   * The admitted part of a start: stored; for a running execution, its run started here and its
+   * journal loaded (or its owner told).
+   */
+  private admitted(request: {
+    readonly _tag: string
+  }): Effect.Effect<{ readonly started: Started; readonly handle: RunHandle | undefined }, StartError> {
+    type Admitted = { readonly started: Started; readonly handle: RunHandle | undefined }
+    return this.admission.admit(
+      Effect.flatMap(this.start(request), (started): Effect.Effect<Admitted, StartError> => {
+        const { workflow, execution, freshRequest, notified } = started
+        if (execution.status !== "running") return Effect.succeed({ started, handle: undefined })
+        return Effect.flatMap(
+          this.runOrTell(workflow, execution, freshRequest, notified),
+          (handle): Effect.Effect<Admitted, StartError> =>
+            handle === undefined
+              ? Effect.succeed({ started, handle })
+              : Effect.as(Deferred.await(handle.state.loaded), { started, handle })
+        )
+      })
+    )
+  }
+
+  /** Waits for the run `handle` of `row` (none: another pod runs it) and returns the result. */
+  private awaitRun(
+    workflow: Any,
+    row: ExecutionRecord,
+    handle: RunHandle | undefined
+  ): Effect.Effect<unknown, unknown> {
+    return handle === undefined
+      ? this.remoteResult(workflow, row.executionId)
+      : Effect.flatMap(Deferred.await(handle.outcome), (outcome): Effect.Effect<unknown, unknown> => {
+          switch (outcome._tag) {
+            case "Completed":
+              return outcome.exit
+            case "Suspended":
+              return Effect.fail(suspendedError(row, outcome.reason))
+            case "Stopped":
+              // Stopped because the shard moved to another pod: its result arrives from there.
+              return this.options.shuttingDown()
+                ? Effect.interrupt
+                : this.remoteResult(workflow, row.executionId)
+            case "Failed":
+              return Effect.fail(outcome.error)
+            case "Sleeping":
+              return this.afterWake(workflow, row.executionId)
+            case "Stale":
+              // The execution finished or was suspended before the run started: read it again.
+              return Effect.flatMap(this.getRow(row.executionId), (latest) =>
+                latest.status === "running"
+                  ? Effect.interrupt
+                  : this.awaitResult(workflow, latest, undefined, true)
+              )
+          }
+        })
   }
 
   /** The result of an execution another pod runs, once it is final (or suspended). */

@@ -11,6 +11,11 @@ import type { Ownership } from "./Ownership.ts"
 
 export class Runs {
   private readonly running = new Map<string, RunHandle>()
+  /**
+   * Runs being started: registered before the first step that could yield, so that two callers
+   * of `ensure` for one execution (a send and the shard's resumption) never start two runs.
+   */
+  private readonly starting = new Map<string, Deferred.Deferred<RunHandle | undefined>>()
   private readonly options: {
     /** The environment of unfenced runs; fenced runs get a copy with their journal. */
     readonly env: RunnerEnvironment
@@ -46,11 +51,15 @@ export class Runs {
     return Effect.suspend(() => {
       const existing = this.running.get(row.executionId)
       if (existing !== undefined) return Effect.succeed(existing)
+      const pending = this.starting.get(row.executionId)
+      if (pending !== undefined) return Deferred.await(pending)
       const { env, ownership, services } = this.options
       if (this.options.stopping()) return Effect.interrupt
       const owner = ownership()
       const fence = owner.runFence(owner.shardOf(row.executionId))
       if (fence === undefined) return Effect.succeed(undefined)
+      const slot = Deferred.makeUnsafe<RunHandle | undefined>()
+      this.starting.set(row.executionId, slot)
       let handle: RunHandle | undefined
       const runEnv: RunnerEnvironment =
         fence === null
@@ -77,11 +86,20 @@ export class Runs {
           this.options.settled(row.executionId, undefined)
         }
       })
-      return Effect.tap(started, (started) =>
-        Effect.sync(() => {
-          handle = started
-          this.running.set(row.executionId, started)
-        })
+      return started.pipe(
+        Effect.tap((started) =>
+          Effect.sync(() => {
+            handle = started
+            // A run that already ended (it ran while this fiber yielded) is not registered.
+            if (!Deferred.isDoneUnsafe(started.outcome)) this.running.set(row.executionId, started)
+          })
+        ),
+        Effect.onExit((exit) =>
+          Effect.sync(() => {
+            this.starting.delete(row.executionId)
+            Deferred.doneUnsafe(slot, exit)
+          })
+        )
       )
     })
   }
