@@ -48,6 +48,7 @@ import {
   PersistedCounter
 } from "../test/sharding/fixtures/counter.ts"
 import { entityStoreBench, type Measured as StoreMeasured } from "./entityStore.ts"
+import { describeDelay, withLoopDelay } from "./loopDelay.ts"
 import * as EffectEntity from "./peers/effectEntity.ts"
 import { serverUrl } from "./postgres.ts"
 
@@ -438,21 +439,23 @@ export const entitiesBench = (scale: number, givenUrl: string | undefined) =>
     const dir = mkdtempSync(join(tmpdir(), "effect-cluster-entities-"))
     yield* Effect.addFinalizer(() => Effect.sync(() => rmSync(dir, { recursive: true, force: true })))
     const sqlRounds = Math.min(rounds, 3)
-    const sqliteRows = yield* persistedOn(
-      SqliteJournal.layer({ filename: join(dir, "counter.db") }),
-      scale,
-      sqlRounds
+    const [sqliteRows, sqliteDelay] = yield* withLoopDelay(
+      persistedOn(SqliteJournal.layer({ filename: join(dir, "counter.db") }), scale, sqlRounds)
     )
     printSql("SQLite (WAL, synchronous=FULL)", ceilings.sqlite, sqliteRows)
-    const postgresRows = yield* persistedOn(
-      PostgresJournal.layer({ url, tablePrefix: `bench_counter_${Date.now()}_` }),
-      scale,
-      sqlRounds
+    console.log(`\nPersisted on SQLite: ${describeDelay(sqliteDelay)}`)
+    const [postgresRows, postgresDelay] = yield* withLoopDelay(
+      persistedOn(
+        PostgresJournal.layer({ url, tablePrefix: `bench_counter_${Date.now()}_` }),
+        scale,
+        sqlRounds
+      )
     )
     printSql(
       givenUrl === undefined ? "PostgreSQL (throwaway server, fsync on)" : "PostgreSQL",
       ceilings.postgres,
       postgresRows
     )
+    console.log(`\nPersisted on PostgreSQL: ${describeDelay(postgresDelay)}`)
     return { rows, sqlite: sqliteRows, postgres: postgresRows }
   }).pipe(Effect.scoped)

@@ -11,6 +11,7 @@
 import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
+import { monitorEventLoopDelay } from "node:perf_hooks"
 import { Context, Effect, Fiber, Layer, type Scope } from "effect"
 import { SqlClient } from "effect/sql/SqlClient"
 import { DurableExecutionJournal, ShardId, ShardStore, SqliteJournal, WorkflowEngine } from "effect-cluster"
@@ -83,6 +84,9 @@ export interface ResumptionRow {
   readonly allResumed: number
   /** The process's CPU time from `makeScoped` to the last completion, per resumed execution. */
   readonly cpuMicrosPerExecution: number
+  /** The event loop's delay (ms) from `makeScoped` returning to the last completion. */
+  readonly delayP99: number
+  readonly delayMax: number
 }
 
 /** Starts an engine on the filled store and times it (see the module comment). */
@@ -99,6 +103,9 @@ const resume = (open: Open, count: number) =>
     const since = () => (performance.now() - started) / 1000
     const engine = yield* WorkflowEngine.makeScoped(workflow).pipe(Effect.provideContext(context))
     const returned = since()
+    // From here (the start loads modules once, a stall that is not the resumption's).
+    const delay = monitorEventLoopDelay({ resolution: 10 })
+    delay.enable()
     const newSend = yield* Effect.forkChild(
       Effect.map(engine.send(new Bench({ id: count + 1 })), () => since())
     )
@@ -110,13 +117,16 @@ const resume = (open: Open, count: number) =>
       yield* Effect.sleep("100 millis")
     }
     const allResumed = since()
+    delay.disable()
     const used = process.cpuUsage(cpu)
     return {
       cpuMicrosPerExecution: (used.user + used.system) / count,
       returned,
       newSend: yield* Fiber.join(newSend),
       firstResumed: firstResumed ?? allResumed,
-      allResumed
+      allResumed,
+      delayP99: delay.percentile(99) / 1e6,
+      delayMax: delay.max / 1e6
     }
   }).pipe(Effect.scoped)
 
@@ -154,12 +164,12 @@ export const resumptionBench = (
       console.log(JSON.stringify(rows.at(-1)))
     }
     console.log(
-      "\n| backend | unfinished executions | makeScoped returned | a new send completed | first resumed execution completed | all resumed | resumed executions/s | CPU µs per resumed execution |"
+      "\n| backend | unfinished executions | makeScoped returned | a new send completed | first resumed execution completed | all resumed | resumed executions/s | CPU µs per resumed execution | event-loop delay p99 / max |"
     )
-    console.log("|---|---|---|---|---|---|---|---|")
+    console.log("|---|---|---|---|---|---|---|---|---|")
     for (const row of rows) {
       console.log(
-        `| ${row.backend} | ${row.count} | ${row.returned.toFixed(2)} s | ${row.newSend.toFixed(2)} s | ${row.firstResumed.toFixed(2)} s | ${row.allResumed.toFixed(1)} s | ${(row.count / row.allResumed).toFixed(0)} | ${row.cpuMicrosPerExecution.toFixed(0)} |`
+        `| ${row.backend} | ${row.count} | ${row.returned.toFixed(2)} s | ${row.newSend.toFixed(2)} s | ${row.firstResumed.toFixed(2)} s | ${row.allResumed.toFixed(1)} s | ${(row.count / row.allResumed).toFixed(0)} | ${row.cpuMicrosPerExecution.toFixed(0)} | ${row.delayP99.toFixed(0)} / ${row.delayMax.toFixed(0)} ms |`
       )
     }
     return rows

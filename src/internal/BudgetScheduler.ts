@@ -16,7 +16,7 @@
 import { Layer, Scheduler } from "effect"
 
 /** How long one turn of the event loop may run fibers before timers and I/O get their turn. */
-export const BUDGET_MILLIS = 10
+export const BUDGET_MILLIS = 5
 
 /** How often (in operations) a running fiber looks at the clock to see whether the turn is over. */
 const CHECK_EVERY = 128
