@@ -37,7 +37,8 @@ import {
   refusedWrite,
   removeStore,
   type Store,
-  shards
+  shards,
+  writeLockFree
 } from "./harness.ts"
 
 const TTL = 3_000
@@ -48,22 +49,6 @@ const resultOf = (id: string) => JSON.stringify({ _tag: "Success", value: `${id}
 const isStopped = (pid: number) => {
   const stat = readFileSync(`/proc/${pid}/stat`, "utf8")
   return stat.slice(stat.lastIndexOf(")") + 2).startsWith("T")
-}
-
-/** Whether nobody holds the SQLite file's write lock now (a busy lock fails at once). */
-const writeLockFree = async (file: string): Promise<boolean> => {
-  const { DatabaseSync } = await import("node:sqlite")
-  const db = new DatabaseSync(file)
-  try {
-    db.exec("PRAGMA busy_timeout = 0")
-    db.exec("BEGIN IMMEDIATE")
-    db.exec("ROLLBACK")
-    return true
-  } catch {
-    return false
-  } finally {
-    db.close()
-  }
 }
 
 /** Sessions holding the ownership advisory lock of the default table prefix while idle in their transaction. */

@@ -241,7 +241,7 @@ export const refusedWrite = (message: PodMessage) =>
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 
 /** Whether nobody holds the SQLite file's write lock now (a busy lock fails at once). */
-const writeLockFree = async (file: string): Promise<boolean> => {
+export const writeLockFree = async (file: string): Promise<boolean> => {
   const { DatabaseSync } = await import("node:sqlite")
   const db = new DatabaseSync(file)
   try {
