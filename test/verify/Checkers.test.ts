@@ -135,3 +135,22 @@ describe("the verification checkers", () => {
     ])
   })
 })
+
+describe("the fault schedule", () => {
+  it("is the same for the same seed, and another for another seed", async () => {
+    const { schedule } = await import("../../verify/schedule.ts")
+    const options = { durationMillis: 60_000, pods: 3, leaseMillis: 3_000 }
+    const first = schedule(42, options)
+    expect(schedule(42, options)).toEqual(first)
+    expect(schedule(43, options)).not.toEqual(first)
+    expect(first.length).toBeGreaterThan(5)
+    // Never two faults at once on one pod; every kind of fault appears over a minute.
+    for (const pod of [0, 1, 2]) {
+      const ofPod = first.filter((fault) => fault.pod === pod)
+      for (let i = 1; i < ofPod.length; i++) {
+        expect(ofPod[i]!.at).toBeGreaterThan(ofPod[i - 1]!.at + ofPod[i - 1]!.millis)
+      }
+    }
+    expect(new Set(first.map((fault) => fault.kind))).toEqual(new Set(["kill", "pause", "restart"]))
+  })
+})

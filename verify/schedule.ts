@@ -1,0 +1,67 @@
+/**
+ * The verification runner's fault schedule (issue #20): a seeded, reproducible list of faults, so
+ * that a failing run prints its seed and `npm run verify -- --seed S` replays the same schedule.
+ */
+
+/** A fault the nemesis injects into one pod. */
+export type FaultKind =
+  /** SIGKILL, then a new process after `millis`. */
+  | "kill"
+  /** SIGSTOP for `millis` (past the lease when longer than its TTL), then SIGCONT. */
+  | "pause"
+  /** SIGTERM (a graceful stop, as in a rolling deploy), then a new process after `millis`. */
+  | "restart"
+
+export interface Fault {
+  /** When it begins, in ms from the start of the run. */
+  readonly at: number
+  readonly kind: FaultKind
+  /** The pod's index. */
+  readonly pod: number
+  /** How long the pod stays down or frozen. */
+  readonly millis: number
+}
+
+/** mulberry32: a small, fast, seeded generator of numbers in [0, 1). */
+export const random = (seed: number): (() => number) => {
+  let state = seed >>> 0
+  return () => {
+    state = (state + 0x6d2b79f5) >>> 0
+    let t = state
+    t = Math.imul(t ^ (t >>> 15), t | 1)
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
+  }
+}
+
+/**
+ * The faults of a run of `durationMillis` over `pods` pods whose lease lasts `leaseMillis`: one
+ * every 2–5 s after a first quiet second, never two at once on one pod, pauses of 0.5–2 leases,
+ * kills and restarts of 0.2–2 s. The same arguments always give the same schedule.
+ */
+export const schedule = (
+  seed: number,
+  options: { readonly durationMillis: number; readonly pods: number; readonly leaseMillis: number }
+): ReadonlyArray<Fault> => {
+  const next = random(seed)
+  const between = (low: number, high: number) => low + Math.floor(next() * (high - low))
+  const faults: Array<Fault> = []
+  const busyUntil = new Array<number>(options.pods).fill(0)
+  const kinds: ReadonlyArray<FaultKind> = ["kill", "pause", "restart"]
+  for (let at = 1_000 + between(0, 1_000); at < options.durationMillis; at += between(2_000, 5_000)) {
+    const pod = between(0, options.pods)
+    if (busyUntil[pod]! > at) continue
+    const kind = kinds[between(0, kinds.length)]!
+    const millis =
+      kind === "pause"
+        ? between(Math.round(options.leaseMillis / 2), options.leaseMillis * 2)
+        : between(200, 2_000)
+    faults.push({ at, kind, pod, millis })
+    busyUntil[pod] = at + millis + 1_000
+  }
+  return faults
+}
+
+/** `12.3 s pause pod 1 for 4,200 ms` */
+export const describeFault = (fault: Fault): string =>
+  `${(fault.at / 1000).toFixed(1)} s ${fault.kind} pod ${fault.pod} for ${fault.millis.toLocaleString("en-US")} ms`
