@@ -3,7 +3,8 @@
  * (`test/cluster/pod.ts`: `Order` workflows of two activities that append every attempt to a ledger
  * outside the store) on one SQLite file or one PostgreSQL database, every pod submitting
  * executions, while a nemesis injects the faults of a seeded schedule (`schedule.ts`: SIGKILL and a
- * new process, SIGSTOP past the lease and SIGCONT, SIGTERM and a new process). Then the faults
+ * new process, SIGSTOP past the lease and SIGCONT, SIGTERM and a new process; on PostgreSQL also
+ * `pg_terminate_backend` of the pods' sessions and a restart of the server). Then the faults
  * stop, every pod runs, and once every acknowledged execution ended (or a bound passed) the
  * checkers (`checkers.ts`) read the history: nothing lost, no attempt twice, no two pods running
  * one shard at once, liveness after the heal.
@@ -18,12 +19,13 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { parseArgs } from "node:util"
 import { Effect, Layer, ManagedRuntime, Schema } from "effect"
+import { SqlClient } from "effect/sql/SqlClient"
 import { DurableExecutionJournal, SqliteJournal } from "effect-cluster"
 import { PostgresJournal } from "effect-cluster/postgres"
 import * as ChildPod from "../test/support/ChildPod.ts"
 import { startPostgres } from "../test/support/PostgresServer.ts"
 import { type Anomaly, checkAll, type HistoryEvent } from "./checkers.ts"
-import { describeFault, type Fault, schedule } from "./schedule.ts"
+import { describeFault, type Fault, POD_FAULTS, POSTGRES_FAULTS, schedule } from "./schedule.ts"
 
 const Options = Schema.Struct({
   seed: Schema.optional(Schema.NumberFromString.check(Schema.isInt())),
@@ -63,7 +65,12 @@ interface PodMessage {
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 
 const main = async () => {
-  const faults = schedule(seed, { durationMillis, pods: podCount, leaseMillis: LEASE })
+  const faults = schedule(seed, {
+    durationMillis,
+    pods: podCount,
+    leaseMillis: LEASE,
+    kinds: backend === "postgres" ? POSTGRES_FAULTS : POD_FAULTS
+  })
   console.log(`verify: seed ${seed}, ${backend}, ${podCount} pods, ${durationMillis / 1000} s of faults`)
   const dir = mkdtempSync(join(tmpdir(), "effect-cluster-verify-"))
   const ledger = join(dir, "ledger.jsonl")
@@ -112,7 +119,13 @@ const main = async () => {
       refreshAcked()
       const child = pods[fault.pod]!.child!
       console.log(`  ${describeFault(fault)}`)
-      if (fault.kind === "pause") {
+      if (fault.kind === "terminate") {
+        await terminateSessions(server!.url)
+      } else if (fault.kind === "db-restart") {
+        await server!.stop()
+        await sleep(fault.millis)
+        await server!.start()
+      } else if (fault.kind === "pause") {
         child.kill("SIGSTOP")
         await sleep(fault.millis)
         child.kill("SIGCONT")
@@ -184,6 +197,23 @@ const main = async () => {
     )
     console.log(`schedule:\n${faults.map((fault: Fault) => `  ${describeFault(fault)}`).join("\n")}`)
     process.exit(1)
+  }
+}
+
+/** Ends every other session of the server (the pods'): `pg_terminate_backend`. */
+const terminateSessions = async (url: string) => {
+  const runtime = ManagedRuntime.make(PostgresJournal.clientLayer({ url, maxConnections: 1 }))
+  try {
+    await runtime.runPromise(
+      Effect.flatMap(
+        SqlClient,
+        (sql) =>
+          sql`SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+          WHERE pid <> pg_backend_pid() AND backend_type = 'client backend'`
+      )
+    )
+  } finally {
+    await runtime.dispose()
   }
 }
 

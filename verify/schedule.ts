@@ -11,6 +11,10 @@ export type FaultKind =
   | "pause"
   /** SIGTERM (a graceful stop, as in a rolling deploy), then a new process after `millis`. */
   | "restart"
+  /** PostgreSQL only: `pg_terminate_backend` of every session of the pods (`pod` is ignored). */
+  | "terminate"
+  /** PostgreSQL only: the server stopped (`pg_ctl stop -m fast`) and started after `millis`. */
+  | "db-restart"
 
 export interface Fault {
   /** When it begins, in ms from the start of the run. */
@@ -21,6 +25,12 @@ export interface Fault {
   /** How long the pod stays down or frozen. */
   readonly millis: number
 }
+
+/** The faults of one pod, on every backend. */
+export const POD_FAULTS: ReadonlyArray<FaultKind> = ["kill", "pause", "restart"]
+
+/** Every fault a PostgreSQL profile draws from. */
+export const POSTGRES_FAULTS: ReadonlyArray<FaultKind> = [...POD_FAULTS, "terminate", "db-restart"]
 
 /** mulberry32: a small, fast, seeded generator of numbers in [0, 1). */
 export const random = (seed: number): (() => number) => {
@@ -41,13 +51,19 @@ export const random = (seed: number): (() => number) => {
  */
 export const schedule = (
   seed: number,
-  options: { readonly durationMillis: number; readonly pods: number; readonly leaseMillis: number }
+  options: {
+    readonly durationMillis: number
+    readonly pods: number
+    readonly leaseMillis: number
+    /** The kinds to draw from (default: the pod faults, which every backend supports). */
+    readonly kinds?: ReadonlyArray<FaultKind> | undefined
+  }
 ): ReadonlyArray<Fault> => {
   const next = random(seed)
   const between = (low: number, high: number) => low + Math.floor(next() * (high - low))
   const faults: Array<Fault> = []
   const busyUntil = new Array<number>(options.pods).fill(0)
-  const kinds: ReadonlyArray<FaultKind> = ["kill", "pause", "restart"]
+  const kinds: ReadonlyArray<FaultKind> = options.kinds ?? POD_FAULTS
   for (let at = 1_000 + between(0, 1_000); at < options.durationMillis; at += between(2_000, 5_000)) {
     const pod = between(0, options.pods)
     if (busyUntil[pod]! > at) continue
@@ -55,13 +71,21 @@ export const schedule = (
     const millis =
       kind === "pause"
         ? between(Math.round(options.leaseMillis / 2), options.leaseMillis * 2)
-        : between(200, 2_000)
+        : kind === "terminate"
+          ? 0
+          : between(200, 2_000)
     faults.push({ at, kind, pod, millis })
-    busyUntil[pod] = at + millis + 1_000
+    // A fault of the store touches every pod.
+    if (kind === "terminate" || kind === "db-restart") busyUntil.fill(at + millis + 1_000)
+    else busyUntil[pod] = at + millis + 1_000
   }
   return faults
 }
 
 /** `12.3 s pause pod 1 for 4,200 ms` */
 export const describeFault = (fault: Fault): string =>
-  `${(fault.at / 1000).toFixed(1)} s ${fault.kind} pod ${fault.pod} for ${fault.millis.toLocaleString("en-US")} ms`
+  fault.kind === "terminate"
+    ? `${(fault.at / 1000).toFixed(1)} s terminate every pod's PostgreSQL sessions`
+    : fault.kind === "db-restart"
+      ? `${(fault.at / 1000).toFixed(1)} s PostgreSQL stopped for ${fault.millis.toLocaleString("en-US")} ms`
+      : `${(fault.at / 1000).toFixed(1)} s ${fault.kind} pod ${fault.pod} for ${fault.millis.toLocaleString("en-US")} ms`

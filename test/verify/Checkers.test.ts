@@ -154,3 +154,25 @@ describe("the fault schedule", () => {
     expect(new Set(first.map((fault) => fault.kind))).toEqual(new Set(["kill", "pause", "restart"]))
   })
 })
+
+describe("the PostgreSQL fault schedule", () => {
+  it("adds terminated sessions and server restarts, which no pod fault overlaps", async () => {
+    const { schedule, POSTGRES_FAULTS } = await import("../../verify/schedule.ts")
+    const faults = schedule(11, {
+      durationMillis: 120_000,
+      pods: 3,
+      leaseMillis: 3_000,
+      kinds: POSTGRES_FAULTS
+    })
+    expect(new Set(faults.map((fault) => fault.kind))).toEqual(new Set(POSTGRES_FAULTS))
+    for (const storeFault of faults.filter(
+      (fault) => fault.kind === "terminate" || fault.kind === "db-restart"
+    )) {
+      const end = storeFault.at + storeFault.millis
+      const during = faults.filter(
+        (fault) => fault !== storeFault && fault.at >= storeFault.at && fault.at <= end
+      )
+      expect(during).toEqual([])
+    }
+  })
+})
