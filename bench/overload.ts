@@ -15,10 +15,10 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { monitorEventLoopDelay, PerformanceObserver } from "node:perf_hooks"
 import { Effect, Layer, Logger } from "effect"
-import { DurableExecutionJournal, ShardId, SqliteJournal, WorkflowEngine } from "effect-cluster"
+import { DurableExecutionJournal, SqliteJournal, WorkflowEngine } from "effect-cluster"
 import { PostgresJournal } from "effect-cluster/postgres"
 import { dropDatabase, freshDatabase, serverUrl } from "./postgres.ts"
-import { Bench, workflow } from "./workload.ts"
+import { Bench, storeUnfinished, workflow } from "./workload.ts"
 
 type Journal = Layer.Layer<DurableExecutionJournal.DurableExecutionJournal, unknown>
 
@@ -39,23 +39,9 @@ export interface OverloadRow {
 }
 
 const fill = (journal: Journal, count: number) =>
-  Effect.gen(function* () {
-    const store = yield* DurableExecutionJournal.DurableExecutionJournal
-    yield* Effect.forEach(
-      Array.from({ length: count }, (_, id) => id),
-      (id) => {
-        const executionId = `bench-${id}`
-        return store.start({
-          executionId,
-          workflow: "Bench",
-          request: `{"_tag":"Bench","id":${id}}`,
-          shard: ShardId.shardOf(executionId, ShardId.DEFAULT_SHARD_COUNT),
-          now: Date.now()
-        })
-      },
-      { concurrency: 256, discard: true }
-    )
-  }).pipe(Effect.scoped, Effect.provide(Layer.fresh(journal)))
+  Effect.flatMap(DurableExecutionJournal.DurableExecutionJournal, (store) =>
+    storeUnfinished(store, count)
+  ).pipe(Effect.scoped, Effect.provide(Layer.fresh(journal)))
 
 const flood = (backend: string, journal: Journal, count: number) =>
   Effect.gen(function* () {

@@ -14,11 +14,11 @@ import { join } from "node:path"
 import { monitorEventLoopDelay } from "node:perf_hooks"
 import { Context, Effect, Fiber, Layer, type Scope } from "effect"
 import { SqlClient } from "effect/sql/SqlClient"
-import { DurableExecutionJournal, ShardId, ShardStore, SqliteJournal, WorkflowEngine } from "effect-cluster"
+import { DurableExecutionJournal, ShardStore, SqliteJournal, WorkflowEngine } from "effect-cluster"
 import { PostgresJournal } from "effect-cluster/postgres"
 import * as SqliteClient from "../src/storage/sqlite/SqliteClient.ts"
 import { dropDatabase, freshDatabase, serverUrl } from "./postgres.ts"
-import { Bench, workflow } from "./workload.ts"
+import { Bench, storeUnfinished, workflow } from "./workload.ts"
 
 type Services = DurableExecutionJournal.DurableExecutionJournal | ShardStore.ShardStore
 
@@ -56,20 +56,7 @@ const fill = (open: Open, count: number) =>
     const { context } = yield* open()
     const journal = Context.get(context, DurableExecutionJournal.DurableExecutionJournal)
     const started = performance.now()
-    yield* Effect.forEach(
-      Array.from({ length: count }, (_, id) => id),
-      (id) => {
-        const executionId = `bench-${id}`
-        return journal.start({
-          executionId,
-          workflow: "Bench",
-          request: `{"_tag":"Bench","id":${id}}`,
-          shard: ShardId.shardOf(executionId, ShardId.DEFAULT_SHARD_COUNT),
-          now: Date.now()
-        })
-      },
-      { concurrency: 256, discard: true }
-    )
+    yield* storeUnfinished(journal, count)
     return (performance.now() - started) / 1000
   }).pipe(Effect.scoped)
 

@@ -4,7 +4,7 @@
  */
 import { Effect, Schema } from "effect"
 import { SqlClient } from "effect/sql/SqlClient"
-import { Activity, Workflow, WorkflowEngine } from "effect-cluster"
+import { Activity, type DurableExecutionJournal, ShardId, Workflow, WorkflowEngine } from "effect-cluster"
 
 export class Bench extends Workflow.TaggedRequest<Bench>()("Bench", {
   payload: { id: Schema.Number },
@@ -63,3 +63,26 @@ export const sqliteRawCommitRate = (count: number) =>
     for (let i = 0; i < count; i++) yield* sql`INSERT INTO raw (id, payload) VALUES (${i}, ${"x"})`
     return count / ((performance.now() - started) / 1000)
   })
+
+/**
+ * Stores `count` unfinished executions of `workflow` (`bench-0` ...) through the journal port, 256
+ * starts at a time: each `running` with no step yet, as after a crash right after `sendDiscard`.
+ */
+export const storeUnfinished = (
+  journal: DurableExecutionJournal.DurableExecutionJournal["Service"],
+  count: number
+) =>
+  Effect.forEach(
+    Array.from({ length: count }, (_, id) => id),
+    (id) => {
+      const executionId = `bench-${id}`
+      return journal.start({
+        executionId,
+        workflow: "Bench",
+        request: `{"_tag":"Bench","id":${id}}`,
+        shard: ShardId.shardOf(executionId, ShardId.DEFAULT_SHARD_COUNT),
+        now: Date.now()
+      })
+    },
+    { concurrency: 256, discard: true }
+  )

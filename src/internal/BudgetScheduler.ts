@@ -13,7 +13,7 @@
  * queued. The SQLite and PostgreSQL journal layers provide this scheduler, so a program that runs
  * with them (its own fibers too) gets it.
  */
-import { Layer, Scheduler } from "effect"
+import type { Scheduler } from "effect"
 
 /** How long one turn of the event loop may run fibers before timers and I/O get their turn. */
 export const BUDGET_MILLIS = 5
@@ -144,9 +144,6 @@ export class BudgetScheduler implements Scheduler.Scheduler {
 
 /** One scheduler per process: every fiber on it shares its turns. */
 export const shared: BudgetScheduler = new BudgetScheduler()
-
-/** Provides `shared` as effect's scheduler to what runs with this layer. */
-export const layer: Layer.Layer<never> = Layer.succeed(Scheduler.Scheduler, shared)
 
 /** The scheduler for urgent fibers: urgent on a `BudgetScheduler`, else `current` unchanged. */
 export const urgentOf = (current: Scheduler.Scheduler): Scheduler.Scheduler =>

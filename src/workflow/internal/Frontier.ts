@@ -78,10 +78,10 @@ export class Frontier {
    * waits for its turn (every recorded step asked, and the steps asked before it resumed).
    */
   admitNew(stepKey: string): Effect.Effect<void> | undefined {
-    if (this.held.length === 0 && this.run.replay.caughtUp()) return undefined
+    if (this.held.length === 0 && this.run.replay.allAsked()) return undefined
     const entry: Held = { stepKey, turn: Deferred.makeUnsafe<void>() }
     this.held.push(entry)
-    if (this.run.replay.caughtUp()) Deferred.doneUnsafe(entry.turn, Exit.void)
+    if (this.run.replay.allAsked()) Deferred.doneUnsafe(entry.turn, Exit.void)
     const wait = Effect.ensuring(
       Deferred.await(entry.turn),
       Effect.sync(() => {
@@ -110,7 +110,7 @@ export class Frontier {
    */
   recordedAsked(): void {
     if (this.outcomes.length > 0) this.releaseOutcomes()
-    if (this.held.length === 0 || !this.run.replay.caughtUp()) return
+    if (this.held.length === 0 || !this.run.replay.allAsked()) return
     for (const entry of this.held) Deferred.doneUnsafe(entry.turn, Exit.void)
   }
 

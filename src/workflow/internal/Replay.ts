@@ -23,9 +23,10 @@ export class Replay {
   private readonly byPrevious = new Map<string, StepRecord>()
   private readonly occurrences = new Map<string, number>()
   private readonly asked = new Set<string>()
-  /** Recorded steps this run has not asked for yet. */
-  private unasked: number
-  /** The recorded steps by seq, which of them were asked, and how many from the start all were. */
+  /**
+   * The recorded steps by seq, which of them were asked, and how many from the start all were
+   * (every recorded step is asked once the prefix covers them all).
+   */
   private readonly bySeq: ReadonlyArray<StepRecord>
   private readonly indexOf = new Map<string, number>()
   private readonly askedAt: Uint8Array
@@ -44,7 +45,6 @@ export class Replay {
       if (step.previous !== null) this.byPrevious.set(step.previous, step)
       if (i > 0 && steps[i - 1]!.seq > step.seq) sorted = false
     }
-    this.unasked = this.recorded.size
     this.bySeq = sorted ? steps : [...steps].sort((a, b) => a.seq - b.seq)
     for (let i = 0; i < this.bySeq.length; i++) this.indexOf.set(this.bySeq[i]!.stepKey, i)
     this.askedAt = new Uint8Array(this.bySeq.length)
@@ -82,7 +82,6 @@ export class Replay {
     this.lastOfFiber.set(fiber, stepKey)
     this.asked.add(stepKey)
     if (recorded !== undefined) {
-      this.unasked--
       this.askedAt[this.indexOf.get(stepKey)!] = 1
       while (this.askedPrefix < this.askedAt.length && this.askedAt[this.askedPrefix] === 1)
         this.askedPrefix++
@@ -98,8 +97,8 @@ export class Replay {
    * Whether every recorded step has been asked for: only then may a step absent from the journal
    * run (see `Frontier`).
    */
-  caughtUp(): boolean {
-    return this.unasked === 0
+  allAsked(): boolean {
+    return this.askedPrefix === this.bySeq.length
   }
 
   /**
@@ -114,7 +113,7 @@ export class Replay {
 
   /** The first recorded step (by seq) that this run has not asked for, among those up to `seq`. */
   firstUnaskedThrough(seq: number): StepRecord | undefined {
-    const step = this.bySeq[this.askedPrefix]
+    const step = this.firstUnasked()
     return step !== undefined && step.seq <= seq ? step : undefined
   }
 
@@ -150,9 +149,10 @@ export class Replay {
    * `fiberFirst`, only among steps that were the first of their fiber.
    */
   firstUnasked(fiberFirst = false): StepRecord | undefined {
+    if (!fiberFirst) return this.bySeq[this.askedPrefix]
     let first: StepRecord | undefined
     for (const step of this.recorded.values()) {
-      if (this.asked.has(step.stepKey) || (fiberFirst && step.previous !== null)) continue
+      if (this.asked.has(step.stepKey) || step.previous !== null) continue
       if (first === undefined || step.seq < first.seq) first = step
     }
     return first
