@@ -241,44 +241,69 @@ export const exactlyOnceInOrder = (history: ReadonlyArray<HistoryEvent>): Readon
  * less (increments only add, so a counter never goes back).
  */
 export const linearizableCounters = (history: ReadonlyArray<HistoryEvent>): ReadonlyArray<Anomaly> => {
-  const increments = new Map<
+  type Read = Extract<HistoryEvent, { readonly type: "read" }>
+  const byEntity = new Map<
     string,
-    Array<{ readonly invokedAt: number; readonly ackedAt: number | undefined }>
+    { readonly acked: Array<number>; readonly invoked: Array<number>; readonly reads: Array<Read> }
   >()
+  const of = (entity: string) => {
+    let entry = byEntity.get(entity)
+    if (entry === undefined) {
+      entry = { acked: [], invoked: [], reads: [] }
+      byEntity.set(entity, entry)
+    }
+    return entry
+  }
   for (const event of history) {
     if (event.type === "increment") {
-      increments.set(event.entity, [...(increments.get(event.entity) ?? []), event])
+      const entry = of(event.entity)
+      entry.invoked.push(event.invokedAt)
+      if (event.ackedAt !== undefined) entry.acked.push(event.ackedAt)
+    } else if (event.type === "read") of(event.entity).reads.push(event)
+  }
+  /** How many of the sorted `times` are strictly below `bound`. */
+  const below = (times: ReadonlyArray<number>, bound: number) => {
+    let low = 0
+    let high = times.length
+    while (low < high) {
+      const middle = (low + high) >>> 1
+      if (times[middle]! < bound) low = middle + 1
+      else high = middle
     }
+    return low
   }
   const found: Array<Anomaly> = []
-  const reads = history.filter((event) => event.type === "read")
-  for (const later of reads) {
-    for (const earlier of reads) {
-      if (
-        earlier.entity === later.entity &&
-        earlier.completedAt < later.invokedAt &&
-        later.value < earlier.value
-      ) {
+  for (const [entity, { acked, invoked, reads }] of byEntity) {
+    acked.sort((a, b) => a - b)
+    invoked.sort((a, b) => a - b)
+    // A read that began after another read was answered never sees less: sweep the reads by
+    // invocation, keeping the highest value answered before each.
+    const byCompletion = [...reads].sort((a, b) => a.completedAt - b.completedAt)
+    let answered = 0
+    let highest: Read | undefined
+    for (const read of [...reads].sort((a, b) => a.invokedAt - b.invokedAt)) {
+      while (answered < byCompletion.length && byCompletion[answered]!.completedAt < read.invokedAt) {
+        const earlier = byCompletion[answered++]!
+        if (highest === undefined || earlier.value > highest.value) highest = earlier
+      }
+      if (highest !== undefined && read.value < highest.value) {
         found.push(
           anomaly(
             "linearizability",
-            `${later.entity} read ${later.value} (invoked ${later.invokedAt}) after a read of ${earlier.value} was answered (${earlier.completedAt}): the counter went back`
+            `${entity} read ${read.value} (invoked ${read.invokedAt}) after a read of ${highest.value} was answered (${highest.completedAt}): the counter went back`
           )
         )
       }
-    }
-  }
-  for (const event of reads) {
-    const all = increments.get(event.entity) ?? []
-    const atLeast = all.filter((i) => i.ackedAt !== undefined && i.ackedAt < event.invokedAt).length
-    const atMost = all.filter((i) => i.invokedAt < event.completedAt).length
-    if (event.value < atLeast || event.value > atMost) {
-      found.push(
-        anomaly(
-          "linearizability",
-          `${event.entity} read ${event.value} (invoked ${event.invokedAt}, answered ${event.completedAt}); it had to lie in [${atLeast}, ${atMost}]`
+      const atLeast = below(acked, read.invokedAt)
+      const atMost = below(invoked, read.completedAt)
+      if (read.value < atLeast || read.value > atMost) {
+        found.push(
+          anomaly(
+            "linearizability",
+            `${entity} read ${read.value} (invoked ${read.invokedAt}, answered ${read.completedAt}); it had to lie in [${atLeast}, ${atMost}]`
+          )
         )
-      )
+      }
     }
   }
   return found

@@ -1,20 +1,22 @@
 /**
- * `npm run verify` (issue #20, first profile): a cluster of pods as child processes
- * (`test/cluster/pod.ts`: `Order` workflows of two activities that append every attempt to a ledger
- * outside the store) on one SQLite file or one PostgreSQL database, every pod submitting
- * executions, while a nemesis injects the faults of a seeded schedule (`schedule.ts`: SIGKILL and a
- * new process, SIGSTOP past the lease and SIGCONT, SIGTERM and a new process; on PostgreSQL also
- * `pg_terminate_backend` of the pods' sessions and a restart of the server). Then the faults
- * stop, every pod runs, and once every acknowledged execution ended (or a bound passed) the
- * checkers (`checkers.ts`) read the history: nothing lost, no attempt twice, no two pods running
- * one shard at once, liveness after the heal.
+ * `npm run verify` (issue #20): a cluster of pods as child processes (`pod.ts`: workflows with
+ * activities, durable sleeps, signals and child workflows; persisted counters and volatile
+ * entities; 4 senders per pod) on one SQLite file or one PostgreSQL database, while a nemesis
+ * injects the faults of a seeded schedule (`schedule.ts`: SIGKILL and a new process, SIGSTOP past
+ * the lease and SIGCONT, SIGTERM and a new process; on PostgreSQL also `pg_terminate_backend` of
+ * the pods' sessions and a restart of the server). Then the faults and the workload stop, every
+ * pod runs, and once every acknowledged execution ended (or a bound passed) the counters are read
+ * and the checkers (`checkers.ts`, over `history.ts`) read the history: nothing lost, no attempt
+ * twice, no two pods running one shard at once, exactly once and in order per counter,
+ * linearizable counters, intact replies, liveness after the heal.
  *
- * Options: `--seed S` (default: random, printed), `--seconds N` of faults (default 30),
- * `--backend sqlite|postgres` (default sqlite; PostgreSQL is started from the machine's binaries
- * or the npm ones, as the tests do), `--pods N` (default 3). Exits 1 with the seed and the
- * schedule when a checker finds an anomaly.
+ * Options: `--seed S` (default: random, printed), `--seconds N` or `--minutes M` of faults
+ * (default 30 s), `--backend sqlite|postgres` (default sqlite; PostgreSQL is started from the
+ * machine's binaries or the npm ones, as the tests do), `--pods N` (default 3). Prints a summary
+ * (and a `verify-summary {json}` line); exits 1 with the seed and the schedule when a checker finds
+ * an anomaly.
  */
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { parseArgs } from "node:util"
@@ -25,11 +27,13 @@ import { PostgresJournal } from "effect-cluster/postgres"
 import * as ChildPod from "../test/support/ChildPod.ts"
 import { startPostgres } from "../test/support/PostgresServer.ts"
 import { type Anomaly, checkAll, type HistoryEvent } from "./checkers.ts"
+import { checkReplies, type Ended, historyOf, readLedger } from "./history.ts"
 import { describeFault, type Fault, POD_FAULTS, POSTGRES_FAULTS, schedule } from "./schedule.ts"
 
 const Options = Schema.Struct({
   seed: Schema.optional(Schema.NumberFromString.check(Schema.isInt())),
   seconds: Schema.optional(Schema.NumberFromString.check(Schema.isGreaterThan(0))),
+  minutes: Schema.optional(Schema.NumberFromString.check(Schema.isGreaterThan(0))),
   backend: Schema.optional(Schema.Literals(["sqlite", "postgres"])),
   pods: Schema.optional(
     Schema.NumberFromString.check(Schema.isInt(), Schema.isBetween({ minimum: 1, maximum: 8 }))
@@ -41,6 +45,7 @@ const options = Schema.decodeUnknownSync(Options)(
     options: {
       seed: { type: "string" },
       seconds: { type: "string" },
+      minutes: { type: "string" },
       backend: { type: "string" },
       pods: { type: "string" }
     }
@@ -48,18 +53,24 @@ const options = Schema.decodeUnknownSync(Options)(
 )
 
 const seed = options.seed ?? Math.floor(Math.random() * 2 ** 31)
-const durationMillis = (options.seconds ?? 30) * 1000
+const durationMillis =
+  options.minutes !== undefined ? options.minutes * 60_000 : (options.seconds ?? 30) * 1000
 const podCount = options.pods ?? 3
 const backend = options.backend ?? "sqlite"
 const LEASE = 3_000
-/** Executions each pod submits per second. */
-const RATE = 20
+/** Operations each pod submits per second (see `pod.ts`: 40% of them start an execution). */
+const RATE = 40
+/** The counters the pods increment and read. */
+const COUNTERS = 12
 /** How long after the last fault healed every execution must have ended. */
 const LIVENESS_MILLIS = 30_000
 
 interface PodMessage {
   readonly ready?: string
-  readonly submitted?: number
+  readonly ops?: number
+  readonly done?: boolean
+  readonly dump?: Record<string, ReadonlyArray<string>>
+  readonly dumpError?: string
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
@@ -73,52 +84,47 @@ const main = async () => {
   })
   console.log(`verify: seed ${seed}, ${backend}, ${podCount} pods, ${durationMillis / 1000} s of faults`)
   const dir = mkdtempSync(join(tmpdir(), "effect-cluster-verify-"))
-  const ledger = join(dir, "ledger.jsonl")
-  writeFileSync(ledger, "")
+  const ledgerFile = join(dir, "ledger.jsonl")
+  writeFileSync(ledgerFile, "")
   const server = backend === "postgres" ? await startPostgres() : undefined
   const store = server?.url ?? join(dir, "journal.db")
   const started = Date.now()
-  /** Per pod: its process and how many of its executions were acknowledged so far. */
+  const until = started + durationMillis
+  /** Per pod: its process now, and how many processes it had. */
   const pods = Array.from({ length: podCount }, () => ({
     child: undefined as ChildPod.ChildPod<PodMessage> | undefined,
-    acked: 0,
-    ackedBefore: 0
+    incarnations: 0
   }))
   const spawn = async (index: number) => {
     const pod = pods[index]!
-    pod.ackedBefore = pod.acked
-    const left = Math.max(0, Math.ceil(((durationMillis - (Date.now() - started)) / 1000) * RATE))
-    const child = ChildPod.spawn<PodMessage>("test/cluster/pod.ts", {
+    const child = ChildPod.spawn<PodMessage>("verify/pod.ts", {
       args: [
         JSON.stringify({
           store,
-          ledger,
-          podId: `pod-${index}`,
+          ledger: ledgerFile,
+          pod: index,
+          incarnation: pod.incarnations++,
           leaseTtlMillis: LEASE,
-          activityMillis: 20,
-          submit: { prefix: `p${index}`, from: pod.acked, count: left, perSecond: RATE }
+          seed,
+          perSecond: RATE,
+          counters: COUNTERS,
+          until
         })
       ]
     })
     pod.child = child
     await child.waitFor((message) => message.ready !== undefined, 60_000)
   }
-  /** The executions of pod `index` acknowledged so far (its `submitted` lines). */
-  const refreshAcked = () => {
-    for (const pod of pods) {
-      const submitted = pod.child?.messages.filter((m) => m.submitted !== undefined).at(-1)?.submitted ?? 0
-      pod.acked = Math.max(pod.acked, pod.ackedBefore + submitted)
-    }
-  }
   const anomalies: Array<Anomaly> = []
+  const injected = new Map<string, number>()
   try {
     await Promise.all(pods.map((_, index) => spawn(index)))
     for (const fault of faults) {
       const wait = started + fault.at - Date.now()
       if (wait > 0) await sleep(wait)
-      refreshAcked()
       const child = pods[fault.pod]!.child!
       console.log(`  ${describeFault(fault)}`)
+      injected.set(fault.kind, (injected.get(fault.kind) ?? 0) + 1)
       if (fault.kind === "terminate") {
         await terminateSessions(server!.url)
       } else if (fault.kind === "db-restart") {
@@ -132,16 +138,18 @@ const main = async () => {
       } else {
         child.kill(fault.kind === "kill" ? "SIGKILL" : "SIGTERM")
         await child.exited
-        refreshAcked()
         await sleep(fault.millis)
         await spawn(fault.pod)
       }
     }
-    const remaining = started + durationMillis - Date.now()
+    const remaining = until - Date.now()
     if (remaining > 0) await sleep(remaining)
     const healedAt = Date.now()
-    refreshAcked()
-    const expected = pods.reduce((sum, pod) => sum + pod.acked, 0)
+    // The workload ends on every pod (a pod slowed by a fault may still be submitting).
+    await Promise.all(
+      pods.map((pod) => pod.child!.waitFor((message) => message.done === true, LIVENESS_MILLIS))
+    )
+    const acked = new Set(readLedger(ledgerFile).flatMap((line) => (line.k === "wf" ? [line.e] : [])))
     const runtime = ManagedRuntime.make(
       Layer.fresh(
         backend === "postgres"
@@ -164,27 +172,59 @@ const main = async () => {
         })
       )
     const endedAt = new Map<string, number>()
+    const finished = (row: DurableExecutionJournal.ExecutionRecord) =>
+      row.status !== "running" && row.status !== "sleeping"
     let stored = await rows()
     while (Date.now() < healedAt + LIVENESS_MILLIS * 2) {
       for (const row of stored)
-        if (row.status === "succeeded" && !endedAt.has(row.executionId))
-          endedAt.set(row.executionId, Date.now())
-      if (endedAt.size >= expected && stored.every((row) => row.status === "succeeded")) break
+        if (finished(row) && !endedAt.has(row.executionId)) endedAt.set(row.executionId, Date.now())
+      const ids = new Set(stored.map((row) => row.executionId))
+      if ([...acked].every((id) => ids.has(id)) && stored.every(finished)) break
       await sleep(250)
       stored = await rows()
     }
     await runtime.dispose()
-    const history = historyOf(
-      pods.map((pod) => pod.acked),
-      stored,
-      endedAt,
-      ledger
+    // The counters' applied increments, read through a pod (their entities answer `Dump`).
+    const reader = pods[0]!.child!
+    reader.skipReceived()
+    reader.send({ dump: COUNTERS })
+    const dumped = await reader.waitFor(
+      (message) => message.dump !== undefined || message.dumpError !== undefined,
+      LIVENESS_MILLIS
     )
-    anomalies.push(...checkAll(history, { healedAt, boundMillis: LIVENESS_MILLIS }))
-    const attempts = history.filter((event) => event.type === "attempt").length
+    if (dumped.dump === undefined) throw new Error(`the counters could not be read: ${dumped.dumpError}`)
+    const ledger = readLedger(ledgerFile)
+    const ended: Array<Ended> = stored.map((row) => ({
+      executionId: row.executionId,
+      status: row.status,
+      output: row.result ?? undefined,
+      at: endedAt.get(row.executionId) ?? Number.POSITIVE_INFINITY
+    }))
+    const history = historyOf(ledger, ended, dumped.dump)
+    anomalies.push(
+      ...checkAll(history, { healedAt, boundMillis: LIVENESS_MILLIS }),
+      ...checkReplies(ledger, ended)
+    )
+    const count = (type: HistoryEvent["type"]) => history.filter((event) => event.type === type).length
+    const summary = {
+      executions: acked.size,
+      stored: stored.length,
+      attempts: count("attempt"),
+      increments: count("increment"),
+      incrementsAcked: count("message-acked"),
+      reads: count("read"),
+      asks: ledger.filter((line) => line.k === "echo").length,
+      signals: ledger.filter((line) => line.k === "sig").length,
+      faults: Object.fromEntries(injected),
+      anomalies: anomalies.length
+    }
     console.log(
-      `verify: ${expected} executions acknowledged, ${stored.length} stored, ${attempts} activity attempts, ${faults.length} faults, ${anomalies.length} anomalies`
+      `verify: ${summary.executions} executions acknowledged (${summary.stored} stored with their children), ` +
+        `${summary.attempts} activity attempts, ${summary.increments} increments (${summary.incrementsAcked} acknowledged), ` +
+        `${summary.reads} reads, ${summary.asks} volatile asks, ${summary.signals} signals; ` +
+        `faults: ${[...injected].map(([kind, n]) => `${n} ${kind}`).join(", ") || "none"}; ${anomalies.length} anomalies`
     )
+    console.log(`verify-summary ${JSON.stringify(summary)}`)
   } finally {
     for (const pod of pods) await pod.child?.dispose()
     await server?.dispose()
@@ -215,89 +255,6 @@ const terminateSessions = async (url: string) => {
   } finally {
     await runtime.dispose()
   }
-}
-
-/** The checkers' history from what the run recorded: the acknowledgements, the store, the ledger. */
-const historyOf = (
-  acked: ReadonlyArray<number>,
-  stored: ReadonlyArray<DurableExecutionJournal.ExecutionRecord>,
-  endedAt: ReadonlyMap<string, number>,
-  ledger: string
-): ReadonlyArray<HistoryEvent> => {
-  const history: Array<HistoryEvent> = []
-  acked.forEach((count, index) => {
-    for (let i = 0; i < count; i++)
-      history.push({ type: "start-acked", executionId: `p${index}-${i}`, at: 0 })
-  })
-  for (const row of stored) {
-    history.push({
-      type: "ended",
-      executionId: row.executionId,
-      status: row.status,
-      at: endedAt.get(row.executionId) ?? 0
-    })
-  }
-  const lines = readFileSync(ledger, "utf8")
-    .split("\n")
-    .filter((line) => line.length > 0)
-    .map(
-      (line) =>
-        JSON.parse(line) as {
-          k: string
-          e: string
-          s: string
-          a: number
-          p: string
-          sh: number
-          ep: number
-          t: number
-        }
-    )
-  // Who ran a shard when, as far as the attempts show: from an epoch's first attempt start to its
-  // last attempt start in that pod (a lower bound of the holding: an overlap of these is a pod
-  // starting work on a shard another pod holds). Attempt ends are left out: a pod frozen past its
-  // lease in the middle of an attempt finishes that attempt's body when it resumes, before its
-  // watchdog stops it (its outcome is then refused: the fence); see VERIFY.md.
-  const holdings = new Map<string, { shard: number; pod: string; epoch: number; from: number; to: number }>()
-  for (const line of lines) {
-    if (line.k !== "start") continue
-    history.push({
-      type: "attempt",
-      executionId: line.e,
-      step: line.s,
-      attempt: line.a,
-      pod: line.p,
-      at: line.t
-    })
-    const key = `${line.sh}/${line.p}/${line.ep}`
-    const holding = holdings.get(key) ?? {
-      shard: line.sh,
-      pod: line.p,
-      epoch: line.ep,
-      from: line.t,
-      to: line.t
-    }
-    holding.from = Math.min(holding.from, line.t)
-    holding.to = Math.max(holding.to, line.t)
-    holdings.set(key, holding)
-  }
-  for (const holding of holdings.values()) {
-    history.push({
-      type: "acquire",
-      shard: holding.shard,
-      pod: holding.pod,
-      epoch: holding.epoch,
-      at: holding.from
-    })
-    history.push({
-      type: "release",
-      shard: holding.shard,
-      pod: holding.pod,
-      epoch: holding.epoch,
-      at: holding.to
-    })
-  }
-  return history
 }
 
 main().catch((error) => {
