@@ -228,7 +228,9 @@ const main = async () => {
   } finally {
     for (const pod of pods) await pod.child?.dispose()
     await server?.dispose()
-    rmSync(dir, { recursive: true, force: true })
+    // A failing run keeps its ledger and store for a look.
+    if (anomalies.length === 0) rmSync(dir, { recursive: true, force: true })
+    else console.log(`verify: the ledger and the store are kept in ${dir}`)
   }
   if (anomalies.length > 0) {
     for (const found of anomalies.slice(0, 20)) console.log(`  ${found.checker}: ${found.message}`)
