@@ -59,7 +59,11 @@ const Options = Schema.Struct({
   perSecond: Schema.Number,
   counters: Schema.Number,
   /** When to stop submitting (epoch ms of the host clock): the end of the faults. */
-  until: Schema.Number
+  until: Schema.Number,
+  /** Where the pod listens for its peers, and the address it gives them (its proxy's). */
+  network: Schema.Struct({ port: Schema.Number, advertise: Schema.String }),
+  /** How far this process's `Clock` is off the host's (the nemesis's clock skew). */
+  clockOffsetMillis: Schema.optional(Schema.Number)
 })
 const options = Schema.decodeUnknownSync(Schema.fromJsonString(Options))(process.argv[2])
 const podId = `pod-${options.pod}`
@@ -222,7 +226,13 @@ const store = options.store.startsWith("postgres")
   : SqliteJournal.layer({ filename: options.store })
 
 const cluster = Sharding.layer({ sendTimeout: "10 seconds" }).pipe(
-  Layer.provideMerge(Membership.layer({ podId, leaseTtl: Duration.millis(options.leaseTtlMillis) })),
+  Layer.provideMerge(
+    Membership.layer({
+      podId,
+      leaseTtl: Duration.millis(options.leaseTtlMillis),
+      network: { host: "127.0.0.1", ...options.network }
+    })
+  ),
   Layer.provideMerge(Layer.fresh(store))
 )
 

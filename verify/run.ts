@@ -21,14 +21,14 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { parseArgs } from "node:util"
 import { Effect, Layer, ManagedRuntime, Schema } from "effect"
-import { SqlClient } from "effect/sql/SqlClient"
 import { DurableExecutionJournal, SqliteJournal } from "effect-cluster"
 import { PostgresJournal } from "effect-cluster/postgres"
-import * as ChildPod from "../test/support/ChildPod.ts"
 import { startPostgres } from "../test/support/PostgresServer.ts"
 import { type Anomaly, checkAll, type HistoryEvent } from "./checkers.ts"
+import * as Cluster from "./cluster.ts"
 import { checkReplies, type Ended, historyOf, readLedger } from "./history.ts"
-import { describeFault, type Fault, POD_FAULTS, POSTGRES_FAULTS, schedule } from "./schedule.ts"
+import { inject } from "./nemesis.ts"
+import { describeFault, type Fault, POSTGRES_FAULTS, SQLITE_FAULTS, schedule } from "./schedule.ts"
 
 const Options = Schema.Struct({
   seed: Schema.optional(Schema.NumberFromString.check(Schema.isInt())),
@@ -65,14 +65,6 @@ const COUNTERS = 12
 /** How long after the last fault healed every execution must have ended. */
 const LIVENESS_MILLIS = 30_000
 
-interface PodMessage {
-  readonly ready?: string
-  readonly ops?: number
-  readonly done?: boolean
-  readonly dump?: Record<string, ReadonlyArray<string>>
-  readonly dumpError?: string
-}
-
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 
 const main = async () => {
@@ -80,7 +72,7 @@ const main = async () => {
     durationMillis,
     pods: podCount,
     leaseMillis: LEASE,
-    kinds: backend === "postgres" ? POSTGRES_FAULTS : POD_FAULTS
+    kinds: backend === "postgres" ? POSTGRES_FAULTS : SQLITE_FAULTS
   })
   console.log(`verify: seed ${seed}, ${backend}, ${podCount} pods, ${durationMillis / 1000} s of faults`)
   const dir = mkdtempSync(join(tmpdir(), "effect-cluster-verify-"))
@@ -90,58 +82,27 @@ const main = async () => {
   const store = server?.url ?? join(dir, "journal.db")
   const started = Date.now()
   const until = started + durationMillis
-  /** Per pod: its process now, and how many processes it had. */
-  const pods = Array.from({ length: podCount }, () => ({
-    child: undefined as ChildPod.ChildPod<PodMessage> | undefined,
-    incarnations: 0
-  }))
-  const spawn = async (index: number) => {
-    const pod = pods[index]!
-    const child = ChildPod.spawn<PodMessage>("verify/pod.ts", {
-      args: [
-        JSON.stringify({
-          store,
-          ledger: ledgerFile,
-          pod: index,
-          incarnation: pod.incarnations++,
-          leaseTtlMillis: LEASE,
-          seed,
-          perSecond: RATE,
-          counters: COUNTERS,
-          until
-        })
-      ]
-    })
-    pod.child = child
-    await child.waitFor((message) => message.ready !== undefined, 60_000)
-  }
   const anomalies: Array<Anomaly> = []
   const injected = new Map<string, number>()
+  let cluster: Cluster.Cluster | undefined
   try {
-    await Promise.all(pods.map((_, index) => spawn(index)))
-    for (const fault of faults) {
-      const wait = started + fault.at - Date.now()
-      if (wait > 0) await sleep(wait)
-      const child = pods[fault.pod]!.child!
-      console.log(`  ${describeFault(fault)}`)
-      injected.set(fault.kind, (injected.get(fault.kind) ?? 0) + 1)
-      if (fault.kind === "terminate") {
-        await terminateSessions(server!.url)
-      } else if (fault.kind === "db-restart") {
-        await server!.stop()
-        await sleep(fault.millis)
-        await server!.start()
-      } else if (fault.kind === "pause") {
-        child.kill("SIGSTOP")
-        await sleep(fault.millis)
-        child.kill("SIGCONT")
-      } else {
-        child.kill(fault.kind === "kill" ? "SIGKILL" : "SIGTERM")
-        await child.exited
-        await sleep(fault.millis)
-        await spawn(fault.pod)
-      }
-    }
+    cluster = await Cluster.start({
+      pods: podCount,
+      store,
+      ledger: ledgerFile,
+      workload: { seed, perSecond: RATE, counters: COUNTERS, leaseMillis: LEASE, until }
+    })
+    const pods = cluster.pods
+    // Each fault at its moment, healed after its duration: several may be under way at once.
+    const target = { cluster, server }
+    await Promise.all(
+      faults.map(async (fault) => {
+        await sleep(started + fault.at - Date.now())
+        console.log(`  ${describeFault(fault)}`)
+        injected.set(fault.kind, (injected.get(fault.kind) ?? 0) + 1)
+        await inject(target, fault)
+      })
+    )
     const remaining = until - Date.now()
     if (remaining > 0) await sleep(remaining)
     const healedAt = Date.now()
@@ -226,7 +187,8 @@ const main = async () => {
     )
     console.log(`verify-summary ${JSON.stringify(summary)}`)
   } finally {
-    for (const pod of pods) await pod.child?.dispose()
+    if (anomalies.length > 0) cluster?.saveLogs(dir)
+    await cluster?.dispose()
     await server?.dispose()
     // A failing run keeps its ledger and store for a look.
     if (anomalies.length === 0) rmSync(dir, { recursive: true, force: true })
@@ -239,23 +201,6 @@ const main = async () => {
     )
     console.log(`schedule:\n${faults.map((fault: Fault) => `  ${describeFault(fault)}`).join("\n")}`)
     process.exit(1)
-  }
-}
-
-/** Ends every other session of the server (the pods'): `pg_terminate_backend`. */
-const terminateSessions = async (url: string) => {
-  const runtime = ManagedRuntime.make(PostgresJournal.clientLayer({ url, maxConnections: 1 }))
-  try {
-    await runtime.runPromise(
-      Effect.flatMap(
-        SqlClient,
-        (sql) =>
-          sql`SELECT pg_terminate_backend(pid) FROM pg_stat_activity
-          WHERE pid <> pg_backend_pid() AND backend_type = 'client backend'`
-      )
-    )
-  } finally {
-    await runtime.dispose()
   }
 }
 

@@ -15,6 +15,12 @@ export type FaultKind =
   | "terminate"
   /** PostgreSQL only: the server stopped (`pg_ctl stop -m fast`) and started after `millis`. */
   | "db-restart"
+  /** The path from the other pods to this one stops forwarding for `millis` (a hung connection). */
+  | "net-hang"
+  /** PostgreSQL only: the path from this pod to the server stops forwarding for `millis`. */
+  | "store-hang"
+  /** SIGTERM, then a new process whose clock is off by `offsetMillis` (until its next restart). */
+  | "skew"
 
 export interface Fault {
   /** When it begins, in ms from the start of the run. */
@@ -24,13 +30,23 @@ export interface Fault {
   readonly pod: number
   /** How long the pod stays down or frozen. */
   readonly millis: number
+  /** `skew`: how far the pod's clock is off (negative: behind), at most half the lease TTL. */
+  readonly offsetMillis?: number
 }
 
 /** The faults of one pod, on every backend. */
-export const POD_FAULTS: ReadonlyArray<FaultKind> = ["kill", "pause", "restart"]
+export const POD_FAULTS: ReadonlyArray<FaultKind> = ["kill", "pause", "restart", "net-hang"]
+
+/** Every fault a SQLite profile draws from. */
+export const SQLITE_FAULTS: ReadonlyArray<FaultKind> = POD_FAULTS
 
 /** Every fault a PostgreSQL profile draws from. */
-export const POSTGRES_FAULTS: ReadonlyArray<FaultKind> = [...POD_FAULTS, "terminate", "db-restart"]
+export const POSTGRES_FAULTS: ReadonlyArray<FaultKind> = [
+  ...POD_FAULTS,
+  "terminate",
+  "db-restart",
+  "store-hang"
+]
 
 /** mulberry32: a small, fast, seeded generator of numbers in [0, 1). */
 export const random = (seed: number): (() => number) => {
@@ -69,12 +85,16 @@ export const schedule = (
     if (busyUntil[pod]! > at) continue
     const kind = kinds[between(0, kinds.length)]!
     const millis =
-      kind === "pause"
+      kind === "pause" || kind === "net-hang" || kind === "store-hang"
         ? between(Math.round(options.leaseMillis / 2), options.leaseMillis * 2)
-        : kind === "terminate"
+        : kind === "terminate" || kind === "skew"
           ? 0
           : between(200, 2_000)
-    faults.push({ at, kind, pod, millis })
+    if (kind === "skew") {
+      // Off by a quarter to a half of the TTL, ahead or behind.
+      const offset = between(Math.round(options.leaseMillis / 4), Math.round(options.leaseMillis / 2))
+      faults.push({ at, kind, pod, millis, offsetMillis: next() < 0.5 ? -offset : offset })
+    } else faults.push({ at, kind, pod, millis })
     // A fault of the store touches every pod.
     if (kind === "terminate" || kind === "db-restart") busyUntil.fill(at + millis + 1_000)
     else busyUntil[pod] = at + millis + 1_000
@@ -84,8 +104,10 @@ export const schedule = (
 
 /** `12.3 s pause pod 1 for 4,200 ms` */
 export const describeFault = (fault: Fault): string =>
-  fault.kind === "terminate"
-    ? `${(fault.at / 1000).toFixed(1)} s terminate every pod's PostgreSQL sessions`
-    : fault.kind === "db-restart"
-      ? `${(fault.at / 1000).toFixed(1)} s PostgreSQL stopped for ${fault.millis.toLocaleString("en-US")} ms`
-      : `${(fault.at / 1000).toFixed(1)} s ${fault.kind} pod ${fault.pod} for ${fault.millis.toLocaleString("en-US")} ms`
+  fault.kind === "skew"
+    ? `${(fault.at / 1000).toFixed(1)} s restart pod ${fault.pod} with its clock ${fault.offsetMillis! > 0 ? "ahead" : "behind"} by ${Math.abs(fault.offsetMillis!).toLocaleString("en-US")} ms`
+    : fault.kind === "terminate"
+      ? `${(fault.at / 1000).toFixed(1)} s terminate every pod's PostgreSQL sessions`
+      : fault.kind === "db-restart"
+        ? `${(fault.at / 1000).toFixed(1)} s PostgreSQL stopped for ${fault.millis.toLocaleString("en-US")} ms`
+        : `${(fault.at / 1000).toFixed(1)} s ${fault.kind} pod ${fault.pod} for ${fault.millis.toLocaleString("en-US")} ms`

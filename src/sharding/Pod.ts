@@ -492,13 +492,23 @@ export const make = (
         )
       },
       withheld: (shard, epoch) => {
+        const lapsed = now() >= validUntil
+        const entry = active.get(shard)
+        // A run whose write was withheld stops. If the lease lapsed by the pod's own clock (it was
+        // frozen or starved), a renewal may still succeed and keep the shard at the same epoch:
+        // stop every run of the lapsed lease now, so that the shards the pod keeps are taken
+        // again and their executions resumed, instead of left without a run.
+        const running = lapsed && entry?.epoch === epoch && !entry.stopped
         const key = `withheld ${shard}@${epoch}`
-        if (refusals.has(key)) return
+        if (refusals.has(key) && !running) return
         refusals.add(key)
-        const why = now() >= validUntil ? "its lease ran out by its own clock" : "it no longer owns the shard"
+        const why = lapsed ? "its lease ran out by its own clock" : "it no longer owns the shard"
         Effect.runForkWith(context)(
-          Effect.logWarning(
-            `pod ${podId}: a write of shard ${shard} at epoch ${epoch} was refused before it was sent: ${why}; its runs record nothing more`
+          Effect.andThen(
+            Effect.logWarning(
+              `pod ${podId}: a write of shard ${shard} at epoch ${epoch} was refused before it was sent: ${why}; its runs record nothing more`
+            ),
+            running ? loseAll("its lease ran out by its own clock before a write") : Effect.void
           )
         )
       },

@@ -28,7 +28,12 @@ const lines = [
 ]
 
 const ended: ReadonlyArray<Ended> = [
-  { executionId: "p0i0s0-0", status: "succeeded", output: '{"value":"x|signal=go-p0i0s0-0|child=-"}', at: 300 }
+  {
+    executionId: "p0i0s0-0",
+    status: "succeeded",
+    output: '{"value":"x|signal=go-p0i0s0-0|child=-"}',
+    at: 300
+  }
 ]
 
 const check = (file: string, applied: ReadonlyArray<string>, rows: ReadonlyArray<Ended> = ended) => {
@@ -76,7 +81,9 @@ describe("the runner's history", () => {
     const file = ledgerFile()
     appendFileSync(file, `\n${JSON.stringify({ k: "read", en: "counter-1", inv: 203, v: 2, t: 205 })}\n`)
     expect(check(file, ["p0i0s1-0", "p0i0s1-1", "p0i1s1-0"])).toEqual([
-      expect.stringMatching(/^linearizability: counter-1 read 2 \(invoked 203, answered 205\); it had to lie in \[3, 3\]/)
+      expect.stringMatching(
+        /^linearizability: counter-1 read 2 \(invoked 203, answered 205\); it had to lie in \[3, 3\]/
+      )
     ])
   })
 

@@ -1,0 +1,71 @@
+/**
+ * The verification runner's nemesis: injects one fault of the schedule (`schedule.ts`) into the
+ * cluster (`cluster.ts`) and heals it after its duration. Faults of a schedule overlap in time
+ * (the runner starts each at its moment without waiting for the others), never two on one pod.
+ */
+import { Effect, ManagedRuntime } from "effect"
+import { SqlClient } from "effect/sql/SqlClient"
+import { PostgresJournal } from "effect-cluster/postgres"
+import type { PostgresServer } from "../test/support/PostgresServer.ts"
+import type { Cluster } from "./cluster.ts"
+import type { Fault } from "./schedule.ts"
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
+
+/** What the nemesis acts on. */
+export interface Target {
+  readonly cluster: Cluster
+  /** The PostgreSQL server (none on SQLite). */
+  readonly server: PostgresServer | undefined
+}
+
+/** Injects `fault`, waits its duration, heals it; resolves once the cluster has it no more. */
+export const inject = async (target: Target, fault: Fault): Promise<void> => {
+  const pod = target.cluster.pods[fault.pod]!
+  switch (fault.kind) {
+    case "terminate":
+      return terminateSessions(target.server!.url)
+    case "db-restart":
+      await target.server!.stop()
+      await sleep(fault.millis)
+      return target.server!.start()
+    case "pause":
+      pod.child!.kill("SIGSTOP")
+      await sleep(fault.millis)
+      pod.child!.kill("SIGCONT")
+      return
+    case "net-hang":
+      pod.inbound.pause()
+      await sleep(fault.millis)
+      return pod.inbound.resume()
+    case "store-hang":
+      pod.toStore!.pause()
+      await sleep(fault.millis)
+      return pod.toStore!.resume()
+    case "kill":
+    case "restart":
+    case "skew":
+      pod.child!.kill(fault.kind === "kill" ? "SIGKILL" : "SIGTERM")
+      await pod.child!.exited
+      await sleep(fault.kind === "skew" ? 0 : fault.millis)
+      // A skewed clock lasts as long as the process: until the pod's next restart.
+      return target.cluster.spawn(fault.pod, fault.kind === "skew" ? fault.offsetMillis : undefined)
+  }
+}
+
+/** Ends every other session of the server (the pods'): `pg_terminate_backend`. */
+const terminateSessions = async (url: string) => {
+  const runtime = ManagedRuntime.make(PostgresJournal.clientLayer({ url, maxConnections: 1 }))
+  try {
+    await runtime.runPromise(
+      Effect.flatMap(
+        SqlClient,
+        (sql) =>
+          sql`SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+          WHERE pid <> pg_backend_pid() AND backend_type = 'client backend'`
+      )
+    )
+  } finally {
+    await runtime.dispose()
+  }
+}
