@@ -5,7 +5,7 @@
  * (and so the namespace) with it. Needs root or user namespaces: without them it fails, it does
  * not skip.
  */
-import { existsSync, statfsSync } from "node:fs"
+import { existsSync, readdirSync, rmdirSync, statfsSync } from "node:fs"
 import { describe, expect, it } from "vitest"
 import * as ChildPod from "./ChildPod.ts"
 import * as SmallDisk from "./SmallDisk.ts"
@@ -68,12 +68,15 @@ describe("SmallDisk", () => {
   it("a killed unshare takes its child, and the namespace, with it", async () => {
     const { command, env } = SmallDisk.unshare()
     const pod = ChildPod.spawn<ProbeMessage>(PROBE, { command, env })
-    const { pid } = await pod.waitFor((m) => m.mounted !== undefined, 30_000)
+    const { pid, mounted } = await pod.waitFor((m) => m.mounted !== undefined, 30_000)
     expect(alive(pid!)).toBe(true)
     pod.kill("SIGKILL")
     await pod.exited
     const deadline = Date.now() + 5_000
     while (alive(pid!) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20))
     expect(alive(pid!)).toBe(false)
+    // What is left is the empty mount point on the real disk (the tmpfs went with the namespace).
+    expect(readdirSync(mounted!)).toEqual([])
+    rmdirSync(mounted!)
   })
 })

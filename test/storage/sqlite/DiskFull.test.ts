@@ -94,9 +94,10 @@ describe("a full disk under the embedded store", () => {
     const dir = mkdtempSync(join(tmpdir(), "disk-full-"))
     const ledger = join(dir, "ledger.jsonl")
     writeFileSync(ledger, "")
+    let scenario: ChildPod.ChildPod<{ step?: string; path?: string; report?: Report }> | undefined
     try {
       const { command, env } = SmallDisk.unshare()
-      const scenario = ChildPod.spawn<{ readonly step?: string; readonly report?: Report }>(
+      scenario = ChildPod.spawn<{ step?: string; path?: string; report?: Report }>(
         "test/storage/sqlite/diskFull/scenario.ts",
         {
           command,
@@ -148,6 +149,10 @@ describe("a full disk under the embedded store", () => {
       }
     } finally {
       rmSync(dir, { recursive: true, force: true })
+      // The scenario unmounts and removes its mount point; if it failed first, the empty mount
+      // point is left on the real disk (the tmpfs itself went with the namespace).
+      const mounted = scenario?.messages.find((m) => m.path !== undefined)?.path
+      if (mounted !== undefined) rmSync(mounted, { recursive: true, force: true, maxRetries: 3 })
     }
   }, 300_000)
 })
