@@ -346,10 +346,16 @@ export const make = (
       yield* Effect.forEach(next.removePods, store.removePod, { discard: true })
     })
 
-    /** Renews the lease; a renewal that does not answer within an interval counts as failed. */
+    /**
+     * Renews the lease. The store extends it when it runs the renewal, after `sentAt`, so an
+     * answer however late makes the pod valid until `sentAt + ttl - margin`, on the safe side: it
+     * counts as long as that is still ahead. Waiting for it less would throw away the answers of a
+     * slow link (round trips longer than an interval) while the store keeps extending the lease, and
+     * leave the pod's shards run by nobody. Not answered by then, it counts as failed.
+     */
     const renew = Effect.gen(function* () {
       const sentAt = now()
-      const renewed = yield* store.renew(podId, ttl).pipe(Effect.timeoutOption(interval), Effect.option)
+      const renewed = yield* store.renew(podId, ttl).pipe(Effect.timeoutOption(ttl - margin), Effect.option)
       const ok = renewed._tag === "Some" && renewed.value._tag === "Some" && renewed.value.value
       yield* Instrument.leaseRenewal(podId, ok)
       if (renewed._tag === "None" || renewed.value._tag === "None") return

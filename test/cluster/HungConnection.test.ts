@@ -7,7 +7,6 @@
  * epochs are refused by the store.
  */
 import { afterEach, expect, it } from "vitest"
-import * as TcpProxy from "../support/TcpProxy.ts"
 import {
   allFinal,
   checkLedger,
@@ -18,7 +17,8 @@ import {
   readyPod,
   refusedWrite,
   removeStore,
-  shards
+  shards,
+  viaProxy
 } from "./harness.ts"
 
 const TTL = 3_000
@@ -32,15 +32,12 @@ it("a pod whose PostgreSQL connection hangs stops its runs before its lease ends
   cleanup.push(() => removeStore(store))
   const runtime = reader(store)
   cleanup.push(() => runtime.dispose())
-  const url = new URL(store.location)
-  const proxy = await TcpProxy.start({ targetHost: url.hostname, targetPort: Number(url.port) })
+  const { proxy, via } = await viaProxy(store)
   cleanup.push(() => proxy.close())
-  const via = new URL(store.location)
-  via.host = `127.0.0.1:${proxy.port}`
 
   const a = await readyPod(store, {
     podId: "a",
-    via: via.toString(),
+    via,
     leaseTtlMillis: TTL,
     // Short activities keep the pod writing while its path hangs; every fourth execution's take
     // longer than the pod's own deadline (TTL × 4/5), so some are in flight when it must stop.

@@ -17,6 +17,7 @@ import {
 import { PostgresJournal } from "../../src/postgres.ts"
 import * as ChildPod from "../support/ChildPod.ts"
 import { freshDatabase } from "../support/freshDatabase.ts"
+import * as TcpProxy from "../support/TcpProxy.ts"
 
 /** Where the pods of one test keep their journal. */
 export interface Store {
@@ -38,6 +39,17 @@ export const freshStore = async (kind: "sqlite" | "pg", name: string): Promise<S
 }
 
 export const removeStore = (store: Store) => rmSync(store.dir, { recursive: true, force: true })
+
+/**
+ * A TCP proxy in front of the PostgreSQL server of `store`, and the store's URL through it (pass it
+ * as a pod's `via`). Close the proxy when the test ends.
+ */
+export const viaProxy = async (store: Store) => {
+  const url = new URL(store.location)
+  const proxy = await TcpProxy.start({ targetHost: url.hostname, targetPort: Number(url.port) })
+  url.host = `127.0.0.1:${proxy.port}`
+  return { proxy, via: url.toString() }
+}
 
 /** Options of one pod (see `pod.ts`). */
 export interface PodOptions {

@@ -14,7 +14,8 @@
  * operation (e.g. `acquireManager`), right after the transaction took the ownership lock; it prints
  * `{"freezing": operation}` first. The test resumes it with SIGCONT. `{"burst": {prefix, count}}`
  * makes it `send` executions `${prefix}-${i}` for i in [0, count) all at once (a flood of callers),
- * printing `{"burstDone": count}` once every send returned.
+ * printing `{"burstDone": count}` once every send returned. When stdin closes (the test or runner
+ * that started the pod is gone), the pod exits.
  *
  * Usage: node --conditions=@effect-cluster/source pod.ts '<json options>'
  */
@@ -115,14 +116,17 @@ const Command = Schema.fromJsonString(
     Schema.Struct({ burst: Schema.Struct({ prefix: Schema.String, count: Schema.Number }) })
   ])
 )
-createInterface({ input: process.stdin }).on("line", (line) => {
-  const command = Schema.decodeUnknownSync(Command)(line)
-  if ("freezeInOwnershipLock" in command) freezeIn = command.freezeInOwnershipLock
-  else {
-    bursts.push(command.burst)
-    burstArrived?.()
-  }
-})
+createInterface({ input: process.stdin })
+  .on("line", (line) => {
+    const command = Schema.decodeUnknownSync(Command)(line)
+    if ("freezeInOwnershipLock" in command) freezeIn = command.freezeInOwnershipLock
+    else {
+      bursts.push(command.burst)
+      burstArrived?.()
+    }
+  })
+  // The process that started this pod is gone (even SIGKILLed): nobody will stop it, so it stops.
+  .on("close", () => process.exit(0))
 
 /** Stops this process while it holds the ownership lock (once), when the test asked for it. */
 const freezeWhenAsked = Layer.succeed(OwnershipLocked)((operation) =>

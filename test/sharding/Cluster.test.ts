@@ -330,6 +330,54 @@ describe("ownership in one process (memory store)", () => {
   )
 
   it.live(
+    "a renewal answered later than an ownership interval still counts: a pod on a slow store keeps running",
+    () =>
+      Effect.gen(function* () {
+        const cluster = yield* MemoryJournal.makeCluster
+        // Every renewal is applied at once but answered 2.5 intervals later (a slow link to the store).
+        const slow = { sent: 0 }
+        const shards: ShardStore.ShardStore["Service"] = {
+          ...cluster.shards,
+          renew: (podId, ttl) =>
+            Effect.suspend(() => {
+              slow.sent++
+              return cluster.shards.renew(podId, ttl).pipe(Effect.delay("100 millis"))
+            })
+        }
+        const started = yield* Deferred.make<void>()
+        const stopped = yield* Deferred.make<void>()
+        const blocking = Workflow.make(
+          Job,
+          (request) => request.id,
+          () =>
+            Deferred.succeed(started, undefined).pipe(
+              Effect.andThen(Effect.never),
+              Effect.onInterrupt(() => Deferred.succeed(stopped, undefined)),
+              Activity.make("forever", Schema.String, Schema.Never)
+            )
+        )
+        yield* WorkflowEngine.makeScoped(Workflow.union(blocking), {
+          ...fastPod,
+          leaseTtl: "1 second",
+          podId: "a"
+        }).pipe(
+          Effect.provideService(DurableExecutionJournal.DurableExecutionJournal, cluster.journal),
+          Effect.provideService(ShardStore.ShardStore, shards),
+          Effect.flatMap((engine) => engine.sendDiscard(new Job({ id: "x" })))
+        )
+        yield* Deferred.await(started)
+        const from = slow.sent
+        // 20 renewals span more than the TTL (20 × 40 ms at least, even if each were given up on
+        // after an interval): the run goes on throughout.
+        yield* eventually(
+          Effect.sync(() => slow.sent >= from + 20),
+          "10 seconds"
+        )
+        expect(yield* Deferred.isDone(stopped)).toBe(false)
+      })
+  )
+
+  it.live(
     "with a PodTransport, work sent from a pod that does not own the shard is delivered and answered without waiting for the polls",
     () =>
       Effect.gen(function* () {

@@ -41,6 +41,11 @@ export interface SpawnOptions<M> {
   /** Variables added to (or replacing) the test process's environment. */
   readonly env?: Readonly<Record<string, string>>
   /**
+   * A command that runs Node for the child, e.g. `SmallDisk.unshare().command` (a new mount
+   * namespace): `[...command, node, ...]`. Signals then go to that command's process.
+   */
+  readonly command?: ReadonlyArray<string>
+  /**
    * Checks each parsed JSON line; throw to reject it (for example `Schema.decodeUnknownSync(S)`).
    * Rejected lines are not messages, but are shown in failure messages. Default: no check.
    */
@@ -102,11 +107,19 @@ interface Waiter<M> {
  */
 export const spawn = <M = any>(entry: string, options: SpawnOptions<M> = {}): ChildPod<M> => {
   const entryPath = resolve(repoRoot, entry)
-  const child = spawnProcess(
+  const argv = [
+    ...(options.command ?? []),
     nodeBinary,
-    ["--no-warnings", "--conditions=@effect-cluster/source", entryPath, ...(options.args ?? [])],
-    { cwd: repoRoot, env: { ...process.env, ...options.env }, stdio: ["pipe", "pipe", "pipe"] }
-  )
+    "--no-warnings",
+    "--conditions=@effect-cluster/source",
+    entryPath,
+    ...(options.args ?? [])
+  ]
+  const child = spawnProcess(argv[0]!, argv.slice(1), {
+    cwd: repoRoot,
+    env: { ...process.env, ...options.env },
+    stdio: ["pipe", "pipe", "pipe"]
+  })
   running.add(child)
   const decode = options.decode ?? ((json: unknown) => json as M)
   const messages: Array<M> = []
@@ -177,7 +190,7 @@ export const spawn = <M = any>(entry: string, options: SpawnOptions<M> = {}): Ch
   const exited = new Promise<Exit>((resolveExit, rejectExit) => {
     child.once("error", (error) => {
       running.delete(child)
-      rejectExit(new Error(`could not run ${nodeBinary} ${entryPath}: ${error.message}`))
+      rejectExit(new Error(`could not run ${argv.join(" ")}: ${error.message}`))
     })
     child.once("close", (code, signal) => {
       running.delete(child)

@@ -31,6 +31,7 @@ import { ShardStore } from "../../sharding/ShardStore.ts"
 import { DurableExecutionJournal } from "../../workflow/DurableExecutionJournal.ts"
 import { JournalError, SchemaVersionError } from "../../workflow/WorkflowErrors.ts"
 import type { GroupCommitStats } from "../sql/GroupCommit.ts"
+import { describeSqlError } from "../sql/internal/errors.ts"
 import * as SqlEntityStore from "../sql/SqlEntityStore.ts"
 import * as SqlJournal from "../sql/SqlJournal.ts"
 import * as SqlShardStore from "../sql/SqlShardStore.ts"
@@ -118,8 +119,9 @@ export const makeEntityStore = (
   SqlClient | Scope.Scope
 > => SqlEntityStore.make({ tablePrefix: options.tablePrefix, dialect: "sqlite" })
 
+/** The layer could not open the file (nothing retries it); the detail says when the disk is full. */
 const toJournalError = (operation: string) => (error: SqlError) =>
-  new JournalError({ operation, detail: error.message, transient: false })
+  new JournalError({ operation, detail: describeSqlError(error), transient: false })
 
 /**
  * The journal, the shard store and the entity store in the SQLite file `filename`, created and

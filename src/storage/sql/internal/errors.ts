@@ -7,18 +7,25 @@ import type { SqlError } from "effect/sql/SqlError"
 import { EntityStoreError } from "../../../sharding/EntityStore.ts"
 import { ShardStoreError } from "../../../sharding/ShardingErrors.ts"
 import { JournalError } from "../../../workflow/WorkflowErrors.ts"
-import { isTransient } from "../transient.ts"
+import { isDiskFull, isTransient } from "../transient.ts"
 
-/** The driver's message and the server's (e.g. `Query failed: canceling statement due to ...`). */
+/**
+ * The driver's message and the server's (e.g. `Query failed: canceling statement due to ...`),
+ * led by what to do when the disk holding the database is full.
+ */
 export const describeSqlError = (error: SqlError): string => {
   const cause: unknown = (error.reason as { readonly cause?: unknown }).cause
   const detail =
     typeof cause === "object" && cause !== null && "message" in cause && typeof cause.message === "string"
       ? cause.message
       : undefined
-  return detail === undefined || detail === "" || error.message.includes(detail)
-    ? error.message
-    : `${error.message}: ${detail}`
+  const described =
+    detail === undefined || detail === "" || error.message.includes(detail)
+      ? error.message
+      : `${error.message}: ${detail}`
+  return isDiskFull(error)
+    ? `the disk holding the database is full; writes are refused whole until space is freed (${described})`
+    : described
 }
 
 /** Whether the database cancelled the statement (PostgreSQL's SQLSTATE 57014). */

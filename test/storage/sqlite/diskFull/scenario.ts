@@ -1,0 +1,98 @@
+/**
+ * The disk-full scenario of `DiskFull.test.ts`, run in a mount namespace of its own (the test
+ * spawns it under `SmallDisk.unshare()`): pods (child processes, `test/cluster/pod.ts`) on a SQLite
+ * file on a small disk, submitting and running executions; the disk filled (a ballast file) while
+ * they run, for `fullMillis` after the first write failed for lack of space, then freed. It prints
+ * JSON lines: `{"step": ...}` as it goes, then `{"report": ...}` with every stored execution, the
+ * file's `PRAGMA integrity_check`, and what each pod printed (its warnings, whether it exited).
+ * The ledger is a file outside the small disk (argument), for the test to check.
+ *
+ * Usage: node --conditions=@effect-cluster/source scenario.ts '<json options>'
+ */
+import { DatabaseSync } from "node:sqlite"
+import { Schema } from "effect"
+import { allFinal, type PodMessage, reader, type Store, startPod } from "../../../cluster/harness.ts"
+import * as SmallDisk from "../../../support/SmallDisk.ts"
+
+const Options = Schema.Struct({
+  ledger: Schema.String,
+  sizeBytes: Schema.Number,
+  pods: Schema.Number,
+  perPod: Schema.Number,
+  leaseTtlMillis: Schema.Number,
+  fullMillis: Schema.Number
+})
+const options = Schema.decodeUnknownSync(Schema.fromJsonString(Options))(process.argv[2])
+
+const say = (message: unknown) => console.log(JSON.stringify(message))
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
+
+/** A log line of a pod saying a write failed for lack of space. */
+export const diskFull = (message: PodMessage) =>
+  message.level !== undefined && /disk is full/.test(JSON.stringify(message.message ?? ""))
+
+const disk = SmallDisk.mount({ sizeBytes: options.sizeBytes })
+const store: Store = {
+  kind: "sqlite",
+  location: `${disk.path}/journal.db`,
+  ledger: options.ledger,
+  dir: disk.path
+}
+say({ step: "mounted", path: disk.path })
+
+const pods = Array.from({ length: options.pods }, (_, i) =>
+  startPod(store, {
+    podId: `pod-${i}`,
+    leaseTtlMillis: options.leaseTtlMillis,
+    activityMillis: 20,
+    submit: { prefix: `d${i}`, count: options.perPod, perSecond: 30 }
+  })
+)
+for (const pod of pods) await pod.waitFor((m) => m.ready !== undefined, 30_000)
+say({ step: "ready" })
+// Some progress first: a third of every pod's executions acknowledged.
+for (const pod of pods) await pod.waitFor((m) => (m.submitted ?? 0) >= options.perPod / 3, 60_000)
+
+const filled = disk.fill()
+const filledAt = Date.now()
+say({ step: "filled", bytes: filled })
+// Until a write failed for lack of space (the WAL may have room left for a while), then a while more.
+const failed = await Promise.race(pods.map((pod) => pod.waitFor(diskFull, 60_000)))
+say({ step: "a write failed", afterMillis: Date.now() - filledAt, message: failed.message })
+await sleep(options.fullMillis)
+disk.free()
+say({ step: "freed", fullForMillis: Date.now() - filledAt })
+
+for (const pod of pods) await pod.waitFor((m) => m.submitted === options.perPod, 120_000)
+say({ step: "every start acknowledged" })
+const runtime = reader(store)
+let executions: ReadonlyArray<unknown> = []
+try {
+  executions = await allFinal(runtime, options.pods * options.perPod, 120_000)
+} catch (error) {
+  say({ step: "not every execution ended", error: String(error) })
+}
+await runtime.dispose()
+
+const db = new DatabaseSync(store.location)
+const integrity = db.prepare("PRAGMA integrity_check").all()
+db.close()
+for (const pod of pods) pod.kill("SIGTERM")
+const exits = await Promise.all(pods.map((pod) => pod.exited))
+say({
+  report: {
+    executions,
+    integrity,
+    pods: pods.map((pod, i) => ({
+      podId: `pod-${i}`,
+      exit: exits[i],
+      stopped: pod.messages.some((m) => m.stopped !== undefined),
+      warnings: pod.messages.filter(
+        (m) => m.level !== undefined && m.level !== "INFO" && m.level !== "DEBUG"
+      ),
+      stderr: pod.stderr()
+    }))
+  }
+})
+disk.unmount()
+process.exit(0)
