@@ -7,6 +7,7 @@ import { Effect, ManagedRuntime } from "effect"
 import { SqlClient } from "effect/sql/SqlClient"
 import { PostgresJournal } from "effect-cluster/postgres"
 import type { PostgresServer } from "../test/support/PostgresServer.ts"
+import type * as SmallDisk from "../test/support/SmallDisk.ts"
 import type { Cluster } from "./cluster.ts"
 import type { Fault } from "./schedule.ts"
 
@@ -17,6 +18,8 @@ export interface Target {
   readonly cluster: Cluster
   /** The PostgreSQL server (none on SQLite). */
   readonly server: PostgresServer | undefined
+  /** The small disk holding the SQLite store (none on PostgreSQL). */
+  readonly disk: SmallDisk.SmallDisk | undefined
 }
 
 /** Injects `fault`, waits its duration, heals it; resolves once the cluster has it no more. */
@@ -42,6 +45,21 @@ export const inject = async (target: Target, fault: Fault): Promise<void> => {
       pod.toStore!.pause()
       await sleep(fault.millis)
       return pod.toStore!.resume()
+    case "net-reset":
+      return pod.inbound.reset()
+    case "store-reset":
+      return pod.toStore!.reset()
+    case "net-slow":
+    case "store-slow": {
+      const path = fault.kind === "net-slow" ? pod.inbound : pod.toStore!
+      path.delay(fault.delayMillis!)
+      await sleep(fault.millis)
+      return path.delay(0)
+    }
+    case "disk-full":
+      target.disk!.fill()
+      await sleep(fault.millis)
+      return target.disk!.free()
     case "kill":
     case "restart":
     case "skew":
