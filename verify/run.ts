@@ -29,7 +29,14 @@ import { type Anomaly, checkAll, type HistoryEvent } from "./checkers.ts"
 import * as Cluster from "./cluster.ts"
 import { checkReplies, type Ended, historyOf, readLedger } from "./history.ts"
 import { inject } from "./nemesis.ts"
-import { describeFault, type Fault, POSTGRES_FAULTS, SQLITE_FAULTS, schedule } from "./schedule.ts"
+import {
+  describeFault,
+  type Fault,
+  isStoreWide,
+  POSTGRES_FAULTS,
+  SQLITE_FAULTS,
+  schedule
+} from "./schedule.ts"
 
 const Options = Schema.Struct({
   seed: Schema.optional(Schema.NumberFromString.check(Schema.isInt())),
@@ -100,14 +107,26 @@ const main = async () => {
       workload: { seed, perSecond: RATE, counters: COUNTERS, leaseMillis: LEASE, until }
     })
     const pods = cluster.pods
-    // Each fault at its moment, healed after its duration: several may be under way at once.
+    // Each fault at its moment, healed after its duration: several may be under way at once. A
+    // fault of the whole store waits for those under way, and the others wait for it (a server
+    // restart takes longer than its scheduled pause).
     const target = { cluster, server, disk }
+    const underWay = new Set<Promise<void>>()
+    let storeWide: Promise<void> = Promise.resolve()
+    const run = (fault: Fault) => {
+      const injecting = inject(target, fault)
+      underWay.add(injecting)
+      return injecting.finally(() => underWay.delete(injecting))
+    }
     await Promise.all(
       faults.map(async (fault) => {
         await sleep(started + fault.at - Date.now())
+        await storeWide
         console.log(`  ${describeFault(fault)}`)
         injected.set(fault.kind, (injected.get(fault.kind) ?? 0) + 1)
-        await inject(target, fault)
+        if (!isStoreWide(fault.kind)) return run(fault)
+        storeWide = Promise.all(underWay).then(() => run(fault))
+        return storeWide
       })
     )
     const remaining = until - Date.now()

@@ -72,6 +72,9 @@ export const POSTGRES_FAULTS: ReadonlyArray<FaultKind> = [
 /** Faults of the store: every pod has them, so no other fault overlaps them. */
 const STORE_WIDE: ReadonlySet<FaultKind> = new Set(["terminate", "db-restart", "disk-full"])
 
+/** Whether `kind` is a fault of the whole store (no other fault overlaps it). */
+export const isStoreWide = (kind: FaultKind): boolean => STORE_WIDE.has(kind)
+
 /** mulberry32: a small, fast, seeded generator of numbers in [0, 1). */
 export const random = (seed: number): (() => number) => {
   let state = seed >>> 0

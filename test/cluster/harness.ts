@@ -77,6 +77,8 @@ export interface PodMessage {
   readonly stopped?: string
   /** The pod stops itself inside an ownership transaction of this operation (`freezeInOwnershipLock`). */
   readonly freezing?: string
+  /** With `freezing: "attempt"`: the attempt it stops in (`execution/activity#attempt`, `freezeInAttempt`). */
+  readonly attempt?: string
   /** Every send of a burst (`{"burst": ...}` on stdin) returned. */
   readonly burstDone?: number
   readonly level?: string
@@ -283,6 +285,12 @@ export const freeze = async (store: Store, pod: ChildPod.ChildPod<unknown>) => {
     await sleep(10 + attempt * 3)
   }
   throw new Error("the pod held the SQLite write lock every time it was frozen")
+}
+
+/** Whether the process `pid` is stopped (state `T` in `/proc/<pid>/stat`). */
+export const isStopped = (pid: number) => {
+  const stat = readFileSync(`/proc/${pid}/stat`, "utf8")
+  return stat.slice(stat.lastIndexOf(")") + 2).startsWith("T")
 }
 
 /** Whether a pod's log shows it stopping the runs of shards it lost (lease ran out, or removed). */

@@ -12,7 +12,10 @@
  * On stdin it takes commands, one JSON line each: `{"freezeInOwnershipLock": operation}` makes
  * the pod stop itself (SIGSTOP) inside its next ownership transaction of that `ShardStore`
  * operation (e.g. `acquireManager`), right after the transaction took the ownership lock; it prints
- * `{"freezing": operation}` first. The test resumes it with SIGCONT. `{"burst": {prefix, count}}`
+ * `{"freezing": operation}` first. The test resumes it with SIGCONT. `{"freezeInAttempt": true}` makes
+ * the next activity attempt to start stop the process (SIGSTOP) at the instant its sleep is due,
+ * just before the sleep's timer fires; it prints `{"freezing": "attempt", "attempt": key}` first
+ * (`key`: `execution/activity#attempt`). `{"burst": {prefix, count}}`
  * makes it `send` executions `${prefix}-${i}` for i in [0, count) all at once (a flood of callers),
  * printing `{"burstDone": count}` once every send returned. When stdin closes (the test or runner
  * that started the pod is gone), the pod exits.
@@ -83,11 +86,35 @@ const durationOf = (executionId: string): number => {
     : options.activityMillis
 }
 
+/** Whether the next attempt to start freezes this process when its sleep is due (the test asked). */
+let freezeInAttempt = false
+
+/**
+ * The attempt's sleep: `Effect.sleep`, or for the attempt the test asked to freeze in, what
+ * `Clock.sleep` does (a `setTimeout` that resumes the fiber) with the freeze armed just before, in
+ * the same synchronous stretch: both timers are due at once and Node runs them in the order they
+ * were armed, so the process stops right before the sleep's timer fires and, once resumed, runs
+ * that timer next, before any other timer of the pod (its lease watchdog among them).
+ */
+const sleep = (millis: number, context: ActivityContext.ActivityContext["Service"]): Effect.Effect<void> => {
+  if (!freezeInAttempt) return Effect.sleep(Duration.millis(millis))
+  freezeInAttempt = false
+  const key = `${context.persistenceId.split("/")[0]}/${context.activityId}#${context.attempt}`
+  return Effect.callback<void>((resume) => {
+    setTimeout(() => {
+      writeSync(1, `${JSON.stringify({ freezing: "attempt", attempt: key })}\n`)
+      process.kill(process.pid, "SIGSTOP")
+    }, millis)
+    const timer = setTimeout(() => resume(Effect.void), millis)
+    return Effect.sync(() => clearTimeout(timer))
+  })
+}
+
 const step = (id: string) =>
   Effect.gen(function* () {
     const context = yield* ActivityContext.ActivityContext
     record("start", context)
-    yield* Effect.sleep(Duration.millis(durationOf(context.persistenceId.split("/")[0]!))).pipe(
+    yield* sleep(durationOf(context.persistenceId.split("/")[0]!), context).pipe(
       Effect.onInterrupt(() => Effect.sync(() => record("stop", context)))
     )
     record("end", context)
@@ -113,6 +140,7 @@ let burstArrived: (() => void) | undefined
 const Command = Schema.fromJsonString(
   Schema.Union([
     Schema.Struct({ freezeInOwnershipLock: Schema.String }),
+    Schema.Struct({ freezeInAttempt: Schema.Literal(true) }),
     Schema.Struct({ burst: Schema.Struct({ prefix: Schema.String, count: Schema.Number }) })
   ])
 )
@@ -120,6 +148,7 @@ createInterface({ input: process.stdin })
   .on("line", (line) => {
     const command = Schema.decodeUnknownSync(Command)(line)
     if ("freezeInOwnershipLock" in command) freezeIn = command.freezeInOwnershipLock
+    else if ("freezeInAttempt" in command) freezeInAttempt = true
     else {
       bursts.push(command.burst)
       burstArrived?.()

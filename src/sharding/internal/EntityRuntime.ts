@@ -15,6 +15,7 @@
  */
 import { Cause, Context, Effect, Exit, Fiber, MutableRef, Option, Ref, Result, Scope } from "effect"
 import { decodeJsonResult, encodeJsonResult, exitSchema } from "../../internal/codec.ts"
+import * as LeaseGuard from "../../internal/LeaseGuard.ts"
 import * as Instrument from "../../observability/internal/instrument.ts"
 import { EntityStateDecodeError, MalformedMessageError } from "../EntityErrors.ts"
 import type {
@@ -461,7 +462,18 @@ export const make = (env: RuntimeEnv, scope: Scope.Scope): EntityRuntime => {
       recent: new Map()
     }
     instances.set(entityId, instance)
-    instance.fiber = Effect.runForkWith(Context.add(env.services, Scope.Scope, scope))(loop(instance))
+    // After a stall past the pod's lease, the entity stops before its handler takes another step
+    // (see `LeaseGuard`); its messages go back to their senders.
+    const entity =
+      fence === undefined
+        ? loop(instance)
+        : LeaseGuard.guard(loop(instance), {
+            holds: () => env.mayWrite(fence),
+            lapsed: () => {
+              instance.stopping = true
+            }
+          })
+    instance.fiber = Effect.runForkWith(Context.add(env.services, Scope.Scope, scope))(entity)
     return instance
   }
 
