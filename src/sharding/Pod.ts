@@ -209,7 +209,6 @@ export const make = (
     const clock = yield* Clock.Clock
     /** The caller's services (logger, clock): `fenced` runs outside any fiber of the pod. */
     const context = yield* Effect.context<never>()
-    const now = () => clock.currentTimeMillisUnsafe()
     // A lock held by a pod frozen inside an ownership transaction is released within the store's
     // bound (PostgreSQL ends the frozen transaction after TTL/2): wait for it, a bounded number of times.
     const unlessBusy = {
@@ -218,6 +217,26 @@ export const make = (
       times: Math.ceil(ttl / interval)
     }
     yield* store.init(shardCount).pipe(Effect.retry(unlessBusy))
+    /**
+     * By this pod's own clock: when it must stop running unless a renewal succeeds before, TTL - TTL/5
+     * after the last successful renewal (or registration) was sent. Counted on two clocks at once,
+     * the wall clock and the monotonic one, and over at the first of the two: an offset of the
+     * wall clock (a machine whose clock is set wrong) changes neither, and a step of it (NTP, a
+     * resumed VM) cannot stretch the pod's time past the store's lease end either. A step back
+     * would on the wall clock (the PostgreSQL server's clock did not step), a step forward on the
+     * monotonic one (SQLite judges leases by this machine's wall clock, which did).
+     */
+    const margin = ttl / 5
+    const elapsedMillis = () => Number(clock.monotonicTimeNanosUnsafe() / 1_000_000n)
+    /** The deadline if a renewal sent now succeeds. */
+    const deadlineFromNow = () => ({
+      wall: clock.currentTimeMillisUnsafe() + ttl - margin,
+      elapsed: elapsedMillis() + ttl - margin
+    })
+    let validUntil = deadlineFromNow()
+    /** How long the pod may still run, in ms; 0 or less: it must stop now. */
+    const left = () =>
+      Math.min(validUntil.wall - clock.currentTimeMillisUnsafe(), validUntil.elapsed - elapsedMillis())
     const scope = yield* Effect.scope
     let membership = yield* Scope.fork(scope)
     yield* Scope.provide(store.register(podId, ttl, settings.address), membership).pipe(
@@ -236,9 +255,6 @@ export const make = (
       number,
       { readonly epoch: number; draining: boolean; stopped: boolean; refused: boolean }
     >()
-    /** By this pod's clock: when it must stop running, unless a renewal succeeds before. */
-    const margin = ttl / 5
-    let validUntil = now() + ttl - margin
     let leaving = false
     /** The (shard, epoch) pairs whose refusal was reported: once each. */
     const refusals = new Set<string>()
@@ -348,13 +364,13 @@ export const make = (
 
     /** Renews the lease; a renewal that does not answer within an interval counts as failed. */
     const renew = Effect.gen(function* () {
-      const sentAt = now()
+      const ifRenewed = deadlineFromNow()
       const renewed = yield* store.renew(podId, ttl).pipe(Effect.timeoutOption(interval), Effect.option)
       const ok = renewed._tag === "Some" && renewed.value._tag === "Some" && renewed.value.value
       yield* Instrument.leaseRenewal(podId, ok)
       if (renewed._tag === "None" || renewed.value._tag === "None") return
       if (renewed.value.value) {
-        validUntil = sentAt + ttl - margin
+        validUntil = ifRenewed
         return
       }
       // The manager declared this pod dead (it was paused or cut off past its lease): its shards
@@ -362,27 +378,27 @@ export const make = (
       yield* loseAll("the store no longer lists this pod (its lease expired)")
       yield* Scope.close(membership, Exit.void)
       membership = yield* Scope.fork(scope)
-      const registering = now()
+      const ifRegistered = deadlineFromNow()
       yield* Scope.provide(store.register(podId, ttl, settings.address), membership).pipe(
         Effect.retry(unlessBusy)
       )
-      validUntil = registering + ttl - margin
+      validUntil = ifRegistered
     })
 
     // Renewals run in a loop of their own: a manager round or a reconciliation stuck on the store
     // (a lock held by a frozen pod's open transaction) must not keep the lease from being renewed.
     const round = Effect.gen(function* () {
       if (leaving) return
-      if (now() >= validUntil) return yield* loseAll("its lease was not renewed in time")
+      if (left() <= 0) return yield* loseAll("its lease was not renewed in time")
       yield* managerRound
-      if (leaving || now() >= validUntil) return
+      if (leaving || left() <= 0) return
       yield* reconcile
     })
 
     /** Stops the runs by this pod's own clock when renewals stop succeeding. */
     const watchdog = Effect.gen(function* () {
       while (true) {
-        const wait = validUntil - now()
+        const wait = left()
         if (wait > 0) {
           yield* Effect.sleep(Math.min(wait, interval))
           continue
@@ -467,14 +483,14 @@ export const make = (
       shardOf: (id) => shardOf(id, shardCount),
       epochOf: (shard) => {
         const entry = active.get(shard)
-        return entry === undefined || entry.draining || now() >= validUntil ? undefined : entry.epoch
+        return entry === undefined || entry.draining || left() <= 0 ? undefined : entry.epoch
       },
       mayWrite: (shard, epoch) => {
         const entry = active.get(shard)
-        return entry?.epoch === epoch && !entry.refused && now() < validUntil
+        return entry?.epoch === epoch && !entry.refused && left() > 0
       },
       ownedShards: () =>
-        now() < validUntil ? [...active].flatMap(([shard, entry]) => (entry.draining ? [] : [shard])) : [],
+        left() > 0 ? [...active].flatMap(([shard, entry]) => (entry.draining ? [] : [shard])) : [],
       fenced: (shard, epoch) => {
         const key = `${shard}@${epoch}`
         if (refusals.has(key)) return
@@ -495,7 +511,7 @@ export const make = (
         const key = `withheld ${shard}@${epoch}`
         if (refusals.has(key)) return
         refusals.add(key)
-        const why = now() >= validUntil ? "its lease ran out by its own clock" : "it no longer owns the shard"
+        const why = left() <= 0 ? "its lease ran out by its own clock" : "it no longer owns the shard"
         Effect.runForkWith(context)(
           Effect.logWarning(
             `pod ${podId}: a write of shard ${shard} at epoch ${epoch} was refused before it was sent: ${why}; its runs record nothing more`

@@ -16,11 +16,15 @@
  */
 import { Clock, Effect, Layer } from "effect"
 
-/** `clock` with its wall-clock readings moved by `offsetMillis`. */
-export const make = (clock: Clock.Clock, offsetMillis: number): Clock.Clock => {
-  const offsetNanos = BigInt(Math.round(offsetMillis * 1_000_000))
-  const currentTimeMillisUnsafe = () => clock.currentTimeMillisUnsafe() + offsetMillis
-  const currentTimeNanosUnsafe = () => clock.currentTimeNanosUnsafe() + offsetNanos
+/**
+ * `clock` with its wall-clock readings moved by `offsetMillis`: a number, or a function read at
+ * every reading (a clock that is stepped while the program runs, as NTP or a resumed VM does).
+ */
+export const make = (clock: Clock.Clock, offsetMillis: number | (() => number)): Clock.Clock => {
+  const offset = typeof offsetMillis === "number" ? () => offsetMillis : offsetMillis
+  const currentTimeMillisUnsafe = () => clock.currentTimeMillisUnsafe() + offset()
+  const currentTimeNanosUnsafe = () =>
+    clock.currentTimeNanosUnsafe() + BigInt(Math.round(offset() * 1_000_000))
   return {
     currentTimeMillisUnsafe,
     currentTimeMillis: Effect.sync(currentTimeMillisUnsafe),
@@ -36,7 +40,7 @@ export const make = (clock: Clock.Clock, offsetMillis: number): Clock.Clock => {
  * Provides the `Clock` in context (the live one by default, or a `TestClock`) moved by
  * `offsetMillis`. Provide it outermost, so that every layer and fiber of the program reads it.
  */
-export const layer = (offsetMillis: number) =>
+export const layer = (offsetMillis: number | (() => number)) =>
   Layer.effect(
     Clock.Clock,
     Clock.clockWith((clock) => Effect.succeed(make(clock, offsetMillis)))
