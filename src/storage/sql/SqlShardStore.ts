@@ -10,10 +10,10 @@
  * Time: every time this store writes or judges (lease ends, `updated_at`) is the database's own
  * clock, never the program's `Clock`: a lease end one pod writes is compared by another pod, so
  * both must read one clock. PostgreSQL: the server's clock, so pods on machines with skewed clocks
- * agree on leases. SQLite: the SQLite library's reading of the host's clock, which every pod of a
- * file shares (they are all on its machine), whatever `Clock` each program provides (a test clock,
- * a skewed one). Liveness beyond the lease comes from a `LivenessMarker` the backend provides: a
- * PostgreSQL session, an OS lock on a file.
+ * agree on leases. SQLite: the host's clock, which every pod of a file shares (they are all on its
+ * machine), whatever `Clock` each program provides (a test clock, a skewed one). Liveness beyond
+ * the lease comes from a `LivenessMarker` the backend provides: a PostgreSQL session, an OS lock
+ * on a file.
  */
 import { Effect, Exit, Schema, Scope } from "effect"
 import { SqlClient } from "effect/sql/SqlClient"
@@ -121,21 +121,22 @@ export const make = (options: SqlShardStoreOptions): Effect.Effect<ShardStore["S
     const decodeNumbers = Schema.decodeUnknownEffect(Schema.Array(Schema.Struct({ value: SqlNumber })))
 
     /**
-     * The store's time in epoch ms, read from the database: the server's clock on PostgreSQL, the
-     * host's on SQLite. Not effect's `Clock`: with it, a pod whose clock ran half a lease slow
-     * wrote lease ends that a pod whose clock ran half a lease fast judged expired the moment
-     * they were written, and took the slow pod's shards while it still ran them
-     * (`test/cluster/ClockSkew.test.ts`).
+     * The store's time in epoch ms: the server's clock on PostgreSQL; on SQLite the host's clock
+     * (`Date.now()`, what SQLite's own `unixepoch()` reads too; a query for it would wait behind
+     * every statement queued on the file's one connection, and delay renewals under load). Not
+     * effect's `Clock`: with it, a pod whose clock ran half a lease slow wrote lease ends that a
+     * pod whose clock ran half a lease fast judged expired the moment they were written, and took
+     * the slow pod's shards while it still ran them (`test/cluster/ClockSkew.test.ts`).
      */
-    const now: Effect.Effect<number, SqlError | Schema.SchemaError> = Effect.map(
-      Effect.flatMap(
-        pg
-          ? sql`SELECT (extract(epoch from clock_timestamp()) * 1000)::bigint AS value`
-          : sql`SELECT CAST(round(unixepoch('subsec') * 1000) AS INTEGER) AS value`,
-        decodeNumbers
-      ),
-      (rows) => rows[0]!.value
-    )
+    const now: Effect.Effect<number, SqlError | Schema.SchemaError> = pg
+      ? Effect.map(
+          Effect.flatMap(
+            sql`SELECT (extract(epoch from clock_timestamp()) * 1000)::bigint AS value`,
+            decodeNumbers
+          ),
+          (rows) => rows[0]!.value
+        )
+      : Effect.sync(() => Date.now())
 
     /** Probes for tests (`OwnershipLocked`): nothing in programs. */
     const locked = yield* OwnershipLocked
