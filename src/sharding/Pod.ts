@@ -246,6 +246,8 @@ export const make = (
     /** By this pod's clock: when it must stop running, unless a renewal succeeds before. */
     const margin = ttl / 5
     let validUntil = now() + ttl - margin
+    /** How long the pod may still run, in ms; 0 or less: it must stop now. */
+    const left = () => validUntil - now()
     /** Whether the runs were stopped (`leaseHolds`) since the lease last ran out by the pod's clock. */
     let lapseHandled = false
     let leaving = false
@@ -409,16 +411,16 @@ export const make = (
     // (a lock held by a frozen pod's open transaction) must not keep the lease from being renewed.
     const round = Effect.gen(function* () {
       if (leaving) return
-      if (now() >= validUntil) return yield* loseAll("its lease was not renewed in time")
+      if (left() <= 0) return yield* loseAll("its lease was not renewed in time")
       yield* managerRound
-      if (leaving || now() >= validUntil) return
+      if (leaving || left() <= 0) return
       yield* reconcile
     })
 
     /** Stops the runs by this pod's own clock when renewals stop succeeding. */
     const watchdog = Effect.gen(function* () {
       while (true) {
-        const wait = validUntil - now()
+        const wait = left()
         if (wait > 0) {
           yield* Effect.sleep(Math.min(wait, interval))
           continue
@@ -503,14 +505,14 @@ export const make = (
       shardOf: (id) => shardOf(id, shardCount),
       epochOf: (shard) => {
         const entry = active.get(shard)
-        return entry === undefined || entry.draining || now() >= validUntil ? undefined : entry.epoch
+        return entry === undefined || entry.draining || left() <= 0 ? undefined : entry.epoch
       },
       mayWrite: (shard, epoch) => {
         const entry = active.get(shard)
         return entry?.epoch === epoch && !entry.refused && leaseHolds()
       },
       ownedShards: () =>
-        now() < validUntil ? [...active].flatMap(([shard, entry]) => (entry.draining ? [] : [shard])) : [],
+        left() > 0 ? [...active].flatMap(([shard, entry]) => (entry.draining ? [] : [shard])) : [],
       fenced: (shard, epoch) => {
         const key = `${shard}@${epoch}`
         if (refusals.has(key)) return

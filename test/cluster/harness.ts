@@ -68,6 +68,8 @@ export interface PodOptions {
   }
   /** Connect through this URL instead of the store's (a proxy in front of PostgreSQL). */
   readonly via?: string
+  /** The pod's clock is this many ms ahead of the host's (behind when negative). */
+  readonly clockOffsetMillis?: number
 }
 
 /** A message a pod prints: its lifecycle, or one of its logs. */
@@ -81,6 +83,8 @@ export interface PodMessage {
   readonly attempt?: string
   /** Every send of a burst (`{"burst": ...}` on stdin) returned. */
   readonly burstDone?: number
+  /** The pod's lease renewals hang from now on (`{"stopRenewing": true}` on stdin). */
+  readonly renewalsStopped?: string
   readonly level?: string
   readonly message?: ReadonlyArray<unknown>
 }
@@ -95,6 +99,7 @@ export const startPod = (store: Store, options: PodOptions = {}): ChildPod.Child
         podId: options.podId,
         leaseTtlMillis: options.leaseTtlMillis,
         shardCount: options.shardCount,
+        clockOffsetMillis: options.clockOffsetMillis,
         activityMillis: options.activityMillis ?? 20,
         slowEvery: options.slowEvery,
         slowMillis: options.slowMillis,

@@ -17,17 +17,31 @@
  * just before the sleep's timer fires; it prints `{"freezing": "attempt", "attempt": key}` first
  * (`key`: `execution/activity#attempt`). `{"burst": {prefix, count}}`
  * makes it `send` executions `${prefix}-${i}` for i in [0, count) all at once (a flood of callers),
- * printing `{"burstDone": count}` once every send returned. When stdin closes (the test or runner
+ * printing `{"burstDone": count}` once every send returned. `{"stopRenewing": true}` makes every
+ * later lease renewal of the pod hang (as over a connection that stopped answering) while the pod
+ * goes on running, printing `{"renewalsStopped": podId}`. When stdin closes (the test or runner
  * that started the pod is gone), the pod exits.
+ *
+ * Option `clockOffsetMillis` skews the pod's clock: its whole program (store layers included) runs
+ * on an effect `Clock` whose wall-clock readings are that many ms ahead (behind when negative),
+ * sleeps unchanged (`test/support/OffsetClock.ts`). The ledger's times are the host's.
  *
  * Usage: node --conditions=@effect-cluster/source pod.ts '<json options>'
  */
 import { appendFileSync, writeSync } from "node:fs"
 import { createInterface } from "node:readline"
 import { Duration, Effect, Fiber, Layer, Logger, Schema } from "effect"
-import { Activity, ActivityContext, SqliteJournal, Workflow, WorkflowEngine } from "effect-cluster"
+import {
+  Activity,
+  ActivityContext,
+  ShardStore,
+  SqliteJournal,
+  Workflow,
+  WorkflowEngine
+} from "effect-cluster"
 import { PostgresJournal } from "effect-cluster/postgres"
 import { OwnershipLocked } from "../../src/storage/sql/internal/OwnershipLocked.ts"
+import * as OffsetClock from "../support/OffsetClock.ts"
 
 const Options = Schema.Struct({
   /** A SQLite file path, or a postgres:// URL. */
@@ -37,6 +51,8 @@ const Options = Schema.Struct({
   podId: Schema.optional(Schema.String),
   leaseTtlMillis: Schema.optional(Schema.Number),
   shardCount: Schema.optional(Schema.Number),
+  /** The pod's clock is this many ms ahead (behind when negative) of the host's. */
+  clockOffsetMillis: Schema.optional(Schema.Number),
   /** How long each activity attempt takes. */
   activityMillis: Schema.Number,
   /** Every n-th execution (by the number at the end of its id) takes `slowMillis` instead. */
@@ -137,11 +153,14 @@ let freezeIn: string | undefined
 /** Bursts asked for, run by `main` once the engine is up. */
 const bursts: Array<{ readonly prefix: string; readonly count: number }> = []
 let burstArrived: (() => void) | undefined
+/** False once the test asked the pod to stop renewing its lease. */
+let renewing = true
 const Command = Schema.fromJsonString(
   Schema.Union([
     Schema.Struct({ freezeInOwnershipLock: Schema.String }),
     Schema.Struct({ freezeInAttempt: Schema.Literal(true) }),
-    Schema.Struct({ burst: Schema.Struct({ prefix: Schema.String, count: Schema.Number }) })
+    Schema.Struct({ burst: Schema.Struct({ prefix: Schema.String, count: Schema.Number }) }),
+    Schema.Struct({ stopRenewing: Schema.Literal(true) })
   ])
 )
 createInterface({ input: process.stdin })
@@ -149,13 +168,22 @@ createInterface({ input: process.stdin })
     const command = Schema.decodeUnknownSync(Command)(line)
     if ("freezeInOwnershipLock" in command) freezeIn = command.freezeInOwnershipLock
     else if ("freezeInAttempt" in command) freezeInAttempt = true
-    else {
+    else if ("stopRenewing" in command) {
+      renewing = false
+      console.log(JSON.stringify({ renewalsStopped: podId }))
+    } else {
       bursts.push(command.burst)
       burstArrived?.()
     }
   })
   // The process that started this pod is gone (even SIGKILLed): nobody will stop it, so it stops.
   .on("close", () => process.exit(0))
+
+/** The store's renewals hang once the test asked (the pod's own clock must then stop its runs). */
+const renewalsUntilStopped = (store: ShardStore.ShardStore["Service"]): ShardStore.ShardStore["Service"] => ({
+  ...store,
+  renew: (id, ttlMillis) => Effect.suspend(() => (renewing ? store.renew(id, ttlMillis) : Effect.never))
+})
 
 /** Stops this process while it holds the ownership lock (once), when the test asked for it. */
 const freezeWhenAsked = Layer.succeed(OwnershipLocked)((operation) =>
@@ -179,7 +207,7 @@ const main = Effect.gen(function* () {
     podId: options.podId,
     shardCount: options.shardCount,
     leaseTtl: options.leaseTtlMillis === undefined ? undefined : Duration.millis(options.leaseTtlMillis)
-  })
+  }).pipe(Effect.updateService(ShardStore.ShardStore, renewalsUntilStopped))
   podId = engine.podId() ?? podId
   console.log(JSON.stringify({ ready: podId }))
   const submit = options.submit
@@ -209,7 +237,9 @@ const main = Effect.gen(function* () {
   }
 }).pipe(
   Effect.scoped,
-  Effect.provide(Layer.mergeAll(Layer.fresh(journal), Logger.layer([Logger.consoleJson])))
+  Effect.provide(Layer.mergeAll(Layer.fresh(journal), Logger.layer([Logger.consoleJson]))),
+  // Outermost: the store layers, the engine and every fiber they fork read the skewed clock.
+  Effect.provide(OffsetClock.layer(options.clockOffsetMillis ?? 0))
 )
 
 const fiber = Effect.runFork(main)
