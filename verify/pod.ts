@@ -43,6 +43,7 @@ import {
   WorkflowEngine
 } from "effect-cluster"
 import { PostgresJournal } from "effect-cluster/postgres"
+import * as OffsetClock from "../test/support/OffsetClock.ts"
 import { random } from "./schedule.ts"
 
 const Options = Schema.Struct({
@@ -331,7 +332,12 @@ const main = Effect.gen(function* () {
   )
   say({ ops: ops.reduce((sum, n) => sum + n, 0), done: true })
   return yield* Effect.never
-}).pipe(Effect.scoped, Effect.provide(Layer.mergeAll(cluster, Logger.layer([Logger.consoleJson]))))
+}).pipe(
+  Effect.scoped,
+  Effect.provide(Layer.mergeAll(cluster, Logger.layer([Logger.consoleJson]))),
+  // Outermost: the store layers, the pod and every fiber they fork read the skewed clock.
+  Effect.provide(OffsetClock.layer(options.clockOffsetMillis ?? 0))
+)
 
 const fiber = Effect.runFork(main)
 process.once("SIGTERM", () => Effect.runFork(Fiber.interrupt(fiber)))

@@ -53,7 +53,8 @@ export const POD_FAULTS: ReadonlyArray<FaultKind> = [
   "restart",
   "net-hang",
   "net-reset",
-  "net-slow"
+  "net-slow",
+  "skew"
 ]
 
 /** Every fault a SQLite profile draws from. */
