@@ -141,7 +141,10 @@ export const make = (
     /** The shards this pod runs, with their epoch (null: every shard, unfenced). */
     const owned = new Map<number, number | null>()
     const waiters = yield* ReplyWaiters.make(store, pollMillis)
-    const outcome = Batcher.make(store.outcomes)
+    // Before an entity handles a persisted message: its outcome and the stored messages ahead of it.
+    const outcome = Batcher.make((keys: ReadonlyArray<MessageKey>) =>
+      store.outcomesAhead(keys, EntityRuntime.AHEAD)
+    )
     const deadlines = yield* Deadlines.make
 
     const fenceOf = (shard: number): EntityFence | null | undefined => {

@@ -17,14 +17,20 @@ import {
   type Enqueued,
   EntityStore,
   type EntityStoreError,
-  type OwnerWriteResult
+  type MessageKey,
+  type OutcomeAhead,
+  type OwnerWriteResult,
+  type StoredMessage
 } from "../../sharding/EntityStore.ts"
 import * as GroupCommit from "./GroupCommit.ts"
+import { SqlNumber } from "./internal/columns.ts"
 import {
   DeadRow,
   OutcomeRow,
   PendingRow,
+  type RawAhead,
   selectOutcomes,
+  selectOutcomesAhead,
   toDeadLetter,
   toOutcome,
   toStoredMessage
@@ -62,6 +68,52 @@ const flattened =
 
 const OutcomeRows = Schema.Array(Schema.UndefinedOr(OutcomeRow))
 
+/** The messages ahead of a key: `[message_id, shard, seq, payload, created_at]` each. */
+const AheadList = Schema.Array(Schema.Tuple([Schema.String, SqlNumber, SqlNumber, Schema.String, SqlNumber]))
+
+/** The rows of `selectOutcomesAhead`, decoded (the list of messages ahead is JSON text on SQLite). */
+const AheadRows = Schema.Array(
+  Schema.Struct({
+    i: SqlNumber,
+    status: Schema.NullOr(OutcomeRow.fields.status),
+    reply: Schema.NullOr(Schema.String),
+    error: Schema.NullOr(Schema.String),
+    ahead: Schema.NullOr(Schema.Union([AheadList, Schema.fromJsonString(AheadList)]))
+  })
+)
+
+const NOTHING_AHEAD: OutcomeAhead = { outcome: undefined, ahead: [] }
+
+/** Each key's outcome and the messages ahead of it, from the decoded rows of its query. */
+const toOutcomesAhead = (
+  keys: ReadonlyArray<MessageKey>,
+  rows: typeof AheadRows.Type
+): ReadonlyArray<OutcomeAhead> => {
+  const results = new Array<OutcomeAhead>(keys.length).fill(NOTHING_AHEAD)
+  for (const row of rows) {
+    const key = keys[row.i]
+    if (key === undefined) continue
+    results[row.i] = {
+      outcome:
+        row.status === null
+          ? undefined
+          : toOutcome({ status: row.status, reply: row.reply, error: row.error }),
+      ahead: (row.ahead ?? []).map(
+        ([messageId, shard, seq, payload, createdAt]): StoredMessage => ({
+          entityType: key.entityType,
+          entityId: key.entityId,
+          messageId,
+          shard,
+          seq,
+          payload,
+          createdAt
+        })
+      )
+    }
+  }
+  return results
+}
+
 const isStored = (result: Writes.StoreResult): result is { readonly _tag: "Stored" } =>
   result._tag === "Stored"
 
@@ -87,6 +139,7 @@ export const make = (
     const what = `row of ${prefix}entity_messages`
     const decodeOutcome = Schema.decodeUnknownEffect(OutcomeRow)
     const decodeOutcomes = Schema.decodeUnknownEffect(OutcomeRows)
+    const decodeAhead = Schema.decodeUnknownEffect(AheadRows)
     const decodePending = Schema.decodeUnknownEffect(Schema.Array(PendingRow))
     const decodeDead = Schema.decodeUnknownEffect(Schema.Array(DeadRow))
     const decodeState = Schema.decodeUnknownEffect(Schema.Array(Schema.Struct({ state: Schema.String })))
@@ -163,6 +216,12 @@ export const make = (
             Effect.flatMap(decodeOutcomes),
             Effect.map((rows) => rows.map((row) => (row === undefined ? undefined : toOutcome(row)))),
             Effect.mapError(entityStoreError("outcomes", what))
+          ),
+        outcomesAhead: (keys, limit) =>
+          selectOutcomesAhead(sql, dialect, prefix, keys, limit).pipe(
+            Effect.flatMap((rows: ReadonlyArray<RawAhead>) => decodeAhead(rows)),
+            Effect.map((rows) => toOutcomesAhead(keys, rows)),
+            Effect.mapError(entityStoreError("outcomesAhead", what))
           ),
         pending: ({ shards, afterSeq, limit }) =>
           shards.length === 0
