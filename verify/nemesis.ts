@@ -45,6 +45,11 @@ export const inject = async (target: Target, fault: Fault): Promise<void> => {
       pod.toStore!.pause()
       await sleep(fault.millis)
       return pod.toStore!.resume()
+    case "store-cut":
+      pod.toStore!.pause()
+      await terminateSessions(target.server!.url, `pod-${fault.pod}`)
+      await sleep(fault.millis)
+      return pod.toStore!.resume()
     case "net-reset":
       return pod.inbound.reset()
     case "store-reset":
@@ -71,16 +76,20 @@ export const inject = async (target: Target, fault: Fault): Promise<void> => {
   }
 }
 
-/** Ends every other session of the server (the pods'): `pg_terminate_backend`. */
-const terminateSessions = async (url: string) => {
+/**
+ * Ends every other session of the server (the pods'), or only the liveness session of `podId`
+ * (its backend pid is the first part of its `session` marker): `pg_terminate_backend`.
+ */
+const terminateSessions = async (url: string, podId?: string) => {
   const runtime = ManagedRuntime.make(PostgresJournal.clientLayer({ url, maxConnections: 1 }))
   try {
     await runtime.runPromise(
-      Effect.flatMap(
-        SqlClient,
-        (sql) =>
-          sql`SELECT pg_terminate_backend(pid) FROM pg_stat_activity
-          WHERE pid <> pg_backend_pid() AND backend_type = 'client backend'`
+      Effect.flatMap(SqlClient, (sql) =>
+        podId === undefined
+          ? sql`SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+              WHERE pid <> pg_backend_pid() AND backend_type = 'client backend'`
+          : sql`SELECT pg_terminate_backend(split_part(session, ':', 1)::int)
+              FROM effect_cluster_pods WHERE pod_id = ${podId}`
       )
     )
   } finally {

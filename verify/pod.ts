@@ -325,12 +325,20 @@ const main = Effect.gen(function* () {
       }
       return i
     })
+  // The senders stop at `until`; an operation still waiting on a store or a peer 10 s later is
+  // given up (its outcome unknown, as the ledger then says).
   const ops = yield* Effect.forEach(
     Array.from({ length: SENDERS }, (_, k) => k),
     sender,
     { concurrency: "unbounded" }
-  )
-  say({ ops: ops.reduce((sum, n) => sum + n, 0), done: true })
+  ).pipe(Effect.timeoutOption(Math.max(0, options.until - Date.now()) + 10_000))
+  say({
+    ops: Option.getOrElse(
+      Option.map(ops, (n) => n.reduce((sum, k) => sum + k, 0)),
+      () => -1
+    ),
+    done: true
+  })
   return yield* Effect.never
 }).pipe(
   Effect.scoped,

@@ -23,6 +23,11 @@ export type FaultKind =
   | "net-slow"
   /** PostgreSQL only: the path from this pod to the server stops forwarding for `millis`. */
   | "store-hang"
+  /**
+   * PostgreSQL only: the path from this pod to the server hangs for `millis`, and the server ends
+   * the pod's liveness session meanwhile (the pod cannot hear of it).
+   */
+  | "store-cut"
   /** PostgreSQL only: every connection of this pod to the server is reset (RST). */
   | "store-reset"
   /** PostgreSQL only: the path from this pod to the server delays every chunk `delayMillis`, for `millis`. */
@@ -66,6 +71,7 @@ export const POSTGRES_FAULTS: ReadonlyArray<FaultKind> = [
   "terminate",
   "db-restart",
   "store-hang",
+  "store-cut",
   "store-reset",
   "store-slow"
 ]
@@ -116,6 +122,7 @@ export const schedule = (
       kind === "pause" ||
       kind === "net-hang" ||
       kind === "store-hang" ||
+      kind === "store-cut" ||
       kind === "net-slow" ||
       kind === "store-slow" ||
       kind === "disk-full"
