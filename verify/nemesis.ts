@@ -68,8 +68,7 @@ export const inject = async (target: Target, fault: Fault): Promise<void> => {
     case "kill":
     case "restart":
     case "skew":
-      pod.child!.kill(fault.kind === "kill" ? "SIGKILL" : "SIGTERM")
-      await pod.child!.exited
+      await target.cluster.stop(fault.pod, fault.kind === "kill" ? "SIGKILL" : "SIGTERM")
       await sleep(fault.kind === "skew" ? 0 : fault.millis)
       // A skewed clock lasts as long as the process: until the pod's next restart.
       return target.cluster.spawn(fault.pod, fault.kind === "skew" ? fault.offsetMillis : undefined)

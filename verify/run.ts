@@ -113,6 +113,8 @@ const main = async () => {
     const target = { cluster, server, disk }
     const underWay = new Set<Promise<void>>()
     let storeWide: Promise<void> = Promise.resolve()
+    /** Per pod, its fault under way (a restart lasts until the new process is ready). */
+    const podBusy = new Map<number, Promise<void>>()
     const run = (fault: Fault) => {
       const injecting = inject(target, fault)
       underWay.add(injecting)
@@ -124,9 +126,13 @@ const main = async () => {
         await storeWide
         console.log(`  ${describeFault(fault)}`)
         injected.set(fault.kind, (injected.get(fault.kind) ?? 0) + 1)
-        if (!isStoreWide(fault.kind)) return run(fault)
-        storeWide = Promise.all(underWay).then(() => run(fault))
-        return storeWide
+        if (isStoreWide(fault.kind)) {
+          storeWide = Promise.all(underWay).then(() => run(fault))
+          return storeWide
+        }
+        const mine = (podBusy.get(fault.pod) ?? Promise.resolve()).then(() => run(fault))
+        podBusy.set(fault.pod, mine)
+        return mine
       })
     )
     const remaining = until - Date.now()
@@ -190,7 +196,8 @@ const main = async () => {
     const history = historyOf(ledger, ended, dumped.dump)
     anomalies.push(
       ...checkAll(history, { healedAt, boundMillis: LIVENESS_MILLIS }),
-      ...checkReplies(ledger, ended)
+      ...checkReplies(ledger, ended),
+      ...cluster.unexpectedExits().map((message) => ({ checker: "pods", message }))
     )
     const count = (type: HistoryEvent["type"]) => history.filter((event) => event.type === type).length
     const summary = {
