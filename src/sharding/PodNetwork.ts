@@ -24,7 +24,12 @@
  * ```
  */
 import { Context, type Duration, type Effect, type Redacted, Schema, type Scope } from "effect"
-import { EntityStateDecodeError, MalformedMessageError } from "./EntityErrors.ts"
+import {
+  EntityStateDecodeError,
+  InvalidEntityIdError,
+  MalformedMessageError,
+  MessageTooLargeError
+} from "./EntityErrors.ts"
 import { EntityStoreError } from "./EntityStore.ts"
 
 /** TLS for a pod's listener and its connections to peers: PEM file paths. */
@@ -94,7 +99,13 @@ export const EntityPushAnswer = Schema.Union([
   Schema.TaggedStruct("Accepted", {}),
   Schema.TaggedStruct("Dead", { error: Schema.String }),
   Schema.TaggedStruct("Failed", {
-    error: Schema.Union([EntityStateDecodeError, EntityStoreError, MalformedMessageError])
+    error: Schema.Union([
+      EntityStateDecodeError,
+      EntityStoreError,
+      MalformedMessageError,
+      MessageTooLargeError,
+      InvalidEntityIdError
+    ])
   }),
   /** This pod does not run the shard (now): try `owner`, this pod's view of the owner, if any. */
   Schema.TaggedStruct("NotOwner", { owner: Schema.NullOr(Route) }),
