@@ -64,8 +64,16 @@ export interface NetworkOptions {
    * passed over for as long. Default 5 seconds.
    */
   readonly requestTimeout?: Duration.Input | undefined
-  /** The largest frame a peer may send, in bytes. Default 16 MiB. */
+  /**
+   * The largest frame a peer may send, in bytes. Default 16 MiB. Give every pod of a cluster the
+   * same: a pod keeps the frames it sends under its own (pushes are batched below it).
+   */
   readonly maxFrameBytes?: number | undefined
+  /**
+   * The most connections the pod's listener keeps open at once (each peer opens one); more are
+   * closed as they come, with a log line. Default 512.
+   */
+  readonly maxConnections?: number | undefined
 }
 
 /** An entity message pushed to the pod that owns its shard. */
