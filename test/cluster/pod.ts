@@ -1,6 +1,6 @@
 /**
  * A pod for the multi-process ownership tests: one engine on the embedded file or on PostgreSQL,
- * running `Order` executions whose two activities record every attempt in an external ledger (a
+ * running `Order` executions (`order.ts`) whose two activities record every attempt in an external ledger (a
  * file shared by every pod, one JSON line per event, appended with O_APPEND):
  * `{"k":"start"|"end"|"stop", "e": executionId, "s": activity, "a": attempt, "p": podId,
  *   "sh": shard, "ep": epoch, "t": epoch ms}`.
@@ -28,20 +28,14 @@
  *
  * Usage: node --conditions=@effect-cluster/source pod.ts '<json options>'
  */
-import { appendFileSync, writeSync } from "node:fs"
+import { writeSync } from "node:fs"
 import { createInterface } from "node:readline"
 import { Duration, Effect, Fiber, Layer, Logger, Schema } from "effect"
-import {
-  Activity,
-  ActivityContext,
-  ShardStore,
-  SqliteJournal,
-  Workflow,
-  WorkflowEngine
-} from "effect-cluster"
+import { type ActivityContext, ShardStore, SqliteJournal, Workflow, WorkflowEngine } from "effect-cluster"
 import { PostgresJournal } from "effect-cluster/postgres"
 import { OwnershipLocked } from "../../src/storage/sql/internal/OwnershipLocked.ts"
 import * as OffsetClock from "../support/OffsetClock.ts"
+import { Order, orderWorkflow } from "./order.ts"
 
 const Options = Schema.Struct({
   /** A SQLite file path, or a postgres:// URL. */
@@ -71,28 +65,7 @@ const Options = Schema.Struct({
 
 const options = Schema.decodeUnknownSync(Schema.fromJsonString(Options))(process.argv[2])
 
-class Order extends Workflow.TaggedRequest<Order>()("Order", {
-  payload: { id: Schema.String },
-  success: Schema.String,
-  failure: Schema.Never
-}) {}
-
 let podId = options.podId ?? "?"
-
-const record = (kind: "start" | "end" | "stop", context: ActivityContext.ActivityContext["Service"]) =>
-  appendFileSync(
-    options.ledger,
-    `${JSON.stringify({
-      k: kind,
-      e: context.persistenceId.split("/")[0],
-      s: context.activityId,
-      a: context.attempt,
-      p: podId,
-      sh: context.fence?.shard ?? null,
-      ep: context.fence?.epoch ?? null,
-      t: Date.now()
-    })}\n`
-  )
 
 /** How long the activities of `executionId` take. */
 const durationOf = (executionId: string): number => {
@@ -126,27 +99,7 @@ const sleep = (millis: number, context: ActivityContext.ActivityContext["Service
   })
 }
 
-const step = (id: string) =>
-  Effect.gen(function* () {
-    const context = yield* ActivityContext.ActivityContext
-    record("start", context)
-    yield* sleep(durationOf(context.persistenceId.split("/")[0]!), context).pipe(
-      Effect.onInterrupt(() => Effect.sync(() => record("stop", context)))
-    )
-    record("end", context)
-    return id
-  }).pipe(Activity.make(id, Schema.String, Schema.Never))
-
-const order = Workflow.make(
-  Order,
-  (request) => request.id,
-  (request) =>
-    Effect.gen(function* () {
-      const reserved = yield* step("reserve")
-      const charged = yield* step("charge")
-      return `${request.id}:${reserved}+${charged}`
-    })
-)
+const order = orderWorkflow({ ledger: options.ledger, podId: () => podId, durationOf, sleep })
 
 /** The operation whose next ownership transaction freezes this pod, once the test asks. */
 let freezeIn: string | undefined

@@ -470,6 +470,28 @@ export const entities = (backend: Backend) =>
           })
         )
       )
+
+      it.live(
+        "a row edited by hand into something else is left out; the other messages of its shards are still read",
+        () =>
+          withCluster(({ entities }, storage) =>
+            Effect.gen(function* () {
+              const raw = storage.raw
+              // Only SQLite's loose column types let a row hold what its schema refuses.
+              if (raw?.dialect !== "sqlite") return
+              yield* entities.enqueue([message("m1"), message("m2"), message("m3")])
+              const table = `${raw.prefix}entity_messages`
+              // A payload stored as bytes (read as UTF-8 text), and a key that is not text at all.
+              yield* raw.sql.unsafe(`UPDATE ${table} SET payload = X'7B7D' WHERE message_id = 'm1'`)
+              yield* raw.sql.unsafe(`UPDATE ${table} SET message_id = X'6D32' WHERE message_id = 'm2'`)
+              const pending = yield* allPending(entities)
+              expect(pending.map((stored) => [stored.messageId, stored.payload])).toEqual([
+                ["m1", "{}"],
+                ["m3", JSON.stringify({ add: "m3" })]
+              ])
+            })
+          )
+      )
     })
 
     describe("pendingOf", () => {

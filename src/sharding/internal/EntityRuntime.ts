@@ -38,6 +38,7 @@ import { requestClassOf } from "../Message.ts"
 import type { MessageState } from "../MessageState.ts"
 import type { RecipientBehaviour } from "../RecipientBehaviour.ts"
 import type { AnyEntityType } from "../RecipientType.ts"
+import type * as Inbound from "./Inbound.ts"
 import { Mailbox } from "./Mailbox.ts"
 
 /** What the sender of a message in this process learns. */
@@ -54,7 +55,7 @@ export type Answer =
   | { readonly _tag: "Dead"; readonly error: string }
   | {
       readonly _tag: "Failed"
-      readonly error: EntityStateDecodeError | EntityStoreError | MalformedMessageError
+      readonly error: EntityStateDecodeError | EntityStoreError | MalformedMessageError | Inbound.Refusal
     }
   /** Not processed here: store it for the shard's owner. */
   | { readonly _tag: "Reroute" }

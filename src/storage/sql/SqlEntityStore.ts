@@ -8,7 +8,8 @@
  * into prepared statements in one transaction on SQLite (`internal/entityWrites.ts`). Messages and
  * owner writes have a group commit each, so on PostgreSQL a batch of each can be in flight at once.
  * Reads are plain queries, decoded with schemas: a row edited by hand into nonsense gives a
- * non-transient `EntityStoreError` naming it.
+ * non-transient `EntityStoreError` naming it, except in `pending`, which leaves it out (logged) so
+ * that the other messages of its shards are still delivered.
  */
 import { Effect, Schema, type Scope } from "effect"
 import { SqlClient } from "effect/sql/SqlClient"
@@ -113,6 +114,13 @@ const toOutcomesAhead = (
   }
   return results
 }
+const utf8 = new TextDecoder()
+
+/** `row` with a payload stored as bytes read as UTF-8 text. */
+const payloadAsText = (row: unknown): unknown =>
+  typeof row === "object" && row !== null && "payload" in row && row.payload instanceof Uint8Array
+    ? { ...row, payload: utf8.decode(row.payload) }
+    : row
 
 const isStored = (result: Writes.StoreResult): result is { readonly _tag: "Stored" } =>
   result._tag === "Stored"
@@ -140,7 +148,35 @@ export const make = (
     const decodeOutcome = Schema.decodeUnknownEffect(OutcomeRow)
     const decodeOutcomes = Schema.decodeUnknownEffect(OutcomeRows)
     const decodeAhead = Schema.decodeUnknownEffect(AheadRows)
-    const decodePending = Schema.decodeUnknownEffect(Schema.Array(PendingRow))
+    const decodePendingRows = Schema.decodeUnknownEffect(Schema.Array(PendingRow))
+    const decodePendingRow = Schema.decodeUnknownEffect(PendingRow)
+    /**
+     * Pending rows, decoded. One that does not decode (a hand edit, SQLite's loose column types)
+     * must not stop the delivery of every other message of the shards: it is left out with a log
+     * line, and a payload stored as bytes is read as UTF-8 text (its owner refuses it if it is not
+     * a message).
+     */
+    const decodePending = (rows: ReadonlyArray<unknown>) =>
+      decodePendingRows(rows).pipe(
+        Effect.catch(() =>
+          Effect.map(
+            Effect.forEach(rows, (row) =>
+              decodePendingRow(payloadAsText(row)).pipe(
+                Effect.map((decoded) => [decoded]),
+                Effect.catch((error) =>
+                  Effect.as(
+                    Effect.logError(
+                      `a pending message is left out: its row in ${prefix}entity_messages does not decode: ${error.message}`
+                    ),
+                    []
+                  )
+                )
+              )
+            ),
+            (decoded) => decoded.flat()
+          )
+        )
+      )
     const decodeDead = Schema.decodeUnknownEffect(Schema.Array(DeadRow))
     const decodeState = Schema.decodeUnknownEffect(Schema.Array(Schema.Struct({ state: Schema.String })))
     const decodeCount = Schema.decodeUnknownEffect(
