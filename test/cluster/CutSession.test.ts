@@ -100,7 +100,7 @@ it("a pod cut off from PostgreSQL whose session the server ended keeps its shard
   const terminatedAt = Date.now()
   await admin(store).terminate("a")
   // a cannot hear of it: it stops by its own clock; only then may b run a's executions.
-  // A backstop, not a bound: on a loaded machine the late news takes longer to arrive.
+  // (20 s: a backstop for a loaded machine, not a bound.)
   await a.pod.waitFor(lostShards, 20_000)
   await eventually(
     "b owns every shard",
