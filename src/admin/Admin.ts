@@ -115,8 +115,7 @@ export type SignalResult =
 /** A pod of the cluster, as the store sees it now. */
 export interface PodView {
   readonly podId: string
-  /** `suspect`: its PostgreSQL session ended but its lease runs; it may still be running. */
-  readonly liveness: "live" | "suspect" | "expired" | "gone"
+  readonly liveness: "live" | "expired" | "gone"
   readonly registeredAt: number
   readonly renewedAt: number
   readonly leaseUntil: number
@@ -455,7 +454,7 @@ export const make: Effect.Effect<Admin["Service"], never, DurableExecutionJourna
             renewedAt: pod.renewedAt,
             leaseUntil: pod.leaseUntil,
             leaseAgeMillis: Math.max(0, now - pod.renewedAt),
-            leaseExpired: pod.liveness === "expired" || pod.liveness === "gone",
+            leaseExpired: pod.liveness !== "live",
             shardCount: shards.filter((shard) => shard.owner === pod.podId).length,
             manager: manager?.podId === pod.podId
           }))
