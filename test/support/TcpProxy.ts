@@ -55,6 +55,8 @@ export interface TcpProxy {
   readonly reset: () => void
   /** The connections open now (client side). */
   readonly connections: () => number
+  /** The connections accepted since the proxy started (client side), open or not. */
+  readonly accepted: () => number
   /** The bytes read and held by `delay` (or by a pause that came after), not yet forwarded. */
   readonly heldBytes: () => number
   /** Stops listening and destroys every connection, both sides. */
@@ -89,6 +91,7 @@ export const start = (options: TcpProxyOptions): Promise<TcpProxy> => {
   const clients = new Set<Socket>()
   /** Connections that came while paused, opened by `resume()` in order. */
   let held: Array<() => void> = []
+  let acceptedCount = 0
 
   const track = (socket: Socket) => {
     sockets.add(socket)
@@ -157,6 +160,7 @@ export const start = (options: TcpProxyOptions): Promise<TcpProxy> => {
 
   const server = createServer({ allowHalfOpen: true, pauseOnConnect: true }, (client) => {
     track(client)
+    acceptedCount++
     clients.add(client)
     client.on("close", () => clients.delete(client))
     const open = () => {
@@ -225,6 +229,7 @@ export const start = (options: TcpProxyOptions): Promise<TcpProxy> => {
         delay,
         reset,
         connections: () => clients.size,
+        accepted: () => acceptedCount,
         heldBytes: () => [...directions].reduce((sum, direction) => sum + direction.queuedBytes, 0),
         close
       })
