@@ -6,6 +6,7 @@
 import { Clock, Effect } from "effect"
 import type { SqlClient } from "effect/sql/SqlClient"
 import type { SqlError } from "effect/sql/SqlError"
+import { inTransaction } from "./internal/transaction.ts"
 
 /**
  * One migration: statements with placeholders for the table prefix and for the few words that
@@ -315,7 +316,8 @@ export const migrate = (
   /** The migrations to apply (tests pass a prefix of the list to build an older schema). */
   toApply: ReadonlyArray<Migration> = migrations
 ): Effect.Effect<ReadonlyArray<number>, SqlError> =>
-  sql.withTransaction(
+  inTransaction(
+    sql,
     Effect.gen(function* () {
       if (dialect === "pg") yield* sql`SELECT pg_advisory_xact_lock(${advisoryLockKey(prefix)})`
       const table = `${prefix}migrations`

@@ -39,6 +39,7 @@ import {
 import * as Writes from "./internal/entityWrites.ts"
 import { entityStoreError } from "./internal/errors.ts"
 import { inIntegers } from "./internal/lists.ts"
+import { inTransaction } from "./internal/transaction.ts"
 
 /** What the store needs besides the `SqlClient`. The journal's migrations must have run. */
 export interface SqlEntityStoreOptions {
@@ -309,7 +310,8 @@ export const make = (
           (pg
             ? sql`WITH purged AS (DELETE FROM ${messages} WHERE status = 'processed' AND done_at < ${before}
                 RETURNING 1) SELECT count(*)::int AS n FROM purged`
-            : sql.withTransaction(
+            : inTransaction(
+                sql,
                 Effect.andThen(
                   sql`DELETE FROM ${messages} WHERE status = 'processed' AND done_at < ${before}`,
                   sql`SELECT changes() AS n`

@@ -27,6 +27,7 @@ import type { Item, ItemResult } from "./internal/batch.ts"
 import { SqlBoolean, SqlNumber } from "./internal/columns.ts"
 import { journalError } from "./internal/errors.ts"
 import { inIntegers, inTexts } from "./internal/lists.ts"
+import { inTransaction } from "./internal/transaction.ts"
 import * as Writes from "./internal/writes.ts"
 import { latestVersion, migrate, schemaVersion } from "./Migrations.ts"
 
@@ -218,7 +219,8 @@ const listClauses = (sql: SqlClient, query: ListQuery, byteWise: Statement.Fragm
  * inbox entry tells the owner of its shard. One transaction; true when this value was stored.
  */
 const storeSignal = (sql: SqlClient, prefix: string, dialect: "sqlite" | "pg", signal: NewSignal) =>
-  sql.withTransaction(
+  inTransaction(
+    sql,
     Effect.gen(function* () {
       const executions = sql(`${prefix}executions`)
       const inbox = sql(`${prefix}inbox`)

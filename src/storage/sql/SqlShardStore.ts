@@ -32,6 +32,7 @@ import { SqlNumber } from "./internal/columns.ts"
 import { shardStoreError } from "./internal/errors.ts"
 import { inIntegers } from "./internal/lists.ts"
 import { OwnershipLocked } from "./internal/OwnershipLocked.ts"
+import { inTransaction } from "./internal/transaction.ts"
 import { advisoryLockKey } from "./Migrations.ts"
 
 /**
@@ -164,7 +165,8 @@ export const make = (options: SqlShardStoreOptions): Effect.Effect<ShardStore["S
      * timeout bounds each wait, but every write of every pod waits until the writer resumes.
      */
     const transaction = <A, E>(operation: string, body: Effect.Effect<A, E>) =>
-      sql.withTransaction(
+      inTransaction(
+        sql,
         pg
           ? Effect.andThen(
               sql`SELECT set_config('lock_timeout', ${`${Math.max(10, Math.round(ttl / 10))}ms`}, true),

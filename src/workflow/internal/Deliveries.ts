@@ -7,12 +7,52 @@
  * `deliver` with its row (`null`: not stored; `undefined`: the batch's read failed, a row that no
  * longer decodes among them, so `deliver` reads its own and only that execution is affected).
  */
-import { Deferred, Effect, Exit, Stream } from "effect"
+import { Deferred, Duration, Effect, Exit, Stream } from "effect"
 import type { ExecutionRecord, InboxEntry } from "../DurableExecutionJournal.ts"
 import type { RunJournal } from "./FencedJournal.ts"
 
 /** Entries taken per query. */
 const BATCH = 256
+
+/** Listening again after a lost subscription waits this long at first, doubling up to the max. */
+const RELISTEN_FIRST = Duration.millis(100)
+const RELISTEN_MAX = Duration.seconds(5)
+
+/**
+ * Wakes the loop at each pushed arrival, for as long as the loop runs. A subscription that fails
+ * (PostgreSQL: the LISTEN session ended, the server restarted) is taken again with backoff, one
+ * warning per outage; meanwhile the polling delivers, and each new subscription first wakes the
+ * loop once for what arrived while none listened.
+ */
+const listen = (arrivals: Stream.Stream<unknown, unknown>, wake: () => void): Effect.Effect<never> =>
+  Effect.gen(function* () {
+    let lost = false
+    let delay = RELISTEN_FIRST
+    while (true) {
+      const exit = yield* Effect.exit(
+        Stream.runForEach(arrivals, () =>
+          Effect.gen(function* () {
+            delay = RELISTEN_FIRST
+            if (lost) {
+              lost = false
+              yield* Effect.logInfo("inbox notifications resumed")
+            }
+            wake()
+          })
+        )
+      )
+      if (!lost) {
+        lost = true
+        yield* Effect.logWarning(
+          "inbox notifications stopped; polling until they resume",
+          Exit.isFailure(exit) ? exit.cause : "the subscription ended"
+        )
+      }
+      yield* Effect.sleep(delay)
+      delay = Duration.min(Duration.times(delay, 2), RELISTEN_MAX)
+      wake()
+    }
+  })
 
 export const loop = (options: {
   readonly journal: RunJournal
@@ -29,14 +69,8 @@ export const loop = (options: {
     const { journal } = options
     let arrived = Deferred.makeUnsafe<void>()
     const pushed = [journal.inboxArrivals, options.arrivals].filter((stream) => stream !== undefined)
-    for (const arrivals of pushed) {
-      yield* Effect.forkScoped(
-        (arrivals as Stream.Stream<unknown, unknown>).pipe(
-          Stream.runForEach(() => Effect.sync(() => Deferred.doneUnsafe(arrived, Exit.void))),
-          Effect.catchCause((cause) => Effect.logWarning("inbox notifications stopped; polling only", cause))
-        )
-      )
-    }
+    for (const arrivals of pushed)
+      yield* Effect.forkScoped(listen(arrivals, () => Deferred.doneUnsafe(arrived, Exit.void)))
     const take = Effect.gen(function* () {
       while (true) {
         const shards = options.shards()

@@ -19,6 +19,7 @@ import type { EntityFence, MessageKey, NewMessage } from "../../../sharding/Enti
 import { advisoryLockKey } from "../Migrations.ts"
 import { keyOf, selectOutcomes } from "./entityRows.ts"
 import { inIntegers } from "./lists.ts"
+import { inTransaction } from "./transaction.ts"
 
 /** A `complete` or `deadLetter` item, in one shape. */
 export interface OwnerWrite extends MessageKey {
@@ -282,7 +283,8 @@ export const make = ({ sql, prefix, dialect }: EntityStatementsOptions) => {
         ? sql`WITH lock AS (SELECT pg_advisory_xact_lock(${sequenceLock}))
             UPDATE ${messages} SET status = 'pending', seq = DEFAULT, error = NULL, done_at = NULL
             FROM lock WHERE ${isDead} RETURNING 1 AS replayed`
-        : sql.withTransaction(
+        : inTransaction(
+            sql,
             Effect.flatMap(
               allocate(1),
               (

@@ -18,6 +18,7 @@ import { SerializationError, SqlError } from "effect/sql/SqlError"
 import type { Completion, DeadLetterWrite, MessageKey, NewMessage } from "../../../sharding/EntityStore.ts"
 import { keyOf, pendingRow, type RawOutcome, selectOutcomes } from "./entityRows.ts"
 import * as Statements from "./entityStatements.ts"
+import { inTransaction } from "./transaction.ts"
 
 export type OwnerWrite = Statements.OwnerWrite
 
@@ -88,7 +89,7 @@ export const make = (options: Statements.EntityStatementsOptions) => {
   const outcomes = (keys: ReadonlyArray<MessageKey>) => selectOutcomes(sql, dialect, prefix, keys)
   /** SQLite: the whole batch in one transaction. */
   const transaction = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
-    dialect === "pg" ? effect : sql.withTransaction(effect)
+    dialect === "pg" ? effect : inTransaction(sql, effect)
 
   const store = (batch: ReadonlyArray<NewMessage>) =>
     transaction(

@@ -29,6 +29,7 @@ import {
   type StepRow
 } from "./batch.ts"
 import { inIntegers } from "./lists.ts"
+import { inTransaction } from "./transaction.ts"
 
 /** What the writer needs to know about the database. */
 export interface WritesOptions {
@@ -100,9 +101,10 @@ export const make = (options: WritesOptions) => {
       const statements = statementsOf(describeBatch(items), durable, created)
       // One statement commits on its own; more need a transaction.
       const all = run(statements)
-      committed = Effect.as(statements.length > 1 ? sql.withTransaction(all) : all, new Map())
+      committed = Effect.as(statements.length > 1 ? inTransaction(sql, all) : all, new Map())
     } else {
-      committed = sql.withTransaction(
+      committed = inTransaction(
+        sql,
         Effect.gen(function* () {
           const epochs = yield* readEpochs(fenced)
           const passing = items.filter((item) => refusal(item, epochs) === undefined)
