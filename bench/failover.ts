@@ -14,6 +14,10 @@
  * while it holds the ownership lock (inside `acquireManager`, through `pod.ts`'s
  * `freezeInOwnershipLock` command), the chosen execution on one of its shards. On SQLite that
  * case is no failover (a frozen writer holds the file: README, "Several processes").
+ *
+ * `versions`: the pods of a run are started from each of these source trees in turn (this one, and
+ * e.g. an export of an earlier commit, `--baseline label=DIR,...`), run by run, so that versions
+ * are compared in one invocation on the same machine load.
  */
 import { randomUUID } from "node:crypto"
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
@@ -123,14 +127,20 @@ interface Run {
   readonly chosenCompletion: number
 }
 
+/** A source tree the pods are started from: `test/cluster/pod.ts` under `dir`. */
+export interface Version {
+  readonly label: string
+  readonly dir: string
+}
+
 /** One run on a fresh store at `location`; the pods are killed at the end. */
-const failoverRun = (location: string, dir: string, signal: Signal) =>
+const failoverRun = (location: string, dir: string, signal: Signal, version: Version) =>
   Effect.gen(function* () {
     const ledger = join(dir, `ledger-${randomUUID()}.jsonl`)
     writeFileSync(ledger, "")
     const prefix = `fo${randomUUID().slice(0, 6)}`
     const spawn = (podId: string, submit: boolean) =>
-      ChildPod.scoped<PodMessage>("test/cluster/pod.ts", {
+      ChildPod.scoped<PodMessage>(join(version.dir, "test/cluster/pod.ts"), {
         args: [
           JSON.stringify({
             store: location,
@@ -265,7 +275,8 @@ export const failoverBench = (
   runs: number,
   givenUrl: string | undefined,
   backends: ReadonlyArray<"sqlite" | "postgres"> = ["sqlite", "postgres"],
-  signals: ReadonlyArray<Signal> = ["SIGKILL", "SIGSTOP", "SIGSTOP in lock"]
+  signals: ReadonlyArray<Signal> = ["SIGKILL", "SIGSTOP", "SIGSTOP in lock"],
+  versions: ReadonlyArray<Version> = [{ label: "this", dir: ChildPod.repoRoot }]
 ) =>
   Effect.gen(function* () {
     const dir = mkdtempSync(join(tmpdir(), "effect-cluster-failover-"))
@@ -274,33 +285,45 @@ export const failoverBench = (
     const rows: Array<{
       backend: string
       signal: string
-      runs: ReadonlyArray<Run>
-      stalls: ReadonlyArray<string>
+      version: string
+      runs: Array<Run>
+      stalls: Array<string>
     }> = []
     for (const backend of backends) {
       for (const signal of signals) {
         if (backend === "sqlite" && signal === "SIGSTOP in lock") continue
-        const measured: Array<Run> = []
-        const stalls: Array<string> = []
+        const cases = versions.map((version) => {
+          const row = {
+            backend,
+            signal,
+            version: version.label,
+            runs: [] as Array<Run>,
+            stalls: [] as Array<string>
+          }
+          rows.push(row)
+          return { version, row }
+        })
         for (let i = 0; i < runs; i++) {
-          const location =
-            backend === "sqlite" ? join(dir, `${randomUUID()}.db`) : yield* freshDatabase(url, "failover")
-          const run = yield* failoverRun(location, dir, signal)
-          if (backend === "postgres") yield* dropDatabase(url, location)
-          console.log(`${backend} ${signal} run ${i + 1}: ${JSON.stringify(run)}`)
-          if (run.stalled === undefined) measured.push(run)
-          else stalls.push(run.stalled)
+          // Versions alternate run by run (ABAB…), so that a change of the machine's load shows in each.
+          for (const { version, row } of cases) {
+            const location =
+              backend === "sqlite" ? join(dir, `${randomUUID()}.db`) : yield* freshDatabase(url, "failover")
+            const run = yield* failoverRun(location, dir, signal, version)
+            if (backend === "postgres") yield* dropDatabase(url, location)
+            console.log(`${backend} ${signal} ${version.label} run ${i + 1}: ${JSON.stringify(run)}`)
+            if (run.stalled === undefined) row.runs.push(run)
+            else row.stalls.push(run.stalled)
+          }
         }
-        rows.push({ backend, signal, runs: measured, stalls })
       }
     }
     console.log(
       `\nLease TTL ${TTL_MILLIS} ms (renewed every ${Math.min(1_000, TTL_MILLIS / 10)} ms), activities of ${ACTIVITY_MILLIS} ms, ${RATE} executions/s submitted by a third pod; ms from the signal, median of ${runs} (range)\n`
     )
     console.log(
-      "| backend | signal | shards reassigned | first completion of a moved shard | the chosen execution completed | victim was the manager | stalled runs |"
+      "| backend | signal | version | shards reassigned | first completion of a moved shard | the chosen execution completed | victim was the manager | stalled runs |"
     )
-    console.log("|---|---|---|---|---|---|---|")
+    console.log("|---|---|---|---|---|---|---|---|")
     const cell = (all: ReadonlyArray<number>) => {
       const values = all.filter(Number.isFinite)
       return values.length === 0
@@ -309,7 +332,7 @@ export const failoverBench = (
     }
     for (const row of rows) {
       console.log(
-        `| ${row.backend} | ${row.signal} | ${cell(row.runs.map((run) => run.reassigned))} | ${cell(row.runs.map((run) => run.firstCompletion))} | ${cell(row.runs.map((run) => run.chosenCompletion))} | ${row.runs.filter((run) => run.victimWasManager).length} of ${row.runs.length} | ${row.stalls.length} |`
+        `| ${row.backend} | ${row.signal} | ${row.version} | ${cell(row.runs.map((run) => run.reassigned))} | ${cell(row.runs.map((run) => run.firstCompletion))} | ${cell(row.runs.map((run) => run.chosenCompletion))} | ${row.runs.filter((run) => run.victimWasManager).length} of ${row.runs.length} | ${row.stalls.length} |`
       )
     }
   }).pipe(Effect.scoped)

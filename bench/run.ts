@@ -16,7 +16,7 @@
  */
 import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
-import { join } from "node:path"
+import { join, resolve } from "node:path"
 import { DatabaseSync } from "node:sqlite"
 import { parseArgs } from "node:util"
 import { Effect, Layer, Schema } from "effect"
@@ -63,10 +63,12 @@ const Options = Schema.Struct({
     ])
   ),
   peers: Schema.optional(Schema.Boolean),
-  // A checkout of an earlier commit, for `--only telemetry|replay|entities` (its src/index.ts is
-  // imported).
+  // A checkout of an earlier commit, for `--only telemetry|replay|entities` (its src/index.ts is imported);
+  // for `--only failover`, one or more source trees as `label=DIR,label=DIR` whose pods run beside
+  // this tree's, run by run (each needs node_modules: a symlink to this tree's will do).
   baseline: Schema.optional(Schema.String),
-  // `--only overload`: how many executions (and sends), and on which backend (default: both).
+  // `--only overload`: how many executions (and sends), and on which backend (default: both);
+  // `--only failover`: on which backend.
   count: Schema.optional(Schema.NumberFromString.check(Schema.isInt(), Schema.isGreaterThan(0))),
   backend: Schema.optional(Schema.Literals(["sqlite", "postgres"]))
 })
@@ -246,7 +248,21 @@ const program = Effect.gen(function* () {
   if (options.only === undefined || options.only === "resumption")
     yield* resumptionBench(quick ? 5_000 : 50_000, options.postgres)
   if (options.only === undefined || options.only === "failover")
-    yield* failoverBench(quick ? 1 : 5, options.postgres)
+    yield* failoverBench(
+      quick ? 1 : 5,
+      options.postgres,
+      options.backend === undefined ? undefined : [options.backend],
+      undefined,
+      options.only === "failover" && options.baseline !== undefined
+        ? [
+            ...options.baseline.split(",").map((entry, i) => {
+              const [label, dir] = entry.includes("=") ? entry.split("=", 2) : [`baseline${i + 1}`, entry]
+              return { label: label!, dir: resolve(dir!) }
+            }),
+            { label: "this", dir: resolve(import.meta.dirname, "..") }
+          ]
+        : undefined
+    )
   if (options.only === undefined || options.only === "pods")
     yield* podsBench(quick ? 1 : 3, quick ? 3_000 : 12_000, options.postgres)
   if (options.only === "entities" && options.baseline !== undefined) {

@@ -115,7 +115,8 @@ export type SignalResult =
 /** A pod of the cluster, as the store sees it now. */
 export interface PodView {
   readonly podId: string
-  readonly liveness: "live" | "expired" | "gone"
+  /** `suspect`: its PostgreSQL session ended but its lease runs; it may still be running. */
+  readonly liveness: "live" | "suspect" | "expired" | "gone"
   readonly registeredAt: number
   readonly renewedAt: number
   readonly leaseUntil: number
@@ -454,7 +455,7 @@ export const make: Effect.Effect<Admin["Service"], never, DurableExecutionJourna
             renewedAt: pod.renewedAt,
             leaseUntil: pod.leaseUntil,
             leaseAgeMillis: Math.max(0, now - pod.renewedAt),
-            leaseExpired: pod.liveness !== "live",
+            leaseExpired: pod.liveness === "expired" || pod.liveness === "gone",
             shardCount: shards.filter((shard) => shard.owner === pod.podId).length,
             manager: manager?.podId === pod.podId
           }))

@@ -54,7 +54,8 @@ export interface PodOptions {
   /**
    * How long a pod's lease lasts without renewal (default 10 seconds). Only pods that may still be
    * alive (paused, cut off from the store) make others wait this long: a pod whose process is
-   * provably gone (its PostgreSQL session ended, its file lock released) loses its shards at once.
+   * provably gone (its file lock released on SQLite) loses its shards at once. On PostgreSQL a
+   * pod whose session ended may still be running, so its shards wait for its lease.
    * Shorter means faster failover of a partitioned pod, but a pod that misses renewals for
    * `TTL × 4/5` (a long GC pause, a slow store) stops its runs.
    */
@@ -361,7 +362,9 @@ export const make = (
       // Moves are cluster news when several pods are alive; a lone pod taking every shard (at its
       // first start, or after a restart) is not worth a line in the program's output.
       const log = pods.filter((pod) => pod.liveness === "live").length > 1 ? Effect.logInfo : Effect.logDebug
-      const dead = new Set(pods.filter((pod) => pod.liveness !== "live").map((pod) => pod.podId))
+      const dead = new Set(
+        pods.filter((pod) => pod.liveness === "expired" || pod.liveness === "gone").map((pod) => pod.podId)
+      )
       if (next.assign.length > 0) {
         const moved = yield* store.assign(next.assign)
         const fromDead = next.assign.filter((move) => move.from !== null && dead.has(move.from)).length

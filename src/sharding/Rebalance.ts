@@ -17,6 +17,10 @@
  * - `assign` (immediate, unbounded): a shard with no live owner — unowned, or owned by a pod that
  *   is expired, gone or not registered. If it was being handed over to a live pod, it goes there
  *   (the handover its owner can no longer finish); otherwise to the pod furthest under target.
+ * - A *suspect* pod (its PostgreSQL session ended, its lease not passed: it may still be running)
+ *   gets no shard and keeps its own: they are neither assigned nor handed over until it is dead
+ *   (its lease passed, or it was evicted). A handover it had been asked for still counts for its
+ *   next owner, as in flight.
  * - `handover` (bounded): while a pod is over target, one of its own shards moves to the pod
  *   furthest under target. `maxHandovers` bounds the handovers *in flight*, pending ones
  *   included, so slow owners never pile up a thundering rebalance.
@@ -51,7 +55,7 @@ export interface Plan {
   readonly assign: ReadonlyArray<Move>
   /** Bounded: live-to-live moves to even out the load; the owner hands each over (`nextOwner`). */
   readonly handover: ReadonlyArray<Move>
-  /** Dead pods that own nothing once `assign` is applied: remove their rows. */
+  /** Dead pods (expired, gone) that own nothing once `assign` is applied: remove their rows. */
   readonly removePods: ReadonlyArray<string>
 }
 
@@ -112,6 +116,8 @@ export const plan = (input: PlanInput): Plan => {
   const leaving = new Set(
     input.pods.filter((pod) => pod.liveness === "live" && pod.leaving).map((pod) => pod.podId)
   )
+  /** Pods that may still run their shards: nothing of theirs moves yet. */
+  const suspect = new Set(input.pods.filter((pod) => pod.liveness === "suspect").map((pod) => pod.podId))
   if (live.length === 0) return empty
   // In id order: `largest` breaks ties by it.
   const pods = new Map<string, PodState>(
@@ -127,7 +133,13 @@ export const plan = (input: PlanInput): Plan => {
   for (const shard of shards) {
     const owner = shard.owner === null ? undefined : pods.get(shard.owner)
     const next = handingOver(shard) ? pods.get(shard.nextOwner!) : undefined
-    if (next !== undefined) {
+    if (shard.owner !== null && suspect.has(shard.owner)) {
+      // Its owner may still run it: it waits, and a handover asked before stays in flight.
+      if (next !== undefined) {
+        next.load += 1
+        inFlight += 1
+      }
+    } else if (next !== undefined) {
       // Counts for its next owner; completed by `assign` when the owner is dead.
       next.load += 1
       if (owner === undefined) assign.push({ shard: shard.shard, from: shard.owner, to: next.podId })
@@ -185,7 +197,7 @@ export const plan = (input: PlanInput): Plan => {
     assign: assign.sort((a, b) => a.shard - b.shard),
     handover: handover.sort((a, b) => a.shard - b.shard),
     removePods: input.pods
-      .filter((pod) => pod.liveness !== "live")
+      .filter((pod) => pod.liveness === "expired" || pod.liveness === "gone")
       .map((pod) => pod.podId)
       .sort(compareIds)
   }

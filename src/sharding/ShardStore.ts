@@ -17,16 +17,24 @@
  * so a pod whose clock is set ahead or behind still stops before the store's lease ends.
  *
  * Liveness beyond the lease: a pod's process can be *provably gone* before its lease ends. On
- * PostgreSQL a pod holds a session open for its lifetime; when the server no longer lists it, the
- * process (or its connection) is gone. On SQLite a pod holds an OS lock on a file of its own,
- * which the kernel releases when the process dies. A memory pod is gone once the scope given to
- * `register` closes.
+ * SQLite a pod holds an OS lock on a file of its own, which the kernel releases only when the
+ * process dies (or the pod lets it go after stopping its runs). A memory pod is gone once the
+ * scope given to `register` closes. On PostgreSQL a pod holds a session open for its lifetime, but
+ * a session can end while its process still runs (`pg_terminate_backend`, a reset connection, a
+ * server restart) and the pod may not hear of it (its path to the server hangs): a pod whose
+ * session ended is only `suspect` until its lease has passed, or until it is proven gone some
+ * other way.
  */
 import { Context, type Effect, Schema, type Scope } from "effect"
 import type { DuplicatePodError, ShardCountMismatchError, ShardStoreError } from "./ShardingErrors.ts"
 
-/** Whether a pod may still be running: `live` (lease current), `expired`, or `gone` (provably). */
-export const PodLiveness = Schema.Literals(["live", "expired", "gone"])
+/**
+ * Whether a pod may still be running: `live` (lease current, marker held), `expired` (lease
+ * passed), `gone` (provably), or `suspect`: its marker was released but its lease has not passed,
+ * so it may still be running (a PostgreSQL session that ended while the process lives). A suspect
+ * pod gets no shards, and keeps its own until its lease passes or it is evicted.
+ */
+export const PodLiveness = Schema.Literals(["live", "suspect", "expired", "gone"])
 
 /** @see PodLiveness */
 export type PodLiveness = typeof PodLiveness.Type
@@ -92,8 +100,10 @@ export class ShardStore extends Context.Service<
     /**
      * Registers the pod with a lease of `ttlMillis`, and holds its liveness marker (PostgreSQL
      * session, OS file lock) until the scope closes. A live pod with the same id fails it with
-     * `DuplicatePodError`, writing nothing. An expired or gone pod with that id (an earlier
-     * incarnation) is replaced, and the shards it still owned are released (epoch + 1).
+     * `DuplicatePodError`, writing nothing; a suspect one (an earlier process whose session ended
+     * while its lease runs) fails it with a busy, transient `ShardStoreError`: try again once its
+     * lease has passed. An expired or gone pod with that id (an earlier incarnation) is replaced,
+     * and the shards it still owned are released (epoch + 1).
      */
     readonly register: (
       podId: string,
@@ -117,7 +127,7 @@ export class ShardStore extends Context.Service<
      * pods at once and gives it no more. No-op if the pod is not registered.
      */
     readonly leave: (podId: string) => Effect.Effect<void, ShardStoreError>
-    /** Removes a dead pod (expired or gone) after its shards moved. No-op for a live one. */
+    /** Removes a dead pod (expired or gone) after its shards moved. No-op for a live or suspect one. */
     readonly removePod: (podId: string) => Effect.Effect<void, ShardStoreError>
     /** Every registered pod with its liveness, by id. */
     readonly pods: Effect.Effect<ReadonlyArray<PodRecord>, ShardStoreError>

@@ -86,11 +86,15 @@ const isEmpty = (p: Plan) => p.assign.length === 0 && p.handover.length === 0 &&
 const expectValidPlan = (world: World, maxHandovers: number, p: Plan) => {
   const live = liveIds(world)
   if (live.size === 0) return expect(p).toEqual({ assign: [], handover: [], removePods: [] })
+  const suspect = new Set(world.pods.filter((x) => x.liveness === "suspect").map((x) => x.podId))
   const byNumber = new Map(world.shards.map((s) => [s.shard, s]))
   const planned = [...p.assign, ...p.handover].map((m) => m.shard)
   expect(new Set(planned).size, "a shard planned twice").toBe(planned.length)
-  // Assigned: exactly the shards without a live owner, to live pods, from the owner seen.
-  const unowned = world.shards.filter((s) => s.owner === null || !live.has(s.owner)).map((s) => s.shard)
+  // Assigned: exactly the shards without a live owner, to live pods, from the owner seen; a
+  // suspect owner (it may still run them) keeps its own.
+  const unowned = world.shards
+    .filter((s) => s.owner === null || (!live.has(s.owner) && !suspect.has(s.owner)))
+    .map((s) => s.shard)
   expect(p.assign.map((m) => m.shard)).toEqual(unowned.sort((a, b) => a - b))
   for (const m of p.assign) {
     expect(m.from).toBe(byNumber.get(m.shard)!.owner)
@@ -100,7 +104,7 @@ const expectValidPlan = (world: World, maxHandovers: number, p: Plan) => {
   const inFlight = world.shards.filter(
     (s) =>
       s.owner !== null &&
-      live.has(s.owner) &&
+      (live.has(s.owner) || suspect.has(s.owner)) &&
       s.nextOwner !== null &&
       s.nextOwner !== s.owner &&
       live.has(s.nextOwner)
@@ -114,7 +118,7 @@ const expectValidPlan = (world: World, maxHandovers: number, p: Plan) => {
   expect(p.handover.length).toBeLessThanOrEqual(Math.max(0, maxHandovers - inFlight.length))
   expect(p.removePods).toEqual(
     world.pods
-      .filter((x) => x.liveness !== "live")
+      .filter((x) => x.liveness !== "live" && x.liveness !== "suspect")
       .map((x) => x.podId)
       .sort()
   )
@@ -252,6 +256,33 @@ describe("Rebalance.plan", () => {
     }
   })
 
+  it("a suspect pod (its session ended, its lease runs) keeps its shards, gets none, and is not removed; once dead, its shards are assigned", () => {
+    const owners = ["a", "b", "c"]
+    const shards = [
+      ...range(1, 297).map((n) => shard(n, owners[(n - 1) % 3]!, n === 3 ? "a" : n === 1 ? "c" : null)),
+      shard(298, null),
+      shard(299, null),
+      shard(300, null)
+    ]
+    const world = { shards, pods: [pod("a"), pod("b"), pod("c", "suspect")] }
+    const p = plan({ ...world, maxHandovers: 10 })
+    expectValidPlan(world, 10, p)
+    // Only the unowned shards move, to live pods; shard 3 (c handing it to a) stays in flight, and
+    // shard 1 (a handing it to c) is a's again to plan.
+    expect(p.assign.map((m) => m.shard)).toEqual([298, 299, 300])
+    expect(p.assign.every((m) => m.to !== "c")).toBe(true)
+    expect([...p.assign, ...p.handover].some((m) => m.from === "c" || m.to === "c")).toBe(false)
+    expect(p.removePods).toEqual([])
+    const after = apply(world, p)
+    expect(after.shards.filter((s) => s.owner === "c")).toHaveLength(99)
+    // Its lease passed: it is dead, and everything it held is assigned in one round.
+    const dead = { ...after, pods: [pod("a"), pod("b"), pod("c", "gone")] }
+    const next = plan({ ...dead, maxHandovers: 10 })
+    expectValidPlan(dead, 10, next)
+    expect(next.assign.filter((m) => m.from === "c")).toHaveLength(99)
+    expect(next.removePods).toEqual(["c"])
+  })
+
   it("a dead owner's handover to a live pod is completed by the assignment", () => {
     const world = {
       shards: [shard(1, "dead", "b"), shard(2, "a"), shard(3, null, "b"), shard(4, "b")],
@@ -364,7 +395,7 @@ describe("Rebalance.plan", () => {
       const shardCount = random() < 0.3 ? 300 : 1 + Math.floor(random() * 300)
       const podCount = 1 + Math.floor(random() * 10)
       const pods = range(1, podCount).map((i) =>
-        pod(`p${i}`, random() < 0.7 ? "live" : pick(["expired", "gone"] as const))
+        pod(`p${i}`, random() < 0.7 ? "live" : pick(["expired", "gone", "suspect"] as const))
       )
       const ids = [...pods.map((p) => p.podId), "unregistered"]
       const shards = range(1, shardCount).map((n) =>
@@ -379,6 +410,11 @@ describe("Rebalance.plan", () => {
         world = release(apply(world, p), () => random() < 0.5)
       }
       world = random() < 0.5 ? { ...world, pods: [...world.pods, pod("joiner")] } : world
+      // Suspect pods keep their shards until their leases pass.
+      world = {
+        ...world,
+        pods: world.pods.map((x) => (x.liveness === "suspect" ? { ...x, liveness: "gone" as const } : x))
+      }
       if (liveIds(world).size === 0) continue
       const { world: final } = converge(world, maxHandovers)
       expect(isEven(final), `trial ${trial}: ${JSON.stringify(spread(final))}`).toBe(true)

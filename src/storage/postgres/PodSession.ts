@@ -3,10 +3,13 @@
  *
  * The pod reserves a connection of its pool and takes a session-level advisory lock on it, keyed
  * by the table prefix and a random number. The server drops the lock when the session ends — the
- * process died, or its connection was cut, or `pg_terminate_backend` — so another pod that no
- * longer sees the lock in `pg_locks` (readable by every role) knows the pod is gone. The marker is
+ * process died, or its connection was cut, or `pg_terminate_backend`, or the server restarted — so
+ * another pod that no longer sees the lock in `pg_locks` (readable by every role) knows the session
+ * is gone, but not the process: it may run on, its path to the server hung, without hearing of it.
+ * Such a pod is `suspect` (`endsWithProcess: false`): its shards wait until its lease has passed
+ * (it stops by its own clock before), unless it is proven stopped otherwise. The marker is
  * `<backend pid>:<key>`: both must match, so neither a reused pid nor a reused key revives a dead
- * pod. A stopped process (SIGSTOP) keeps its session: it is judged by its lease instead.
+ * pod. A stopped process (SIGSTOP) keeps its session: it is judged by its lease.
  */
 import { Effect, Random } from "effect"
 import type { SqlClient } from "effect/sql/SqlClient"
@@ -32,12 +35,14 @@ export const make = (sql: SqlClient, prefix: string): LivenessMarker => {
   const renewal = `UPDATE "${prefix.replaceAll('"', '""')}pods" SET lease_until = ${SERVER_NOW} + $1, renewed_at = ${SERVER_NOW}
     WHERE pod_id = $2 AND session = $3 RETURNING pod_id`
   return {
+    endsWithProcess: false,
     renew: (podId, ttlMillis) => {
       const session = sessions.get(podId)
-      // The session is the pod's liveness: once it fails, the others see the pod as gone and take
-      // its shards at once, so the pod must stop at once too. A failed renewal over it reports the
-      // pod as no longer registered (it then stops everything and joins again with a new session);
-      // a renewal that merely hangs is left to the pod's own clock.
+      // The session is the pod's registration: once it fails, the others see the pod as suspect
+      // and it cannot renew its lease any more. A failed renewal over it reports the pod as no
+      // longer registered (it then stops everything and joins again with a new session, replacing
+      // the row at once: this process released it); a renewal that merely hangs is left to the
+      // pod's own clock.
       return session === undefined
         ? Effect.succeed(undefined)
         : session.connection.execute(renewal, [ttlMillis, podId, session.marker], undefined).pipe(

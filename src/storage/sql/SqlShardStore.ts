@@ -40,6 +40,13 @@ import { advisoryLockKey } from "./Migrations.ts"
  * (a PostgreSQL session, an OS file lock), which the server or the kernel drops when it dies.
  */
 export interface LivenessMarker {
+  /**
+   * Whether a marker that is no longer held proves the pod stopped: true when only the pod's
+   * process can release it, by dying or on purpose after stopping its runs (an OS lock); false when
+   * it can also end while the process runs on (a PostgreSQL session: `pg_terminate_backend`, a
+   * reset connection, a server restart), so that the pod is `suspect` until its lease has passed.
+   */
+  readonly endsWithProcess: boolean
   /** Takes a new marker for `podId`, held until the scope closes; returns what its row records. */
   readonly hold: (podId: string) => Effect.Effect<string, SqlError | ShardStoreError, Scope.Scope>
   /** The markers among `markers` that are still held. */
@@ -96,8 +103,25 @@ const toShard = (row: typeof ShardRow.Type): ShardRecord => ({
   updatedAt: row.updated_at
 })
 
-const liveness = (row: typeof PodRow.Type, held: ReadonlySet<string>, now: number): PodLiveness =>
-  !held.has(row.session) ? "gone" : row.lease_until > now ? "live" : "expired"
+/**
+ * A pod's liveness. A marker no longer held proves the pod stopped when only its process could have
+ * released it (`proven`: an OS lock; or a registration of this very process, released after its
+ * runs stopped); otherwise (a session the server ended) the pod may still run until its lease has
+ * passed, by the same slack as an expired lease: it stops by its own clock TTL/5 before.
+ */
+const liveness = (
+  row: typeof PodRow.Type,
+  held: ReadonlySet<string>,
+  now: number,
+  proven: (marker: string) => boolean
+): PodLiveness =>
+  held.has(row.session)
+    ? row.lease_until > now
+      ? "live"
+      : "expired"
+    : row.lease_until > now && !proven(row.session)
+      ? "suspect"
+      : "gone"
 
 /** The lease TTL the store assumes until a pod registers through it (the pods' default). */
 const DEFAULT_TTL_MILLIS = 10_000
@@ -205,8 +229,15 @@ export const make = (options: SqlShardStoreOptions): Effect.Effect<ShardStore["S
         (rows) => rows[0]
       )
 
+    /**
+     * The markers of this process's registrations whose scope closed: the pod stopped its runs
+     * before (`Pod` closes it after stopping them), so their rows are gone to this process at once.
+     */
+    const released = new Set<string>()
+    const proven = (marker: string) => options.liveness.endsWithProcess || released.has(marker)
+
     const podLiveness = (row: typeof PodRow.Type, at: number) =>
-      Effect.map(options.liveness.held([row.session]), (held) => liveness(row, held, at))
+      Effect.map(options.liveness.held([row.session]), (held) => liveness(row, held, at, proven))
 
     /** Gives every execution stored before migration 7 its shard, a page at a time. */
     const backfill = (shardCount: number) =>
@@ -303,6 +334,7 @@ export const make = (options: SqlShardStoreOptions): Effect.Effect<ShardStore["S
           own,
           Effect.sync(() => {
             if (registrations.get(podId) === marker) registrations.delete(podId)
+            released.add(marker)
           })
         )
         const replaced = yield* transaction(
@@ -311,8 +343,19 @@ export const make = (options: SqlShardStoreOptions): Effect.Effect<ShardStore["S
             const at = yield* now
             const existing = yield* selectPod(podId)
             if (existing !== undefined) {
-              if ((yield* podLiveness(existing, at)) === "live") {
+              const before = yield* podLiveness(existing, at)
+              if (before === "live") {
                 return yield* new DuplicatePodError({ podId, leaseUntil: existing.lease_until })
+              }
+              if (before === "suspect") {
+                // An earlier process with this id lost its session, but may still run its shards
+                // until its lease passes: wait for that (`Pod` retries a busy registration).
+                return yield* new ShardStoreError({
+                  operation: "register",
+                  detail: `an earlier process of pod ${JSON.stringify(podId)} lost its session but may still be running until its lease ends (${existing.lease_until}, store clock)`,
+                  transient: true,
+                  busy: true
+                })
               }
               yield* releaseDead(podId, at)
               yield* sql`DELETE FROM ${pods} WHERE pod_id = ${podId}`
@@ -328,7 +371,10 @@ export const make = (options: SqlShardStoreOptions): Effect.Effect<ShardStore["S
             return existing?.session
           })
         ).pipe(Effect.onError(() => Scope.close(own, Exit.void)))
-        if (replaced !== undefined) yield* options.liveness.forget(replaced)
+        if (replaced !== undefined) {
+          released.delete(replaced)
+          yield* options.liveness.forget(replaced)
+        }
       })
 
     const removePod = (podId: string) =>
@@ -338,13 +384,18 @@ export const make = (options: SqlShardStoreOptions): Effect.Effect<ShardStore["S
           Effect.gen(function* () {
             const at = yield* now
             const row = yield* selectPod(podId)
-            if (row === undefined || (yield* podLiveness(row, at)) === "live") return undefined
+            if (row === undefined) return undefined
+            const state = yield* podLiveness(row, at)
+            if (state === "live" || state === "suspect") return undefined
             yield* releaseDead(podId, at)
             yield* sql`DELETE FROM ${pods} WHERE pod_id = ${podId}`
             return row.session
           })
         )
-        if (removed !== undefined) yield* options.liveness.forget(removed)
+        if (removed !== undefined) {
+          released.delete(removed)
+          yield* options.liveness.forget(removed)
+        }
       })
 
     const byPodId = pg ? sql`ORDER BY pod_id COLLATE "C"` : sql`ORDER BY pod_id`
@@ -450,7 +501,7 @@ export const make = (options: SqlShardStoreOptions): Effect.Effect<ShardStore["S
             leaseUntil: row.lease_until,
             registeredAt: row.registered_at,
             renewedAt: row.renewed_at,
-            liveness: liveness(row, held, at),
+            liveness: liveness(row, held, at, proven),
             address: row.address,
             leaving: row.leaving_since !== null
           })
@@ -473,7 +524,10 @@ export const make = (options: SqlShardStoreOptions): Effect.Effect<ShardStore["S
           Effect.mapError(shardStoreError("shardsOf", `shards in ${prefix}shards`))
         ),
       acquireManager: (podId, ttlMillis) => {
-        /** Whether `podId` may take the lease: free, its own, expired, or its holder is gone. */
+        /**
+         * Whether `podId` may take the lease: free, its own, expired, or its holder is gone (a
+         * suspect holder, whose session ended while it may still run, keeps it until it passes).
+         */
         const free = (locking: boolean) =>
           Effect.gen(function* () {
             const at = yield* now

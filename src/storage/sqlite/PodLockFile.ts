@@ -65,6 +65,10 @@ const remove = (path: string) => {
 
 /** Lock files in `directory` (see the module comment). */
 export const make = (directory: string): LivenessMarker => ({
+  // The kernel releases an fcntl lock only when its process closes the file or dies: SQLite keeps
+  // the locks of a file open in the process until its last connection to it closes, so a checker
+  // of this process opening and closing the file does not release them.
+  endsWithProcess: true,
   hold: (podId) =>
     Effect.acquireRelease(
       Effect.gen(function* () {

@@ -1,8 +1,9 @@
 /**
  * What only PostgreSQL's ownership has: inbox arrivals pushed with LISTEN/NOTIFY; pods whose
- * session ended (process killed, `pg_terminate_backend`) judged gone at once, a stopped process by
- * its lease; fencing under concurrency: journal writes and entity completions racing an epoch
- * bump; and bounded waits for the ownership lock.
+ * session ended (process killed, `pg_terminate_backend`) judged suspect until their lease has
+ * passed (the process may run on), then gone, a stopped process by its lease; fencing under
+ * concurrency: journal writes and entity completions racing an epoch bump; and bounded waits for
+ * the ownership lock.
  */
 import { describe, expect, it } from "@effect/vitest"
 import {
@@ -86,26 +87,46 @@ describe("PostgreSQL ownership", () => {
     }).pipe(Effect.scoped)
   )
 
-  it.live("a pod whose process is SIGKILLed is gone as soon as the server ends its session", () =>
-    Effect.gen(function* () {
-      const storage = yield* postgres.storage
-      const { shards } = yield* storage.openCluster
-      const child = yield* spawnPod(inject("postgresUrl"), storage.raw!.prefix, "worker", LONG)
-      const liveness = Effect.map(shards.pods, (pods) => pods.find((pod) => pod.podId === "worker")?.liveness)
-      expect(yield* liveness).toBe("live")
-      yield* child.kill
-      expect(yield* eventually(liveness, "gone")).toBe("gone")
-      expect(yield* shards.acquireManager("me", LONG)).toBe(true)
-    }).pipe(Effect.scoped)
+  it.live(
+    "a pod whose process is SIGKILLed is suspect once the server ends its session, gone when its lease passed",
+    () =>
+      Effect.gen(function* () {
+        const storage = yield* postgres.storage
+        const { shards } = yield* storage.openCluster
+        const child = yield* spawnPod(inject("postgresUrl"), storage.raw!.prefix, "worker", 8_000)
+        yield* shards.register("me", LONG)
+        const worker = Effect.map(shards.pods, (pods) => pods.find((pod) => pod.podId === "worker"))
+        expect((yield* worker)?.liveness).toBe("live")
+        expect(yield* shards.acquireManager("worker", 8_000)).toBe(true)
+        yield* child.kill
+        // The server ended its session, but a session can also end while its process runs on: until
+        // its lease has passed it keeps its manager's lease, its id, and (Rebalance) its shards.
+        expect(
+          yield* eventually(
+            Effect.map(worker, (pod) => pod?.liveness),
+            "suspect"
+          )
+        ).toBe("suspect")
+        expect(yield* shards.acquireManager("me", LONG)).toBe(false)
+        yield* shards.removePod("worker")
+        expect((yield* worker)?.liveness).toBe("suspect")
+        expect(
+          yield* eventually(
+            Effect.map(worker, (pod) => pod?.liveness),
+            "gone"
+          )
+        ).toBe("gone")
+        expect(yield* shards.acquireManager("me", LONG)).toBe(true)
+      }).pipe(Effect.scoped)
   )
 
-  it.live("a pod whose session is terminated (pg_terminate_backend) is gone", () =>
+  it.live("a pod whose session is terminated (pg_terminate_backend) is suspect until its lease passed", () =>
     Effect.gen(function* () {
       const storage = yield* postgres.storage
       const { sql, prefix } = storage.raw!
       const pod = yield* storage.openCluster
       const observer = yield* storage.openCluster
-      yield* pod.shards.register("doomed", LONG)
+      yield* pod.shards.register("doomed", 8_000)
       yield* pod.shards.register("bystander", LONG)
       const liveness = (podId: string) =>
         Effect.map(observer.shards.pods, (pods) => pods.find((p) => p.podId === podId)?.liveness)
@@ -114,8 +135,13 @@ describe("PostgreSQL ownership", () => {
         WHERE pod_id = 'doomed'`
       const pid = Number(row!.session.split(":")[0])
       yield* sql`SELECT pg_terminate_backend(${pid})`
-      expect(yield* eventually(liveness("doomed"), "gone")).toBe("gone")
+      expect(yield* eventually(liveness("doomed"), "suspect")).toBe("suspect")
+      // Another process may not take its id while it may still be running: a busy, transient error.
+      const taken = yield* Effect.exit(Effect.scoped(observer.shards.register("doomed", LONG)))
+      expect(taken).toMatchObject({ _tag: "Failure" })
+      expect(JSON.stringify(taken)).toContain("may still be running")
       expect(yield* liveness("bystander")).toBe("live")
+      expect(yield* eventually(liveness("doomed"), "gone")).toBe("gone")
     }).pipe(Effect.scoped)
   )
 
