@@ -21,6 +21,11 @@
  * writes anyway (a process paused and resumed), the store refuses the write with
  * `StaleEpochError` and `fenced` stops the shard's runs.
  *
+ * A pod that others see as suspect (on PostgreSQL its session ended while its lease runs: it may
+ * not know) may be asked to stand down over the network (`standDown`, see `internal/Suspects.ts`):
+ * it starts no run from then on, stops its runs, says so once they ended, and joins again with a
+ * new registration at its next renewal.
+ *
  * When the scope closes (graceful shutdown, after the engine stopped its runs), the pod hands its
  * shards back and unregisters, so other pods take them at once instead of after the TTL.
  */
@@ -382,13 +387,6 @@ export const make = (
     })
 
     /**
-     * Renews the lease. The store extends it when it runs the renewal, after `sentAt`, so an
-     * answer however late makes the pod valid until `sentAt + ttl - margin`, on the safe side: it
-     * counts as long as that is still ahead. Waiting for it less would throw away the answers of a
-     * slow link (round trips longer than an interval) while the store keeps extending the lease, and
-     * leave the pod's shards run by nobody. Not answered by then, it counts as failed.
-     */
-    /**
      * Stops everything and joins again as a new member: the store no longer lists this pod, or it
      * stood down. The old registration's runs have stopped before it is replaced.
      */
@@ -416,6 +414,13 @@ export const make = (
         relinquished = false
       })
 
+    /**
+     * Renews the lease. The store extends it when it runs the renewal, after `sentAt`, so an
+     * answer however late makes the pod valid until `sentAt + ttl - margin`, on the safe side: it
+     * counts as long as that is still ahead. Waiting for it less would throw away the answers of a
+     * slow link (round trips longer than an interval) while the store keeps extending the lease, and
+     * leave the pod's shards run by nobody. Not answered by then, it counts as failed.
+     */
     const renew = Effect.gen(function* () {
       // It stood down (another pod found its store session ended): join again with a new one.
       if (relinquished) return yield* rejoin("it stood down")
