@@ -32,8 +32,9 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { Context, Effect, Layer } from "effect"
 import { PostgresJournal } from "effect-cluster/postgres"
-import { EntityStore } from "../src/sharding/EntityStore.ts"
+import { EntityStore, type MessageKey } from "../src/sharding/EntityStore.ts"
 import * as Batcher from "../src/sharding/internal/Batcher.ts"
+import * as EntityRuntime from "../src/sharding/internal/EntityRuntime.ts"
 import * as Membership from "../src/sharding/Membership.ts"
 import type { AnyEntityType } from "../src/sharding/RecipientType.ts"
 import * as Sharding from "../src/sharding/Sharding.ts"
@@ -55,7 +56,7 @@ import { serverUrl } from "./postgres.ts"
 type CounterClient = EffectEntity.CounterClient
 
 /** Our counter of `type` on the sharding in context: the bench's client. */
-const ourCounter = (type: typeof CounterEntity | typeof PersistedCounter) =>
+export const ourCounter = (type: typeof CounterEntity | typeof PersistedCounter) =>
   Effect.gen(function* () {
     yield* Sharding.registerEntity(type as AnyEntityType)(counterBehaviour())
     const counter = yield* Sharding.messenger(type)
@@ -115,7 +116,7 @@ const timed = (
   })
 
 /** `messages` asks, `concurrency` callers each with an entity of its own. */
-const asks = (client: CounterClient, messages: number, concurrency: number) =>
+export const asks = (client: CounterClient, messages: number, concurrency: number) =>
   Effect.gen(function* () {
     const perCaller = Math.ceil(messages / concurrency)
     const latencies = new Float64Array(perCaller * concurrency)
@@ -133,7 +134,7 @@ const asks = (client: CounterClient, messages: number, concurrency: number) =>
   })
 
 /** `messages` tells, then one ask per entity that answers once all of its messages are handled. */
-const tells = (client: CounterClient, messages: number, concurrency: number) =>
+export const tells = (client: CounterClient, messages: number, concurrency: number) =>
   Effect.gen(function* () {
     const perCaller = Math.ceil(messages / concurrency)
     const counts: Array<number> = []
@@ -164,7 +165,7 @@ const check = (client: CounterClient, prefix: string, entities: number, expected
 
 /**
  * What the runtime asks of the store for each persisted `send`, without the runtime: the dedupe
- * read (batched like the runtime's, `internal/Batcher.ts`), then the fenced `complete` with the
+ * read with the messages ahead (batched like the runtime's, `internal/Batcher.ts`), then the fenced `complete` with the
  * reply and the state; `concurrency` callers, each with an entity of its own.
  */
 const storeCallsAlone = (
@@ -175,7 +176,9 @@ const storeCallsAlone = (
   Effect.gen(function* () {
     const store = Context.get(context, EntityStore)
     const membership = Context.get(context, Membership.Membership)
-    const outcome = Batcher.make(store.outcomes)
+    const outcome = Batcher.make((keys: ReadonlyArray<MessageKey>) =>
+      store.outcomesAhead(keys, EntityRuntime.AHEAD)
+    )
     const perCaller = Math.ceil(messages / concurrency)
     const { measured } = yield* timed(concurrency, perCaller, undefined, (entityId) =>
       Effect.gen(function* () {
@@ -184,7 +187,8 @@ const storeCallsAlone = (
         const fence = epoch === undefined ? undefined : { shard, epoch }
         for (let i = 0; i < perCaller; i++) {
           const key = { entityType: PersistedCounter.name, entityId, messageId: `${entityId}-m${i}` }
-          if ((yield* Effect.orDie(outcome(key))) !== undefined) {
+          const read = yield* Effect.orDie(outcome(key))
+          if (read.outcome !== undefined || read.ahead.length > 0) {
             return yield* Effect.die(new Error("a fresh id was known"))
           }
           const [result] = yield* Effect.orDie(
@@ -214,7 +218,7 @@ const percentile = (sorted: Float64Array, p: number) =>
   sorted[Math.min(sorted.length - 1, Math.floor((sorted.length * p) / 100))] ?? 0
 
 /** What a row shows of some runs: medians, and the latencies of the run with the median rate. */
-interface Summary {
+export interface Summary {
   readonly messages: number
   readonly perSecond: number
   readonly runs: ReadonlyArray<number>
@@ -223,7 +227,7 @@ interface Summary {
   readonly p99: number | undefined
 }
 
-const summarize = (runs: ReadonlyArray<Measured>): Summary => {
+export const summarize = (runs: ReadonlyArray<Measured>): Summary => {
   const rates = runs.map((m) => m.messages / m.seconds)
   const middle = [...runs].sort((a, b) => a.messages / a.seconds - b.messages / b.seconds)[
     Math.floor(runs.length / 2)
@@ -287,7 +291,7 @@ const compare = (
     return rows
   })
 
-const fmt = (n: number | undefined, digits = 0) =>
+export const fmt = (n: number | undefined, digits = 0) =>
   n === undefined || Number.isNaN(n)
     ? "–"
     : n.toLocaleString("en-US", { maximumFractionDigits: digits, minimumFractionDigits: digits })

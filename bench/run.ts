@@ -25,6 +25,7 @@ import * as SqliteClient from "../src/storage/sqlite/SqliteClient.ts"
 import * as SqliteJournal from "../src/storage/sqlite/SqliteJournal.ts"
 import { baselineBench } from "./baseline.ts"
 import { entitiesBench } from "./entities.ts"
+import { entitiesBaselineBench } from "./entitiesBaseline.ts"
 import { failoverBench } from "./failover.ts"
 import { idleGroupCommitBench } from "./idleGroupCommit.ts"
 import { networkBench } from "./network.ts"
@@ -62,7 +63,7 @@ const Options = Schema.Struct({
     ])
   ),
   peers: Schema.optional(Schema.Boolean),
-  // A checkout of an earlier commit, for `--only telemetry|replay` (its src/index.ts is imported);
+  // A checkout of an earlier commit, for `--only telemetry|replay|entities` (its src/index.ts is imported);
   // for `--only failover`, one or more source trees as `label=DIR,label=DIR` whose pods run beside
   // this tree's, run by run (each needs node_modules: a symlink to this tree's will do).
   baseline: Schema.optional(Schema.String),
@@ -264,7 +265,11 @@ const program = Effect.gen(function* () {
     )
   if (options.only === undefined || options.only === "pods")
     yield* podsBench(quick ? 1 : 3, quick ? 3_000 : 12_000, options.postgres)
-  if (options.only === undefined || options.only === "entities") yield* entitiesBench(scale, options.postgres)
+  if (options.only === "entities" && options.baseline !== undefined) {
+    yield* entitiesBaselineBench(scale, options.postgres, options.baseline)
+  } else if (options.only === undefined || options.only === "entities") {
+    yield* entitiesBench(scale, options.postgres)
+  }
   if (options.only === undefined || options.only === "network") yield* networkBench(scale, options.postgres)
   if (options.only === "telemetry") yield* telemetryBench(scale, dir, options.baseline)
   if (options.only === "overload") {

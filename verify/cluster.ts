@@ -41,6 +41,10 @@ export interface Pod {
 
 export interface Cluster {
   readonly pods: ReadonlyArray<Pod>
+  /** Stops pod `index`'s process with `signal` (an exit the runner expects). */
+  readonly stop: (index: number, signal: "SIGKILL" | "SIGTERM") => Promise<void>
+  /** The processes that exited without the runner asking (each a finding), restarted since. */
+  readonly unexpectedExits: () => ReadonlyArray<string>
   /** Writes every process's output to `dir` (`pod-N-K.log`: pod N's K-th process). */
   readonly saveLogs: (dir: string) => void
   /** Starts a new process of pod `index` (the last one ended), with its clock offset if given. */
@@ -81,6 +85,9 @@ export const start = async (options: {
     return url.toString()
   }
   const processes: Array<{ readonly name: string; readonly child: ChildPod.ChildPod<PodMessage> }> = []
+  const stopping = new Set<ChildPod.ChildPod<PodMessage>>()
+  const unexpected: Array<string> = []
+  let disposing = false
   const spawn = async (index: number, clockOffsetMillis?: number) => {
     const pod = pods[index]!
     const name = `pod-${index}-${pod.incarnations}`
@@ -103,17 +110,31 @@ export const start = async (options: {
     })
     pod.child = child
     processes.push({ name, child })
+    // A process that exits unasked is a finding; the pod gets a new one, so the run goes on.
+    void child.exited.then((exit) => {
+      if (disposing || stopping.has(child)) return
+      unexpected.push(`${name} exited on its own (code ${exit.code}, signal ${exit.signal})`)
+      if (pod.child === child) void spawn(index, clockOffsetMillis).catch(() => {})
+    })
     await child.waitFor((message) => message.ready !== undefined, 60_000)
   }
   const cluster: Cluster = {
     pods,
     spawn,
+    stop: async (index, signal) => {
+      const child = pods[index]!.child!
+      stopping.add(child)
+      child.kill(signal)
+      await child.exited
+    },
+    unexpectedExits: () => unexpected,
     saveLogs: (dir) => {
       for (const { name, child } of processes) {
         writeFileSync(join(dir, `${name}.log`), `${child.stdout()}\n--- stderr\n${child.stderr()}`)
       }
     },
     dispose: async () => {
+      disposing = true
       for (const pod of pods) await pod.child?.dispose()
       for (const pod of pods) {
         await pod.inbound.close()

@@ -7,6 +7,7 @@ import { Effect, ManagedRuntime } from "effect"
 import { SqlClient } from "effect/sql/SqlClient"
 import { PostgresJournal } from "effect-cluster/postgres"
 import type { PostgresServer } from "../test/support/PostgresServer.ts"
+import type * as SmallDisk from "../test/support/SmallDisk.ts"
 import type { Cluster } from "./cluster.ts"
 import type { Fault } from "./schedule.ts"
 
@@ -17,6 +18,8 @@ export interface Target {
   readonly cluster: Cluster
   /** The PostgreSQL server (none on SQLite). */
   readonly server: PostgresServer | undefined
+  /** The small disk holding the SQLite store (none on PostgreSQL). */
+  readonly disk: SmallDisk.SmallDisk | undefined
 }
 
 /** Injects `fault`, waits its duration, heals it; resolves once the cluster has it no more. */
@@ -42,27 +45,50 @@ export const inject = async (target: Target, fault: Fault): Promise<void> => {
       pod.toStore!.pause()
       await sleep(fault.millis)
       return pod.toStore!.resume()
+    case "store-cut":
+      pod.toStore!.pause()
+      await terminateSessions(target.server!.url, `pod-${fault.pod}`)
+      await sleep(fault.millis)
+      return pod.toStore!.resume()
+    case "net-reset":
+      return pod.inbound.reset()
+    case "store-reset":
+      return pod.toStore!.reset()
+    case "net-slow":
+    case "store-slow": {
+      const path = fault.kind === "net-slow" ? pod.inbound : pod.toStore!
+      path.delay(fault.delayMillis!)
+      await sleep(fault.millis)
+      return path.delay(0)
+    }
+    case "disk-full":
+      target.disk!.fill()
+      await sleep(fault.millis)
+      return target.disk!.free()
     case "kill":
     case "restart":
     case "skew":
-      pod.child!.kill(fault.kind === "kill" ? "SIGKILL" : "SIGTERM")
-      await pod.child!.exited
+      await target.cluster.stop(fault.pod, fault.kind === "kill" ? "SIGKILL" : "SIGTERM")
       await sleep(fault.kind === "skew" ? 0 : fault.millis)
       // A skewed clock lasts as long as the process: until the pod's next restart.
       return target.cluster.spawn(fault.pod, fault.kind === "skew" ? fault.offsetMillis : undefined)
   }
 }
 
-/** Ends every other session of the server (the pods'): `pg_terminate_backend`. */
-const terminateSessions = async (url: string) => {
+/**
+ * Ends every other session of the server (the pods'), or only the liveness session of `podId`
+ * (its backend pid is the first part of its `session` marker): `pg_terminate_backend`.
+ */
+const terminateSessions = async (url: string, podId?: string) => {
   const runtime = ManagedRuntime.make(PostgresJournal.clientLayer({ url, maxConnections: 1 }))
   try {
     await runtime.runPromise(
-      Effect.flatMap(
-        SqlClient,
-        (sql) =>
-          sql`SELECT pg_terminate_backend(pid) FROM pg_stat_activity
-          WHERE pid <> pg_backend_pid() AND backend_type = 'client backend'`
+      Effect.flatMap(SqlClient, (sql) =>
+        podId === undefined
+          ? sql`SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+              WHERE pid <> pg_backend_pid() AND backend_type = 'client backend'`
+          : sql`SELECT pg_terminate_backend(split_part(session, ':', 1)::int)
+              FROM effect_cluster_pods WHERE pod_id = ${podId}`
       )
     )
   } finally {

@@ -43,6 +43,7 @@ import {
   WorkflowEngine
 } from "effect-cluster"
 import { PostgresJournal } from "effect-cluster/postgres"
+import * as OffsetClock from "../test/support/OffsetClock.ts"
 import { random } from "./schedule.ts"
 
 const Options = Schema.Struct({
@@ -324,14 +325,27 @@ const main = Effect.gen(function* () {
       }
       return i
     })
+  // The senders stop at `until`; an operation still waiting on a store or a peer 10 s later is
+  // given up (its outcome unknown, as the ledger then says).
   const ops = yield* Effect.forEach(
     Array.from({ length: SENDERS }, (_, k) => k),
     sender,
     { concurrency: "unbounded" }
-  )
-  say({ ops: ops.reduce((sum, n) => sum + n, 0), done: true })
+  ).pipe(Effect.timeoutOption(Math.max(0, options.until - Date.now()) + 10_000))
+  say({
+    ops: Option.getOrElse(
+      Option.map(ops, (n) => n.reduce((sum, k) => sum + k, 0)),
+      () => -1
+    ),
+    done: true
+  })
   return yield* Effect.never
-}).pipe(Effect.scoped, Effect.provide(Layer.mergeAll(cluster, Logger.layer([Logger.consoleJson]))))
+}).pipe(
+  Effect.scoped,
+  Effect.provide(Layer.mergeAll(cluster, Logger.layer([Logger.consoleJson]))),
+  // Outermost: the store layers, the pod and every fiber they fork read the skewed clock.
+  Effect.provide(OffsetClock.layer(options.clockOffsetMillis ?? 0))
+)
 
 const fiber = Effect.runFork(main)
 process.once("SIGTERM", () => Effect.runFork(Fiber.interrupt(fiber)))

@@ -16,7 +16,7 @@
  * (and a `verify-summary {json}` line); exits 1 with the seed and the schedule when a checker finds
  * an anomaly.
  */
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
+import { cpSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { parseArgs } from "node:util"
@@ -24,11 +24,19 @@ import { Effect, Layer, ManagedRuntime, Schema } from "effect"
 import { DurableExecutionJournal, SqliteJournal } from "effect-cluster"
 import { PostgresJournal } from "effect-cluster/postgres"
 import { startPostgres } from "../test/support/PostgresServer.ts"
+import * as SmallDisk from "../test/support/SmallDisk.ts"
 import { type Anomaly, checkAll, type HistoryEvent } from "./checkers.ts"
 import * as Cluster from "./cluster.ts"
 import { checkReplies, type Ended, historyOf, readLedger } from "./history.ts"
 import { inject } from "./nemesis.ts"
-import { describeFault, type Fault, POSTGRES_FAULTS, SQLITE_FAULTS, schedule } from "./schedule.ts"
+import {
+  describeFault,
+  type Fault,
+  isStoreWide,
+  POSTGRES_FAULTS,
+  SQLITE_FAULTS,
+  schedule
+} from "./schedule.ts"
 
 const Options = Schema.Struct({
   seed: Schema.optional(Schema.NumberFromString.check(Schema.isInt())),
@@ -62,12 +70,17 @@ const LEASE = 3_000
 const RATE = 40
 /** The counters the pods increment and read. */
 const COUNTERS = 12
+/** The size of the SQLite profile's disk: its store, and room to fill. */
+const DISK_BYTES = 1024 * 1024 * 1024
 /** How long after the last fault healed every execution must have ended. */
 const LIVENESS_MILLIS = 30_000
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 
 const main = async () => {
+  // The SQLite profile keeps its store on a small disk of its own (the disk-full fault), which
+  // needs a mount namespace: the runner runs itself again in one (`SmallDisk`).
+  if (backend === "sqlite") await SmallDisk.reexecInNamespace()
   const faults = schedule(seed, {
     durationMillis,
     pods: podCount,
@@ -79,7 +92,8 @@ const main = async () => {
   const ledgerFile = join(dir, "ledger.jsonl")
   writeFileSync(ledgerFile, "")
   const server = backend === "postgres" ? await startPostgres() : undefined
-  const store = server?.url ?? join(dir, "journal.db")
+  const disk = backend === "sqlite" ? SmallDisk.mount({ sizeBytes: DISK_BYTES }) : undefined
+  const store = server?.url ?? join(disk!.path, "journal.db")
   const started = Date.now()
   const until = started + durationMillis
   const anomalies: Array<Anomaly> = []
@@ -93,14 +107,32 @@ const main = async () => {
       workload: { seed, perSecond: RATE, counters: COUNTERS, leaseMillis: LEASE, until }
     })
     const pods = cluster.pods
-    // Each fault at its moment, healed after its duration: several may be under way at once.
-    const target = { cluster, server }
+    // Each fault at its moment, healed after its duration: several may be under way at once. A
+    // fault of the whole store waits for those under way, and the others wait for it (a server
+    // restart takes longer than its scheduled pause).
+    const target = { cluster, server, disk }
+    const underWay = new Set<Promise<void>>()
+    let storeWide: Promise<void> = Promise.resolve()
+    /** Per pod, its fault under way (a restart lasts until the new process is ready). */
+    const podBusy = new Map<number, Promise<void>>()
+    const run = (fault: Fault) => {
+      const injecting = inject(target, fault)
+      underWay.add(injecting)
+      return injecting.finally(() => underWay.delete(injecting))
+    }
     await Promise.all(
       faults.map(async (fault) => {
         await sleep(started + fault.at - Date.now())
+        await storeWide
         console.log(`  ${describeFault(fault)}`)
         injected.set(fault.kind, (injected.get(fault.kind) ?? 0) + 1)
-        await inject(target, fault)
+        if (isStoreWide(fault.kind)) {
+          storeWide = Promise.all(underWay).then(() => run(fault))
+          return storeWide
+        }
+        const mine = (podBusy.get(fault.pod) ?? Promise.resolve()).then(() => run(fault))
+        podBusy.set(fault.pod, mine)
+        return mine
       })
     )
     const remaining = until - Date.now()
@@ -164,7 +196,8 @@ const main = async () => {
     const history = historyOf(ledger, ended, dumped.dump)
     anomalies.push(
       ...checkAll(history, { healedAt, boundMillis: LIVENESS_MILLIS }),
-      ...checkReplies(ledger, ended)
+      ...checkReplies(ledger, ended),
+      ...cluster.unexpectedExits().map((message) => ({ checker: "pods", message }))
     )
     const count = (type: HistoryEvent["type"]) => history.filter((event) => event.type === type).length
     const summary = {
@@ -190,6 +223,15 @@ const main = async () => {
     if (anomalies.length > 0) cluster?.saveLogs(dir)
     await cluster?.dispose()
     await server?.dispose()
+    if (disk !== undefined) {
+      disk.free()
+      if (anomalies.length > 0) {
+        for (const file of readdirSync(disk.path)) {
+          cpSync(join(disk.path, file), join(dir, file), { recursive: true })
+        }
+      }
+      disk.unmount()
+    }
     // A failing run keeps its ledger and store for a look.
     if (anomalies.length === 0) rmSync(dir, { recursive: true, force: true })
     else console.log(`verify: the ledger and the store are kept in ${dir}`)

@@ -17,8 +17,23 @@ export type FaultKind =
   | "db-restart"
   /** The path from the other pods to this one stops forwarding for `millis` (a hung connection). */
   | "net-hang"
+  /** Every connection from the other pods to this one is reset (RST). */
+  | "net-reset"
+  /** The path from the other pods to this one delays every chunk `delayMillis`, for `millis`. */
+  | "net-slow"
   /** PostgreSQL only: the path from this pod to the server stops forwarding for `millis`. */
   | "store-hang"
+  /**
+   * PostgreSQL only: the path from this pod to the server hangs for `millis`, and the server ends
+   * the pod's liveness session meanwhile (the pod cannot hear of it).
+   */
+  | "store-cut"
+  /** PostgreSQL only: every connection of this pod to the server is reset (RST). */
+  | "store-reset"
+  /** PostgreSQL only: the path from this pod to the server delays every chunk `delayMillis`, for `millis`. */
+  | "store-slow"
+  /** SQLite only: the disk holding the store is full for `millis` (every pod's writes fail). */
+  | "disk-full"
   /** SIGTERM, then a new process whose clock is off by `offsetMillis` (until its next restart). */
   | "skew"
 
@@ -32,21 +47,40 @@ export interface Fault {
   readonly millis: number
   /** `skew`: how far the pod's clock is off (negative: behind), at most half the lease TTL. */
   readonly offsetMillis?: number
+  /** `net-slow`, `store-slow`: how long each chunk is held, each way. */
+  readonly delayMillis?: number
 }
 
 /** The faults of one pod, on every backend. */
-export const POD_FAULTS: ReadonlyArray<FaultKind> = ["kill", "pause", "restart", "net-hang"]
+export const POD_FAULTS: ReadonlyArray<FaultKind> = [
+  "kill",
+  "pause",
+  "restart",
+  "net-hang",
+  "net-reset",
+  "net-slow",
+  "skew"
+]
 
 /** Every fault a SQLite profile draws from. */
-export const SQLITE_FAULTS: ReadonlyArray<FaultKind> = POD_FAULTS
+export const SQLITE_FAULTS: ReadonlyArray<FaultKind> = [...POD_FAULTS, "disk-full"]
 
 /** Every fault a PostgreSQL profile draws from. */
 export const POSTGRES_FAULTS: ReadonlyArray<FaultKind> = [
   ...POD_FAULTS,
   "terminate",
   "db-restart",
-  "store-hang"
+  "store-hang",
+  "store-cut",
+  "store-reset",
+  "store-slow"
 ]
+
+/** Faults of the store: every pod has them, so no other fault overlaps them. */
+const STORE_WIDE: ReadonlySet<FaultKind> = new Set(["terminate", "db-restart", "disk-full"])
+
+/** Whether `kind` is a fault of the whole store (no other fault overlaps it). */
+export const isStoreWide = (kind: FaultKind): boolean => STORE_WIDE.has(kind)
 
 /** mulberry32: a small, fast, seeded generator of numbers in [0, 1). */
 export const random = (seed: number): (() => number) => {
@@ -85,18 +119,26 @@ export const schedule = (
     if (busyUntil[pod]! > at) continue
     const kind = kinds[between(0, kinds.length)]!
     const millis =
-      kind === "pause" || kind === "net-hang" || kind === "store-hang"
+      kind === "pause" ||
+      kind === "net-hang" ||
+      kind === "store-hang" ||
+      kind === "store-cut" ||
+      kind === "net-slow" ||
+      kind === "store-slow" ||
+      kind === "disk-full"
         ? between(Math.round(options.leaseMillis / 2), options.leaseMillis * 2)
-        : kind === "terminate" || kind === "skew"
+        : kind === "terminate" || kind === "skew" || kind === "net-reset" || kind === "store-reset"
           ? 0
           : between(200, 2_000)
     if (kind === "skew") {
       // Off by a quarter to a half of the TTL, ahead or behind.
       const offset = between(Math.round(options.leaseMillis / 4), Math.round(options.leaseMillis / 2))
       faults.push({ at, kind, pod, millis, offsetMillis: next() < 0.5 ? -offset : offset })
+    } else if (kind === "net-slow" || kind === "store-slow") {
+      faults.push({ at, kind, pod, millis, delayMillis: between(50, 400) })
     } else faults.push({ at, kind, pod, millis })
     // A fault of the store touches every pod.
-    if (kind === "terminate" || kind === "db-restart") busyUntil.fill(at + millis + 1_000)
+    if (STORE_WIDE.has(kind)) busyUntil.fill(at + millis + 1_000)
     else busyUntil[pod] = at + millis + 1_000
   }
   return faults
@@ -104,10 +146,16 @@ export const schedule = (
 
 /** `12.3 s pause pod 1 for 4,200 ms` */
 export const describeFault = (fault: Fault): string =>
-  fault.kind === "skew"
-    ? `${(fault.at / 1000).toFixed(1)} s restart pod ${fault.pod} with its clock ${fault.offsetMillis! > 0 ? "ahead" : "behind"} by ${Math.abs(fault.offsetMillis!).toLocaleString("en-US")} ms`
-    : fault.kind === "terminate"
-      ? `${(fault.at / 1000).toFixed(1)} s terminate every pod's PostgreSQL sessions`
-      : fault.kind === "db-restart"
-        ? `${(fault.at / 1000).toFixed(1)} s PostgreSQL stopped for ${fault.millis.toLocaleString("en-US")} ms`
-        : `${(fault.at / 1000).toFixed(1)} s ${fault.kind} pod ${fault.pod} for ${fault.millis.toLocaleString("en-US")} ms`
+  fault.kind === "net-slow" || fault.kind === "store-slow"
+    ? `${(fault.at / 1000).toFixed(1)} s ${fault.kind} pod ${fault.pod}: ${fault.delayMillis} ms each way for ${fault.millis.toLocaleString("en-US")} ms`
+    : fault.kind === "net-reset" || fault.kind === "store-reset"
+      ? `${(fault.at / 1000).toFixed(1)} s ${fault.kind} pod ${fault.pod}`
+      : fault.kind === "disk-full"
+        ? `${(fault.at / 1000).toFixed(1)} s disk full for ${fault.millis.toLocaleString("en-US")} ms`
+        : fault.kind === "skew"
+          ? `${(fault.at / 1000).toFixed(1)} s restart pod ${fault.pod} with its clock ${fault.offsetMillis! > 0 ? "ahead" : "behind"} by ${Math.abs(fault.offsetMillis!).toLocaleString("en-US")} ms`
+          : fault.kind === "terminate"
+            ? `${(fault.at / 1000).toFixed(1)} s terminate every pod's PostgreSQL sessions`
+            : fault.kind === "db-restart"
+              ? `${(fault.at / 1000).toFixed(1)} s PostgreSQL stopped for ${fault.millis.toLocaleString("en-US")} ms`
+              : `${(fault.at / 1000).toFixed(1)} s ${fault.kind} pod ${fault.pod} for ${fault.millis.toLocaleString("en-US")} ms`

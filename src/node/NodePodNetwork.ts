@@ -8,7 +8,10 @@
  * with no change: `Membership.layer({ network: { ... } })` configures it, `network: false` turns
  * it off. Beyond loopback a pod requires a cluster `secret` (an HMAC handshake per connection) or
  * `tls` (certificate files): an unauthenticated peer is refused with a log line and nothing it
- * sends is processed. Frames larger than `maxFrameBytes` end the connection that sent them.
+ * sends is processed. A connection that is not a peer's is closed with a log line: a frame larger
+ * than `maxFrameBytes`, not JSON or not of the protocol, no complete frame for 4 request timeouts
+ * (at least 10 s), more than `maxConnections` at once, or unfinished frames of all connections
+ * past 4 × `maxFrameBytes` (see `internal/ListenerGuard.ts`).
  *
  * @example
  * ```ts
@@ -31,10 +34,12 @@ import { connect as connectTcp, isIP } from "node:net"
 import { networkInterfaces } from "node:os"
 import * as NodeSocket from "@effect/platform-node/NodeSocket"
 import * as NodeSocketServer from "@effect/platform-node/NodeSocketServer"
-import { Clock, Duration, Effect, Layer, Queue, Redacted, type Scope, Stream } from "effect"
+import { Channel, Clock, Duration, Effect, Layer, Queue, Redacted, type Scope, Stream } from "effect"
 import { RpcSerialization, RpcServer } from "effect/rpc"
 import { SocketServer } from "effect/socket/SocketServer"
+import { MessageTooLargeError } from "../sharding/EntityErrors.ts"
 import {
+  type EntityPush,
   type EntityPushAnswer,
   type InboundHandlers,
   NetworkConfigError,
@@ -43,11 +48,14 @@ import {
   PodNetworkFactory,
   type StandDownOutcome
 } from "../sharding/PodNetwork.ts"
+import * as FrameBudget from "./internal/FrameBudget.ts"
 import * as Handshake from "./internal/Handshake.ts"
+import * as ListenerGuard from "./internal/ListenerGuard.ts"
 import * as Peers from "./internal/Peers.ts"
 import { AUTH_HEADER, type NumberedAnswer, PodRpcs, Unauthenticated } from "./internal/PodRpcs.ts"
 
 const DEFAULT_MAX_FRAME = 16 * 1024 * 1024
+const DEFAULT_MAX_CONNECTIONS = 512
 /** How far apart the clocks of two pods may be for a handshake to pass. */
 const HANDSHAKE_WINDOW = 5 * 60_000
 
@@ -126,6 +134,13 @@ export const listen = (
       Duration.fromInputUnsafe(options.requestTimeout ?? "5 seconds")
     )
     const maxFrameBytes = options.maxFrameBytes ?? DEFAULT_MAX_FRAME
+    if (!(Number.isInteger(maxFrameBytes) && maxFrameBytes > 0)) {
+      return yield* configError("maxFrameBytes", `${maxFrameBytes} is not a positive integer`)
+    }
+    const maxConnections = options.maxConnections ?? DEFAULT_MAX_CONNECTIONS
+    if (!(Number.isInteger(maxConnections) && maxConnections > 0)) {
+      return yield* configError("maxConnections", `${maxConnections} is not a positive integer`)
+    }
     const serialization = RpcSerialization.makeNdjson({ maxBufferSize: maxFrameBytes })
     const tls =
       options.tls === undefined
@@ -159,6 +174,22 @@ export const listen = (
     }
 
     const clock = yield* Clock.Clock
+    const warnings = ListenerGuard.rateLimitedWarnings(podId, () => clock.currentTimeMillisUnsafe())
+    const context = yield* Effect.context<never>()
+    const guardedServer = yield* ListenerGuard.guard(
+      server,
+      {
+        maxConnections,
+        // Peers ping every half request timeout: a connection silent for 8 of them is not a peer's.
+        idleMillis: Math.max(10_000, 4 * requestTimeoutMillis),
+        bufferedBytes: 4 * maxFrameBytes,
+        maxFrameBytes
+      },
+      warnings
+    )
+    const serverSerialization = ListenerGuard.serialization(serialization, maxFrameBytes, (reason) => {
+      Effect.runForkWith(context)(warnings(reason))
+    })
     const verify = secret === undefined ? undefined : Handshake.verifier(secret, address, HANDSHAKE_WINDOW)
     const trusted = new Set<number>()
     const refusedLogged = new Set<number>()
@@ -195,6 +226,26 @@ export const listen = (
     const ownsHandlers = new Set<NonNullable<InboundHandlers["owns"]>>()
     let standDownHandler: InboundHandlers["standDown"]
     const unknownType: EntityPushAnswer = { _tag: "UnknownType" }
+    const answerBudget = FrameBudget.budgetOf(maxFrameBytes)
+    /**
+     * `answer` as it can travel back: a reply too large for a frame is in the store for a stored
+     * message (the sender reads it there), and lost for a volatile one (its sender gets the error).
+     */
+    const fitted = (push: EntityPush, answer: EntityPushAnswer): EntityPushAnswer => {
+      if (answer._tag !== "Reply" || FrameBudget.answerSize(answer) <= answerBudget) return answer
+      if (push.stored) return { _tag: "Accepted" }
+      const bytes = Buffer.byteLength(answer.reply ?? "")
+      return {
+        _tag: "Failed",
+        error: new MessageTooLargeError({
+          entityType: push.entityType,
+          entityId: push.entityId,
+          bytes,
+          limit: answerBudget,
+          message: `the reply of entity ${push.entityType}/${push.entityId} to message ${push.messageId} is ${bytes} bytes encoded, too large for a frame between pods (maxFrameBytes ${maxFrameBytes}); the message was processed`
+        })
+      }
+    }
 
     const handlers = PodRpcs.toLayer({
       Deliver: ({ pushes }, { client, headers }) =>
@@ -204,7 +255,9 @@ export const listen = (
           for (const { id, message } of pushes) {
             const handled = pushHandler === undefined ? Effect.succeed(unknownType) : pushHandler(message)
             yield* Effect.forkIn(
-              Effect.flatMap(handled, (answer) => Queue.offer(answers, { id, answer })),
+              Effect.flatMap(handled, (answer) =>
+                Queue.offer(answers, { id, answer: fitted(message, answer) })
+              ),
               networkScope
             )
           }
@@ -213,7 +266,20 @@ export const listen = (
         Stream.unwrap(
           Effect.andThen(
             authorize(client.id, headers[AUTH_HEADER]),
-            Effect.map(answersOf(client.id), Stream.fromQueue)
+            Effect.map(answersOf(client.id), (queue) =>
+              // Each chunk of answers is one frame: split to fit the client's limit.
+              Stream.fromChannel(
+                Channel.flatMap(Channel.fromQueueArray(queue), (ready) =>
+                  Channel.fromArray(
+                    FrameBudget.groups(
+                      ready,
+                      (numbered) => FrameBudget.answerSize(numbered.answer),
+                      answerBudget
+                    )
+                  )
+                )
+              )
+            )
           )
         ),
       Wake: ({ shards }, { client, headers }) =>
@@ -260,8 +326,8 @@ export const listen = (
         RpcServer.Protocol,
         Effect.map(RpcServer.makeProtocolSocketServer, (protocol) => ({ ...protocol, supportsAck: false }))
       ),
-      Effect.provideService(SocketServer, server),
-      Effect.provideService(RpcSerialization.RpcSerialization, serialization),
+      Effect.provideService(SocketServer, guardedServer),
+      Effect.provideService(RpcSerialization.RpcSerialization, serverSerialization),
       Effect.provide(handlers),
       Effect.forkScoped
     )
@@ -269,6 +335,7 @@ export const listen = (
     const peers = yield* Peers.make({
       self: { podId, address },
       requestTimeoutMillis,
+      maxFrameBytes,
       serialization,
       connect: (peerHost, peerPort) =>
         tls === undefined

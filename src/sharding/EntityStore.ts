@@ -146,6 +146,20 @@ export interface DeadLetter extends MessageKey {
   readonly deadAt: number
 }
 
+/**
+ * What the owner reads before it handles a message (`outcomesAhead`): where the message stands,
+ * and the messages of its entity that were stored before it and are not processed yet.
+ */
+export interface OutcomeAhead {
+  /** The message's outcome; undefined for a key not stored. */
+  readonly outcome: MessageOutcome | undefined
+  /**
+   * The entity's pending messages to handle before this one, by `seq`: those with a lower `seq`
+   * when the message is pending, every pending one when it is not stored, none when it is done.
+   */
+  readonly ahead: ReadonlyArray<StoredMessage>
+}
+
 /** A query of `pending`. */
 export interface PendingQuery {
   /** Only messages of these shards. */
@@ -173,6 +187,18 @@ export class EntityStore extends Context.Service<
     readonly outcomes: (
       keys: ReadonlyArray<MessageKey>
     ) => Effect.Effect<ReadonlyArray<MessageOutcome | undefined>, EntityStoreError>
+    /**
+     * Each message's outcome with the pending messages of its entity stored before it (at most
+     * `limit` per key, the oldest): what the owner handles first, so that an entity processes its
+     * messages in store order. One result per key, in order.
+     *
+     * `seq` follows the commit order of pending messages, so a message stored before this one was
+     * stored (or, for a key not stored, before this read) is in `ahead` unless it was handled.
+     */
+    readonly outcomesAhead: (
+      keys: ReadonlyArray<MessageKey>,
+      limit: number
+    ) => Effect.Effect<ReadonlyArray<OutcomeAhead>, EntityStoreError>
     /** The pending messages of one entity, by `seq` (operators' tools: what it has not processed). */
     readonly pendingOf: (
       entity: EntityKey,

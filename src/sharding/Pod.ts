@@ -15,11 +15,14 @@
  * it, perhaps frozen inside its transaction) is skipped, logged at debug level, and tried again at
  * the next interval; the pod goes on renewing and running its shards.
  *
- * A pod stops its runs **by its own clock** when its lease was not renewed in time: a watchdog
- * fires at `lastRenewalSentAt + TTL - TTL/5`, before any other pod can see the lease as expired,
- * so a pod whose database connection hangs does not keep running beside the new owner. If it
- * writes anyway (a process paused and resumed), the store refuses the write with
- * `StaleEpochError` and `fenced` stops the shard's runs.
+ * A pod stops its runs **by its own clock** (`LeaseClock`) when its lease was not renewed in
+ * time: a watchdog fires at `lastRenewalSentAt + TTL - TTL/5`, before any other pod can see the
+ * lease as expired, so a pod whose database connection hangs does not keep running beside the new
+ * owner. After the event loop stalled past that point (the process paused, a long synchronous
+ * block), the watchdog's timer is one among the runs' timers: each run asks `mayWrite` whenever
+ * one of its fibers resumes, before its next step (`LeaseGuard`), stops there, and the pod stops
+ * the others. If a write is sent anyway, the store refuses it with `StaleEpochError` and `fenced`
+ * stops the shard's runs.
  *
  * A pod that others see as suspect (on PostgreSQL its session ended while its lease runs: it may
  * not know) may be asked to stand down over the network (`standDown`, see `internal/Suspects.ts`):
@@ -32,6 +35,7 @@
 import { Clock, Deferred, Duration, Effect, Exit, Fiber, Random, Schedule, Scheduler, Scope } from "effect"
 import { urgentOf } from "../internal/BudgetScheduler.ts"
 import * as Instrument from "../observability/internal/instrument.ts"
+import * as LeaseClock from "./internal/LeaseClock.ts"
 import type { NetworkOptions } from "./PodNetwork.ts"
 import { plan } from "./Rebalance.ts"
 import { DEFAULT_SHARD_COUNT, isValidShardCount, shardOf } from "./ShardId.ts"
@@ -108,7 +112,9 @@ export interface Pod {
   /**
    * Whether a run of `shard` may still write with `epoch`: the pod owns the shard at that epoch
    * (a shard being handed over included: its runs record what they delivered as they stop) and
-   * its lease is valid by its own clock. Checked before every write; the store checks it again.
+   * its lease is valid by its own clock. Checked before every write, and whenever a fiber of a run
+   * resumes (`LeaseGuard`); the store checks the epoch again. The first "no" because the lease ran
+   * out makes the pod stop all its runs.
    */
   readonly mayWrite: (shard: number, epoch: number) => boolean
   /** The shards this pod runs now. */
@@ -226,7 +232,8 @@ export const make = (
     const clock = yield* Clock.Clock
     /** The caller's services (logger, clock): `fenced` runs outside any fiber of the pod. */
     const context = yield* Effect.context<never>()
-    const now = () => clock.currentTimeMillisUnsafe()
+    /** The pod's own clock for its lease: never goes back, never under-counts (see `LeaseClock`). */
+    const now = LeaseClock.make(clock)
     // A lock held by a pod frozen inside an ownership transaction is released within the store's
     // bound (PostgreSQL ends the frozen transaction after TTL/2): wait for it, a bounded number of times.
     const unlessBusy = {
@@ -267,6 +274,10 @@ export const make = (
     /** By this pod's clock: when it must stop running, unless a renewal succeeds before. */
     const margin = ttl / 5
     let validUntil = now() + ttl - margin
+    /** How long the pod may still run, in ms; 0 or less: it must stop now. */
+    const left = () => validUntil - now()
+    /** Whether the runs were stopped (`leaseHolds`) since the lease last ran out by the pod's clock. */
+    let lapseHandled = false
     let leaving = false
     /** The (shard, epoch) pairs whose refusal was reported: once each. */
     const refusals = new Set<string>()
@@ -310,6 +321,25 @@ export const make = (
           })
         )
       })
+
+    /**
+     * Whether the lease still holds by the pod's clock. When a run is told it does not (`mayWrite`:
+     * it stops there), the pod stops every run at once, in a fiber of its own, without waiting for
+     * its watchdog: a renewal that succeeds in between would keep the watchdog from acting, and
+     * the shards would stay with some of their runs stopped. Stopped, they are taken again at the
+     * next round (their executions resumed) if the store still gives them to this pod.
+     */
+    const leaseHolds = (): boolean => {
+      if (now() < validUntil) return true
+      if (!lapseHandled) {
+        lapseHandled = true
+        // After a yield: this may be called from inside another fiber's step (see `LeaseGuard`).
+        Effect.runForkWith(context)(
+          Effect.andThen(Effect.yieldNow, loseAll("a run found its lease run out by the pod's own clock"))
+        )
+      }
+      return false
+    }
 
     /** Asks the store for the pod's shards and makes the local view match. */
     const reconcile = Effect.gen(function* () {
@@ -411,6 +441,7 @@ export const make = (
           Effect.retry(unlessBusy)
         )
         validUntil = registering + ttl - margin
+        lapseHandled = false
         relinquished = false
       })
 
@@ -431,6 +462,7 @@ export const make = (
       if (renewed._tag === "None" || renewed.value._tag === "None") return
       if (renewed.value.value) {
         validUntil = sentAt + ttl - margin
+        lapseHandled = false
         return
       }
       // The manager declared this pod dead (it was paused or cut off past its lease), or its
@@ -464,16 +496,16 @@ export const make = (
     // (a lock held by a frozen pod's open transaction) must not keep the lease from being renewed.
     const round = Effect.gen(function* () {
       if (leaving || relinquished) return
-      if (now() >= validUntil) return yield* loseAll("its lease was not renewed in time")
+      if (left() <= 0) return yield* loseAll("its lease was not renewed in time")
       yield* managerRound
-      if (leaving || now() >= validUntil) return
+      if (leaving || left() <= 0) return
       yield* reconcile
     })
 
     /** Stops the runs by this pod's own clock when renewals stop succeeding. */
     const watchdog = Effect.gen(function* () {
       while (true) {
-        const wait = validUntil - now()
+        const wait = left()
         if (wait > 0) {
           yield* Effect.sleep(Math.min(wait, interval))
           continue
@@ -558,16 +590,14 @@ export const make = (
       shardOf: (id) => shardOf(id, shardCount),
       epochOf: (shard) => {
         const entry = active.get(shard)
-        return entry === undefined || entry.draining || relinquished || now() >= validUntil
-          ? undefined
-          : entry.epoch
+        return entry === undefined || entry.draining || relinquished || left() <= 0 ? undefined : entry.epoch
       },
       mayWrite: (shard, epoch) => {
         const entry = active.get(shard)
-        return entry?.epoch === epoch && !entry.refused && !relinquished && now() < validUntil
+        return entry?.epoch === epoch && !entry.refused && !relinquished && leaseHolds()
       },
       ownedShards: () =>
-        now() < validUntil && !relinquished
+        left() > 0 && !relinquished
           ? [...active].flatMap(([shard, entry]) => (entry.draining ? [] : [shard]))
           : [],
       registration: () => registration,

@@ -24,7 +24,12 @@
  * ```
  */
 import { Context, type Duration, type Effect, type Redacted, Schema, type Scope } from "effect"
-import { EntityStateDecodeError, MalformedMessageError } from "./EntityErrors.ts"
+import {
+  EntityStateDecodeError,
+  InvalidEntityIdError,
+  MalformedMessageError,
+  MessageTooLargeError
+} from "./EntityErrors.ts"
 import { EntityStoreError } from "./EntityStore.ts"
 
 /** TLS for a pod's listener and its connections to peers: PEM file paths. */
@@ -59,8 +64,16 @@ export interface NetworkOptions {
    * passed over for as long. Default 5 seconds.
    */
   readonly requestTimeout?: Duration.Input | undefined
-  /** The largest frame a peer may send, in bytes. Default 16 MiB. */
+  /**
+   * The largest frame a peer may send, in bytes. Default 16 MiB. Give every pod of a cluster the
+   * same: a pod keeps the frames it sends under its own (pushes are batched below it).
+   */
   readonly maxFrameBytes?: number | undefined
+  /**
+   * The most connections the pod's listener keeps open at once (each peer opens one); more are
+   * closed as they come, with a log line. Default 512.
+   */
+  readonly maxConnections?: number | undefined
 }
 
 /** An entity message pushed to the pod that owns its shard. */
@@ -94,7 +107,13 @@ export const EntityPushAnswer = Schema.Union([
   Schema.TaggedStruct("Accepted", {}),
   Schema.TaggedStruct("Dead", { error: Schema.String }),
   Schema.TaggedStruct("Failed", {
-    error: Schema.Union([EntityStateDecodeError, EntityStoreError, MalformedMessageError])
+    error: Schema.Union([
+      EntityStateDecodeError,
+      EntityStoreError,
+      MalformedMessageError,
+      MessageTooLargeError,
+      InvalidEntityIdError
+    ])
   }),
   /** This pod does not run the shard (now): try `owner`, this pod's view of the owner, if any. */
   Schema.TaggedStruct("NotOwner", { owner: Schema.NullOr(Route) }),

@@ -8,10 +8,13 @@
  * `MemoryJournal.layerCluster` provide both services (`MemoryJournal.layer` is a journal without
  * ownership, for one process).
  *
- * Time: leases are judged by the store's clock. SQLite and memory use the process clock (every
- * pod of an embedded file is on one machine); PostgreSQL uses the server's clock, so pods on
- * machines with skewed clocks agree on when a lease ends. A pod stops its own work by its own
- * clock, measured from before its last successful renewal was sent (see `Pod`).
+ * Time: a lease end one pod writes is judged by another, so leases are written and judged by the
+ * store's clock, never by the clock of the pod that asks: PostgreSQL uses the server's clock, so
+ * pods on machines with skewed clocks agree on when a lease ends; SQLite the host's (every pod of
+ * an embedded file is on its machine), whatever effect `Clock` a program provides; memory the
+ * `Clock` the cluster was made with. A pod stops its own work by its own clock, measured from
+ * before its last successful renewal was sent (see `Pod`): only differences of that clock count,
+ * so a pod whose clock is set ahead or behind still stops before the store's lease ends.
  *
  * Liveness beyond the lease: a pod's process can be *provably gone* before its lease ends. On
  * SQLite a pod holds an OS lock on a file of its own, which the kernel releases only when the

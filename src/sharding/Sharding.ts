@@ -36,7 +36,6 @@
  * ```
  */
 import { Clock, Context, Duration, Effect, Layer, Result, type Scope } from "effect"
-import { decodeJsonResult } from "../internal/codec.ts"
 import {
   type DeadLetter,
   type EntityFence,
@@ -48,6 +47,7 @@ import {
 import * as Batcher from "./internal/Batcher.ts"
 import * as Deadlines from "./internal/Deadlines.ts"
 import * as EntityRuntime from "./internal/EntityRuntime.ts"
+import * as Inbound from "./internal/Inbound.ts"
 import * as Messengers from "./internal/Messengers.ts"
 import * as Pickup from "./internal/Pickup.ts"
 import * as PushHandler from "./internal/PushHandler.ts"
@@ -116,8 +116,6 @@ export class Sharding extends Context.Service<
 const millis = (input: Duration.Input | undefined, fallback: Duration.Input): number =>
   Duration.toMillis(Duration.fromInputUnsafe(input ?? fallback))
 
-const _validId = (id: string) => id.length > 0 && id.length <= 512 && !id.includes("\u0000")
-
 interface Registered {
   readonly type: AnyEntityType
   readonly runtime: EntityRuntime.EntityRuntime
@@ -141,7 +139,10 @@ export const make = (
     /** The shards this pod runs, with their epoch (null: every shard, unfenced). */
     const owned = new Map<number, number | null>()
     const waiters = yield* ReplyWaiters.make(store, pollMillis)
-    const outcome = Batcher.make(store.outcomes)
+    // Before an entity handles a persisted message: its outcome and the stored messages ahead of it.
+    const outcome = Batcher.make((keys: ReadonlyArray<MessageKey>) =>
+      store.outcomesAhead(keys, EntityRuntime.AHEAD)
+    )
     const deadlines = yield* Deadlines.make
 
     const fenceOf = (shard: number): EntityFence | null | undefined => {
@@ -174,31 +175,35 @@ export const make = (
           return false
         }
         const { type, runtime } = registered
-        const decoded = decodeStored(type, message.payload)
-        if (Result.isFailure(decoded)) {
-          // A stored message that no longer decodes: set aside with the reason, nothing deleted.
-          const fence = fenceOf(message.shard)
-          if (fence === undefined) return false
-          const error = `the stored message does not decode with the type's schema at ${decoded.failure.path}: ${decoded.failure.message}`
-          yield* Effect.logWarning(
-            `entity ${type.name}/${message.entityId}: message ${message.messageId}: ${error}`
-          )
-          yield* store
-            .deadLetter([{ ...message, fence: fence ?? undefined, error, now: now() }])
-            .pipe(
-              Effect.catchCause((cause) =>
-                Effect.logWarning("could not dead-letter a malformed message", cause)
-              )
-            )
-          return true
+        const checked = Inbound.check(type, message)
+        const shard = membership.shardOf(message.entityId)
+        if (Result.isSuccess(checked) && message.shard === shard) {
+          return runtime.deliver(message.entityId, {
+            messageId: message.messageId,
+            message: checked.success,
+            payload: message.payload,
+            stored: true,
+            answer: undefined
+          })
         }
-        return runtime.deliver(message.entityId, {
-          messageId: message.messageId,
-          message: decoded.success,
-          payload: message.payload,
-          stored: true,
-          answer: undefined
-        })
+        // A stored message its entity must not see: set aside with the reason, nothing deleted.
+        const fence = fenceOf(message.shard)
+        if (fence === undefined) return false
+        const refusal = Result.isFailure(checked)
+          ? checked.failure.message
+          : `the message is stored under shard ${message.shard}, but its entity's shard is ${shard}`
+        yield* Effect.logWarning(
+          `entity ${type.name}/${Inbound.shownId(message.entityId)}: stored message ${Inbound.shownId(message.messageId)} refused: ${refusal}`
+        )
+        return yield* store
+          .deadLetter([{ ...message, fence: fence ?? undefined, error: refusal, now: now() }])
+          .pipe(
+            Effect.as(true),
+            // Left pending (the store failed): a later round tries again.
+            Effect.catchCause((cause) =>
+              Effect.as(Effect.logWarning("could not dead-letter a refused message", cause), false)
+            )
+          )
       })
 
     yield* membership.subscribe({
@@ -351,9 +356,6 @@ export const make = (
       activeEntities: (type) => types.get(type.name)?.runtime.active() ?? 0
     })
   })
-
-/** Decodes a stored payload with the type's schema. */
-const decodeStored = (type: AnyEntityType, payload: string) => decodeJsonResult(type.schema, payload)
 
 /**
  * The sharding of this process, on the `Membership` (this process's pod) and the `EntityStore` in

@@ -69,6 +69,7 @@ import type {
   InvalidRequestError,
   InvalidSignalError,
   JournalError,
+  PayloadTooLargeError,
   UnknownWorkflowError,
   WorkflowEngineError
 } from "./WorkflowErrors.ts"
@@ -87,6 +88,7 @@ export interface WorkflowEngine<W extends Any> {
   ) => Effect.Effect<
     string,
     | InvalidRequestError
+    | PayloadTooLargeError
     | UnknownWorkflowError
     | ExecutionIdConflictError
     | InvalidIdentifierError
@@ -148,7 +150,7 @@ export interface WorkflowEngine<W extends Any> {
     value: A
   ) => Effect.Effect<
     boolean,
-    ExecutionNotFoundError | InvalidSignalError | InvalidIdentifierError | JournalError
+    ExecutionNotFoundError | InvalidSignalError | PayloadTooLargeError | InvalidIdentifierError | JournalError
   >
   /**
    * How many executions have a run (a fiber) in this engine now. Sleeping executions have none:
@@ -187,6 +189,12 @@ export interface EngineOptions extends PodOptions {
    * owner is also told at once through `LISTEN/NOTIFY`; the polling is the safety net.
    */
   readonly deliveryPollInterval?: Duration.Input | undefined
+  /**
+   * The largest request (`send`, `sendDiscard`, a child workflow) or signal value accepted, in
+   * bytes of its JSON encoding. A larger one fails with `PayloadTooLargeError` and nothing is
+   * stored: every pod reads a request back whenever it runs the execution. Default 1 MiB.
+   */
+  readonly maxPayloadBytes?: number | undefined
 }
 
 /** Errors `makeScoped` fails with: the store, or an ownership setting the store refuses. */
@@ -225,6 +233,12 @@ export const makeScoped = <W extends Any>(
   Scope.Scope | DurableExecutionJournal | Requirements<W>
 > =>
   Effect.gen(function* () {
+    const maxPayloadBytes = options?.maxPayloadBytes
+    if (maxPayloadBytes !== undefined && !(Number.isInteger(maxPayloadBytes) && maxPayloadBytes > 0)) {
+      return yield* Effect.die(
+        new TypeError(`maxPayloadBytes must be a positive integer, got ${maxPayloadBytes}`)
+      )
+    }
     const byTag: ReadonlyMap<string, Any> = workflowsByTag(workflows)
     const store = yield* DurableExecutionJournal
     const membership = yield* podOf(options)
@@ -296,7 +310,8 @@ export const makeScoped = <W extends Any>(
       ownership: () => ownership,
       shuttingDown: () => shuttingDown,
       timer: () => timer,
-      scope
+      scope,
+      maxPayloadBytes
     })
     // A journal that announces every wake-up (memory) needs no polling: the timer then sleeps
     // until the earliest known deadline, so skipping a month of test time costs one wake-up.

@@ -152,6 +152,45 @@ export class InvalidRequestError extends Schema.TaggedError<InvalidRequestError>
   readonly retryable = false
 }
 
+/** The fields of `PayloadTooLargeError` besides its message. */
+export interface PayloadTooLargeErrorFields {
+  /** What was too large: a workflow's request, or a signal's value. */
+  readonly payload: "request" | "signal"
+  /** The workflow (of a request) or the signal (of a signal value). */
+  readonly payloadOf: string
+  readonly bytes: number
+  readonly limit: number
+}
+
+/**
+ * A request or a signal value is larger, encoded, than the engine's `maxPayloadBytes`. Nothing was
+ * stored. Terminal: send a smaller one (keep large data elsewhere and pass a reference to it).
+ */
+export class PayloadTooLargeError extends Schema.TaggedError<PayloadTooLargeError>()("PayloadTooLargeError", {
+  payload: Schema.Literals(["request", "signal"]),
+  payloadOf: Schema.String,
+  bytes: Schema.Number,
+  limit: Schema.Number,
+  message: Schema.String
+}) {
+  constructor(props: MessageInput<PayloadTooLargeErrorFields>, options?: Schema.MakeOptions) {
+    super(
+      {
+        payload: props.payload,
+        payloadOf: props.payloadOf,
+        bytes: props.bytes,
+        limit: props.limit,
+        message:
+          props.message ??
+          `the ${props.payload === "request" ? `request for workflow "${props.payloadOf}"` : `value of signal "${props.payloadOf}"`} is ${props.bytes} bytes encoded, over the engine's limit of ${props.limit} (maxPayloadBytes). Nothing was stored: keep large data elsewhere and pass a reference to it, or raise maxPayloadBytes.`
+      },
+      options
+    )
+  }
+
+  readonly retryable = false
+}
+
 /** The fields of `ActivityTimeoutError` besides its message. */
 export interface ActivityTimeoutErrorFields {
   readonly activity: string
@@ -540,6 +579,7 @@ export class ExecutionSuspendedError extends Schema.TaggedError<ExecutionSuspend
 export type WorkflowEngineError =
   | JournalError
   | InvalidRequestError
+  | PayloadTooLargeError
   | UnknownWorkflowError
   | ExecutionIdConflictError
   | ExecutionSuspendedError

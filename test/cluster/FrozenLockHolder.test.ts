@@ -14,7 +14,6 @@
  * After SIGCONT everyone renews and has its share again; nothing ran twice. The test prints how
  * long after SIGCONT executions complete again.
  */
-import { readFileSync } from "node:fs"
 import { Effect, ManagedRuntime } from "effect"
 import { SqlClient } from "effect/sql/SqlClient"
 import { afterEach, describe, expect, it } from "vitest"
@@ -27,6 +26,7 @@ import {
   eventually,
   executions,
   freshStore,
+  isStopped,
   ledger as ledgerOf,
   lostShards,
   type PodMessage,
@@ -44,12 +44,6 @@ import {
 const TTL = 3_000
 
 const resultOf = (id: string) => JSON.stringify({ _tag: "Success", value: `${id}:reserve+charge` })
-
-/** Whether the process `pid` is stopped (state `T` in `/proc/<pid>/stat`). */
-const isStopped = (pid: number) => {
-  const stat = readFileSync(`/proc/${pid}/stat`, "utf8")
-  return stat.slice(stat.lastIndexOf(")") + 2).startsWith("T")
-}
 
 /** Sessions holding the ownership advisory lock of the default table prefix while idle in their transaction. */
 const ownershipLockHolders = async (url: string): Promise<number> => {

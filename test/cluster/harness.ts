@@ -68,6 +68,8 @@ export interface PodOptions {
   }
   /** Connect through this URL instead of the store's (a proxy in front of PostgreSQL). */
   readonly via?: string
+  /** The pod's clock is this many ms ahead of the host's (behind when negative). */
+  readonly clockOffsetMillis?: number
 }
 
 /** A message a pod prints: its lifecycle, or one of its logs. */
@@ -77,8 +79,12 @@ export interface PodMessage {
   readonly stopped?: string
   /** The pod stops itself inside an ownership transaction of this operation (`freezeInOwnershipLock`). */
   readonly freezing?: string
+  /** With `freezing: "attempt"`: the attempt it stops in (`execution/activity#attempt`, `freezeInAttempt`). */
+  readonly attempt?: string
   /** Every send of a burst (`{"burst": ...}` on stdin) returned. */
   readonly burstDone?: number
+  /** The pod's lease renewals hang from now on (`{"stopRenewing": true}` on stdin). */
+  readonly renewalsStopped?: string
   readonly level?: string
   readonly message?: ReadonlyArray<unknown>
 }
@@ -93,6 +99,7 @@ export const startPod = (store: Store, options: PodOptions = {}): ChildPod.Child
         podId: options.podId,
         leaseTtlMillis: options.leaseTtlMillis,
         shardCount: options.shardCount,
+        clockOffsetMillis: options.clockOffsetMillis,
         activityMillis: options.activityMillis ?? 20,
         slowEvery: options.slowEvery,
         slowMillis: options.slowMillis,
@@ -283,6 +290,12 @@ export const freeze = async (store: Store, pod: ChildPod.ChildPod<unknown>) => {
     await sleep(10 + attempt * 3)
   }
   throw new Error("the pod held the SQLite write lock every time it was frozen")
+}
+
+/** Whether the process `pid` is stopped (state `T` in `/proc/<pid>/stat`). */
+export const isStopped = (pid: number) => {
+  const stat = readFileSync(`/proc/${pid}/stat`, "utf8")
+  return stat.slice(stat.lastIndexOf(")") + 2).startsWith("T")
 }
 
 /** Whether a pod's log shows it stopping the runs of shards it lost (lease ran out, or removed). */

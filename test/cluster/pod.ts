@@ -1,6 +1,6 @@
 /**
  * A pod for the multi-process ownership tests: one engine on the embedded file or on PostgreSQL,
- * running `Order` executions whose two activities record every attempt in an external ledger (a
+ * running `Order` executions (`order.ts`) whose two activities record every attempt in an external ledger (a
  * file shared by every pod, one JSON line per event, appended with O_APPEND):
  * `{"k":"start"|"end"|"stop", "e": executionId, "s": activity, "a": attempt, "p": podId,
  *   "sh": shard, "ep": epoch, "t": epoch ms}`.
@@ -12,19 +12,30 @@
  * On stdin it takes commands, one JSON line each: `{"freezeInOwnershipLock": operation}` makes
  * the pod stop itself (SIGSTOP) inside its next ownership transaction of that `ShardStore`
  * operation (e.g. `acquireManager`), right after the transaction took the ownership lock; it prints
- * `{"freezing": operation}` first. The test resumes it with SIGCONT. `{"burst": {prefix, count}}`
+ * `{"freezing": operation}` first. The test resumes it with SIGCONT. `{"freezeInAttempt": true}` makes
+ * the next activity attempt to start stop the process (SIGSTOP) at the instant its sleep is due,
+ * just before the sleep's timer fires; it prints `{"freezing": "attempt", "attempt": key}` first
+ * (`key`: `execution/activity#attempt`). `{"burst": {prefix, count}}`
  * makes it `send` executions `${prefix}-${i}` for i in [0, count) all at once (a flood of callers),
- * printing `{"burstDone": count}` once every send returned. When stdin closes (the test or runner
+ * printing `{"burstDone": count}` once every send returned. `{"stopRenewing": true}` makes every
+ * later lease renewal of the pod hang (as over a connection that stopped answering) while the pod
+ * goes on running, printing `{"renewalsStopped": podId}`. When stdin closes (the test or runner
  * that started the pod is gone), the pod exits.
+ *
+ * Option `clockOffsetMillis` skews the pod's clock: its whole program (store layers included) runs
+ * on an effect `Clock` whose wall-clock readings are that many ms ahead (behind when negative),
+ * sleeps unchanged (`test/support/OffsetClock.ts`). The ledger's times are the host's.
  *
  * Usage: node --conditions=@effect-cluster/source pod.ts '<json options>'
  */
-import { appendFileSync, writeSync } from "node:fs"
+import { writeSync } from "node:fs"
 import { createInterface } from "node:readline"
 import { Duration, Effect, Fiber, Layer, Logger, Schema } from "effect"
-import { Activity, ActivityContext, SqliteJournal, Workflow, WorkflowEngine } from "effect-cluster"
+import { type ActivityContext, ShardStore, SqliteJournal, Workflow, WorkflowEngine } from "effect-cluster"
 import { PostgresJournal } from "effect-cluster/postgres"
 import { OwnershipLocked } from "../../src/storage/sql/internal/OwnershipLocked.ts"
+import * as OffsetClock from "../support/OffsetClock.ts"
+import { Order, orderWorkflow } from "./order.ts"
 
 const Options = Schema.Struct({
   /** A SQLite file path, or a postgres:// URL. */
@@ -34,6 +45,8 @@ const Options = Schema.Struct({
   podId: Schema.optional(Schema.String),
   leaseTtlMillis: Schema.optional(Schema.Number),
   shardCount: Schema.optional(Schema.Number),
+  /** The pod's clock is this many ms ahead (behind when negative) of the host's. */
+  clockOffsetMillis: Schema.optional(Schema.Number),
   /** How long each activity attempt takes. */
   activityMillis: Schema.Number,
   /** Every n-th execution (by the number at the end of its id) takes `slowMillis` instead. */
@@ -52,28 +65,7 @@ const Options = Schema.Struct({
 
 const options = Schema.decodeUnknownSync(Schema.fromJsonString(Options))(process.argv[2])
 
-class Order extends Workflow.TaggedRequest<Order>()("Order", {
-  payload: { id: Schema.String },
-  success: Schema.String,
-  failure: Schema.Never
-}) {}
-
 let podId = options.podId ?? "?"
-
-const record = (kind: "start" | "end" | "stop", context: ActivityContext.ActivityContext["Service"]) =>
-  appendFileSync(
-    options.ledger,
-    `${JSON.stringify({
-      k: kind,
-      e: context.persistenceId.split("/")[0],
-      s: context.activityId,
-      a: context.attempt,
-      p: podId,
-      sh: context.fence?.shard ?? null,
-      ep: context.fence?.epoch ?? null,
-      t: Date.now()
-    })}\n`
-  )
 
 /** How long the activities of `executionId` take. */
 const durationOf = (executionId: string): number => {
@@ -83,50 +75,68 @@ const durationOf = (executionId: string): number => {
     : options.activityMillis
 }
 
-const step = (id: string) =>
-  Effect.gen(function* () {
-    const context = yield* ActivityContext.ActivityContext
-    record("start", context)
-    yield* Effect.sleep(Duration.millis(durationOf(context.persistenceId.split("/")[0]!))).pipe(
-      Effect.onInterrupt(() => Effect.sync(() => record("stop", context)))
-    )
-    record("end", context)
-    return id
-  }).pipe(Activity.make(id, Schema.String, Schema.Never))
+/** Whether the next attempt to start freezes this process when its sleep is due (the test asked). */
+let freezeInAttempt = false
 
-const order = Workflow.make(
-  Order,
-  (request) => request.id,
-  (request) =>
-    Effect.gen(function* () {
-      const reserved = yield* step("reserve")
-      const charged = yield* step("charge")
-      return `${request.id}:${reserved}+${charged}`
-    })
-)
+/**
+ * The attempt's sleep: `Effect.sleep`, or for the attempt the test asked to freeze in, what
+ * `Clock.sleep` does (a `setTimeout` that resumes the fiber) with the freeze armed just before, in
+ * the same synchronous stretch: both timers are due at once and Node runs them in the order they
+ * were armed, so the process stops right before the sleep's timer fires and, once resumed, runs
+ * that timer next, before any other timer of the pod (its lease watchdog among them).
+ */
+const sleep = (millis: number, context: ActivityContext.ActivityContext["Service"]): Effect.Effect<void> => {
+  if (!freezeInAttempt) return Effect.sleep(Duration.millis(millis))
+  freezeInAttempt = false
+  const key = `${context.persistenceId.split("/")[0]}/${context.activityId}#${context.attempt}`
+  return Effect.callback<void>((resume) => {
+    setTimeout(() => {
+      writeSync(1, `${JSON.stringify({ freezing: "attempt", attempt: key })}\n`)
+      process.kill(process.pid, "SIGSTOP")
+    }, millis)
+    const timer = setTimeout(() => resume(Effect.void), millis)
+    return Effect.sync(() => clearTimeout(timer))
+  })
+}
+
+const order = orderWorkflow({ ledger: options.ledger, podId: () => podId, durationOf, sleep })
 
 /** The operation whose next ownership transaction freezes this pod, once the test asks. */
 let freezeIn: string | undefined
 /** Bursts asked for, run by `main` once the engine is up. */
 const bursts: Array<{ readonly prefix: string; readonly count: number }> = []
 let burstArrived: (() => void) | undefined
+/** False once the test asked the pod to stop renewing its lease. */
+let renewing = true
 const Command = Schema.fromJsonString(
   Schema.Union([
     Schema.Struct({ freezeInOwnershipLock: Schema.String }),
-    Schema.Struct({ burst: Schema.Struct({ prefix: Schema.String, count: Schema.Number }) })
+    Schema.Struct({ freezeInAttempt: Schema.Literal(true) }),
+    Schema.Struct({ burst: Schema.Struct({ prefix: Schema.String, count: Schema.Number }) }),
+    Schema.Struct({ stopRenewing: Schema.Literal(true) })
   ])
 )
 createInterface({ input: process.stdin })
   .on("line", (line) => {
     const command = Schema.decodeUnknownSync(Command)(line)
     if ("freezeInOwnershipLock" in command) freezeIn = command.freezeInOwnershipLock
-    else {
+    else if ("freezeInAttempt" in command) freezeInAttempt = true
+    else if ("stopRenewing" in command) {
+      renewing = false
+      console.log(JSON.stringify({ renewalsStopped: podId }))
+    } else {
       bursts.push(command.burst)
       burstArrived?.()
     }
   })
   // The process that started this pod is gone (even SIGKILLed): nobody will stop it, so it stops.
   .on("close", () => process.exit(0))
+
+/** The store's renewals hang once the test asked (the pod's own clock must then stop its runs). */
+const renewalsUntilStopped = (store: ShardStore.ShardStore["Service"]): ShardStore.ShardStore["Service"] => ({
+  ...store,
+  renew: (id, ttlMillis) => Effect.suspend(() => (renewing ? store.renew(id, ttlMillis) : Effect.never))
+})
 
 /** Stops this process while it holds the ownership lock (once), when the test asked for it. */
 const freezeWhenAsked = Layer.succeed(OwnershipLocked)((operation) =>
@@ -150,7 +160,7 @@ const main = Effect.gen(function* () {
     podId: options.podId,
     shardCount: options.shardCount,
     leaseTtl: options.leaseTtlMillis === undefined ? undefined : Duration.millis(options.leaseTtlMillis)
-  })
+  }).pipe(Effect.updateService(ShardStore.ShardStore, renewalsUntilStopped))
   podId = engine.podId() ?? podId
   console.log(JSON.stringify({ ready: podId }))
   const submit = options.submit
@@ -180,7 +190,9 @@ const main = Effect.gen(function* () {
   }
 }).pipe(
   Effect.scoped,
-  Effect.provide(Layer.mergeAll(Layer.fresh(journal), Logger.layer([Logger.consoleJson])))
+  Effect.provide(Layer.mergeAll(Layer.fresh(journal), Logger.layer([Logger.consoleJson]))),
+  // Outermost: the store layers, the engine and every fiber they fork read the skewed clock.
+  Effect.provide(OffsetClock.layer(options.clockOffsetMillis ?? 0))
 )
 
 const fiber = Effect.runFork(main)

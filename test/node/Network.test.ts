@@ -6,122 +6,15 @@
  * every ask answered or failed typed, nothing handled twice, and traffic returns to the network
  * once the proxy heals.
  */
-import { readFileSync } from "node:fs"
 import { createConnection } from "node:net"
 import { Effect, Exit } from "effect"
 import { afterEach, describe, expect, it } from "vitest"
 import * as NodePodNetwork from "../../src/node/NodePodNetwork.ts"
-import { eventually, freshStore, reader, removeStore, type Store, shards } from "../cluster/harness.ts"
-import * as ChildPod from "../support/ChildPod.ts"
+import { eventually, freshStore, removeStore } from "../cluster/harness.ts"
+import type * as ChildPod from "../support/ChildPod.ts"
 import { freePort } from "../support/freePort.ts"
 import * as TcpProxy from "../support/TcpProxy.ts"
-
-interface Asked {
-  readonly replies: Record<string, string>
-  readonly errors: Record<string, string>
-  readonly slowestMillis: number
-  readonly storeWrites: number
-}
-
-interface Loaded {
-  readonly asks: number
-  readonly workflows: number
-  readonly errors: Record<string, number>
-  readonly slowestMillis: number
-  readonly jobs: ReadonlyArray<string>
-}
-
-interface Line {
-  readonly ready?: string
-  readonly stopped?: string
-  readonly loaded?: Loaded
-  readonly address?: string | null
-  readonly asked?: Asked
-  readonly error?: string
-  readonly level?: string
-  readonly message?: unknown
-}
-
-interface LedgerLine {
-  readonly t: string
-  readonly m: string
-  readonly p: string
-}
-
-const SHARDS = 12
-
-const startPod = (store: Store, podId: string, extra: Record<string, unknown> = {}) => {
-  const pod = ChildPod.spawn<Line>("test/node/networkPod.ts", {
-    args: [
-      JSON.stringify({ store: store.location, ledger: store.ledger, podId, shardCount: SHARDS, ...extra })
-    ]
-  })
-  return pod
-}
-
-const ready = async (pod: ChildPod.ChildPod<Line>) => {
-  const line = await pod.waitFor((message) => message.ready !== undefined, 30_000)
-  return line.address!
-}
-
-const ask = async (
-  pod: ChildPod.ChildPod<Line>,
-  type: "Echo" | "Tally",
-  ids: ReadonlyArray<string>,
-  prefix: string,
-  timeoutMs = 60_000
-): Promise<Asked> => {
-  pod.skipReceived()
-  pod.send({ ask: { type, ids, prefix, concurrency: 20 } })
-  const line = await pod.waitFor(
-    (message) => message.asked !== undefined || message.error !== undefined,
-    timeoutMs
-  )
-  if (line.asked === undefined) throw new Error(`the ask failed: ${line.error}`)
-  return line.asked
-}
-
-const ledger = (store: Store): ReadonlyArray<LedgerLine> =>
-  readFileSync(store.ledger, "utf8")
-    .split("\n")
-    .filter((line) => line.length > 0)
-    .map((line) => JSON.parse(line) as LedgerLine)
-
-/** Message ids handled more than once. */
-const twice = (lines: ReadonlyArray<LedgerLine>) => {
-  const seen = new Set<string>()
-  return lines.filter((line) => {
-    const key = `${line.t}/${line.m}`
-    if (seen.has(key)) return true
-    seen.add(key)
-    return false
-  })
-}
-
-const ids = (n: number) => Array.from({ length: n }, (_, i) => `entity-${i}`)
-
-/** Waits until the shards are spread evenly over `podIds`, no handover pending, then warms the routes. */
-const spread = async (store: Store, pod: ChildPod.ChildPod<Line>, podIds: ReadonlyArray<string>) => {
-  const runtime = reader(store)
-  try {
-    await eventually("the shards to be spread evenly", async () => {
-      const records = await shards(runtime)
-      return (
-        records.every((record) => record.nextOwner === null) &&
-        podIds.every(
-          (podId) => records.filter((record) => record.owner === podId).length === SHARDS / podIds.length
-        )
-      )
-    })
-  } finally {
-    await runtime.dispose()
-  }
-  let round = 0
-  await eventually("every route to be known", async () => {
-    const asked = await ask(pod, "Echo", ids(60), `warm-${round++}`)
-    return asked.storeWrites === 0 && Object.keys(asked.errors).length === 0
-  })
-}
+import { ask, ids, type Line, ledger, ready, spread, startPod, twice } from "./harness.ts"
 
 describe.each(["sqlite", "pg"] as const)("pods talking directly on %s", (kind) => {
   const cleanup: Array<() => Promise<void> | void> = []

@@ -4,10 +4,13 @@
  * every message it handles to a ledger file (`{"t": type, "m": messageId, "p": podId}`). It counts
  * what its sends write to the entity store (a volatile ask over the network writes nothing).
  *
+ * `Blob` (volatile) answers `Chunk`s of `bytes` characters of data with the pod's id padded to
+ * `replyBytes` characters (`asked` shows it trimmed).
+ *
  * It also runs a workflow engine on the same pod (`Job`: one activity, each attempt appended to the
  * ledger as `{"t": "Job", "m": executionId, "a": attempt, "p": podId}`).
  *
- * Lines on stdin: `{"ask": {"type", "ids", "prefix", "concurrency"}}` sends one request per id
+ * Lines on stdin: `{"ask": {"type", "ids", "prefix", "concurrency", "bytes"?, "replyBytes"?}}` sends one request per id
  * and prints `{"asked": {"replies": {id: podId}, "errors": {id: tag}, "slowestMillis", "storeWrites"}}`.
  * `{"load": {"prefix", "entities", "concurrency"}}` sends a steady mix (a volatile ask, a persisted
  * ask, a workflow `send`) from `concurrency` fibers until `{"stop": true}`, then prints
@@ -33,7 +36,7 @@ import {
   WorkflowEngine
 } from "effect-cluster"
 import { PostgresJournal } from "effect-cluster/postgres"
-import { Echo, Ping, Tally } from "./fixtures.ts"
+import { Blob, Chunk, Echo, Ping, Tally } from "./fixtures.ts"
 
 const Options = Schema.Struct({
   store: Schema.String,
@@ -46,17 +49,22 @@ const Options = Schema.Struct({
   port: Schema.optional(Schema.Number),
   advertise: Schema.optional(Schema.String),
   secret: Schema.optional(Schema.String),
-  requestTimeoutMillis: Schema.optional(Schema.Number)
+  requestTimeoutMillis: Schema.optional(Schema.Number),
+  maxFrameBytes: Schema.optional(Schema.Number),
+  maxConnections: Schema.optional(Schema.Number)
 })
 
 const options = Schema.decodeUnknownSync(Schema.fromJsonString(Options))(process.argv[2])
 const say = (line: unknown) => console.log(JSON.stringify(line))
 
 const Ask = Schema.Struct({
-  type: Schema.Literals(["Echo", "Tally"]),
+  type: Schema.Literals(["Echo", "Tally", "Blob"]),
   ids: Schema.Array(Schema.String),
   prefix: Schema.String,
-  concurrency: Schema.Number
+  concurrency: Schema.Number,
+  /** The size of each `Chunk`'s data and of its reply (`Blob`). */
+  bytes: Schema.optional(Schema.Number),
+  replyBytes: Schema.optional(Schema.Number)
 })
 const Load = Schema.Struct({ prefix: Schema.String, entities: Schema.Number, concurrency: Schema.Number })
 const Command = Schema.fromJsonString(
@@ -123,7 +131,9 @@ const cluster = Sharding.layer({
         port: options.port,
         advertise: options.advertise,
         secret: options.secret,
-        requestTimeout: Duration.millis(options.requestTimeoutMillis ?? 1_000)
+        requestTimeout: Duration.millis(options.requestTimeoutMillis ?? 1_000),
+        maxFrameBytes: options.maxFrameBytes,
+        maxConnections: options.maxConnections
       }
     })
   ),
@@ -139,7 +149,13 @@ const handle = (type: string) => (messageId: string) =>
 
 const ask = (command: typeof Ask.Type) =>
   Effect.gen(function* () {
-    const messenger = yield* Sharding.messenger(command.type === "Echo" ? Echo : Tally)
+    const blob = yield* Sharding.messenger(Blob)
+    const ping = yield* Sharding.messenger(command.type === "Echo" ? Echo : Tally)
+    const data = "x".repeat(command.bytes ?? 0)
+    const send = (id: string, messageId: string) =>
+      command.type === "Blob"
+        ? blob.send(id)(new Chunk({ messageId, data, replyBytes: command.replyBytes ?? 0 }))
+        : ping.send(id)(new Ping({ messageId }))
     const replies: Record<string, string> = {}
     const errors: Record<string, string> = {}
     let slowest = 0
@@ -149,11 +165,9 @@ const ask = (command: typeof Ask.Type) =>
       (id) =>
         Effect.gen(function* () {
           const started = yield* Clock.currentTimeMillis
-          const result = yield* Effect.result(
-            messenger.send(id)(new Ping({ messageId: `${command.prefix}-${id}` }))
-          )
+          const result = yield* Effect.result(send(id, `${command.prefix}-${id}`))
           slowest = Math.max(slowest, (yield* Clock.currentTimeMillis) - started)
-          if (result._tag === "Success") replies[id] = result.success
+          if (result._tag === "Success") replies[id] = result.success.trimEnd()
           else errors[id] = result.failure._tag
         }),
       { concurrency: command.concurrency, discard: true }
@@ -209,6 +223,13 @@ const load = (
 const main = Effect.gen(function* () {
   yield* Sharding.registerEntity(Echo)(
     RecipientBehaviour.fromFunctionEffect((_, message) => handle("Echo")(message.messageId))
+  )
+  yield* Sharding.registerEntity(Blob)(
+    RecipientBehaviour.fromFunctionEffect((_, message) =>
+      Effect.map(handle("Blob")(message.messageId), () =>
+        MessageState.Processed(Option.some(options.podId.padEnd(message.replyBytes)))
+      )
+    )
   )
   yield* Sharding.registerEntity(Tally)(
     RecipientBehaviour.fromFunctionEffectStateful(

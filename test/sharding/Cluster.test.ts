@@ -17,6 +17,7 @@ import {
   Workflow,
   WorkflowEngine
 } from "../../src/index.ts"
+import * as OffsetClock from "../support/OffsetClock.ts"
 
 class Job extends Workflow.TaggedRequest<Job>()("Job", {
   payload: { id: Schema.String },
@@ -281,53 +282,78 @@ describe("ownership in one process (memory store)", () => {
     })
   )
 
-  it.live("a pod whose lease cannot be renewed stops its runs by its own clock, before the lease ends", () =>
-    Effect.gen(function* () {
-      const cluster = yield* MemoryJournal.makeCluster
-      const hang = { on: false, renewedAt: 0 }
-      const shards: ShardStore.ShardStore["Service"] = {
-        ...cluster.shards,
-        renew: (podId, ttl) =>
-          Effect.suspend(() => {
-            if (hang.on) return Effect.never
-            hang.renewedAt = Date.now()
-            return cluster.shards.renew(podId, ttl)
-          })
-      }
-      const stopped = yield* Deferred.make<number>()
-      const log: Array<Attempt> = []
-      const blocking = Workflow.make(
-        Job,
-        (request) => request.id,
-        () =>
-          Effect.gen(function* () {
-            log.push({ executionId: "x", attempt: 1, podId: "a", shard: null, epoch: null })
-            return yield* Effect.never
-          }).pipe(
-            Effect.onInterrupt(() => Deferred.succeed(stopped, Date.now())),
-            Activity.make("forever", Schema.String, Schema.Never)
+  /**
+   * How the pod's wall clock is stepped once its renewals hang (NTP, a resumed VM): `wall` ms, and
+   * whether the store's clock steps with it (SQLite: the store reads the same machine's clock) or
+   * not (PostgreSQL: the server's).
+   */
+  const steps = [
+    { name: "its clock left alone", wall: 0, storeToo: false },
+    {
+      name: "its wall clock stepped back 2 s (the store's clock another machine's)",
+      wall: -2_000,
+      storeToo: false
+    },
+    { name: "its wall clock and the store's stepped forward 0.4 s (one machine)", wall: 400, storeToo: true }
+  ] as const
+  for (const step of steps) {
+    it.live(
+      `a pod whose lease cannot be renewed stops its runs by its own clock, before the lease ends: ${step.name}`,
+      () =>
+        Effect.gen(function* () {
+          const offset = { millis: 0 }
+          const podClock = OffsetClock.layer(() => offset.millis)
+          const cluster = yield* step.storeToo
+            ? Effect.provide(MemoryJournal.makeCluster, podClock)
+            : MemoryJournal.makeCluster
+          const hang = { on: false, renewedAt: 0 }
+          const shards: ShardStore.ShardStore["Service"] = {
+            ...cluster.shards,
+            renew: (podId, ttl) =>
+              Effect.suspend(() => {
+                if (hang.on) return Effect.never
+                hang.renewedAt = Date.now()
+                return cluster.shards.renew(podId, ttl)
+              })
+          }
+          const stopped = yield* Deferred.make<number>()
+          const log: Array<Attempt> = []
+          const blocking = Workflow.make(
+            Job,
+            (request) => request.id,
+            () =>
+              Effect.gen(function* () {
+                log.push({ executionId: "x", attempt: 1, podId: "a", shard: null, epoch: null })
+                return yield* Effect.never
+              }).pipe(
+                Effect.onInterrupt(() => Deferred.succeed(stopped, Date.now())),
+                Activity.make("forever", Schema.String, Schema.Never)
+              )
           )
-      )
-      hang.renewedAt = Date.now()
-      const engine = yield* WorkflowEngine.makeScoped(Workflow.union(blocking), {
-        ...fastPod,
-        leaseTtl: "1 second",
-        podId: "a"
-      }).pipe(
-        Effect.provideService(DurableExecutionJournal.DurableExecutionJournal, cluster.journal),
-        Effect.provideService(ShardStore.ShardStore, shards)
-      )
-      yield* engine.sendDiscard(new Job({ id: "x" }))
-      yield* eventually(Effect.sync(() => log.length === 1))
-      hang.on = true
-      const lastRenewal = hang.renewedAt
-      const at = yield* Deferred.await(stopped).pipe(Effect.timeout("3 seconds"))
-      // The store would see the lease expire at lastRenewal + 1 s (or later): the run stopped before.
-      expect(at).toBeLessThan(lastRenewal + 1_000)
-      yield* eventually(Effect.sync(() => engine.runningCount() === 0))
-      expect((yield* cluster.journal.steps("x")).map((step) => step.outcome)).toEqual([null])
-    })
-  )
+          hang.renewedAt = Date.now()
+          const engine = yield* WorkflowEngine.makeScoped(Workflow.union(blocking), {
+            ...fastPod,
+            leaseTtl: "1 second",
+            podId: "a"
+          }).pipe(
+            Effect.provideService(DurableExecutionJournal.DurableExecutionJournal, cluster.journal),
+            Effect.provideService(ShardStore.ShardStore, shards),
+            Effect.provide(podClock)
+          )
+          yield* engine.sendDiscard(new Job({ id: "x" }))
+          yield* eventually(Effect.sync(() => log.length === 1))
+          hang.on = true
+          const lastRenewal = hang.renewedAt
+          offset.millis = step.wall
+          const at = yield* Deferred.await(stopped).pipe(Effect.timeout("4 seconds"))
+          // The store would see the lease expire at lastRenewal + 1 s (or later), by its own clock:
+          // the run stopped before.
+          expect(at).toBeLessThan(lastRenewal + 1_000 - (step.storeToo ? step.wall : 0))
+          yield* eventually(Effect.sync(() => engine.runningCount() === 0))
+          expect((yield* cluster.journal.steps("x")).map((step) => step.outcome)).toEqual([null])
+        })
+    )
+  }
 
   it.live(
     "a renewal answered later than an ownership interval still counts: a pod on a slow store keeps running",

@@ -380,6 +380,68 @@ describe("failures", () => {
   )
 
   it.live(
+    "stored messages their entity must not see are dead-lettered with the reason: a bad id, too large, another message's id, the wrong shard",
+    () =>
+      Effect.gen(function* () {
+        const store = MemoryEntityStore.make()
+        const charge = (messageId: string, extra: Record<string, unknown> = {}) =>
+          JSON.stringify({ _tag: "Charge", messageId, amount: 1, ...extra })
+        const row = (
+          entityId: string,
+          messageId: string,
+          payload: string,
+          shard = ShardId.shardOf(entityId, 16)
+        ) => ({
+          entityType: "Wallet",
+          entityId,
+          messageId,
+          shard,
+          payload,
+          now: 0
+        })
+        // What a hand edit, a buggy older version or a hostile writer of the store leaves.
+        yield* store.enqueue([
+          row("", "empty-id", charge("empty-id")),
+          row("w", "too-large", charge("too-large", { junk: "j".repeat(300) })),
+          row("w", "replayed", charge("c-1")),
+          row("w", "wrong-shard", charge("wrong-shard"), (ShardId.shardOf("w", 16) % 16) + 1),
+          row("w", "fine", charge("fine"))
+        ])
+        const letters = yield* withSharding(
+          Effect.gen(function* () {
+            yield* Sharding.registerEntity(Wallet)(
+              RecipientBehaviour.fromFunctionEffectStateful(
+                () => Effect.succeed({ balance: 10 }),
+                (_, charge, state) =>
+                  Effect.map(
+                    Ref.updateAndGet(state, (s) => ({ balance: s.balance - charge.amount })),
+                    (s) => MessageState.Processed(Option.some(Exit.succeed(s.balance)))
+                  )
+              )
+            )
+            const sharding = yield* Sharding.Sharding
+            let letters: ReadonlyArray<{ readonly messageId: string; readonly error: string }> = []
+            for (let i = 0; i < 100 && letters.length < 4; i++) {
+              yield* Effect.sleep("20 millis")
+              letters = yield* sharding.deadLetters({ entityType: "Wallet" })
+            }
+            // Only the well-formed one was processed: the balance went down once.
+            const wallet = yield* Sharding.messenger(Wallet)
+            expect(yield* wallet.send("w")(new Charge({ messageId: "after", amount: 1 }))).toBe(8)
+            return letters
+          }),
+          store
+        )
+        const reasons = Object.fromEntries(letters.map((letter) => [letter.messageId, letter.error]))
+        expect(Object.keys(reasons).sort()).toEqual(["empty-id", "replayed", "too-large", "wrong-shard"])
+        expect(reasons["empty-id"]).toContain("is not an id of a Wallet entity")
+        expect(reasons["too-large"]).toContain("over the type's limit of 200 (maxMessageBytes)")
+        expect(reasons.replayed).toContain(`the message's own id is "c-1", but it came as message "replayed"`)
+        expect(reasons["wrong-shard"]).toContain("is stored under shard")
+      })
+  )
+
+  it.live(
     "send times out with a typed error while the handler answers Processing; a later delivery replies",
     () =>
       withSharding(

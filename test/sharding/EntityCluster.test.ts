@@ -185,7 +185,51 @@ describe("entities on several pods of one process", () => {
         yield* Scope.close(scope, Exit.void)
       })
   )
+
+  it.live(
+    "a handler whose sleep ends after the process stalled past the pod's lease runs no further line; the message is handled later, once",
+    () =>
+      Effect.gen(function* () {
+        const cluster = yield* MemoryJournal.makeCluster
+        const scope = yield* Scope.make()
+        const steps: Array<string> = []
+        const a = yield* pod(cluster, "a", scope, (message) => {
+          if (message.messageId !== "slow" || steps.length > 0) return Effect.void
+          steps.push("stalling")
+          return Effect.andThen(
+            sleepThroughStall(1_000),
+            Effect.sync(() => steps.push("after the stall"))
+          )
+        })
+        yield* waitUntil(() => a.membership.pod!.ownedShards().length === SHARDS)
+        const counter = a.sharding.messenger(PersistedCounter)
+        yield* counter.sendDiscard("c-0")(new Increment({ messageId: "slow" }))
+        yield* waitUntil(() => a.handled.includes("slow"), 20_000)
+        expect(steps).toEqual(["stalling"])
+        expect(yield* counter.send("c-0")(new GetCurrent({ messageId: "g" }))).toBe(1)
+        yield* Scope.close(scope, Exit.void)
+      }),
+    30_000
+  )
 })
+
+/**
+ * A 5 ms sleep (what `Clock.sleep` does: a timer that resumes the fiber) whose timer fires right
+ * after the process was blocked synchronously for `blockMillis`: the block is a timer armed just
+ * before it with the same delay, and Node runs timers due together in the order they were armed.
+ * A 1 s block outlasts the pod's own deadline (TTL 1 s - TTL/5), whenever it last renewed.
+ */
+const sleepThroughStall = (blockMillis: number) =>
+  Effect.callback<void>((resume) => {
+    setTimeout(() => {
+      const until = performance.now() + blockMillis
+      while (performance.now() < until) {
+        // the whole process stalls: no timer fires, no renewal is sent
+      }
+    }, 5)
+    const timer = setTimeout(() => resume(Effect.void), 5)
+    return Effect.sync(() => clearTimeout(timer))
+  })
 
 const waitUntil = (check: () => boolean, timeoutMillis = 10_000) =>
   Effect.gen(function* () {

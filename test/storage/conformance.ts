@@ -719,6 +719,32 @@ export const conformance = (backend: Backend) =>
       )
 
       it.live(
+        "a request stored as bytes (a hand edit on SQLite) is read as text: the row lists, and its schema judges it",
+        () =>
+          Effect.scoped(
+            Effect.gen(function* () {
+              const storage = yield* backend.storage
+              const journal = yield* storage.open
+              const raw = storage.raw
+              // Only SQLite's loose column types let a text column hold bytes.
+              if (raw?.dialect !== "sqlite") return
+              yield* journal.start(newExecution("fine", 1_000))
+              yield* journal.start(newExecution("bytes", 2_000))
+              yield* raw.sql.unsafe(
+                `UPDATE ${raw.prefix}executions SET request = X'7B7D' WHERE execution_id = 'bytes'`
+              )
+              expect(Option.getOrThrow(yield* journal.get("bytes")).request).toBe("{}")
+              const listed = yield* journal.list({ limit: 10 })
+              expect(listed.map((row) => [row.executionId, row.request === "{}"])).toEqual([
+                ["bytes", true],
+                ["fine", false]
+              ])
+              expect((yield* journal.listRunning).map((e) => e.executionId).sort()).toEqual(["bytes", "fine"])
+            })
+          )
+      )
+
+      it.live(
         "an execution row that no longer decodes: a clear, non-transient error; the others resume",
         () =>
           Effect.scoped(

@@ -470,6 +470,28 @@ export const entities = (backend: Backend) =>
           })
         )
       )
+
+      it.live(
+        "a row edited by hand into something else is left out; the other messages of its shards are still read",
+        () =>
+          withCluster(({ entities }, storage) =>
+            Effect.gen(function* () {
+              const raw = storage.raw
+              // Only SQLite's loose column types let a row hold what its schema refuses.
+              if (raw?.dialect !== "sqlite") return
+              yield* entities.enqueue([message("m1"), message("m2"), message("m3")])
+              const table = `${raw.prefix}entity_messages`
+              // A payload stored as bytes (read as UTF-8 text), and a key that is not text at all.
+              yield* raw.sql.unsafe(`UPDATE ${table} SET payload = X'7B7D' WHERE message_id = 'm1'`)
+              yield* raw.sql.unsafe(`UPDATE ${table} SET message_id = X'6D32' WHERE message_id = 'm2'`)
+              const pending = yield* allPending(entities)
+              expect(pending.map((stored) => [stored.messageId, stored.payload])).toEqual([
+                ["m1", "{}"],
+                ["m3", JSON.stringify({ add: "m3" })]
+              ])
+            })
+          )
+      )
     })
 
     describe("pendingOf", () => {
@@ -496,6 +518,114 @@ export const entities = (backend: Backend) =>
               shard: 1,
               payload: JSON.stringify({ add: "a1" }),
               createdAt: 1_000
+            })
+          })
+        )
+      )
+    })
+
+    describe("outcomesAhead", () => {
+      it.live(
+        "each key's outcome and its entity's pending messages stored before it, by seq, at most limit",
+        () =>
+          withCluster(({ entities }) =>
+            Effect.gen(function* () {
+              yield* entities.enqueue([message("a1"), message("b1", { ...key("b1", "cart-2"), shard: 2 })])
+              yield* entities.enqueue([message("a2"), message("w1", { ...key("w1", "cart-1", "Wishlist") })])
+              yield* entities.enqueue([message("a3"), message("a4")])
+              yield* entities.enqueue([message("a5", { now: 1_500 })])
+              yield* entities.complete([completion("a3")])
+              yield* entities.deadLetter([deadLetter("a4")])
+              const ahead = (keys: ReadonlyArray<MessageKey>, limit = 100) =>
+                Effect.map(entities.outcomesAhead(keys, limit), (results) =>
+                  results.map((result) => ({
+                    outcome: result.outcome,
+                    ahead: result.ahead.map((stored) => stored.messageId)
+                  }))
+                )
+              expect(
+                yield* ahead([
+                  key("a5"),
+                  key("a1"),
+                  key("new"),
+                  key("a3"),
+                  key("a4"),
+                  key("x", "cart-2"),
+                  key("x", "cart-3"),
+                  key("x", "cart-1", "Wishlist")
+                ])
+              ).toEqual([
+                // Pending: the entity's pending messages with a lower seq (not a processed or dead one).
+                { outcome: PENDING, ahead: ["a1", "a2"] },
+                { outcome: PENDING, ahead: [] },
+                // Not stored: every pending message of the entity.
+                { outcome: undefined, ahead: ["a1", "a2", "a5"] },
+                // Done: nothing to handle before it.
+                { outcome: { status: "processed", reply: JSON.stringify({ ok: "a3" }) }, ahead: [] },
+                { outcome: { status: "dead", error: "handler failed on a4" }, ahead: [] },
+                { outcome: undefined, ahead: ["b1"] },
+                { outcome: undefined, ahead: [] },
+                { outcome: undefined, ahead: ["w1"] }
+              ])
+              expect(yield* ahead([key("new"), key("a5")], 2)).toEqual([
+                { outcome: undefined, ahead: ["a1", "a2"] },
+                { outcome: PENDING, ahead: ["a1", "a2"] }
+              ])
+              expect(yield* entities.outcomesAhead([], 100)).toEqual([])
+              const [{ ahead: stored } = { ahead: [] }] = yield* entities.outcomesAhead([key("new")], 100)
+              expect(stored[2]).toMatchObject({
+                ...key("a5"),
+                shard: 1,
+                payload: JSON.stringify({ add: "a5" }),
+                createdAt: 1_500
+              })
+              const pending = yield* allPending(entities)
+              expect(stored.map((m) => m.seq)).toEqual(
+                ["a1", "a2", "a5"].map((id) => pending.find((m) => m.messageId === id)!.seq)
+              )
+              // A replayed dead letter goes behind every message stored so far; a completed one leaves.
+              expect(yield* entities.replay(key("a4"), 5_000)).toBe(true)
+              yield* entities.complete([completion("a1")])
+              expect(yield* ahead([key("new"), key("a4"), key("a2")])).toEqual([
+                { outcome: undefined, ahead: ["a2", "a5", "a4"] },
+                { outcome: PENDING, ahead: ["a2", "a5"] },
+                { outcome: PENDING, ahead: [] }
+              ])
+            })
+          )
+      )
+
+      it.live("a message stored after another's enqueue returned is behind it, with concurrent senders", () =>
+        withCluster(({ entities }) =>
+          Effect.gen(function* () {
+            // 20 senders to one entity, each storing its messages one after the other.
+            const senders = Array.from({ length: 20 }, (_, s) => s)
+            yield* Effect.forEach(
+              senders,
+              (s) =>
+                Effect.forEach([0, 1, 2], (n) => entities.enqueue([message(`s${s}-${n}`)]), {
+                  discard: true
+                }),
+              { concurrency: "unbounded", discard: true }
+            )
+            const ids = senders.flatMap((s) => [0, 1, 2].map((n) => `s${s}-${n}`))
+            const results = yield* entities.outcomesAhead(
+              ids.map((id) => key(id)),
+              100
+            )
+            results.forEach((result, index) => {
+              const [s, n] = ids[index]!.slice(1).split("-").map(Number)
+              const before = new Set(result.ahead.map((stored) => stored.messageId))
+              // Its sender's earlier messages are ahead of it, its later ones are not.
+              for (let earlier = 0; earlier < n!; earlier++) expect(before.has(`s${s}-${earlier}`)).toBe(true)
+              for (let later = n! + 1; later < 3; later++) expect(before.has(`s${s}-${later}`)).toBe(false)
+            })
+            // And all of them agree with one order: the one `pending` returns.
+            const order = (yield* allPending(entities)).map((stored) => stored.messageId)
+            results.forEach((result, index) => {
+              expect(result.ahead.map((stored) => stored.messageId)).toEqual(
+                order.slice(0, order.indexOf(ids[index]!))
+              )
             })
           })
         )

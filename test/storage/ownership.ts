@@ -3,8 +3,9 @@
  * shard store (shard count, pods and their leases, the manager's lease, assignments with epochs)
  * and the journal's side of it (fenced writes and heartbeats, the inbox, paging by shard).
  *
- * Leases are judged by the backend's clock (memory and SQLite: effect's `Clock`; PostgreSQL: the
- * server's), so these cases use real time: a lease is made to end by renewing it for 1 ms.
+ * Leases are judged by the store's clock (memory: the `Clock` of the fiber that made the cluster;
+ * SQLite: the host's; PostgreSQL: the server's), never by the caller's, so these cases use real
+ * time: a lease is made to end by renewing it for 1 ms.
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Exit, Option, Scope } from "effect"
@@ -17,6 +18,7 @@ import {
 import type { ShardRecord } from "../../src/sharding/ShardStore.ts"
 import { migrate, migrations } from "../../src/storage/sql/Migrations.ts"
 import type { JournalWrite } from "../../src/workflow/DurableExecutionJournal.ts"
+import * as OffsetClock from "../support/OffsetClock.ts"
 import type { Backend, Cluster, Storage } from "./backends.ts"
 
 type ShardStore = Cluster["shards"]
@@ -213,6 +215,27 @@ export const ownership = (backend: Backend) =>
             yield* registerPod(shards, "a")
             expect(yield* livenessOf(shards, "a")).toBe("live")
             expect(yield* shardAt(shards, 1)).toMatchObject({ owner: null, epoch: 2 })
+          })
+        )
+      )
+
+      it.live("leases are judged by the store's clock, not by the clock of the pod that asks", () =>
+        withCluster(({ shards }, storage) =>
+          Effect.gen(function* () {
+            const ttl = 2_000
+            // One pod's clock is a lease behind the host's, another's a lease ahead.
+            const slow = Effect.provide(OffsetClock.layer(-ttl))
+            const fast = Effect.provide(OffsetClock.layer(ttl))
+            const other = yield* storage.openCluster
+            yield* slow(registerPod(shards, "slow", ttl))
+            expect(yield* slow(shards.acquireManager("slow", ttl))).toBe(true)
+            // The fast pod sees the slow one's leases as they are: current.
+            expect(yield* fast(livenessOf(other.shards, "slow"))).toBe("live")
+            yield* fast(registerPod(other.shards, "fast", ttl))
+            expect(yield* fast(other.shards.acquireManager("fast", ttl))).toBe(false)
+            // And the slow pod sees the fast one's lease end when it ends, not a lease later.
+            yield* fast(expire(other.shards, "fast"))
+            expect(yield* slow(livenessOf(shards, "fast"))).toBe("expired")
           })
         )
       )

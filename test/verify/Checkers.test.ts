@@ -138,41 +138,45 @@ describe("the verification checkers", () => {
 
 describe("the fault schedule", () => {
   it("is the same for the same seed, and another for another seed", async () => {
-    const { schedule } = await import("../../verify/schedule.ts")
-    const options = { durationMillis: 60_000, pods: 3, leaseMillis: 3_000 }
+    const { POD_FAULTS, schedule } = await import("../../verify/schedule.ts")
+    const options = { durationMillis: 600_000, pods: 3, leaseMillis: 3_000 }
     const first = schedule(42, options)
     expect(schedule(42, options)).toEqual(first)
     expect(schedule(43, options)).not.toEqual(first)
-    expect(first.length).toBeGreaterThan(5)
-    // Never two faults at once on one pod; every kind of fault appears over a minute.
+    expect(first.length).toBeGreaterThan(50)
+    // Never two faults at once on one pod; every kind of fault appears over ten minutes.
     for (const pod of [0, 1, 2]) {
       const ofPod = first.filter((fault) => fault.pod === pod)
       for (let i = 1; i < ofPod.length; i++) {
         expect(ofPod[i]!.at).toBeGreaterThan(ofPod[i - 1]!.at + ofPod[i - 1]!.millis)
       }
     }
-    expect(new Set(first.map((fault) => fault.kind))).toEqual(new Set(["kill", "pause", "restart"]))
+    expect(new Set(first.map((fault) => fault.kind))).toEqual(new Set(POD_FAULTS))
   })
 })
 
-describe("the PostgreSQL fault schedule", () => {
-  it("adds terminated sessions and server restarts, which no pod fault overlaps", async () => {
-    const { schedule, POSTGRES_FAULTS } = await import("../../verify/schedule.ts")
-    const faults = schedule(11, {
-      durationMillis: 120_000,
+describe.each(["SQLITE_FAULTS", "POSTGRES_FAULTS"] as const)("the %s schedule", (kinds) => {
+  it("adds the store's faults, which no other fault overlaps", async () => {
+    const schedules = await import("../../verify/schedule.ts")
+    const faults = schedules.schedule(11, {
+      durationMillis: 600_000,
       pods: 3,
       leaseMillis: 3_000,
-      kinds: POSTGRES_FAULTS
+      kinds: schedules[kinds]
     })
-    expect(new Set(faults.map((fault) => fault.kind))).toEqual(new Set(POSTGRES_FAULTS))
+    expect(new Set(faults.map((fault) => fault.kind))).toEqual(new Set(schedules[kinds]))
     for (const storeFault of faults.filter(
-      (fault) => fault.kind === "terminate" || fault.kind === "db-restart"
+      (fault) => fault.kind === "terminate" || fault.kind === "db-restart" || fault.kind === "disk-full"
     )) {
       const end = storeFault.at + storeFault.millis
       const during = faults.filter(
         (fault) => fault !== storeFault && fault.at >= storeFault.at && fault.at <= end
       )
       expect(during).toEqual([])
+    }
+    // The slow paths say how slow; the clock skews how far.
+    for (const fault of faults) {
+      if (fault.kind.endsWith("-slow")) expect(fault.delayMillis).toBeGreaterThanOrEqual(50)
     }
   })
 })

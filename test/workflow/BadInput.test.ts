@@ -1,7 +1,7 @@
 /** I6: bad input gives a typed error naming workflow, activity and field; nothing stored is lost. */
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Exit, Option, Schema } from "effect"
-import { Activity, MemoryJournal, Workflow } from "../../src/index.ts"
+import { Activity, MemoryJournal, Signal, Workflow } from "../../src/index.ts"
 import { awaitStatus, Calls, withEngine } from "./fixtures.ts"
 
 class Payment extends Workflow.TaggedRequest<Payment>()("Payment", {
@@ -41,6 +41,57 @@ describe("I6 bad input cannot corrupt", () => {
       expect(error.workflow).toBe("Payment")
       expect(error.path).toBe('["cardNumber"]')
       expect(Option.isNone(yield* journal.get("pay@1"))).toBe(true)
+    })
+  )
+
+  it.live("a request or a signal value over maxPayloadBytes: PayloadTooLargeError; nothing stored", () =>
+    Effect.gen(function* () {
+      const journal = yield* MemoryJournal.make
+      const approval = Signal.make("approval", Schema.String)
+      const workflow = Workflow.make(
+        Payment,
+        (r) => `pay@${r.orderId}`,
+        () => Signal.receive(approval)
+      )
+      const options = { maxPayloadBytes: 4096 }
+      const huge = new Payment({ orderId: "huge", cardNumber: "4".repeat(5_000) })
+      const refused = failureOf(
+        yield* Effect.exit(withEngine(journal, workflow, (e) => e.sendDiscard(huge), options))
+      )
+      expect(refused).toMatchObject({
+        _tag: "PayloadTooLargeError",
+        payload: "request",
+        payloadOf: "Payment",
+        limit: 4096
+      })
+      expect(refused.bytes).toBeGreaterThan(5_000)
+      expect(Option.isNone(yield* journal.get("pay@huge"))).toBe(true)
+      // The default is 1 MiB: a 2 MB request is refused, a small one runs.
+      const twoMegabytes = new Payment({ orderId: "2mb", cardNumber: "4".repeat(2_000_000) })
+      const byDefault = failureOf(
+        yield* Effect.exit(withEngine(journal, workflow, (e) => e.sendDiscard(twoMegabytes)))
+      )
+      expect(byDefault).toMatchObject({ _tag: "PayloadTooLargeError", limit: 1024 * 1024 })
+      expect(Option.isNone(yield* journal.get("pay@2mb"))).toBe(true)
+      const signalRefused = yield* withEngine(
+        journal,
+        workflow,
+        (e) =>
+          Effect.gen(function* () {
+            yield* e.sendDiscard(new Payment({ orderId: "1", cardNumber: "4242" }))
+            const error = yield* Effect.flip(e.signal("pay@1", approval, "y".repeat(5_000)))
+            yield* e.signal("pay@1", approval, "yes")
+            return { error, result: yield* e.send(new Payment({ orderId: "1", cardNumber: "4242" })) }
+          }),
+        options
+      )
+      expect(signalRefused.error).toMatchObject({
+        _tag: "PayloadTooLargeError",
+        payload: "signal",
+        payloadOf: "approval"
+      })
+      // The refused value was not stored: the execution received the next one.
+      expect(signalRefused.result).toBe("yes")
     })
   )
 

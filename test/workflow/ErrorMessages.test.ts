@@ -30,6 +30,7 @@ const exportedErrorClasses = (): ReadonlyMap<string, ErrorClass> => {
 /** Identifying fields: their values must appear in what `Cause.pretty` prints. */
 const IDENTIFYING = [
   "executionId",
+  "payloadOf",
   "workflow",
   "activity",
   "signal",
@@ -71,6 +72,10 @@ const samples: Record<string, ReadonlyArray<Record<string, unknown>>> = {
   ],
   "WorkflowErrors.InvalidRequestError": [
     { workflow: "ProcessPayment", path: '["cardNumber"]', detail: "Expected string, got null" }
+  ],
+  "WorkflowErrors.PayloadTooLargeError": [
+    { payload: "request", payloadOf: "ProcessPayment", bytes: 52_428_829, limit: 1_048_576 },
+    { payload: "signal", payloadOf: "approved", bytes: 2_000_017, limit: 1_048_576 }
   ],
   "WorkflowErrors.ActivityTimeoutError": [
     { activity: "upload", timeout: "heartbeat", millis: 30_000 },

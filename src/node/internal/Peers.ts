@@ -24,6 +24,7 @@ import {
   type PodNetwork,
   type Route
 } from "../../sharding/PodNetwork.ts"
+import * as FrameBudget from "./FrameBudget.ts"
 import { AUTH_HEADER, type NumberedPush, PodRpcs } from "./PodRpcs.ts"
 
 /** What `Peers` needs from the network. */
@@ -31,6 +32,8 @@ export interface PeersOptions {
   /** This pod, as its `Owns` hints name it. */
   readonly self: Route
   readonly requestTimeoutMillis: number
+  /** The largest frame a peer reads (see `FrameBudget`). */
+  readonly maxFrameBytes: number
   readonly serialization: RpcSerialization.RpcSerialization["Service"]
   /** Opens a socket to `host:port` (TCP or TLS). */
   readonly connect: (host: string, port: number) => Effect.Effect<Socket>
@@ -185,16 +188,35 @@ export const make = (options: PeersOptions): Effect.Effect<Peers, never, Scope.S
         )
 
         const outbox = yield* Queue.unbounded<typeof NumberedPush.Type>()
-        const sendPushes = (batch: ReadonlyArray<typeof NumberedPush.Type>) =>
-          client.Deliver({ pushes: batch }, { headers: headers(), discard: true }).pipe(
+        const budget = FrameBudget.budgetOf(options.maxFrameBytes)
+        const sizeOf = (push: typeof NumberedPush.Type) => FrameBudget.pushSize(push.message)
+        const deliver = (frame: ReadonlyArray<typeof NumberedPush.Type>) =>
+          client.Deliver({ pushes: frame }, { headers: headers(), discard: true }).pipe(
             Effect.catchCause((cause) =>
               Effect.sync(() =>
                 failWaiting(
-                  batch.map((push) => push.id),
+                  frame.map((push) => push.id),
                   describe(Cause.squash(cause))
                 )
               )
             )
+          )
+        /** The batch in frames the peer reads; a push too large for any frame takes the store path. */
+        const sendPushes = (batch: ReadonlyArray<typeof NumberedPush.Type>) =>
+          Effect.forEach(
+            FrameBudget.groups(batch, sizeOf, budget),
+            (frame) => {
+              if (frame.length === 1 && sizeOf(frame[0]!) > budget) {
+                return Effect.sync(() =>
+                  failWaiting(
+                    [frame[0]!.id],
+                    `the message is too large for a frame between pods (maxFrameBytes ${options.maxFrameBytes})`
+                  )
+                )
+              }
+              return deliver(frame)
+            },
+            { discard: true }
           )
         yield* Effect.forkIn(Effect.forever(Effect.flatMap(Queue.takeAll(outbox), sendPushes)), scope)
 
@@ -207,6 +229,13 @@ export const make = (options: PeersOptions): Effect.Effect<Peers, never, Scope.S
             if (hint._tag === "Wake") shards.add(hint.shard)
             else if (hint._tag === "Owns") owned.add(hint.shard)
             else settled.set(hint.id, hint.row ?? settled.get(hint.id) ?? null)
+          }
+          // Final rows ride along while they fit in the frame; past it, the waiters read the store.
+          let room = budget
+          for (const [id, row] of settled) {
+            if (row === null) continue
+            room -= 2 * (row.length + id.length)
+            if (room < 0) settled.set(id, null)
           }
           return Effect.all(
             [

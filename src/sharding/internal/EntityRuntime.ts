@@ -9,12 +9,19 @@
  * shard's epoch, before answering the sender. A handler that keeps failing gets its message
  * dead-lettered; the entity goes on.
  *
+ * A persisted entity processes its messages in store order: the read that tells whether a message
+ * was processed also returns the entity's pending messages stored before it (`outcomesAhead`), and
+ * the entity handles those first, by `seq`. So a message whose push is late or lost, or that
+ * waits for the pickup, is not overtaken by one sent after it was stored (a local ask, a later
+ * push); when its own delivery comes, it is a duplicate, answered from `recent` or the store.
+ *
  * A sender in this process waits on the envelope's `answer`: `Reroute` tells it that this pod
  * cannot process the message after all (the shard moved, the write was refused) and that it must
  * store the message for the shard's owner instead.
  */
 import { Cause, Context, Effect, Exit, Fiber, MutableRef, Option, Ref, Result, Scope } from "effect"
 import { decodeJsonResult, encodeJsonResult, exitSchema } from "../../internal/codec.ts"
+import * as LeaseGuard from "../../internal/LeaseGuard.ts"
 import * as Instrument from "../../observability/internal/instrument.ts"
 import { EntityStateDecodeError, MalformedMessageError } from "../EntityErrors.ts"
 import type {
@@ -23,12 +30,15 @@ import type {
   EntityStoreError,
   MessageKey,
   MessageOutcome,
-  OwnerWriteResult
+  OutcomeAhead,
+  OwnerWriteResult,
+  StoredMessage
 } from "../EntityStore.ts"
 import { requestClassOf } from "../Message.ts"
 import type { MessageState } from "../MessageState.ts"
 import type { RecipientBehaviour } from "../RecipientBehaviour.ts"
 import type { AnyEntityType } from "../RecipientType.ts"
+import type * as Inbound from "./Inbound.ts"
 import { Mailbox } from "./Mailbox.ts"
 
 /** What the sender of a message in this process learns. */
@@ -45,7 +55,7 @@ export type Answer =
   | { readonly _tag: "Dead"; readonly error: string }
   | {
       readonly _tag: "Failed"
-      readonly error: EntityStateDecodeError | EntityStoreError | MalformedMessageError
+      readonly error: EntityStateDecodeError | EntityStoreError | MalformedMessageError | Inbound.Refusal
     }
   /** Not processed here: store it for the shard's owner. */
   | { readonly _tag: "Reroute" }
@@ -84,7 +94,11 @@ export interface RuntimeEnv {
   readonly withheld: (fence: EntityFence) => void
   readonly shardOf: (entityId: string) => number
   readonly now: () => number
-  readonly outcome: (key: MessageKey) => Effect.Effect<MessageOutcome | undefined, EntityStoreError>
+  /**
+   * The message's outcome and the entity's pending messages ahead of it (at most `AHEAD` of them),
+   * batched with the other entities' reads.
+   */
+  readonly outcome: (key: MessageKey) => Effect.Effect<OutcomeAhead, EntityStoreError>
   /** A stored message was handled (or given up on here): the pickup may hand it out again. */
   readonly release: (key: MessageKey) => void
 }
@@ -102,6 +116,8 @@ interface Instance {
   stopping: boolean
   /** Answers of the messages handled since the entity started, by id (the last few). */
   readonly recent: Map<string, Answer>
+  /** Messages that answered `Processing` and wait for their redelivery: not handled as ahead. */
+  readonly deferred: Set<string>
 }
 
 /** The handler ran: what it answered, and the state before the message. */
@@ -118,6 +134,11 @@ interface GaveUp {
 }
 
 const RECENT = 256
+/**
+ * How many pending messages ahead of one the store returns per read; when it returns this many,
+ * the entity reads again once it handled them.
+ */
+export const AHEAD = 100
 const MAX_RETRY_DELAY = 30_000
 
 export interface EntityRuntime {
@@ -237,7 +258,10 @@ export const make = (env: RuntimeEnv, scope: Scope.Scope): EntityRuntime => {
       return Effect.map(write(fence), (results) => results[0])
     })
 
-  /** One message: skip it if processed already, run the handler, record its outcome, answer. */
+  /**
+   * One message: skip it if processed already, handle the entity's stored messages ahead of it
+   * (persisted types), run the handler, record its outcome, answer.
+   */
   const process = (instance: Instance, envelope: Envelope): Effect.Effect<void, EntityStoreError> => {
     const seen = instance.recent.get(envelope.messageId)
     if (seen !== undefined) {
@@ -245,15 +269,66 @@ export const make = (env: RuntimeEnv, scope: Scope.Scope): EntityRuntime => {
       return Effect.void
     }
     if (type.persisted || envelope.stored) {
-      return Effect.flatMap(env.outcome(keyOf(instance, envelope.messageId)), (known) => {
-        const given = known === undefined ? undefined : fromOutcome(instance, envelope, known)
-        if (given === undefined) return handle(instance, envelope)
-        answer(envelope, given)
-        return Effect.void
+      instance.deferred.delete(envelope.messageId)
+      return Effect.flatMap(env.outcome(keyOf(instance, envelope.messageId)), (read) => {
+        const given = read.outcome === undefined ? undefined : fromOutcome(instance, envelope, read.outcome)
+        if (given !== undefined) {
+          answer(envelope, given)
+          return Effect.void
+        }
+        if (!type.persisted || read.ahead.length === 0) return handle(instance, envelope)
+        return inOrder(instance, envelope, read.ahead)
       })
     }
     return handle(instance, envelope)
   }
+
+  /** The stored messages ahead of `envelope` first, in store order, then `envelope`. */
+  const inOrder = (
+    instance: Instance,
+    envelope: Envelope,
+    ahead: ReadonlyArray<StoredMessage>
+  ): Effect.Effect<void, EntityStoreError> => {
+    const waiting = ahead.filter((stored) => !instance.deferred.has(stored.messageId))
+    return Effect.andThen(
+      Effect.forEach(waiting, (stored) => handleAhead(instance, stored), { discard: true }),
+      Effect.suspend(() => {
+        // Stopped meanwhile (its shard is handed over, a write was refused): the sender goes elsewhere.
+        if (instance.stopping) {
+          giveBack(instance, envelope)
+          return Effect.void
+        }
+        // The store may hold more behind the ones it returned: read again (each pass handles some).
+        const more = ahead.length >= AHEAD && waiting.length > 0 && instance.broken === undefined
+        return more ? process(instance, envelope) : handle(instance, envelope)
+      })
+    )
+  }
+
+  /** A stored message ahead of the one in hand: decoded, handled and recorded; nobody waits here. */
+  const handleAhead = (instance: Instance, stored: StoredMessage): Effect.Effect<void, EntityStoreError> =>
+    Effect.suspend(() => {
+      if (instance.stopping || instance.broken !== undefined) return Effect.void
+      const decoded = decodeJsonResult(type.schema, stored.payload)
+      const envelope: Envelope = {
+        messageId: stored.messageId,
+        message: Result.isSuccess(decoded) ? decoded.success : undefined,
+        payload: stored.payload,
+        stored: true,
+        answer: undefined
+      }
+      return Instrument.entityMessage(type.name, instance.entityId, stored.messageId, undefined, () => {
+        if (Result.isSuccess(decoded)) return handle(instance, envelope)
+        // A stored message that no longer decodes: set aside with the reason, nothing deleted.
+        const error = `the stored message does not decode with the type's schema at ${decoded.failure.path}: ${decoded.failure.message}`
+        return Effect.andThen(
+          Effect.logWarning(
+            `entity ${type.name}/${instance.entityId}: message ${stored.messageId}: ${error}`
+          ),
+          deadLettered(instance, envelope, error)
+        )
+      })
+    })
 
   const handle = (instance: Instance, envelope: Envelope): Effect.Effect<void, EntityStoreError> =>
     Effect.flatMap(attempt(instance, envelope), (handled) => record(instance, envelope, handled))
@@ -373,8 +448,9 @@ export const make = (env: RuntimeEnv, scope: Scope.Scope): EntityRuntime => {
   }
 
   /** `Processing`: the message goes back to the mailbox after `redeliverMillis`. */
-  const redeliverLater = (instance: Instance, envelope: Envelope) =>
-    Effect.forkIn(
+  const redeliverLater = (instance: Instance, envelope: Envelope) => {
+    instance.deferred.add(envelope.messageId)
+    return Effect.forkIn(
       Effect.andThen(
         Effect.sleep(settings.redeliverMillis),
         Effect.sync(() => {
@@ -387,6 +463,7 @@ export const make = (env: RuntimeEnv, scope: Scope.Scope): EntityRuntime => {
       ),
       scope
     ).pipe(Effect.asVoid)
+  }
 
   /** A message this entity will not handle: its sender stores it for the owner; the pickup may take it again. */
   const giveBack = (instance: Instance, envelope: Envelope) => {
@@ -458,10 +535,22 @@ export const make = (env: RuntimeEnv, scope: Scope.Scope): EntityRuntime => {
       current: undefined,
       lastActive: env.now(),
       stopping: false,
-      recent: new Map()
+      recent: new Map(),
+      deferred: new Set()
     }
     instances.set(entityId, instance)
-    instance.fiber = Effect.runForkWith(Context.add(env.services, Scope.Scope, scope))(loop(instance))
+    // After a stall past the pod's lease, the entity stops before its handler takes another step
+    // (see `LeaseGuard`); its messages go back to their senders.
+    const entity =
+      fence === undefined
+        ? loop(instance)
+        : LeaseGuard.guard(loop(instance), {
+            holds: () => env.mayWrite(fence),
+            lapsed: () => {
+              instance.stopping = true
+            }
+          })
+    instance.fiber = Effect.runForkWith(Context.add(env.services, Scope.Scope, scope))(entity)
     return instance
   }
 

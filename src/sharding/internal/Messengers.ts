@@ -18,6 +18,7 @@ import type { EntityPush, PodNetwork, Route } from "../PodNetwork.ts"
 import type { AnyEntityType, MessageOf } from "../RecipientType.ts"
 import type * as Deadlines from "./Deadlines.ts"
 import * as EntityRuntime from "./EntityRuntime.ts"
+import { bytesOver, validId } from "./Inbound.ts"
 import type { Pickup } from "./Pickup.ts"
 import type * as ReplyWaiters from "./ReplyWaiters.ts"
 
@@ -51,8 +52,6 @@ export interface Remote {
 
 /** Sends to a pod that answered `NotOwner`, following its hint, at most this many times. */
 const NOT_OWNER_RETRIES = 4
-
-const validId = (id: string) => id.length > 0 && id.length <= 512 && !id.includes("\u0000")
 
 /** What a sender here learns besides an `Answer`: no reply in time, or the entity is not here after all. */
 const TimedOut = { _tag: "TimedOut" } as const
@@ -100,16 +99,14 @@ export const make = <T extends AnyEntityType>(
       )
     }
     const json = encoded.success.json
-    // A UTF-16 code unit is at most 3 bytes of UTF-8: count the bytes only near the limit.
-    if (json.length * 3 > type.maxMessageBytes) {
-      const bytes = Buffer.byteLength(json)
-      if (bytes > type.maxMessageBytes) {
-        return Result.fail(
-          new MessageTooLargeError({ entityType: type.name, entityId, bytes, limit: type.maxMessageBytes })
-        )
-      }
+    const bytes = bytesOver(json, type.maxMessageBytes)
+    if (bytes !== undefined) {
+      return Result.fail(
+        new MessageTooLargeError({ entityType: type.name, entityId, bytes, limit: type.maxMessageBytes })
+      )
     }
-    const messageId = type.messageId(message)
+    // The id of the message as its owner will decode it (see `Inbound`).
+    const messageId = type.messageId(encoded.success.value)
     if (typeof messageId !== "string" || !validId(messageId)) {
       return Result.fail(
         new MalformedMessageError({

@@ -1,16 +1,15 @@
 /**
  * The owner's side of a pushed entity message (see `PodNetwork`): checks that this pod runs the
- * entity's shard now (else `NotOwner`, with this pod's view of the owner), decodes the payload
- * with the type's schema (I6), hands it to the entity, and answers with its reply: for a message
+ * entity's shard now (else `NotOwner`, with this pod's view of the owner), checks the message as
+ * `Inbound` does (ids, size, schema: I6; refused with `Failed`), hands it to the entity, and answers with its reply: for a message
  * the sender stored first, the reply the owner stored (I5: the store stays the truth).
  */
 import { Effect, Result } from "effect"
-import { decodeJsonResult } from "../../internal/codec.ts"
-import { MalformedMessageError } from "../EntityErrors.ts"
 import type { EntityFence, MessageKey } from "../EntityStore.ts"
 import type { EntityPush, EntityPushAnswer, Route } from "../PodNetwork.ts"
 import type { AnyEntityType } from "../RecipientType.ts"
 import type * as EntityRuntime from "./EntityRuntime.ts"
+import * as Inbound from "./Inbound.ts"
 import type { Pickup } from "./Pickup.ts"
 
 export interface PushEnv {
@@ -52,18 +51,9 @@ export const make =
       const shard = env.shardOf(push.entityId)
       const notOwner = (): EntityPushAnswer => ({ _tag: "NotOwner", owner: env.ownerOf(shard) ?? null })
       if (env.fenceOf(shard) === undefined) return Effect.succeed(notOwner())
-      const decoded = decodeJsonResult(type.schema, push.payload)
-      if (Result.isFailure(decoded)) {
-        return Effect.succeed<EntityPushAnswer>({
-          _tag: "Failed",
-          error: new MalformedMessageError({
-            entityType: type.name,
-            entityId: push.entityId,
-            path: decoded.failure.path,
-            detail: decoded.failure.message
-          })
-        })
-      }
+      const decoded = Inbound.check(type, push)
+      if (Result.isFailure(decoded))
+        return Effect.succeed<EntityPushAnswer>({ _tag: "Failed", error: decoded.failure })
       const key: MessageKey = { entityType: type.name, entityId: push.entityId, messageId: push.messageId }
       // A stored message: the pickup must not hand it out again while the entity has it.
       if (push.stored) env.pickup.hold(key)

@@ -11,6 +11,7 @@ import {
   EntityStore,
   type MessageKey,
   type MessageOutcome,
+  type OutcomeAhead,
   type OwnerWriteResult,
   type StoredMessage
 } from "../../sharding/EntityStore.ts"
@@ -50,7 +51,44 @@ const storedMessage = ({
 export const make = (ownership?: Ownership): EntityStore["Service"] => {
   const rows = new Map<string, Row>()
   const states = new Map<string, string>()
+  /**
+   * The pending rows of each entity, by message key, in seq order (a row is added when it gets a
+   * new seq, the greatest so far, and removed when it is done): what `outcomesAhead` reads.
+   */
+  const pendingByEntity = new Map<string, Map<string, Row>>()
   let nextSeq = 1
+
+  const setPending = (key: string, row: Row) => {
+    const entity = entityKeyOf(row.entityType, row.entityId)
+    let rowsOf = pendingByEntity.get(entity)
+    if (rowsOf === undefined) {
+      rowsOf = new Map()
+      pendingByEntity.set(entity, rowsOf)
+    }
+    rowsOf.set(key, row)
+  }
+  const dropPending = (key: string, row: Row) => {
+    const entity = entityKeyOf(row.entityType, row.entityId)
+    const rowsOf = pendingByEntity.get(entity)
+    if (rowsOf === undefined) return
+    rowsOf.delete(key)
+    if (rowsOf.size === 0) pendingByEntity.delete(entity)
+  }
+
+  const outcomeAhead = (key: MessageKey, limit: number): OutcomeAhead => {
+    const row = rows.get(keyOf(key))
+    const outcome = row?.outcome
+    if (outcome !== undefined && outcome.status !== "pending") return { outcome, ahead: [] }
+    const rowsOf = pendingByEntity.get(entityKeyOf(key.entityType, key.entityId))
+    if (rowsOf === undefined) return { outcome, ahead: [] }
+    // In seq order: a row joins its entity's map when it gets a seq, always the greatest so far.
+    const ahead: Array<StoredMessage> = []
+    for (const other of rowsOf.values()) {
+      if (ahead.length >= limit || (row !== undefined && other.seq >= row.seq)) break
+      ahead.push(storedMessage(other))
+    }
+    return { outcome, ahead }
+  }
 
   const stale = (fence: { readonly shard: number; readonly epoch: number } | undefined) => {
     if (fence === undefined) return undefined
@@ -91,6 +129,7 @@ export const make = (ownership?: Ownership): EntityStore["Service"] => {
     } else {
       row.outcome = outcome
       row.doneAt = item.now
+      dropPending(key, row)
     }
     after()
     return { _tag: "Written" }
@@ -103,7 +142,7 @@ export const make = (ownership?: Ownership): EntityStore["Service"] => {
           const key = keyOf(message)
           const row = rows.get(key)
           if (row !== undefined) return { _tag: "Known", outcome: row.outcome }
-          rows.set(key, {
+          const stored: Row = {
             entityType: message.entityType,
             entityId: message.entityId,
             messageId: message.messageId,
@@ -113,7 +152,9 @@ export const make = (ownership?: Ownership): EntityStore["Service"] => {
             createdAt: message.now,
             outcome: { status: "pending" },
             doneAt: 0
-          })
+          }
+          rows.set(key, stored)
+          setPending(key, stored)
           return { _tag: "Stored" }
         })
       ),
@@ -138,6 +179,7 @@ export const make = (ownership?: Ownership): EntityStore["Service"] => {
           .map(storedMessage)
       ),
     outcomes: (keys) => Effect.sync(() => keys.map((key) => rows.get(keyOf(key))?.outcome)),
+    outcomesAhead: (keys, limit) => Effect.sync(() => keys.map((key) => outcomeAhead(key, limit))),
     state: ({ entityType, entityId }) => Effect.sync(() => states.get(entityKeyOf(entityType, entityId))),
     complete: (items) =>
       Effect.sync(() =>
@@ -178,10 +220,12 @@ export const make = (ownership?: Ownership): EntityStore["Service"] => {
       ),
     replay: (key) =>
       Effect.sync(() => {
-        const row = rows.get(keyOf(key))
+        const replayed = keyOf(key)
+        const row = rows.get(replayed)
         if (row?.outcome.status !== "dead") return false
         row.outcome = { status: "pending" }
         row.seq = nextSeq++
+        setPending(replayed, row)
         return true
       }),
     purge: (before) =>

@@ -21,7 +21,7 @@
  * )
  * ```
  */
-import { Context, Effect, Layer, Option } from "effect"
+import { Clock, Context, Effect, Layer, Option } from "effect"
 import { EntityStore } from "../../sharding/EntityStore.ts"
 import { StaleEpochError } from "../../sharding/ShardingErrors.ts"
 import { ShardStore } from "../../sharding/ShardStore.ts"
@@ -58,7 +58,8 @@ export interface MemoryCluster {
 /**
  * A fresh in-memory store with ownership: the journal and the entity store fence writes against the
  * shard epochs of `shards`. Give them to several engines of one process to test ownership without a
- * database.
+ * database. Leases follow the `Clock` of the fiber that makes it (a `TestClock` in a test), whatever
+ * clock each engine has.
  *
  * @example
  * ```ts
@@ -66,14 +67,16 @@ export interface MemoryCluster {
  * yield* shards.init(16)
  * ```
  */
-export const makeCluster: Effect.Effect<MemoryCluster> = Effect.sync(() => {
-  const ownership = Ownership.make()
-  return {
-    journal: build(undefined, ownership),
-    shards: MemoryShardStore.make(ownership),
-    entities: MemoryEntityStore.make(ownership)
-  }
-})
+export const makeCluster: Effect.Effect<MemoryCluster> = Clock.clockWith((clock) =>
+  Effect.sync(() => {
+    const ownership = Ownership.make()
+    return {
+      journal: build(undefined, ownership),
+      shards: MemoryShardStore.make(ownership, clock),
+      entities: MemoryEntityStore.make(ownership)
+    }
+  })
+)
 
 /**
  * A journal holding one exported execution (see `JournalExport`), as it was stored: to replay it

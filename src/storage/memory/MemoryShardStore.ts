@@ -3,11 +3,13 @@
  * in-memory journal. Build the pair with `MemoryJournal.makeCluster` (or `layerCluster`): the
  * journal fences writes against the epochs kept here.
  *
- * Time is effect's `Clock` (so `TestClock` drives leases). A pod is `gone` once the scope given to
- * `register` closes — the analogue of the kernel dropping a dead process's lock — and `expired`
- * once its lease has passed.
+ * Time is the effect `Clock` of the fiber that made the cluster (so `TestClock` drives leases), not
+ * the caller's: a lease end one pod writes is judged by another, so the store reads one clock, as
+ * the SQL stores read the database's. A pod is `gone` once the scope given to `register` closes —
+ * the analogue of the kernel dropping a dead process's lock — and `expired` once its lease has
+ * passed.
  */
-import { Clock, Effect } from "effect"
+import { type Clock, Effect } from "effect"
 import { isValidShardCount, shardOf } from "../../sharding/ShardId.ts"
 import { DuplicatePodError, ShardCountMismatchError, ShardStoreError } from "../../sharding/ShardingErrors.ts"
 import { type PodLiveness, type PodRecord, type ShardRecord, ShardStore } from "../../sharding/ShardStore.ts"
@@ -20,10 +22,10 @@ const byShard = (a: ShardRecord, b: ShardRecord) => a.shard - b.shard
 
 /**
  * The shard store over `state`, the state shared with a memory journal (see
- * `MemoryJournal.makeCluster`).
+ * `MemoryJournal.makeCluster`), judging leases by `clock`.
  */
-export const make = (state: Ownership): ShardStore["Service"] => {
-  const now = Clock.currentTimeMillis
+export const make = (state: Ownership, clock: Clock.Clock): ShardStore["Service"] => {
+  const now = clock.currentTimeMillis
 
   /** Moves every shard of `podId` to its next owner (or none), epoch + 1. */
   const handOver = (podId: string, at: number) => {

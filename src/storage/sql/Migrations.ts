@@ -263,6 +263,17 @@ export const migrations: ReadonlyArray<Migration> = [
       // delivers recorded outcomes in the order the run saw them (see `Frontier`).
       `ALTER TABLE {prefix}steps ADD COLUMN completed_after BIGINT`
     ]
+  },
+  {
+    version: 14,
+    name: "pending messages by entity",
+    statements: [
+      // `outcomesAhead`: before an owner handles a message, the pending messages of its entity
+      // stored before it, by seq, so that it handles them first. Partial, like the shard index:
+      // empty but for the messages waiting (a local ask's message never enters it).
+      `CREATE INDEX IF NOT EXISTS {prefix}entity_messages_pending_by_entity
+        ON {prefix}entity_messages (entity_type, entity_id, seq) WHERE status = 'pending'`
+    ]
   }
 ]
 

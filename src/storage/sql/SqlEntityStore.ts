@@ -8,7 +8,8 @@
  * into prepared statements in one transaction on SQLite (`internal/entityWrites.ts`). Messages and
  * owner writes have a group commit each, so on PostgreSQL a batch of each can be in flight at once.
  * Reads are plain queries, decoded with schemas: a row edited by hand into nonsense gives a
- * non-transient `EntityStoreError` naming it.
+ * non-transient `EntityStoreError` naming it, except in `pending`, which leaves it out (logged) so
+ * that the other messages of its shards are still delivered.
  */
 import { Effect, Schema, type Scope } from "effect"
 import { SqlClient } from "effect/sql/SqlClient"
@@ -17,14 +18,20 @@ import {
   type Enqueued,
   EntityStore,
   type EntityStoreError,
-  type OwnerWriteResult
+  type MessageKey,
+  type OutcomeAhead,
+  type OwnerWriteResult,
+  type StoredMessage
 } from "../../sharding/EntityStore.ts"
 import * as GroupCommit from "./GroupCommit.ts"
+import { SqlNumber } from "./internal/columns.ts"
 import {
   DeadRow,
   OutcomeRow,
   PendingRow,
+  type RawAhead,
   selectOutcomes,
+  selectOutcomesAhead,
   toDeadLetter,
   toOutcome,
   toStoredMessage
@@ -62,6 +69,59 @@ const flattened =
 
 const OutcomeRows = Schema.Array(Schema.UndefinedOr(OutcomeRow))
 
+/** The messages ahead of a key: `[message_id, shard, seq, payload, created_at]` each. */
+const AheadList = Schema.Array(Schema.Tuple([Schema.String, SqlNumber, SqlNumber, Schema.String, SqlNumber]))
+
+/** The rows of `selectOutcomesAhead`, decoded (the list of messages ahead is JSON text on SQLite). */
+const AheadRows = Schema.Array(
+  Schema.Struct({
+    i: SqlNumber,
+    status: Schema.NullOr(OutcomeRow.fields.status),
+    reply: Schema.NullOr(Schema.String),
+    error: Schema.NullOr(Schema.String),
+    ahead: Schema.NullOr(Schema.Union([AheadList, Schema.fromJsonString(AheadList)]))
+  })
+)
+
+const NOTHING_AHEAD: OutcomeAhead = { outcome: undefined, ahead: [] }
+
+/** Each key's outcome and the messages ahead of it, from the decoded rows of its query. */
+const toOutcomesAhead = (
+  keys: ReadonlyArray<MessageKey>,
+  rows: typeof AheadRows.Type
+): ReadonlyArray<OutcomeAhead> => {
+  const results = new Array<OutcomeAhead>(keys.length).fill(NOTHING_AHEAD)
+  for (const row of rows) {
+    const key = keys[row.i]
+    if (key === undefined) continue
+    results[row.i] = {
+      outcome:
+        row.status === null
+          ? undefined
+          : toOutcome({ status: row.status, reply: row.reply, error: row.error }),
+      ahead: (row.ahead ?? []).map(
+        ([messageId, shard, seq, payload, createdAt]): StoredMessage => ({
+          entityType: key.entityType,
+          entityId: key.entityId,
+          messageId,
+          shard,
+          seq,
+          payload,
+          createdAt
+        })
+      )
+    }
+  }
+  return results
+}
+const utf8 = new TextDecoder()
+
+/** `row` with a payload stored as bytes read as UTF-8 text. */
+const payloadAsText = (row: unknown): unknown =>
+  typeof row === "object" && row !== null && "payload" in row && row.payload instanceof Uint8Array
+    ? { ...row, payload: utf8.decode(row.payload) }
+    : row
+
 const isStored = (result: Writes.StoreResult): result is { readonly _tag: "Stored" } =>
   result._tag === "Stored"
 
@@ -87,7 +147,36 @@ export const make = (
     const what = `row of ${prefix}entity_messages`
     const decodeOutcome = Schema.decodeUnknownEffect(OutcomeRow)
     const decodeOutcomes = Schema.decodeUnknownEffect(OutcomeRows)
-    const decodePending = Schema.decodeUnknownEffect(Schema.Array(PendingRow))
+    const decodeAhead = Schema.decodeUnknownEffect(AheadRows)
+    const decodePendingRows = Schema.decodeUnknownEffect(Schema.Array(PendingRow))
+    const decodePendingRow = Schema.decodeUnknownEffect(PendingRow)
+    /**
+     * Pending rows, decoded. One that does not decode (a hand edit, SQLite's loose column types)
+     * must not stop the delivery of every other message of the shards: it is left out with a log
+     * line, and a payload stored as bytes is read as UTF-8 text (its owner refuses it if it is not
+     * a message).
+     */
+    const decodePending = (rows: ReadonlyArray<unknown>) =>
+      decodePendingRows(rows).pipe(
+        Effect.catch(() =>
+          Effect.map(
+            Effect.forEach(rows, (row) =>
+              decodePendingRow(payloadAsText(row)).pipe(
+                Effect.map((decoded) => [decoded]),
+                Effect.catch((error) =>
+                  Effect.as(
+                    Effect.logError(
+                      `a pending message is left out: its row in ${prefix}entity_messages does not decode: ${error.message}`
+                    ),
+                    []
+                  )
+                )
+              )
+            ),
+            (decoded) => decoded.flat()
+          )
+        )
+      )
     const decodeDead = Schema.decodeUnknownEffect(Schema.Array(DeadRow))
     const decodeState = Schema.decodeUnknownEffect(Schema.Array(Schema.Struct({ state: Schema.String })))
     const decodeCount = Schema.decodeUnknownEffect(
@@ -163,6 +252,12 @@ export const make = (
             Effect.flatMap(decodeOutcomes),
             Effect.map((rows) => rows.map((row) => (row === undefined ? undefined : toOutcome(row)))),
             Effect.mapError(entityStoreError("outcomes", what))
+          ),
+        outcomesAhead: (keys, limit) =>
+          selectOutcomesAhead(sql, dialect, prefix, keys, limit).pipe(
+            Effect.flatMap((rows: ReadonlyArray<RawAhead>) => decodeAhead(rows)),
+            Effect.map((rows) => toOutcomesAhead(keys, rows)),
+            Effect.mapError(entityStoreError("outcomesAhead", what))
           ),
         pending: ({ shards, afterSeq, limit }) =>
           shards.length === 0

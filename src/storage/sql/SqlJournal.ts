@@ -105,6 +105,35 @@ const toExecution = (row: typeof ExecutionRow.Type): ExecutionRecord => ({
   updatedAt: row.updated_at
 })
 
+const utf8 = new TextDecoder()
+
+/**
+ * `row` with its text columns stored as bytes (SQLite keeps what it is given: a hand edit, a
+ * buggy older writer) read as UTF-8 text: the engine then decodes them with the workflow's schemas
+ * and suspends the execution with an error that says what does not decode (I6), instead of the
+ * row being unreadable.
+ */
+const textAsText = (row: unknown): unknown => {
+  if (typeof row !== "object" || row === null) return row
+  const fields = row as Record<string, unknown>
+  if (
+    !(
+      fields.request instanceof Uint8Array ||
+      fields.result instanceof Uint8Array ||
+      fields.reason instanceof Uint8Array
+    )
+  ) {
+    return row
+  }
+  const text = (value: unknown) => (value instanceof Uint8Array ? utf8.decode(value) : value)
+  return {
+    ...fields,
+    request: text(fields.request),
+    result: text(fields.result),
+    reason: text(fields.reason)
+  }
+}
+
 /** The execution id of a raw row, for messages about rows that do not decode. */
 const describeRow = (row: unknown): string =>
   typeof row === "object" && row !== null && "execution_id" in row
@@ -254,7 +283,8 @@ export const make = (
     const attemptsTable = sql(`${prefix}attempts`)
     const decodeAttempts = Schema.decodeUnknownEffect(Schema.Array(AttemptRowSchema))
     const steps = sql(`${prefix}steps`)
-    const decodeExecutions = Schema.decodeUnknownEffect(Schema.Array(ExecutionRow))
+    const decodeRows = Schema.decodeUnknownEffect(Schema.Array(ExecutionRow))
+    const decodeExecutions = (rows: ReadonlyArray<unknown>) => decodeRows(rows.map(textAsText))
     const decodeSteps = Schema.decodeUnknownEffect(Schema.Array(StoredStepRow))
     const decodeExecution = Schema.decodeUnknownEffect(ExecutionRow)
     /**
@@ -265,7 +295,7 @@ export const make = (
     const decodeEach = (rows: ReadonlyArray<unknown>): Effect.Effect<Array<ExecutionRecord>> =>
       Effect.map(
         Effect.forEach(rows, (row) =>
-          decodeExecution(row).pipe(
+          decodeExecution(textAsText(row)).pipe(
             Effect.map((decoded) => [toExecution(decoded)]),
             Effect.catch((error) =>
               Effect.as(

@@ -7,11 +7,15 @@
  * manager's lease). Every change of a shard's owner raises its epoch by one, in one statement, so
  * on PostgreSQL it waits for the writes that hold the shard's row share-locked (fencing).
  *
- * Time: SQLite uses effect's `Clock` (every pod of a file is on one machine); PostgreSQL the
- * server's clock, so pods with skewed clocks agree on leases. Liveness beyond the lease comes from
- * a `LivenessMarker` the backend provides: a PostgreSQL session, an OS lock on a file.
+ * Time: every time this store writes or judges (lease ends, `updated_at`) is the database's own
+ * clock, never the program's `Clock`: a lease end one pod writes is compared by another pod, so
+ * both must read one clock. PostgreSQL: the server's clock, so pods on machines with skewed clocks
+ * agree on leases. SQLite: the host's clock, which every pod of a file shares (they are all on its
+ * machine), whatever `Clock` each program provides (a test clock, a skewed one). Liveness beyond
+ * the lease comes from a `LivenessMarker` the backend provides: a PostgreSQL session, an OS lock
+ * on a file.
  */
-import { Clock, Effect, Exit, Schema, Scope } from "effect"
+import { Effect, Exit, Schema, Scope } from "effect"
 import { SqlClient } from "effect/sql/SqlClient"
 import type { SqlError } from "effect/sql/SqlError"
 import type * as Statement from "effect/sql/Statement"
@@ -140,7 +144,14 @@ export const make = (options: SqlShardStoreOptions): Effect.Effect<ShardStore["S
     const decodeManager = Schema.decodeUnknownEffect(Schema.Array(ManagerRow))
     const decodeNumbers = Schema.decodeUnknownEffect(Schema.Array(Schema.Struct({ value: SqlNumber })))
 
-    /** The store's time in epoch ms: the server's clock on PostgreSQL, effect's `Clock` on SQLite. */
+    /**
+     * The store's time in epoch ms: the server's clock on PostgreSQL; on SQLite the host's clock
+     * (`Date.now()`, what SQLite's own `unixepoch()` reads too; a query for it would wait behind
+     * every statement queued on the file's one connection, and delay renewals under load). Not
+     * effect's `Clock`: with it, a pod whose clock ran half a lease slow wrote lease ends that a
+     * pod whose clock ran half a lease fast judged expired the moment they were written, and took
+     * the slow pod's shards while it still ran them (`test/cluster/ClockSkew.test.ts`).
+     */
     const now: Effect.Effect<number, SqlError | Schema.SchemaError> = pg
       ? Effect.map(
           Effect.flatMap(
@@ -149,7 +160,7 @@ export const make = (options: SqlShardStoreOptions): Effect.Effect<ShardStore["S
           ),
           (rows) => rows[0]!.value
         )
-      : Clock.currentTimeMillis
+      : Effect.sync(() => Date.now())
 
     /** Probes for tests (`OwnershipLocked`): nothing in programs. */
     const locked = yield* OwnershipLocked

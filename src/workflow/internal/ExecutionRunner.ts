@@ -5,6 +5,7 @@
  * execution `running` for the next engine.
  */
 import { Cause, type Context, Deferred, Effect, Exit, Result, type Semaphore } from "effect"
+import * as LeaseGuard from "../../internal/LeaseGuard.ts"
 import * as Instrument from "../../observability/internal/instrument.ts"
 import type { ExecutionRecord, StatusChange, StepRecord } from "../DurableExecutionJournal.ts"
 import type { Any } from "../Workflow.ts"
@@ -66,6 +67,12 @@ export interface RunnerEnvironment extends StepEnvironment {
    * the journal's frontier, and nothing is written.
    */
   readonly replayOnly?: boolean | undefined
+  /**
+   * Whether the run's lease (its shard's, at its epoch) still holds, by the pod's own clock: asked
+   * whenever a fiber of the run resumes, before its next step; once it does not, the run stops
+   * there (see `LeaseGuard`). Undefined: an unfenced run, never stopped for that.
+   */
+  readonly leaseHolds?: (() => boolean) | undefined
 }
 
 const stopped: RunOutcome = { _tag: "Stopped" }
@@ -125,7 +132,16 @@ export const start = (
     // With telemetry, callers hear of the outcome once the run's span has ended (an exporter
     // closing with the program then has it).
     const traced = Instrument.execution(program, state, row.executionId, row.workflow, publish)
-    return Effect.map(Effect.forkDetach(Effect.provideContext(traced, services)), (fiber) => {
+    // After a stall past the lease (a SIGSTOP, a long synchronous block), the run stops before any
+    // fiber of it takes another step, whichever timer fires first: the body's, or the watchdog's.
+    // Forked outside the caller's lease (a parent run starting its child's): it answers to its own.
+    const leaseHolds = env.leaseHolds
+    const run =
+      leaseHolds === undefined
+        ? traced
+        : LeaseGuard.guard(traced, { holds: leaseHolds, lapsed: () => state.stopNow({ _tag: "Shutdown" }) })
+    const fork = LeaseGuard.unguarded(Effect.forkDetach(Effect.provideContext(run, services)))
+    return Effect.map(fork, (fiber) => {
       state.bodyFiber = fiber
       // A fiber interrupted before it began (an engine shutting down right after it was forked)
       // never runs `program`, so nothing above completes the outcome: do it here.

@@ -24,6 +24,7 @@ import {
   InvalidRequestError,
   InvalidSignalError,
   type JournalError,
+  PayloadTooLargeError,
   SuspendReason,
   UnknownWorkflowError
 } from "../WorkflowErrors.ts"
@@ -52,6 +53,7 @@ export interface Started {
 export type StartError =
   | UnknownWorkflowError
   | InvalidRequestError
+  | PayloadTooLargeError
   | ExecutionIdConflictError
   | InvalidIdentifierError
   | JournalError
@@ -75,6 +77,8 @@ export interface ExecutionsOptions {
   readonly scope: Scope.Scope
   /** Starts admitted at once (default `ADMITTED`). */
   readonly admitted?: number | undefined
+  /** The largest encoded request or signal value accepted, in bytes (default `MAX_PAYLOAD_BYTES`). */
+  readonly maxPayloadBytes?: number | undefined
 }
 
 /**
@@ -82,6 +86,17 @@ export interface ExecutionsOptions {
  * loading busy, few enough that their memory and the work of completing them stay small.
  */
 export const ADMITTED = 512
+
+/** The default of `maxPayloadBytes`: 1 MiB. */
+export const MAX_PAYLOAD_BYTES = 1024 * 1024
+
+/** The UTF-8 size of `json` when it is over `limit` bytes; undefined otherwise. */
+const bytesOver = (json: string, limit: number): number | undefined => {
+  // A UTF-16 code unit is at most 3 bytes of UTF-8: count the bytes only near the limit.
+  if (json.length * 3 <= limit) return undefined
+  const bytes = Buffer.byteLength(json)
+  return bytes > limit ? bytes : undefined
+}
 
 /**
  * Checks an identifier at the engine's boundary (see `identifier.ts`): the same typed error on
@@ -129,6 +144,13 @@ export class Executions {
       if (Result.isFailure(encoded)) {
         const { path, message } = encoded.failure
         return Effect.fail(new InvalidRequestError({ workflow: workflow.tag, path, detail: message }))
+      }
+      const limit = this.options.maxPayloadBytes ?? MAX_PAYLOAD_BYTES
+      const bytes = bytesOver(encoded.success, limit)
+      if (bytes !== undefined) {
+        return Effect.fail(
+          new PayloadTooLargeError({ payload: "request", payloadOf: workflow.tag, bytes, limit })
+        )
       }
       const executionId = workflow.executionId(request)
       const invalid = invalidIdentifier("execution id", executionId, workflow.tag)
@@ -420,13 +442,18 @@ export class Executions {
     value: A
   ): Effect.Effect<
     boolean,
-    ExecutionNotFoundError | InvalidSignalError | InvalidIdentifierError | JournalError
+    ExecutionNotFoundError | InvalidSignalError | PayloadTooLargeError | InvalidIdentifierError | JournalError
   > =>
     Effect.gen({ self: this }, function* () {
       const encoded = encodeJsonResult(signal.schema, value)
       if (Result.isFailure(encoded)) {
         const { path, message } = encoded.failure
         return yield* new InvalidSignalError({ signal: signal.name, executionId, path, detail: message })
+      }
+      const limit = this.options.maxPayloadBytes ?? MAX_PAYLOAD_BYTES
+      const bytes = bytesOver(encoded.success, limit)
+      if (bytes !== undefined) {
+        return yield* new PayloadTooLargeError({ payload: "signal", payloadOf: signal.name, bytes, limit })
       }
       yield* checkIdentifier("signal name", signal.name, null)
       yield* this.getRow(executionId)

@@ -67,6 +67,7 @@ export class Runs {
           : {
               ...env,
               fence,
+              leaseHolds: () => owner.mayWrite(fence),
               journal: fenced(this.options.store, fence, owner, () =>
                 handle?.state.stopNow({ _tag: "Shutdown" })
               )

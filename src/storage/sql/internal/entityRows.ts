@@ -109,3 +109,66 @@ export const selectOutcomes = (
     return found
   })
 }
+
+/**
+ * A row of `selectOutcomesAhead`: key `i`'s outcome columns (null: no row), and the messages ahead
+ * of it, `[message_id, shard, seq, payload, created_at]` each, by seq, as JSON (text on SQLite, an
+ * array on PostgreSQL); null when there are none.
+ */
+export interface RawAhead {
+  readonly i: unknown
+  readonly status: unknown
+  readonly reply: unknown
+  readonly error: unknown
+  readonly ahead: unknown
+}
+
+/** Above every seq: the bound of a key with no row (every pending message of its entity is ahead). */
+const NO_SEQ = Number.MAX_SAFE_INTEGER
+
+/**
+ * For each key, in ONE query: its row's outcome columns, and the pending messages of its entity
+ * stored before it (`seq` below its own when it is pending, every pending one when it has no row;
+ * none when it is done), at most `limit` per key, by seq, through the partial index
+ * `entity_messages_pending_by_entity` (migration 14). A key with no row and nothing ahead (a local
+ * ask's message, the common case) returns no row.
+ */
+export const selectOutcomesAhead = (
+  sql: SqlClient,
+  dialect: "sqlite" | "pg",
+  prefix: string,
+  keys: ReadonlyArray<MessageKey>,
+  limit: number
+): Effect.Effect<ReadonlyArray<RawAhead>, SqlError> => {
+  if (keys.length === 0) return Effect.succeed([])
+  const table = sql(`${prefix}entity_messages`)
+  const json = JSON.stringify(keys.map((key) => [key.entityType, key.entityId, key.messageId]))
+  // Both constants are written into the text, not bound: SQLite plans `seq < COALESCE(m.seq, ?)`
+  // and `LIMIT ?` ~10x slower than with the numbers themselves (measured: 136 against 11 µs for
+  // one key). The text stays the same from call to call, so the statement stays prepared.
+  const noSeq = sql.literal(String(NO_SEQ))
+  const max = sql.literal(String(Math.max(1, Math.trunc(limit))))
+  return dialect === "pg"
+    ? sql<RawAhead>`SELECT (e.i - 1)::int AS i, m.status, m.reply, m.error, a.ahead
+        FROM json_array_elements(${json}::json) WITH ORDINALITY AS e(v, i)
+        LEFT JOIN ${table} AS m ON m.entity_type = e.v->>0 AND m.entity_id = e.v->>1 AND m.message_id = e.v->>2
+        LEFT JOIN LATERAL (SELECT json_agg(json_build_array(q.message_id, q.shard, q.seq, q.payload, q.created_at)
+            ORDER BY q.seq) AS ahead
+          FROM (SELECT r.message_id, r.shard, r.seq, r.payload, r.created_at FROM ${table} AS r
+            WHERE (m.status IS NULL OR m.status = 'pending') AND r.entity_type = e.v->>0 AND r.entity_id = e.v->>1
+              AND r.status = 'pending' AND r.seq < COALESCE(m.seq, ${noSeq})
+            ORDER BY r.seq LIMIT ${max}) AS q) AS a ON true
+        WHERE m.status IS NOT NULL OR a.ahead IS NOT NULL`
+    : sql<RawAhead>`SELECT i, status, reply, error, ahead FROM (SELECT j.key AS i, m.status, m.reply, m.error,
+          CASE WHEN m.status IS NULL OR m.status = 'pending' THEN (
+            SELECT json_group_array(json_array(r.message_id, r.shard, r.seq, r.payload, r.created_at)) FROM (
+              SELECT r.message_id, r.shard, r.seq, r.payload, r.created_at FROM ${table} AS r
+              WHERE r.entity_type = json_extract(j.value, '$[0]') AND r.entity_id = json_extract(j.value, '$[1]')
+                AND r.status = 'pending' AND r.seq < COALESCE(m.seq, ${noSeq})
+              ORDER BY r.seq LIMIT ${max}) AS r HAVING count(*) > 0)
+          END AS ahead
+        FROM json_each(${json}) AS j
+        LEFT JOIN ${table} AS m ON m.entity_type = json_extract(j.value, '$[0]')
+          AND m.entity_id = json_extract(j.value, '$[1]') AND m.message_id = json_extract(j.value, '$[2]'))
+        WHERE status IS NOT NULL OR ahead IS NOT NULL`
+}

@@ -1,0 +1,79 @@
+/**
+ * `Pod` by itself on the memory store, its time driven by the test: when a run is told its lease
+ * ran out by the pod's own clock (`mayWrite`, asked before each write and whenever a fiber of a
+ * run resumes), the pod stops every run at once, without waiting for its watchdog (which a
+ * renewal succeeding in between would keep from acting); once renewed, it takes its shards again,
+ * so their executions are resumed rather than left with their runs stopped.
+ */
+import { describe, expect, it } from "@effect/vitest"
+import { Clock, Deferred, Effect } from "effect"
+import { TestClock } from "effect/testing"
+import { MemoryJournal } from "../../src/index.ts"
+import * as Pod from "../../src/sharding/Pod.ts"
+
+const SHARDS = 4
+
+describe("Pod", () => {
+  it.effect(
+    "a run told its lease ran out makes the pod stop every run at once; renewed, it takes its shards again",
+    () =>
+      Effect.gen(function* () {
+        const cluster = yield* MemoryJournal.makeCluster
+        // The test's clock, plus a jump that no sleeper sees: the pod finds time gone by, as after a
+        // stall, while its watchdog still sleeps.
+        const test = yield* Clock.Clock
+        const jump = { millis: 0 }
+        const shifted = () => BigInt(jump.millis) * 1_000_000n
+        const clock: Clock.Clock = {
+          currentTimeMillisUnsafe: () => test.currentTimeMillisUnsafe() + jump.millis,
+          currentTimeMillis: Effect.sync(() => test.currentTimeMillisUnsafe() + jump.millis),
+          currentTimeNanosUnsafe: () => test.currentTimeNanosUnsafe() + shifted(),
+          currentTimeNanos: Effect.sync(() => test.currentTimeNanosUnsafe() + shifted()),
+          monotonicTimeNanosUnsafe: () => test.monotonicTimeNanosUnsafe() + shifted(),
+          monotonicTimeNanos: Effect.sync(() => test.monotonicTimeNanosUnsafe() + shifted()),
+          sleep: (duration) => test.sleep(duration)
+        }
+        const acquired: Array<string> = []
+        const lost: Array<number> = []
+        const allLost = yield* Deferred.make<void>()
+        const listener: Pod.ShardListener = {
+          acquired: (shard, epoch) => Effect.sync(() => void acquired.push(`${shard}@${epoch}`)),
+          lost: (shard) =>
+            Effect.suspend(() => {
+              lost.push(shard)
+              return lost.length === SHARDS ? Deferred.succeed(allLost, undefined) : Effect.void
+            }),
+          handOver: () => Effect.void
+        }
+        const settings = yield* Pod.settings({
+          podId: "a",
+          shardCount: SHARDS,
+          leaseTtl: "1 second",
+          ownershipInterval: "100 millis",
+          network: false
+        })
+        const withClock = Effect.provideService(Clock.Clock, clock)
+        const pod = yield* Pod.make(cluster.shards, settings, listener).pipe(withClock)
+        yield* pod.start.pipe(withClock)
+        expect(acquired).toHaveLength(SHARDS)
+        const [shard, epoch] = acquired[0]!.split("@").map(Number) as [number, number]
+        expect(pod.mayWrite(shard, epoch)).toBe(true)
+
+        // One round: the loops run, renew, and go back to sleep (the watchdog until 200 ms at most).
+        yield* TestClock.adjust("100 millis")
+        // 850 ms pass unseen: past the pod's own deadline (renewed at 100 ms: 900 ms), not the
+        // store's (1.1 s).
+        jump.millis = 850
+        expect(pod.mayWrite(shard, epoch)).toBe(false)
+        // No test time passes: the watchdog sleeps on. Only the pod reacting to the "no" stops the runs.
+        yield* Deferred.await(allLost).pipe(Effect.timeout("5 seconds"), TestClock.withLive)
+        expect(lost.sort()).toEqual(acquired.map((entry) => Number(entry.split("@")[0])).sort())
+
+        // The store still lists the pod: the next renewal succeeds, and a round takes the shards again.
+        for (let step = 0; step < 20 && acquired.length < 2 * SHARDS; step++)
+          yield* TestClock.adjust("100 millis")
+        expect(acquired.slice(SHARDS).sort()).toEqual(acquired.slice(0, SHARDS).sort())
+        expect(pod.mayWrite(shard, epoch)).toBe(true)
+      }).pipe(Effect.scoped)
+  )
+})
