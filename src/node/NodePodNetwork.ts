@@ -30,7 +30,8 @@
  * ```
  */
 import { readFileSync } from "node:fs"
-import { isIP } from "node:net"
+import { connect as connectTcp, isIP } from "node:net"
+import { networkInterfaces } from "node:os"
 import * as NodeSocket from "@effect/platform-node/NodeSocket"
 import * as NodeSocketServer from "@effect/platform-node/NodeSocketServer"
 import { Channel, Clock, Duration, Effect, Layer, Queue, Redacted, type Scope, Stream } from "effect"
@@ -44,7 +45,8 @@ import {
   NetworkConfigError,
   type NetworkOptions,
   type PodNetwork,
-  PodNetworkFactory
+  PodNetworkFactory,
+  type StandDownOutcome
 } from "../sharding/PodNetwork.ts"
 import * as FrameBudget from "./internal/FrameBudget.ts"
 import * as Handshake from "./internal/Handshake.ts"
@@ -59,6 +61,40 @@ const HANDSHAKE_WINDOW = 5 * 60_000
 
 const isLoopback = (host: string) =>
   host === "localhost" || host === "::1" || (isIP(host) === 4 && host.startsWith("127."))
+
+/**
+ * Whether `host` is an address of this machine's own network stack: loopback, or an address of
+ * one of its interfaces. Only there does a refused connection prove that nothing listens: a
+ * refusal from another host may come from a firewall (a REJECT rule answers for a live process).
+ */
+const isThisHost = (host: string) =>
+  isLoopback(host) ||
+  Object.values(networkInterfaces()).some((addresses) =>
+    (addresses ?? []).some((address) => address.address === host)
+  )
+
+/**
+ * Opens a TCP connection to `host:port` and closes it: `open`, `refused` (ECONNREFUSED: nothing
+ * listens there), or `silent` (no answer in `timeoutMillis`, or any other failure).
+ */
+const knock = (host: string, port: number, timeoutMillis: number) =>
+  Effect.callback<"open" | "refused" | "silent">((resume) => {
+    const socket = connectTcp({ host, port })
+    const done = (outcome: "open" | "refused" | "silent") => {
+      clearTimeout(timer)
+      socket.destroy()
+      resume(Effect.succeed(outcome))
+    }
+    const timer = setTimeout(() => done("silent"), timeoutMillis)
+    socket.once("connect", () => done("open"))
+    socket.once("error", (error: NodeJS.ErrnoException) =>
+      done(error.code === "ECONNREFUSED" ? "refused" : "silent")
+    )
+    return Effect.sync(() => {
+      clearTimeout(timer)
+      socket.destroy()
+    })
+  })
 
 const configError = (option: string, detail: string) => new NetworkConfigError({ option, detail })
 
@@ -188,6 +224,7 @@ export const listen = (
     const wakeHandlers = new Set<NonNullable<InboundHandlers["wake"]>>()
     const settledHandlers = new Set<NonNullable<InboundHandlers["settled"]>>()
     const ownsHandlers = new Set<NonNullable<InboundHandlers["owns"]>>()
+    let standDownHandler: InboundHandlers["standDown"]
     const unknownType: EntityPushAnswer = { _tag: "UnknownType" }
     const answerBudget = FrameBudget.budgetOf(maxFrameBytes)
     /**
@@ -255,6 +292,15 @@ export const listen = (
           authorize(client.id, headers[AUTH_HEADER]),
           Effect.forEach([...ownsHandlers], (handler) => handler(owner, shards), { discard: true })
         ),
+      StandDown: ({ podId: target, registeredAt }, { client, headers }) =>
+        Effect.andThen(
+          authorize(client.id, headers[AUTH_HEADER]),
+          Effect.suspend(() =>
+            target !== podId || standDownHandler === undefined
+              ? Effect.succeed(false)
+              : standDownHandler(registeredAt)
+          )
+        ),
       Settled: ({ settled }, { client, headers }) =>
         Effect.andThen(
           authorize(client.id, headers[AUTH_HEADER]),
@@ -310,8 +356,20 @@ export const listen = (
           : (peerAddress) => Handshake.token(secret, podId, peerAddress, clock.currentTimeMillisUnsafe())
     })
 
+    /** See `PodNetwork.standDown`: a refusal counts only from this host; else the pod must answer. */
+    const standDown = (peerAddress: string, peerId: string, registeredAt: number) =>
+      Effect.gen(function* () {
+        const parsed = Peers.parseAddress(peerAddress)
+        if (parsed === undefined) return "unproven" satisfies StandDownOutcome
+        const knocked = yield* knock(parsed.host, parsed.port, Math.min(1_000, requestTimeoutMillis))
+        if (knocked === "refused") return isThisHost(parsed.host) ? "absent" : "unproven"
+        if (knocked === "silent") return "unproven"
+        return (yield* peers.standDown(peerAddress, peerId, registeredAt)) === true ? "stopped" : "unproven"
+      })
+
     return {
       address,
+      standDown,
       push: peers.push,
       wake: peers.wake,
       settled: peers.settled,
@@ -322,8 +380,12 @@ export const listen = (
           if (inbound.wake !== undefined) wakeHandlers.add(inbound.wake)
           if (inbound.settled !== undefined) settledHandlers.add(inbound.settled)
           if (inbound.owns !== undefined) ownsHandlers.add(inbound.owns)
+          if (inbound.standDown !== undefined) standDownHandler = inbound.standDown
           yield* Effect.addFinalizer(() =>
             Effect.sync(() => {
+              if (inbound.standDown !== undefined && standDownHandler === inbound.standDown) {
+                standDownHandler = undefined
+              }
               if (inbound.push !== undefined && pushHandler === inbound.push) pushHandler = undefined
               if (inbound.wake !== undefined) wakeHandlers.delete(inbound.wake)
               if (inbound.settled !== undefined) settledHandlers.delete(inbound.settled)

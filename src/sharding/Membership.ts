@@ -21,6 +21,7 @@
  */
 import { Context, Effect, Layer, Option, type Scope } from "effect"
 import * as Routes from "./internal/Routes.ts"
+import * as Suspects from "./internal/Suspects.ts"
 import * as Pod from "./Pod.ts"
 import { type NetworkConfigError, type PodNetwork, PodNetworkFactory } from "./PodNetwork.ts"
 import { shardOf } from "./ShardId.ts"
@@ -102,6 +103,16 @@ export const make = (
       }
     )
     yield* pod.start
+    // A pod whose store session ended while its lease runs is asked to stand down, and its shards
+    // move early only on a proof that it stopped (Suspects).
+    const suspects =
+      network === undefined
+        ? undefined
+        : yield* Suspects.make({
+            store: store.value,
+            network,
+            self: () => ({ podId, registeredAt: pod.registration() })
+          })
     const direct =
       network === undefined
         ? undefined
@@ -110,7 +121,8 @@ export const make = (
             routes: yield* Routes.make({
               store: store.value,
               selfPodId: podId,
-              intervalMillis: settings.interval
+              intervalMillis: settings.interval,
+              onPods: suspects?.observe
             })
           }
     if (direct !== undefined) {
@@ -120,7 +132,8 @@ export const make = (
         owns: (owner, shards) =>
           Effect.sync(() => {
             for (const shard of shards) routes.learn(shard, owner)
-          })
+          }),
+        standDown: pod.standDown
       })
       listeners.add({
         acquired: (shard) =>

@@ -24,10 +24,15 @@
  * the others. If a write is sent anyway, the store refuses it with `StaleEpochError` and `fenced`
  * stops the shard's runs.
  *
+ * A pod that others see as suspect (on PostgreSQL its session ended while its lease runs: it may
+ * not know) may be asked to stand down over the network (`standDown`, see `internal/Suspects.ts`):
+ * it starts no run from then on, stops its runs, says so once they ended, and joins again with a
+ * new registration at its next renewal.
+ *
  * When the scope closes (graceful shutdown, after the engine stopped its runs), the pod hands its
  * shards back and unregisters, so other pods take them at once instead of after the TTL.
  */
-import { Clock, Duration, Effect, Exit, Fiber, Random, Schedule, Scheduler, Scope } from "effect"
+import { Clock, Deferred, Duration, Effect, Exit, Fiber, Random, Schedule, Scheduler, Scope } from "effect"
 import { urgentOf } from "../internal/BudgetScheduler.ts"
 import * as Instrument from "../observability/internal/instrument.ts"
 import * as LeaseClock from "./internal/LeaseClock.ts"
@@ -121,6 +126,17 @@ export interface Pod {
    * by this pod's own clock, or the shard is gone): reported once per shard and epoch.
    */
   readonly withheld: (shard: number, epoch: number) => void
+  /** The `registeredAt` of the pod's current registration (store clock). */
+  readonly registration: () => number
+  /**
+   * Another pod sees the registration `registeredAt` as suspect (its store session ended while its
+   * lease runs: it may not know). If it is the current one, the pod stands down: it starts no run
+   * from now on, stops every run, and joins again with a new registration at its next renewal.
+   * Returns true once no run of that registration is left (also for an earlier registration of
+   * this pod, whose runs stopped before it was replaced); false for one it never had, or when its
+   * runs did not end in time (one waits for a store that does not answer).
+   */
+  readonly standDown: (registeredAt: number) => Effect.Effect<boolean>
   /** Every pod with its lease and shards. */
   readonly pods: Effect.Effect<ReadonlyArray<PodInfo>, ShardStoreError>
   /** Every shard with its owner and epoch. */
@@ -228,9 +244,13 @@ export const make = (
     yield* store.init(shardCount).pipe(Effect.retry(unlessBusy))
     const scope = yield* Effect.scope
     let membership = yield* Scope.fork(scope)
-    yield* Scope.provide(store.register(podId, ttl, settings.address), membership).pipe(
+    /** The current registration (its `registeredAt`), and the earlier ones of this pod. */
+    let registration = yield* Scope.provide(store.register(podId, ttl, settings.address), membership).pipe(
       Effect.retry(unlessBusy)
     )
+    const former = new Set<number>()
+    /** The current registration stood down (`standDown`): no run starts until the pod joins again. */
+    let relinquished = false
 
     /** Shards being handed over now (their runs finishing, then released). */
     const handingOver = new Set<number>()
@@ -242,7 +262,14 @@ export const make = (
     /** The shards this pod runs, with the epoch it runs them at, and whether they are stopping. */
     const active = new Map<
       number,
-      { readonly epoch: number; draining: boolean; stopped: boolean; refused: boolean }
+      {
+        readonly epoch: number
+        draining: boolean
+        stopped: boolean
+        refused: boolean
+        /** Done once the shard's runs ended and it left `active`. */
+        readonly ended: Deferred.Deferred<void>
+      }
     >()
     /** By this pod's clock: when it must stop running, unless a renewal succeeds before. */
     const margin = ttl / 5
@@ -275,6 +302,7 @@ export const make = (
           ),
           Effect.sync(() => {
             if (active.get(shard) === entry) active.delete(shard)
+            Deferred.doneUnsafe(entry.ended, Exit.void)
           })
         )
       })
@@ -315,6 +343,7 @@ export const make = (
 
     /** Asks the store for the pod's shards and makes the local view match. */
     const reconcile = Effect.gen(function* () {
+      if (relinquished) return
       const mine = yield* store.shardsOf(podId)
       const owned = new Set<number>()
       const handovers: Array<ShardRecord> = []
@@ -327,7 +356,15 @@ export const make = (
         const current = active.get(row.shard)
         if (current?.epoch === row.epoch) continue
         if (current !== undefined) yield* lose(row.shard, current.epoch)
-        active.set(row.shard, { epoch: row.epoch, draining: false, stopped: false, refused: false })
+        // Checked with no yield before the shard is taken: a pod that stood down meanwhile takes none.
+        if (relinquished) return
+        active.set(row.shard, {
+          epoch: row.epoch,
+          draining: false,
+          stopped: false,
+          refused: false,
+          ended: Deferred.makeUnsafe<void>()
+        })
         yield* Instrument.shardAcquired(listener.acquired(row.shard, row.epoch), podId, row.shard, row.epoch)
       }
       const gone = [...active].filter(([shard]) => !owned.has(shard))
@@ -380,6 +417,35 @@ export const make = (
     })
 
     /**
+     * Stops everything and joins again as a new member: the store no longer lists this pod, or it
+     * stood down. The old registration's runs have stopped before it is replaced.
+     */
+    const rejoin = (why: string) =>
+      Effect.gen(function* () {
+        yield* loseAll(why)
+        // The old registration counts as stopped (`standDown`) once every one of its runs ended,
+        // those a stand-down was still stopping included.
+        const old = registration
+        const leftovers = [...active.values()]
+        yield* Effect.forkIn(
+          Effect.andThen(
+            Effect.forEach(leftovers, (entry) => Deferred.await(entry.ended), { discard: true }),
+            Effect.sync(() => former.add(old))
+          ),
+          scope
+        )
+        yield* Scope.close(membership, Exit.void)
+        membership = yield* Scope.fork(scope)
+        const registering = now()
+        registration = yield* Scope.provide(store.register(podId, ttl, settings.address), membership).pipe(
+          Effect.retry(unlessBusy)
+        )
+        validUntil = registering + ttl - margin
+        lapseHandled = false
+        relinquished = false
+      })
+
+    /**
      * Renews the lease. The store extends it when it runs the renewal, after `sentAt`, so an
      * answer however late makes the pod valid until `sentAt + ttl - margin`, on the safe side: it
      * counts as long as that is still ahead. Waiting for it less would throw away the answers of a
@@ -387,6 +453,8 @@ export const make = (
      * leave the pod's shards run by nobody. Not answered by then, it counts as failed.
      */
     const renew = Effect.gen(function* () {
+      // It stood down (another pod found its store session ended): join again with a new one.
+      if (relinquished) return yield* rejoin("it stood down")
       const sentAt = now()
       const renewed = yield* store.renew(podId, ttl).pipe(Effect.timeoutOption(ttl - margin), Effect.option)
       const ok = renewed._tag === "Some" && renewed.value._tag === "Some" && renewed.value.value
@@ -397,23 +465,37 @@ export const make = (
         lapseHandled = false
         return
       }
-      // The manager declared this pod dead (it was paused or cut off past its lease): its shards
-      // belong to others now. Stop everything and join again as a new member.
-      yield* loseAll("the store no longer lists this pod (its lease expired)")
-      yield* Scope.close(membership, Exit.void)
-      membership = yield* Scope.fork(scope)
-      const registering = now()
-      yield* Scope.provide(store.register(podId, ttl, settings.address), membership).pipe(
-        Effect.retry(unlessBusy)
-      )
-      validUntil = registering + ttl - margin
-      lapseHandled = false
+      // The manager declared this pod dead (it was paused or cut off past its lease), or its
+      // session ended: its shards belong to others now, or will. Stop everything and join again.
+      yield* rejoin("the store no longer lists this pod (its lease expired or its session ended)")
     })
+
+    const standDown = (registeredAt: number): Effect.Effect<boolean> =>
+      Effect.suspend(() => {
+        if (former.has(registeredAt)) return Effect.succeed(true)
+        if (registeredAt !== registration) return Effect.succeed(false)
+        relinquished = true
+        return Effect.gen(function* () {
+          // Shards already stopping (not stopped again by loseAll) count too: wait for every one.
+          const entries = [...active.values()]
+          yield* Effect.forkIn(
+            loseAll("another pod found its store session ended; it stands down and joins again"),
+            scope
+          )
+          // A run whose write is on the wire to a store that does not answer cannot end: then this
+          // proves nothing, and the asker waits for the lease (it may ask again meanwhile).
+          const ended = yield* Effect.timeoutOption(
+            Effect.forEach(entries, (entry) => Deferred.await(entry.ended), { discard: true }),
+            drainMillis
+          )
+          return ended._tag === "Some"
+        })
+      })
 
     // Renewals run in a loop of their own: a manager round or a reconciliation stuck on the store
     // (a lock held by a frozen pod's open transaction) must not keep the lease from being renewed.
     const round = Effect.gen(function* () {
-      if (leaving) return
+      if (leaving || relinquished) return
       if (left() <= 0) return yield* loseAll("its lease was not renewed in time")
       yield* managerRound
       if (leaving || left() <= 0) return
@@ -508,14 +590,18 @@ export const make = (
       shardOf: (id) => shardOf(id, shardCount),
       epochOf: (shard) => {
         const entry = active.get(shard)
-        return entry === undefined || entry.draining || left() <= 0 ? undefined : entry.epoch
+        return entry === undefined || entry.draining || relinquished || left() <= 0 ? undefined : entry.epoch
       },
       mayWrite: (shard, epoch) => {
         const entry = active.get(shard)
-        return entry?.epoch === epoch && !entry.refused && leaseHolds()
+        return entry?.epoch === epoch && !entry.refused && !relinquished && leaseHolds()
       },
       ownedShards: () =>
-        left() > 0 ? [...active].flatMap(([shard, entry]) => (entry.draining ? [] : [shard])) : [],
+        left() > 0 && !relinquished
+          ? [...active].flatMap(([shard, entry]) => (entry.draining ? [] : [shard]))
+          : [],
+      registration: () => registration,
+      standDown,
       fenced: (shard, epoch) => {
         const key = `${shard}@${epoch}`
         if (refusals.has(key)) return

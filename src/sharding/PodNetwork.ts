@@ -181,7 +181,21 @@ export interface InboundHandlers {
     | undefined
   /** The pod `owner` runs these shards now (it acquired them): route their messages to it. */
   readonly owns?: ((owner: Route, shards: ReadonlyArray<number>) => Effect.Effect<void>) | undefined
+  /**
+   * Another pod sees this pod's registration `registeredAt` as suspect (its store session ended
+   * while its lease runs): stop every run of it and start none, then answer true; false when
+   * `registeredAt` is not a registration of this process (see `PodNetwork.standDown`).
+   */
+  readonly standDown?: ((registeredAt: number) => Effect.Effect<boolean>) | undefined
 }
+
+/**
+ * What `standDown` proved about a suspect pod: `stopped` (it answered that the registration's runs
+ * have stopped and none will start), `absent` (nothing listens at its address, an address of this
+ * host: its process is gone), or `unproven` (no answer in time, another pod answered, or a refusal
+ * from another host, where a firewall may refuse for a live process): then wait for its lease.
+ */
+export type StandDownOutcome = "stopped" | "absent" | "unproven"
 
 /** A pod's listener and its connections to the other pods. */
 export interface PodNetwork {
@@ -203,6 +217,16 @@ export interface PodNetwork {
   readonly settled: (address: string, executionId: string, row?: string | undefined) => Effect.Effect<void>
   /** Tells the pod at `address` that this pod runs `shard` now (a hint: best effort). */
   readonly owns: (address: string, shard: number) => Effect.Effect<void>
+  /**
+   * Asks the pod `podId` at `address` to stop the runs of its registration `registeredAt`, which
+   * this pod sees as suspect, and says what that proved (see `StandDownOutcome`). Waits at most
+   * the request timeout for the answer.
+   */
+  readonly standDown: (
+    address: string,
+    podId: string,
+    registeredAt: number
+  ) => Effect.Effect<StandDownOutcome>
   /** Adds handlers of inbound traffic until the scope closes (several may listen to wakes). */
   readonly serve: (handlers: InboundHandlers) => Effect.Effect<void, never, Scope.Scope>
 }

@@ -22,8 +22,8 @@
  * scope given to `register` closes. On PostgreSQL a pod holds a session open for its lifetime, but
  * a session can end while its process still runs (`pg_terminate_backend`, a reset connection, a
  * server restart) and the pod may not hear of it (its path to the server hangs): a pod whose
- * session ended is only `suspect` until its lease has passed, or until it is proven gone some
- * other way.
+ * session ended is only `suspect` until its lease has passed, or until it is proven stopped some
+ * other way (`evict`: it said so over the pods' network, or nothing listens at its address).
  */
 import { Context, type Effect, Schema, type Scope } from "effect"
 import type { DuplicatePodError, ShardCountMismatchError, ShardStoreError } from "./ShardingErrors.ts"
@@ -103,14 +103,15 @@ export class ShardStore extends Context.Service<
      * `DuplicatePodError`, writing nothing; a suspect one (an earlier process whose session ended
      * while its lease runs) fails it with a busy, transient `ShardStoreError`: try again once its
      * lease has passed. An expired or gone pod with that id (an earlier incarnation) is replaced,
-     * and the shards it still owned are released (epoch + 1).
+     * and the shards it still owned are released (epoch + 1). Returns the registration's
+     * `registeredAt` (store clock), which names it (`evict`).
      */
     readonly register: (
       podId: string,
       ttlMillis: number,
       /** The address its network listener advertises (`host:port`), if it has one. */
       address?: string | undefined
-    ) => Effect.Effect<void, DuplicatePodError | ShardStoreError, Scope.Scope>
+    ) => Effect.Effect<number, DuplicatePodError | ShardStoreError, Scope.Scope>
     /**
      * Extends the pod's lease to now + `ttlMillis`. Returns false if the pod is no longer
      * registered (the manager declared it dead): it must stop all its work.
@@ -129,6 +130,13 @@ export class ShardStore extends Context.Service<
     readonly leave: (podId: string) => Effect.Effect<void, ShardStoreError>
     /** Removes a dead pod (expired or gone) after its shards moved. No-op for a live or suspect one. */
     readonly removePod: (podId: string) => Effect.Effect<void, ShardStoreError>
+    /**
+     * Removes a pod proven stopped otherwise than by its marker (it said so over the pods'
+     * network, or nothing listens at its address any more): releases its shards (epoch + 1) and
+     * its manager's lease, and deletes it, if its registration is still the one proven
+     * (`registeredAt`) and it is not live. Returns whether it removed it.
+     */
+    readonly evict: (podId: string, registeredAt: number) => Effect.Effect<boolean, ShardStoreError>
     /** Every registered pod with its liveness, by id. */
     readonly pods: Effect.Effect<ReadonlyArray<PodRecord>, ShardStoreError>
     /** Every shard, by number. */

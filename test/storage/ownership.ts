@@ -61,8 +61,8 @@ export const registerPod = (shards: ShardStore, podId: string, ttlMillis = LONG)
   Effect.gen(function* () {
     const scope = yield* Scope.make()
     yield* Effect.addFinalizer(() => Scope.close(scope, Exit.void))
-    yield* shards.register(podId, ttlMillis).pipe(Scope.provide(scope))
-    return { end: Scope.close(scope, Exit.void) }
+    const registeredAt = yield* shards.register(podId, ttlMillis).pipe(Scope.provide(scope))
+    return { end: Scope.close(scope, Exit.void), registeredAt }
   })
 
 const livenessOf = (shards: ShardStore, podId: string) =>
@@ -172,6 +172,34 @@ export const ownership = (backend: Backend) =>
                 [3, "b", 1, null],
                 [4, null, 0, null]
               ])
+            })
+          )
+      )
+
+      it.live(
+        "evict removes the registration it names once it is not live, releasing its shards; never a live pod",
+        () =>
+          withCluster(({ shards }) =>
+            Effect.gen(function* () {
+              yield* shards.init(2)
+              const a = yield* registerPod(shards, "a")
+              const b = yield* registerPod(shards, "b")
+              yield* shards.assign([
+                { shard: 1, from: null, to: "a" },
+                { shard: 2, from: null, to: "b" }
+              ])
+              expect(yield* shards.acquireManager("a", LONG)).toBe(true)
+              // Live: never evicted.
+              expect(yield* shards.evict("b", b.registeredAt)).toBe(false)
+              yield* a.end
+              // Another registration than the one named: left alone.
+              expect(yield* shards.evict("a", a.registeredAt + 1)).toBe(false)
+              expect(yield* shards.evict("a", a.registeredAt)).toBe(true)
+              expect((yield* shards.pods).map((pod) => pod.podId)).toEqual(["b"])
+              expect(yield* shardAt(shards, 1)).toMatchObject({ owner: null, epoch: 2 })
+              expect(yield* shardAt(shards, 2)).toMatchObject({ owner: "b", epoch: 1 })
+              expect(yield* shards.manager).toBeUndefined()
+              expect(yield* shards.evict("a", a.registeredAt)).toBe(false)
             })
           )
       )

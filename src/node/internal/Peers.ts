@@ -14,7 +14,7 @@
  * with `PeerUnreachableError`, and senders take the store path), so a partitioned peer costs one
  * timeout, not one per message.
  */
-import { Cause, Clock, Deferred, Effect, Exit, Layer, Queue, Schedule, Scope, Stream } from "effect"
+import { Cause, Clock, Deferred, Effect, Exit, Layer, Option, Queue, Schedule, Scope, Stream } from "effect"
 import { RpcClient, RpcSerialization } from "effect/rpc"
 import { Socket } from "effect/socket/Socket"
 import {
@@ -47,6 +47,8 @@ type Hint =
   | { readonly _tag: "Settled"; readonly id: string; readonly row: string | null }
 
 interface Peer {
+  /** Asks the peer `podId` to stand down `registeredAt`; undefined when no answer came in time. */
+  readonly standDown: (podId: string, registeredAt: number) => Effect.Effect<boolean | undefined>
   readonly push: (
     message: EntityPush,
     timeoutMillis: number
@@ -55,7 +57,14 @@ interface Peer {
 }
 
 /** The outbound half of a `PodNetwork`. */
-export type Peers = Pick<PodNetwork, "push" | "wake" | "settled" | "owns">
+export type Peers = Pick<PodNetwork, "push" | "wake" | "settled" | "owns"> & {
+  /** Asks `podId` at `address` to stand down `registeredAt`; undefined when no answer came in time. */
+  readonly standDown: (
+    address: string,
+    podId: string,
+    registeredAt: number
+  ) => Effect.Effect<boolean | undefined>
+}
 
 /** `host:port` → its parts (IPv6 hosts in brackets). */
 export const parseAddress = (
@@ -85,7 +94,11 @@ export const make = (options: PeersOptions): Effect.Effect<Peers, never, Scope.S
         const parsed = parseAddress(address)
         const unreachable = (detail: string) => new PeerUnreachableError({ address, detail })
         if (parsed === undefined) {
-          return { push: () => Effect.fail(unreachable("it is not host:port")), hint: () => {} }
+          return {
+            push: () => Effect.fail(unreachable("it is not host:port")),
+            hint: () => {},
+            standDown: () => Effect.succeed(undefined)
+          }
         }
         let token = options.token?.(address)
         const hooks = Layer.succeed(RpcClient.ConnectionHooks, {
@@ -250,6 +263,12 @@ export const make = (options: PeersOptions): Effect.Effect<Peers, never, Scope.S
         yield* Effect.forkIn(Effect.forever(Effect.flatMap(Queue.takeAll(hints), sendHints)), scope)
 
         return {
+          standDown: (podId, registeredAt) =>
+            client.StandDown({ podId, registeredAt }, { headers: headers() }).pipe(
+              Effect.timeoutOption(options.requestTimeoutMillis),
+              Effect.map(Option.getOrUndefined),
+              Effect.catchCause(() => Effect.succeed(undefined))
+            ),
           push: (message, timeoutMillis) =>
             Effect.suspend(() => {
               if (suspectUntil > now()) return Effect.fail(unreachable("its connection failed recently"))
@@ -285,6 +304,8 @@ export const make = (options: PeersOptions): Effect.Effect<Peers, never, Scope.S
       wake: (address, shard) => Effect.map(peerOf(address), (peer) => peer.hint({ _tag: "Wake", shard })),
       settled: (address, id, row) =>
         Effect.map(peerOf(address), (peer) => peer.hint({ _tag: "Settled", id, row: row ?? null })),
-      owns: (address, shard) => Effect.map(peerOf(address), (peer) => peer.hint({ _tag: "Owns", shard }))
+      owns: (address, shard) => Effect.map(peerOf(address), (peer) => peer.hint({ _tag: "Owns", shard })),
+      standDown: (address, podId, registeredAt) =>
+        Effect.flatMap(peerOf(address), (peer) => peer.standDown(podId, registeredAt))
     }
   })

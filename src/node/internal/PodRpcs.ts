@@ -9,7 +9,7 @@
  * (effect/rpc waits for the client's acknowledgement of a chunk before the next: while it waits,
  * answers gather). A slow entity holds back no other answer, and a busy connection carries tens
  * of messages per frame. Wake-ups, settlements and new ownership (`Owns`) are hints, batched the
- * same way.
+ * same way. `StandDown` asks a pod that another sees as suspect to stop its runs, and waits for it.
  */
 import { Schema } from "effect"
 import { Rpc, RpcGroup } from "effect/rpc"
@@ -34,6 +34,12 @@ export class PodRpcs extends RpcGroup.make(
   Rpc.make("Answers", { success: NumberedAnswer, error: Unauthenticated, stream: true }),
   Rpc.make("Wake", { payload: { shards: Schema.Array(Schema.Int) }, error: Unauthenticated }),
   Rpc.make("Owns", { payload: { owner: Route, shards: Schema.Array(Schema.Int) }, error: Unauthenticated }),
+  // Answers true once the runs of that registration stopped (see `InboundHandlers.standDown`).
+  Rpc.make("StandDown", {
+    payload: { podId: Schema.String, registeredAt: Schema.Number },
+    success: Schema.Boolean,
+    error: Unauthenticated
+  }),
   Rpc.make("Settled", {
     payload: {
       settled: Schema.Array(Schema.Struct({ executionId: Schema.String, row: Schema.NullOr(Schema.String) }))

@@ -8,7 +8,7 @@
  */
 import { Clock, Deferred, Effect, type Scope } from "effect"
 import type { Route } from "../PodNetwork.ts"
-import type { ShardStore } from "../ShardStore.ts"
+import type { PodRecord, ShardStore } from "../ShardStore.ts"
 
 export interface Routes {
   /** The pod that owns `shard` and its address, as last seen; undefined when unknown or unreachable. */
@@ -29,6 +29,8 @@ export const make = (options: {
   readonly selfPodId: string
   readonly intervalMillis: number
   readonly minRefreshMillis?: number | undefined
+  /** Hears every pod the store lists, at each read (`Suspects`). */
+  readonly onPods?: ((pods: ReadonlyArray<PodRecord>) => Effect.Effect<void>) | undefined
 }): Effect.Effect<Routes, never, Scope.Scope> =>
   Effect.gen(function* () {
     const { store, selfPodId } = options
@@ -56,6 +58,7 @@ export const make = (options: {
         .filter(([podId]) => podId !== selfPodId)
         .map(([podId, address]) => ({ podId, address }))
       readAt = clock.currentTimeMillisUnsafe()
+      if (options.onPods !== undefined) yield* options.onPods(pods)
     }).pipe(Effect.catchCause((cause) => Effect.logDebug("routes: reading the store failed", cause)))
 
     /** One read at a time: callers that arrive meanwhile wait for it. */

@@ -98,20 +98,23 @@ export const make = (state: Ownership, clock: Clock.Clock): ShardStore["Service"
           return Effect.fail(new DuplicatePodError({ podId, leaseUntil: existing.leaseUntil }))
         }
         const session = { held: true }
-        return Effect.andThen(
-          Effect.sync(() => {
-            if (existing !== undefined) releaseDead(podId, at)
-            state.pods.set(podId, {
-              podId,
-              leaseUntil: at + ttlMillis,
-              registeredAt: at,
-              renewedAt: at,
-              address: address ?? null,
-              leaving: false,
-              session
-            })
-          }),
-          Effect.addFinalizer(() => Effect.sync(() => (session.held = false)))
+        return Effect.as(
+          Effect.andThen(
+            Effect.sync(() => {
+              if (existing !== undefined) releaseDead(podId, at)
+              state.pods.set(podId, {
+                podId,
+                leaseUntil: at + ttlMillis,
+                registeredAt: at,
+                renewedAt: at,
+                address: address ?? null,
+                leaving: false,
+                session
+              })
+            }),
+            Effect.addFinalizer(() => Effect.sync(() => (session.held = false)))
+          ),
+          at
         )
       }),
     renew: (podId, ttlMillis) =>
@@ -139,6 +142,15 @@ export const make = (state: Ownership, clock: Clock.Clock): ShardStore["Service"
         if (pod === undefined || liveness(pod, at) === "live") return
         releaseDead(podId, at)
         state.pods.delete(podId)
+      }),
+    evict: (podId, registeredAt) =>
+      Effect.map(now, (at) => {
+        const pod = state.pods.get(podId)
+        if (pod === undefined || pod.registeredAt !== registeredAt || liveness(pod, at) === "live")
+          return false
+        releaseDead(podId, at)
+        state.pods.delete(podId)
+        return true
       }),
     pods: Effect.map(now, (at) =>
       [...state.pods.values()]

@@ -337,7 +337,7 @@ export const make = (options: SqlShardStoreOptions): Effect.Effect<ShardStore["S
             released.add(marker)
           })
         )
-        const replaced = yield* transaction(
+        const outcome = yield* transaction(
           "register",
           Effect.gen(function* () {
             const at = yield* now
@@ -368,13 +368,14 @@ export const make = (options: SqlShardStoreOptions): Effect.Effect<ShardStore["S
               session: marker,
               address: address ?? null
             })}`
-            return existing?.session
+            return { at, replaced: existing?.session }
           })
         ).pipe(Effect.onError(() => Scope.close(own, Exit.void)))
-        if (replaced !== undefined) {
-          released.delete(replaced)
-          yield* options.liveness.forget(replaced)
+        if (outcome.replaced !== undefined) {
+          released.delete(outcome.replaced)
+          yield* options.liveness.forget(outcome.replaced)
         }
+        return outcome.at
       })
 
     const removePod = (podId: string) =>
@@ -396,6 +397,26 @@ export const make = (options: SqlShardStoreOptions): Effect.Effect<ShardStore["S
           released.delete(removed)
           yield* options.liveness.forget(removed)
         }
+      })
+
+    const evict = (podId: string, registeredAt: number) =>
+      Effect.gen(function* () {
+        const removed = yield* transaction(
+          "evict",
+          Effect.gen(function* () {
+            const at = yield* now
+            const row = yield* selectPod(podId)
+            if (row === undefined || row.registered_at !== registeredAt) return undefined
+            if ((yield* podLiveness(row, at)) === "live") return undefined
+            yield* releaseDead(podId, at)
+            yield* sql`DELETE FROM ${pods} WHERE pod_id = ${podId}`
+            return row.session
+          })
+        )
+        if (removed === undefined) return false
+        released.delete(removed)
+        yield* options.liveness.forget(removed)
+        return true
       })
 
     const byPodId = pg ? sql`ORDER BY pod_id COLLATE "C"` : sql`ORDER BY pod_id`
@@ -489,6 +510,12 @@ export const make = (options: SqlShardStoreOptions): Effect.Effect<ShardStore["S
         removePod(podId).pipe(
           Effect.mapError((error) =>
             error._tag === "ShardStoreError" ? error : shardStoreError("removePod")(error)
+          )
+        ),
+      evict: (podId, registeredAt) =>
+        evict(podId, registeredAt).pipe(
+          Effect.mapError((error) =>
+            error._tag === "ShardStoreError" ? error : shardStoreError("evict")(error)
           )
         ),
       pods: Effect.gen(function* () {
