@@ -94,7 +94,24 @@ export const make = (
         : yield* factory.value.listen(podId, settings.network)
     const pod = yield* Pod.make(
       store.value,
-      { ...settings, podId, address: network?.address },
+      {
+        ...settings,
+        podId,
+        address: network?.address,
+        // A restart whose predecessor (same pod id) is suspect: the refusal at its old address, if
+        // that is on this host, proves it gone. Never its own address (a fixed port): no proof.
+        evictIfStopped:
+          network === undefined
+            ? undefined
+            : (earlier) =>
+                earlier.address === network.address
+                  ? Effect.succeed(false)
+                  : Suspects.evictIfStopped(store.value, network, earlier).pipe(
+                      Effect.catchCause((cause) =>
+                        Effect.as(Effect.logDebug(`asking suspect pod ${earlier.podId} failed`, cause), false)
+                      )
+                    )
+      },
       {
         acquired: (shard, epoch) =>
           Effect.forEach([...listeners], (l) => l.acquired(shard, epoch), { discard: true }),

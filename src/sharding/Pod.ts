@@ -1,7 +1,9 @@
 /**
  * A pod: one engine process as a member of the cluster (the talk's waiter).
  *
- * `make` registers the pod in the `ShardStore`, then, every `ownershipInterval`, two loops:
+ * `make` registers the pod in the `ShardStore` (a process restarted with the pod id of one that
+ * may still be running, `suspect`, waits for that one's lease or a proof that it stopped), then,
+ * every `ownershipInterval`, two loops:
  * - renewals of the pod's lease (by the store's clock), in a fiber of their own: nothing else the
  *   pod does with the store (a round, a wait for a lock) can delay them;
  * - ownership rounds: the pod takes or renews the shard manager's lease and, if it holds it, plans
@@ -166,6 +168,12 @@ export interface Settings {
   readonly network: NetworkOptions | false
   /** The address the pod's network listener advertises, once it listens. */
   readonly address?: string | undefined
+  /**
+   * Removes `pod` from the store if it is proven stopped (over the pods' network: see
+   * `internal/Suspects.ts`); returns whether it did. A registration waiting for an earlier process
+   * of its pod id that is `suspect` asks this instead of waiting for that process's lease.
+   */
+  readonly evictIfStopped?: ((pod: PodRecord) => Effect.Effect<boolean>) | undefined
 }
 
 const DEFAULT_TTL = "10 seconds"
@@ -242,12 +250,59 @@ export const make = (
       times: Math.ceil(ttl / interval)
     }
     yield* store.init(shardCount).pipe(Effect.retry(unlessBusy))
+
+    /**
+     * Registers the pod, its marker held in `into`. An earlier process of this pod id that may
+     * still be running (`suspect`: on PostgreSQL its session ended while its lease runs; most often
+     * the process this one replaces, SIGKILLed a moment ago) makes the store answer busy: the pod
+     * waits for it as long as its lease lasts, whatever this pod's own TTL, unless it is proven
+     * stopped first (`evictIfStopped`: nothing listens at its address on this host any more, or it
+     * stood down when asked) and evicted. Any other busy answer (a lock held by a pod frozen in its
+     * transaction) is retried a bounded number of times, as `unlessBusy` says.
+     */
+    const register = (into: Scope.Scope) => {
+      let busyTries = 0
+      /** The earlier registration this one waits for, once it said so. */
+      let waitingFor: number | undefined
+      const attempt: Effect.Effect<number, DuplicatePodError | ShardStoreError> = Effect.catchIf(
+        Scope.provide(store.register(podId, ttl, settings.address), into),
+        isBusy,
+        (error) =>
+          Effect.gen(function* () {
+            const pods = yield* Effect.option(store.pods)
+            const earlier =
+              pods._tag === "Some"
+                ? pods.value.find((pod) => pod.podId === podId && pod.liveness === "suspect")
+                : undefined
+            if (earlier === undefined) {
+              busyTries++
+              if (busyTries > unlessBusy.times) return yield* error
+              yield* Effect.sleep(interval)
+              return yield* attempt
+            }
+            if (waitingFor !== earlier.registeredAt) {
+              waitingFor = earlier.registeredAt
+              yield* Effect.logInfo(
+                `pod ${podId}: an earlier process of this pod id lost its store session and may still be running until its lease ends (${earlier.leaseUntil}, store clock): waiting for that, or for a proof that it stopped`
+              )
+            }
+            if (settings.evictIfStopped !== undefined && (yield* settings.evictIfStopped(earlier))) {
+              yield* Effect.logInfo(
+                `pod ${podId}: the earlier process of this pod id has stopped: joining now`
+              )
+              return yield* attempt
+            }
+            yield* Effect.sleep(interval)
+            return yield* attempt
+          })
+      )
+      return attempt
+    }
+
     const scope = yield* Effect.scope
     let membership = yield* Scope.fork(scope)
     /** The current registration (its `registeredAt`), and the earlier ones of this pod. */
-    let registration = yield* Scope.provide(store.register(podId, ttl, settings.address), membership).pipe(
-      Effect.retry(unlessBusy)
-    )
+    let registration = yield* register(membership)
     const former = new Set<number>()
     /** The current registration stood down (`standDown`): no run starts until the pod joins again. */
     let relinquished = false
@@ -437,9 +492,7 @@ export const make = (
         yield* Scope.close(membership, Exit.void)
         membership = yield* Scope.fork(scope)
         const registering = now()
-        registration = yield* Scope.provide(store.register(podId, ttl, settings.address), membership).pipe(
-          Effect.retry(unlessBusy)
-        )
+        registration = yield* register(membership)
         validUntil = registering + ttl - margin
         lapseHandled = false
         relinquished = false

@@ -12,12 +12,41 @@
  */
 import { Effect, type Scope } from "effect"
 import type { PodNetwork } from "../PodNetwork.ts"
+import type { ShardStoreError } from "../ShardingErrors.ts"
 import type { PodRecord, ShardStore } from "../ShardStore.ts"
 
 export interface Suspects {
   /** Looks at the pods as just read from the store: asks each suspect one, in the background. */
   readonly observe: (pods: ReadonlyArray<PodRecord>) => Effect.Effect<void>
 }
+
+/**
+ * Asks the suspect `pod` to stand down and evicts it on a proof that it stopped; returns whether it
+ * did. No proof (no answer in time, a refusal from another host, no address): false, and its
+ * shards wait for its lease.
+ */
+export const evictIfStopped = (
+  store: ShardStore["Service"],
+  network: PodNetwork,
+  pod: PodRecord
+): Effect.Effect<boolean, ShardStoreError> =>
+  Effect.gen(function* () {
+    if (pod.address === null) return false
+    const outcome = yield* network.standDown(pod.address, pod.podId, pod.registeredAt)
+    if (outcome === "unproven") {
+      yield* Effect.logDebug(
+        `pod ${pod.podId} lost its store session; no proof that it stopped (no answer at ${pod.address}): its shards wait for its lease`
+      )
+      return false
+    }
+    const evicted = yield* store.evict(pod.podId, pod.registeredAt)
+    if (evicted) {
+      yield* Effect.logInfo(
+        `pod ${pod.podId} lost its store session and ${outcome === "stopped" ? "stopped its runs when asked" : `nothing listens at ${pod.address} any more`}: its shards move now`
+      )
+    }
+    return evicted
+  })
 
 export const make = (options: {
   readonly store: ShardStore["Service"]
@@ -30,21 +59,11 @@ export const make = (options: {
     /** Registrations being asked now, by `podId@registeredAt`. */
     const asking = new Set<string>()
 
-    const ask = (pod: PodRecord & { readonly address: string }) =>
-      Effect.gen(function* () {
-        const outcome = yield* options.network.standDown(pod.address, pod.podId, pod.registeredAt)
-        if (outcome === "unproven") {
-          return yield* Effect.logDebug(
-            `pod ${pod.podId} lost its store session; no proof that it stopped (no answer at ${pod.address}): its shards wait for its lease`
-          )
-        }
-        const evicted = yield* options.store.evict(pod.podId, pod.registeredAt)
-        if (evicted) {
-          yield* Effect.logInfo(
-            `pod ${pod.podId} lost its store session and ${outcome === "stopped" ? "stopped its runs when asked" : `nothing listens at ${pod.address} any more`}: its shards move now`
-          )
-        }
-      }).pipe(Effect.catchCause((cause) => Effect.logDebug(`asking suspect pod ${pod.podId} failed`, cause)))
+    const ask = (pod: PodRecord) =>
+      evictIfStopped(options.store, options.network, pod).pipe(
+        Effect.asVoid,
+        Effect.catchCause((cause) => Effect.logDebug(`asking suspect pod ${pod.podId} failed`, cause))
+      )
 
     return {
       observe: (pods) =>
@@ -59,7 +78,7 @@ export const make = (options: {
             asking.add(key)
             asks.push(
               Effect.ensuring(
-                ask({ ...pod, address: pod.address }),
+                ask(pod),
                 Effect.sync(() => asking.delete(key))
               )
             )
