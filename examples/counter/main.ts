@@ -15,6 +15,7 @@ import { mkdirSync, readFileSync, writeFileSync } from "node:fs"
 import { join, resolve } from "node:path"
 import { parseArgs } from "node:util"
 import { Schema } from "effect"
+import * as Lines from "../shared/lines.ts"
 import { dropTables, resetSqlite } from "../shared/reset.ts"
 import { expectedCounts } from "./counter.ts"
 
@@ -62,7 +63,7 @@ interface Line {
   readonly error?: string
 }
 
-/** A pod as a child process, with a way to wait for one of its JSON lines. */
+/** A pod as a child process, with ways to wait for its JSON lines. */
 const startPod = (podId: string, send?: { readonly from: number; readonly count: number }) => {
   const child = ChildProcess.spawn(
     process.execPath,
@@ -82,7 +83,7 @@ const startPod = (podId: string, send?: { readonly from: number; readonly count:
     ],
     { stdio: ["pipe", "pipe", "inherit"] }
   )
-  const waiting: Array<{ readonly test: (line: Line) => boolean; readonly done: (line: Line) => void }> = []
+  const lines = Lines.make<Line>()
   let buffer = ""
   child.stdout.on("data", (chunk: Buffer) => {
     buffer += chunk.toString()
@@ -98,19 +99,17 @@ const startPod = (podId: string, send?: { readonly from: number; readonly count:
         continue
       }
       if ("level" in line && (line as { level: string }).level !== "INFO") console.log(`  [${podId}] ${text}`)
-      for (const waiter of waiting.filter((w) => w.test(line))) {
-        waiting.splice(waiting.indexOf(waiter), 1)
-        waiter.done(line)
-      }
+      lines.push(line)
     }
   })
-  const exited = new Promise<void>((done) => child.on("exit", () => done()))
-  const waitFor = (test: (line: Line) => boolean) =>
-    new Promise<Line>((done, reject) => {
-      waiting.push({ test, done })
-      void exited.then(() => reject(new Error(`pod ${podId} exited`)))
+  const exited = new Promise<void>((done) =>
+    child.on("exit", () => {
+      lines.close(new Error(`pod ${podId} exited`))
+      done()
     })
-  return { child, waitFor, exited }
+  )
+  // `reached`: a line printed while the supervisor was busy elsewhere (restarting east) counts.
+  return { child, reached: lines.reached, next: lines.next, exited }
 }
 
 const pods: Array<ReturnType<typeof startPod>> = []
@@ -120,7 +119,7 @@ process.on("exit", () => {
 const start = async (podId: string, send?: { readonly from: number; readonly count: number }) => {
   const pod = startPod(podId, send)
   pods.push(pod)
-  await pod.waitFor((line) => line.ready !== undefined)
+  await pod.reached((line) => line.ready !== undefined)
   say(
     `▶ ${podId} is up${send === undefined ? "" : `, sending messages ${send.from}..${send.from + send.count - 1}`}`
   )
@@ -133,15 +132,15 @@ say(
 const east = await start("east")
 const north = await start("north", { from: 0, count: TOTAL / 2 })
 const south = await start("south", { from: TOTAL / 2, count: TOTAL / 2 })
-await north.waitFor((line) => (line.sent ?? 0) >= 150)
+await north.reached((line) => (line.sent ?? 0) >= 150)
 say("💥 SIGKILL east mid-stream: its counters move to north and south")
 east.child.kill("SIGKILL")
 await east.exited
-await north.waitFor((line) => (line.sent ?? 0) >= 300)
+await north.reached((line) => (line.sent ?? 0) >= 300)
 await start("east")
 say("  east is back: the shard manager hands some counters back to it")
-await north.waitFor((line) => line.sent === TOTAL / 2)
-await south.waitFor((line) => line.sent === TOTAL / 2)
+await north.reached((line) => line.sent === TOTAL / 2)
+await south.reached((line) => line.sent === TOTAL / 2)
 say(`✔ ${TOTAL} messages accepted (each one durably stored before its send returned)`)
 
 // Asked until every message has been processed (the last ones may still be on their way).
@@ -150,7 +149,7 @@ let counts: Record<string, number> | undefined
 let latency: Line["latency"]
 for (let attempt = 0; attempt < 50; attempt++) {
   north.child.stdin.write(`${JSON.stringify({ get: COUNTERS })}\n`)
-  const answer = await north.waitFor((line) => line.counts !== undefined || line.error !== undefined)
+  const answer = await north.next((line) => line.counts !== undefined || line.error !== undefined)
   if (answer.error !== undefined) fail(`GetCurrent failed: ${answer.error}`)
   counts = answer.counts!
   latency = answer.latency
@@ -181,7 +180,7 @@ const describeLatency = (millis: ReadonlyArray<number> = []) => {
 }
 // One more round, the counters idle now: what an ask costs, to another pod and to this one.
 north.child.stdin.write(`${JSON.stringify({ get: COUNTERS })}\n`)
-latency = (await north.waitFor((line) => line.counts !== undefined || line.error !== undefined)).latency
+latency = (await north.next((line) => line.counts !== undefined || line.error !== undefined)).latency
 say(
   `\nnorth's GetCurrent asks, to counters on other pods (over the network): ${describeLatency(latency?.remote)}`
 )
