@@ -482,13 +482,25 @@ export const make = (
         // those a stand-down was still stopping included.
         const old = registration
         const leftovers = [...active.values()]
+        const allEnded = Effect.forEach(leftovers, (entry) => Deferred.await(entry.ended), { discard: true })
         yield* Effect.forkIn(
           Effect.andThen(
-            Effect.forEach(leftovers, (entry) => Deferred.await(entry.ended), { discard: true }),
+            allEnded,
             Effect.sync(() => former.add(old))
           ),
           scope
         )
+        // Releasing the old marker makes the old registration gone at once, its shards free for
+        // others: first let the runs still stopping end (`loseAll` above waited only for those it
+        // stopped itself; a lapse or a stand-down may have begun stopping others). At most until the
+        // old lease has passed by this pod's clock: from then on the store gives its shards away
+        // anyway, and a run that has not ended is stuck on a write its epoch fences.
+        const leaseLeft = left() + margin
+        if (leaseLeft > 0 && (yield* Effect.timeoutOption(allEnded, leaseLeft))._tag === "None") {
+          yield* Effect.logWarning(
+            `pod ${podId}: some runs of its old registration had not ended when its lease passed; joining again anyway`
+          )
+        }
         yield* Scope.close(membership, Exit.void)
         membership = yield* Scope.fork(scope)
         const registering = now()

@@ -3,7 +3,8 @@
  * ran out by the pod's own clock (`mayWrite`, asked before each write and whenever a fiber of a
  * run resumes), the pod stops every run at once, without waiting for its watchdog (which a
  * renewal succeeding in between would keep from acting); once renewed, it takes its shards again,
- * so their executions are resumed rather than left with their runs stopped.
+ * so their executions are resumed rather than left with their runs stopped. A pod that joins again
+ * gives up its old registration (which frees its shards for others) only once its runs ended.
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Clock, Deferred, Effect } from "effect"
@@ -74,6 +75,81 @@ describe("Pod", () => {
           yield* TestClock.adjust("100 millis")
         expect(acquired.slice(SHARDS).sort()).toEqual(acquired.slice(0, SHARDS).sort())
         expect(pod.mayWrite(shard, epoch)).toBe(true)
+      }).pipe(Effect.scoped)
+  )
+
+  it.effect(
+    "a pod that joins again (the store no longer lists it) waits for the runs a lapse was still stopping before it gives up its old registration",
+    () =>
+      Effect.gen(function* () {
+        const cluster = yield* MemoryJournal.makeCluster
+        const test = yield* Clock.Clock
+        const jump = { millis: 0 }
+        const shifted = () => BigInt(jump.millis) * 1_000_000n
+        const clock: Clock.Clock = {
+          currentTimeMillisUnsafe: () => test.currentTimeMillisUnsafe() + jump.millis,
+          currentTimeMillis: Effect.sync(() => test.currentTimeMillisUnsafe() + jump.millis),
+          currentTimeNanosUnsafe: () => test.currentTimeNanosUnsafe() + shifted(),
+          currentTimeNanos: Effect.sync(() => test.currentTimeNanosUnsafe() + shifted()),
+          monotonicTimeNanosUnsafe: () => test.monotonicTimeNanosUnsafe() + shifted(),
+          monotonicTimeNanos: Effect.sync(() => test.monotonicTimeNanosUnsafe() + shifted()),
+          sleep: (duration) => test.sleep(duration)
+        }
+        // The runs stop slowly: each shard's stop waits for the test.
+        const stopped = yield* Deferred.make<void>()
+        const stopping: Array<number> = []
+        const listener: Pod.ShardListener = {
+          acquired: () => Effect.void,
+          lost: (shard) =>
+            Effect.andThen(
+              Effect.sync(() => void stopping.push(shard)),
+              Deferred.await(stopped)
+            ),
+          handOver: () => Effect.void
+        }
+        // The store says the pod is no longer registered once the test asks (its session ended).
+        const listed = { now: true }
+        const store = {
+          ...cluster.shards,
+          renew: (podId: string, ttl: number) =>
+            listed.now ? cluster.shards.renew(podId, ttl) : Effect.succeed(false)
+        }
+        const settings = yield* Pod.settings({
+          podId: "a",
+          shardCount: SHARDS,
+          leaseTtl: "1 second",
+          ownershipInterval: "100 millis",
+          network: false
+        })
+        const withClock = Effect.provideService(Clock.Clock, clock)
+        const pod = yield* Pod.make(store, settings, listener).pipe(withClock)
+        yield* pod.start.pipe(withClock)
+        const registeredAt = pod.registration()
+        const epochs = Effect.map(cluster.shards.shards, (shards) =>
+          shards.map((s) => `${s.owner}@${s.epoch}`)
+        )
+        const before = yield* epochs
+        yield* TestClock.adjust("100 millis")
+        // 850 ms pass unseen: past the pod's own deadline (900 ms), not its lease (1.1 s). A run
+        // told so makes the pod stop every run; their stops hang.
+        jump.millis = 850
+        const [shard, epoch] = [1, pod.epochOf(1) ?? 1]
+        expect(pod.mayWrite(shard, epoch)).toBe(false)
+        yield* Effect.gen(function* () {
+          while (stopping.length < SHARDS) yield* Effect.sleep("10 millis")
+        }).pipe(Effect.timeout("5 seconds"), TestClock.withLive)
+        // The next renewal hears it is no longer listed: it joins again, but its old runs have not
+        // ended, and its lease (by its clock, until 1.1 s) still runs: it keeps its registration.
+        listed.now = false
+        yield* TestClock.adjust("100 millis")
+        expect(pod.registration()).toBe(registeredAt)
+        expect(yield* epochs).toEqual(before)
+        // The runs end: now it joins again with a new registration.
+        yield* Deferred.succeed(stopped, undefined)
+        listed.now = true
+        for (let step = 0; step < 20 && pod.registration() === registeredAt; step++)
+          yield* TestClock.adjust("10 millis")
+        expect(pod.registration()).not.toBe(registeredAt)
       }).pipe(Effect.scoped)
   )
 })
