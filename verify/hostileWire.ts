@@ -130,3 +130,16 @@ export const serves = async (address: string, timeoutMs = 5_000): Promise<boolea
     connection.destroy()
   }
 }
+
+/**
+ * Whether the pod at `address` answers a request within `withinMs`, asking again as long as it
+ * refuses (it may still count connections whose close has not reached it yet).
+ */
+export const servesWithin = async (address: string, withinMs: number): Promise<boolean> => {
+  const until = Date.now() + withinMs
+  while (true) {
+    if (await serves(address, Math.max(500, Math.min(5_000, until - Date.now())))) return true
+    if (Date.now() >= until) return false
+    await new Promise((resolve) => setTimeout(resolve, 200))
+  }
+}

@@ -9,6 +9,7 @@ import { PostgresJournal } from "effect-cluster/postgres"
 import type { PostgresServer } from "../test/support/PostgresServer.ts"
 import type * as SmallDisk from "../test/support/SmallDisk.ts"
 import type { Cluster } from "./cluster.ts"
+import { aftermath, attack, describeReport, type HostileTarget } from "./hostile.ts"
 import type { Fault } from "./schedule.ts"
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
@@ -20,6 +21,12 @@ export interface Target {
   readonly server: PostgresServer | undefined
   /** The small disk holding the SQLite store (none on PostgreSQL). */
   readonly disk: SmallDisk.SmallDisk | undefined
+  /** The store the pods share (a SQLite file, or the server's URL, not a pod's path to it). */
+  readonly store: string
+  /** The run's seed: each hostile attack draws from it and the fault's moment. */
+  readonly seed: number
+  /** What the hostile sender found wrong (one line each): anomalies of the run. */
+  readonly findings: Array<string>
 }
 
 /** Injects `fault`, waits its duration, heals it; resolves once the cluster has it no more. */
@@ -65,6 +72,8 @@ export const inject = async (target: Target, fault: Fault): Promise<void> => {
       target.disk!.fill()
       await sleep(fault.millis)
       return target.disk!.free()
+    case "hostile":
+      return hostile(target, fault.at)
     case "kill":
     case "restart":
     case "skew":
@@ -72,6 +81,33 @@ export const inject = async (target: Target, fault: Fault): Promise<void> => {
       await sleep(fault.kind === "skew" ? 0 : fault.millis)
       // A skewed clock lasts as long as the process: until the pod's next restart.
       return target.cluster.spawn(fault.pod, fault.kind === "skew" ? fault.offsetMillis : undefined)
+  }
+}
+
+/**
+ * The hostile sender against the verify pods (`pod.ts`): their entity and workflow, well-formed
+ * messages and requests of them to disguise the bad ones. The misuse of the public API from a pod
+ * of the cluster is left to `test/verify/Hostile.test.ts`: that pod would host types of its own
+ * and take shards of the run. Its honest traffic is checked by the run's checkers.
+ */
+const hostile = async (target: Target, at: number) => {
+  const options: HostileTarget = {
+    store: target.store,
+    seed: target.seed * 1_000 + Math.floor(at / 1_000),
+    entityType: "VerifyCounter",
+    message: (messageId) => JSON.stringify({ _tag: "Add", messageId }),
+    workflow: "Order",
+    request: (id) => JSON.stringify({ _tag: "Order", id, sleepMillis: 0, signal: false, child: false }),
+    floodConnections: 600
+  }
+  const report = await attack(options)
+  const problems = await aftermath(options, report)
+  console.log(
+    `    hostile: ${report.actions.length} actions, ${report.planted.length} rows planted, ${problems.length} problems`
+  )
+  if (problems.length > 0) {
+    for (const line of describeReport(report)) console.log(`      ${line}`)
+    target.findings.push(...problems)
   }
 }
 

@@ -72,6 +72,8 @@ const RATE = 40
 const COUNTERS = 12
 /** The size of the SQLite profile's disk: its store, and room to fill. */
 const DISK_BYTES = 1024 * 1024 * 1024
+/** Runs this long or longer include the hostile sender (its attacks take 20–40 s each). */
+const HOSTILE_MIN_MILLIS = 60_000
 /** How long after the last fault healed every execution must have ended. */
 const LIVENESS_MILLIS = 30_000
 
@@ -85,7 +87,8 @@ const main = async () => {
     durationMillis,
     pods: podCount,
     leaseMillis: LEASE,
-    kinds: backend === "postgres" ? POSTGRES_FAULTS : SQLITE_FAULTS
+    kinds: backend === "postgres" ? POSTGRES_FAULTS : SQLITE_FAULTS,
+    hostile: durationMillis >= HOSTILE_MIN_MILLIS
   })
   console.log(`verify: seed ${seed}, ${backend}, ${podCount} pods, ${durationMillis / 1000} s of faults`)
   const dir = mkdtempSync(join(tmpdir(), "effect-cluster-verify-"))
@@ -110,7 +113,8 @@ const main = async () => {
     // Each fault at its moment, healed after its duration: several may be under way at once. A
     // fault of the whole store waits for those under way, and the others wait for it (a server
     // restart takes longer than its scheduled pause).
-    const target = { cluster, server, disk }
+    const findings: Array<string> = []
+    const target = { cluster, server, disk, store, seed, findings }
     const underWay = new Set<Promise<void>>()
     let storeWide: Promise<void> = Promise.resolve()
     /** Per pod, its fault under way (a restart lasts until the new process is ready). */
@@ -197,7 +201,8 @@ const main = async () => {
     anomalies.push(
       ...checkAll(history, { healedAt, boundMillis: LIVENESS_MILLIS }),
       ...checkReplies(ledger, ended),
-      ...cluster.unexpectedExits().map((message) => ({ checker: "pods", message }))
+      ...cluster.unexpectedExits().map((message) => ({ checker: "pods", message })),
+      ...findings.map((message) => ({ checker: "hostile", message }))
     )
     const count = (type: HistoryEvent["type"]) => history.filter((event) => event.type === type).length
     const summary = {

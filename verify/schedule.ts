@@ -36,6 +36,12 @@ export type FaultKind =
   | "disk-full"
   /** SIGTERM, then a new process whose clock is off by `offsetMillis` (until its next restart). */
   | "skew"
+  /**
+   * The hostile sender (`hostile.ts`) attacks every pod: garbage, oversized and malformed frames,
+   * a hang, a flood of connections, malformed pushes, rows that do not decode (`pod` is ignored).
+   * Long runs only: one every 90–150 s, from 30 s on.
+   */
+  | "hostile"
 
 export interface Fault {
   /** When it begins, in ms from the start of the run. */
@@ -76,10 +82,17 @@ export const POSTGRES_FAULTS: ReadonlyArray<FaultKind> = [
   "store-slow"
 ]
 
-/** Faults of the store: every pod has them, so no other fault overlaps them. */
-const STORE_WIDE: ReadonlySet<FaultKind> = new Set(["terminate", "db-restart", "disk-full"])
+/**
+ * Faults of the store, and the hostile sender: every pod has them, so no other fault overlaps them
+ * (the hostile sender judges how each pod answers: none may be down or cut off meanwhile).
+ */
+const STORE_WIDE: ReadonlySet<FaultKind> = new Set(["terminate", "db-restart", "disk-full", "hostile"])
 
-/** Whether `kind` is a fault of the whole store (no other fault overlaps it). */
+/** The first hostile attack of a long run, and the gap between two. */
+const HOSTILE_FROM = 30_000
+const HOSTILE_GAP = [90_000, 150_000] as const
+
+/** Whether `kind` is a fault of the whole store, or the hostile sender (no other fault overlaps it). */
 export const isStoreWide = (kind: FaultKind): boolean => STORE_WIDE.has(kind)
 
 /** mulberry32: a small, fast, seeded generator of numbers in [0, 1). */
@@ -107,6 +120,8 @@ export const schedule = (
     readonly leaseMillis: number
     /** The kinds to draw from (default: the pod faults, which every backend supports). */
     readonly kinds?: ReadonlyArray<FaultKind> | undefined
+    /** Include the hostile sender, one attack every 90–150 s from 30 s on (default: no). */
+    readonly hostile?: boolean | undefined
   }
 ): ReadonlyArray<Fault> => {
   const next = random(seed)
@@ -114,7 +129,17 @@ export const schedule = (
   const faults: Array<Fault> = []
   const busyUntil = new Array<number>(options.pods).fill(0)
   const kinds: ReadonlyArray<FaultKind> = options.kinds ?? POD_FAULTS
+  let hostileAt = options.hostile === true ? HOSTILE_FROM : Number.POSITIVE_INFINITY
   for (let at = 1_000 + between(0, 1_000); at < options.durationMillis; at += between(2_000, 5_000)) {
+    if (at >= hostileAt) {
+      // Due: no new fault until those under way healed. Its length is the attack's own; the
+      // runner lets no other fault start until it ended.
+      if (busyUntil.some((until) => until > at)) continue
+      faults.push({ at, kind: "hostile", pod: 0, millis: 0 })
+      hostileAt = at + between(HOSTILE_GAP[0], HOSTILE_GAP[1])
+      busyUntil.fill(at + 1_000)
+      continue
+    }
     const pod = between(0, options.pods)
     if (busyUntil[pod]! > at) continue
     const kind = kinds[between(0, kinds.length)]!
@@ -154,8 +179,10 @@ export const describeFault = (fault: Fault): string =>
         ? `${(fault.at / 1000).toFixed(1)} s disk full for ${fault.millis.toLocaleString("en-US")} ms`
         : fault.kind === "skew"
           ? `${(fault.at / 1000).toFixed(1)} s restart pod ${fault.pod} with its clock ${fault.offsetMillis! > 0 ? "ahead" : "behind"} by ${Math.abs(fault.offsetMillis!).toLocaleString("en-US")} ms`
-          : fault.kind === "terminate"
-            ? `${(fault.at / 1000).toFixed(1)} s terminate every pod's PostgreSQL sessions`
-            : fault.kind === "db-restart"
-              ? `${(fault.at / 1000).toFixed(1)} s PostgreSQL stopped for ${fault.millis.toLocaleString("en-US")} ms`
-              : `${(fault.at / 1000).toFixed(1)} s ${fault.kind} pod ${fault.pod} for ${fault.millis.toLocaleString("en-US")} ms`
+          : fault.kind === "hostile"
+            ? `${(fault.at / 1000).toFixed(1)} s the hostile sender attacks every pod`
+            : fault.kind === "terminate"
+              ? `${(fault.at / 1000).toFixed(1)} s terminate every pod's PostgreSQL sessions`
+              : fault.kind === "db-restart"
+                ? `${(fault.at / 1000).toFixed(1)} s PostgreSQL stopped for ${fault.millis.toLocaleString("en-US")} ms`
+                : `${(fault.at / 1000).toFixed(1)} s ${fault.kind} pod ${fault.pod} for ${fault.millis.toLocaleString("en-US")} ms`
