@@ -224,12 +224,21 @@ export const make = (
       schedule: Schedule.spaced(interval),
       times: Math.ceil(ttl / interval)
     }
-    yield* store.init(shardCount).pipe(Effect.retry(unlessBusy))
+    // Joining waits for a store that does not answer yet (a server restarting, a full disk) or a
+    // lock held, with backoff up to 5 s and a warning each time; any other error fails the start.
+    const joining = <A, E>(what: string, effect: Effect.Effect<A, E>) =>
+      effect.pipe(
+        Effect.tapError((error) =>
+          isTransient(error) && !isBusy(error)
+            ? Effect.logWarning(`pod ${podId}: ${what} failed; trying again until the store answers`, error)
+            : Effect.void
+        ),
+        Effect.retry({ while: isTransient, schedule: joinBackoff(interval) })
+      )
+    yield* joining("initializing the shards", store.init(shardCount))
     const scope = yield* Effect.scope
     let membership = yield* Scope.fork(scope)
-    yield* Scope.provide(store.register(podId, ttl, settings.address), membership).pipe(
-      Effect.retry(unlessBusy)
-    )
+    yield* joining("registering", Scope.provide(store.register(podId, ttl, settings.address), membership))
 
     /** Shards being handed over now (their runs finishing, then released). */
     const handingOver = new Set<number>()
@@ -558,6 +567,18 @@ export const make = (
 
 /** Whether a store operation gave up waiting for a lock another pod holds (`ShardStoreError.busy`). */
 const isBusy = (error: unknown): boolean => error instanceof ShardStoreError && error.busy === true
+
+/** Whether a store operation failed for a passing reason (a busy lock included): worth retrying. */
+const isTransient = (error: unknown): boolean =>
+  error instanceof ShardStoreError && (error.transient || error.busy === true)
+
+/** Joining's backoff: from the pod's round interval, doubling, at most 5 s apart. */
+const joinBackoff = (interval: number) =>
+  Schedule.exponential(interval).pipe(
+    Schedule.modifyDelay(({ duration }) => Effect.succeed(Duration.min(duration, JOIN_BACKOFF_MAX)))
+  )
+
+const JOIN_BACKOFF_MAX = Duration.seconds(5)
 
 const describeMoves = (moves: ReadonlyArray<{ readonly shard: number; readonly to: string }>): string => {
   const byPod = new Map<string, Array<number>>()
