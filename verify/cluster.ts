@@ -10,6 +10,9 @@ import * as ChildPod from "../test/support/ChildPod.ts"
 import { freePort } from "../test/support/freePort.ts"
 import * as TcpProxy from "../test/support/TcpProxy.ts"
 
+/** A pod whose processes exit before they are ready this many times in a row is not started again. */
+const MAX_FAILED_STARTS = 5
+
 /** What a pod prints (see `pod.ts`). */
 export interface PodMessage {
   readonly ready?: string
@@ -87,6 +90,8 @@ export const start = async (options: {
   const processes: Array<{ readonly name: string; readonly child: ChildPod.ChildPod<PodMessage> }> = []
   const stopping = new Set<ChildPod.ChildPod<PodMessage>>()
   const unexpected: Array<string> = []
+  /** Per pod, the processes in a row that exited before they were ready. */
+  const failedStarts = pods.map(() => 0)
   let disposing = false
   const spawn = async (index: number, clockOffsetMillis?: number) => {
     const pod = pods[index]!
@@ -111,12 +116,27 @@ export const start = async (options: {
     pod.child = child
     processes.push({ name, child })
     // A process that exits unasked is a finding; the pod gets a new one, so the run goes on.
-    void child.exited.then((exit) => {
+    let replacement: Promise<void> | undefined
+    const exited = child.exited.then((exit) => {
       if (disposing || stopping.has(child)) return
       unexpected.push(`${name} exited on its own (code ${exit.code}, signal ${exit.signal})`)
-      if (pod.child === child) void spawn(index, clockOffsetMillis).catch(() => {})
+      if (pod.child !== child) return
+      if (++failedStarts[index]! > MAX_FAILED_STARTS) {
+        unexpected.push(`pod ${index} failed to start ${MAX_FAILED_STARTS} times in a row; not started again`)
+        return
+      }
+      replacement = spawn(index, clockOffsetMillis)
+      replacement.catch(() => {})
     })
-    await child.waitFor((message) => message.ready !== undefined, 60_000)
+    try {
+      await child.waitFor((message) => message.ready !== undefined, 60_000)
+      failedStarts[index] = 0
+    } catch (error) {
+      // It exited before it was ready (counted above): the pod is ready once its replacement is.
+      await exited
+      if (replacement === undefined) throw error
+      return replacement
+    }
   }
   const cluster: Cluster = {
     pods,

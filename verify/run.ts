@@ -111,30 +111,50 @@ const main = async () => {
     })
     const pods = cluster.pods
     // Each fault at its moment, healed after its duration: several may be under way at once. A
-    // fault of the whole store waits for those under way, and the others wait for it (a server
-    // restart takes longer than its scheduled pause).
+    // fault of the whole store waits until none is under way, and no other starts while it is (a
+    // server restart takes longer than its scheduled pause); faults of one pod wait for each other.
     const findings: Array<string> = []
     const target = { cluster, server, disk, store, seed, findings }
     const underWay = new Set<Promise<void>>()
+    /** The store-wide fault under way (or the last one), and whether it is under way. */
     let storeWide: Promise<void> = Promise.resolve()
-    /** Per pod, its fault under way (a restart lasts until the new process is ready). */
+    let storeWideRunning = false
+    /** Per pod, its fault under way or queued (a restart lasts until the new process is ready). */
     const podBusy = new Map<number, Promise<void>>()
     const run = (fault: Fault) => {
       const injecting = inject(target, fault)
       underWay.add(injecting)
       return injecting.finally(() => underWay.delete(injecting))
     }
+    const whenNoStoreWide = async () => {
+      while (storeWideRunning) await storeWide
+    }
     await Promise.all(
       faults.map(async (fault) => {
         await sleep(started + fault.at - Date.now())
-        await storeWide
+        await whenNoStoreWide()
         console.log(`  ${describeFault(fault)}`)
         injected.set(fault.kind, (injected.get(fault.kind) ?? 0) + 1)
         if (isStoreWide(fault.kind)) {
-          storeWide = Promise.all(underWay).then(() => run(fault))
+          const previous = storeWide
+          storeWide = (async () => {
+            await previous.catch(() => {})
+            // Synchronously from the last check to the start: no pod fault slips in between.
+            while (underWay.size > 0) await Promise.all(underWay)
+            storeWideRunning = true
+            try {
+              await run(fault)
+            } finally {
+              storeWideRunning = false
+            }
+          })()
           return storeWide
         }
-        const mine = (podBusy.get(fault.pod) ?? Promise.resolve()).then(() => run(fault))
+        const mine = (podBusy.get(fault.pod) ?? Promise.resolve()).then(async () => {
+          // The check and the start in one synchronous step: no store-wide fault slips in between.
+          while (storeWideRunning) await storeWide
+          return run(fault)
+        })
         podBusy.set(fault.pod, mine)
         return mine
       })

@@ -242,26 +242,29 @@ export const make = (
     const context = yield* Effect.context<never>()
     /** The pod's own clock for its lease: never goes back, never under-counts (see `LeaseClock`). */
     const now = LeaseClock.make(clock)
-    // A lock held by a pod frozen inside an ownership transaction is released within the store's
-    // bound (PostgreSQL ends the frozen transaction after TTL/2): wait for it, a bounded number of times.
-    const unlessBusy = {
-      while: isBusy,
-      schedule: Schedule.spaced(interval),
-      times: Math.ceil(ttl / interval)
-    }
-    yield* store.init(shardCount).pipe(Effect.retry(unlessBusy))
+    // Joining waits for a store that does not answer yet (a server restarting, a full disk) or a
+    // lock held, with backoff up to 5 s and a warning each time; any other error fails the start.
+    const joining = <A, E>(what: string, effect: Effect.Effect<A, E>) =>
+      effect.pipe(
+        Effect.tapError((error) =>
+          isTransient(error) && !isBusy(error)
+            ? Effect.logWarning(`pod ${podId}: ${what} failed; trying again until the store answers`, error)
+            : Effect.void
+        ),
+        Effect.retry({ while: isTransient, schedule: joinBackoff(interval) })
+      )
+    yield* joining("initializing the shards", store.init(shardCount))
 
     /**
      * Registers the pod, its marker held in `into`. An earlier process of this pod id that may
      * still be running (`suspect`: on PostgreSQL its session ended while its lease runs; most often
      * the process this one replaces, SIGKILLed a moment ago) makes the store answer busy: the pod
-     * waits for it as long as its lease lasts, whatever this pod's own TTL, unless it is proven
-     * stopped first (`evictIfStopped`: nothing listens at its address on this host any more, or it
-     * stood down when asked) and evicted. Any other busy answer (a lock held by a pod frozen in its
-     * transaction) is retried a bounded number of times, as `unlessBusy` says.
+     * waits for it as long as its lease lasts, whatever this pod's own TTL, trying again every
+     * interval (not `joining`'s backoff: it joins within an interval of that lease's end), unless
+     * it is proven stopped first (`evictIfStopped`: nothing listens at its address on this host any
+     * more, or it stood down when asked) and evicted. Other failures are `joining`'s.
      */
     const register = (into: Scope.Scope) => {
-      let busyTries = 0
       /** The earlier registration this one waits for, once it said so. */
       let waitingFor: number | undefined
       const attempt: Effect.Effect<number, DuplicatePodError | ShardStoreError> = Effect.catchIf(
@@ -274,12 +277,7 @@ export const make = (
               pods._tag === "Some"
                 ? pods.value.find((pod) => pod.podId === podId && pod.liveness === "suspect")
                 : undefined
-            if (earlier === undefined) {
-              busyTries++
-              if (busyTries > unlessBusy.times) return yield* error
-              yield* Effect.sleep(interval)
-              return yield* attempt
-            }
+            if (earlier === undefined) return yield* error
             if (waitingFor !== earlier.registeredAt) {
               waitingFor = earlier.registeredAt
               yield* Effect.logInfo(
@@ -296,7 +294,7 @@ export const make = (
             return yield* attempt
           })
       )
-      return attempt
+      return joining("registering", attempt)
     }
 
     const scope = yield* Effect.scope
@@ -712,6 +710,18 @@ export const make = (
 
 /** Whether a store operation gave up waiting for a lock another pod holds (`ShardStoreError.busy`). */
 const isBusy = (error: unknown): boolean => error instanceof ShardStoreError && error.busy === true
+
+/** Whether a store operation failed for a passing reason (a busy lock included): worth retrying. */
+const isTransient = (error: unknown): boolean =>
+  error instanceof ShardStoreError && (error.transient || error.busy === true)
+
+/** Joining's backoff: from the pod's round interval, doubling, at most 5 s apart. */
+const joinBackoff = (interval: number) =>
+  Schedule.exponential(interval).pipe(
+    Schedule.modifyDelay(({ duration }) => Effect.succeed(Duration.min(duration, JOIN_BACKOFF_MAX)))
+  )
+
+const JOIN_BACKOFF_MAX = Duration.seconds(5)
 
 const describeMoves = (moves: ReadonlyArray<{ readonly shard: number; readonly to: string }>): string => {
   const byPod = new Map<string, Array<number>>()

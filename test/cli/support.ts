@@ -1,11 +1,14 @@
 /**
- * Runs the real `effect-cluster` command (bin/effect-cluster.js, as `npx effect-cluster` does in
- * this repository: the shim re-executes Node on src/cli/main.ts) as a child process, and checks
- * what a user error must look like: a non-zero exit, ONE line on stderr, no stack trace.
+ * Runs the `effect-cluster` command in this process (`src/cli/run.ts`, what `main.ts` runs with
+ * the process's streams), or the real binary (bin/effect-cluster.js, as `npx effect-cluster` does
+ * in this repository: the shim re-executes Node on src/cli/main.ts) as a child process for the
+ * cases that are about the process (`Binary.test.ts`: start-up, exit codes). And checks what a
+ * user error must look like: a non-zero exit, ONE line on stderr, no stack trace.
  */
 import { execFile } from "node:child_process"
 import { join } from "node:path"
 import { expect } from "vitest"
+import { run } from "../../src/cli/run.ts"
 import { nodeBinary, repoRoot } from "../support/ChildPod.ts"
 
 /** What a run printed and how it exited. */
@@ -18,8 +21,27 @@ export interface CliRun {
 /** The environment of the runs: the test's, without DATABASE_URL unless a test gives one. */
 const baseEnv = Object.fromEntries(Object.entries(process.env).filter(([name]) => name !== "DATABASE_URL"))
 
-/** Runs `effect-cluster args...`. */
-export const cli = (
+/** Runs `effect-cluster args...` in this process. */
+export const cli = async (
+  args: ReadonlyArray<string>,
+  env: Readonly<Record<string, string>> = {}
+): Promise<CliRun> => {
+  let stdout = ""
+  let stderr = ""
+  const code = await run(args, {
+    env: { ...baseEnv, ...env },
+    stdout: (text) => {
+      stdout += text
+    },
+    stderr: (text) => {
+      stderr += text
+    }
+  })
+  return { code, stdout, stderr }
+}
+
+/** Runs `effect-cluster args...` as a process of its own: the real binary. */
+export const binary = (
   args: ReadonlyArray<string>,
   env: Readonly<Record<string, string>> = {}
 ): Promise<CliRun> =>

@@ -29,6 +29,13 @@ const loadSqlite = Effect.promise(async () => {
 /** SQLite's primary result codes that mean "another connection holds the lock". */
 const BUSY = 5
 const LOCKED = 6
+/** SQLite's primary result code for "database or disk is full". */
+const FULL = 13
+
+/** Whether creating a lock file failed for want of room: the disk is full (it passes). */
+const isDiskFull = (error: unknown): boolean =>
+  errcode(error) === FULL ||
+  (typeof error === "object" && error !== null && "code" in error && error.code === "ENOSPC")
 
 const errcode = (error: unknown): number | undefined =>
   typeof error === "object" && error !== null && "errcode" in error && typeof error.errcode === "number"
@@ -89,15 +96,22 @@ export const make = (directory: string): LivenessMarker => ({
               return opened
             } catch (error) {
               opened.close()
+              remove(path)
               throw error
             }
           },
           catch: (error) =>
-            new ShardStoreError({
-              operation: "register",
-              detail: `cannot take the lock file ${path} of pod ${JSON.stringify(podId)}: ${String(error)}`,
-              transient: false
-            })
+            isDiskFull(error)
+              ? new ShardStoreError({
+                  operation: "register",
+                  detail: `cannot take the lock file ${path} of pod ${JSON.stringify(podId)}: the disk is full (${String(error)})`,
+                  transient: true
+                })
+              : new ShardStoreError({
+                  operation: "register",
+                  detail: `cannot take the lock file ${path} of pod ${JSON.stringify(podId)}: ${String(error)}`,
+                  transient: false
+                })
         })
         return { db, path }
       }),

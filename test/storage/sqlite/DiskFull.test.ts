@@ -7,7 +7,8 @@
  * `tmpfs`, in a mount namespace of its own (`SmallDisk`; it needs root or user namespaces and fails
  * loudly without them), fills the disk while executions run, and frees it a few seconds after the
  * first write failed. Nothing acknowledged is lost, no attempt runs twice, the file stays sound,
- * the pods ride it out without crashing, and every execution completes.
+ * the pods ride it out without crashing, and every execution completes. A pod started while the
+ * disk is full waits for room (it cannot take its lock file nor register), then joins.
  */
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
@@ -122,7 +123,9 @@ describe("a full disk under the embedded store", () => {
         "ready",
         "filled",
         "a write failed",
+        "a pod started on the full disk waits",
         "freed",
+        "the late pod joined",
         "every start acknowledged"
       ])
 

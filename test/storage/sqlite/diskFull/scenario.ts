@@ -5,6 +5,7 @@
  * they run, for `fullMillis` after the first write failed for lack of space, then freed. It prints
  * JSON lines: `{"step": ...}` as it goes, then `{"report": ...}` with every stored execution, the
  * file's `PRAGMA integrity_check`, and what each pod printed (its warnings, whether it exited).
+ * While the disk is full, one more pod starts: it must wait for room, not exit, and then join.
  * The ledger is a file outside the small disk (argument), for the test to check.
  *
  * Usage: node --conditions=@effect-cluster/source scenario.ts '<json options>'
@@ -59,9 +60,19 @@ say({ step: "filled", bytes: filled })
 // Until a write failed for lack of space (the WAL may have room left for a while), then a while more.
 const failed = await Promise.race(pods.map((pod) => pod.waitFor(diskFull, 60_000)))
 say({ step: "a write failed", afterMillis: Date.now() - filledAt, message: failed.message })
+// A pod that starts now cannot register (no room for its lock file, nor for a row): it waits
+// for the store, and joins once there is room again.
+const late = startPod(store, { podId: "late", leaseTtlMillis: options.leaseTtlMillis, activityMillis: 20 })
+await late.waitFor(
+  (m) => m.level === "WARN" && /trying again until the store answers/.test(JSON.stringify(m.message ?? "")),
+  60_000
+)
+say({ step: "a pod started on the full disk waits" })
 await sleep(options.fullMillis)
 disk.free()
 say({ step: "freed", fullForMillis: Date.now() - filledAt })
+await late.waitFor((m) => m.ready !== undefined, 60_000)
+say({ step: "the late pod joined" })
 
 for (const pod of pods) await pod.waitFor((m) => m.submitted === options.perPod, 120_000)
 say({ step: "every start acknowledged" })
@@ -77,14 +88,15 @@ await runtime.dispose()
 const db = new DatabaseSync(store.location)
 const integrity = db.prepare("PRAGMA integrity_check").all()
 db.close()
-for (const pod of pods) pod.kill("SIGTERM")
-const exits = await Promise.all(pods.map((pod) => pod.exited))
+const all = [...pods, late]
+for (const pod of all) pod.kill("SIGTERM")
+const exits = await Promise.all(all.map((pod) => pod.exited))
 say({
   report: {
     executions,
     integrity,
-    pods: pods.map((pod, i) => ({
-      podId: `pod-${i}`,
+    pods: all.map((pod, i) => ({
+      podId: pod === late ? "late" : `pod-${i}`,
       exit: exits[i],
       stopped: pod.messages.some((m) => m.stopped !== undefined),
       warnings: pod.messages.filter(
