@@ -263,8 +263,12 @@ const main = Effect.gen(function* () {
       Effect.forEach(
         Array.from({ length: command.dump }, (_, n) => counterOf(n)),
         (entity) =>
+          // Asked again while it fails (a shard still moving after the heal, an owner restarting):
+          // the runner gives the whole read a minute, and reports the last failure.
           Effect.map(
-            counters.send(entity)(new Dump({ messageId: `dump-${prefix}-${Date.now()}-${entity}` })),
+            Effect.suspend(() =>
+              counters.send(entity)(new Dump({ messageId: `dump-${prefix}-${Date.now()}-${entity}` }))
+            ).pipe(Effect.retry({ schedule: Schedule.spaced("500 millis"), times: 60 })),
             (applied) => [entity, applied] as const
           ),
         { concurrency: 4 }

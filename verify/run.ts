@@ -207,7 +207,7 @@ const main = async () => {
     reader.send({ dump: COUNTERS })
     const dumped = await reader.waitFor(
       (message) => message.dump !== undefined || message.dumpError !== undefined,
-      LIVENESS_MILLIS
+      2 * LIVENESS_MILLIS
     )
     if (dumped.dump === undefined) throw new Error(`the counters could not be read: ${dumped.dumpError}`)
     const ledger = readLedger(ledgerFile)
