@@ -10,6 +10,9 @@ import * as ChildPod from "../test/support/ChildPod.ts"
 import { freePort } from "../test/support/freePort.ts"
 import * as TcpProxy from "../test/support/TcpProxy.ts"
 
+/** How long a stopped process may take to exit (a graceful stop hands its shards back first). */
+const STOP_MILLIS = 30_000
+
 /** A pod whose processes exit before they are ready this many times in a row is not started again. */
 const MAX_FAILED_STARTS = 5
 
@@ -117,7 +120,9 @@ export const start = async (options: {
     processes.push({ name, child })
     // A process that exits unasked is a finding; the pod gets a new one, so the run goes on.
     let replacement: Promise<void> | undefined
+    let hasExited = false
     const exited = child.exited.then((exit) => {
+      hasExited = true
       if (disposing || stopping.has(child)) return
       unexpected.push(`${name} exited on its own (code ${exit.code}, signal ${exit.signal})`)
       if (pod.child !== child) return
@@ -133,7 +138,9 @@ export const start = async (options: {
       failedStarts[index] = 0
     } catch (error) {
       // It exited before it was ready (counted above): the pod is ready once its replacement is.
-      await exited
+      // Not ready in time but still running: the caller's failure.
+      await Promise.race([exited, new Promise((resolve) => setTimeout(resolve, 1_000))])
+      if (!hasExited) throw error
       if (replacement === undefined) throw error
       return replacement
     }
@@ -145,7 +152,18 @@ export const start = async (options: {
       const child = pods[index]!.child!
       stopping.add(child)
       child.kill(signal)
-      await child.exited
+      // A graceful stop that does not end is a finding; the process is then killed, so the run
+      // goes on.
+      const stopped = await Promise.race([
+        child.exited.then(() => true),
+        new Promise<false>((resolve) => setTimeout(() => resolve(false), STOP_MILLIS))
+      ])
+      if (!stopped) {
+        const name = processes.find((entry) => entry.child === child)?.name ?? `pod ${index}`
+        unexpected.push(`${name} did not exit within ${STOP_MILLIS} ms of ${signal}; killed`)
+        child.kill("SIGKILL")
+        await child.exited
+      }
     },
     unexpectedExits: () => unexpected,
     saveLogs: (dir) => {
