@@ -100,6 +100,7 @@ const main = async () => {
   const started = Date.now()
   const until = started + durationMillis
   const anomalies: Array<Anomaly> = []
+  let crashed = false
   const injected = new Map<string, number>()
   let cluster: Cluster.Cluster | undefined
   try {
@@ -244,13 +245,20 @@ const main = async () => {
         `faults: ${[...injected].map(([kind, n]) => `${n} ${kind}`).join(", ") || "none"}; ${anomalies.length} anomalies`
     )
     console.log(`verify-summary ${JSON.stringify(summary)}`)
+  } catch (error) {
+    // The run itself failed (a pod never ready, a read that never answered): keep what it saw.
+    crashed = true
+    throw error
   } finally {
-    if (anomalies.length > 0) cluster?.saveLogs(dir)
+    const keep = anomalies.length > 0 || crashed
+    if (keep) cluster?.saveLogs(dir)
     await cluster?.dispose()
-    await server?.dispose()
+    await server
+      ?.dispose()
+      .catch((error) => console.log(`verify: the PostgreSQL server did not stop cleanly: ${error}`))
     if (disk !== undefined) {
       disk.free()
-      if (anomalies.length > 0) {
+      if (keep) {
         for (const file of readdirSync(disk.path)) {
           cpSync(join(disk.path, file), join(dir, file), { recursive: true })
         }
@@ -258,7 +266,7 @@ const main = async () => {
       disk.unmount()
     }
     // A failing run keeps its ledger and store for a look.
-    if (anomalies.length === 0) rmSync(dir, { recursive: true, force: true })
+    if (!keep) rmSync(dir, { recursive: true, force: true })
     else console.log(`verify: the ledger and the store are kept in ${dir}`)
   }
   if (anomalies.length > 0) {
