@@ -9,6 +9,30 @@ import { type RunHandle, type RunnerEnvironment, start as startRun } from "./Exe
 import { fenced } from "./FencedJournal.ts"
 import type { Ownership } from "./Ownership.ts"
 
+/** After this long, runs told to stop that have not ended are named in a warning (once). */
+const SLOW_STOP_MILLIS = 10_000
+
+/**
+ * Waits for `handles` to end. Runs that have not after `SLOW_STOP_MILLIS` are named in a warning:
+ * the shard waits for them (it is neither released nor taken again meanwhile).
+ */
+const untilEnded = (shard: number, handles: ReadonlyArray<RunHandle>): Effect.Effect<void> => {
+  const ended = Effect.forEach(handles, (handle) => Deferred.await(handle.outcome), { discard: true })
+  return Effect.flatMap(Effect.timeoutOption(ended, SLOW_STOP_MILLIS), (done) => {
+    if (done._tag === "Some") return Effect.void
+    const left = handles.filter((handle) => !Deferred.isDoneUnsafe(handle.outcome))
+    return Effect.andThen(
+      Effect.logWarning(
+        `shard ${shard}: ${left.length} run(s) told to stop have not ended after ${SLOW_STOP_MILLIS} ms: ${left
+          .slice(0, 5)
+          .map((handle) => handle.state.executionId)
+          .join(", ")}${left.length > 5 ? ", ..." : ""}`
+      ),
+      ended
+    )
+  })
+}
+
 export class Runs {
   private readonly running = new Map<string, RunHandle>()
   /**
@@ -121,7 +145,7 @@ export class Runs {
         owner.shardOf(id) === shard ? [handle] : []
       )
       for (const handle of handles) handle.state.stopNow({ _tag: "Shutdown" })
-      return Effect.forEach(handles, (handle) => Deferred.await(handle.outcome), { discard: true })
+      return untilEnded(shard, handles)
     })
   }
 
