@@ -127,13 +127,10 @@ const main = async () => {
       underWay.add(injecting)
       return injecting.finally(() => underWay.delete(injecting))
     }
-    const whenNoStoreWide = async () => {
-      while (storeWideRunning) await storeWide
-    }
     await Promise.all(
       faults.map(async (fault) => {
         await sleep(started + fault.at - Date.now())
-        await whenNoStoreWide()
+        while (storeWideRunning) await storeWide
         console.log(`  ${describeFault(fault)}`)
         injected.set(fault.kind, (injected.get(fault.kind) ?? 0) + 1)
         if (isStoreWide(fault.kind)) {
