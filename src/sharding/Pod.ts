@@ -81,7 +81,10 @@ export interface PodOptions {
 
 /** What the pod tells the engine. */
 export interface ShardListener {
-  /** The pod owns `shard` at `epoch` from now on: resume its executions (without blocking). */
+  /**
+   * The pod owns `shard` at `epoch` from now on: resume its executions (without blocking). Called
+   * only once the `lost` or `handOver` of an earlier epoch of the shard has returned.
+   */
   readonly acquired: (shard: number, epoch: number) => Effect.Effect<void>
   /** The pod no longer runs `shard`: stop its runs; returns once they ended. */
   readonly lost: (shard: number) => Effect.Effect<void>
@@ -408,7 +411,13 @@ export const make = (
         }
         const current = active.get(row.shard)
         if (current?.epoch === row.epoch) continue
-        if (current !== undefined) yield* lose(row.shard, current.epoch)
+        if (current !== undefined) {
+          yield* lose(row.shard, current.epoch)
+          // Runs of an earlier epoch still stopping (a lapse or a stand-down began it, and one of
+          // them hangs on a write) keep the shard until they end: a shard is taken again only
+          // once its `lost` returned, so no run of it is resumed beside one still stopping.
+          if (active.has(row.shard)) continue
+        }
         // Checked with no yield before the shard is taken: a pod that stood down meanwhile takes none.
         if (relinquished) return
         active.set(row.shard, {

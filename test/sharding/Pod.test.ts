@@ -14,26 +14,41 @@ import * as Pod from "../../src/sharding/Pod.ts"
 
 const SHARDS = 4
 
+/**
+ * The test's clock, plus a jump that no sleeper sees: the pod finds time gone by, as after a
+ * stall, while its watchdog still sleeps.
+ */
+const jumpingClock = Effect.map(Clock.Clock, (test) => {
+  const jump = { millis: 0 }
+  const shifted = () => BigInt(jump.millis) * 1_000_000n
+  const clock: Clock.Clock = {
+    currentTimeMillisUnsafe: () => test.currentTimeMillisUnsafe() + jump.millis,
+    currentTimeMillis: Effect.sync(() => test.currentTimeMillisUnsafe() + jump.millis),
+    currentTimeNanosUnsafe: () => test.currentTimeNanosUnsafe() + shifted(),
+    currentTimeNanos: Effect.sync(() => test.currentTimeNanosUnsafe() + shifted()),
+    monotonicTimeNanosUnsafe: () => test.monotonicTimeNanosUnsafe() + shifted(),
+    monotonicTimeNanos: Effect.sync(() => test.monotonicTimeNanosUnsafe() + shifted()),
+    sleep: (duration) => test.sleep(duration)
+  }
+  return { clock, jump }
+})
+
+/** A pod of its own: 1 s lease, a round every 100 ms. */
+const podSettings = Pod.settings({
+  podId: "a",
+  shardCount: SHARDS,
+  leaseTtl: "1 second",
+  ownershipInterval: "100 millis",
+  network: false
+})
+
 describe("Pod", () => {
   it.effect(
     "a run told its lease ran out makes the pod stop every run at once; renewed, it takes its shards again",
     () =>
       Effect.gen(function* () {
         const cluster = yield* MemoryJournal.makeCluster
-        // The test's clock, plus a jump that no sleeper sees: the pod finds time gone by, as after a
-        // stall, while its watchdog still sleeps.
-        const test = yield* Clock.Clock
-        const jump = { millis: 0 }
-        const shifted = () => BigInt(jump.millis) * 1_000_000n
-        const clock: Clock.Clock = {
-          currentTimeMillisUnsafe: () => test.currentTimeMillisUnsafe() + jump.millis,
-          currentTimeMillis: Effect.sync(() => test.currentTimeMillisUnsafe() + jump.millis),
-          currentTimeNanosUnsafe: () => test.currentTimeNanosUnsafe() + shifted(),
-          currentTimeNanos: Effect.sync(() => test.currentTimeNanosUnsafe() + shifted()),
-          monotonicTimeNanosUnsafe: () => test.monotonicTimeNanosUnsafe() + shifted(),
-          monotonicTimeNanos: Effect.sync(() => test.monotonicTimeNanosUnsafe() + shifted()),
-          sleep: (duration) => test.sleep(duration)
-        }
+        const { clock, jump } = yield* jumpingClock
         const acquired: Array<string> = []
         const lost: Array<number> = []
         const allLost = yield* Deferred.make<void>()
@@ -46,13 +61,7 @@ describe("Pod", () => {
             }),
           handOver: () => Effect.void
         }
-        const settings = yield* Pod.settings({
-          podId: "a",
-          shardCount: SHARDS,
-          leaseTtl: "1 second",
-          ownershipInterval: "100 millis",
-          network: false
-        })
+        const settings = yield* podSettings
         const withClock = Effect.provideService(Clock.Clock, clock)
         const pod = yield* Pod.make(cluster.shards, settings, listener).pipe(withClock)
         yield* pod.start.pipe(withClock)
@@ -83,18 +92,7 @@ describe("Pod", () => {
     () =>
       Effect.gen(function* () {
         const cluster = yield* MemoryJournal.makeCluster
-        const test = yield* Clock.Clock
-        const jump = { millis: 0 }
-        const shifted = () => BigInt(jump.millis) * 1_000_000n
-        const clock: Clock.Clock = {
-          currentTimeMillisUnsafe: () => test.currentTimeMillisUnsafe() + jump.millis,
-          currentTimeMillis: Effect.sync(() => test.currentTimeMillisUnsafe() + jump.millis),
-          currentTimeNanosUnsafe: () => test.currentTimeNanosUnsafe() + shifted(),
-          currentTimeNanos: Effect.sync(() => test.currentTimeNanosUnsafe() + shifted()),
-          monotonicTimeNanosUnsafe: () => test.monotonicTimeNanosUnsafe() + shifted(),
-          monotonicTimeNanos: Effect.sync(() => test.monotonicTimeNanosUnsafe() + shifted()),
-          sleep: (duration) => test.sleep(duration)
-        }
+        const { clock, jump } = yield* jumpingClock
         // The runs stop slowly: each shard's stop waits for the test.
         const stopped = yield* Deferred.make<void>()
         const stopping: Array<number> = []
@@ -114,13 +112,7 @@ describe("Pod", () => {
           renew: (podId: string, ttl: number) =>
             listed.now ? cluster.shards.renew(podId, ttl) : Effect.succeed(false)
         }
-        const settings = yield* Pod.settings({
-          podId: "a",
-          shardCount: SHARDS,
-          leaseTtl: "1 second",
-          ownershipInterval: "100 millis",
-          network: false
-        })
+        const settings = yield* podSettings
         const withClock = Effect.provideService(Clock.Clock, clock)
         const pod = yield* Pod.make(store, settings, listener).pipe(withClock)
         yield* pod.start.pipe(withClock)
@@ -150,6 +142,71 @@ describe("Pod", () => {
         for (let step = 0; step < 20 && pod.registration() === registeredAt; step++)
           yield* TestClock.adjust("10 millis")
         expect(pod.registration()).not.toBe(registeredAt)
+      }).pipe(Effect.scoped)
+  )
+
+  it.effect(
+    "a shard given again at a new epoch is taken only once the runs of its earlier epoch have ended",
+    () =>
+      Effect.gen(function* () {
+        const cluster = yield* MemoryJournal.makeCluster
+        const { clock, jump } = yield* jumpingClock
+        // The runs stop slowly: each shard's stop waits for the test.
+        const stopped = yield* Deferred.make<void>()
+        const stopping: Array<number> = []
+        const acquired: Array<string> = []
+        const listener: Pod.ShardListener = {
+          acquired: (shard, epoch) => Effect.sync(() => void acquired.push(`${shard}@${epoch}`)),
+          lost: (shard) =>
+            Effect.andThen(
+              Effect.sync(() => void stopping.push(shard)),
+              Deferred.await(stopped)
+            ),
+          handOver: () => Effect.void
+        }
+        const listed = { now: true }
+        const store = {
+          ...cluster.shards,
+          renew: (podId: string, ttl: number) =>
+            listed.now ? cluster.shards.renew(podId, ttl) : Effect.succeed(false)
+        }
+        const settings = yield* podSettings
+        const withClock = Effect.provideService(Clock.Clock, clock)
+        const pod = yield* Pod.make(store, settings, listener).pipe(withClock)
+        yield* pod.start.pipe(withClock)
+        const registeredAt = pod.registration()
+        const first = [...acquired]
+        expect(first).toHaveLength(SHARDS)
+        yield* TestClock.adjust("100 millis")
+        // A stall past the pod's own deadline: its runs are told to stop, and their stops hang.
+        jump.millis = 850
+        expect(pod.mayWrite(1, pod.epochOf(1) ?? 1)).toBe(false)
+        yield* Effect.gen(function* () {
+          while (stopping.length < SHARDS) yield* Effect.sleep("10 millis")
+        }).pipe(Effect.timeout("5 seconds"), TestClock.withLive)
+        // The store no longer lists it: it joins again once its old lease passed, the old runs
+        // still stopping, and the store gives it the same shards at new epochs.
+        listed.now = false
+        yield* TestClock.adjust("100 millis")
+        listed.now = true
+        for (let step = 0; step < 300 && pod.registration() === registeredAt; step++)
+          yield* TestClock.adjust("10 millis")
+        expect(pod.registration()).not.toBe(registeredAt)
+        const given = () =>
+          Effect.map(cluster.shards.shardsOf("a"), (rows) => rows.map((row) => `${row.shard}@${row.epoch}`))
+        for (let step = 0; step < 20 && (yield* given()).length < SHARDS; step++)
+          yield* TestClock.adjust("100 millis")
+        const again = yield* given()
+        expect(again).toHaveLength(SHARDS)
+        expect(again.filter((shard) => first.includes(shard))).toEqual([])
+        // Given, but not taken: the runs of the earlier epochs have not ended.
+        for (let step = 0; step < 5; step++) yield* TestClock.adjust("100 millis")
+        expect(acquired).toEqual(first)
+        // They end: the shards are taken at their new epochs.
+        yield* Deferred.succeed(stopped, undefined)
+        for (let step = 0; step < 20 && acquired.length < 2 * SHARDS; step++)
+          yield* TestClock.adjust("100 millis")
+        expect(acquired.slice(SHARDS).sort()).toEqual([...again].sort())
       }).pipe(Effect.scoped)
   )
 })
