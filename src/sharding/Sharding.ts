@@ -72,6 +72,11 @@ export interface ShardingOptions {
    * processing. Default 1 day.
    */
   readonly replyRetention?: Duration.Input | undefined
+  /**
+   * How long stopping waits for the entities to stop (their handlers interrupted, their last
+   * writes ended) before it goes on without them. Default 10 seconds.
+   */
+  readonly shutdownTimeout?: Duration.Input | undefined
 }
 
 /** Options of `registerEntity`. */
@@ -120,6 +125,29 @@ interface Registered {
   readonly type: AnyEntityType
   readonly runtime: EntityRuntime.EntityRuntime
 }
+
+/**
+ * Stops every entity, for at most `timeoutMillis`: a handler that does not end when interrupted
+ * (or a write the store never answers) must not keep the process from stopping. The entities left
+ * are named by type; their messages stay stored, and the shard's next owner handles them.
+ */
+const stopEntities = (types: ReadonlyArray<Registered>, timeoutMillis: number): Effect.Effect<void> =>
+  Effect.gen(function* () {
+    const late: Array<string> = []
+    yield* Effect.forEach(
+      types,
+      ({ type, runtime }) =>
+        Effect.map(Effect.timeoutOption(runtime.stopAll, timeoutMillis), (stopped) => {
+          if (stopped._tag === "None") late.push(type.name)
+        }),
+      { concurrency: "unbounded", discard: true }
+    )
+    if (late.length > 0) {
+      yield* Effect.logWarning(
+        `shutdown: entities of ${late.join(", ")} had not stopped within ${timeoutMillis} ms; stopping without them (their stored messages are handled by the shards' next owners)`
+      )
+    }
+  })
 
 /** Builds the sharding of this process on the `Membership` and `EntityStore` in context. */
 export const make = (
@@ -227,11 +255,12 @@ export const make = (
           }).pipe(Effect.ensuring(Effect.sync(() => owned.delete(shard))))
         )
     })
+    const shutdownMillis = millis(options?.shutdownTimeout, "10 seconds")
     yield* Effect.addFinalizer(() =>
       Effect.andThen(
         // Other pods take this pod's shards over while its entities stop.
         pod?.leave ?? Effect.void,
-        Effect.forEach([...types.values()], ({ runtime }) => runtime.stopAll, { discard: true })
+        stopEntities([...types.values()], shutdownMillis)
       )
     )
 

@@ -4,7 +4,7 @@
  * Entities across real processes, with SIGKILL and rebalancing, are in `test/cluster/`.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Deferred, Effect, Exit, Fiber, Option, Ref, Schema } from "effect"
+import { Deferred, Effect, Exit, Fiber, Layer, Logger, Option, Ref, Schema, Scope } from "effect"
 import * as EntityErrors from "../../src/sharding/EntityErrors.ts"
 import type { EntityStore } from "../../src/sharding/EntityStore.ts"
 import * as Message from "../../src/sharding/Message.ts"
@@ -467,5 +467,49 @@ describe("failures", () => {
           expect(yield* slow.send("s")(new GetCurrent({ messageId: "g" }))).toBe(42)
         })
       )
+  )
+})
+
+describe("stopping", () => {
+  it.live(
+    "a handler that does not end when interrupted holds the sharding's stop back only until its shutdown timeout, and is named",
+    () =>
+      Effect.gen(function* () {
+        const lines: Array<string> = []
+        const logger = Logger.make(({ message }) => {
+          lines.push(Array.isArray(message) ? message.map(String).join(" ") : String(message))
+        })
+        const Stubborn = RecipientType.makeEntityType(
+          "Stubborn",
+          Schema.Struct({ id: Schema.String }),
+          (_) => _.id
+        )
+        const entered = yield* Deferred.make<void>()
+        const scope = yield* Scope.make()
+        const context = yield* Layer.buildWithScope(
+          singleProcess(MemoryEntityStore.make(), { shutdownTimeout: "300 millis" }).pipe(
+            Layer.provideMerge(Logger.layer([logger]))
+          ),
+          scope
+        )
+        yield* Effect.gen(function* () {
+          yield* Sharding.registerEntity(Stubborn)(
+            RecipientBehaviour.fromFunctionEffect(() =>
+              Effect.andThen(
+                Deferred.succeed(entered, undefined),
+                Effect.uninterruptible(Effect.sleep("1 hour"))
+              ).pipe(Effect.as(MessageState.Processed(Option.none())))
+            )
+          )
+          const stubborn = yield* Sharding.messenger(Stubborn)
+          yield* stubborn.sendDiscard("s")({ id: "m-1" })
+        }).pipe(Effect.provide(context))
+        yield* Deferred.await(entered)
+        // Without the bound, closing waits for the hour (the test's own timeout fails first).
+        yield* Scope.close(scope, Exit.void)
+        expect(
+          lines.some((line) => line.includes("entities of Stubborn had not stopped within 300 ms"))
+        ).toBe(true)
+      })
   )
 })

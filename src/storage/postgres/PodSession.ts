@@ -21,6 +21,9 @@ import type { LivenessMarker } from "../sql/SqlShardStore.ts"
 /** The server's clock in epoch ms, as the store judges leases. */
 const SERVER_NOW = "(extract(epoch from clock_timestamp()) * 1000)::bigint"
 
+/** How long releasing the lock may take before the pod goes on stopping without it. */
+const UNLOCK_TIMEOUT = "2 seconds"
+
 /** Tries this many random keys before giving up (each is taken by another live pod). */
 const ATTEMPTS = 8
 
@@ -73,8 +76,12 @@ export const make = (sql: SqlClient, prefix: string): LivenessMarker => {
                 Effect.sync(() => {
                   if (sessions.get(podId) === session) sessions.delete(podId)
                 }),
+                // Bounded: over a connection that hangs, the session ends with the process anyway.
                 Effect.ignore(
-                  connection.execute("SELECT pg_advisory_unlock($1, $2)", [space, key], undefined)
+                  Effect.timeout(
+                    connection.execute("SELECT pg_advisory_unlock($1, $2)", [space, key], undefined),
+                    UNLOCK_TIMEOUT
+                  )
                 )
               )
             )
