@@ -520,6 +520,61 @@ export const ownership = (backend: Backend) =>
         )
       )
 
+      it.live(
+        "a write of one step or one status change (one statement on SQLite) is fenced the same; one with nothing to change is no refusal",
+        () =>
+          withCluster(({ journal, shards }) =>
+            Effect.gen(function* () {
+              yield* shards.init(4)
+              const [id] = idsInShard(2, 4, 1)
+              yield* journal.start(newExecution(id!, 4))
+              yield* registerPod(shards, "a")
+              yield* registerPod(shards, "b")
+              yield* shards.assign([{ shard: 2, from: null, to: "a" }])
+              const fence = { shard: 2, epoch: 1 }
+              const outcome = { ...attempt(id!), outcome: '"x"' }
+              yield* journal.write({ executionId: id!, outcomes: [outcome], fence, now: 2_000 })
+              // The same outcome again changes nothing (a recorded outcome is never replaced): no refusal.
+              yield* journal.write({
+                executionId: id!,
+                outcomes: [{ ...outcome, outcome: '"y"' }],
+                fence,
+                now: 2_100
+              })
+              expect((yield* journal.steps(id!)).map((step) => step.outcome)).toEqual(['"x"'])
+              // A status change that does not apply (the execution is not sleeping): no refusal either.
+              yield* journal.write({
+                executionId: id!,
+                outcomes: [],
+                status: { _tag: "Wake" },
+                fence,
+                now: 2_200
+              })
+              const rowBefore = yield* journal.get(id!)
+              yield* shards.assign([{ shard: 2, from: "a", to: "b" }])
+              const stale = [
+                { executionId: id!, outcomes: [], attempt: attempt(id!, "b"), fence, now: 3_000 },
+                {
+                  executionId: id!,
+                  outcomes: [],
+                  status: { _tag: "Complete" as const, status: "succeeded" as const, result: '"x"' },
+                  fence,
+                  now: 3_000
+                }
+              ]
+              for (const write of stale) {
+                const error = yield* Effect.flip(journal.write(write))
+                expect(error).toMatchObject({ _tag: "StaleEpochError", shard: 2, epoch: 1, currentEpoch: 2 })
+              }
+              expect((yield* journal.steps(id!)).map((step) => step.stepKey)).toEqual([outcome.stepKey])
+              expect(yield* journal.get(id!)).toEqual(rowBefore)
+              // The current epoch passes.
+              yield* journal.write({ ...stale[1]!, fence: { shard: 2, epoch: 2 } })
+              expect(Option.getOrThrow(yield* journal.get(id!)).status).toBe("succeeded")
+            })
+          )
+      )
+
       it.live("a fence on a shard the store does not have (no shard count recorded) is refused", () =>
         withCluster(({ journal }) =>
           Effect.gen(function* () {

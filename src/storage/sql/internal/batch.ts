@@ -269,7 +269,7 @@ export const refusal = (item: Item, epochs: ReadonlyMap<number, number>): StaleE
 }
 
 /** Rows per multi-row statement, well under SQLite's and PostgreSQL's parameter limits. */
-const CHUNK_ROWS = 500
+export const CHUNK_ROWS = 500
 
 /** Splits rows into non-empty chunks of at most `CHUNK_ROWS`. */
 export const chunks = <A>(rows: ReadonlyArray<A>): Array<readonly [A, ...Array<A>]> => {

@@ -17,6 +17,7 @@ import type { Fence, StatusChange } from "../../../workflow/DurableExecutionJour
 import {
   type AttemptRow,
   type Batch,
+  CHUNK_ROWS,
   chunks,
   describeBatch,
   fencedShards,
@@ -39,6 +40,21 @@ export interface WritesOptions {
   /** See `SqlJournalOptions.setDurability`. */
   readonly setDurability?: ((durable: boolean) => Effect.Effect<void, SqlError>) | undefined
 }
+
+/** The columns of a step row, in the order `upsertStepsIf` lists them. */
+const STEP_COLUMNS: ReadonlyArray<keyof StepRow> = [
+  "execution_id",
+  "step_key",
+  "activity_id",
+  "seq",
+  "previous_step",
+  "attempt",
+  "outcome",
+  "started_at",
+  "completed_at",
+  "attempt_started_at",
+  "completed_after"
+]
 
 /** The PostgreSQL channel on which inbox arrivals are announced (`pg_notify`), one per prefix. */
 export const inboxChannel = (prefix: string): string => `${prefix}inbox`
@@ -65,7 +81,7 @@ export const make = (options: WritesOptions) => {
           results(items, new Set(created), epochs)
         )
       }
-      return sequential(items, durable)
+      return oneFencedStatement(items, durable) ?? sequential(items, durable)
     })
 
   /** Each item's result: its refusal, or whether it created its execution. */
@@ -86,6 +102,54 @@ export const make = (options: WritesOptions) => {
         WHERE ${inIntegers(sql, dialect, "shard_id", shardIds)} ORDER BY shard_id${dialect === "pg" ? sql` FOR SHARE` : sql``}`,
       (rows) => new Map(rows.map((row) => [Number(row.shard_id), Number(row.epoch)]))
     )
+
+  /** Whether the shard of `fence` has its epoch in `epochsOf` (a table or CTE of shards and epochs). */
+  const holds = (fence: Fence, epochsOf: Statement.Fragment) =>
+    sql`EXISTS (SELECT 1 FROM ${epochsOf} WHERE shard_id = ${fence.shard} AND epoch = ${fence.epoch})`
+
+  /**
+   * SQLite: a batch whose writes all carry one fence and make one statement is that one statement,
+   * committed on its own, with the fence check inside it: the database's single writer makes the
+   * check as safe as the transaction's epoch read, at a third of the statements. A statement that
+   * wrote nothing was either refused or had nothing to change: only then is the epoch read, to tell.
+   * Undefined: the batch needs the transaction (`sequential`).
+   */
+  const oneFencedStatement = (
+    items: ReadonlyArray<Item>,
+    durable: boolean
+  ): Effect.Effect<ReadonlyArray<ItemResult>, SqlError> | undefined => {
+    if (dialect !== "sqlite") return undefined
+    const first = items[0]
+    if (first?._tag !== "Write" || first.write.fence === undefined) return undefined
+    const fence = first.write.fence
+    for (const item of items) {
+      if (
+        item._tag !== "Write" ||
+        item.write.fence?.shard !== fence.shard ||
+        item.write.fence.epoch !== fence.epoch
+      )
+        return undefined
+    }
+    const batch = describeBatch(items)
+    if (batch.attempts.length > 0 || batch.notices.length > 0) return undefined
+    let statement: Statement.Statement<{ readonly wrote: unknown }>
+    if (batch.statuses.length === 0 && batch.steps.length > 0 && batch.steps.length <= CHUNK_ROWS) {
+      statement = upsertStepsIf(
+        batch.steps.map(({ fs: _, fe: __, ...row }) => row),
+        holds(fence, sql`${shards}`)
+      )
+    } else if (batch.steps.length === 0 && batch.statuses.length === 1) {
+      const { executionId, change, now } = batch.statuses[0]!
+      statement = sql`${statusStatement(executionId, change, now, fence, sql`${shards}`)} RETURNING 1 AS wrote`
+    } else {
+      return undefined
+    }
+    const written = Effect.flatMap(statement, (rows) =>
+      rows.length > 0 ? Effect.succeed(new Map([[fence.shard, fence.epoch]])) : readEpochs([fence.shard])
+    )
+    const done = Effect.map(written, (epochs) => results(items, new Set(), epochs))
+    return options.setDurability === undefined ? done : Effect.andThen(options.setDurability(durable), done)
+  }
 
   /** The batch as statements in one transaction: the fence check first, then what passed. */
   const sequential = (
@@ -182,13 +246,26 @@ export const make = (options: WritesOptions) => {
   const insertInbox = (rows: readonly [InboxRow, ...Array<InboxRow>]) =>
     sql`INSERT INTO ${inbox} ${sql.insert(rows)}`
 
-  const upsertSteps = (rows: readonly [StepRow, ...Array<StepRow>]) =>
-    sql`INSERT INTO ${steps} ${sql.insert(rows)}
-      ON CONFLICT (execution_id, step_key) DO UPDATE
+  /** A step row is recorded once: its outcome, once there, is never replaced. */
+  const onStepConflict = sql`ON CONFLICT (execution_id, step_key) DO UPDATE
       SET outcome = excluded.outcome, attempt = excluded.attempt, completed_at = excluded.completed_at,
         attempt_started_at = COALESCE(excluded.attempt_started_at, ${steps}.attempt_started_at),
         completed_after = excluded.completed_after
       WHERE ${steps}.outcome IS NULL`
+
+  const upsertSteps = (rows: readonly [StepRow, ...Array<StepRow>]) =>
+    sql`INSERT INTO ${steps} ${sql.insert(rows)} ${onStepConflict}`
+
+  /** SQLite: `upsertSteps` if `condition` holds, in the same statement; a row per row it wrote. */
+  const upsertStepsIf = (rows: ReadonlyArray<StepRow>, condition: Statement.Fragment) => {
+    const values = sql.join(
+      ", ",
+      false
+    )(rows.map((row) => sql`(${sql.join(", ", false)(STEP_COLUMNS.map((column) => sql`${row[column]}`))})`))
+    // The WHERE also tells SQLite's parser that ON CONFLICT belongs to the INSERT.
+    return sql<{ readonly wrote: unknown }>`INSERT INTO ${steps} (${sql.literal(STEP_COLUMNS.join(", "))})
+      SELECT * FROM (VALUES ${values}) WHERE ${condition} ${onStepConflict} RETURNING 1 AS wrote`
+  }
 
   /**
    * PostgreSQL: the whole batch as ONE statement of data-modifying CTEs, which the server runs
@@ -349,14 +426,18 @@ export const make = (options: WritesOptions) => {
   }
 
   /**
-   * Mirrors `applyStatusChange`: final executions never change. With a fence (PostgreSQL batch
-   * statement only), the change also needs the `fence` CTE to have the fence's epoch.
+   * Mirrors `applyStatusChange`: final executions never change. With a fence, the change also
+   * needs `epochsOf` (the PostgreSQL batch statement's `fence` CTE, or SQLite's shards table) to
+   * have the fence's epoch.
    */
-  const statusStatement = (id: string, change: StatusChange, now: number, fence?: Fence) => {
-    const fenced =
-      fence === undefined
-        ? sql``
-        : sql` AND EXISTS (SELECT 1 FROM fence WHERE shard_id = ${fence.shard} AND epoch = ${fence.epoch})`
+  const statusStatement = (
+    id: string,
+    change: StatusChange,
+    now: number,
+    fence?: Fence,
+    epochsOf: Statement.Fragment = sql`fence`
+  ) => {
+    const fenced = fence === undefined ? sql`` : sql` AND ${holds(fence, epochsOf)}`
     const unfinished = sql`execution_id = ${id} AND status IN ('running', 'suspended', 'sleeping')${fenced}`
     switch (change._tag) {
       case "Complete":
