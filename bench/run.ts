@@ -28,6 +28,7 @@ import { entitiesBench } from "./entities.ts"
 import { entitiesBaselineBench } from "./entitiesBaseline.ts"
 import { failoverBench } from "./failover.ts"
 import { idleGroupCommitBench } from "./idleGroupCommit.ts"
+import { memoryBench } from "./memory.ts"
 import { networkBench } from "./network.ts"
 import { overloadBench } from "./overload.ts"
 import { ownershipBench } from "./ownership.ts"
@@ -59,7 +60,8 @@ const Options = Schema.Struct({
       "entities",
       "network",
       "replay",
-      "overload"
+      "overload",
+      "memory"
     ])
   ),
   peers: Schema.optional(Schema.Boolean),
@@ -280,6 +282,8 @@ const program = Effect.gen(function* () {
     )
   }
   if (options.only === undefined || options.only === "replay") yield* replayBench(scale, options.baseline)
+  if (options.only === undefined || options.only === "memory")
+    yield* memoryBench(dir, options.count ?? (quick ? 5_000 : 100_000))
   if (options.peers === true || options.only === "peers") yield* baselineBench(scale, options.postgres)
 })
 
