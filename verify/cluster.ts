@@ -51,6 +51,11 @@ export interface Cluster {
   readonly stop: (index: number, signal: "SIGKILL" | "SIGTERM") => Promise<void>
   /** The processes that exited without the runner asking (each a finding), restarted since. */
   readonly unexpectedExits: () => ReadonlyArray<string>
+  /**
+   * The pods' recovery warnings (an execution found `running` with no run in its owner, and
+   * started: see the engine's `recoveryInterval`), each with its process: every one is a finding.
+   */
+  readonly recoveries: () => ReadonlyArray<string>
   /** Writes every process's output to `dir` (`pod-N-K.log`: pod N's K-th process). */
   readonly saveLogs: (dir: string) => void
   /** Starts a new process of pod `index` (the last one ended), with its clock offset if given. */
@@ -166,6 +171,23 @@ export const start = async (options: {
       }
     },
     unexpectedExits: () => unexpected,
+    recoveries: () =>
+      processes.flatMap(({ name, child }) =>
+        child
+          .stdout()
+          .split("\n")
+          .flatMap((line) => {
+            if (!line.includes('"recovery: ')) return []
+            try {
+              const message: unknown = JSON.parse(line).message
+              return typeof message === "string" && message.startsWith("recovery: ")
+                ? [`${name}: ${message}`]
+                : []
+            } catch {
+              return []
+            }
+          })
+      ),
     saveLogs: (dir) => {
       for (const { name, child } of processes) {
         writeFileSync(join(dir, `${name}.log`), `${child.stdout()}\n--- stderr\n${child.stderr()}`)

@@ -249,7 +249,10 @@ const SENDERS = 4
 const Command = Schema.fromJsonString(Schema.Struct({ dump: Schema.Number }))
 
 const main = Effect.gen(function* () {
-  const engine = yield* WorkflowEngine.makeScoped(Workflow.union(order, ship))
+  // The engine's backstop looks often here: an execution it finds without a run is a finding.
+  const engine = yield* WorkflowEngine.makeScoped(Workflow.union(order, ship), {
+    recoveryInterval: "5 seconds"
+  })
   yield* Sharding.registerEntity(Counter)(counterBehaviour)
   yield* Sharding.registerEntity(Echo)(echoBehaviour)
   const counters = yield* Sharding.messenger(Counter)

@@ -45,6 +45,7 @@ import { checkIdentifier, Executions } from "./internal/Executions.ts"
 import { type RunJournal, unfenced } from "./internal/FencedJournal.ts"
 import { type ExecutionHistory, type ExecutionInfo, toHistory, toInfo } from "./internal/Inspection.ts"
 import { clustered, type Ownership, single } from "./internal/Ownership.ts"
+import * as Recovery from "./internal/Recovery.ts"
 import { reliable } from "./internal/ReliableJournal.ts"
 import * as RemoteResults from "./internal/RemoteResults.ts"
 import { resumeShard } from "./internal/Resumption.ts"
@@ -195,6 +196,12 @@ export interface EngineOptions extends PodOptions {
    * stored: every pod reads a request back whenever it runs the execution. Default 1 MiB.
    */
   readonly maxPayloadBytes?: number | undefined
+  /**
+   * How often the engine looks, in the shards it owns, for `running` executions that have no run
+   * (a backstop: none should be found; one found is started, with a warning naming it). Default
+   * 30 seconds.
+   */
+  readonly recoveryInterval?: Duration.Input | undefined
 }
 
 /** Errors `makeScoped` fails with: the store, or an ownership setting the store refuses. */
@@ -377,11 +384,25 @@ export const makeScoped = <W extends Any>(
       yield* Effect.addFinalizer(() => Effect.sync(unsubscribe))
     }
     const toResume = yield* Queue.unbounded<number>()
-    const resume = (shard: number) => Effect.sync(() => Queue.offerUnsafe(toResume, shard))
+    /** The shards this engine runs, with when it took each (see `Recovery`). */
+    const heldSince = new Map<number, number>()
+    const resume = (shard: number) =>
+      Effect.sync(() => {
+        heldSince.set(shard, now())
+        Queue.offerUnsafe(toResume, shard)
+      })
     const listener: Pod.ShardListener = {
       acquired: (shard) => resume(shard),
-      lost: (shard) => runs.stopShard(shard),
-      handOver: (shard, deadlineMillis) => runs.drainShard(shard, deadlineMillis)
+      lost: (shard) =>
+        Effect.andThen(
+          Effect.sync(() => heldSince.delete(shard)),
+          runs.stopShard(shard)
+        ),
+      handOver: (shard, deadlineMillis) =>
+        Effect.andThen(
+          Effect.sync(() => heldSince.delete(shard)),
+          runs.drainShard(shard, deadlineMillis)
+        )
     }
     const pod = membership?.pod
     if (pod !== undefined) ownership = clustered(pod)
@@ -399,16 +420,31 @@ export const makeScoped = <W extends Any>(
     } else if (membership === undefined) {
       for (let shard = 1; shard <= podSettings.shardCount; shard++) yield* resume(shard)
     }
+    const stillOwned = (shard: number) => !shuttingDown && ownership.runFence(shard) !== undefined
     const resumeWorker = resumeShards({
       journal,
       toResume,
-      stillOwned: (shard) => !shuttingDown && ownership.runFence(shard) !== undefined,
+      stillOwned,
       start: executions.startRow,
       // The timer looks at the shards taken over (their sleepers may be due) once the burst of
       // acquisitions is resumed: one look, not one per shard.
       resumed: () => timer.poke(now())
     })
     for (let i = 0; i < RESUME_WORKERS; i++) yield* Effect.forkScoped(resumeWorker)
+    yield* Effect.forkScoped(
+      Recovery.loop({
+        journal,
+        intervalMillis: Duration.toMillis(
+          Duration.fromInputUnsafe(options?.recoveryInterval ?? "30 seconds")
+        ),
+        shardsHeldSince: (since) =>
+          [...heldSince].flatMap(([shard, at]) => (at <= since && stillOwned(shard) ? [shard] : [])),
+        stillOwned,
+        hasRun: (executionId) => runs.has(executionId),
+        start: executions.startRow,
+        now
+      })
+    )
     yield* Effect.forkScoped(
       Effect.catchCause(timer.loop, (cause) => Effect.logError("the durable timer stopped", cause))
     )

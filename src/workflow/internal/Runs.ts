@@ -66,6 +66,11 @@ export class Runs {
     return this.running.get(executionId)
   }
 
+  /** Whether `executionId` has a run here, or one being started. */
+  has(executionId: string): boolean {
+    return this.running.has(executionId) || this.starting.has(executionId)
+  }
+
   /**
    * The run of `row`, started if none is in progress and this engine runs its shard; undefined
    * when another pod does. Registration is synchronous: one run per id. A stopping engine starts

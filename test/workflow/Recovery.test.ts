@@ -1,0 +1,89 @@
+/**
+ * The engine's liveness backstop (`internal/Recovery.ts`): a `running` execution of a shard the
+ * engine owns that has no run is started within an interval or two, with a warning that names it.
+ * Here the orphan is made the way a run can leave one: its resumption stopped because the journal
+ * gave up on loading its steps (a statement timeout), which leaves it `running` with no run. An
+ * execution whose run is in progress (an activity taking its time) is left alone.
+ */
+import { describe, expect, it } from "@effect/vitest"
+import { Deferred, Effect, Logger, Option, Schema } from "effect"
+import {
+  Activity,
+  DurableExecutionJournal,
+  MemoryJournal,
+  ShardId,
+  Workflow,
+  WorkflowEngine,
+  WorkflowErrors
+} from "../../src/index.ts"
+
+class Job extends Workflow.TaggedRequest<Job>()("Job", {
+  payload: { id: Schema.String },
+  success: Schema.String,
+  failure: Schema.Never
+}) {}
+
+describe("recovery of executions left without a run", () => {
+  it.live("an orphan is started with a warning naming it; a run in progress is left alone", () =>
+    Effect.gen(function* () {
+      const lines: Array<string> = []
+      const logger = Logger.make(({ message }) => {
+        lines.push(Array.isArray(message) ? message.map(String).join(" ") : String(message))
+      })
+      const release = yield* Deferred.make<void>()
+      const job = Workflow.make(
+        Job,
+        (request) => request.id,
+        (request) =>
+          (request.id === "slow"
+            ? Effect.as(Deferred.await(release), request.id)
+            : Effect.succeed(request.id)
+          ).pipe(Activity.make("work", Schema.String, Schema.Never))
+      )
+      const memory = yield* MemoryJournal.make
+      // Unfinished, as a crash leaves it: the engine resumes it when it starts.
+      yield* memory.start({
+        executionId: "orphan",
+        workflow: "Job",
+        request: JSON.stringify({ _tag: "Job", id: "orphan" }),
+        shard: ShardId.shardOf("orphan", ShardId.DEFAULT_SHARD_COUNT),
+        now: Date.now() - 60_000
+      })
+      // Its first load of steps is given up on (a statement timeout): that run stops, the
+      // execution stays `running`, and nothing else would start it again until a restart.
+      let gaveUp = false
+      const journal: DurableExecutionJournal.DurableExecutionJournal["Service"] = {
+        ...memory,
+        steps: (executionId) => {
+          if (executionId !== "orphan" || gaveUp) return memory.steps(executionId)
+          gaveUp = true
+          return Effect.fail(
+            new WorkflowErrors.JournalError({ operation: "steps", transient: false, timeoutMillis: 1 })
+          )
+        }
+      }
+      yield* Effect.gen(function* () {
+        const engine = yield* WorkflowEngine.makeScoped(job, { recoveryInterval: "200 millis" })
+        // A run in progress for several intervals: not an orphan.
+        yield* engine.sendDiscard(new Job({ id: "slow" }))
+        let status = yield* engine.status("orphan")
+        while (Option.isSome(status) && status.value.status === "running") {
+          yield* Effect.sleep("50 millis")
+          status = yield* engine.status("orphan")
+        }
+        expect(gaveUp).toBe(true)
+        expect(Option.map(status, (info) => info.status)).toEqual(Option.some("succeeded"))
+        const warnings = lines.filter((line) => line.startsWith("recovery:"))
+        expect(warnings).toHaveLength(1)
+        expect(warnings[0]).toContain("started them: orphan ")
+        expect(warnings[0]).not.toContain("slow")
+        yield* Deferred.succeed(release, undefined)
+        expect(yield* engine.send(new Job({ id: "slow" }))).toBe("slow")
+      }).pipe(
+        Effect.scoped,
+        Effect.provideService(DurableExecutionJournal.DurableExecutionJournal, journal),
+        Effect.provide(Logger.layer([logger]))
+      )
+    })
+  )
+})
