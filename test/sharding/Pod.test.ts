@@ -42,6 +42,42 @@ const podSettings = Pod.settings({
   network: false
 })
 
+/**
+ * A pod on a memory cluster whose runs stop slowly (each shard's stop waits for `stopped`), whose
+ * store stops listing it once `listed.now` is false (its session ended), on a jumping clock;
+ * `acquired` records every shard it takes, as `shard@epoch`.
+ */
+const stallingPod = Effect.gen(function* () {
+  const cluster = yield* MemoryJournal.makeCluster
+  const { clock, jump } = yield* jumpingClock
+  const stopped = yield* Deferred.make<void>()
+  const stopping: Array<number> = []
+  const acquired: Array<string> = []
+  const listener: Pod.ShardListener = {
+    acquired: (shard, epoch) => Effect.sync(() => void acquired.push(`${shard}@${epoch}`)),
+    lost: (shard) =>
+      Effect.andThen(
+        Effect.sync(() => void stopping.push(shard)),
+        Deferred.await(stopped)
+      ),
+    handOver: () => Effect.void
+  }
+  const listed = { now: true }
+  const store = {
+    ...cluster.shards,
+    renew: (podId: string, ttl: number) =>
+      listed.now ? cluster.shards.renew(podId, ttl) : Effect.succeed(false)
+  }
+  const withClock = Effect.provideService(Clock.Clock, clock)
+  const pod = yield* Pod.make(store, yield* podSettings, listener).pipe(withClock)
+  yield* pod.start.pipe(withClock)
+  /** Waits (in real time) until every shard's stop has begun. */
+  const allStopping = Effect.gen(function* () {
+    while (stopping.length < SHARDS) yield* Effect.sleep("10 millis")
+  }).pipe(Effect.timeout("5 seconds"), TestClock.withLive)
+  return { cluster, pod, jump, stopped, acquired, listed, allStopping }
+})
+
 describe("Pod", () => {
   it.effect(
     "a run told its lease ran out makes the pod stop every run at once; renewed, it takes its shards again",
@@ -91,31 +127,7 @@ describe("Pod", () => {
     "a pod that joins again (the store no longer lists it) waits for the runs a lapse was still stopping before it gives up its old registration",
     () =>
       Effect.gen(function* () {
-        const cluster = yield* MemoryJournal.makeCluster
-        const { clock, jump } = yield* jumpingClock
-        // The runs stop slowly: each shard's stop waits for the test.
-        const stopped = yield* Deferred.make<void>()
-        const stopping: Array<number> = []
-        const listener: Pod.ShardListener = {
-          acquired: () => Effect.void,
-          lost: (shard) =>
-            Effect.andThen(
-              Effect.sync(() => void stopping.push(shard)),
-              Deferred.await(stopped)
-            ),
-          handOver: () => Effect.void
-        }
-        // The store says the pod is no longer registered once the test asks (its session ended).
-        const listed = { now: true }
-        const store = {
-          ...cluster.shards,
-          renew: (podId: string, ttl: number) =>
-            listed.now ? cluster.shards.renew(podId, ttl) : Effect.succeed(false)
-        }
-        const settings = yield* podSettings
-        const withClock = Effect.provideService(Clock.Clock, clock)
-        const pod = yield* Pod.make(store, settings, listener).pipe(withClock)
-        yield* pod.start.pipe(withClock)
+        const { cluster, pod, jump, stopped, listed, allStopping } = yield* stallingPod
         const registeredAt = pod.registration()
         const epochs = Effect.map(cluster.shards.shards, (shards) =>
           shards.map((s) => `${s.owner}@${s.epoch}`)
@@ -127,9 +139,7 @@ describe("Pod", () => {
         jump.millis = 850
         const [shard, epoch] = [1, pod.epochOf(1) ?? 1]
         expect(pod.mayWrite(shard, epoch)).toBe(false)
-        yield* Effect.gen(function* () {
-          while (stopping.length < SHARDS) yield* Effect.sleep("10 millis")
-        }).pipe(Effect.timeout("5 seconds"), TestClock.withLive)
+        yield* allStopping
         // The next renewal hears it is no longer listed: it joins again, but its old runs have not
         // ended, and its lease (by its clock, until 1.1 s) still runs: it keeps its registration.
         listed.now = false
@@ -149,31 +159,7 @@ describe("Pod", () => {
     "a shard given again at a new epoch is taken only once the runs of its earlier epoch have ended",
     () =>
       Effect.gen(function* () {
-        const cluster = yield* MemoryJournal.makeCluster
-        const { clock, jump } = yield* jumpingClock
-        // The runs stop slowly: each shard's stop waits for the test.
-        const stopped = yield* Deferred.make<void>()
-        const stopping: Array<number> = []
-        const acquired: Array<string> = []
-        const listener: Pod.ShardListener = {
-          acquired: (shard, epoch) => Effect.sync(() => void acquired.push(`${shard}@${epoch}`)),
-          lost: (shard) =>
-            Effect.andThen(
-              Effect.sync(() => void stopping.push(shard)),
-              Deferred.await(stopped)
-            ),
-          handOver: () => Effect.void
-        }
-        const listed = { now: true }
-        const store = {
-          ...cluster.shards,
-          renew: (podId: string, ttl: number) =>
-            listed.now ? cluster.shards.renew(podId, ttl) : Effect.succeed(false)
-        }
-        const settings = yield* podSettings
-        const withClock = Effect.provideService(Clock.Clock, clock)
-        const pod = yield* Pod.make(store, settings, listener).pipe(withClock)
-        yield* pod.start.pipe(withClock)
+        const { cluster, pod, jump, stopped, acquired, listed, allStopping } = yield* stallingPod
         const registeredAt = pod.registration()
         const first = [...acquired]
         expect(first).toHaveLength(SHARDS)
@@ -181,9 +167,7 @@ describe("Pod", () => {
         // A stall past the pod's own deadline: its runs are told to stop, and their stops hang.
         jump.millis = 850
         expect(pod.mayWrite(1, pod.epochOf(1) ?? 1)).toBe(false)
-        yield* Effect.gen(function* () {
-          while (stopping.length < SHARDS) yield* Effect.sleep("10 millis")
-        }).pipe(Effect.timeout("5 seconds"), TestClock.withLive)
+        yield* allStopping
         // The store no longer lists it: it joins again once its old lease passed, the old runs
         // still stopping, and the store gives it the same shards at new epochs.
         listed.now = false
