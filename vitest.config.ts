@@ -10,6 +10,9 @@ export default defineConfig({
     globalSetup: ["test/support/postgresSetup.ts"],
     // The default output, then the ten slowest files with their times (growth stays visible).
     reporters: ["default", "./test/support/SlowestFiles.ts"],
+    // Two files at a time on this 2-core machine (vitest's default leaves a core free: one at a
+    // time). The cluster tests wait for the events they need, so they hold under the contention.
+    maxWorkers: 2,
     testTimeout: 60_000,
     hookTimeout: 120_000
   }
