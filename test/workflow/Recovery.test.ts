@@ -7,6 +7,7 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Deferred, Effect, Logger, Option, Schema } from "effect"
+import { TestClock } from "effect/testing"
 import {
   Activity,
   DurableExecutionJournal,
@@ -85,5 +86,39 @@ describe("recovery of executions left without a run", () => {
         Effect.provide(Logger.layer([logger]))
       )
     })
+  )
+
+  it.effect(
+    "looks on the host's clock: a month skipped on a TestClock does not make it look once per interval",
+    () =>
+      Effect.gen(function* () {
+        const memory = yield* MemoryJournal.make
+        let looks = 0
+        const journal: DurableExecutionJournal.DurableExecutionJournal["Service"] = {
+          ...memory,
+          listUnfinished: (query) =>
+            Effect.andThen(
+              Effect.sync(() => looks++),
+              memory.listUnfinished(query)
+            )
+        }
+        const job = Workflow.make(
+          Job,
+          (request) => request.id,
+          (request) => Effect.succeed(request.id)
+        )
+        yield* Effect.gen(function* () {
+          yield* WorkflowEngine.makeScoped(job, { recoveryInterval: "30 seconds", shardCount: 4 })
+          // The shards' resumption at the start reads each of the 4 shards once.
+          while (looks < 4) yield* Effect.yieldNow
+          yield* TestClock.adjust("31 days")
+          // 89,280 intervals of 30 s went by on the program's clock (a look reads the 4 shards): on
+          // the host's, none.
+          expect(looks).toBe(4)
+        }).pipe(
+          Effect.scoped,
+          Effect.provideService(DurableExecutionJournal.DurableExecutionJournal, journal)
+        )
+      })
   )
 })

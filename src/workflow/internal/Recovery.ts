@@ -11,7 +11,7 @@
  * written an interval or more before the first: a start, a resumption or a delivery on its way (a
  * store that answered slowly for a while) has a whole interval to arrive.
  */
-import { Effect } from "effect"
+import { Clock, Effect } from "effect"
 import type { ExecutionRecord } from "../DurableExecutionJournal.ts"
 import type { RunHandle } from "./ExecutionRunner.ts"
 import type { RunJournal } from "./FencedJournal.ts"
@@ -69,7 +69,10 @@ export const recoverOnce = (
     return { started, found }
   })
 
-/** Looks every interval, for good; a look that fails is logged and the next one tries again. */
+/**
+ * Looks every interval of real time, for good; a look that fails is logged and the next one tries
+ * again.
+ */
 export const loop = (options: RecoveryOptions): Effect.Effect<never> => {
   let suspects: ReadonlySet<string> = new Set()
   const report = (started: ReadonlyArray<string>) =>
@@ -80,7 +83,11 @@ export const loop = (options: RecoveryOptions): Effect.Effect<never> => {
         )
   return Effect.forever(
     Effect.andThen(
-      Effect.sleep(options.intervalMillis),
+      // On the host's clock, not the program's: a test that skips a month on a `TestClock` must
+      // not make it look 90,000 times (the durable timer wakes once for such a skip; so does this).
+      Effect.sleep(options.intervalMillis).pipe(
+        Effect.provideService(Clock.Clock, Clock.Clock.defaultValue())
+      ),
       Effect.suspend(() => recoverOnce(options, suspects)).pipe(
         Effect.flatMap(({ started, found }) => {
           suspects = found
