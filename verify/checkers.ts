@@ -339,3 +339,21 @@ export const checkAll = (
   ...linearizableCounters(history),
   ...liveAfterHeal(liveness.healedAt, liveness.boundMillis)(history)
 ]
+
+/**
+ * The recovery warnings in a pod's output (JSON log lines): each an execution the engine found
+ * `running` with no run in the pod that owns its shard (see the engine's `recoveryInterval`). Every
+ * one is an anomaly: the backstop healed it, but a path that should have run it let it slip.
+ */
+export const recoveries = (process: string, output: string): ReadonlyArray<Anomaly> =>
+  output.split("\n").flatMap((line) => {
+    if (!line.includes('"recovery: ')) return []
+    try {
+      const message: unknown = JSON.parse(line).message
+      return typeof message === "string" && message.startsWith("recovery: ")
+        ? [{ checker: "recovery", message: `${process}: ${message}` }]
+        : []
+    } catch {
+      return []
+    }
+  })

@@ -9,6 +9,7 @@ import { join } from "node:path"
 import * as ChildPod from "../test/support/ChildPod.ts"
 import { freePort } from "../test/support/freePort.ts"
 import * as TcpProxy from "../test/support/TcpProxy.ts"
+import { type Anomaly, recoveries } from "./checkers.ts"
 
 /** How long a stopped process may take to exit (a graceful stop hands its shards back first). */
 const STOP_MILLIS = 30_000
@@ -55,7 +56,7 @@ export interface Cluster {
    * The pods' recovery warnings (an execution found `running` with no run in its owner, and
    * started: see the engine's `recoveryInterval`), each with its process: every one is a finding.
    */
-  readonly recoveries: () => ReadonlyArray<string>
+  readonly recoveries: () => ReadonlyArray<Anomaly>
   /** Writes every process's output to `dir` (`pod-N-K.log`: pod N's K-th process). */
   readonly saveLogs: (dir: string) => void
   /** Starts a new process of pod `index` (the last one ended), with its clock offset if given. */
@@ -171,23 +172,7 @@ export const start = async (options: {
       }
     },
     unexpectedExits: () => unexpected,
-    recoveries: () =>
-      processes.flatMap(({ name, child }) =>
-        child
-          .stdout()
-          .split("\n")
-          .flatMap((line) => {
-            if (!line.includes('"recovery: ')) return []
-            try {
-              const message: unknown = JSON.parse(line).message
-              return typeof message === "string" && message.startsWith("recovery: ")
-                ? [`${name}: ${message}`]
-                : []
-            } catch {
-              return []
-            }
-          })
-      ),
+    recoveries: () => processes.flatMap(({ name, child }) => recoveries(name, child.stdout())),
     saveLogs: (dir) => {
       for (const { name, child } of processes) {
         writeFileSync(join(dir, `${name}.log`), `${child.stdout()}\n--- stderr\n${child.stderr()}`)

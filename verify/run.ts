@@ -220,7 +220,7 @@ const main = async () => {
       ...checkAll(history, { healedAt, boundMillis: LIVENESS_MILLIS }),
       ...checkReplies(ledger, ended),
       ...cluster.unexpectedExits().map((message) => ({ checker: "pods", message })),
-      ...cluster.recoveries().map((message) => ({ checker: "recovery", message })),
+      ...cluster.recoveries(),
       ...findings.map((message) => ({ checker: "hostile", message }))
     )
     const count = (type: HistoryEvent["type"]) => history.filter((event) => event.type === type).length

@@ -12,7 +12,8 @@ import {
   liveAfterHeal,
   noDuplicateAttempts,
   noOverlappingOwners,
-  nothingLost
+  nothingLost,
+  recoveries
 } from "../../verify/checkers.ts"
 
 const clean: ReadonlyArray<HistoryEvent> = [
@@ -178,5 +179,28 @@ describe.each(["SQLITE_FAULTS", "POSTGRES_FAULTS"] as const)("the %s schedule", 
     for (const fault of faults) {
       if (fault.kind.endsWith("-slow")) expect(fault.delayMillis).toBeGreaterThanOrEqual(50)
     }
+  })
+
+  it("recoveries: a pod's recovery warning is an anomaly naming the process and the executions; other lines are not", () => {
+    const warning = JSON.stringify({
+      message:
+        "recovery: 1 execution(s) were running with no run on this pod, which owns their shards; started them: p0i0s1-4",
+      level: "WARN"
+    })
+    const output = [
+      '{"ready":"pod-0"}',
+      JSON.stringify({ message: "the journal recovered after 101 ms", level: "INFO" }),
+      JSON.stringify({ message: "a recovery: not at the start", level: "WARN" }),
+      "[12:00:00.000] WARN (#1): recovery: printed by the pretty logger, not the pod's",
+      warning
+    ].join("\n")
+    expect(recoveries("pod-0-1", output)).toEqual([
+      {
+        checker: "recovery",
+        message:
+          "pod-0-1: recovery: 1 execution(s) were running with no run on this pod, which owns their shards; started them: p0i0s1-4"
+      }
+    ])
+    expect(recoveries("pod-0-1", output.replace(warning, ""))).toEqual([])
   })
 })
