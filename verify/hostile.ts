@@ -91,18 +91,28 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 const counterMessage = (messageId: string) => JSON.stringify({ _tag: "Increment", messageId })
 const orderRequest = (id: string) => JSON.stringify({ _tag: "Order", id })
 
+/** How long an attack waits for a pod with a live lease and an address in the store. */
+const ADDRESS_WAIT_MILLIS = 30_000
+
 /** The settings of `target`, with defaults, and a view of the store. */
 const settle = async (target: HostileTarget) => {
   const prefix = target.tablePrefix ?? "effect_cluster_"
   const db = openDb(target.store)
   const [count] = await db.query(`SELECT value FROM ${prefix}cluster WHERE name = 'shard_count'`)
   const shardCount = Number(count?.value ?? 300)
-  const live = await db.query(
-    `SELECT pod_id, address FROM ${prefix}pods WHERE address IS NOT NULL AND lease_until > ?`,
-    [Date.now()]
-  )
-  const addresses = target.addresses ?? live.map((row) => String(row.address))
-  if (addresses.length === 0) throw new Error("attack: no pod address given, and none in the store")
+  // The pods' live addresses. Right after a fault of the whole store (a full disk) every lease may
+  // have run out until the next renewal, and restarted pods may still be joining: wait for one.
+  let addresses = target.addresses ?? []
+  for (let waited = 0; addresses.length === 0 && waited <= ADDRESS_WAIT_MILLIS; waited += 250) {
+    if (waited > 0) await sleep(250)
+    const live = await db.query(
+      `SELECT pod_id, address FROM ${prefix}pods WHERE address IS NOT NULL AND lease_until > ?`,
+      [Date.now()]
+    )
+    addresses = live.map((row) => String(row.address))
+  }
+  if (addresses.length === 0)
+    throw new Error(`attack: no pod address given, and none live in the store for ${ADDRESS_WAIT_MILLIS} ms`)
   return {
     prefix,
     db,
