@@ -323,6 +323,8 @@ export const make = (
         draining: boolean
         stopped: boolean
         refused: boolean
+        /** When its runs were told to stop (the pod's clock), if they were. */
+        stoppingSince: number | undefined
         /** Done once the shard's runs ended and it left `active`. */
         readonly ended: Deferred.Deferred<void>
       }
@@ -347,6 +349,7 @@ export const make = (
         const entry = active.get(shard)
         if (entry?.epoch !== epoch || entry.stopped || (gently && entry.draining)) return Effect.void
         entry.draining = true
+        entry.stoppingSince ??= now()
         if (!gently) entry.stopped = true
         return Effect.ensuring(
           Instrument.shardLost(
@@ -413,10 +416,17 @@ export const make = (
         if (current?.epoch === row.epoch) continue
         if (current !== undefined) {
           yield* lose(row.shard, current.epoch)
-          // Runs of an earlier epoch still stopping (a lapse or a stand-down began it, and one of
-          // them hangs on a write) keep the shard until they end: a shard is taken again only
-          // once its `lost` returned, so no run of it is resumed beside one still stopping.
-          if (active.has(row.shard)) continue
+          // Runs of an earlier epoch still stopping (a lapse or a stand-down began it) keep the
+          // shard until they end: a shard is taken again once its `lost` returned, so no run of
+          // it is resumed beside one still stopping. For one TTL at most: a run that has not ended
+          // by then hangs (on a write its old epoch fences), and must not hold the shard for good.
+          const stopping = active.get(row.shard)
+          if (stopping !== undefined) {
+            if (now() - (stopping.stoppingSince ?? now()) < ttl) continue
+            yield* Effect.logWarning(
+              `pod ${podId}: the runs of shard ${row.shard} at epoch ${stopping.epoch} have not ended ${ttl} ms after they were told to stop; taking it at epoch ${row.epoch} anyway`
+            )
+          }
         }
         // Checked with no yield before the shard is taken: a pod that stood down meanwhile takes none.
         if (relinquished) return
@@ -425,6 +435,7 @@ export const make = (
           draining: false,
           stopped: false,
           refused: false,
+          stoppingSince: undefined,
           ended: Deferred.makeUnsafe<void>()
         })
         yield* Instrument.shardAcquired(listener.acquired(row.shard, row.epoch), podId, row.shard, row.epoch)

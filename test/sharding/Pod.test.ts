@@ -155,42 +155,67 @@ describe("Pod", () => {
       }).pipe(Effect.scoped)
   )
 
-  it.effect(
-    "a shard given again at a new epoch is taken only once the runs of its earlier epoch have ended",
-    () =>
+  /**
+   * A pod whose runs hang while they stop joins again (the store stopped listing it) and is given
+   * its shards back at new epochs; `then` gets what was taken before and the shards given again.
+   */
+  const givenBackWhileStopping = <A>(
+    then: (setup: {
+      readonly first: ReadonlyArray<string>
+      readonly again: ReadonlyArray<string>
+      readonly stopped: Deferred.Deferred<void>
+      readonly acquired: Array<string>
+    }) => Effect.Effect<A>
+  ) =>
+    Effect.gen(function* () {
+      const { cluster, pod, jump, stopped, acquired, listed, allStopping } = yield* stallingPod
+      const registeredAt = pod.registration()
+      const first = [...acquired]
+      expect(first).toHaveLength(SHARDS)
+      yield* TestClock.adjust("100 millis")
+      // A stall past the pod's own deadline: its runs are told to stop, and their stops hang.
+      jump.millis = 850
+      expect(pod.mayWrite(1, pod.epochOf(1) ?? 1)).toBe(false)
+      yield* allStopping
+      // The store no longer lists it: it joins again once its old lease passed, the old runs
+      // still stopping, and the store gives it the same shards at new epochs.
+      listed.now = false
+      yield* TestClock.adjust("100 millis")
+      listed.now = true
+      for (let step = 0; step < 300 && pod.registration() === registeredAt; step++)
+        yield* TestClock.adjust("10 millis")
+      expect(pod.registration()).not.toBe(registeredAt)
+      const given = () =>
+        Effect.map(cluster.shards.shardsOf("a"), (rows) => rows.map((row) => `${row.shard}@${row.epoch}`))
+      for (let step = 0; step < 20 && (yield* given()).length < SHARDS; step++)
+        yield* TestClock.adjust("100 millis")
+      const again = yield* given()
+      expect(again).toHaveLength(SHARDS)
+      expect(again.filter((shard) => first.includes(shard))).toEqual([])
+      // Given, but not taken: the runs of the earlier epochs have not ended (well within a TTL).
+      for (let step = 0; step < 2; step++) yield* TestClock.adjust("100 millis")
+      expect(acquired).toEqual(first)
+      return yield* then({ first, again, stopped, acquired })
+    }).pipe(Effect.scoped)
+
+  it.effect("a shard given again at a new epoch is taken once the runs of its earlier epoch have ended", () =>
+    givenBackWhileStopping(({ again, stopped, acquired }) =>
       Effect.gen(function* () {
-        const { cluster, pod, jump, stopped, acquired, listed, allStopping } = yield* stallingPod
-        const registeredAt = pod.registration()
-        const first = [...acquired]
-        expect(first).toHaveLength(SHARDS)
-        yield* TestClock.adjust("100 millis")
-        // A stall past the pod's own deadline: its runs are told to stop, and their stops hang.
-        jump.millis = 850
-        expect(pod.mayWrite(1, pod.epochOf(1) ?? 1)).toBe(false)
-        yield* allStopping
-        // The store no longer lists it: it joins again once its old lease passed, the old runs
-        // still stopping, and the store gives it the same shards at new epochs.
-        listed.now = false
-        yield* TestClock.adjust("100 millis")
-        listed.now = true
-        for (let step = 0; step < 300 && pod.registration() === registeredAt; step++)
-          yield* TestClock.adjust("10 millis")
-        expect(pod.registration()).not.toBe(registeredAt)
-        const given = () =>
-          Effect.map(cluster.shards.shardsOf("a"), (rows) => rows.map((row) => `${row.shard}@${row.epoch}`))
-        for (let step = 0; step < 20 && (yield* given()).length < SHARDS; step++)
-          yield* TestClock.adjust("100 millis")
-        const again = yield* given()
-        expect(again).toHaveLength(SHARDS)
-        expect(again.filter((shard) => first.includes(shard))).toEqual([])
-        // Given, but not taken: the runs of the earlier epochs have not ended.
-        for (let step = 0; step < 5; step++) yield* TestClock.adjust("100 millis")
-        expect(acquired).toEqual(first)
-        // They end: the shards are taken at their new epochs.
         yield* Deferred.succeed(stopped, undefined)
+        for (let step = 0; step < 3 && acquired.length < 2 * SHARDS; step++)
+          yield* TestClock.adjust("100 millis")
+        expect(acquired.slice(SHARDS).sort()).toEqual([...again].sort())
+      })
+    )
+  )
+
+  it.effect("runs of the earlier epoch that never end hold the shard one TTL at most", () =>
+    givenBackWhileStopping(({ again, acquired }) =>
+      Effect.gen(function* () {
         for (let step = 0; step < 20 && acquired.length < 2 * SHARDS; step++)
           yield* TestClock.adjust("100 millis")
         expect(acquired.slice(SHARDS).sort()).toEqual([...again].sort())
-      }).pipe(Effect.scoped)
+      })
+    )
   )
 })
