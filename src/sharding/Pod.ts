@@ -83,7 +83,8 @@ export interface PodOptions {
 export interface ShardListener {
   /**
    * The pod owns `shard` at `epoch` from now on: resume its executions (without blocking). Called
-   * only once the `lost` or `handOver` of an earlier epoch of the shard has returned.
+   * once the `lost` or `handOver` of an earlier epoch of the shard has returned, or one TTL after
+   * it began (runs still going then hang on writes their epoch fences).
    */
   readonly acquired: (shard: number, epoch: number) => Effect.Effect<void>
   /** The pod no longer runs `shard`: stop its runs; returns once they ended. */
