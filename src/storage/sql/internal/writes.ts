@@ -20,7 +20,6 @@ import {
   CHUNK_ROWS,
   chunks,
   describeBatch,
-  fencedShards,
   fitsOneStatement,
   type InboxRow,
   type Item,
@@ -81,7 +80,7 @@ export const make = (options: WritesOptions) => {
           results(items, new Set(created), epochs)
         )
       }
-      return oneFencedStatement(items, durable) ?? sequential(items, durable)
+      return sequential(items, durable)
     })
 
   /** Each item's result: its refusal, or whether it created its execution. */
@@ -112,13 +111,13 @@ export const make = (options: WritesOptions) => {
    * committed on its own, with the fence check inside it: the database's single writer makes the
    * check as safe as the transaction's epoch read, at a third of the statements. A statement that
    * wrote nothing was either refused or had nothing to change: only then is the epoch read, to tell.
-   * Undefined: the batch needs the transaction (`sequential`).
+   * Gives the epochs the items' refusals are decided by; undefined: the batch needs the transaction.
    */
   const oneFencedStatement = (
     items: ReadonlyArray<Item>,
-    durable: boolean
-  ): Effect.Effect<ReadonlyArray<ItemResult>, SqlError> | undefined => {
-    if (dialect !== "sqlite") return undefined
+    batch: Batch
+  ): Effect.Effect<ReadonlyMap<number, number>, SqlError> | undefined => {
+    if (dialect !== "sqlite" || batch.attempts.length > 0 || batch.notices.length > 0) return undefined
     const first = items[0]
     if (first?._tag !== "Write" || first.write.fence === undefined) return undefined
     const fence = first.write.fence
@@ -130,8 +129,6 @@ export const make = (options: WritesOptions) => {
       )
         return undefined
     }
-    const batch = describeBatch(items)
-    if (batch.attempts.length > 0 || batch.notices.length > 0) return undefined
     let statement: Statement.Statement<{ readonly wrote: unknown }>
     if (batch.statuses.length === 0 && batch.steps.length > 0 && batch.steps.length <= CHUNK_ROWS) {
       statement = upsertStepsIf(
@@ -144,38 +141,43 @@ export const make = (options: WritesOptions) => {
     } else {
       return undefined
     }
-    const written = Effect.flatMap(statement, (rows) =>
+    return Effect.flatMap(statement, (rows) =>
       rows.length > 0 ? Effect.succeed(new Map([[fence.shard, fence.epoch]])) : readEpochs([fence.shard])
     )
-    const done = Effect.map(written, (epochs) => results(items, new Set(), epochs))
-    return options.setDurability === undefined ? done : Effect.andThen(options.setDurability(durable), done)
   }
 
-  /** The batch as statements in one transaction: the fence check first, then what passed. */
+  /**
+   * The batch as statements: one commits on its own, more in one transaction; a fenced batch reads
+   * its shards' epochs first and writes what passed (or is one fenced statement, on SQLite).
+   */
   const sequential = (
     items: ReadonlyArray<Item>,
     durable: boolean
   ): Effect.Effect<ReadonlyArray<ItemResult>, SqlError> => {
-    const fenced = fencedShards(items)
+    const batch = describeBatch(items)
     const created: Array<string> = []
     const run = (statements: ReadonlyArray<Effect.Effect<unknown, SqlError>>) =>
       Effect.forEach(statements, (statement) => statement, { discard: true })
     let committed: Effect.Effect<ReadonlyMap<number, number>, SqlError>
-    if (fenced.length === 0) {
-      const statements = statementsOf(describeBatch(items), durable, created)
-      // One statement commits on its own; more need a transaction.
+    if (batch.fencedShards.length === 0) {
+      const statements = statementsOf(batch, durable, created)
       const all = run(statements)
       committed = Effect.as(statements.length > 1 ? inTransaction(sql, all) : all, new Map())
     } else {
-      committed = inTransaction(
-        sql,
-        Effect.gen(function* () {
-          const epochs = yield* readEpochs(fenced)
-          const passing = items.filter((item) => refusal(item, epochs) === undefined)
-          yield* run(statementsOf(describeBatch(passing), durable, created))
-          return epochs
-        })
-      )
+      committed =
+        oneFencedStatement(items, batch) ??
+        inTransaction(
+          sql,
+          Effect.gen(function* () {
+            const epochs = yield* readEpochs(batch.fencedShards)
+            const passing = items.filter((item) => refusal(item, epochs) === undefined)
+            // Usually every item passes: the batch already described is the one to write.
+            yield* run(
+              statementsOf(passing.length === items.length ? batch : describeBatch(passing), durable, created)
+            )
+            return epochs
+          })
+        )
     }
     const done = Effect.map(committed, (epochs) => results(items, new Set(created), epochs))
     return options.setDurability === undefined ? done : Effect.andThen(options.setDurability(durable), done)
