@@ -18,6 +18,7 @@ import * as Membership from "../src/sharding/Membership.ts"
 import * as Sharding from "../src/sharding/Sharding.ts"
 import * as SqliteJournal from "../src/storage/sqlite/SqliteJournal.ts"
 import { counterBehaviour, Increment, PersistedCounter } from "../test/sharding/fixtures/counter.ts"
+import { collect } from "./sleep.ts"
 
 class Nap extends Workflow.TaggedRequest<Nap>()("Nap", {
   payload: { id: Schema.Number },
@@ -31,13 +32,6 @@ const napper = Workflow.make(
   ({ id }) => Effect.as(Workflow.sleep("1 hour"), id)
 )
 
-/** A full GC, twice (the second collects what the first's finalizers released). */
-const collect = () => {
-  const gc = (globalThis as { gc?: () => void }).gc
-  if (gc === undefined) throw new Error("the memory bench needs node --expose-gc (npm run bench has it)")
-  gc()
-  gc()
-}
 const heapBytes = () => process.memoryUsage().heapUsed
 const MiB = (bytes: number) => `${(bytes / 2 ** 20).toFixed(0)} MiB`
 
@@ -49,6 +43,9 @@ const until = (done: () => boolean) =>
 
 export const memoryBench = (dir: string, count: number) =>
   Effect.gen(function* () {
+    if ((globalThis as { gc?: unknown }).gc === undefined) {
+      return yield* Effect.die(new Error("the memory bench needs node --expose-gc (npm run bench has it)"))
+    }
     const engine = yield* WorkflowEngine.makeScoped(napper)
     yield* Sharding.registerEntity(PersistedCounter, { passivateAfter: "1 second" })(counterBehaviour())
     const counters = yield* Sharding.messenger(PersistedCounter)

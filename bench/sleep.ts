@@ -19,7 +19,7 @@ const napper = Workflow.make(
 )
 
 /** A full GC, twice (the second collects what the first's finalizers released); needs --expose-gc. */
-const collect = () => {
+export const collect = () => {
   const gc = (globalThis as { gc?: () => void }).gc
   gc?.()
   gc?.()
