@@ -4,7 +4,7 @@
  */
 import { join } from "node:path"
 import { describe, expect, it } from "@effect/vitest"
-import { Effect } from "effect"
+import { Effect, Option } from "effect"
 import { SqlClient } from "effect/sql/SqlClient"
 import { PostgresJournal } from "../../src/postgres.ts"
 import * as SqliteClient from "../../src/storage/sqlite/SqliteClient.ts"
@@ -65,6 +65,52 @@ describe("group commit", () => {
         expect(journal.stats.transactions).toBeLessThan(40)
         expect((yield* journal.listRunning).length).toBe(0)
       }).pipe(Effect.scoped)
+    )
+
+    it.live(
+      `${name}: completions sharing a batch each keep their own result; a finished execution keeps its first`,
+      () =>
+        Effect.gen(function* () {
+          const journal = yield* open
+          const ids = Array.from({ length: 60 }, (_, i) => `done-${i}`)
+          yield* Effect.forEach(
+            ids,
+            (executionId) => journal.start({ executionId, workflow: "W", request: "{}", shard: 1, now: 1 }),
+            { concurrency: "unbounded", discard: true }
+          )
+          const complete = (
+            executionId: string,
+            status: "succeeded" | "failed",
+            result: string,
+            now: number
+          ) => journal.write({ executionId, outcomes: [], status: { _tag: "Complete", status, result }, now })
+          yield* complete("done-0", "succeeded", `"first"`, 2)
+          // One batch: the rest complete with their own results; done-0 again (refused: finished);
+          // done-1 suspends and then completes in the same batch (two changes of one execution).
+          yield* Effect.all(
+            [
+              ...ids
+                .slice(2)
+                .map((id, i) => complete(id, i % 2 === 0 ? "succeeded" : "failed", `"${id}"`, 3)),
+              complete("done-0", "failed", `"second"`, 3),
+              journal.write({
+                executionId: "done-1",
+                outcomes: [],
+                status: { _tag: "Suspend", reason: "waits" },
+                now: 3
+              }),
+              complete("done-1", "succeeded", `"after suspension"`, 4)
+            ],
+            { concurrency: "unbounded", discard: true }
+          )
+          const records = yield* Effect.forEach(ids, (id) => Effect.map(journal.get(id), Option.getOrThrow))
+          expect(records.map((record) => [record.executionId, record.status, record.result])).toEqual([
+            ["done-0", "succeeded", `"first"`],
+            ["done-1", "succeeded", `"after suspension"`],
+            ...ids.slice(2).map((id, i) => [id, i % 2 === 0 ? "succeeded" : "failed", `"${id}"`])
+          ])
+          expect(records.slice(2).every((record) => record.updatedAt === 3)).toBe(true)
+        }).pipe(Effect.scoped)
     )
   }
 })
