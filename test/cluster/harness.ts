@@ -76,6 +76,8 @@ export interface PodOptions {
 export interface PodMessage {
   readonly ready?: string
   readonly submitted?: number
+  /** The pod's submissions ended (all sent, or `{"stopSubmitting": true}`); `submitted` is how many. */
+  readonly submitDone?: boolean
   readonly stopped?: string
   /** The pod stops itself inside an ownership transaction of this operation (`freezeInOwnershipLock`). */
   readonly freezing?: string
@@ -87,6 +89,16 @@ export interface PodMessage {
   readonly renewalsStopped?: string
   readonly level?: string
   readonly message?: ReadonlyArray<unknown>
+}
+
+/**
+ * Ends `pod`'s submissions now (the test saw what it needed under load; the rest would only make
+ * it wait) and returns how many executions it sent.
+ */
+export const finishSubmitting = async (pod: ChildPod.ChildPod<PodMessage>): Promise<number> => {
+  pod.send({ stopSubmitting: true })
+  const done = await pod.waitFor((m) => m.submitDone === true, 30_000)
+  return done.submitted ?? 0
 }
 
 /** Starts a pod on `store`; the test's cleanup SIGKILLs it if it is still running. */

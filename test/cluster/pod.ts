@@ -19,7 +19,9 @@
  * makes it `send` executions `${prefix}-${i}` for i in [0, count) all at once (a flood of callers),
  * printing `{"burstDone": count}` once every send returned. `{"stopRenewing": true}` makes every
  * later lease renewal of the pod hang (as over a connection that stopped answering) while the pod
- * goes on running, printing `{"renewalsStopped": podId}`. When stdin closes (the test or runner
+ * goes on running, printing `{"renewalsStopped": podId}`. `{"stopSubmitting": true}` ends the
+ * submissions (option `submit`) early, once the test saw what it needed under load. Every run of
+ * submissions ends with `{"submitted": n, "submitDone": true}`, n the number sent. When stdin closes (the test or runner
  * that started the pod is gone), the pod exits.
  *
  * Option `clockOffsetMillis` skews the pod's clock: its whole program (store layers included) runs
@@ -108,12 +110,15 @@ const bursts: Array<{ readonly prefix: string; readonly count: number }> = []
 let burstArrived: (() => void) | undefined
 /** False once the test asked the pod to stop renewing its lease. */
 let renewing = true
+/** True once the test asked the pod to end its submissions early. */
+let stopSubmitting = false
 const Command = Schema.fromJsonString(
   Schema.Union([
     Schema.Struct({ freezeInOwnershipLock: Schema.String }),
     Schema.Struct({ freezeInAttempt: Schema.Literal(true) }),
     Schema.Struct({ burst: Schema.Struct({ prefix: Schema.String, count: Schema.Number }) }),
-    Schema.Struct({ stopRenewing: Schema.Literal(true) })
+    Schema.Struct({ stopRenewing: Schema.Literal(true) }),
+    Schema.Struct({ stopSubmitting: Schema.Literal(true) })
   ])
 )
 createInterface({ input: process.stdin })
@@ -121,6 +126,7 @@ createInterface({ input: process.stdin })
     const command = Schema.decodeUnknownSync(Command)(line)
     if ("freezeInOwnershipLock" in command) freezeIn = command.freezeInOwnershipLock
     else if ("freezeInAttempt" in command) freezeInAttempt = true
+    else if ("stopSubmitting" in command) stopSubmitting = true
     else if ("stopRenewing" in command) {
       renewing = false
       console.log(JSON.stringify({ renewalsStopped: podId }))
@@ -166,12 +172,14 @@ const main = Effect.gen(function* () {
   const submit = options.submit
   if (submit !== undefined) {
     const gap = Duration.millis(1000 / submit.perSecond)
-    for (let i = submit.from; i < submit.from + submit.count; i++) {
+    let sent = 0
+    for (let i = submit.from; i < submit.from + submit.count && !stopSubmitting; i++) {
       yield* engine.sendDiscard(new Order({ id: `${submit.prefix}-${i}` }))
-      if ((i - submit.from + 1) % 50 === 0) console.log(JSON.stringify({ submitted: i - submit.from + 1 }))
+      sent++
+      if (sent % 50 === 0) console.log(JSON.stringify({ submitted: sent }))
       yield* Effect.sleep(gap)
     }
-    console.log(JSON.stringify({ submitted: submit.count }))
+    console.log(JSON.stringify({ submitted: sent, submitDone: true }))
   }
   while (true) {
     const burst = bursts.shift()
