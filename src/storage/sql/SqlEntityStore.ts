@@ -255,7 +255,10 @@ export const make = (
             Effect.mapError(entityStoreError("outcomes", what))
           ),
         outcomesAhead: (keys, limit) =>
-          selectOutcomesAhead(sql, dialect, prefix, keys, limit).pipe(
+          (keys.length === 0
+            ? Effect.succeed<ReadonlyArray<RawAhead>>([])
+            : selectOutcomesAhead(sql, dialect, prefix, keys, limit)
+          ).pipe(
             Effect.flatMap((rows: ReadonlyArray<RawAhead>) => decodeAhead(rows)),
             Effect.map((rows) => toOutcomesAhead(keys, rows)),
             Effect.mapError(entityStoreError("outcomesAhead", what))
