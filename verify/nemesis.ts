@@ -112,7 +112,7 @@ const hostile = async (target: Target, at: number) => {
 }
 
 /**
- * Ends every other session of the server (the pods'), or only the liveness session of `podId`
+ * Ends every other session of the run's database (the pods'), or only the liveness session of `podId`
  * (its backend pid is the first part of its `session` marker): `pg_terminate_backend`.
  */
 const terminateSessions = async (url: string, podId?: string) => {
@@ -122,7 +122,7 @@ const terminateSessions = async (url: string, podId?: string) => {
       Effect.flatMap(SqlClient, (sql) =>
         podId === undefined
           ? sql`SELECT pg_terminate_backend(pid) FROM pg_stat_activity
-              WHERE pid <> pg_backend_pid() AND backend_type = 'client backend'`
+              WHERE pid <> pg_backend_pid() AND backend_type = 'client backend' AND datname = current_database()`
           : sql`SELECT pg_terminate_backend(split_part(session, ':', 1)::int)
               FROM effect_cluster_pods WHERE pod_id = ${podId}`
       )

@@ -46,7 +46,10 @@ const TTL = 3_000
 
 const resultOf = (id: string) => JSON.stringify({ _tag: "Success", value: `${id}:reserve+charge` })
 
-/** Sessions holding the ownership advisory lock of the default table prefix while idle in their transaction. */
+/**
+ * Sessions of the store's database holding the ownership advisory lock of the default table prefix
+ * while idle in their transaction (the other test files' pods use the same key in their own databases).
+ */
 const ownershipLockHolders = async (url: string): Promise<number> => {
   const runtime = ManagedRuntime.make(PostgresJournal.clientLayer({ url, maxConnections: 1 }))
   try {
@@ -57,6 +60,7 @@ const ownershipLockHolders = async (url: string): Promise<number> => {
           FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
           WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1
           AND l.objid = ${advisoryLockKey("effect_cluster_:ownership")}
+          AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
           AND a.state = 'idle in transaction'`
         return Number(rows[0]?.n ?? 0)
       })

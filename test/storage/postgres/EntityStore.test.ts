@@ -5,7 +5,6 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Fiber } from "effect"
-import { outcomesStatement, selectOutcomesAhead } from "../../../src/storage/sql/internal/entityRows.ts"
 import { postgres } from "../backends.ts"
 
 const message = (messageId: string) => ({
@@ -37,69 +36,5 @@ describe("PostgreSQL entity store", () => {
       expect(pending.map((stored) => stored.messageId)).toEqual(["slow", "fast"])
       expect(yield* Fiber.join(slow)).toEqual([{ _tag: "Stored" }])
     }).pipe(Effect.scoped)
-  )
-})
-
-describe("PostgreSQL entity store plans", () => {
-  /** The (node type, relation) of every node of an `EXPLAIN (FORMAT JSON)` plan. */
-  const nodesOf = (plan: unknown): Array<string> => {
-    if (typeof plan !== "object" || plan === null) return []
-    const node = plan as Record<string, unknown>
-    const own =
-      typeof node["Node Type"] === "string" ? [`${node["Node Type"]} ${node["Relation Name"] ?? ""}`] : []
-    return [
-      ...own,
-      ...Object.values(node).flatMap((value) =>
-        Array.isArray(value) ? value.flatMap(nodesOf) : nodesOf(value)
-      )
-    ]
-  }
-
-  it.live(
-    "a message's outcome is looked up by its key, never by scanning the table, in custom and generic plans",
-    () =>
-      Effect.gen(function* () {
-        const storage = yield* postgres.storage
-        const { sql, prefix } = storage.raw!
-        const cluster = yield* storage.openCluster
-        // 5,000 messages in a table never analyzed: a process that has just started storing.
-        for (let i = 0; i < 10; i++) {
-          yield* cluster.entities.enqueue(Array.from({ length: 500 }, (_, j) => message(`m-${i}-${j}`)))
-        }
-        const keys = [{ entityType: "Cart", entityId: "cart-1", messageId: "m-3-7" }]
-        const table = `${prefix}entity_messages`
-        for (const [name, statement] of [
-          ["outcomes", outcomesStatement(sql, "pg", prefix, keys)],
-          ["outcomesAhead", selectOutcomesAhead(sql, "pg", prefix, keys, 10)]
-        ] as const) {
-          const [text, params] = statement.compile()
-          expect(params.length, name).toBe(1)
-          const json = `'${String(params[0]).replaceAll("'", "''")}'`
-          // The plan for these keys, and the generic plan a prepared statement settles on.
-          const custom = yield* sql.unsafe<{ "QUERY PLAN": unknown }>(`EXPLAIN (FORMAT JSON) ${text}`, params)
-          const generic = yield* sql.withTransaction(
-            Effect.gen(function* () {
-              yield* sql.unsafe(`PREPARE plan_check AS ${text}`)
-              yield* sql.unsafe("SET LOCAL plan_cache_mode = force_generic_plan")
-              const plan = yield* sql.unsafe<{ "QUERY PLAN": unknown }>(
-                `EXPLAIN (FORMAT JSON) EXECUTE plan_check(${json})`
-              )
-              yield* sql.unsafe("DEALLOCATE plan_check")
-              return plan
-            })
-          )
-          for (const [mode, rows] of [
-            ["custom", custom],
-            ["generic", generic]
-          ] as const) {
-            const nodes = nodesOf(rows[0]?.["QUERY PLAN"])
-            expect(nodes.length, `${name}, ${mode}`).toBeGreaterThan(0)
-            expect(
-              nodes.filter((node) => node === `Seq Scan ${table}`),
-              `${name}, ${mode}: ${nodes.join(", ")}`
-            ).toEqual([])
-          }
-        }
-      }).pipe(Effect.scoped)
   )
 })

@@ -1,0 +1,115 @@
+/**
+ * The plans PostgreSQL makes for the statements that look rows up by key, on tables never analyzed
+ * (a process that has just started storing: autovacuum's analyze comes a minute later at best).
+ * A join of the keys' JSON (100 rows to the planner) with such a table was planned as a sequential
+ * scan of the whole table, once per call: a process slowed down as its tables grew.
+ */
+import { describe, expect, it } from "@effect/vitest"
+import { Effect } from "effect"
+import type { SqlClient } from "effect/sql/SqlClient"
+import type * as Statement from "effect/sql/Statement"
+import { outcomesStatement, selectOutcomesAhead } from "../../../src/storage/sql/internal/entityRows.ts"
+import { completeAll } from "../../../src/storage/sql/internal/writes.ts"
+import { postgres } from "../backends.ts"
+
+/** The (node type, relation) of every node of an `EXPLAIN (FORMAT JSON)` plan. */
+const nodesOf = (plan: unknown): Array<string> => {
+  if (typeof plan !== "object" || plan === null) return []
+  const node = plan as Record<string, unknown>
+  const own =
+    typeof node["Node Type"] === "string" ? [`${node["Node Type"]} ${node["Relation Name"] ?? ""}`] : []
+  return [
+    ...own,
+    ...Object.values(node).flatMap((value) =>
+      Array.isArray(value) ? value.flatMap(nodesOf) : nodesOf(value)
+    )
+  ]
+}
+
+/**
+ * The nodes of `statement`'s plan for its parameters (a custom plan), and of the generic plan a
+ * prepared statement settles on (`plan_cache_mode = force_generic_plan`). Not run: `EXPLAIN` only.
+ */
+const plans = (sql: SqlClient, statement: Statement.Statement<unknown>) =>
+  Effect.gen(function* () {
+    const [text, params] = statement.compile()
+    const custom = yield* sql.unsafe<{ "QUERY PLAN": unknown }>(`EXPLAIN (FORMAT JSON) ${text}`, params)
+    const literals = params.map((param) => `'${String(param).replaceAll("'", "''")}'`).join(", ")
+    const generic = yield* sql.withTransaction(
+      Effect.gen(function* () {
+        yield* sql.unsafe(`PREPARE plan_check AS ${text}`)
+        yield* sql.unsafe("SET LOCAL plan_cache_mode = force_generic_plan")
+        const plan = yield* sql.unsafe<{ "QUERY PLAN": unknown }>(
+          `EXPLAIN (FORMAT JSON) EXECUTE plan_check(${literals})`
+        )
+        yield* sql.unsafe("DEALLOCATE plan_check")
+        return plan
+      })
+    )
+    return [
+      ["custom", nodesOf(custom[0]?.["QUERY PLAN"])],
+      ["generic", nodesOf(generic[0]?.["QUERY PLAN"])]
+    ] as const
+  })
+
+/** Neither plan of `statement` reads `table` whole. */
+const expectNoScanOf = (
+  sql: SqlClient,
+  name: string,
+  statement: Statement.Statement<unknown>,
+  table: string
+) =>
+  Effect.gen(function* () {
+    for (const [mode, nodes] of yield* plans(sql, statement)) {
+      expect(nodes.length, `${name}, ${mode}`).toBeGreaterThan(0)
+      expect(
+        nodes.filter((node) => node === `Seq Scan ${table}`),
+        `${name}, ${mode}: ${nodes.join(", ")}`
+      ).toEqual([])
+    }
+  })
+
+describe("PostgreSQL plans on tables never analyzed", () => {
+  it.live("a message's outcome is looked up by its key, never by scanning the table", () =>
+    Effect.gen(function* () {
+      const storage = yield* postgres.storage
+      const { sql, prefix } = storage.raw!
+      const cluster = yield* storage.openCluster
+      for (let i = 0; i < 10; i++) {
+        yield* cluster.entities.enqueue(
+          Array.from({ length: 500 }, (_, j) => ({
+            entityType: "Cart",
+            entityId: "cart-1",
+            messageId: `m-${i}-${j}`,
+            shard: 1,
+            payload: "{}",
+            now: 1
+          }))
+        )
+      }
+      const keys = [{ entityType: "Cart", entityId: "cart-1", messageId: "m-3-7" }]
+      const table = `${prefix}entity_messages`
+      yield* expectNoScanOf(sql, "outcomes", outcomesStatement(sql, "pg", prefix, keys), table)
+      yield* expectNoScanOf(sql, "outcomesAhead", selectOutcomesAhead(sql, "pg", prefix, keys, 10), table)
+    }).pipe(Effect.scoped)
+  )
+
+  it.live("a batch's completions find their executions by key, never by scanning the table", () =>
+    Effect.gen(function* () {
+      const storage = yield* postgres.storage
+      const { sql, prefix } = storage.raw!
+      const journal = yield* storage.open
+      yield* Effect.forEach(
+        Array.from({ length: 5_000 }, (_, i) => `x-${i}`),
+        (executionId) => journal.start({ executionId, workflow: "W", request: "{}", shard: 1, now: 1 }),
+        { concurrency: 64, discard: true }
+      )
+      const completion = { status: "succeeded", result: "1", updated_at: 2, fs: null, fe: null }
+      const statement = completeAll(sql, sql(`${prefix}executions`), [
+        { execution_id: "x-7", ...completion },
+        { execution_id: "x-8", ...completion }
+      ])
+      yield* expectNoScanOf(sql, "completions", statement, `${prefix}executions`)
+    }).pipe(Effect.scoped)
+  )
+})
