@@ -127,8 +127,8 @@ for (const [backend, makeStore] of Object.entries(stores)) {
       const [before, after] = /RESULT (\d+) (\d+)/.exec(resumed.stdout)!.slice(1).map(Number)
       const restartedAt = Number(/STARTED (\d+)/.exec(resumed.stdout)![1])
       expect(after).toBeGreaterThanOrEqual(before! + 2_500)
-      // The deadline was kept: not a fresh 2.5 s from the restart (measured once the new process
-      // was up, so that a slow start on a loaded machine does not count).
+      // The deadline was kept: not a fresh 2.5 s from the restart (measured once the new engine
+      // was ready, so that a slow start on a loaded machine does not count).
       expect(after).toBeLessThan(restartedAt + 2_500)
     })
 

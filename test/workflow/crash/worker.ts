@@ -232,9 +232,10 @@ const program = Effect.gen(function* () {
     console.log(`SIGNALED ${first} ${again}`)
     console.log(`RESULT ${yield* engine.send(new Crashy({ id: "1" }))}`)
   } else if (mode === "sleep") {
-    // When this process is ready to run workflows (its start-up time is not the engine's).
-    console.log(`STARTED ${Date.now()}`)
     const engine = yield* WorkflowEngine.makeScoped(sleeper)
+    // When the engine is ready (its start-up on a loaded machine is not the sleep's): a resumed
+    // execution's run, and so a fresh deadline if the kept one were lost, starts after this.
+    console.log(`STARTED ${Date.now()}`)
     yield* engine.sendDiscard(new Crashy({ id: "1" }))
     const parked = yield* engine.status("sleeper@1")
     if (parked._tag === "Some" && parked.value.status !== "sleeping") {
