@@ -40,10 +40,20 @@ const replayAcrossRestart = (
       (r) => `order@${r.id}`,
       () => body(calls, gate)
     )
+    // The first engine runs until the execution waits at the gate (its attempt is recorded), then
+    // stops: whatever a loaded machine's pace, everything before the gate has run by then.
+    const atGate = Effect.gen(function* () {
+      for (let i = 0; i < 1_000; i++) {
+        const steps = yield* journal.steps(`order@${id}`)
+        if (steps.some((step) => step.activityId === "gate")) return
+        yield* Effect.sleep("10 millis")
+      }
+      return yield* Effect.die(new Error(`order@${id} did not reach its gate within 10 s`))
+    })
     yield* withEngine(
       journal,
       workflow,
-      (e) => Effect.andThen(e.sendDiscard(new Order({ id })), Effect.sleep("30 millis")),
+      (e) => Effect.andThen(e.sendDiscard(new Order({ id })), atGate),
       fastRetry
     )
     const before = new Map(calls.counts)
