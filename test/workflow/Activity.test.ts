@@ -1,7 +1,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Cause, Effect, Exit, Schema } from "effect"
 import { Activity, MemoryJournal, Workflow } from "../../src/index.ts"
-import { Calls, fastRetry, OutOfStockError, withEngine } from "./fixtures.ts"
+import { Calls, fastRetry, OutOfStockError, untilStep, withEngine } from "./fixtures.ts"
 
 class Flaky extends Workflow.TaggedRequest<Flaky>()("Flaky", {
   payload: { id: Schema.String, failures: Schema.Number },
@@ -122,7 +122,10 @@ describe("Activity", () => {
         )
       // v1 starts and is stopped (engine shutdown) while waiting.
       yield* withEngine(journal, definition(1, false), (e) =>
-        Effect.andThen(e.sendDiscard(new Flaky({ id: "1", failures: 0 })), Effect.sleep("20 millis"))
+        Effect.andThen(
+          e.sendDiscard(new Flaky({ id: "1", failures: 0 })),
+          untilStep(journal, "versioned@1", "wait")
+        )
       )
       // v2 of the code resumes it: the running execution keeps version 1 and skips the new step.
       const resumed = yield* withEngine(journal, definition(2, true), (e) =>

@@ -8,7 +8,7 @@ import { describe, expect, it } from "@effect/vitest"
 import { Cause, Effect, Exit, Schema } from "effect"
 import * as EffectCluster from "../../src/index.ts"
 import { Activity, MemoryJournal, Workflow, type WorkflowContext, WorkflowErrors } from "../../src/index.ts"
-import { withEngine } from "./fixtures.ts"
+import { untilStep, withEngine } from "./fixtures.ts"
 
 type ErrorClass = new (props: never) => Error
 
@@ -355,7 +355,7 @@ describe("errors explain themselves, end to end", () => {
         // v1 records reserve-stock and charge-card, then blocks; v2 asks ship after reserve-stock.
         const v1 = step("reserve-stock").pipe(Effect.andThen(step("charge-card")), Effect.andThen(block))
         yield* withEngine(journal, version(v1), (engine) =>
-          Effect.andThen(engine.sendDiscard(new Task({ id: "41" })), Effect.sleep("20 millis"))
+          Effect.andThen(engine.sendDiscard(new Task({ id: "41" })), untilStep(journal, "task@41", "block"))
         )
         const exit = yield* Effect.exit(
           withEngine(journal, version(Effect.andThen(step("reserve-stock"), step("ship"))), (engine) =>

@@ -6,7 +6,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Schema } from "effect"
 import { Activity, MemoryJournal, Workflow } from "../../src/index.ts"
-import { Calls, fastRetry, OutOfStockError, withEngine } from "./fixtures.ts"
+import { Calls, fastRetry, OutOfStockError, untilStep, withEngine } from "./fixtures.ts"
 
 class Order extends Workflow.TaggedRequest<Order>()("Order", {
   payload: { id: Schema.String },
@@ -42,14 +42,7 @@ const replayAcrossRestart = (
     )
     // The first engine runs until the execution waits at the gate (its attempt is recorded), then
     // stops: whatever a loaded machine's pace, everything before the gate has run by then.
-    const atGate = Effect.gen(function* () {
-      for (let i = 0; i < 1_000; i++) {
-        const steps = yield* journal.steps(`order@${id}`)
-        if (steps.some((step) => step.activityId === "gate")) return
-        yield* Effect.sleep("10 millis")
-      }
-      return yield* Effect.die(new Error(`order@${id} did not reach its gate within 10 s`))
-    })
+    const atGate = untilStep(journal, `order@${id}`, "gate")
     yield* withEngine(
       journal,
       workflow,

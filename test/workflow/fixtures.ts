@@ -54,6 +54,25 @@ export const threeSteps = (calls: Calls) =>
       })
   )
 
+/**
+ * Waits until `executionId` has a step of activity `activityId` in `journal` (an attempt started:
+ * the execution got that far), for at most 10 s. What a test waits for before it stops an engine
+ * mid-execution, instead of a fixed time that a loaded machine may not honour.
+ */
+export const untilStep = (
+  journal: DurableExecutionJournal.DurableExecutionJournal["Service"],
+  executionId: string,
+  activityId: string
+) =>
+  Effect.gen(function* () {
+    for (let i = 0; i < 1_000; i++) {
+      const steps = yield* journal.steps(executionId)
+      if (steps.some((step) => step.activityId === activityId)) return
+      yield* Effect.sleep("10 millis")
+    }
+    return yield* Effect.die(new Error(`${executionId} did not reach activity "${activityId}" within 10 s`))
+  })
+
 /** Runs `f` with an engine for `workflows` on `journal`, then shuts the engine down gracefully. */
 export const withEngine = <W extends Workflow.Any, A, E>(
   journal: DurableExecutionJournal.DurableExecutionJournal["Service"],
