@@ -1,6 +1,6 @@
-import { join } from "node:path"
 import { defaultServerConditions } from "vite"
 import { defineConfig } from "vitest/config"
+import { COMPILE_CACHE } from "./test/support/compileCache.ts"
 
 export default defineConfig({
   // `import "effect-cluster"` resolves to the sources in this repository (package.json `exports`).
@@ -17,8 +17,8 @@ export default defineConfig({
     // They wait for the events they need, so they hold under the contention (and beside a CPU hog).
     maxWorkers: 4,
     // The child processes the tests start (pods, CLIs, crash fixtures: hundreds per run) keep the
-    // compiled code of their modules here: each starts ~0.2 s sooner than with a cold compile.
-    env: { NODE_COMPILE_CACHE: join(import.meta.dirname, "node_modules", ".cache", "node-compile") },
+    // compiled code of their modules there: each starts ~0.2 s sooner than with a cold compile.
+    env: { NODE_COMPILE_CACHE: COMPILE_CACHE },
     testTimeout: 60_000,
     hookTimeout: 120_000
   }
