@@ -20,19 +20,12 @@
  * ```
  */
 import { type ChildProcessWithoutNullStreams, spawn as spawnProcess } from "node:child_process"
-import { existsSync } from "node:fs"
-import { join, resolve } from "node:path"
+import { resolve } from "node:path"
 import { Effect } from "effect"
 import { onTestFinished } from "vitest"
+import { nodeBinary, repoRoot } from "./repo.ts"
 
-/** The repository's root: entries are resolved from it. */
-export const repoRoot = resolve(import.meta.dirname, "..", "..")
-
-/** The Node 22 binary children run on: the repository's, else the one running the tests. */
-export const nodeBinary = ((): string => {
-  const own = join(repoRoot, "node_modules", ".bin", "node")
-  return existsSync(own) ? own : process.execPath
-})()
+export { nodeBinary, repoRoot }
 
 /** How to start a child. */
 export interface SpawnOptions<M> {

@@ -59,7 +59,14 @@ const STEP_COLUMNS: ReadonlyArray<keyof StepRow> = [
 /** The PostgreSQL channel on which inbox arrivals are announced (`pg_notify`), one per prefix. */
 export const inboxChannel = (prefix: string): string => `${prefix}inbox`
 
-/** Builds the `flush` of the journal's group commit. */
+/** SQLite: a completion `completeMany` writes. */
+interface Completion {
+  readonly executionId: string
+  readonly status: string
+  readonly result: string
+  readonly now: number
+}
+
 /** A completion as `completeAll` takes it: one element of its JSON parameter. */
 export interface CompletionRow {
   readonly execution_id: string
@@ -93,6 +100,7 @@ export const completeAll = (
       )}::json)))
       AND ${passes}`
 
+/** Builds the `flush` of the journal's group commit. */
 export const make = (options: WritesOptions) => {
   const { sql, prefix, dialect } = options
   const executions = sql(`${prefix}executions`)
@@ -457,45 +465,43 @@ export const make = (options: WritesOptions) => {
   }
 
   /**
-   * Mirrors `applyStatusChange`: final executions never change. With a fence, the change also
-   * needs `epochsOf` (the PostgreSQL batch statement's `fence` CTE, or SQLite's shards table) to
-   * have the fence's epoch.
-   */
-  /**
    * SQLite: the completions of a batch whose execution has no other status change in it, to be
    * written by one statement (`completeMany`) instead of one `UPDATE` each; the other changes, in
-   * order. PostgreSQL's batch statement has its own way (`pgStatement`).
+   * order. PostgreSQL's batch statement has its own way (`completeAll`).
    */
   const mergeableCompletions = (statuses: ReadonlyArray<StatusRow>) => {
-    const none: ReadonlyArray<StatusRow> = []
-    if (dialect !== "sqlite" || statuses.length < 2) return { completions: none, others: statuses }
+    const none = { completions: [], others: statuses }
+    if (dialect !== "sqlite" || statuses.length < 2) return none
     const changes = new Map<string, number>()
     for (const { executionId } of statuses) changes.set(executionId, (changes.get(executionId) ?? 0) + 1)
-    const completions: Array<StatusRow> = []
+    const completions: Array<Completion> = []
     const others: Array<StatusRow> = []
     for (const row of statuses) {
-      if (row.change._tag === "Complete" && changes.get(row.executionId) === 1) completions.push(row)
-      else others.push(row)
+      const { executionId, change, now } = row
+      if (change._tag === "Complete" && changes.get(executionId) === 1) {
+        completions.push({ executionId, status: change.status, result: change.result, now })
+      } else others.push(row)
     }
-    return completions.length < 2 ? { completions: none, others: statuses } : { completions, others }
+    return completions.length < 2 ? none : { completions, others }
   }
 
-  /** SQLite: the `Complete` change of several executions (distinct ids) as one `UPDATE … FROM`. */
-  const completeMany = (rows: ReadonlyArray<StatusRow>) => {
+  /** SQLite: the completions of several executions (distinct ids) as one `UPDATE … FROM`. */
+  const completeMany = (rows: ReadonlyArray<Completion>) => {
     const values = sql.join(
       ", ",
       false
-    )(
-      rows.map(({ executionId, change, now }) =>
-        change._tag === "Complete" ? sql`(${executionId}, ${change.status}, ${change.result}, ${now})` : sql``
-      )
-    )
+    )(rows.map(({ executionId, status, result, now }) => sql`(${executionId}, ${status}, ${result}, ${now})`))
     return sql`UPDATE ${executions} SET status = done.column2, result = done.column3, reason = NULL, wake_at = NULL,
         updated_at = done.column4
       FROM (VALUES ${values}) AS done
       WHERE ${executions}.execution_id = done.column1 AND ${executions}.status IN ('running', 'suspended', 'sleeping')`
   }
 
+  /**
+   * Mirrors `applyStatusChange`: final executions never change. With a fence, the change also
+   * needs `epochsOf` (the PostgreSQL batch statement's `fence` CTE, or SQLite's shards table) to
+   * have the fence's epoch.
+   */
   const statusStatement = (
     id: string,
     change: StatusChange,
