@@ -384,11 +384,14 @@ export const makeScoped = <W extends Any>(
       yield* Effect.addFinalizer(() => Effect.sync(unsubscribe))
     }
     const toResume = yield* Queue.unbounded<number>()
-    /** The shards this engine runs, with when it took each (see `Recovery`). */
+    /**
+     * The shards this engine runs, with when their resumption ended (see `Recovery`): a shard still
+     * waiting for its turn among many taken over at once is not looked at (`Infinity`).
+     */
     const heldSince = new Map<number, number>()
     const resume = (shard: number) =>
       Effect.sync(() => {
-        heldSince.set(shard, now())
+        heldSince.set(shard, Number.POSITIVE_INFINITY)
         Queue.offerUnsafe(toResume, shard)
       })
     const listener: Pod.ShardListener = {
@@ -426,6 +429,9 @@ export const makeScoped = <W extends Any>(
       toResume,
       stillOwned,
       start: executions.startRow,
+      shardResumed: (shard) => {
+        if (heldSince.has(shard)) heldSince.set(shard, now())
+      },
       // The timer looks at the shards taken over (their sleepers may be due) once the burst of
       // acquisitions is resumed: one look, not one per shard.
       resumed: () => timer.poke(now())
@@ -483,6 +489,8 @@ const resumeShards = (options: {
   readonly toResume: Queue.Queue<number>
   readonly stillOwned: (shard: number) => boolean
   readonly start: (row: ExecutionRecord) => Effect.Effect<RunHandle | undefined, JournalError>
+  /** The shard's resumption ended (every execution listed has a run, or it could not be resumed). */
+  readonly shardResumed: (shard: number) => void
   readonly resumed: () => void
 }) =>
   Effect.forever(
@@ -498,7 +506,8 @@ const resumeShards = (options: {
           Cause.hasInterruptsOnly(cause)
             ? Effect.void
             : Effect.logError(`the executions of shard ${shard} could not be resumed`, cause)
-        )
+        ),
+        Effect.ensuring(Effect.sync(() => options.shardResumed(shard)))
       )
     )
   )

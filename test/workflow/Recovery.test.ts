@@ -88,6 +88,66 @@ describe("recovery of executions left without a run", () => {
     })
   )
 
+  it.live("a shard whose resumption has not ended is not looked at, however long it takes", () =>
+    Effect.gen(function* () {
+      const lines: Array<string> = []
+      const logger = Logger.make(({ message }) => {
+        lines.push(Array.isArray(message) ? message.map(String).join(" ") : String(message))
+      })
+      const job = Workflow.make(
+        Job,
+        (request) => request.id,
+        (request) => Effect.succeed(request.id)
+      )
+      const shardCount = 4
+      const slowShard = ShardId.shardOf("waiting", shardCount)
+      const otherShard = slowShard === 1 ? 2 : 1
+      const memory = yield* MemoryJournal.make
+      yield* memory.start({
+        executionId: "waiting",
+        workflow: "Job",
+        request: JSON.stringify({ _tag: "Job", id: "waiting" }),
+        shard: slowShard,
+        now: Date.now() - 60_000
+      })
+      // The first listing of the slow shard is its resumption: it waits (a shard among hundreds
+      // taken over at once waits its turn) while recovery looks at the other shards again and again.
+      const resumptionGoesOn = yield* Deferred.make<void>()
+      let slowListings = 0
+      let otherListings = 0
+      const journal: DurableExecutionJournal.DurableExecutionJournal["Service"] = {
+        ...memory,
+        listUnfinished: (query) =>
+          Effect.suspend(() => {
+            if (query.shard === otherShard) otherListings++
+            if (query.shard !== slowShard || slowListings++ > 0) return memory.listUnfinished(query)
+            return Effect.andThen(Deferred.await(resumptionGoesOn), memory.listUnfinished(query))
+          })
+      }
+      yield* Effect.gen(function* () {
+        const engine = yield* WorkflowEngine.makeScoped(job, { recoveryInterval: "100 millis", shardCount })
+        // The other shard's resumption, then three looks of recovery: enough for two in a row.
+        while (otherListings < 4) yield* Effect.sleep("20 millis")
+        expect(slowListings).toBe(1)
+        expect(Option.map(yield* engine.status("waiting"), (info) => info.status)).toEqual(
+          Option.some("running")
+        )
+        yield* Deferred.succeed(resumptionGoesOn, undefined)
+        let status = yield* engine.status("waiting")
+        while (Option.isSome(status) && status.value.status === "running") {
+          yield* Effect.sleep("20 millis")
+          status = yield* engine.status("waiting")
+        }
+        expect(Option.map(status, (info) => info.status)).toEqual(Option.some("succeeded"))
+        expect(lines.filter((line) => line.startsWith("recovery:"))).toEqual([])
+      }).pipe(
+        Effect.scoped,
+        Effect.provideService(DurableExecutionJournal.DurableExecutionJournal, journal),
+        Effect.provide(Logger.layer([logger]))
+      )
+    })
+  )
+
   it.effect(
     "looks on the host's clock: a month skipped on a TestClock does not make it look once per interval",
     () =>

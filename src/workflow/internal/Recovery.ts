@@ -1,7 +1,9 @@
 /**
- * The engine's backstop for liveness: every interval it looks, in the shards it has owned for a
- * whole interval, for `running` executions that have no run here, and starts them, with a warning
- * that names them.
+ * The engine's backstop for liveness: every interval it looks, in the shards it has owned and
+ * resumed for a whole interval, for `running` executions that have no run here, and starts them,
+ * with a warning that names them. A shard whose resumption has not ended (it waits its turn among
+ * hundreds taken over at once, and that can take minutes) is not looked at: its executions are
+ * not orphans, only not resumed yet.
  *
  * None should ever be found: an execution gets a run when it starts, when its shard is taken (see
  * `Resumption`), when it wakes, or when an inbox entry tells its owner. One found here slipped
@@ -23,7 +25,7 @@ const NAMED = 10
 export interface RecoveryOptions {
   readonly journal: RunJournal
   readonly intervalMillis: number
-  /** The shards this engine has owned (without a break) since at least `since`. */
+  /** The shards this engine has owned (without a break), and finished resuming, since at least `since`. */
   readonly shardsHeldSince: (since: number) => ReadonlyArray<number>
   /** Whether the shard is still this engine's (it stops looking at one that moved). */
   readonly stillOwned: (shard: number) => boolean
