@@ -237,6 +237,10 @@ export const settings = (
     return { podId, shardCount, ttl, interval, maxHandovers, network: options?.network ?? {} }
   })
 
+/**
+ * A pod id for a process that names none: its host, its process id and a random suffix, e.g.
+ * `web-1-4242-a3f09c` (unique enough that two processes on one host never share one).
+ */
 export const generatedPodId = Effect.gen(function* () {
   const { hostname } = yield* Effect.promise(() => import("node:os"))
   const suffix = (yield* Random.nextIntBetween(0, 0xffffff)).toString(16).padStart(6, "0")
