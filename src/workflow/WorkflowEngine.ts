@@ -48,7 +48,7 @@ import { clustered, type Ownership, single } from "./internal/Ownership.ts"
 import * as Recovery from "./internal/Recovery.ts"
 import { reliable } from "./internal/ReliableJournal.ts"
 import * as RemoteResults from "./internal/RemoteResults.ts"
-import { resumeShard } from "./internal/Resumption.ts"
+import * as Resumption from "./internal/Resumption.ts"
 import { Runs } from "./internal/Runs.ts"
 import { WakeWaiters } from "./internal/WakeWaiters.ts"
 import type { ExecutionJournal } from "./JournalExport.ts"
@@ -481,8 +481,9 @@ const podOf = (options: EngineOptions | undefined) =>
   })
 
 /**
- * Shards whose `running` executions are to be resumed, taken by a few background workers one
- * shard at a time, so taking 300 shards over does not start 300 readers at once.
+ * Shards whose `running` executions are to be resumed, taken by a few background workers: a worker
+ * takes every shard waiting (300 when a pod starts alone) and resumes them together, in the order
+ * of their executions' ids (see `Resumption`).
  */
 const resumeShards = (options: {
   readonly journal: RunJournal
@@ -494,22 +495,21 @@ const resumeShards = (options: {
   readonly resumed: () => void
 }) =>
   Effect.forever(
-    Effect.flatMap(Queue.take(options.toResume), (shard) =>
-      resumeShard({
-        journal: options.journal,
-        shard,
-        stillOwned: () => options.stillOwned(shard),
-        start: options.start
-      }).pipe(
+    Effect.gen(function* () {
+      const taken = yield* Queue.takeAll(options.toResume)
+      // Shards taken over in one round are announced one after another: wait for the rest.
+      yield* Effect.yieldNow
+      const shards = [...new Set([...taken, ...(yield* Queue.clear(options.toResume))])]
+      yield* Resumption.resumeShards(options, shards).pipe(
         Effect.tap(() => Effect.sync(() => Queue.sizeUnsafe(options.toResume) === 0 && options.resumed())),
         Effect.catchCause((cause) =>
           Cause.hasInterruptsOnly(cause)
             ? Effect.void
-            : Effect.logError(`the executions of shard ${shard} could not be resumed`, cause)
+            : Effect.logError(`the executions of shards ${shards.join(", ")} could not be resumed`, cause)
         ),
-        Effect.ensuring(Effect.sync(() => options.shardResumed(shard)))
+        Effect.ensuring(Effect.sync(() => shards.forEach(options.shardResumed)))
       )
-    )
+    })
   )
 
 /**
