@@ -91,6 +91,9 @@ describe.each(["sqlite", "pg"] as const)("ownership across processes on %s", (ki
     const c = await pod(store, { podId: "c", activityMillis: 5 })
     await eventually("c owns its share", async () => ((await owners(runtime)).get("c") ?? 0) >= 90)
     await a.pod.waitFor((m) => (m.submitted ?? 0) >= 300, 30_000)
+    // c is killed mid-traffic: once it has run attempts of its own (owning shards is not enough:
+    // on a loaded machine it may not have started one yet).
+    await eventually("c runs attempts", async () => ledgerOf(store).some((line) => line.p === "c"), 30_000)
     const killedAt = Date.now()
     c.pod.kill("SIGKILL")
     expect((await c.pod.exited).signal).toBe("SIGKILL")

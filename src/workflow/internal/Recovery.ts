@@ -63,7 +63,8 @@ export const recoverOnce = (
             continue
           if ((yield* options.start(row.value)) !== undefined) started.push(listed.executionId)
         }
-        if (page.length < PAGE) break
+        // Read until a page comes back empty: a short page may only lack a row that does not decode.
+        if (page.length === 0) break
         after = page[page.length - 1]!.executionId
       }
     }
