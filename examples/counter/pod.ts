@@ -1,7 +1,8 @@
 /**
  * One pod of the counter demo: it hosts the Counter entities of the shards it owns and, if asked,
  * sends its share of the messages. It prints JSON lines: `{"ready": podId}`, `{"sent": n}` as it
- * sends, `{"counts": {...}}` in answer to a `{"get": counters}` line on stdin, and its logs.
+ * sends, `{"counts": {...}}` in answer to a `{"get": counters}` line on stdin, and its logs. With
+ * `send.holdAt`, it stops before its `holdAt`-th message (`{"held": n}`) until a `{"go": true}` line.
  *
  * With a ledger file, each message the handler runs for is appended to it as a JSON line
  * `{"m": messageId, "e": entityId, "p": podId}`: a message in it twice ran twice (only a crash
@@ -11,7 +12,7 @@
  */
 import { appendFileSync } from "node:fs"
 import { createInterface } from "node:readline"
-import { Duration, Effect, Fiber, Layer, Logger, Schema } from "effect"
+import { Deferred, Duration, Effect, Exit, Fiber, Layer, Logger, Schema } from "effect"
 import { Membership, Sharding, SqliteJournal } from "effect-cluster"
 import { PostgresJournal } from "effect-cluster/postgres"
 import { CounterEntity, counterBehaviour, GetCurrent, planned } from "./counter.ts"
@@ -32,7 +33,9 @@ const Options = Schema.Struct({
       from: Schema.Number,
       count: Schema.Number,
       counters: Schema.Number,
-      perSecond: Schema.Number
+      perSecond: Schema.Number,
+      /** Wait for `{"go": true}` on stdin before sending this many + 1st message. */
+      holdAt: Schema.optional(Schema.Number)
     })
   )
 })
@@ -40,7 +43,9 @@ const Options = Schema.Struct({
 const options = Schema.decodeUnknownSync(Schema.fromJsonString(Options))(process.argv[2])
 const say = (line: unknown) => console.log(JSON.stringify(line))
 
-const Command = Schema.fromJsonString(Schema.Struct({ get: Schema.Number }))
+const Command = Schema.fromJsonString(
+  Schema.Union([Schema.Struct({ get: Schema.Number }), Schema.Struct({ go: Schema.Literal(true) })])
+)
 
 const store = options.store.startsWith("postgres")
   ? PostgresJournal.layer({ url: options.store, tablePrefix: options.tablePrefix })
@@ -102,8 +107,13 @@ const main = Effect.gen(function* () {
   say({ ready: options.podId })
   const lines = createInterface({ input: process.stdin })
   const services = yield* Effect.context<Sharding.Sharding | Membership.Membership>()
+  const go = Deferred.makeUnsafe<void>()
   lines.on("line", (line) => {
     const command = Schema.decodeUnknownSync(Command)(line)
+    if ("go" in command) {
+      Deferred.doneUnsafe(go, Exit.void)
+      return
+    }
     Effect.runFork(
       counts(command.get).pipe(
         Effect.provideContext(services),
@@ -119,6 +129,10 @@ const main = Effect.gen(function* () {
     const counter = yield* Sharding.messenger(CounterEntity)
     const gap = Duration.millis(1000 / send.perSecond)
     for (let i = send.from; i < send.from + send.count; i++) {
+      if (i - send.from === send.holdAt) {
+        say({ held: send.holdAt })
+        yield* Deferred.await(go)
+      }
       const { entityId, message } = planned(i, send.counters)
       // Accepted once stored; a failure (the store briefly unreachable) is retried with the same
       // message id, which the entity processes once however often it arrives.
