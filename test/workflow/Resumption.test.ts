@@ -8,7 +8,7 @@ import { describe, expect, it } from "@effect/vitest"
 import { Deferred, Effect } from "effect"
 import { type DurableExecutionJournal, MemoryJournal, ShardId, WorkflowErrors } from "../../src/index.ts"
 import type { RunHandle } from "../../src/workflow/internal/ExecutionRunner.ts"
-import { unfenced } from "../../src/workflow/internal/FencedJournal.ts"
+import { type RunJournal, unfenced } from "../../src/workflow/internal/FencedJournal.ts"
 import { resumeShards } from "../../src/workflow/internal/Resumption.ts"
 
 const SHARDS = 3
@@ -52,6 +52,29 @@ const record = (started: Array<string>, executionId: string): RunHandle => {
   return loadedRun()
 }
 
+/** Resumes every shard of `byShard`, all owned; returns the ids started, in order. */
+const resumeAll = (journal: RunJournal, byShard: ReadonlyMap<number, ReadonlyArray<string>>) =>
+  Effect.gen(function* () {
+    const started: Array<string> = []
+    const resumed = yield* resumeShards(
+      {
+        journal,
+        stillOwned: () => true,
+        start: (row) => Effect.sync(() => record(started, row.executionId))
+      },
+      [...byShard.keys()]
+    )
+    expect(resumed).toBe(started.length)
+    return started
+  })
+
+/** The running executions of `byShard` (all but the finished one), in id order. */
+const running = (byShard: ReadonlyMap<number, ReadonlyArray<string>>) =>
+  [...byShard.values()]
+    .flat()
+    .filter((id) => id !== "exec-00000")
+    .sort()
+
 describe("resumption of the shards taken over", () => {
   it.effect("resumes every running execution once, in the order of their ids across the shards", () =>
     Effect.gen(function* () {
@@ -66,21 +89,9 @@ describe("resumption of the shards taken over", () => {
             return memory.listUnfinished(query)
           })
       })
-      const started: Array<string> = []
-      const resumed = yield* resumeShards(
-        {
-          journal,
-          stillOwned: () => true,
-          start: (row) => Effect.sync(() => record(started, row.executionId))
-        },
-        [...byShard.keys()]
-      )
-      const expected = [...byShard.values()]
-        .flat()
-        .filter((id) => id !== "exec-00000")
-        .sort()
-      expect(resumed).toBe(1_199)
-      expect(started).toEqual(expected)
+      const started = yield* resumeAll(journal, byShard)
+      expect(started).toHaveLength(1_199)
+      expect(started).toEqual(running(byShard))
       // Each shard holds ~400: read in chunks of a page (256), until one comes back empty.
       for (const [shard, ids] of byShard) {
         const running = ids.filter((id) => id !== "exec-00000").length
@@ -149,22 +160,9 @@ describe("resumption of the shards taken over", () => {
             return rows.filter((_, index) => index !== 5)
           })
       })
-      const started: Array<string> = []
-      yield* resumeShards(
-        {
-          journal,
-          stillOwned: () => true,
-          start: (row) => Effect.sync(() => record(started, row.executionId))
-        },
-        [...byShard.keys()]
-      )
+      const started = yield* resumeAll(journal, byShard)
       expect(damaged.size).toBe(SHARDS)
-      expect(started).toEqual(
-        [...byShard.values()]
-          .flat()
-          .filter((id) => id !== "exec-00000" && !damaged.has(id))
-          .sort()
-      )
+      expect(started).toEqual(running(byShard).filter((id) => !damaged.has(id)))
     })
   )
 
@@ -181,23 +179,10 @@ describe("resumption of the shards taken over", () => {
             ? Effect.fail(new WorkflowErrors.JournalError({ operation: "listUnfinished", transient: true }))
             : memory.listUnfinished(query)
       })
-      const started: Array<string> = []
-      yield* resumeShards(
-        {
-          journal,
-          stillOwned: () => true,
-          start: (row) => Effect.sync(() => record(started, row.executionId))
-        },
-        [...byShard.keys()]
-      )
+      const started = yield* resumeAll(journal, byShard)
       // Failed, read again, then read to its end (an empty chunk).
       expect(listings).toBe(3)
-      expect(started.sort()).toEqual(
-        [...byShard.values()]
-          .flat()
-          .filter((id) => id !== "exec-00000")
-          .sort()
-      )
+      expect(started.sort()).toEqual(running(byShard))
     })
   )
 })
