@@ -10,6 +10,9 @@ import type { RunJournal } from "./FencedJournal.ts"
 /** Due executions woken per journal query. */
 const BATCH = 256
 
+/** The pause before looking again at due executions that could not be woken (at most the poll). */
+const STUCK_PAUSE_MILLIS = 1_000
+
 export interface DurableTimer {
   /** An execution will be due at `wakeAt` (epoch ms): look again by then. */
   readonly poke: (wakeAt: number) => void
@@ -64,22 +67,26 @@ export const make = (options: {
               )
             )
       const { due, nextWakeAt } = found
+      let failed = 0
       yield* Effect.forEach(
         due,
         (row) =>
-          options
-            .wake(row)
-            .pipe(
-              Effect.catchCause((cause) =>
-                Cause.hasInterruptsOnly(cause)
-                  ? Effect.interrupt
-                  : Effect.logError(`the durable timer could not wake ${row.executionId}`, cause)
-              )
-            ),
+          options.wake(row).pipe(
+            Effect.catchCause((cause) => {
+              if (Cause.hasInterruptsOnly(cause)) return Effect.interrupt
+              failed++
+              return Effect.logError(`the durable timer could not wake ${row.executionId}`, cause)
+            })
+          ),
         { concurrency: "unbounded", discard: true }
       )
       if (due.length === BATCH || pokedWhileBusy) continue
-      const wait = Math.max(0, Math.min(pollMillis, (nextWakeAt ?? Number.POSITIVE_INFINITY) - at))
+      // Something due that this look could not wake (a row the journal left out because it does
+      // not decode, a wake that failed) is looked at again after a pause, not at once: at once,
+      // the timer would spin on it, listing and logging as fast as the journal answers.
+      const stuck = failed === due.length && nextWakeAt !== null && nextWakeAt <= at
+      const next = stuck ? at + Math.min(pollMillis, STUCK_PAUSE_MILLIS) : nextWakeAt
+      const wait = Math.max(0, Math.min(pollMillis, (next ?? Number.POSITIVE_INFINITY) - at))
       timerAt = at + wait
       poked = Deferred.makeUnsafe<void>()
       yield* Number.isFinite(wait)
