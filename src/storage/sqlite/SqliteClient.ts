@@ -41,6 +41,7 @@ import {
   UnknownError
 } from "effect/sql/SqlError"
 import * as Statement from "effect/sql/Statement"
+import { isDiskFull } from "../sql/transient.ts"
 
 /** How to open the database. */
 export interface SqliteClientConfig {
@@ -257,7 +258,36 @@ const loadSqlite = (config: SqliteClientConfig) =>
     catch: (cause) => toSqlError(cause, `open ${config.filename}`, undefined)
   })
 
-const open = (config: SqliteClientConfig): Effect.Effect<DatabaseSync, SqlError, Scope.Scope> =>
+/**
+ * How long opening the file is tried again while it fails for a passing reason: the file locked
+ * by another process (a pod frozen inside a transaction, another one switching the file to WAL)
+ * or the disk full (WAL's shared memory cannot be made). A pod started meanwhile waits, logging,
+ * instead of exiting; any other failure (a directory that does not exist, a file that is no
+ * database) is reported at once.
+ */
+const OPEN_RETRY_MILLIS = 30_000
+const OPEN_FIRST_PAUSE_MILLIS = 100
+const OPEN_MAX_PAUSE_MILLIS = 2_000
+
+/** A lock held elsewhere (`SQLITE_BUSY`, `SQLITE_LOCKED`) or a full disk; not a file that cannot be opened. */
+const passingAtOpen = (error: SqlError): boolean =>
+  error.reason._tag === "LockTimeoutError" || isDiskFull(error)
+
+const open = (config: SqliteClientConfig): Effect.Effect<DatabaseSync, SqlError, Scope.Scope> => {
+  const started = Date.now()
+  const attempt = (pause: number): Effect.Effect<DatabaseSync, SqlError, Scope.Scope> =>
+    Effect.catch(openOnce(config), (error) =>
+      passingAtOpen(error) && Date.now() - started + pause <= OPEN_RETRY_MILLIS
+        ? Effect.logWarning(`${error.message}; trying again in ${pause} ms`).pipe(
+            Effect.andThen(Effect.sleep(pause)),
+            Effect.andThen(attempt(Math.min(OPEN_MAX_PAUSE_MILLIS, pause * 2)))
+          )
+        : Effect.fail(error)
+    )
+  return attempt(OPEN_FIRST_PAUSE_MILLIS)
+}
+
+const openOnce = (config: SqliteClientConfig): Effect.Effect<DatabaseSync, SqlError, Scope.Scope> =>
   Effect.flatMap(loadSqlite(config), (sqlite) =>
     Effect.acquireRelease(
       Effect.try({

@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { describe, expect, it } from "@effect/vitest"
-import { Deferred, Effect, Exit, Fiber, Layer, Scope, Stream } from "effect"
+import { Deferred, Effect, Exit, Fiber, Layer, Logger, Scope, Stream } from "effect"
 import { SqlClient } from "effect/sql/SqlClient"
 import * as SqliteClient from "../../../src/storage/sqlite/SqliteClient.ts"
 
@@ -246,6 +246,42 @@ describe("SqliteClient", () => {
         return yield* sql<{ one: number }>`SELECT 1 AS one`
       }).pipe(Effect.provide(Layer.fresh(layer)))
       expect(one).toEqual([{ one: 1 }])
+    })
+  )
+
+  it.live("a file locked by another process at open is opened once it is free, not refused", () =>
+    Effect.gen(function* () {
+      const dir = yield* tempDir
+      const filename = join(dir, "locked.db")
+      // Another process's connection, the file in rollback mode, inside an exclusive transaction:
+      // switching the file to WAL needs the lock it holds.
+      const { DatabaseSync } = yield* Effect.promise(() => import("node:sqlite"))
+      const holder = new DatabaseSync(filename)
+      holder.exec("CREATE TABLE t (x INTEGER); BEGIN EXCLUSIVE; INSERT INTO t VALUES (1)")
+      const warnings: Array<string> = []
+      const logger = Logger.make(({ message }) => {
+        warnings.push(Array.isArray(message) ? message.map(String).join(" ") : String(message))
+      })
+      const opening = yield* SqliteClient.make({ filename, busyTimeoutMillis: 20 }).pipe(
+        Effect.provide(Logger.layer([logger])),
+        Effect.forkChild
+      )
+      // It waits for the lock (the attempts are logged) rather than failing.
+      while (warnings.length < 2 && opening.pollUnsafe() === undefined) yield* Effect.sleep("10 millis")
+      expect(opening.pollUnsafe()).toBeUndefined()
+      expect(warnings[0]).toMatch(/database is locked; trying again in \d+ ms/)
+      holder.exec("COMMIT")
+      holder.close()
+      const sql = yield* Fiber.join(opening)
+      expect(yield* sql<{ x: number }>`SELECT x FROM t`).toEqual([{ x: 1 }])
+    })
+  )
+
+  it.effect("a file that cannot be opened for good is refused at once", () =>
+    Effect.gen(function* () {
+      const dir = yield* tempDir
+      const exit = yield* Effect.exit(SqliteClient.make({ filename: join(dir, "missing", "x.db") }))
+      expect(Exit.isFailure(exit)).toBe(true)
     })
   )
 })
