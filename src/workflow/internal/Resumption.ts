@@ -51,8 +51,6 @@ interface Cursor {
   next: number
   /** The last id read (the next chunk starts after it); undefined before the first. */
   after: string | undefined
-  /** The last chunk read was empty: nothing is left to read. */
-  done: boolean
 }
 
 /**
@@ -67,7 +65,7 @@ export const resumeShards = (
     const chunk = Math.min(PAGE, Math.max(MIN_CHUNK, Math.floor(READ_AHEAD / shards.length)))
     const heads = new Heads()
     for (const shard of shards) {
-      const cursor: Cursor = { shard, rows: [], next: 0, after: undefined, done: false }
+      const cursor: Cursor = { shard, rows: [], next: 0, after: undefined }
       if (yield* refill(options, cursor, chunk)) heads.push(cursor)
     }
     let resumed = 0
@@ -91,18 +89,16 @@ export const resumeShards = (
 
 /**
  * Reads the cursor's next chunk, until it is read or the shard moved; false when nothing is left
- * (or the shard moved).
+ * (the chunk came back empty: then the cursor is dropped) or the shard moved.
  */
 const refill = (options: ResumeOptions, cursor: Cursor, limit: number): Effect.Effect<boolean> => {
-  if (cursor.done) return Effect.succeed(false)
   const attempt = (pause: number): Effect.Effect<boolean> =>
     options.journal.listUnfinished({ shard: cursor.shard, after: cursor.after, limit }).pipe(
       Effect.map((rows) => {
         cursor.rows = rows
         cursor.next = 0
-        // Not `rows.length < limit`: the journal leaves out a row that does not decode (logged),
-        // and the shard's next rows are not to be left behind with it.
-        cursor.done = rows.length === 0
+        // Only an empty chunk ends the shard, not a short one: the journal leaves out a row that
+        // does not decode (logged), and the shard's next rows are not to be left behind with it.
         if (rows.length > 0) cursor.after = rows[rows.length - 1]!.executionId
         return rows.length > 0
       }),
