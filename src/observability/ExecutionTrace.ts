@@ -18,28 +18,67 @@
  */
 import { Tracer } from "effect"
 
-/** Six independent 32-bit FNV-1a hashes of `bytes` (a different offset basis each), in one pass. */
-const lanes = (bytes: Uint8Array): Array<number> => {
-  const hashes = [0, 1, 2, 3, 4, 5].map((lane) => (0x811c9dc5 ^ Math.imul(lane + 1, 0x9e3779b9)) >>> 0)
+/** The six lanes' offset bases: FNV-1a's, each mixed with its lane number. */
+const BASES = [0, 1, 2, 3, 4, 5].map((lane) => (0x811c9dc5 ^ Math.imul(lane + 1, 0x9e3779b9)) >>> 0)
+
+/** Six independent 32-bit FNV-1a hashes, from `from`, of `bytes`, in one pass (into `from`). */
+const hashBytes = (from: Array<number>, bytes: Uint8Array): Array<number> => {
   for (let i = 0; i < bytes.length; i++) {
     const byte = bytes[i] as number
-    for (let lane = 0; lane < 6; lane++) hashes[lane] = Math.imul((hashes[lane] as number) ^ byte, 0x01000193)
+    for (let lane = 0; lane < 6; lane++) from[lane] = Math.imul((from[lane] as number) ^ byte, 0x01000193)
   }
-  // A final mix, so that ids differing only in their last byte differ in every hex digit.
-  return hashes.map((hash) => {
-    let mixed = hash ^ (hash >>> 16)
-    mixed = Math.imul(mixed, 0x85ebca6b)
-    return (mixed ^ (mixed >>> 13)) >>> 0
-  })
+  return from
 }
 
 const encoder = new TextEncoder()
 
-/** Both ids of `executionId`: 32 hex digits of trace id, then 16 of span id. */
-const idsOf = (executionId: string): string =>
-  lanes(encoder.encode(`effect-cluster/execution/${executionId}`))
-    .map((hash) => hash.toString(16).padStart(8, "0"))
-    .join("")
+/** The lanes after the prefix every execution id is hashed behind: computed once. */
+const PREFIXED = hashBytes([...BASES], encoder.encode("effect-cluster/execution/"))
+
+/** Two hex digits per byte value. */
+const HEX = Array.from({ length: 256 }, (_, byte) => byte.toString(16).padStart(2, "0"))
+
+/** A lane's final mix (so that ids differing only in their last byte differ in every hex digit), in hex. */
+const mixedHex = (hash: number): string => {
+  let mixed = hash ^ (hash >>> 16)
+  mixed = Math.imul(mixed, 0x85ebca6b)
+  mixed = (mixed ^ (mixed >>> 13)) >>> 0
+  return (
+    (HEX[mixed >>> 24] as string) +
+    (HEX[(mixed >>> 16) & 0xff] as string) +
+    (HEX[(mixed >>> 8) & 0xff] as string) +
+    (HEX[mixed & 0xff] as string)
+  )
+}
+
+/**
+ * Both ids of `executionId`: 32 hex digits of trace id, then 16 of span id. The lanes hash the
+ * UTF-8 bytes of `effect-cluster/execution/${executionId}`; an id of ASCII characters (the usual
+ * case) is its own bytes, hashed without encoding it. A run asks for these at least twice, so this
+ * is on every execution's path when telemetry is on.
+ */
+const idsOf = (executionId: string): string => {
+  let h0 = PREFIXED[0] as number
+  let h1 = PREFIXED[1] as number
+  let h2 = PREFIXED[2] as number
+  let h3 = PREFIXED[3] as number
+  let h4 = PREFIXED[4] as number
+  let h5 = PREFIXED[5] as number
+  for (let i = 0; i < executionId.length; i++) {
+    const byte = executionId.charCodeAt(i)
+    if (byte >= 0x80) {
+      const [l0, l1, l2, l3, l4, l5] = hashBytes([...PREFIXED], encoder.encode(executionId))
+      return mixedHex(l0!) + mixedHex(l1!) + mixedHex(l2!) + mixedHex(l3!) + mixedHex(l4!) + mixedHex(l5!)
+    }
+    h0 = Math.imul(h0 ^ byte, 0x01000193)
+    h1 = Math.imul(h1 ^ byte, 0x01000193)
+    h2 = Math.imul(h2 ^ byte, 0x01000193)
+    h3 = Math.imul(h3 ^ byte, 0x01000193)
+    h4 = Math.imul(h4 ^ byte, 0x01000193)
+    h5 = Math.imul(h5 ^ byte, 0x01000193)
+  }
+  return mixedHex(h0) + mixedHex(h1) + mixedHex(h2) + mixedHex(h3) + mixedHex(h4) + mixedHex(h5)
+}
 
 /** The trace id (32 hex digits) of every run of `executionId`. */
 export const traceIdOf = (executionId: string): string => idsOf(executionId).slice(0, 32)

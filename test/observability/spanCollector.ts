@@ -34,6 +34,10 @@ export const parentId = (span: Tracer.Span): string =>
 export const counterValue = (metric: Metric.Counter<number>, attributes: Record<string, string>) =>
   Effect.map(Metric.value(Metric.withAttributes(metric, attributes)), (state) => state.count)
 
+/** The sum of the observations of a histogram series. */
+export const histogramSum = (metric: Metric.Histogram<number>, attributes: Record<string, string>) =>
+  Effect.map(Metric.value(Metric.withAttributes(metric, attributes)), (state) => state.sum)
+
 /** The number of observations of a histogram series. */
 export const histogramCount = (metric: Metric.Histogram<number>, attributes: Record<string, string>) =>
   Effect.map(Metric.value(Metric.withAttributes(metric, attributes)), (state) => state.count)
