@@ -176,7 +176,7 @@ const storeCallsAlone = (
   Effect.gen(function* () {
     const store = Context.get(context, EntityStore)
     const membership = Context.get(context, Membership.Membership)
-    const outcome = Batcher.make((keys: ReadonlyArray<MessageKey>) =>
+    const outcome = yield* Batcher.make((keys: ReadonlyArray<MessageKey>) =>
       store.outcomesAhead(keys, EntityRuntime.AHEAD)
     )
     const perCaller = Math.ceil(messages / concurrency)

@@ -164,27 +164,35 @@ export const make = (
     const retentionMillis = millis(options?.replyRetention, "1 day")
     const pod = membership.pod
     const types = new Map<string, Registered>()
-    /** The shards this pod runs, with their epoch (null: every shard, unfenced). */
-    const owned = new Map<number, number | null>()
+    /** Without a pod: the shards this process runs (every shard, unfenced), once told so. */
+    const unfenced = new Set<number>()
     const waiters = yield* ReplyWaiters.make(store, pollMillis)
     // Before an entity handles a persisted message: its outcome and the stored messages ahead of it.
-    const outcome = Batcher.make((keys: ReadonlyArray<MessageKey>) =>
+    const outcome = yield* Batcher.make((keys: ReadonlyArray<MessageKey>) =>
       store.outcomesAhead(keys, EntityRuntime.AHEAD)
     )
     const deadlines = yield* Deadlines.make
 
+    /**
+     * The fence of the entities of `shard` here: the pod's own view, read at each use (a copy of it
+     * kept here from the listener's calls could fall behind it: a handover's end forgot a shard the
+     * pod had taken again meanwhile, at a new epoch). Undefined: not run here now.
+     */
     const fenceOf = (shard: number): EntityFence | null | undefined => {
-      if (!owned.has(shard)) return undefined
-      if (pod === undefined) return null
+      if (pod === undefined) return unfenced.has(shard) ? null : undefined
       const epoch = pod.epochOf(shard)
-      return epoch === undefined || epoch !== owned.get(shard) ? undefined : { shard, epoch }
+      return epoch === undefined ? undefined : { shard, epoch }
     }
 
     const pickup = Pickup.make({
       store,
       // No entity type registered here: nothing to hand out, so no read of the store every interval.
       shards: () =>
-        types.size === 0 ? [] : [...owned.keys()].filter((shard) => fenceOf(shard) !== undefined),
+        types.size === 0
+          ? []
+          : pod === undefined
+            ? [...unfenced]
+            : pod.ownedShards().filter((shard) => fenceOf(shard) !== undefined),
       deliver: (message) => deliverStored(message)
     })
 
@@ -235,25 +243,21 @@ export const make = (
       })
 
     yield* membership.subscribe({
-      acquired: (shard, epoch) =>
+      acquired: (shard) =>
         Effect.sync(() => {
-          owned.set(shard, pod === undefined ? null : epoch)
+          if (pod === undefined) unfenced.add(shard)
           pickup.rescan()
         }),
+      // The pod no longer gives the shard an epoch (`fenceOf`) before it calls these.
       lost: (shard) =>
-        Effect.suspend(() => {
-          owned.delete(shard)
-          return Effect.forEach([...types.values()], ({ runtime }) => runtime.stopShard(shard), {
-            discard: true
-          })
+        Effect.forEach([...types.values()], ({ runtime }) => runtime.stopShard(shard), {
+          discard: true
         }),
       handOver: (shard, deadline) =>
-        Effect.suspend(() =>
-          Effect.forEach([...types.values()], ({ runtime }) => runtime.drainShard(shard, deadline), {
-            concurrency: "unbounded",
-            discard: true
-          }).pipe(Effect.ensuring(Effect.sync(() => owned.delete(shard))))
-        )
+        Effect.forEach([...types.values()], ({ runtime }) => runtime.drainShard(shard, deadline), {
+          concurrency: "unbounded",
+          discard: true
+        })
     })
     const shutdownMillis = millis(options?.shutdownTimeout, "10 seconds")
     yield* Effect.addFinalizer(() =>

@@ -7,6 +7,7 @@
  */
 import { Effect, MutableRef, Ref, Result, type Scope } from "effect"
 import { encodeJsonResult } from "../../internal/codec.ts"
+import * as LeaseGuard from "../../internal/LeaseGuard.ts"
 import type { EntityStore, EntityStoreError } from "../EntityStore.ts"
 import type { AnyEntityType } from "../RecipientType.ts"
 import { answer, type Envelope } from "./Envelope.ts"
@@ -100,21 +101,28 @@ export const make = (env: {
     })
   }
 
-  /** `Processing`: the message goes back to the mailbox after `redeliverMillis`. */
+  /**
+   * `Processing`: the message goes back to the mailbox after `redeliverMillis`, or to its sender if
+   * the entity stopped meanwhile. The wait is the message's, not the entity's: forked outside the
+   * entity's lease (`LeaseGuard`), which would interrupt it after a lapse and lose the message
+   * (held by this pod, so never picked up again here).
+   */
   const redeliverLater = (instance: Instance, envelope: Envelope) => {
     instance.deferred.add(envelope.messageId)
-    return Effect.forkIn(
-      Effect.andThen(
-        Effect.sleep(env.redeliverMillis),
-        Effect.sync(() => {
-          if (instances.isCurrent(instance)) {
-            instance.mailbox.offer(envelope)
-          } else {
-            instances.giveBack(instance, envelope)
-          }
-        })
-      ),
-      env.scope
+    const back = Effect.sync(() => {
+      if (instances.isCurrent(instance)) {
+        instance.mailbox.offer(envelope)
+      } else {
+        instances.giveBack(instance, envelope)
+      }
+    })
+    return LeaseGuard.unguarded(
+      Effect.forkIn(
+        Effect.andThen(Effect.sleep(env.redeliverMillis), back).pipe(
+          Effect.onInterrupt(() => Effect.sync(() => instances.giveBack(instance, envelope)))
+        ),
+        env.scope
+      )
     ).pipe(Effect.asVoid)
   }
 

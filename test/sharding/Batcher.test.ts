@@ -1,0 +1,43 @@
+/**
+ * The batcher of the entities' outcome reads: callers at about the same time share one read, and
+ * the queue never depends on one caller. A caller is an entity's fiber under its shard's lease
+ * (`LeaseGuard`): a flush it started must not answer to that lease.
+ */
+import { describe, expect, it } from "@effect/vitest"
+import { Effect, Fiber, Option } from "effect"
+import { guard } from "../../src/internal/LeaseGuard.ts"
+import * as Batcher from "../../src/sharding/internal/Batcher.ts"
+
+describe("Batcher", () => {
+  it.effect("callers in one tick share one read, each gets its own result", () =>
+    Effect.gen(function* () {
+      const reads: Array<ReadonlyArray<number>> = []
+      const batched = yield* Batcher.make((items: ReadonlyArray<number>) =>
+        Effect.sync(() => {
+          reads.push(items)
+          return items.map((item) => item * 10)
+        })
+      )
+      const results = yield* Effect.all([1, 2, 3].map(batched), { concurrency: "unbounded" })
+      expect(results).toEqual([10, 20, 30])
+      expect(reads).toEqual([[1, 2, 3]])
+    })
+  )
+
+  it.live("a caller whose lease lapsed leaves no queue behind: later callers are served", () =>
+    Effect.gen(function* () {
+      const batched = yield* Batcher.make((items: ReadonlyArray<number>) =>
+        Effect.succeed(items.map((item) => item * 10))
+      )
+      // An entity whose lease has lapsed asks first: it starts the flush, then waits (it is
+      // interrupted at its next resumption, as its lease says).
+      const lapsed = yield* Effect.forkChild(guard(batched(1), { holds: () => false, lapsed: () => {} }))
+      yield* Effect.yieldNow
+      // A flush that answered to that lease was interrupted before its first read, with item 1
+      // still queued: nobody started another, and this waited for good.
+      const next = yield* batched(2).pipe(Effect.timeoutOption("5 seconds"))
+      expect(Option.getOrUndefined(next)).toBe(20)
+      yield* Fiber.interrupt(lapsed)
+    })
+  )
+})
