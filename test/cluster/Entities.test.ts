@@ -198,7 +198,13 @@ describe.each(["sqlite", "pg"] as const)("the counter across processes on %s", (
       "the resumed pod handles messages again",
       async () => ledger(store).filter((line) => line.p === "victim").length > handledWhileFrozen + 5,
       30_000
-    )
+    ).catch((error: unknown) => {
+      // What the pods saw, for the next reader of a failure: their logs are not kept otherwise.
+      const tail = (text: string) => text.slice(-8_000)
+      throw new Error(
+        `${String(error)}\n--- victim:\n${tail(victim.stdout())}\n--- north:\n${tail(north.stdout())}\n--- south:\n${tail(south.stdout())}`
+      )
+    })
     victim.kill("SIGTERM")
     await victim.waitFor((line) => line.stopped !== undefined, 30_000)
     expect((await victim.exited).code).toBe(0)
