@@ -9,7 +9,7 @@ import { Effect } from "effect"
 import type { SqlClient } from "effect/sql/SqlClient"
 import type * as Statement from "effect/sql/Statement"
 import { outcomesStatement, selectOutcomesAhead } from "../../../src/storage/sql/internal/entityRows.ts"
-import { completeAll } from "../../../src/storage/sql/internal/writes.ts"
+import { completeAll, rowPassesFence } from "../../../src/storage/sql/internal/writes.ts"
 import { postgres } from "../backends.ts"
 
 /** The (node type, relation) of every node of an `EXPLAIN (FORMAT JSON)` plan. */
@@ -110,6 +110,40 @@ describe("PostgreSQL plans on tables never analyzed", () => {
         { execution_id: "x-8", ...completion }
       ])
       yield* expectNoScanOf(sql, "completions", statement, `${prefix}executions`)
+    }).pipe(Effect.scoped)
+  )
+
+  it.live("a fenced batch's completions parse their rows once, never once per execution", () =>
+    Effect.gen(function* () {
+      const storage = yield* postgres.storage
+      const { sql, prefix } = storage.raw!
+      const journal = yield* storage.open
+      yield* storage.openCluster
+      yield* Effect.forEach(
+        Array.from({ length: 5_000 }, (_, i) => `x-${i}`),
+        (executionId) => journal.start({ executionId, workflow: "W", request: "{}", shard: 1, now: 1 }),
+        { concurrency: 64, discard: true }
+      )
+      const completion = { status: "succeeded", result: "1", updated_at: 2, fs: 1, fe: 1 }
+      // As the batch statement has it: a `fence` CTE, the completions in a CTE of their own.
+      const statement = sql`WITH fence AS (SELECT shard_id, epoch FROM ${sql(`${prefix}shards`)}
+          WHERE shard_id = ANY(ARRAY[1]) ORDER BY shard_id FOR SHARE),
+        w0 AS (${completeAll(
+          sql,
+          sql(`${prefix}executions`),
+          Array.from({ length: 200 }, (_, i) => ({ execution_id: `x-${i}`, ...completion })),
+          { passes: rowPassesFence(sql) }
+        )})
+        SELECT 1`
+      yield* expectNoScanOf(sql, "fenced completions", statement, `${prefix}executions`)
+      // The fence filtered the JSON rows of the join: the planner looped over the executions found
+      // and ran `json_to_recordset` again under each (n² rows parsed per batch).
+      for (const [mode, nodes] of yield* plans(sql, statement)) {
+        expect(
+          nodes.filter((node) => node.startsWith("Nested Loop")),
+          `${mode}: ${nodes.join(", ")}`
+        ).toEqual([])
+      }
     }).pipe(Effect.scoped)
   )
 })
