@@ -2,7 +2,8 @@
  * What telemetry costs the engine's hot path: the workload of `workload.ts` (three activities per
  * execution, `concurrency` at a time) with telemetry off (the default) and on (`Telemetry.enabled`
  * with effect's native tracer: every span and metric made, nothing exported, so what is measured
- * is the instrumentation, not an exporter), in alternating rounds of one process; medians, and the
+ * is the instrumentation, not an exporter) and sampled (on, with one execution in ten traced:
+ * `Telemetry.sampling(0.1)`), in alternating rounds of one process; medians, and the
  * ratios to "off". Rates are per CPU second of this process (`process.cpuUsage`), not per second of
  * wall time: on a machine shared with other work, what other processes take does not count.
  *
@@ -17,7 +18,7 @@ import * as SqliteClient from "../src/storage/sqlite/SqliteClient.ts"
 import { median } from "./workload.ts"
 
 type Lib = typeof Cluster
-type Mode = "baseline" | "off" | "on"
+type Mode = "baseline" | "off" | "on" | "sampled"
 
 /** The workload of `workload.ts`, built with one copy of the library. */
 const workloadOf = (lib: Lib) => {
@@ -82,13 +83,17 @@ export const telemetryBench = (
         ? undefined
         : workloadOf((yield* Effect.promise(() => import(join(baselineDir, "src", "index.ts")))) as Lib)
     const modes: ReadonlyArray<Mode> = (
-      baseline === undefined ? ["off", "on"] : ["baseline", "off", "on"]
+      baseline === undefined ? ["off", "on", "sampled"] : ["baseline", "off", "on", "sampled"]
     ).filter((mode) => only === undefined || only.includes(mode as Mode)) as ReadonlyArray<Mode>
     const libOf = (mode: Mode) => (mode === "baseline" && baseline !== undefined ? baseline : current)
     const withMode =
       (mode: Mode) =>
       <A, E, R>(self: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
-        mode === "on" ? Effect.provide(self, Cluster.Telemetry.enabled) : self
+        mode === "on"
+          ? Effect.provide(self, Cluster.Telemetry.enabled)
+          : mode === "sampled"
+            ? Effect.provide(self, Layer.merge(Cluster.Telemetry.enabled, Cluster.Telemetry.sampling(0.1)))
+            : self
     const cases = [
       {
         name: "memory, concurrency 1",
@@ -116,9 +121,9 @@ export const telemetryBench = (
       `telemetry ${modes.join(" / ")} (on: native tracer, nothing exported); executions per CPU second, medians of ${rounds} alternating rounds\n`
     )
     console.log(
-      `| workload | ${modes.join(" | ")} |${baseline === undefined ? "" : " off ÷ baseline |"} on ÷ off |`
+      `| workload | ${modes.join(" | ")} |${baseline === undefined ? "" : " off ÷ baseline |"} on ÷ off | sampled ÷ off |`
     )
-    console.log(`|---|${modes.map(() => "---|").join("")}${baseline === undefined ? "" : "---|"}---|`)
+    console.log(`|---|${modes.map(() => "---|").join("")}${baseline === undefined ? "" : "---|"}---|---|`)
     for (const { name, run } of cases.filter((c) => onlyCases === undefined || onlyCases.includes(c.name))) {
       for (const mode of modes) yield* run(mode, -1) // warm-up
       const rates = new Map<Mode, Array<number>>(modes.map((mode) => [mode, []]))
@@ -136,6 +141,9 @@ export const telemetryBench = (
       )
       const vsBaseline = baseline === undefined ? "" : ` ${(med("off") / med("baseline")).toFixed(2)} |`
       const onVsOff = modes.includes("on") ? ` ${(med("on") / med("off")).toFixed(2)} |` : " – |"
-      console.log(`| ${name} | ${cells.join(" | ")} |${vsBaseline}${onVsOff}`)
+      const sampledVsOff = modes.includes("sampled")
+        ? ` ${(med("sampled") / med("off")).toFixed(2)} |`
+        : " – |"
+      console.log(`| ${name} | ${cells.join(" | ")} |${vsBaseline}${onVsOff}${sampledVsOff}`)
     }
   })

@@ -102,3 +102,22 @@ export const spanOf = (executionId: string): Tracer.ExternalSpan => {
   const ids = idsOf(executionId)
   return Tracer.externalSpan({ traceId: ids.slice(0, 32), spanId: ids.slice(32), sampled: true })
 }
+
+/**
+ * Whether `executionId` is among the share `rate` (0 to 1) of executions traced
+ * (`Telemetry.TraceSampleRate`): its trace id's first 32 bits below `rate` × 2³², the same answer
+ * on every pod and after every restart.
+ *
+ * @example
+ * ```ts
+ * import { ExecutionTrace } from "effect-cluster"
+ *
+ * ExecutionTrace.isSampled("payment/order-1", 0.1) // the same on every pod
+ * ```
+ */
+export const isSampled = (executionId: string, rate: number): boolean =>
+  rate >= 1 || (rate > 0 && traceIdSampled(idsOf(executionId), rate))
+
+/** Whether the trace id `traceId` (hex, 8 digits at least) is in the share `rate`: see `isSampled`. */
+export const traceIdSampled = (traceId: string, rate: number): boolean =>
+  rate >= 1 || (rate > 0 && Number.parseInt(traceId.slice(0, 8), 16) < rate * 2 ** 32)

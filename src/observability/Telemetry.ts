@@ -35,6 +35,33 @@ export const TelemetryEnabled: Context.Reference<boolean> = Context.Reference<bo
   { defaultValue: () => false }
 )
 
+/**
+ * The share of executions whose runs are traced, from 0 to 1 (default 1: all). The choice is the
+ * execution's, made from its trace id (`ExecutionTrace.isSampled`), so every run of it, on any pod,
+ * makes the same one. An execution left out makes no span (its runs' parent is its span context,
+ * marked not sampled, so the spans of the code it runs are not sampled either); its metrics are
+ * recorded all the same. Set it with `sampling` or `TelemetryOptions.traceSampleRate`.
+ */
+export const TraceSampleRate: Context.Reference<number> = Context.Reference<number>(
+  "effect-cluster/observability/TraceSampleRate",
+  { defaultValue: () => 1 }
+)
+
+/**
+ * Traces `rate` of the executions (0 to 1), chosen by their trace ids: see `TraceSampleRate`.
+ *
+ * @example
+ * ```ts
+ * import { Telemetry } from "effect-cluster"
+ * import { Layer } from "effect"
+ *
+ * // Every metric, and the traces of one execution in ten.
+ * const telemetry = Layer.merge(Telemetry.enabled, Telemetry.sampling(0.1))
+ * ```
+ */
+export const sampling = (rate: number): Layer.Layer<never> =>
+  Layer.succeed(TraceSampleRate, Number.isNaN(rate) ? 1 : Math.min(1, Math.max(0, rate)))
+
 /** The names of the spans effect-cluster creates. */
 export const SpanNames = {
   /**
@@ -102,6 +129,8 @@ export interface TelemetryOptions {
   readonly headers?: Record<string, string> | undefined
   /** How often spans and metrics are sent (default 5 s for spans, 10 s for metrics). */
   readonly exportInterval?: Duration.Input | undefined
+  /** The share of executions traced, 0 to 1 (default 1): see `TraceSampleRate`. */
+  readonly traceSampleRate?: number | undefined
 }
 
 /**
@@ -132,8 +161,9 @@ export const layer = (options: TelemetryOptions): Layer.Layer<OtlpExporter.Flush
             exportInterval: options.exportInterval
           })
         )
-  return Layer.merge(
+  return Layer.mergeAll(
     enabled,
+    options.traceSampleRate === undefined ? Layer.empty : sampling(options.traceSampleRate),
     exporters.pipe(Layer.provide([OtlpSerialization.layerJson, FetchHttpClient.layer]))
   )
 }

@@ -5,10 +5,16 @@
  */
 import { Cause, Clock, Context, Effect, Exit, type Fiber, type Metric, Option, Tracer } from "effect"
 import * as ExecutionTrace from "../ExecutionTrace.ts"
-import { Attributes, SpanNames, TelemetryEnabled } from "../Telemetry.ts"
+import { Attributes, SpanNames, TelemetryEnabled, TraceSampleRate } from "../Telemetry.ts"
 import * as Definitions from "./metricDefinitions.ts"
 
 const on = (fiber: Fiber.Fiber<unknown, unknown>): boolean => fiber.getRef(TelemetryEnabled)
+
+/**
+ * Whether the run `fiber` is in traces: false inside a run of an execution left out by the sample
+ * (`TraceSampleRate`), whose parent is its span context marked not sampled. Its metrics count.
+ */
+const inTrace = (fiber: Fiber.Fiber<unknown, unknown>): boolean => fiber.cache.span?.sampled !== false
 
 /**
  * The series of a metric for attribute `values` (in the order of `names`), made once with its
@@ -119,9 +125,19 @@ export const execution = <A, E, R>(
   Effect.withFiber((fiber) => {
     if (!on(fiber)) return effect
     run.telemetry = true
+    const parent = ExecutionTrace.spanOf(executionId)
+    if (!ExecutionTrace.traceIdSampled(parent.traceId, fiber.getRef(TraceSampleRate))) {
+      // Left out of the sample: no span, and what it runs sees a parent that is not sampled.
+      const unsampled = Tracer.externalSpan({
+        traceId: parent.traceId,
+        spanId: parent.spanId,
+        sampled: false
+      })
+      return Effect.ensuring(Effect.provideService(effect, Tracer.ParentSpan, unsampled), Effect.sync(after))
+    }
     return Effect.ensuring(
       traced(effect, SpanNames.execution, {
-        parent: ExecutionTrace.spanOf(executionId),
+        parent,
         attributes: { [Attributes.workflow]: workflow, [Attributes.executionId]: executionId }
       }),
       Effect.sync(after)
@@ -223,7 +239,8 @@ export const runEnds = (workflow: string, end: RunEnd, execution?: RunExecution)
           : end._tag.toLowerCase()
     const span = fiber.cache.span
     if (span !== undefined && span._tag === "Span") span.attribute(Attributes.outcome, outcome)
-    if (end._tag === "Completed" && execution !== undefined) exportRoot(fiber, execution, outcome, end.exit)
+    if (end._tag === "Completed" && execution !== undefined && inTrace(fiber))
+      exportRoot(fiber, execution, outcome, end.exit)
     switch (outcome) {
       case "succeeded":
         record(completed, [workflow], fiber)
@@ -265,6 +282,19 @@ export const attempt = <A, E, R>(
 ): Effect.Effect<Exit.Exit<A, E>, never, R> =>
   Effect.withFiber((fiber) => {
     if (!on(fiber)) return effect
+    if (!inTrace(fiber)) {
+      // Not in the sample: the duration histogram only.
+      const clock = fiber.getRef(Clock.Clock)
+      const begin = clock.currentTimeNanosUnsafe()
+      return Effect.onExit(effect, (ended) =>
+        Effect.sync(() => {
+          const exit: Exit.Exit<A, E> = Exit.isSuccess(ended) ? ended.value : Exit.failCause(ended.cause)
+          const outcome = Exit.isSuccess(exit) ? "succeeded" : outcomeOf(exit)
+          const millis = Number(clock.currentTimeNanosUnsafe() - begin) / 1e6
+          record(activityDuration, [execution.workflow, activityId, outcome], fiber, millis)
+        })
+      )
+    }
     return traced(
       effect,
       SpanNames.activity,
@@ -319,7 +349,7 @@ export const journalWrite = <A, E, R>(
   write: WriteInfo
 ): Effect.Effect<A, E, R> =>
   Effect.withFiber((fiber) =>
-    on(fiber)
+    on(fiber) && inTrace(fiber)
       ? Effect.useSpan(
           SpanNames.journalWrite,
           {
