@@ -38,11 +38,13 @@ export const make = <I, A, E>(
       Effect.ensuring(
         Effect.sync(() => {
           flushing = false
-          // Ended early (interrupted: the sharding is closing): whoever asks next starts a flush.
+          // Pushed after the loop's last look (the fiber may yield before this runs), or left by a
+          // flush interrupted early: nobody else would start a flush for them.
+          if (queued.length > 0) start()
         })
       )
     )
-    const start = () => {
+    function start() {
       flushing = true
       Effect.runForkWith(context)(flush)
     }
