@@ -4,7 +4,7 @@
  * (`LeaseGuard`): a flush it started must not answer to that lease.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Fiber, Option } from "effect"
+import { Effect, Fiber, Option, Scheduler } from "effect"
 import { guard } from "../../src/internal/LeaseGuard.ts"
 import * as Batcher from "../../src/sharding/internal/Batcher.ts"
 
@@ -21,6 +21,28 @@ describe("Batcher", () => {
       const results = yield* Effect.all([1, 2, 3].map(batched), { concurrency: "unbounded" })
       expect(results).toEqual([10, 20, 30])
       expect(reads).toEqual([[1, 2, 3]])
+    })
+  )
+
+  it.live("a caller that asks as a flush ends is answered: no ask waits for the next caller", () =>
+    Effect.gen(function* () {
+      // A fiber that yields every few steps can stop between the flush loop's last look at the
+      // queue and the end that clears its flag: a caller that asks then must still be answered.
+      for (const maxOps of [3, 4, 5, 8]) {
+        const answered = yield* Effect.gen(function* () {
+          const batched = yield* Batcher.make((items: ReadonlyArray<number>) =>
+            Effect.succeed(items.map((item) => item * 10))
+          )
+          let answered = 0
+          for (let i = 0; i < 500; i++) {
+            yield* batched(i)
+            answered++
+            yield* Effect.yieldNow
+          }
+          return answered
+        }).pipe(Effect.provideService(Scheduler.MaxOpsBeforeYield, maxOps), Effect.timeoutOption("5 seconds"))
+        expect(Option.getOrUndefined(answered), `every ${maxOps} steps`).toBe(500)
+      }
     })
   )
 

@@ -38,8 +38,8 @@ export const make = <I, A, E>(
       Effect.ensuring(
         Effect.sync(() => {
           flushing = false
-          // Pushed after the loop's last look (the fiber may yield before this runs), or left by a
-          // flush interrupted early: nobody else would start a flush for them.
+          // Pushed after the loop's last look (the fiber may yield before this runs): nobody else
+          // would start a flush for them (`test/sharding/Batcher.test.ts`).
           if (queued.length > 0) start()
         })
       )

@@ -105,11 +105,14 @@ export const make = (env: {
    * `Processing`: the message goes back to the mailbox after `redeliverMillis`, or to its sender if
    * the entity stopped meanwhile. The wait is the message's, not the entity's: forked outside the
    * entity's lease (`LeaseGuard`), which would interrupt it after a lapse and lose the message
-   * (held by this pod, so never picked up again here).
+   * (held by this pod, so never picked up again here). A wait that never ran its end (interrupted,
+   * or forked into a scope already closing: such a fiber never starts) gives the message back.
    */
   const redeliverLater = (instance: Instance, envelope: Envelope) => {
     instance.deferred.add(envelope.messageId)
+    let settled = false
     const back = Effect.sync(() => {
+      settled = true
       if (instances.isCurrent(instance)) {
         instance.mailbox.offer(envelope)
       } else {
@@ -117,13 +120,19 @@ export const make = (env: {
       }
     })
     return LeaseGuard.unguarded(
-      Effect.forkIn(
-        Effect.andThen(Effect.sleep(env.redeliverMillis), back).pipe(
-          Effect.onInterrupt(() => Effect.sync(() => instances.giveBack(instance, envelope)))
-        ),
-        env.scope
+      Effect.forkIn(Effect.andThen(Effect.sleep(env.redeliverMillis), back), env.scope)
+    ).pipe(
+      Effect.flatMap((fiber) =>
+        Effect.sync(() => {
+          fiber.addObserver(() => {
+            if (!settled) {
+              settled = true
+              instances.giveBack(instance, envelope)
+            }
+          })
+        })
       )
-    ).pipe(Effect.asVoid)
+    )
   }
 
   return { record }

@@ -85,7 +85,10 @@ export interface CompletionRow {
  * with the columns `fs`, `fe`): it filters the array, not the JSON rows of the join. As a filter
  * of the join's JSON rows it made the planner loop over the executions and parse the whole JSON
  * again for each one (a nested loop over `json_to_recordset`: n² rows parsed per batch), and
- * fenced batches at concurrency 256 ran at 0.6 × unfenced.
+ * fenced batches at concurrency 256 ran at 0.6 × unfenced. The ids must be distinct: with two
+ * completions of one execution, one passing its fence and one not, the id would pass and either row
+ * could be applied (a batch with two status changes of one execution takes the sequential path,
+ * `fitsOneStatement`).
  */
 export const completeAll = (
   sql: SqlClient,
