@@ -187,12 +187,7 @@ export const make = (
     const pickup = Pickup.make({
       store,
       // No entity type registered here: nothing to hand out, so no read of the store every interval.
-      shards: () =>
-        types.size === 0
-          ? []
-          : pod === undefined
-            ? [...unfenced]
-            : pod.ownedShards().filter((shard) => fenceOf(shard) !== undefined),
+      shards: () => (types.size === 0 ? [] : pod === undefined ? [...unfenced] : pod.ownedShards()),
       deliver: (message) => deliverStored(message)
     })
 

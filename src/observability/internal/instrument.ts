@@ -270,6 +270,13 @@ class AttemptFailed extends Error {
 }
 
 /**
+ * The attempt's own exit: the value its effect succeeded with, or the effect's failure (an
+ * interruption of the attempt's fiber).
+ */
+const attemptExit = <A, E>(ended: Exit.Exit<Exit.Exit<A, E>>): Exit.Exit<A, E> =>
+  Exit.isSuccess(ended) ? ended.value : Exit.failCause(ended.cause)
+
+/**
  * An attempt (its marker write and its body), an effect that succeeds with the attempt's exit: the
  * span's outcome, its status and the duration histogram come from that exit.
  */
@@ -288,10 +295,13 @@ export const attempt = <A, E, R>(
       const begin = clock.currentTimeNanosUnsafe()
       return Effect.onExit(effect, (ended) =>
         Effect.sync(() => {
-          const exit: Exit.Exit<A, E> = Exit.isSuccess(ended) ? ended.value : Exit.failCause(ended.cause)
-          const outcome = Exit.isSuccess(exit) ? "succeeded" : outcomeOf(exit)
           const millis = Number(clock.currentTimeNanosUnsafe() - begin) / 1e6
-          record(activityDuration, [execution.workflow, activityId, outcome], fiber, millis)
+          record(
+            activityDuration,
+            [execution.workflow, activityId, outcomeOf(attemptExit(ended))],
+            fiber,
+            millis
+          )
         })
       )
     }
@@ -308,11 +318,9 @@ export const attempt = <A, E, R>(
         }
       },
       (ended) => {
-        // `effect` succeeds with the attempt's exit; a failed one ends the span as an error.
-        const exit: Exit.Exit<A, E> = Exit.isSuccess(ended.exit)
-          ? ended.exit.value
-          : Exit.failCause(ended.exit.cause)
-        const outcome = Exit.isSuccess(exit) ? "succeeded" : outcomeOf(exit)
+        // A failed attempt ends the span as an error.
+        const exit = attemptExit(ended.exit)
+        const outcome = outcomeOf(exit)
         ended.span.attribute(Attributes.outcome, outcome)
         record(activityDuration, [execution.workflow, activityId, outcome], fiber, ended.millis)
         return Exit.isFailure(exit) ? Exit.fail(new AttemptFailed(exit)) : undefined

@@ -24,7 +24,7 @@
  * ```
  */
 import type { DatabaseSync, SQLInputValue, StatementSync } from "node:sqlite"
-import { Effect, Layer, Option, type Scope, Semaphore, Stream } from "effect"
+import { Duration, Effect, Layer, Option, Schedule, type Scope, Semaphore, Stream } from "effect"
 import * as Reactivity from "effect/reactivity/Reactivity"
 import * as SqlClient from "effect/sql/SqlClient"
 import type { Connection } from "effect/sql/SqlConnection"
@@ -258,34 +258,30 @@ const loadSqlite = (config: SqliteClientConfig) =>
     catch: (cause) => toSqlError(cause, `open ${config.filename}`, undefined)
   })
 
+/** A lock held elsewhere (`SQLITE_BUSY`, `SQLITE_LOCKED`) or a full disk; not a file that cannot be opened. */
+const passingAtOpen = (error: SqlError): boolean =>
+  error.reason._tag === "LockTimeoutError" || isDiskFull(error)
+
+/** 100 ms doubling to 2 s apart, for 30 s; each try logged. */
+const openRetry = Schedule.min([Schedule.exponential(100), Schedule.spaced(2_000)]).pipe(
+  Schedule.upTo({ duration: "30 seconds" }),
+  Schedule.setInputType<SqlError>(),
+  Schedule.tap(({ input, duration }) =>
+    passingAtOpen(input)
+      ? Effect.logWarning(`${input.message}; trying again in ${Duration.toMillis(duration)} ms`)
+      : Effect.void
+  )
+)
+
 /**
- * How long opening the file is tried again while it fails for a passing reason: the file locked
+ * Opens the file, tried again (`openRetry`) while it fails for a passing reason: the file locked
  * by another process (a pod frozen inside a transaction, another one switching the file to WAL)
  * or the disk full (WAL's shared memory cannot be made). A pod started meanwhile waits, logging,
  * instead of exiting; any other failure (a directory that does not exist, a file that is no
  * database) is reported at once.
  */
-const OPEN_RETRY_MILLIS = 30_000
-const OPEN_FIRST_PAUSE_MILLIS = 100
-const OPEN_MAX_PAUSE_MILLIS = 2_000
-
-/** A lock held elsewhere (`SQLITE_BUSY`, `SQLITE_LOCKED`) or a full disk; not a file that cannot be opened. */
-const passingAtOpen = (error: SqlError): boolean =>
-  error.reason._tag === "LockTimeoutError" || isDiskFull(error)
-
-const open = (config: SqliteClientConfig): Effect.Effect<DatabaseSync, SqlError, Scope.Scope> => {
-  const started = Date.now()
-  const attempt = (pause: number): Effect.Effect<DatabaseSync, SqlError, Scope.Scope> =>
-    Effect.catch(openOnce(config), (error) =>
-      passingAtOpen(error) && Date.now() - started + pause <= OPEN_RETRY_MILLIS
-        ? Effect.logWarning(`${error.message}; trying again in ${pause} ms`).pipe(
-            Effect.andThen(Effect.sleep(pause)),
-            Effect.andThen(attempt(Math.min(OPEN_MAX_PAUSE_MILLIS, pause * 2)))
-          )
-        : Effect.fail(error)
-    )
-  return attempt(OPEN_FIRST_PAUSE_MILLIS)
-}
+const open = (config: SqliteClientConfig): Effect.Effect<DatabaseSync, SqlError, Scope.Scope> =>
+  Effect.retry(openOnce(config), { while: passingAtOpen, schedule: openRetry })
 
 const openOnce = (config: SqliteClientConfig): Effect.Effect<DatabaseSync, SqlError, Scope.Scope> =>
   Effect.flatMap(loadSqlite(config), (sqlite) =>

@@ -14,7 +14,7 @@
  * table) are logged and read again after a pause, while the shard is still owned: its executions
  * are not left behind until the shard moves.
  */
-import { Deferred, Effect } from "effect"
+import { Deferred, Effect, Schedule } from "effect"
 import type { ExecutionRecord } from "../DurableExecutionJournal.ts"
 import type { RunHandle } from "./ExecutionRunner.ts"
 import type { RunJournal } from "./FencedJournal.ts"
@@ -31,9 +31,8 @@ export const PAGE = 256
 const READ_AHEAD = 4_096
 const MIN_CHUNK = 16
 
-/** The pause before a failed read is tried again: doubling from the first, up to the last. */
-const FIRST_PAUSE_MILLIS = 1_000
-const MAX_PAUSE_MILLIS = 30_000
+/** The pause before a failed read is tried again: 1 s doubling, at most 30 s apart. */
+const relistBackoff = Schedule.min([Schedule.exponential(1_000), Schedule.spaced(30_000)])
 
 /** How `resumeShards` reads the journal and starts runs. */
 export interface ResumeOptions {
@@ -91,32 +90,27 @@ export const resumeShards = (
  * Reads the cursor's next chunk, until it is read or the shard moved; false when nothing is left
  * (the chunk came back empty: then the cursor is dropped) or the shard moved.
  */
-const refill = (options: ResumeOptions, cursor: Cursor, limit: number): Effect.Effect<boolean> => {
-  const attempt = (pause: number): Effect.Effect<boolean> =>
-    options.journal.listUnfinished({ shard: cursor.shard, after: cursor.after, limit }).pipe(
-      Effect.map((rows) => {
-        cursor.rows = rows
-        cursor.next = 0
-        // Only an empty chunk ends the shard, not a short one: the journal leaves out a row that
-        // does not decode (logged), and the shard's next rows are not to be left behind with it.
-        if (rows.length > 0) cursor.after = rows[rows.length - 1]!.executionId
-        return rows.length > 0
-      }),
-      Effect.catch((error) =>
-        Effect.gen(function* () {
-          yield* Effect.logError(
-            `the executions of shard ${cursor.shard} could not be listed; trying again in ${pause} ms`,
-            error
-          )
-          yield* Effect.sleep(pause)
-          return options.stillOwned(cursor.shard)
-            ? yield* attempt(Math.min(MAX_PAUSE_MILLIS, pause * 2))
-            : false
-        })
+const refill = (options: ResumeOptions, cursor: Cursor, limit: number): Effect.Effect<boolean> =>
+  options.stillOwned(cursor.shard)
+    ? // Asked again at each try (the journal's effect may be a value made once).
+      Effect.suspend(() =>
+        options.journal.listUnfinished({ shard: cursor.shard, after: cursor.after, limit })
+      ).pipe(
+        Effect.map((rows) => {
+          cursor.rows = rows
+          cursor.next = 0
+          // Only an empty chunk ends the shard, not a short one: the journal leaves out a row that
+          // does not decode (logged), and the shard's next rows are not to be left behind with it.
+          if (rows.length > 0) cursor.after = rows[rows.length - 1]!.executionId
+          return rows.length > 0
+        }),
+        Effect.tapError((error) =>
+          Effect.logError(`the executions of shard ${cursor.shard} could not be listed; trying again`, error)
+        ),
+        Effect.retry({ while: () => options.stillOwned(cursor.shard), schedule: relistBackoff }),
+        Effect.catch(() => Effect.succeed(false))
       )
-    )
-  return options.stillOwned(cursor.shard) ? attempt(FIRST_PAUSE_MILLIS) : Effect.succeed(false)
-}
+    : Effect.succeed(false)
 
 /** The cursors with rows left, smallest next id first (a binary heap). */
 class Heads {
