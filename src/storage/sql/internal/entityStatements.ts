@@ -17,7 +17,7 @@ import { Effect } from "effect"
 import type { SqlClient } from "effect/sql/SqlClient"
 import type { EntityFence, MessageKey, NewMessage } from "../../../sharding/EntityStore.ts"
 import { advisoryLockKey } from "../Migrations.ts"
-import { keyOf, selectOutcomes } from "./entityRows.ts"
+import { keyOf } from "./entityRows.ts"
 import { inIntegers } from "./lists.ts"
 import { inTransaction } from "./transaction.ts"
 
@@ -162,9 +162,8 @@ export const make = ({ sql, prefix, dialect }: EntityStatementsOptions) => {
           RETURNING entity_type, entity_id, message_id`
         for (const row of updated) written.add(keyOfRow(row))
       }
-      const notUpdated = passing.filter((write) => !written.has(keyOf(write)))
-      const found = yield* selectOutcomes(sql, "sqlite", prefix, notUpdated)
-      const missing = notUpdated.filter((_, i) => found[i] === undefined)
+      // The rest have no row (inserted done) or a done one (left alone: the caller reads it).
+      const missing = passing.filter((write) => !written.has(keyOf(write)))
       if (missing.length > 0) {
         const first = yield* allocate(missing.length)
         const inserted = yield* sql<MessageKeyRow>`INSERT INTO ${messages}
