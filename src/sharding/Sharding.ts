@@ -36,6 +36,7 @@
  * ```
  */
 import { Clock, Context, Duration, Effect, Layer, Result, type Scope } from "effect"
+import * as Batcher from "../internal/Batcher.ts"
 import {
   type DeadLetter,
   type EntityFence,
@@ -44,7 +45,6 @@ import {
   type MessageKey,
   type StoredMessage
 } from "./EntityStore.ts"
-import * as Batcher from "./internal/Batcher.ts"
 import * as Deadlines from "./internal/Deadlines.ts"
 import * as EntityRuntime from "./internal/EntityRuntime.ts"
 import * as Inbound from "./internal/Inbound.ts"

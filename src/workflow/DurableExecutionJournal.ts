@@ -333,6 +333,14 @@ export class DurableExecutionJournal extends Context.Service<
     /** All steps of an execution, ordered by `seq`. */
     readonly steps: (executionId: string) => Effect.Effect<ReadonlyArray<StepRecord>, JournalError>
     /**
+     * All steps of several executions in one read, each execution's ordered by `seq` (executions
+     * in any order): an engine loading many runs at once (a shard taken over) reads their journals
+     * a page at a time. Optional: without it the engine calls `steps` once per execution.
+     */
+    readonly stepsMany?:
+      | ((executionIds: ReadonlyArray<string>) => Effect.Effect<ReadonlyArray<StepRecord>, JournalError>)
+      | undefined
+    /**
      * Applies a write atomically (see `JournalWrite`); a status change of a final execution is
      * ignored. A write with a stale `fence` changes nothing and fails with `StaleEpochError`.
      */

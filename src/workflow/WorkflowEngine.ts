@@ -49,6 +49,7 @@ import * as Recovery from "./internal/Recovery.ts"
 import { reliable } from "./internal/ReliableJournal.ts"
 import * as RemoteResults from "./internal/RemoteResults.ts"
 import * as Resumption from "./internal/Resumption.ts"
+import * as RunLoads from "./internal/RunLoads.ts"
 import { Runs } from "./internal/Runs.ts"
 import { WakeWaiters } from "./internal/WakeWaiters.ts"
 import type { ExecutionJournal } from "./JournalExport.ts"
@@ -274,6 +275,7 @@ export const makeScoped = <W extends Any>(
       now,
       isGracefulShutdown: () => shuttingDown,
       loading: Semaphore.makeUnsafe(LOADING_PERMITS),
+      load: yield* RunLoads.make(reliableStore.journal),
       // Called by runs, after `executions` below is built.
       children: {
         start: (_workflow, request) =>

@@ -529,6 +529,26 @@ export const conformance = (backend: Backend) =>
           })
         )
       )
+
+      it.live("stepsMany: the steps of several executions in one read, each one's as steps gives them", () =>
+        withJournal((journal) =>
+          Effect.gen(function* () {
+            for (const id of ["x", "y", "empty"]) yield* journal.start(newExecution(id))
+            // Written out of order, interleaved between the executions.
+            yield* record(journal, step("y", "b", 2), success("y2"))
+            yield* record(journal, step("x", "c", 3), success("x3"))
+            yield* record(journal, step("x", "a", 1), success("x1"))
+            yield* record(journal, step("y", "a", 1), success("y1"))
+            yield* markAttempt(journal, step("x", "b", 2))
+            expect(yield* journal.stepsMany!([])).toEqual([])
+            const read = yield* journal.stepsMany!(["y", "nobody", "x", "empty"])
+            expect(read).toHaveLength(5)
+            for (const id of ["x", "y"]) {
+              expect(read.filter((s) => s.executionId === id)).toEqual(yield* journal.steps(id))
+            }
+          })
+        )
+      )
     })
 
     describe("I1: an outcome is recorded once", () => {

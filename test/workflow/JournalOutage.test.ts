@@ -37,6 +37,7 @@ const switchable = (inner: Journal) => {
     start: (execution) => guard("start", inner.start(execution)),
     get: (id) => guard("get", inner.get(id)),
     steps: (id) => guard("steps", inner.steps(id)),
+    stepsMany: (ids) => guard("stepsMany", inner.stepsMany!(ids)),
     write: (write) => guard("write", inner.write(write)),
     listRunning: guard("listRunning", inner.listRunning),
     listDue: (now, limit, shards) => guard("listDue", inner.listDue(now, limit, shards)),

@@ -51,10 +51,21 @@ describe("recovery of executions left without a run", () => {
         now: Date.now() - 60_000
       })
       // Its first load of steps is given up on (a statement timeout): that run stops, the
-      // execution stays `running`, and nothing else would start it again until a restart.
+      // execution stays `running`, and nothing else would start it again until a restart. A
+      // batched read that holds it times out too (the run then loads alone, and gives up).
       let gaveUp = false
       const journal: DurableExecutionJournal.DurableExecutionJournal["Service"] = {
         ...memory,
+        stepsMany: (executionIds) =>
+          executionIds.includes("orphan") && !gaveUp
+            ? Effect.fail(
+                new WorkflowErrors.JournalError({
+                  operation: "stepsMany",
+                  transient: false,
+                  timeoutMillis: 1
+                })
+              )
+            : memory.stepsMany!(executionIds),
         steps: (executionId) => {
           if (executionId !== "orphan" || gaveUp) return memory.steps(executionId)
           gaveUp = true

@@ -152,6 +152,12 @@ const build = (
     get: (executionId) => Effect.sync(() => Option.fromNullishOr(executions.get(executionId))),
     steps: (executionId) =>
       Effect.sync(() => [...stepsOf(executionId).values()].sort((a, b) => a.seq - b.seq)),
+    stepsMany: (executionIds) =>
+      Effect.sync(() =>
+        [...new Set(executionIds)].flatMap((id) =>
+          [...(steps.get(id)?.values() ?? [])].sort((a, b) => a.seq - b.seq)
+        )
+      ),
     write: (write) =>
       Effect.suspend(() => {
         const stale = staleEpoch(write.fence)

@@ -27,6 +27,7 @@ import type { Item, ItemResult } from "./internal/batch.ts"
 import { SqlBoolean, SqlNumber } from "./internal/columns.ts"
 import { journalError } from "./internal/errors.ts"
 import { inIntegers, inTexts } from "./internal/lists.ts"
+import { stepsOfMany } from "./internal/stepsOfMany.ts"
 import { inTransaction } from "./internal/transaction.ts"
 import * as Writes from "./internal/writes.ts"
 import { latestVersion, migrate, schemaVersion } from "./Migrations.ts"
@@ -404,6 +405,14 @@ export const make = (
             )
           )
         ),
+      stepsMany: (executionIds) =>
+        executionIds.length === 0
+          ? Effect.succeed([])
+          : stepsOfMany(sql, options.dialect, prefix, executionIds).pipe(
+              Effect.flatMap(decodeSteps),
+              Effect.map((rows) => rows.map(toStep)),
+              Effect.mapError(failed("stepsMany", `read of the steps of ${executionIds.length} executions`))
+            ),
       signal: (signal) =>
         storeSignal(sql, prefix, options.dialect, signal).pipe(
           Effect.mapError(

@@ -30,6 +30,7 @@ import {
 import { ExecutionState } from "./ExecutionState.ts"
 import { recordLocal, recordVersion } from "./LocalSteps.ts"
 import { describe, Replay } from "./Replay.ts"
+import * as RunLoads from "./RunLoads.ts"
 import type { StepEnvironment } from "./StepEnvironment.ts"
 import { awaitSignal, sleepUntil } from "./WaitSteps.ts"
 
@@ -62,6 +63,11 @@ export interface RunnerEnvironment extends StepEnvironment {
   readonly isGracefulShutdown: () => boolean
   /** Bounds how many runs load their journal at once (a shard taken over resumes many). */
   readonly loading?: Semaphore.Semaphore | undefined
+  /**
+   * Loads a run's journal, batched with the runs loading at the same time (`RunLoads.make`).
+   * Undefined: each run reads its own (`RunLoads.loadOne`).
+   */
+  readonly load?: ((executionId: string) => Effect.Effect<RunLoads.Loaded>) | undefined
   /**
    * Replay only (`WorkflowReplay`): recorded steps are replayed and checked, nothing runs past
    * the journal's frontier, and nothing is written.
@@ -181,12 +187,12 @@ const runBody = (
         )
       }
       request = decoded.success
-      const load = Effect.all([
-        Effect.result(env.journal.steps(row.executionId)),
-        Effect.orDie(env.journal.get(row.executionId))
-      ])
-      const [steps, current] = yield* env.loading === undefined ? load : env.loading.withPermit(load)
+      const load =
+        env.load === undefined ? RunLoads.loadOne(env.journal, row.executionId) : env.load(row.executionId)
+      const loaded = yield* env.loading === undefined ? load : env.loading.withPermit(load)
       state.markLoaded()
+      const steps = loaded.steps
+      const current = yield* loaded.row
       // A statement the journal gave up on (its statement timeout) is no decoding problem.
       if (Result.isFailure(steps) && steps.failure.timeoutMillis !== undefined) {
         return yield* state.halt({ _tag: "JournalFailed", error: steps.failure })

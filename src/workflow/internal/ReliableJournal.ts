@@ -176,6 +176,10 @@ export const reliable = (journal: DurableExecutionJournal["Service"]): Reliable 
       start: (execution) => r("start", journal.start(execution)),
       get: (executionId) => r("get", journal.get(executionId)),
       steps: (executionId) => r("steps", journal.steps(executionId)),
+      stepsMany:
+        journal.stepsMany === undefined
+          ? undefined
+          : (executionIds) => r("stepsMany", journal.stepsMany!(executionIds)),
       write: (write) => Instrument.journalWrite(r("write", journal.write(write)), write),
       listRunning: r("listRunning", journal.listRunning),
       listUnfinished: (query) => r("listUnfinished", journal.listUnfinished(query)),

@@ -9,6 +9,7 @@ import { Effect } from "effect"
 import type { SqlClient } from "effect/sql/SqlClient"
 import type * as Statement from "effect/sql/Statement"
 import { outcomesStatement, selectOutcomesAhead } from "../../../src/storage/sql/internal/entityRows.ts"
+import { stepsOfMany } from "../../../src/storage/sql/internal/stepsOfMany.ts"
 import { completeAll, rowPassesFence } from "../../../src/storage/sql/internal/writes.ts"
 import { postgres } from "../backends.ts"
 
@@ -144,6 +145,31 @@ describe("PostgreSQL plans on tables never analyzed", () => {
           `${mode}: ${nodes.join(", ")}`
         ).toEqual([])
       }
+    }).pipe(Effect.scoped)
+  )
+
+  it.live("the steps of a page of runs loading are looked up by execution, never by scanning the table", () =>
+    Effect.gen(function* () {
+      const storage = yield* postgres.storage
+      const { sql, prefix } = storage.raw!
+      const journal = yield* storage.open
+      yield* Effect.forEach(
+        Array.from({ length: 5_000 }, (_, i) => `x-${i}`),
+        (executionId) =>
+          Effect.andThen(
+            journal.start({ executionId, workflow: "W", request: "{}", shard: 1, now: 1 }),
+            journal.write({
+              executionId,
+              outcomes: [],
+              attempt: { executionId, stepKey: "a", activityId: "a", seq: 1, previous: null, attempt: 1 },
+              now: 2
+            })
+          ),
+        { concurrency: 64, discard: true }
+      )
+      const ids = Array.from({ length: 64 }, (_, i) => `x-${i * 7}`)
+      yield* expectNoScanOf(sql, "stepsMany", stepsOfMany(sql, "pg", prefix, ids), `${prefix}steps`)
+      expect((yield* journal.stepsMany!(ids)).map((step) => step.executionId).sort()).toEqual([...ids].sort())
     }).pipe(Effect.scoped)
   )
 })

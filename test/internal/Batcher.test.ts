@@ -5,8 +5,8 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Fiber, Option, Scheduler } from "effect"
+import * as Batcher from "../../src/internal/Batcher.ts"
 import { guard } from "../../src/internal/LeaseGuard.ts"
-import * as Batcher from "../../src/sharding/internal/Batcher.ts"
 
 describe("Batcher", () => {
   it.effect("callers in one tick share one read, each gets its own result", () =>

@@ -1,9 +1,10 @@
 /**
- * Reads batched per tick: callers that ask at about the same time share one query (the reads an
- * entity makes before handling a message, to skip one processed already).
+ * Calls batched per tick: callers that ask at about the same time share one query (the reads an
+ * entity makes before handling a message, to skip one processed already; the journal loads of the
+ * runs an engine resumes).
  *
  * The queue is the pod's, not a caller's: its flushes run in a fiber of the context the batcher was
- * made in, never in a caller's. A caller is an entity's fiber, guarded by its shard's lease
+ * made in, never in a caller's. A caller is an entity's or a run's fiber, guarded by its shard's lease
  * (`LeaseGuard`), and a fiber it forked would answer to that lease too: after a pause past the
  * lease, the flush was interrupted at its first step with the queue still full, no later caller
  * started another, and every persisted message of the pod waited for good.
@@ -12,7 +13,7 @@ import { Deferred, Effect, Exit } from "effect"
 
 /**
  * Batches calls of `run` made before the scheduler yields into one call (at most `max` items).
- * Made in the context its flushes run in (the sharding's).
+ * Made in the context its flushes run in (the sharding's, the engine's).
  */
 export const make = <I, A, E>(
   run: (items: ReadonlyArray<I>) => Effect.Effect<ReadonlyArray<A>, E>,
@@ -39,7 +40,7 @@ export const make = <I, A, E>(
         Effect.sync(() => {
           flushing = false
           // Pushed after the loop's last look (the fiber may yield before this runs): nobody else
-          // would start a flush for them (`test/sharding/Batcher.test.ts`).
+          // would start a flush for them (`test/internal/Batcher.test.ts`).
           if (queued.length > 0) start()
         })
       )
