@@ -209,7 +209,7 @@ const storeCallsAlone = (
       })
     )
     return measured
-  })
+  }).pipe(Effect.scoped)
 
 const median = (values: ReadonlyArray<number>) =>
   [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)] ?? Number.NaN

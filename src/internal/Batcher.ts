@@ -9,25 +9,35 @@
  * lease, the flush was interrupted at its first step with the queue still full, no later caller
  * started another, and every persisted message of the pod waited for good.
  */
-import { Deferred, Effect, Exit } from "effect"
+import { Deferred, Effect, Exit, Fiber, type Scope } from "effect"
 
 /**
  * Batches calls of `run` made before the scheduler yields into one call (at most `max` items).
- * Made in the context its flushes run in (the sharding's, the engine's).
+ * Made in the context its flushes run in (the sharding's, the engine's). When the scope closes,
+ * a flush in progress is interrupted (a read retried through an outage does not outlive its
+ * owner) and its callers, and those still queued, are interrupted.
  */
 export const make = <I, A, E>(
   run: (items: ReadonlyArray<I>) => Effect.Effect<ReadonlyArray<A>, E>,
   max = 500
-): Effect.Effect<(item: I) => Effect.Effect<A, E>> =>
-  Effect.map(Effect.context<never>(), (context) => {
-    let queued: Array<{ readonly item: I; readonly done: Deferred.Deferred<A, E> }> = []
+): Effect.Effect<(item: I) => Effect.Effect<A, E>, never, Scope.Scope> =>
+  Effect.gen(function* () {
+    const context = yield* Effect.context<never>()
+    type Entry = { readonly item: I; readonly done: Deferred.Deferred<A, E> }
+    let queued: Array<Entry> = []
+    let inFlight: ReadonlyArray<Entry> = []
+    /** A flush is running (set before its fiber starts, cleared by its end). */
     let flushing = false
+    let fiber: Fiber.Fiber<void> | undefined
+    let closed = false
     const flush: Effect.Effect<void> = Effect.gen(function* () {
       yield* Effect.yieldNow
       while (queued.length > 0) {
         const batch = queued.slice(0, max)
         queued = queued.slice(batch.length)
+        inFlight = batch
         const exit = yield* Effect.exit(run(batch.map((entry) => entry.item)))
+        inFlight = []
         batch.forEach((entry, index) => {
           Deferred.doneUnsafe(
             entry.done,
@@ -39,6 +49,7 @@ export const make = <I, A, E>(
       Effect.ensuring(
         Effect.sync(() => {
           flushing = false
+          fiber = undefined
           // Pushed after the loop's last look (the fiber may yield before this runs): nobody else
           // would start a flush for them (`test/internal/Batcher.test.ts`).
           if (queued.length > 0) start()
@@ -46,11 +57,25 @@ export const make = <I, A, E>(
       )
     )
     function start() {
+      if (closed) return
+      // A fiber of its own, never the caller's (see the module comment).
       flushing = true
-      Effect.runForkWith(context)(flush)
+      const started = Effect.runForkWith(context)(flush)
+      if (flushing) fiber = started
     }
-    return (item) =>
+    yield* Effect.addFinalizer(() =>
       Effect.suspend(() => {
+        closed = true
+        const left = [...inFlight, ...queued]
+        queued = []
+        inFlight = []
+        for (const entry of left) Deferred.doneUnsafe(entry.done, Exit.interrupt())
+        return fiber === undefined ? Effect.void : Effect.asVoid(Fiber.interrupt(fiber))
+      })
+    )
+    return (item: I): Effect.Effect<A, E> =>
+      Effect.suspend(() => {
+        if (closed) return Effect.interrupt
         const done = Deferred.makeUnsafe<A, E>()
         queued.push({ item, done })
         if (!flushing) start()

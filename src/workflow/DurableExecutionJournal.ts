@@ -335,7 +335,8 @@ export class DurableExecutionJournal extends Context.Service<
     /**
      * All steps of several executions in one read, each execution's ordered by `seq` (executions
      * in any order): an engine loading many runs at once (a shard taken over) reads their journals
-     * a page at a time. Optional: without it the engine calls `steps` once per execution.
+     * a page at a time. Optional: without it the engine calls `steps` once per execution. A
+     * wrapper that changes what `steps` returns must change this too (or leave it out).
      */
     readonly stepsMany?:
       | ((executionIds: ReadonlyArray<string>) => Effect.Effect<ReadonlyArray<StepRecord>, JournalError>)

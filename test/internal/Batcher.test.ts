@@ -4,7 +4,7 @@
  * (`LeaseGuard`): a flush it started must not answer to that lease.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Fiber, Option, Scheduler } from "effect"
+import { Effect, Exit, Fiber, Option, Scheduler, Scope } from "effect"
 import * as Batcher from "../../src/internal/Batcher.ts"
 import { guard } from "../../src/internal/LeaseGuard.ts"
 
@@ -61,5 +61,36 @@ describe("Batcher", () => {
       expect(Option.getOrUndefined(next)).toBe(20)
       yield* Fiber.interrupt(lapsed)
     })
+  )
+
+  it.live(
+    "closing its scope interrupts a flush in progress and its callers; later calls are interrupted",
+    () =>
+      Effect.gen(function* () {
+        let interrupted = false
+        const scope = yield* Scope.make()
+        // A read that does not answer (a journal retried through an outage).
+        const batched = yield* Batcher.make((_: ReadonlyArray<number>) =>
+          Effect.never.pipe(
+            Effect.onInterrupt(() =>
+              Effect.sync(() => {
+                interrupted = true
+              })
+            )
+          )
+        ).pipe(Scope.provide(scope))
+        const caller = yield* Effect.forkChild(batched(1))
+        const queued = yield* Effect.forkChild(Effect.andThen(Effect.yieldNow, batched(2)))
+        yield* Effect.yieldNow
+        yield* Effect.yieldNow
+        yield* Scope.close(scope, Exit.void)
+        expect(interrupted).toBe(true)
+        for (const fiber of [caller, queued]) {
+          const exit = yield* Fiber.await(fiber).pipe(Effect.timeoutOption("5 seconds"))
+          expect(Option.map(exit, Exit.hasInterrupts)).toEqual(Option.some(true))
+        }
+        const late = yield* Effect.exit(batched(3))
+        expect(Exit.hasInterrupts(late)).toBe(true)
+      })
   )
 })

@@ -5,7 +5,7 @@
  * loaded alone without holding the others back.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Option, Schema } from "effect"
+import { Deferred, Effect, Exit, Option, Schema } from "effect"
 import {
   Activity,
   DurableExecutionJournal,
@@ -127,15 +127,18 @@ describe("runs loading together", () => {
     new WorkflowErrors.JournalError({ operation, transient: false, detail: "a step row does not decode" })
 
   /** Resumes `good` and `odd` on `journal`; returns each one's status once none is running. */
-  const resumeAll = (memory: Journal, journal: Journal, odd: string) =>
+  const resumeAll = (memory: Journal, journal: Journal, odd: ReadonlyArray<string>) =>
     Effect.gen(function* () {
-      yield* storeRunning(memory, [...good, odd])
+      const all = [...good, ...odd]
+      yield* storeRunning(memory, all)
       return yield* Effect.gen(function* () {
         const engine = yield* WorkflowEngine.makeScoped(simple)
         const statusOf = (id: string) =>
           Effect.map(engine.status(id), Option.match({ onNone: () => "none", onSome: (info) => info.status }))
-        const all = [...good, odd]
-        yield* until(Effect.map(Effect.forEach(all, statusOf), (statuses) => !statuses.includes("running")))
+        const settled = yield* until(
+          Effect.map(Effect.forEach(all, statusOf), (statuses) => !statuses.includes("running"))
+        ).pipe(Effect.timeoutOption("20 seconds"))
+        expect(Option.isSome(settled), "every execution settled").toBe(true)
         const statuses = new Map<string, string>()
         for (const id of all) statuses.set(id, yield* statusOf(id))
         return statuses
@@ -156,7 +159,7 @@ describe("runs loading together", () => {
             ? noting(calls.steps, id, Effect.fail(broken("steps")))
             : countedJournal.steps(id)
       }
-      const statuses = yield* resumeAll(memory, journal, "unreadable")
+      const statuses = yield* resumeAll(memory, journal, ["unreadable"])
       for (const id of good) expect(statuses.get(id)).toBe("succeeded")
       expect(statuses.get("unreadable")).toBe("suspended")
       // It was read alone after its batch failed.
@@ -174,10 +177,35 @@ describe("runs loading together", () => {
         getMany: (ids) =>
           Effect.map(memory.getMany(ids), (rows) => rows.filter((row) => row.executionId !== "left-out"))
       }
-      const statuses = yield* resumeAll(memory, journal, "left-out")
+      const statuses = yield* resumeAll(memory, journal, ["left-out"])
       for (const id of [...good, "left-out"]) expect(statuses.get(id)).toBe("succeeded")
       expect(calls.steps).toEqual(["left-out"])
-      expect(calls.get).toContain("left-out")
     })
   )
+
+  for (const [name, stepsMany] of [
+    ["a journal without stepsMany", undefined],
+    ["a batch read that dies", () => Effect.die(new Error("the batch read died"))]
+  ] as const) {
+    it.live(`${name}: each run reads its own journal, all of them at once`, () =>
+      Effect.gen(function* () {
+        const memory = yield* MemoryJournal.make
+        // No read of steps answers until ten wait at once: loads one after another never would.
+        let waiting = 0
+        const opened = Deferred.makeUnsafe<void>()
+        const journal: Journal = {
+          ...memory,
+          stepsMany,
+          steps: (id) =>
+            Effect.suspend(() => {
+              if (++waiting >= 10) Deferred.doneUnsafe(opened, Exit.void)
+              return Effect.andThen(Deferred.await(opened), memory.steps(id))
+            })
+        }
+        const statuses = yield* resumeAll(memory, journal, [])
+        for (const id of good) expect(statuses.get(id)).toBe("succeeded")
+        expect(waiting).toBe(good.length)
+      })
+    )
+  }
 })

@@ -191,7 +191,8 @@ const runBody = (
         env.load === undefined ? RunLoads.loadOne(env.journal, row.executionId) : env.load(row.executionId)
       const loaded = yield* env.loading === undefined ? load : env.loading.withPermit(load)
       state.markLoaded()
-      const steps = loaded.steps
+      // A defect of either read is raised here: this run's own, as when it read them itself.
+      const steps = yield* Effect.result(loaded.steps)
       const current = yield* loaded.row
       // A statement the journal gave up on (its statement timeout) is no decoding problem.
       if (Result.isFailure(steps) && steps.failure.timeoutMillis !== undefined) {
