@@ -25,6 +25,7 @@ import { JournalError, SchemaVersionError } from "../../workflow/WorkflowErrors.
 import * as GroupCommit from "./GroupCommit.ts"
 import type { Item, ItemResult } from "./internal/batch.ts"
 import { SqlBoolean, SqlNumber } from "./internal/columns.ts"
+import { sharedGate } from "./internal/epochGate.ts"
 import { journalError } from "./internal/errors.ts"
 import { inIntegers, inTexts } from "./internal/lists.ts"
 import { stepsOfMany } from "./internal/stepsOfMany.ts"
@@ -462,13 +463,17 @@ export const make = (
       },
       heartbeat: ({ executionId, stepKey, details, fence }) =>
         // A stale fence matches no shard row: the heartbeat is dropped (it is advisory). On
-        // PostgreSQL the shard row is share-locked, so an epoch bump in progress is waited for.
+        // PostgreSQL the shard row is share-locked, so an epoch bump in progress is waited for
+        // (behind the epoch gate, `internal/epochGate.ts`).
         sql`UPDATE ${steps} SET heartbeat = ${details}
           WHERE execution_id = ${executionId} AND step_key = ${stepKey} AND outcome IS NULL${
             fence === undefined
               ? sql``
-              : sql` AND EXISTS (SELECT 1 FROM ${shardsTable} WHERE shard_id = ${fence.shard}
-                  AND epoch = ${fence.epoch}${pg ? sql` FOR SHARE` : sql``})`
+              : pg
+                ? sql` AND EXISTS (SELECT 1 FROM ${shardsTable}, ${sharedGate(sql, prefix)}
+                    WHERE shard_id = ${fence.shard} AND epoch = ${fence.epoch} FOR SHARE OF ${shardsTable})`
+                : sql` AND EXISTS (SELECT 1 FROM ${shardsTable} WHERE shard_id = ${fence.shard}
+                    AND epoch = ${fence.epoch})`
           }`.pipe(
           Effect.asVoid,
           Effect.mapError(

@@ -29,6 +29,7 @@ import {
   ShardStore
 } from "../../sharding/ShardStore.ts"
 import { SqlNumber } from "./internal/columns.ts"
+import { exclusiveGate } from "./internal/epochGate.ts"
 import { shardStoreError } from "./internal/errors.ts"
 import { inIntegers } from "./internal/lists.ts"
 import { OwnershipLocked } from "./internal/OwnershipLocked.ts"
@@ -205,10 +206,17 @@ export const make = (options: SqlShardStoreOptions): Effect.Effect<ShardStore["S
 
     /**
      * PostgreSQL: locks the shard rows `where` selects, in shard order, before a statement changes
-     * several: writes share-lock their shards in the same order, so the two never deadlock.
+     * several: writes share-lock their shards in the same order, so the two never deadlock. The
+     * epoch gate first (`internal/epochGate.ts`): the writes already in flight are waited for, and
+     * none that comes later can keep this waiting.
      */
     const lockShards = (where: Statement.Fragment) =>
-      pg ? sql`SELECT shard_id FROM ${shards} WHERE ${where} ORDER BY shard_id FOR UPDATE` : Effect.void
+      pg
+        ? Effect.andThen(
+            exclusiveGate(sql, prefix),
+            sql`SELECT shard_id FROM ${shards} WHERE ${where} ORDER BY shard_id FOR UPDATE`
+          )
+        : Effect.void
 
     /** Releases every shard a dead pod owns (epoch + 1) and forgets it as a handover target. */
     const releaseDead = (podId: string, at: number) =>
@@ -614,11 +622,13 @@ export const make = (options: SqlShardStoreOptions): Effect.Effect<ShardStore["S
           sql`s.owner = r.from_pod`
         ).pipe(Effect.mapError(shardStoreError("requestHandover"))),
       release: (podId, shard, epoch) =>
-        Effect.flatMap(
-          now,
-          (at) =>
-            sql`UPDATE ${shards} SET owner = next_owner, next_owner = NULL, epoch = epoch + 1, updated_at = ${at}
-            WHERE shard_id = ${shard} AND owner = ${podId} AND epoch = ${epoch} RETURNING shard_id`
+        Effect.flatMap(now, (at) =>
+          pg
+            ? sql`WITH gate AS (${exclusiveGate(sql, prefix)})
+                UPDATE ${shards} SET owner = next_owner, next_owner = NULL, epoch = epoch + 1, updated_at = ${at}
+                FROM gate WHERE shard_id = ${shard} AND owner = ${podId} AND epoch = ${epoch} RETURNING shard_id`
+            : sql`UPDATE ${shards} SET owner = next_owner, next_owner = NULL, epoch = epoch + 1, updated_at = ${at}
+                WHERE shard_id = ${shard} AND owner = ${podId} AND epoch = ${epoch} RETURNING shard_id`
         ).pipe(
           Effect.map((rows) => rows.length > 0),
           Effect.mapError(shardStoreError("release"))

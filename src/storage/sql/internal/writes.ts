@@ -29,6 +29,7 @@ import {
   type StatusRow,
   type StepRow
 } from "./batch.ts"
+import { sharedGate } from "./epochGate.ts"
 import { inIntegers } from "./lists.ts"
 import { inTransaction } from "./transaction.ts"
 
@@ -156,8 +157,12 @@ export const make = (options: WritesOptions) => {
   /** The stored epochs of `shardIds`; on PostgreSQL their rows stay share-locked until commit. */
   const readEpochs = (shardIds: ReadonlyArray<number>) =>
     Effect.map(
-      sql<{ readonly shard_id: unknown; readonly epoch: unknown }>`SELECT shard_id, epoch FROM ${shards}
-        WHERE ${inIntegers(sql, dialect, "shard_id", shardIds)} ORDER BY shard_id${dialect === "pg" ? sql` FOR SHARE` : sql``}`,
+      dialect === "pg"
+        ? sql<{ readonly shard_id: unknown; readonly epoch: unknown }>`SELECT shard_id, epoch
+            FROM ${shards}, ${sharedGate(sql, prefix)}
+            WHERE ${inIntegers(sql, dialect, "shard_id", shardIds)} ORDER BY shard_id FOR SHARE OF ${shards}`
+        : sql<{ readonly shard_id: unknown; readonly epoch: unknown }>`SELECT shard_id, epoch FROM ${shards}
+            WHERE ${inIntegers(sql, dialect, "shard_id", shardIds)} ORDER BY shard_id`,
       (rows) => new Map(rows.map((row) => [Number(row.shard_id), Number(row.epoch)]))
     )
 
@@ -357,8 +362,8 @@ export const make = (options: WritesOptions) => {
     }
     const fenced = batch.fencedShards.length > 0
     if (fenced) {
-      ctes.push(sql`fence AS (SELECT shard_id, epoch FROM ${shards}
-        WHERE ${inIntegers(sql, "pg", "shard_id", batch.fencedShards)} ORDER BY shard_id FOR SHARE)`)
+      ctes.push(sql`fence AS (SELECT shard_id, epoch FROM ${shards}, ${sharedGate(sql, prefix)}
+        WHERE ${inIntegers(sql, "pg", "shard_id", batch.fencedShards)} ORDER BY shard_id FOR SHARE OF ${shards})`)
       outputs.push(sql`SELECT 'f' AS kind, NULL::text AS execution_id, shard_id, epoch FROM fence`)
     }
     const passes = fenced ? rowPassesFence(sql) : sql`true`
