@@ -29,7 +29,7 @@ import {
   ShardStore
 } from "../../sharding/ShardStore.ts"
 import { SqlNumber } from "./internal/columns.ts"
-import { exclusiveGate } from "./internal/epochGate.ts"
+import { epochGateKey, exclusiveGate } from "./internal/epochGate.ts"
 import { shardStoreError } from "./internal/errors.ts"
 import { inIntegers } from "./internal/lists.ts"
 import { OwnershipLocked } from "./internal/OwnershipLocked.ts"
@@ -624,7 +624,11 @@ export const make = (options: SqlShardStoreOptions): Effect.Effect<ShardStore["S
       release: (podId, shard, epoch) =>
         Effect.flatMap(now, (at) =>
           pg
-            ? sql`WITH gate AS (${exclusiveGate(sql, prefix)})
+            ? // One statement, its lock waits bounded as an ownership transaction's (TTL/10): a
+              // writer that hangs holding the epoch gate fails this release, retried at the next
+              // round, instead of holding every fenced write of the store queued behind it.
+              sql`WITH bounded AS (SELECT set_config('lock_timeout', ${`${Math.max(10, Math.round(ttl / 10))}ms`}, true)),
+                gate AS (SELECT pg_advisory_xact_lock(${epochGateKey(prefix)}) FROM bounded)
                 UPDATE ${shards} SET owner = next_owner, next_owner = NULL, epoch = epoch + 1, updated_at = ${at}
                 FROM gate WHERE shard_id = ${shard} AND owner = ${podId} AND epoch = ${epoch} RETURNING shard_id`
             : sql`UPDATE ${shards} SET owner = next_owner, next_owner = NULL, epoch = epoch + 1, updated_at = ${at}

@@ -20,6 +20,7 @@ import {
   Stream
 } from "effect"
 import { SqlClient } from "effect/sql/SqlClient"
+import type * as Statement from "effect/sql/Statement"
 import { inject } from "vitest"
 import { Workflow, WorkflowEngine } from "../../../src/index.ts"
 import { PostgresJournal } from "../../../src/postgres.ts"
@@ -240,14 +241,14 @@ describe("PostgreSQL ownership", () => {
         const pods = [yield* storage.openCluster, yield* storage.openCluster]
         const manager = yield* storage.openCluster
         yield* manager.shards.init(4)
-        // A long lease: the bump's lock waits are bounded by a tenth of it, and this one waits 2 s.
+        // A long lease: the bump's lock waits are bounded by a tenth of it, and this one waits 3 s.
         yield* manager.shards.register("manager", LONG)
         yield* manager.shards.assign([{ shard: 1, from: null, to: "a" }])
         const [first, second] = idsInShard(1, 4, 2, "gate")
         for (const id of [first!, second!]) yield* pods[0]!.journal.start(newExecution(id))
-        // A step row takes 2 s to insert: the first write holds the shard's row share-locked that long.
+        // A step row takes 3 s to insert: the first write holds the shard's row share-locked that long.
         yield* sql.unsafe(`CREATE FUNCTION ${prefix}slow() RETURNS trigger LANGUAGE plpgsql
-        AS $$ BEGIN PERFORM pg_sleep(2); RETURN NEW; END $$`)
+        AS $$ BEGIN PERFORM pg_sleep(3); RETURN NEW; END $$`)
         yield* sql.unsafe(`CREATE TRIGGER ${prefix}slow BEFORE INSERT ON ${prefix}steps
         FOR EACH ROW EXECUTE FUNCTION ${prefix}slow()`)
         const write = (pod: number, executionId: string) =>
@@ -260,24 +261,40 @@ describe("PostgreSQL ownership", () => {
               now: 2
             })
           )
-        /** Polls until a session of this database is in `waitEvent` (a wait event or its type). */
-        const until = (column: "wait_event" | "wait_event_type", waitEvent: string) =>
+        // Sessions are told apart by this test's tables (other files' tests share the server).
+        const ours = `%${prefix}%`
+        /** Polls `query` (pids) every 25 ms until it returns one; that pid. */
+        const until = (what: string, query: Statement.Statement<{ readonly pid: unknown }>) =>
           Effect.gen(function* () {
             for (let i = 0; i < 400; i++) {
-              const rows = yield* sql<{ readonly n: unknown }>`SELECT count(*) AS n FROM pg_stat_activity
-              WHERE datname = current_database() AND pid <> pg_backend_pid() AND ${sql(column)} = ${waitEvent}`
-              if (Number(rows[0]?.n) > 0) return
+              const [row] = yield* query
+              if (row !== undefined) return Number(row.pid)
               yield* Effect.sleep("25 millis")
             }
-            return yield* Effect.die(new Error(`no session came to wait in ${waitEvent}`))
+            return yield* Effect.die(new Error(`never seen: ${what}`))
           })
+        const sessions = sql`SELECT pid FROM pg_stat_activity WHERE datname = current_database()
+          AND pid <> pg_backend_pid() AND query LIKE ${ours}`
         const inFlight = yield* Effect.forkScoped(write(0, first!))
-        yield* until("wait_event", "PgSleep")
+        const writing = yield* until(
+          "the first write in its insert",
+          sql`${sessions} AND wait_event = 'PgSleep'`
+        )
         const bump = yield* Effect.forkScoped(manager.shards.assign([{ shard: 1, from: "a", to: "b" }]))
-        yield* until("wait_event_type", "Lock")
+        const bumping = yield* until(
+          "the bump waiting for the first write",
+          sql`SELECT pid FROM pg_stat_activity WHERE ${writing} = ANY(pg_blocking_pids(pid))`
+        )
         // A share lock on the row would let this write in past the waiting bump (and the next, and
         // the next: busy pods starved a bump for seconds, for good in a test that timed out).
         const late = yield* Effect.forkScoped(write(1, second!))
+        yield* until(
+          "the late write at its lock (waiting for the bump, or past it in its insert)",
+          sql`${sessions} AND pid NOT IN (${writing}, ${bumping})
+            AND (${bumping} = ANY(pg_blocking_pids(pid)) OR wait_event = 'PgSleep')`
+        )
+        // Seen while the first write still held its lock: the order this test is about.
+        expect(inFlight.pollUnsafe(), "the first write was still in flight").toBeUndefined()
         expect(Exit.isSuccess(yield* Fiber.join(inFlight))).toBe(true)
         yield* Fiber.join(bump).pipe(Effect.timeout("20 seconds"))
         const lateExit = yield* Fiber.join(late).pipe(Effect.timeout("20 seconds"))
@@ -290,6 +307,52 @@ describe("PostgreSQL ownership", () => {
           readonly execution_id: string
         }>`SELECT execution_id FROM ${sql(`${prefix}steps`)}`
         expect(landed.map((row) => row.execution_id)).toEqual([first])
+      }).pipe(Effect.scoped)
+  )
+
+  it.live(
+    "a release waits for the epoch gate a tenth of a lease at most: a writer holding it fails it, not the store",
+    () =>
+      Effect.gen(function* () {
+        const storage = yield* postgres.storage
+        const { sql, prefix } = storage.raw!
+        const owner = yield* storage.openCluster
+        const writer = yield* storage.openCluster
+        yield* owner.shards.init(4)
+        // A 2 s lease: the release's lock waits end after 200 ms.
+        yield* owner.shards.register("a", 2_000)
+        yield* owner.shards.assign([{ shard: 1, from: null, to: "a" }])
+        const [id] = idsInShard(1, 4, 1, "held")
+        yield* writer.journal.start(newExecution(id!))
+        // A write that takes 3 s holds the gate shared (as one that hangs would, longer).
+        yield* sql.unsafe(`CREATE FUNCTION ${prefix}slow() RETURNS trigger LANGUAGE plpgsql
+        AS $$ BEGIN PERFORM pg_sleep(3); RETURN NEW; END $$`)
+        yield* sql.unsafe(`CREATE TRIGGER ${prefix}slow BEFORE INSERT ON ${prefix}steps
+        FOR EACH ROW EXECUTE FUNCTION ${prefix}slow()`)
+        const held = yield* Effect.forkScoped(
+          writer.journal.write({
+            executionId: id!,
+            outcomes: [],
+            attempt: { executionId: id!, stepKey: "s", activityId: "s", seq: 1, previous: null, attempt: 1 },
+            fence: { shard: 1, epoch: 1 },
+            now: 2
+          })
+        )
+        for (let i = 0; ; i++) {
+          const rows = yield* sql`SELECT 1 FROM pg_stat_activity WHERE datname = current_database()
+          AND query LIKE ${`%${prefix}%`} AND wait_event = 'PgSleep'`
+          if (rows.length > 0) break
+          if (i === 400) return yield* Effect.die(new Error("the write never reached its insert"))
+          yield* Effect.sleep("25 millis")
+        }
+        const refused = yield* Effect.flip(owner.shards.release("a", 1, 1))
+        expect(refused._tag).toBe("ShardStoreError")
+        expect(refused.message).toContain("lock timeout")
+        // It gave up while the write still held the gate: it did not wait for it.
+        expect(held.pollUnsafe(), "the write was still in flight").toBeUndefined()
+        yield* Fiber.join(held)
+        // The next round's try goes through.
+        expect(yield* owner.shards.release("a", 1, 1)).toBe(true)
       }).pipe(Effect.scoped)
   )
 

@@ -9,19 +9,24 @@
  * shared, a bump exclusive. A bump waits only for the writes already in flight, and the writes
  * that come after it wait for its commit (then their fence check refuses them).
  *
- * One key per store, not per shard: a bump (rare) holds every write of the store back for the
- * milliseconds of its transaction, and a write takes one lock however many shards it names.
+ * One key per store, not per shard: a write takes one lock however many shards it names (a
+ * batch at concurrency 256 names ~170). The price: a bump holds every fenced write of the store
+ * back while it waits for the longest write in flight and commits (a few milliseconds; handovers'
+ * releases take turns). Every bump's lock waits are bounded (TTL/10, as the ownership
+ * transactions'), so a writer that hangs holding the gate fails the bump, retried at the next
+ * round, rather than stalling the store behind it.
  */
 import type { SqlClient } from "effect/sql/SqlClient"
 import type * as Statement from "effect/sql/Statement"
 import { advisoryLockKey } from "../Migrations.ts"
 
-const keyOf = (prefix: string) => advisoryLockKey(`${prefix}:epochs`)
+/** The gate's advisory lock key for the tables of `prefix`. */
+export const epochGateKey = (prefix: string): number => advisoryLockKey(`${prefix}:epochs`)
 
 /** A `FROM` item for a fenced write's statement: the gate taken shared, until the commit. */
 export const sharedGate = (sql: SqlClient, prefix: string): Statement.Fragment =>
-  sql`(SELECT pg_advisory_xact_lock_shared(${keyOf(prefix)})) AS epoch_gate`
+  sql`(SELECT pg_advisory_xact_lock_shared(${epochGateKey(prefix)})) AS epoch_gate`
 
 /** The statement a bump's transaction runs before it locks the shard rows: the gate, exclusive. */
 export const exclusiveGate = (sql: SqlClient, prefix: string) =>
-  sql`SELECT pg_advisory_xact_lock(${keyOf(prefix)})`
+  sql`SELECT pg_advisory_xact_lock(${epochGateKey(prefix)})`
