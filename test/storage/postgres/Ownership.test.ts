@@ -52,6 +52,40 @@ const eventually = <A, E>(effect: Effect.Effect<A, E>, expected: A) =>
     return seen
   })
 
+/** Makes each row `events` writes into `table` (`steps`, `entity_messages`) take `seconds` more. */
+const slowRows = (sql: SqlClient, prefix: string, table: string, seconds: number, events = "INSERT") =>
+  Effect.andThen(
+    sql.unsafe(`CREATE FUNCTION ${prefix}slow() RETURNS trigger LANGUAGE plpgsql
+      AS $$ BEGIN PERFORM pg_sleep(${seconds}); RETURN NEW; END $$`),
+    sql.unsafe(`CREATE TRIGGER ${prefix}slow BEFORE ${events} ON ${prefix}${table}
+      FOR EACH ROW EXECUTE FUNCTION ${prefix}slow()`)
+  )
+
+/** An attempt marker of step `s<seq>` of `executionId`, written with the fence of shard 1 at epoch 1. */
+const markerAtEpoch1 = (executionId: string, seq: number) => ({
+  executionId,
+  outcomes: [],
+  attempt: { executionId, stepKey: `s${seq}`, activityId: "s", seq, previous: null, attempt: 1 },
+  fence: { shard: 1, epoch: 1 },
+  now: seq
+})
+
+/**
+ * Fresh storage with two pods' stores and a manager's: 4 shards, shard 1 given to pod "a" (epoch
+ * 1). `managerTtl`: the manager registers with it (its bumps' lock waits end after a tenth).
+ */
+const shardOneOwned = (managerTtl?: number) =>
+  Effect.gen(function* () {
+    const storage = yield* postgres.storage
+    const { sql, prefix } = storage.raw!
+    const pods = [yield* storage.openCluster, yield* storage.openCluster]
+    const manager = yield* storage.openCluster
+    yield* manager.shards.init(4)
+    if (managerTtl !== undefined) yield* manager.shards.register("manager", managerTtl)
+    yield* manager.shards.assign([{ shard: 1, from: null, to: "a" }])
+    return { sql, prefix, pods, manager }
+  })
+
 describe("PostgreSQL ownership", () => {
   it.live("inboxArrivals announces the shard of each entry when its transaction commits", () =>
     Effect.gen(function* () {
@@ -175,21 +209,13 @@ describe("PostgreSQL ownership", () => {
 
   it.live("writes racing an epoch bump: once the bump has committed, no write with the old epoch lands", () =>
     Effect.gen(function* () {
-      const storage = yield* postgres.storage
-      const { sql, prefix } = storage.raw!
-      const pods = [yield* storage.openCluster, yield* storage.openCluster]
-      const manager = yield* storage.openCluster
-      yield* manager.shards.init(4)
-      yield* manager.shards.assign([{ shard: 1, from: null, to: "a" }])
+      const { sql, prefix, pods, manager } = yield* shardOneOwned()
       const ids = idsInShard(1, 4, 8, "race")
       for (const id of ids) yield* pods[0]!.journal.start(newExecution(id))
       // Each step row takes 30 ms to insert, so a write's statement lasts long enough to straddle
       // the bump: without the lock on the shard row, a write that read epoch 1 before the bump
       // would commit after it.
-      yield* sql.unsafe(`CREATE FUNCTION ${prefix}slow() RETURNS trigger LANGUAGE plpgsql
-        AS $$ BEGIN PERFORM pg_sleep(0.03); RETURN NEW; END $$`)
-      yield* sql.unsafe(`CREATE TRIGGER ${prefix}slow BEFORE INSERT ON ${prefix}steps
-        FOR EACH ROW EXECUTE FUNCTION ${prefix}slow()`)
+      yield* slowRows(sql, prefix, "steps", 0.03)
       const acknowledged: Array<string> = []
       const refused: Array<string> = []
       /** Writes attempt markers with epoch 1 until one is refused. */
@@ -198,15 +224,7 @@ describe("PostgreSQL ownership", () => {
           const journal = pods[index % 2]!.journal
           for (let n = 1; ; n++) {
             const stepKey = `s${n}`
-            const exit = yield* Effect.exit(
-              journal.write({
-                executionId: id,
-                outcomes: [],
-                attempt: { executionId: id, stepKey, activityId: "s", seq: n, previous: null, attempt: 1 },
-                fence: { shard: 1, epoch: 1 },
-                now: n
-              })
-            )
+            const exit = yield* Effect.exit(journal.write(markerAtEpoch1(id, n)))
             if (Exit.isSuccess(exit)) {
               acknowledged.push(`${id}/${stepKey}`)
               continue
@@ -236,31 +254,14 @@ describe("PostgreSQL ownership", () => {
     "a write that comes while an epoch bump waits goes after it: writes that keep coming cannot starve it",
     () =>
       Effect.gen(function* () {
-        const storage = yield* postgres.storage
-        const { sql, prefix } = storage.raw!
-        const pods = [yield* storage.openCluster, yield* storage.openCluster]
-        const manager = yield* storage.openCluster
-        yield* manager.shards.init(4)
         // A long lease: the bump's lock waits are bounded by a tenth of it, and this one waits 3 s.
-        yield* manager.shards.register("manager", LONG)
-        yield* manager.shards.assign([{ shard: 1, from: null, to: "a" }])
+        const { sql, prefix, pods, manager } = yield* shardOneOwned(LONG)
         const [first, second] = idsInShard(1, 4, 2, "gate")
         for (const id of [first!, second!]) yield* pods[0]!.journal.start(newExecution(id))
         // A step row takes 3 s to insert: the first write holds the shard's row share-locked that long.
-        yield* sql.unsafe(`CREATE FUNCTION ${prefix}slow() RETURNS trigger LANGUAGE plpgsql
-        AS $$ BEGIN PERFORM pg_sleep(3); RETURN NEW; END $$`)
-        yield* sql.unsafe(`CREATE TRIGGER ${prefix}slow BEFORE INSERT ON ${prefix}steps
-        FOR EACH ROW EXECUTE FUNCTION ${prefix}slow()`)
+        yield* slowRows(sql, prefix, "steps", 3)
         const write = (pod: number, executionId: string) =>
-          Effect.exit(
-            pods[pod]!.journal.write({
-              executionId,
-              outcomes: [],
-              attempt: { executionId, stepKey: "s", activityId: "s", seq: 1, previous: null, attempt: 1 },
-              fence: { shard: 1, epoch: 1 },
-              now: 2
-            })
-          )
+          Effect.exit(pods[pod]!.journal.write(markerAtEpoch1(executionId, 1)))
         // Sessions are told apart by this test's tables (other files' tests share the server).
         const ours = `%${prefix}%`
         /** Polls `query` (pids) every 25 ms until it returns one; that pid. */
@@ -325,19 +326,8 @@ describe("PostgreSQL ownership", () => {
         const [id] = idsInShard(1, 4, 1, "held")
         yield* writer.journal.start(newExecution(id!))
         // A write that takes 3 s holds the gate shared (as one that hangs would, longer).
-        yield* sql.unsafe(`CREATE FUNCTION ${prefix}slow() RETURNS trigger LANGUAGE plpgsql
-        AS $$ BEGIN PERFORM pg_sleep(3); RETURN NEW; END $$`)
-        yield* sql.unsafe(`CREATE TRIGGER ${prefix}slow BEFORE INSERT ON ${prefix}steps
-        FOR EACH ROW EXECUTE FUNCTION ${prefix}slow()`)
-        const held = yield* Effect.forkScoped(
-          writer.journal.write({
-            executionId: id!,
-            outcomes: [],
-            attempt: { executionId: id!, stepKey: "s", activityId: "s", seq: 1, previous: null, attempt: 1 },
-            fence: { shard: 1, epoch: 1 },
-            now: 2
-          })
-        )
+        yield* slowRows(sql, prefix, "steps", 3)
+        const held = yield* Effect.forkScoped(writer.journal.write(markerAtEpoch1(id!, 1)))
         for (let i = 0; ; i++) {
           const rows = yield* sql`SELECT 1 FROM pg_stat_activity WHERE datname = current_database()
           AND query LIKE ${`%${prefix}%`} AND wait_event = 'PgSleep'`
@@ -360,17 +350,9 @@ describe("PostgreSQL ownership", () => {
     "entity completions racing an epoch bump: once the bump has committed, none with the old epoch lands",
     () =>
       Effect.gen(function* () {
-        const storage = yield* postgres.storage
-        const { sql, prefix } = storage.raw!
-        const pods = [yield* storage.openCluster, yield* storage.openCluster]
-        const manager = yield* storage.openCluster
-        yield* manager.shards.init(4)
-        yield* manager.shards.assign([{ shard: 1, from: null, to: "a" }])
+        const { sql, prefix, pods, manager } = yield* shardOneOwned()
         // As above: each message row takes 30 ms to write, so a batch straddles the bump.
-        yield* sql.unsafe(`CREATE FUNCTION ${prefix}slow() RETURNS trigger LANGUAGE plpgsql
-        AS $$ BEGIN PERFORM pg_sleep(0.03); RETURN NEW; END $$`)
-        yield* sql.unsafe(`CREATE TRIGGER ${prefix}slow BEFORE INSERT OR UPDATE ON ${prefix}entity_messages
-        FOR EACH ROW EXECUTE FUNCTION ${prefix}slow()`)
+        yield* slowRows(sql, prefix, "entity_messages", 0.03, "INSERT OR UPDATE")
         const acknowledged: Array<string> = []
         const refused: Array<string> = []
         /** Completes new messages of one entity with epoch 1 until one is refused. */

@@ -8,6 +8,7 @@ import { describe, expect, it } from "@effect/vitest"
 import { Effect } from "effect"
 import type { SqlClient } from "effect/sql/SqlClient"
 import type * as Statement from "effect/sql/Statement"
+import type { DurableExecutionJournal } from "../../../src/index.ts"
 import { outcomesStatement, selectOutcomesAhead } from "../../../src/storage/sql/internal/entityRows.ts"
 import { stepsOfMany } from "../../../src/storage/sql/internal/stepsOfMany.ts"
 import { completeAll, rowPassesFence } from "../../../src/storage/sql/internal/writes.ts"
@@ -70,6 +71,20 @@ const expectNoScanOf = (
     }
   })
 
+/** Executions `x-0` … `x-4999` of shard 1, 64 at a time; `then` runs after each one's start. */
+const startMany = (
+  journal: DurableExecutionJournal.DurableExecutionJournal["Service"],
+  then?: (executionId: string) => Effect.Effect<unknown, unknown>
+) =>
+  Effect.forEach(
+    Array.from({ length: 5_000 }, (_, i) => `x-${i}`),
+    (executionId) => {
+      const started = journal.start({ executionId, workflow: "W", request: "{}", shard: 1, now: 1 })
+      return then === undefined ? started : Effect.andThen(started, then(executionId))
+    },
+    { concurrency: 64, discard: true }
+  )
+
 describe("PostgreSQL plans on tables never analyzed", () => {
   it.live("a message's outcome is looked up by its key, never by scanning the table", () =>
     Effect.gen(function* () {
@@ -100,11 +115,7 @@ describe("PostgreSQL plans on tables never analyzed", () => {
       const storage = yield* postgres.storage
       const { sql, prefix } = storage.raw!
       const journal = yield* storage.open
-      yield* Effect.forEach(
-        Array.from({ length: 5_000 }, (_, i) => `x-${i}`),
-        (executionId) => journal.start({ executionId, workflow: "W", request: "{}", shard: 1, now: 1 }),
-        { concurrency: 64, discard: true }
-      )
+      yield* startMany(journal)
       const completion = { status: "succeeded", result: "1", updated_at: 2, fs: null, fe: null }
       const statement = completeAll(sql, sql(`${prefix}executions`), [
         { execution_id: "x-7", ...completion },
@@ -120,11 +131,7 @@ describe("PostgreSQL plans on tables never analyzed", () => {
       const { sql, prefix } = storage.raw!
       const journal = yield* storage.open
       yield* storage.openCluster
-      yield* Effect.forEach(
-        Array.from({ length: 5_000 }, (_, i) => `x-${i}`),
-        (executionId) => journal.start({ executionId, workflow: "W", request: "{}", shard: 1, now: 1 }),
-        { concurrency: 64, discard: true }
-      )
+      yield* startMany(journal)
       const completion = { status: "succeeded", result: "1", updated_at: 2, fs: 1, fe: 1 }
       // As the batch statement has it: a `fence` CTE, the completions in a CTE of their own.
       const statement = sql`WITH fence AS (SELECT shard_id, epoch FROM ${sql(`${prefix}shards`)}
@@ -153,19 +160,13 @@ describe("PostgreSQL plans on tables never analyzed", () => {
       const storage = yield* postgres.storage
       const { sql, prefix } = storage.raw!
       const journal = yield* storage.open
-      yield* Effect.forEach(
-        Array.from({ length: 5_000 }, (_, i) => `x-${i}`),
-        (executionId) =>
-          Effect.andThen(
-            journal.start({ executionId, workflow: "W", request: "{}", shard: 1, now: 1 }),
-            journal.write({
-              executionId,
-              outcomes: [],
-              attempt: { executionId, stepKey: "a", activityId: "a", seq: 1, previous: null, attempt: 1 },
-              now: 2
-            })
-          ),
-        { concurrency: 64, discard: true }
+      yield* startMany(journal, (executionId) =>
+        journal.write({
+          executionId,
+          outcomes: [],
+          attempt: { executionId, stepKey: "a", activityId: "a", seq: 1, previous: null, attempt: 1 },
+          now: 2
+        })
       )
       const ids = Array.from({ length: 64 }, (_, i) => `x-${i * 7}`)
       yield* expectNoScanOf(sql, "stepsMany", stepsOfMany(sql, "pg", prefix, ids), `${prefix}steps`)
