@@ -9,13 +9,13 @@
  * lease, the flush was interrupted at its first step with the queue still full, no later caller
  * started another, and every persisted message of the pod waited for good.
  */
-import { Deferred, Effect, Exit, Fiber, type Scope } from "effect"
+import { Deferred, Effect, Exit, type Fiber, type Scope } from "effect"
 
 /**
  * Batches calls of `run` made before the scheduler yields into one call (at most `max` items).
  * Made in the context its flushes run in (the sharding's, the engine's). When the scope closes,
- * a flush in progress is interrupted (a read retried through an outage does not outlive its
- * owner) and its callers, and those still queued, are interrupted.
+ * a flush in progress is told to stop (a read retried through an outage does not outlive its
+ * owner; the close does not wait for it), and its callers, and those still queued, are interrupted.
  */
 export const make = <I, A, E>(
   run: (items: ReadonlyArray<I>) => Effect.Effect<ReadonlyArray<A>, E>,
@@ -70,7 +70,9 @@ export const make = <I, A, E>(
         queued = []
         inFlight = []
         for (const entry of left) Deferred.doneUnsafe(entry.done, Exit.interrupt())
-        return fiber === undefined ? Effect.void : Effect.asVoid(Fiber.interrupt(fiber))
+        // Told to stop, not waited for: a shutdown never waits on a read that does not answer.
+        fiber?.interruptUnsafe()
+        return Effect.void
       })
     )
     return (item: I): Effect.Effect<A, E> =>
