@@ -137,6 +137,9 @@ const build = (
     }
     return map
   }
+  /** The steps of an execution, by seq. */
+  const bySeq = (executionId: string) =>
+    [...(steps.get(executionId)?.values() ?? [])].sort((a, b) => a.seq - b.seq)
   return DurableExecutionJournal.of({
     start: (execution) =>
       Effect.sync(() => {
@@ -150,14 +153,8 @@ const build = (
         return { created: true, execution: row }
       }),
     get: (executionId) => Effect.sync(() => Option.fromNullishOr(executions.get(executionId))),
-    steps: (executionId) =>
-      Effect.sync(() => [...stepsOf(executionId).values()].sort((a, b) => a.seq - b.seq)),
-    stepsMany: (executionIds) =>
-      Effect.sync(() =>
-        [...new Set(executionIds)].flatMap((id) =>
-          [...(steps.get(id)?.values() ?? [])].sort((a, b) => a.seq - b.seq)
-        )
-      ),
+    steps: (executionId) => Effect.sync(() => bySeq(executionId)),
+    stepsMany: (executionIds) => Effect.sync(() => [...new Set(executionIds)].flatMap(bySeq)),
     write: (write) =>
       Effect.suspend(() => {
         const stale = staleEpoch(write.fence)

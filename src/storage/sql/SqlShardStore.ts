@@ -29,7 +29,7 @@ import {
   ShardStore
 } from "../../sharding/ShardStore.ts"
 import { SqlNumber } from "./internal/columns.ts"
-import { epochGateKey, exclusiveGate } from "./internal/epochGate.ts"
+import { exclusiveGate } from "./internal/epochGate.ts"
 import { shardStoreError } from "./internal/errors.ts"
 import { inIntegers } from "./internal/lists.ts"
 import { OwnershipLocked } from "./internal/OwnershipLocked.ts"
@@ -172,6 +172,8 @@ export const make = (options: SqlShardStoreOptions): Effect.Effect<ShardStore["S
      */
     let ttl = DEFAULT_TTL_MILLIS
     let registered = false
+    /** How long an ownership operation waits for a lock before it fails `busy`: TTL/10. */
+    const lockTimeout = () => `${Math.max(10, Math.round(ttl / 10))}ms`
 
     /**
      * One transaction. On PostgreSQL the ownership operations that read, decide and write take a
@@ -194,7 +196,7 @@ export const make = (options: SqlShardStoreOptions): Effect.Effect<ShardStore["S
         sql,
         pg
           ? Effect.andThen(
-              sql`SELECT set_config('lock_timeout', ${`${Math.max(10, Math.round(ttl / 10))}ms`}, true),
+              sql`SELECT set_config('lock_timeout', ${lockTimeout()}, true),
                 set_config('idle_in_transaction_session_timeout', ${`${Math.max(100, Math.round(ttl / 2))}ms`}, true)`,
               Effect.andThen(
                 sql`SELECT pg_advisory_xact_lock(${advisoryLockKey(`${prefix}:ownership`)})`,
@@ -627,8 +629,8 @@ export const make = (options: SqlShardStoreOptions): Effect.Effect<ShardStore["S
             ? // One statement, its lock waits bounded as an ownership transaction's (TTL/10): a
               // writer that hangs holding the epoch gate fails this release, retried at the next
               // round, instead of holding every fenced write of the store queued behind it.
-              sql`WITH bounded AS (SELECT set_config('lock_timeout', ${`${Math.max(10, Math.round(ttl / 10))}ms`}, true)),
-                gate AS (SELECT pg_advisory_xact_lock(${epochGateKey(prefix)}) FROM bounded)
+              sql`WITH bounded AS (SELECT set_config('lock_timeout', ${lockTimeout()}, true)),
+                gate AS (${exclusiveGate(sql, prefix)} FROM bounded)
                 UPDATE ${shards} SET owner = next_owner, next_owner = NULL, epoch = epoch + 1, updated_at = ${at}
                 FROM gate WHERE shard_id = ${shard} AND owner = ${podId} AND epoch = ${epoch} RETURNING shard_id`
             : sql`UPDATE ${shards} SET owner = next_owner, next_owner = NULL, epoch = epoch + 1, updated_at = ${at}

@@ -45,8 +45,8 @@ const eachAlone = (journal: LoadJournal, executionIds: ReadonlyArray<string>) =>
   Effect.forEach(executionIds, (id) => loadOne(journal, id), { concurrency: "unbounded" })
 
 /**
- * The journals of `executionIds` (distinct), in their order, with `stepsMany`: two reads, and one
- * alone for each execution they did not settle. Never fails: a failed or dying batch read sends
+ * The journals of `executionIds`, in their order, with `stepsMany`: two reads, and one alone for
+ * each execution they did not settle (an id given twice gets the same journal twice). Never fails: a failed or dying batch read sends
  * every execution of the batch to be read alone, where each meets its own outcome.
  */
 export const loadMany = (
@@ -96,12 +96,5 @@ export const make = (
   const stepsMany = journal.stepsMany
   if (stepsMany === undefined) return Effect.succeed(undefined)
   const batched = { ...journal, stepsMany }
-  return Batcher.make((ids: ReadonlyArray<string>) => {
-    const distinct = [...new Set(ids)]
-    if (distinct.length === ids.length) return loadMany(batched, ids)
-    return Effect.map(loadMany(batched, distinct), (loaded) => {
-      const byId = new Map(distinct.map((id, i) => [id, loaded[i]!]))
-      return ids.map((id) => byId.get(id)!)
-    })
-  }, MAX_BATCH)
+  return Batcher.make((ids: ReadonlyArray<string>) => loadMany(batched, ids), MAX_BATCH)
 }

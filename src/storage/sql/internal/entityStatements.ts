@@ -18,7 +18,7 @@ import type { SqlClient } from "effect/sql/SqlClient"
 import type { EntityFence, MessageKey, NewMessage } from "../../../sharding/EntityStore.ts"
 import { advisoryLockKey } from "../Migrations.ts"
 import { keyOf } from "./entityRows.ts"
-import { sharedGate } from "./epochGate.ts"
+import { lockedEpochs } from "./epochGate.ts"
 import { inIntegers } from "./lists.ts"
 import { inTransaction } from "./transaction.ts"
 
@@ -227,10 +227,7 @@ export const make = ({ sql, prefix, dialect }: EntityStatementsOptions) => {
       }))
     )
     const isFenced = fenced.length > 0
-    const fence = isFenced
-      ? sql`fence AS (SELECT shard_id, epoch FROM ${shards}, ${sharedGate(sql, prefix)}
-          WHERE ${inIntegers(sql, "pg", "shard_id", fenced)} ORDER BY shard_id FOR SHARE OF ${shards}),`
-      : sql``
+    const fence = isFenced ? sql`fence AS (${lockedEpochs(sql, prefix, fenced)}),` : sql``
     const passes = isFenced
       ? sql` WHERE r.fs IS NULL OR EXISTS (SELECT 1 FROM fence f WHERE f.shard_id = r.fs AND f.epoch = r.fe)`
       : sql``

@@ -19,14 +19,25 @@
 import type { SqlClient } from "effect/sql/SqlClient"
 import type * as Statement from "effect/sql/Statement"
 import { advisoryLockKey } from "../Migrations.ts"
+import { inIntegers } from "./lists.ts"
 
-/** The gate's advisory lock key for the tables of `prefix`. */
-export const epochGateKey = (prefix: string): number => advisoryLockKey(`${prefix}:epochs`)
+const keyOf = (prefix: string): number => advisoryLockKey(`${prefix}:epochs`)
 
 /** A `FROM` item for a fenced write's statement: the gate taken shared, until the commit. */
 export const sharedGate = (sql: SqlClient, prefix: string): Statement.Fragment =>
-  sql`(SELECT pg_advisory_xact_lock_shared(${epochGateKey(prefix)})) AS epoch_gate`
+  sql`(SELECT pg_advisory_xact_lock_shared(${keyOf(prefix)})) AS epoch_gate`
 
-/** The statement a bump's transaction runs before it locks the shard rows: the gate, exclusive. */
+/**
+ * A fenced write's read of its shards' epochs (`shard_id`, `epoch`), behind the shared gate, the
+ * rows share-locked in shard order until the commit (the order bumps lock them in).
+ */
+export const lockedEpochs = (sql: SqlClient, prefix: string, shardIds: ReadonlyArray<number>) => {
+  const shards = sql(`${prefix}shards`)
+  return sql<{ readonly shard_id: unknown; readonly epoch: unknown }>`SELECT shard_id, epoch
+    FROM ${shards}, ${sharedGate(sql, prefix)}
+    WHERE ${inIntegers(sql, "pg", "shard_id", shardIds)} ORDER BY shard_id FOR SHARE OF ${shards}`
+}
+
+/** What a bump runs before it locks the shard rows: the gate, exclusive (a `FROM` may follow). */
 export const exclusiveGate = (sql: SqlClient, prefix: string) =>
-  sql`SELECT pg_advisory_xact_lock(${epochGateKey(prefix)})`
+  sql`SELECT pg_advisory_xact_lock(${keyOf(prefix)})`

@@ -29,7 +29,7 @@ import {
   type StatusRow,
   type StepRow
 } from "./batch.ts"
-import { sharedGate } from "./epochGate.ts"
+import { lockedEpochs } from "./epochGate.ts"
 import { inIntegers } from "./lists.ts"
 import { inTransaction } from "./transaction.ts"
 
@@ -158,9 +158,7 @@ export const make = (options: WritesOptions) => {
   const readEpochs = (shardIds: ReadonlyArray<number>) =>
     Effect.map(
       dialect === "pg"
-        ? sql<{ readonly shard_id: unknown; readonly epoch: unknown }>`SELECT shard_id, epoch
-            FROM ${shards}, ${sharedGate(sql, prefix)}
-            WHERE ${inIntegers(sql, dialect, "shard_id", shardIds)} ORDER BY shard_id FOR SHARE OF ${shards}`
+        ? lockedEpochs(sql, prefix, shardIds)
         : sql<{ readonly shard_id: unknown; readonly epoch: unknown }>`SELECT shard_id, epoch FROM ${shards}
             WHERE ${inIntegers(sql, dialect, "shard_id", shardIds)} ORDER BY shard_id`,
       (rows) => new Map(rows.map((row) => [Number(row.shard_id), Number(row.epoch)]))
@@ -362,8 +360,7 @@ export const make = (options: WritesOptions) => {
     }
     const fenced = batch.fencedShards.length > 0
     if (fenced) {
-      ctes.push(sql`fence AS (SELECT shard_id, epoch FROM ${shards}, ${sharedGate(sql, prefix)}
-        WHERE ${inIntegers(sql, "pg", "shard_id", batch.fencedShards)} ORDER BY shard_id FOR SHARE OF ${shards})`)
+      ctes.push(sql`fence AS (${lockedEpochs(sql, prefix, batch.fencedShards)})`)
       outputs.push(sql`SELECT 'f' AS kind, NULL::text AS execution_id, shard_id, epoch FROM fence`)
     }
     const passes = fenced ? rowPassesFence(sql) : sql`true`
