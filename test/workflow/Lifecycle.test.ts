@@ -8,13 +8,7 @@ import {
   WorkflowContext,
   WorkflowErrors
 } from "../../src/index.ts"
-import { awaitStatus, Calls, fastRetry, withEngine } from "./fixtures.ts"
-
-class Job extends Workflow.TaggedRequest<Job>()("Job", {
-  payload: { id: Schema.String },
-  success: Schema.String,
-  failure: Schema.Never
-}) {}
+import { awaitStatus, Calls, fastRetry, Job, withEngine } from "./fixtures.ts"
 
 describe("execution lifecycle", () => {
   it.live("yieldExecution inside an activity suspends durably until resume, then re-runs it", () =>

@@ -17,12 +17,7 @@ import {
   WorkflowEngine,
   WorkflowErrors
 } from "../../src/index.ts"
-
-class Job extends Workflow.TaggedRequest<Job>()("Job", {
-  payload: { id: Schema.String },
-  success: Schema.String,
-  failure: Schema.Never
-}) {}
+import { Job } from "./fixtures.ts"
 
 describe("recovery of executions left without a run", () => {
   it.live("an orphan is started with a warning naming it; a run in progress is left alone", () =>

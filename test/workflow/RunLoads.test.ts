@@ -15,12 +15,7 @@ import {
   WorkflowEngine,
   WorkflowErrors
 } from "../../src/index.ts"
-
-class Job extends Workflow.TaggedRequest<Job>()("Job", {
-  payload: { id: Schema.String },
-  success: Schema.String,
-  failure: Schema.Never
-}) {}
+import { Job } from "./fixtures.ts"
 
 type Journal = DurableExecutionJournal.DurableExecutionJournal["Service"]
 
@@ -31,14 +26,13 @@ const noting = <T, A, E>(list: Array<T>, item: T, effect: Effect.Effect<A, E>) =
     return effect
   })
 
-/** `inner` with its reads of steps and rows counted. */
+/** `inner` with its reads of steps counted. */
 const counted = (inner: Journal) => {
-  const calls = { steps: [] as Array<string>, stepsMany: [] as Array<number>, get: [] as Array<string> }
+  const calls = { steps: [] as Array<string>, stepsMany: [] as Array<number> }
   const journal: Journal = {
     ...inner,
     steps: (id) => noting(calls.steps, id, inner.steps(id)),
-    stepsMany: (ids) => noting(calls.stepsMany, ids.length, inner.stepsMany!(ids)),
-    get: (id) => noting(calls.get, id, inner.get(id))
+    stepsMany: (ids) => noting(calls.stepsMany, ids.length, inner.stepsMany!(ids))
   }
   return { calls, journal }
 }

@@ -34,6 +34,13 @@ export class OutOfStockError extends Schema.TaggedError<OutOfStockError>()("OutO
   sku: Schema.String
 }) {}
 
+/** A request with an id, answered with a string: the tests' plain job. */
+export class Job extends Workflow.TaggedRequest<Job>()("Job", {
+  payload: { id: Schema.String },
+  success: Schema.String,
+  failure: Schema.Never
+}) {}
+
 export class ThreeSteps extends Workflow.TaggedRequest<ThreeSteps>()("ThreeSteps", {
   payload: { id: Schema.String },
   success: Schema.Number,
